@@ -1,0 +1,172 @@
+"""The client: submit runs, follow them, cancel them. It sends tasks by name and never imports
+the worker code, so it runs anywhere that reaches Redis and the broker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+from uuid import uuid4
+
+from celery import Celery
+from pydantic import ValidationError
+
+from orchestrator import events as run_events
+from orchestrator.celery_config import celery_config
+from orchestrator.connection import redis_client
+from orchestrator.errors import (
+    InvalidRunError,
+    RunFailedError,
+    RunNotFoundError,
+    RunTimeoutError,
+)
+from orchestrator.keys import WORKER_PATTERN, RunKeys
+from orchestrator.models import (
+    TERMINAL_STATES,
+    AgentSpec,
+    Budget,
+    MapReduceRequest,
+    MapReduceResult,
+    RunStatus,
+)
+from orchestrator.run_store import RunStore
+from orchestrator.settings import Settings, get_settings
+
+
+def _validation_message(error: ValidationError) -> str:
+    parts = []
+    for issue in error.errors():
+        where = ".".join(str(p) for p in issue["loc"]) or "request"
+        parts.append(f"{where}: {issue['msg']}")
+    return "; ".join(parts)
+
+
+class Client:
+    """Submits and follows runs.
+
+    Parameters:
+        redis_url: the Redis of run state (and broker and backend unless the settings name
+            others); defaults to ``ORCHESTRATOR_REDIS_URL``.
+        settings: full settings, for callers that build their own.
+    """
+
+    def __init__(self, redis_url: str | None = None, settings: Settings | None = None) -> None:
+        base = settings or get_settings()
+        self.settings = base.model_copy(update={"redis_url": redis_url}) if redis_url else base
+        self.redis = redis_client(self.settings.redis_url)
+        self.store = RunStore(self.redis, self.settings)
+        self._celery = Celery("agent_orchestrator_client", set_as_current=False)
+        self._celery.conf.update(celery_config(self.settings))
+
+    def map_reduce(
+        self,
+        task: str,
+        items: Sequence[str],
+        mapper: AgentSpec | dict[str, Any],
+        reducer: AgentSpec | dict[str, Any],
+        max_concurrent: int = 5,
+        budget: Budget | dict[str, Any] | None = None,
+        deadline_s: float | None = None,
+    ) -> RunHandle:
+        """Submit a map-reduce: one mapper agent per item, at most ``max_concurrent`` at once
+        across all workers, then a reducer over their summaries.
+
+        Mapper ``i`` is named ``{mapper.name}_{i}`` and gets ``"{task}\\n\\nProcess this item:
+        {item}"``. Raises ``InvalidRunError`` before anything is dispatched when the input is
+        bad (no items, a cap below 1, an unknown provider, a negative budget).
+        """
+        if isinstance(items, str) or not isinstance(items, Sequence):
+            raise InvalidRunError("items must be a list of strings")
+        if not items:
+            raise InvalidRunError("items must not be empty: a map-reduce needs at least one item")
+        for position, item in enumerate(items):
+            if not isinstance(item, str):
+                raise InvalidRunError(f"items[{position}] is {type(item).__name__}, not a string")
+        try:
+            request = MapReduceRequest(
+                task=task,
+                mapper=AgentSpec.model_validate(mapper),
+                reducer=AgentSpec.model_validate(reducer),
+                max_concurrent=max_concurrent,
+                budget=Budget.model_validate(budget) if budget is not None else Budget(),
+                deadline_s=deadline_s,
+                item_count=len(items),
+            )
+        except ValidationError as error:
+            raise InvalidRunError(_validation_message(error)) from None
+        run_id = uuid4().hex
+        self.store.create_map_reduce(run_id, request, list(items))
+        self._celery.send_task("tasks.coordinator.admit_run", args=(run_id,), queue="coordinator")
+        return RunHandle(self, run_id)
+
+    def get_run(self, run_id: str) -> RunHandle:
+        """Attach to an existing run (from any process); ``RunNotFoundError`` if there is none."""
+        if not self.store.exists(run_id):
+            raise RunNotFoundError(f"no run with id {run_id!r}")
+        return RunHandle(self, run_id)
+
+    def workers(self) -> list[str]:
+        """Host names of the live workers (each refreshes its presence every sweep)."""
+        names = [key.decode().split(":", 2)[2] for key in self.redis.scan_iter(WORKER_PATTERN)]
+        return sorted(names)
+
+    def send_cancel(self, run_id: str) -> None:
+        self._celery.send_task("tasks.coordinator.cancel_run", args=(run_id,), queue="coordinator")
+
+
+class RunHandle:
+    """A submitted run: its id, status, events, result and cancel."""
+
+    def __init__(self, client: Client, run_id: str) -> None:
+        self.client = client
+        self.id = run_id
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.id!r})"
+
+    def status(self) -> RunStatus:
+        """State (``pending|running|succeeded|failed|cancelled``) and counts by outcome."""
+        status = self.client.store.status(self.id)
+        if status is None:
+            raise RunNotFoundError(f"no run with id {self.id!r}")
+        return status
+
+    def events(self, follow: bool = True) -> Iterator[run_events.Event]:
+        """The run's events from the first; with ``follow``, live until ``RunEnd``."""
+        return run_events.follow(self.client.redis, self.id, follow=follow)
+
+    def wait(self, timeout: float | None = None) -> RunStatus:
+        """Block until the run ends (woken by its event stream, not by polling)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        key = RunKeys(self.id).events
+        last_id = "$"
+        while True:
+            status = self.status()
+            if status.state in TERMINAL_STATES:
+                return status
+            remaining = 1.0 if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                raise RunTimeoutError(f"run {self.id} did not end within {timeout} s")
+            block_ms = max(1, int(min(remaining, 1.0) * 1000))
+            answer = self.client.redis.xread({key: last_id}, block=block_ms)
+            if answer:
+                last_id = answer[0][1][-1][0]
+
+    def result(self, timeout: float | None = None) -> MapReduceResult:
+        """Wait for the run and return its result. A cancelled run returns the outputs it has;
+        a failed run raises ``RunFailedError``."""
+        status = self.wait(timeout)
+        if status.state == "failed":
+            raise RunFailedError(self.id, status.error)
+        raw = self.client.store.result_json(self.id)
+        if raw is None:
+            raise RunFailedError(self.id, "the run ended without a result")
+        return MapReduceResult.model_validate_json(raw)
+
+    def cancel(self, reason: str = "cancelled by the user") -> bool:
+        """Stop the run: no further members start, running ones stop at their next model
+        call, the rest end ``cancelled``. False when the run had already ended."""
+        flagged = self.client.store.request_cancel(self.id, reason)
+        if flagged:
+            self.client.send_cancel(self.id)
+        return flagged

@@ -1,0 +1,88 @@
+"""Names of every Redis key agent-orchestrator writes (all under ``ao:``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ACTIVE_RUNS = "ao:runs:active"
+WORKER_PATTERN = "ao:worker:*"
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """The keys of one run.
+
+    ``run`` is a hash (state, request, counters, result); ``items`` a list of item JSON;
+    ``leases`` a sorted set member -> lease expiry in ms (a member is in flight while it is
+    there); ``holders`` a hash member -> token of the execution that holds the lease; ``outputs``
+    a hash index -> AgentOutput JSON (first write wins); ``budget`` the ledger hash;
+    ``reserved`` a hash member -> reserved "tokens cost"; ``events`` the run's stream.
+    """
+
+    run_id: str
+
+    @property
+    def run(self) -> str:
+        return f"ao:run:{self.run_id}"
+
+    @property
+    def items(self) -> str:
+        return f"{self.run}:items"
+
+    @property
+    def leases(self) -> str:
+        return f"{self.run}:leases"
+
+    @property
+    def holders(self) -> str:
+        return f"{self.run}:holders"
+
+    @property
+    def outputs(self) -> str:
+        return f"{self.run}:outputs"
+
+    @property
+    def budget(self) -> str:
+        return f"{self.run}:budget"
+
+    @property
+    def reserved(self) -> str:
+        return f"{self.run}:reserved"
+
+    @property
+    def events(self) -> str:
+        return f"{self.run}:events"
+
+    def all(self) -> list[str]:
+        """Every key of the run, for expiry."""
+        return [
+            self.run,
+            self.items,
+            self.leases,
+            self.holders,
+            self.outputs,
+            self.budget,
+            self.reserved,
+            self.events,
+        ]
+
+
+def member_task_id(run_id: str, index: int) -> str:
+    """The Celery task id of mapper ``index``: stable, so a republished member is the same task."""
+    return f"{run_id}-m{index}"
+
+
+def gate_task_id(run_id: str) -> str:
+    return f"{run_id}-gate"
+
+
+def reducer_task_id(run_id: str) -> str:
+    return f"{run_id}-reduce"
+
+
+REDUCER_MEMBER = "reduce"
+
+
+def worker_key(hostname: str) -> str:
+    """Presence of a live worker, refreshed by its watchdog."""
+    return f"ao:worker:{hostname}"

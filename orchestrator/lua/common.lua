@@ -1,0 +1,112 @@
+-- Shared by every run script (the loader prepends this file). Every script gets the run's
+-- keys in the same order, see orchestrator/keys.py RunKeys.all().
+local K_RUN, K_ITEMS, K_LEASES, K_HOLDERS, K_OUTPUTS, K_BUDGET, K_RESERVED, K_EVENTS =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+
+-- Redis's clock, so that workers on machines with skewed clocks agree on lease expiry.
+local function now_ms()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function num(key, field)
+    local v = redis.call('HGET', key, field)
+    if v then return tonumber(v) end
+    return nil
+end
+
+local function emit(event_json)
+    if event_json and event_json ~= '' then
+        local maxlen = redis.call('HGET', K_RUN, 'events_maxlen') or '10000'
+        redis.call('XADD', K_EVENTS, 'MAXLEN', '~', maxlen, '*', 'e', event_json)
+    end
+end
+
+local function is_active()
+    return redis.call('HGET', K_RUN, 'state') == 'running'
+        and redis.call('HEXISTS', K_RUN, 'cancel') == 0
+end
+
+-- Admit one agent against the budget, or say why not. 'wait' means the token or cost limit
+-- would be passed by the reservations of agents still running: admission pauses until they
+-- settle instead of denying an agent that may still fit.
+local function budget_reserve(member, inflight)
+    local max_agents = num(K_BUDGET, 'max_agents')
+    local agents = num(K_BUDGET, 'agents') or 0
+    if max_agents and agents >= max_agents then
+        return 'deny', 'budget: max_agents (' .. max_agents .. ') reached'
+    end
+    local settled = num(K_BUDGET, 'settled') or 0
+    local tokens = num(K_BUDGET, 'tokens') or 0
+    local cost = num(K_BUDGET, 'cost') or 0
+    local est_tokens, est_cost = 0, 0
+    if settled > 0 then
+        est_tokens = tokens / settled
+        est_cost = cost / settled
+    end
+    local max_tokens = num(K_BUDGET, 'max_tokens')
+    if max_tokens then
+        if tokens >= max_tokens then
+            return 'deny', 'budget: max_tokens (' .. max_tokens .. ') reached, ' .. tokens .. ' used'
+        end
+        if inflight > 0 and tokens + (num(K_BUDGET, 'res_tokens') or 0) + est_tokens > max_tokens then
+            return 'wait', ''
+        end
+    end
+    local max_cost = num(K_BUDGET, 'max_cost')
+    if max_cost then
+        if cost >= max_cost then
+            return 'deny', 'budget: max_cost_usd (' .. max_cost .. ') reached, ' .. cost .. ' spent'
+        end
+        if inflight > 0 and cost + (num(K_BUDGET, 'res_cost') or 0) + est_cost > max_cost then
+            return 'wait', ''
+        end
+    end
+    redis.call('HINCRBY', K_BUDGET, 'agents', 1)
+    redis.call('HINCRBYFLOAT', K_BUDGET, 'res_tokens', est_tokens)
+    redis.call('HINCRBYFLOAT', K_BUDGET, 'res_cost', est_cost)
+    redis.call('HSET', K_RESERVED, member, est_tokens .. ' ' .. est_cost)
+    return 'ok', ''
+end
+
+-- Replace a member's reservation with what it really used.
+local function budget_settle(member, tokens, cost)
+    local reserved = redis.call('HGET', K_RESERVED, member)
+    if not reserved then return end
+    local res_tokens, res_cost = string.match(reserved, '^(%S+) (%S+)$')
+    redis.call('HINCRBYFLOAT', K_BUDGET, 'res_tokens', -tonumber(res_tokens))
+    redis.call('HINCRBYFLOAT', K_BUDGET, 'res_cost', -tonumber(res_cost))
+    redis.call('HDEL', K_RESERVED, member)
+    if tokens > 0 or cost > 0 then
+        redis.call('HINCRBY', K_BUDGET, 'settled', 1)
+        redis.call('HINCRBY', K_BUDGET, 'tokens', tokens)
+        redis.call('HINCRBYFLOAT', K_BUDGET, 'cost', cost)
+    end
+end
+
+-- The window: admit members in item order while fewer than max_concurrent are in flight.
+-- Returns the admitted indices and a flat list of (denied index, reason).
+local function fill_window(lease_ms)
+    local now = now_ms()
+    local admitted, denied = {}, {}
+    if not is_active() then return admitted, denied end
+    local total = tonumber(redis.call('HGET', K_RUN, 'total'))
+    local cap = tonumber(redis.call('HGET', K_RUN, 'max_concurrent'))
+    local nxt = tonumber(redis.call('HGET', K_RUN, 'next'))
+    while nxt < total do
+        local inflight = redis.call('ZCARD', K_LEASES)
+        if inflight >= cap then break end
+        local verdict, reason = budget_reserve(tostring(nxt), inflight)
+        if verdict == 'wait' then break end
+        if verdict == 'ok' then
+            redis.call('ZADD', K_LEASES, now + lease_ms, nxt)
+            table.insert(admitted, nxt)
+        else
+            table.insert(denied, nxt)
+            table.insert(denied, reason)
+        end
+        nxt = nxt + 1
+    end
+    redis.call('HSET', K_RUN, 'next', nxt)
+    return admitted, denied
+end

@@ -1,0 +1,224 @@
+"""The pydantic models that cross the wire: agent specs, budgets, outputs, records, results.
+
+Every model here serializes to plain JSON; tasks receive and return them as dicts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from orchestrator.providers import KNOWN_PROVIDERS
+
+Outcome = Literal["ok", "error", "skipped", "cancelled"]
+OUTCOMES: tuple[Outcome, ...] = ("ok", "error", "skipped", "cancelled")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (what every timestamp here uses)."""
+    return datetime.now(UTC)
+
+
+class ModelConfig(BaseModel):
+    """Which model an agent talks to.
+
+    Parameters:
+        provider: a provider name known to the workers (``scripted`` is the offline one).
+        model: the provider's model name.
+        options: provider options (for ``scripted``: ``latency_ms``, ``jitter_ms``, ``seed``,
+            ``fail_on``, ``script``, ``answer``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = "scripted"
+    model: str = "scripted-1"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in KNOWN_PROVIDERS:
+            known = ", ".join(sorted(KNOWN_PROVIDERS))
+            raise ValueError(f"unknown provider {value!r} (known providers: {known})")
+        return value
+
+
+class AgentSpec(BaseModel):
+    """One agent: its name, instructions (the system prompt), model and limits.
+
+    Parameters:
+        name: the agent's name; map-reduce mappers are named ``{name}_{i}``.
+        instructions: the system prompt.
+        model: the model configuration.
+        tools: names of the tools the agent may call.
+        max_turns: the most model turns before the run stops with an error.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    instructions: str = ""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    tools: list[str] = Field(default_factory=list)
+    max_turns: int = Field(default=10, ge=1)
+
+
+class Budget(BaseModel):
+    """Limits for one run, enforced atomically in Redis across all workers.
+
+    ``max_agents`` is exact: an agent is counted when it is admitted. ``max_tokens`` and
+    ``max_cost_usd`` are checked at admission against what has been spent plus a reservation
+    for each running agent (the average usage of the agents that already finished); an agent's
+    real usage is only known when it ends, so a run can pass these limits by what its running
+    agents use beyond their reservation, never by starting agents once they are reached.
+    Every limit is optional.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_agents: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=0)
+    max_cost_usd: float | None = Field(default=None, ge=0)
+
+
+class Usage(BaseModel):
+    """Tokens and cost of one or more model calls."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+        )
+
+
+class ToolCall(BaseModel):
+    """A tool call requested by the model."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Message(BaseModel):
+    """One message of an agent's context."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+
+
+class AgentOutput(BaseModel):
+    """What one agent run produced. Agent runs never raise: failures are ``error`` outputs."""
+
+    name: str
+    answer: str = ""
+    outcome: Outcome = "ok"
+    error: str | None = None
+    turns: int = 0
+    tool_calls: int = 0
+    tokens: Usage = Field(default_factory=Usage)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_ms: float = 0.0
+    tools_used: list[str] = Field(default_factory=list)
+
+    def succeeded(self) -> bool:
+        """True when the agent produced an answer without error."""
+        return self.outcome == "ok" and self.error is None
+
+    @classmethod
+    def not_run(cls, name: str, outcome: Outcome, reason: str) -> AgentOutput:
+        """The output of an agent that never ran (skipped by the budget, or cancelled)."""
+        now = utcnow()
+        return cls(name=name, outcome=outcome, error=reason, started_at=now, ended_at=now)
+
+
+class MapReduceResult(BaseModel):
+    """The result of a map-reduce run: mapper outputs in item order and the reduced answer."""
+
+    task: str
+    map_outputs: list[AgentOutput]
+    reduced_answer: str
+    reducer_output: AgentOutput | None = None
+
+    def all_succeeded(self) -> bool:
+        """True when every mapper succeeded."""
+        return all(output.succeeded() for output in self.map_outputs)
+
+
+class CallRecord(BaseModel):
+    """One model call or tool call inside an agent run."""
+
+    kind: Literal["model", "tool"]
+    name: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    usage: Usage = Field(default_factory=Usage)
+    status: Literal["ok", "error", "cancelled"] = "ok"
+    error: str | None = None
+
+
+class RunRecord(BaseModel):
+    """The trace of one agent run, for learners: every model and tool call in order."""
+
+    run_id: str
+    agent_name: str
+    agent_id: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    outcome: Outcome = "ok"
+    calls: list[CallRecord] = Field(default_factory=list)
+
+
+RunState = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class RunStatus(BaseModel):
+    """A snapshot of a run: its state and how many members ended with each outcome."""
+
+    run_id: str
+    kind: str
+    state: RunState
+    total: int
+    counts: dict[str, int]
+    in_flight: int
+    cancel_reason: str | None = None
+    error: str | None = None
+
+    @property
+    def finished_members(self) -> int:
+        return sum(self.counts.values())
+
+
+class MapReduceRequest(BaseModel):
+    """A validated map-reduce submission, as stored with the run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str
+    mapper: AgentSpec
+    reducer: AgentSpec
+    max_concurrent: int = Field(default=5, ge=1)
+    budget: Budget = Field(default_factory=Budget)
+    deadline_s: float | None = Field(default=None, gt=0)
+    item_count: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _task_given(self) -> MapReduceRequest:
+        if not self.task.strip():
+            raise ValueError("task must not be empty")
+        return self

@@ -1,0 +1,263 @@
+"""Run state in Redis: creation, the admission window, leases, completion, cancel, final result.
+
+Every state change is one Lua script (``lua/``), so coordinators and members on any number of
+workers can race on the same run without over-admitting, double counting or losing an output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import redis
+
+from orchestrator.events import AgentEnd, AgentStart, RunEnd, RunStart
+from orchestrator.keys import ACTIVE_RUNS, RunKeys
+from orchestrator.models import OUTCOMES, AgentOutput, MapReduceRequest, RunState, RunStatus
+from orchestrator.scripts import run_script
+from orchestrator.settings import Settings
+
+RESULT_TTL_S = 7 * 24 * 3600
+
+
+@dataclass
+class Admission:
+    """Members the window let in, members the budget denied (index, reason), and the cancel
+    reason if the run is being cancelled ('' otherwise)."""
+
+    admitted: list[int] = field(default_factory=list)
+    denied: list[tuple[int, str]] = field(default_factory=list)
+    cancel: str = ""
+
+
+@dataclass
+class Claim:
+    """What a starting member execution must do: ``run`` (with ``input``), return the stored
+    output (``done``), end as ``cancelled`` (``input`` is the reason), or step aside (``busy``)."""
+
+    action: str
+    input: str = ""
+
+
+@dataclass
+class Completion:
+    """The result of storing a member's output: ``stored`` is False for a late duplicate,
+    whose first output is in ``output``."""
+
+    stored: bool
+    output: AgentOutput
+    admission: Admission
+
+
+@dataclass
+class Sweep:
+    """The watchdog's findings for one run."""
+
+    state: str
+    cancel: str
+    republish: list[str]
+    abandon: list[str]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _admission(admitted: list[int], denied: list[bytes | int]) -> Admission:
+    pairs = [(int(denied[i]), _text(denied[i + 1])) for i in range(0, len(denied), 2)]  # type: ignore[arg-type]
+    return Admission(admitted=[int(i) for i in admitted], denied=pairs)
+
+
+def member_name(spec_name: str, member: str) -> str:
+    """The agent name of a member: ``{name}_{i}`` for mappers, the spec's name for the reducer."""
+    return spec_name if member == "reduce" else f"{spec_name}_{member}"
+
+
+class RunStore:
+    """Reads and changes runs in Redis.
+
+    Parameters:
+        client: a redis-py client of the state Redis.
+        settings: lease length and event stream bound.
+    """
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+
+    @property
+    def _lease_ms(self) -> int:
+        return int(self.settings.lease_s * 1000)
+
+    def _run(self, run_id: str, script: str, *args: object) -> object:
+        return run_script(self.client, script, RunKeys(run_id).all(), list(args))
+
+    def now_ms(self) -> int:
+        """Redis's clock in milliseconds (the clock every lease and deadline uses)."""
+        seconds, micros = self.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def create_map_reduce(self, run_id: str, request: MapReduceRequest, items: list[str]) -> None:
+        """Write a new pending map-reduce run: its request, items, budget and first event."""
+        keys = RunKeys(run_id)
+        fields: dict[str, str | int] = {
+            "id": run_id,
+            "kind": "map_reduce",
+            "state": "pending",
+            "request": request.model_dump_json(),
+            "total": len(items),
+            "max_concurrent": request.max_concurrent,
+            "next": 0,
+            "events_maxlen": self.settings.events_maxlen,
+            "created_ms": self.now_ms(),
+        }
+        if request.deadline_s is not None:
+            fields["deadline_ms"] = int(fields["created_ms"]) + int(request.deadline_s * 1000)
+        budget = request.budget
+        limits = {
+            "max_agents": budget.max_agents,
+            "max_tokens": budget.max_tokens,
+            "max_cost": budget.max_cost_usd,
+        }
+        start = RunStart(run_id=run_id, kind="map_reduce", total=len(items))
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.run, mapping=fields)
+            pipe.rpush(keys.items, *items)
+            pipe.hset(keys.budget, mapping={"agents": 0, "tokens": 0, "cost": 0})
+            for name, limit in limits.items():
+                if limit is not None:
+                    pipe.hset(keys.budget, name, str(limit))
+            pipe.xadd(keys.events, {"e": start.model_dump_json()})
+            pipe.sadd(ACTIVE_RUNS, run_id)
+            pipe.execute()
+
+    def exists(self, run_id: str) -> bool:
+        return bool(self.client.exists(RunKeys(run_id).run))
+
+    def request(self, run_id: str) -> MapReduceRequest:
+        """The run's validated request (cached: a request never changes)."""
+        return _cached_request(self.client, run_id)
+
+    def start(self, run_id: str) -> Admission:
+        """Admission: the run becomes ``running`` and its first window is admitted."""
+        admitted, denied, cancel = self._run(run_id, "start_run", self._lease_ms)  # type: ignore[misc]
+        admission = _admission(admitted, denied)
+        admission.cancel = _text(cancel)
+        return admission
+
+    def claim(self, run_id: str, member: str, token: str, event: AgentStart) -> Claim:
+        """Take the lease of a member about to execute (see ``claim_member.lua``)."""
+        reply = self._run(
+            run_id, "claim_member", member, token, self._lease_ms, event.model_dump_json()
+        )
+        action, *rest = reply  # type: ignore[misc]
+        return Claim(action=_text(action), input=_text(rest[0]) if rest else "")
+
+    def complete(
+        self, run_id: str, member: str, output: AgentOutput, event: AgentEnd
+    ) -> Completion:
+        """Store a member's output once, settle its budget and admit the next members."""
+        reply = self._run(
+            run_id,
+            "complete_member",
+            member,
+            self._lease_ms,
+            output.model_dump_json(),
+            output.outcome,
+            output.tokens.total_tokens,
+            output.tokens.cost_usd,
+            event.model_dump_json(),
+        )
+        if reply[0] == 0:  # type: ignore[index]
+            stored = AgentOutput.model_validate_json(reply[1])  # type: ignore[index]
+            return Completion(stored=False, output=stored, admission=Admission())
+        return Completion(stored=True, output=output, admission=_admission(reply[1], reply[2]))  # type: ignore[index]
+
+    def renew(self, leases: list[tuple[str, str, str]]) -> list[str]:
+        """Renew the leases ``(run_id, member, token)`` in one round trip; returns each run's
+        cancel reason ('' when not cancelled)."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for run_id, member, token in leases:
+                run_script(
+                    pipe, "renew_lease", RunKeys(run_id).all(), [member, token, self._lease_ms]
+                )
+            return [_text(reason) for reason in pipe.execute()]
+
+    def sweep(self, run_id: str) -> Sweep:
+        """Apply the deadline and take over expired leases (see ``sweep_run.lua``)."""
+        state, cancel, republish, abandon = self._run(run_id, "sweep_run", self._lease_ms)  # type: ignore[misc]
+        return Sweep(
+            state=_text(state),
+            cancel=_text(cancel),
+            republish=[_text(m) for m in republish],
+            abandon=[_text(m) for m in abandon],
+        )
+
+    def request_cancel(self, run_id: str, reason: str) -> bool:
+        """Flag the run as cancelled; True when this call set the flag."""
+        return bool(self._run(run_id, "request_cancel", reason))
+
+    def gate_reducer(self, run_id: str, prompt: str) -> tuple[str, str]:
+        """Budget-gate the reducer: (``admitted`` | ``denied`` | ``cancelled``, reason)."""
+        verdict, *rest = self._run(run_id, "gate_reducer", self._lease_ms, prompt)  # type: ignore[misc]
+        return _text(verdict), _text(rest[0]) if rest else ""
+
+    def finalize(self, run_id: str, state: RunState, result_json: str, error: str = "") -> bool:
+        """End the run once with its result; False when it had already ended."""
+        event = RunEnd(run_id=run_id, state=state)
+        ended = run_script(
+            self.client,
+            "finalize_run",
+            [*RunKeys(run_id).all(), ACTIVE_RUNS],
+            [state, result_json, error, event.model_dump_json(), RESULT_TTL_S],
+        )
+        return bool(ended)
+
+    def outputs(self, run_id: str) -> list[AgentOutput]:
+        """The stored mapper outputs, in item order (members not yet ended are missing)."""
+        raw = self.client.hgetall(RunKeys(run_id).outputs)
+        by_index = {int(k): v for k, v in raw.items() if k != b"reduce"}
+        return [AgentOutput.model_validate_json(by_index[i]) for i in sorted(by_index)]
+
+    def stored_output(self, run_id: str, member: str) -> AgentOutput | None:
+        raw = self.client.hget(RunKeys(run_id).outputs, member)
+        return AgentOutput.model_validate_json(raw) if raw else None
+
+    def status(self, run_id: str) -> RunStatus | None:
+        """A snapshot of the run, or None when no such run exists."""
+        keys = RunKeys(run_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.run)
+            pipe.zcard(keys.leases)
+            fields, in_flight = pipe.execute()
+        if not fields:
+            return None
+        get = {_text(k): _text(v) for k, v in fields.items() if k != b"result"}
+        return RunStatus(
+            run_id=run_id,
+            kind=get["kind"],
+            state=get["state"],  # type: ignore[arg-type]
+            total=int(get["total"]),
+            counts={outcome: int(get.get(f"n_{outcome}", 0)) for outcome in OUTCOMES},
+            in_flight=in_flight,
+            cancel_reason=get.get("cancel") or None,
+            error=get.get("error") or None,
+        )
+
+    def result_json(self, run_id: str) -> str | None:
+        raw = self.client.hget(RunKeys(run_id).run, "result")
+        return _text(raw) if raw else None
+
+    def active_runs(self) -> list[str]:
+        return [_text(run_id) for run_id in self.client.smembers(ACTIVE_RUNS)]
+
+    def forget_active(self, run_id: str) -> None:
+        self.client.srem(ACTIVE_RUNS, run_id)
+
+
+@lru_cache(maxsize=256)
+def _cached_request(client: redis.Redis, run_id: str) -> MapReduceRequest:
+    raw = client.hget(RunKeys(run_id).run, "request")
+    if raw is None:
+        raise LookupError(f"run {run_id} has no request")
+    return MapReduceRequest.model_validate_json(raw)

@@ -1,0 +1,53 @@
+"""Settings read from the environment (``ORCHESTRATOR_*``) with pydantic-settings."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+class Settings(BaseSettings):
+    """Where Redis and the broker are, and the timings of leases and the watchdog.
+
+    Parameters:
+        redis_url: run state, budgets and events; also the broker and result backend unless
+            ``broker_url`` / ``result_backend`` are set (``ORCHESTRATOR_REDIS_URL``).
+        broker_url: a separate broker, e.g. ``amqp://guest:guest@localhost:5672//``.
+        result_backend: a separate Redis result backend.
+        lease_s: how long a running member may go without a heartbeat before the watchdog
+            publishes it again.
+        heartbeat_s: how often a worker renews the leases of the members it runs (this is also
+            how fast a cancel reaches running members).
+        sweep_s: how often each worker's watchdog looks for expired leases and deadlines.
+        visibility_timeout_s: the Redis broker's redelivery timeout; above the longest task.
+        events_maxlen: the approximate length bound of each run's event stream.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
+
+    redis_url: str = DEFAULT_REDIS_URL
+    broker_url: str | None = None
+    result_backend: str | None = None
+    lease_s: float = Field(default=30.0, gt=0)
+    heartbeat_s: float = Field(default=2.0, gt=0)
+    sweep_s: float = Field(default=5.0, gt=0)
+    visibility_timeout_s: int = Field(default=7200, gt=0)
+    events_maxlen: int = Field(default=10_000, gt=0)
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def backend(self) -> str:
+        return self.result_backend or self.redis_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

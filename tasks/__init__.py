@@ -1,0 +1,1 @@
+"""Celery task definitions, kept thin: each one hands over to ``workers``."""

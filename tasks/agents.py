@@ -1,0 +1,33 @@
+"""Agent tasks (queue ``agents``): chord members and reducers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.exceptions import Ignore
+
+from workers.app import app
+from workers.coordinator import finish_map_reduce
+from workers.member import execute_member
+from workers.runtime import lease_keeper, store
+
+
+@app.task(name="tasks.agents.run_member")
+def run_member(run_id: str, index: int) -> dict[str, Any]:
+    """Mapper ``index`` of a map-reduce run; returns its ``AgentOutput`` as a dict."""
+    output = execute_member(app, store(), lease_keeper(), run_id, str(index))
+    if output is None:
+        # Another live execution holds this member: drop this copy without a result, so the
+        # chord counts the member once, with the output of the execution that ran it.
+        raise Ignore()
+    return output.model_dump(mode="json")
+
+
+@app.task(name="tasks.agents.run_reducer")
+def run_reducer(run_id: str) -> dict[str, Any]:
+    """The reducer of a map-reduce run; ends the run with its answer."""
+    output = execute_member(app, store(), lease_keeper(), run_id, "reduce")
+    if output is None:
+        raise Ignore()
+    finish_map_reduce(store(), run_id, reducer_output=output)
+    return output.model_dump(mode="json")

@@ -1,0 +1,37 @@
+"""Coordinator tasks (queue ``coordinator``): admission, the reducer gate, cancellation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.models import AgentOutput
+from workers import canvas
+from workers.app import app
+from workers.coordinator import apply_admission, gate_reducer as gate, sweep_run
+from workers.runtime import store
+
+
+@app.task(name="tasks.coordinator.admit_run")
+def admit_run(run_id: str) -> None:
+    """Register the run's chord and publish its first window of members."""
+    runs = store()
+    status = runs.status(run_id)
+    if status is None or status.state != "pending":
+        return  # a redelivered admission of a run already admitted (or gone)
+    canvas.register_chord(app, run_id, status.total)
+    admission = runs.start(run_id)
+    apply_admission(app, runs, run_id, admission)
+    if admission.cancel:
+        sweep_run(app, runs, run_id)
+
+
+@app.task(name="tasks.coordinator.gate_reducer")
+def gate_reducer(outputs: list[dict[str, Any]], run_id: str) -> None:
+    """The chord body: gate the reducer on the budget, then run it or end the run."""
+    gate(app, store(), run_id, [AgentOutput.model_validate(o) for o in outputs])
+
+
+@app.task(name="tasks.coordinator.cancel_run")
+def cancel_run(run_id: str) -> None:
+    """End at once the members of a cancelled run that were never published."""
+    sweep_run(app, store(), run_id)

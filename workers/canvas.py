@@ -1,0 +1,83 @@
+"""The capped chord's Celery side, and the only module that touches canvas internals.
+
+A map-reduce run is a real Celery chord: its group id is the run id, member ``i`` is the task
+``tasks.agents.run_member(run_id, i)`` with a fixed task id and ``group_index=i``, and the body is
+``tasks.coordinator.gate_reducer(outputs, run_id)``. The chord size is registered in the result
+backend up front; members are published later, a window at a time. A member that never runs
+(skipped by the budget, cancelled) is counted by the backend directly, without a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Signature
+from celery.app.task import Context
+
+from orchestrator.keys import gate_task_id, member_task_id, reducer_task_id
+
+MEMBER_TASK = "tasks.agents.run_member"
+GATE_TASK = "tasks.coordinator.gate_reducer"
+REDUCER_TASK = "tasks.agents.run_reducer"
+
+
+def chord_body(app: Celery, run_id: str) -> Signature:
+    """The chord body: the reducer gate, on the coordinator queue."""
+    return app.signature(
+        GATE_TASK, args=(run_id,), options={"task_id": gate_task_id(run_id), "queue": "coordinator"}
+    )
+
+
+def register_chord(app: Celery, run_id: str, size: int) -> None:
+    """Tell the result backend the chord has ``size`` members (done before any is published)."""
+    app.backend.set_chord_size(run_id, size)
+
+
+def publish_members(app: Celery, run_id: str, indices: list[int]) -> None:
+    """Publish members ``indices`` of the run's chord to the agents queue."""
+    if not indices:
+        return
+    body = chord_body(app, run_id)
+    with app.producer_or_acquire() as producer:
+        for index in indices:
+            app.send_task(
+                MEMBER_TASK,
+                args=(run_id, index),
+                task_id=member_task_id(run_id, index),
+                group_id=run_id,
+                group_index=index,
+                chord=body,
+                queue="agents",
+                producer=producer,
+                add_to_parent=False,
+            )
+
+
+def count_member_without_message(
+    app: Celery, run_id: str, index: int, output: dict[str, Any]
+) -> None:
+    """Store a member's result and count it in the chord as if its task had run.
+
+    The backend's chord counting ignores a second result for the same task and index, so a
+    real execution finishing later cannot count the member twice.
+    """
+    request = Context(
+        id=member_task_id(run_id, index),
+        group=run_id,
+        group_index=index,
+        chord=chord_body(app, run_id),
+        ignore_result=False,
+        task=MEMBER_TASK,
+    )
+    app.backend.mark_as_done(member_task_id(run_id, index), output, request=request)
+
+
+def publish_reducer(app: Celery, run_id: str) -> None:
+    """Publish the reducer agent of a run whose gate admitted it."""
+    app.send_task(
+        REDUCER_TASK,
+        args=(run_id,),
+        task_id=reducer_task_id(run_id),
+        queue="agents",
+        add_to_parent=False,
+    )

@@ -1,0 +1,33 @@
+"""The provider interface: one model call from a context to a response with usage."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+from orchestrator.models import Message, ModelConfig, ToolCall, Usage
+from workers.cancellation import CancelToken
+
+
+class ProviderError(Exception):
+    """A model call failed (the agent run ends with an ``error`` output)."""
+
+
+class ModelResponse(BaseModel):
+    """What one model call returned: a final text, or tool calls to run first."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+
+
+class ModelProvider(Protocol):
+    """One model surface. Implementations are thread-safe and keep no per-run state."""
+
+    def complete(
+        self, config: ModelConfig, messages: list[Message], cancel: CancelToken
+    ) -> ModelResponse:
+        """Run one model call; raise ``ProviderError`` on failure and ``Cancelled`` when
+        ``cancel`` fires while waiting."""
+        ...

@@ -1,0 +1,80 @@
+"""The offline ``scripted`` model: deterministic, no network. For demos, tests and benchmarks
+only; it says so in every default answer.
+
+Options (``ModelConfig.options``):
+    latency_ms, jitter_ms: how long a call takes; jitter is uniform in +-jitter_ms, seeded by
+        ``seed`` and the prompt, so the same call always takes the same time.
+    fail_on: a substring; a call whose context contains it raises a provider error.
+    script: a list of turns, each ``{"text": ...}`` or ``{"tool_calls": [{"name", "arguments"}]}``;
+        turn k answers the k-th model call of the run; past the end the default answer follows.
+    answer: a fixed final answer instead of the default one.
+    cost_per_1k_tokens: a price, so that cost budgets can be exercised offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from typing import Any
+
+from orchestrator.models import Message, ModelConfig, ToolCall, Usage
+from workers.cancellation import CancelToken
+from workers.providers.base import ModelResponse, ProviderError
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token, at least one for any text."""
+    return math.ceil(len(text) / 4) if text else 0
+
+
+class ScriptedModel:
+    """The deterministic offline model (see the module docstring for its options)."""
+
+    def complete(
+        self, config: ModelConfig, messages: list[Message], cancel: CancelToken
+    ) -> ModelResponse:
+        options = config.options
+        prompt_text = "\n".join(message.content for message in messages)
+        turn = sum(1 for message in messages if message.role == "assistant")
+        cancel.sleep(self._latency_s(options, prompt_text, turn))
+        fail_on = options.get("fail_on")
+        if fail_on and fail_on in prompt_text:
+            raise ProviderError(f"scripted failure: the prompt contains {fail_on!r}")
+        response = self._turn(config, messages, turn)
+        output_text = response.text + "".join(str(call.arguments) for call in response.tool_calls)
+        input_tokens = estimate_tokens(prompt_text)
+        output_tokens = estimate_tokens(output_text)
+        price = float(options.get("cost_per_1k_tokens", 0.0))
+        response.usage = Usage(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=(input_tokens + output_tokens) * price / 1000,
+        )
+        return response
+
+    @staticmethod
+    def _latency_s(options: dict[str, Any], prompt_text: str, turn: int) -> float:
+        latency = float(options.get("latency_ms", 0))
+        jitter = float(options.get("jitter_ms", 0))
+        if jitter:
+            digest = hashlib.sha256(f"{options.get('seed', 0)}|{turn}|{prompt_text}".encode())
+            latency += random.Random(digest.digest()).uniform(-jitter, jitter)
+        return max(latency, 0.0) / 1000
+
+    @staticmethod
+    def _turn(config: ModelConfig, messages: list[Message], turn: int) -> ModelResponse:
+        script = config.options.get("script") or []
+        if turn < len(script):
+            step = script[turn]
+            if "tool_calls" in step:
+                calls = [
+                    ToolCall(id=f"call_{turn}_{i}", name=c["name"], arguments=c.get("arguments", {}))
+                    for i, c in enumerate(step["tool_calls"])
+                ]
+                return ModelResponse(tool_calls=calls)
+            return ModelResponse(text=str(step.get("text", "")))
+        if "answer" in config.options:
+            return ModelResponse(text=str(config.options["answer"]))
+        last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        return ModelResponse(text=f"[scripted {config.model}] {last_user}")
