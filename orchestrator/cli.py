@@ -1,0 +1,170 @@
+"""The ``orchestrator`` command: demo, worker, submit, status, cancel."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from orchestrator.celery_config import QUEUES
+from orchestrator.client import Client
+from orchestrator.errors import OrchestratorError
+from orchestrator.models import AgentSpec
+
+DEFAULT_MAPPER = {"name": "mapper", "model": {"provider": "scripted"}}
+DEFAULT_REDUCER = {"name": "reducer", "model": {"provider": "scripted"}}
+
+
+def _json_arg(text: str) -> Any:
+    """A JSON value given inline or as ``@path``."""
+    source = Path(text[1:]).read_text() if text.startswith("@") else text
+    return json.loads(source)
+
+
+def read_items(source: str) -> list[str]:
+    """Items from a file (or ``-`` for stdin): a JSON list of strings, or one item per line."""
+    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    stripped = text.strip()
+    if stripped.startswith("["):
+        items = json.loads(stripped)
+        return [item if isinstance(item, str) else json.dumps(item) for item in items]
+    return [line for line in (raw.strip() for raw in text.splitlines()) if line]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestrator", description="Run LLM-agent work on Celery workers."
+    )
+    parser.add_argument("--redis-url", help="Redis of run state (default: ORCHESTRATOR_REDIS_URL)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run a sample map-reduce on local workers")
+    demo.add_argument("--workers", type=int, default=2)
+    demo.add_argument("--max-concurrent", type=int, default=4)
+
+    worker = commands.add_parser(
+        "worker", help="start a Celery worker (extra arguments go to celery worker)"
+    )
+    worker.add_argument("--queues", "-Q", default=",".join(QUEUES))
+    worker.add_argument("--pool", "-P", default="threads")
+    worker.add_argument("--concurrency", "-c", type=int, default=16)
+    worker.add_argument("--loglevel", "-l", default="INFO")
+
+    submit = commands.add_parser("submit", help="submit a run")
+    kinds = submit.add_subparsers(dest="kind", required=True)
+    mr = kinds.add_parser("map-reduce", help="one mapper agent per item, then a reducer")
+    mr.add_argument("--task", required=True, help="the task every mapper and the reducer get")
+    mr.add_argument("--items", default="-", help="file of items (JSON list or lines); - = stdin")
+    mr.add_argument("--mapper", type=_json_arg, default=DEFAULT_MAPPER, help="AgentSpec JSON or @file")
+    mr.add_argument("--reducer", type=_json_arg, default=DEFAULT_REDUCER, help="AgentSpec JSON or @file")
+    mr.add_argument("--max-concurrent", type=int, default=5)
+    mr.add_argument("--max-agents", type=int)
+    mr.add_argument("--max-tokens", type=int)
+    mr.add_argument("--max-cost-usd", type=float)
+    mr.add_argument("--deadline-s", type=float)
+    mr.add_argument("--no-wait", action="store_true", help="print the run id and return")
+    mr.add_argument("--output", choices=("table", "json"), default="table")
+    mr.add_argument("--timeout", type=float, help="seconds to wait for the result")
+
+    status = commands.add_parser("status", help="show a run's state and counts")
+    status.add_argument("run_id")
+    status.add_argument("--output", choices=("table", "json"), default="table")
+
+    cancel = commands.add_parser("cancel", help="cancel a run")
+    cancel.add_argument("run_id")
+    return parser
+
+
+def _worker(args: argparse.Namespace, extra: list[str]) -> int:
+    if args.redis_url:
+        os.environ["ORCHESTRATOR_REDIS_URL"] = args.redis_url
+    command = [
+        sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+        "-Q", args.queues, "-P", args.pool, "-c", str(args.concurrency), "-l", args.loglevel,
+        *extra,
+    ]
+    os.execv(sys.executable, command)
+    return 0  # not reached: exec replaces this process
+
+
+def _submit_map_reduce(args: argparse.Namespace, client: Client, out: Console) -> int:
+    from orchestrator.progress import follow_with_progress
+    from orchestrator.render import outputs_table, print_status
+
+    budget = {
+        "max_agents": args.max_agents,
+        "max_tokens": args.max_tokens,
+        "max_cost_usd": args.max_cost_usd,
+    }
+    handle = client.map_reduce(
+        args.task,
+        read_items(args.items),
+        AgentSpec.model_validate(args.mapper),
+        AgentSpec.model_validate(args.reducer),
+        max_concurrent=args.max_concurrent,
+        budget=budget,
+        deadline_s=args.deadline_s,
+    )
+    if args.no_wait:
+        print(handle.id)
+        return 0
+    err = Console(stderr=True)
+    err.print(f"run {handle.id}")
+    status = follow_with_progress(handle, err) if err.is_terminal else handle.wait(args.timeout)
+    result = handle.result(timeout=args.timeout)
+    if args.output == "json":
+        print(json.dumps({"run_id": handle.id, "state": status.state, **result.model_dump(mode="json")}))
+    else:
+        out.print(outputs_table(result))
+        out.print(result.reduced_answer)
+        print_status(out, status)
+    return 0 if status.state == "succeeded" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console script's entry point; returns the exit code."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "worker":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    out = Console()
+    if args.command == "worker":
+        return _worker(args, extra)
+    if args.command == "demo":
+        from orchestrator.demo import run_demo
+
+        if args.redis_url:
+            os.environ["ORCHESTRATOR_REDIS_URL"] = args.redis_url
+            from orchestrator.settings import get_settings
+
+            get_settings.cache_clear()
+        return run_demo(out, worker_count=args.workers, max_concurrent=args.max_concurrent)
+    try:
+        client = Client(redis_url=args.redis_url)
+        if args.command == "submit":
+            return _submit_map_reduce(args, client, out)
+        handle = client.get_run(args.run_id)
+        if args.command == "status":
+            from orchestrator.render import print_status
+
+            status = handle.status()
+            if args.output == "json":
+                print(status.model_dump_json())
+            else:
+                print_status(out, status)
+            return 0
+        flagged = handle.cancel()
+        print(f"cancel requested for run {handle.id}" if flagged else f"run {handle.id} had already ended")
+        return 0
+    except (OrchestratorError, json.JSONDecodeError, OSError) as error:
+        Console(stderr=True).print(f"[red]error:[/] {error}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Fixtures: a private redis-server per session (free port, never 6379) and real
+``celery worker`` processes. Timings are short so that lost members are recovered in seconds."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+
+FAST_TIMINGS = {
+    "ORCHESTRATOR_LEASE_S": "2",
+    "ORCHESTRATOR_HEARTBEAT_S": "0.3",
+    "ORCHESTRATOR_SWEEP_S": "0.3",
+}
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[LocalRedis]:
+    server = LocalRedis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def worker_env(redis_server: LocalRedis) -> Iterator[dict[str, str]]:
+    env = {"ORCHESTRATOR_REDIS_URL": redis_server.url, **FAST_TIMINGS}
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    from orchestrator.settings import get_settings
+
+    get_settings.cache_clear()
+    yield env
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("worker-logs")
+
+
+def start_workers(
+    env: dict[str, str], names: list[str], log_dir: Path, concurrency: int = 8
+) -> list[LocalWorker]:
+    """Start one worker per name on every queue and wait until all have announced themselves."""
+    import redis
+
+    workers = [
+        LocalWorker(name, env, concurrency=concurrency, log_path=log_dir / f"{name}.log")
+        for name in names
+    ]
+    try:
+        wait_for_workers(
+            redis.Redis.from_url(env["ORCHESTRATOR_REDIS_URL"]), [w.hostname for w in workers]
+        )
+    except Exception:
+        for worker in workers:
+            worker.stop()
+        raise
+    return workers
+
+
+@pytest.fixture(scope="session")
+def workers(worker_env: dict[str, str], log_dir: Path) -> Iterator[list[LocalWorker]]:
+    """Three worker processes serving every queue, shared by the session."""
+    started = start_workers(worker_env, ["w1", "w2", "w3"], log_dir)
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def client(worker_env: dict[str, str], workers: list[LocalWorker]):  # type: ignore[no-untyped-def]
+    from orchestrator import Client
+
+    return Client(redis_url=worker_env["ORCHESTRATOR_REDIS_URL"])
