@@ -83,14 +83,17 @@ class Client:
             if not isinstance(item, str):
                 raise InvalidRunError(f"items[{position}] is {type(item).__name__}, not a string")
         try:
-            request = MapReduceRequest(
-                task=task,
-                mapper=AgentSpec.model_validate(mapper),
-                reducer=AgentSpec.model_validate(reducer),
-                max_concurrent=max_concurrent,
-                budget=Budget.model_validate(budget) if budget is not None else Budget(),
-                deadline_s=deadline_s,
-                item_count=len(items),
+            # One model validates everything, so each error names its place (budget.max_agents).
+            request = MapReduceRequest.model_validate(
+                {
+                    "task": task,
+                    "mapper": mapper,
+                    "reducer": reducer,
+                    "max_concurrent": max_concurrent,
+                    "budget": budget if budget is not None else Budget(),
+                    "deadline_s": deadline_s,
+                    "item_count": len(items),
+                }
             )
         except ValidationError as error:
             raise InvalidRunError(_validation_message(error)) from None

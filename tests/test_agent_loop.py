@@ -1,0 +1,62 @@
+"""The agent loop: turns, failures, cancellation and the run record."""
+
+from __future__ import annotations
+
+from orchestrator.models import AgentSpec, ModelConfig
+from orchestrator.providers import KNOWN_PROVIDERS
+from workers.agent_loop import run_agent
+from workers.cancellation import CancelToken
+from workers.providers import PROVIDERS
+
+
+def spec(max_turns: int = 5, **options: object) -> AgentSpec:
+    return AgentSpec(
+        name="agent",
+        instructions="Be brief.",
+        model=ModelConfig(provider="scripted", options=options),
+        max_turns=max_turns,
+    )
+
+
+def test_a_final_text_ends_the_run_ok_with_usage_and_record() -> None:
+    run = run_agent(spec(), "question", run_id="r1")
+    assert run.output.outcome == "ok" and run.output.succeeded()
+    assert run.output.turns == 1 and run.output.tokens.total_tokens > 0
+    assert [m.role for m in run.messages] == ["system", "user", "assistant"]
+    assert [c.kind for c in run.record.calls] == ["model"]
+    assert run.record.calls[0].usage == run.output.tokens
+    assert run.output.started_at and run.output.ended_at and run.output.duration_ms >= 0
+
+
+def test_tool_calls_without_tools_are_answered_with_an_error_the_model_reads() -> None:
+    script = [{"tool_calls": [{"name": "search", "arguments": {}}]}, {"text": "gave up"}]
+    run = run_agent(spec(script=script), "q", run_id="r1")
+    assert run.output.answer == "gave up" and run.output.turns == 2
+    assert run.output.tool_calls == 1
+    tool_message = run.messages[3]
+    assert tool_message.role == "tool" and "'search' is not available" in tool_message.content
+    assert [c.kind for c in run.record.calls] == ["model", "tool", "model"]
+
+
+def test_max_turns_without_a_final_answer_is_an_error() -> None:
+    script = [{"tool_calls": [{"name": "t", "arguments": {}}]}] * 3
+    run = run_agent(spec(max_turns=2, script=script), "q", run_id="r1")
+    assert run.output.outcome == "error"
+    assert run.output.error == "max_turns (2) reached without a final answer"
+
+
+def test_provider_failure_becomes_an_error_output() -> None:
+    run = run_agent(spec(fail_on="q"), "q", run_id="r1")
+    assert run.output.outcome == "error" and "ProviderError" in (run.output.error or "")
+    assert run.record.calls[0].status == "error"
+
+
+def test_cancelled_token_stops_before_the_next_model_call() -> None:
+    cancel = CancelToken()
+    cancel.cancel("user")
+    run = run_agent(spec(), "q", run_id="r1", cancel=cancel)
+    assert run.output.outcome == "cancelled" and run.output.turns == 0
+
+
+def test_workers_implement_exactly_the_providers_the_client_accepts() -> None:
+    assert set(PROVIDERS) == set(KNOWN_PROVIDERS)

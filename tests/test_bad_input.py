@@ -1,0 +1,70 @@
+"""Bad input is refused with a clear error before anything is dispatched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+from orchestrator import Client, InvalidRunError, RunNotFoundError
+from orchestrator.local import LocalRedis
+from tests.helpers import items, scripted
+
+
+@pytest.fixture
+def bare_client(redis_server: LocalRedis, worker_env: dict[str, str]) -> Client:
+    """A client with no workers: nothing it submits could run anyway."""
+    return Client(redis_url=redis_server.url)
+
+
+def dispatched(server: LocalRedis) -> tuple[int, int]:
+    """How many runs exist and how many messages wait on the coordinator queue."""
+    state = redis.Redis.from_url(server.url)
+    runs = sum(1 for _ in state.scan_iter("ao:run:*", count=1000))
+    return runs, state.llen("coordinator")
+
+
+def submit(client: Client, **overrides: Any) -> None:
+    arguments: dict[str, Any] = {
+        "task": "Task",
+        "items": items(3),
+        "mapper": scripted("mapper"),
+        "reducer": scripted("reducer"),
+    }
+    arguments.update(overrides)
+    client.map_reduce(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"items": []}, "items must not be empty"),
+        ({"items": "abc"}, "items must be a list of strings"),
+        ({"items": ["a", 2]}, "items[1] is int, not a string"),
+        ({"max_concurrent": 0}, "max_concurrent: Input should be greater than or equal to 1"),
+        ({"task": "  "}, "task must not be empty"),
+        ({"budget": {"max_agents": -1}}, "budget.max_agents"),
+        ({"budget": {"max_cost_usd": -0.5}}, "budget.max_cost_usd"),
+        ({"budget": {"max_tokenz": 5}}, "budget.max_tokenz: Extra inputs are not permitted"),
+        ({"deadline_s": 0}, "deadline_s"),
+        (
+            {"mapper": {"name": "m", "model": {"provider": "nope"}}},
+            "unknown provider 'nope' (known providers: scripted)",
+        ),
+        ({"reducer": {"name": ""}}, "name"),
+    ],
+)
+def test_bad_input_is_refused_before_dispatch(
+    bare_client: Client, redis_server: LocalRedis, overrides: dict[str, Any], message: str
+) -> None:
+    before = dispatched(redis_server)
+    with pytest.raises(InvalidRunError) as refused:
+        submit(bare_client, **overrides)
+    assert message in str(refused.value)
+    assert dispatched(redis_server) == before
+
+
+def test_unknown_run_id_is_a_clear_error(bare_client: Client) -> None:
+    with pytest.raises(RunNotFoundError, match="no run with id 'does-not-exist'"):
+        bare_client.get_run("does-not-exist")

@@ -1,0 +1,68 @@
+"""The ``orchestrator`` command: submit, status, cancel, and the demo end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+from orchestrator.local import LocalWorker, free_port, redis_answers
+
+
+def orchestrator(*args: str, env: dict[str, str], stdin: str = "", timeout: float = 60):  # type: ignore[no-untyped-def]
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        input=stdin, capture_output=True, text=True, env={**os.environ, **env}, timeout=timeout,
+    )
+
+
+def test_submit_map_reduce_reads_items_from_stdin_and_prints_json(
+    worker_env: dict[str, str], workers: list[LocalWorker]
+) -> None:
+    done = orchestrator(
+        "submit", "map-reduce", "--task", "Shout", "--max-concurrent", "2",
+        "--output", "json", env=worker_env, stdin="alpha\nbeta\n\ngamma\n",
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["state"] == "succeeded"
+    assert [o["name"] for o in result["map_outputs"]] == ["mapper_0", "mapper_1", "mapper_2"]
+    assert "Process this item: gamma" in result["map_outputs"][2]["answer"]
+
+    status = orchestrator("status", result["run_id"], "--output", "json", env=worker_env)
+    assert json.loads(status.stdout)["counts"]["ok"] == 3
+    cancel = orchestrator("cancel", result["run_id"], env=worker_env)
+    assert "had already ended" in cancel.stdout
+
+
+def test_status_of_an_unknown_run_fails_clearly(worker_env: dict[str, str]) -> None:
+    done = orchestrator("status", "nope", env=worker_env)
+    assert done.returncode == 1
+    assert "no run with id 'nope'" in done.stderr
+
+
+def test_submit_with_bad_input_fails_before_dispatch(worker_env: dict[str, str]) -> None:
+    done = orchestrator(
+        "submit", "map-reduce", "--task", "x", "--max-concurrent", "0", env=worker_env, stdin="a\n"
+    )
+    assert done.returncode == 1
+    assert "max_concurrent" in done.stderr
+
+
+def test_demo_runs_end_to_end_on_an_embedded_redis_and_leaves_no_process() -> None:
+    unused = f"redis://127.0.0.1:{free_port()}/0"  # nothing answers: the demo embeds Redis
+    done = orchestrator("demo", env={"ORCHESTRATOR_REDIS_URL": unused}, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "starting an embedded redis-server" in done.stdout
+    assert "Mapper outputs (12)" in done.stdout
+    assert "Reduced answer" in done.stdout
+    assert "succeeded, 12/12 ended" in " ".join(done.stdout.split())
+    assert "Stopped the workers and the embedded Redis" in done.stdout
+    embedded_url = re.search(r"Embedded Redis at (\S+)", done.stdout)
+    assert embedded_url and not redis_answers(embedded_url.group(1))
+    leftovers = subprocess.run(
+        ["pgrep", "-f", "workers.app worker.*-n demo"], capture_output=True, text=True
+    )
+    assert leftovers.stdout.strip() == ""

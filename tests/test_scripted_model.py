@@ -1,0 +1,74 @@
+"""The offline scripted model: deterministic, no network, options as documented."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from orchestrator.models import Message, ModelConfig
+from workers.cancellation import Cancelled, CancelToken
+from workers.providers import ProviderError
+from workers.providers.scripted import ScriptedModel, estimate_tokens
+
+MODEL = ScriptedModel()
+
+
+def ask(options: dict[str, object], text: str = "hello", cancel: CancelToken | None = None):  # type: ignore[no-untyped-def]
+    config = ModelConfig(provider="scripted", options=options)
+    return MODEL.complete(config, [Message(role="user", content=text)], cancel or CancelToken())
+
+
+def test_default_answer_contains_the_last_user_message() -> None:
+    assert "summarise item 7" in ask({}, "summarise item 7").text
+
+
+def test_usage_is_estimated_from_text_length() -> None:
+    response = ask({}, "x" * 40)
+    assert response.usage.input_tokens == estimate_tokens("x" * 40) == 10
+    assert response.usage.output_tokens == estimate_tokens(response.text)
+
+
+def test_jitter_is_seeded_so_the_same_call_takes_the_same_time() -> None:
+    options = {"latency_ms": 100, "jitter_ms": 80, "seed": 5}
+    first = MODEL._latency_s(options, "prompt", 0)
+    assert first == MODEL._latency_s(options, "prompt", 0)
+    assert first != MODEL._latency_s(options, "other prompt", 0)
+    assert 0.02 <= first <= 0.18
+
+
+def test_latency_is_waited() -> None:
+    started = time.monotonic()
+    ask({"latency_ms": 150})
+    assert time.monotonic() - started >= 0.15
+
+
+def test_fail_on_raises_a_provider_error() -> None:
+    with pytest.raises(ProviderError, match="'boom'"):
+        ask({"fail_on": "boom"}, "this will boom")
+    assert ask({"fail_on": "boom"}, "this is fine").text
+
+
+def test_script_turns_answer_model_calls_in_order() -> None:
+    script = [{"tool_calls": [{"name": "search", "arguments": {"q": "x"}}]}, {"text": "done"}]
+    config = ModelConfig(provider="scripted", options={"script": script})
+    messages = [Message(role="user", content="go")]
+    first = MODEL.complete(config, messages, CancelToken())
+    assert [(c.name, c.arguments) for c in first.tool_calls] == [("search", {"q": "x"})]
+    messages.append(Message(role="assistant", tool_calls=first.tool_calls))
+    assert MODEL.complete(config, messages, CancelToken()).text == "done"
+
+
+def test_cost_follows_the_configured_price() -> None:
+    response = ask({"cost_per_1k_tokens": 2.0}, "x" * 400)
+    assert response.usage.cost_usd == pytest.approx(response.usage.total_tokens * 2.0 / 1000)
+
+
+def test_cancel_interrupts_the_latency() -> None:
+    cancel = CancelToken()
+    threading.Timer(0.1, cancel.cancel, args=("stop",)).start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled, match="stop"):
+        ask({"latency_ms": 5000}, cancel=cancel)
+    assert time.monotonic() - started < 1

@@ -1,0 +1,52 @@
+"""A worker SIGKILLed mid-run: the run completes on the workers that are left, each item once."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import redis
+
+from orchestrator import Client
+from orchestrator.events import AgentStart
+from orchestrator.keys import RunKeys
+from orchestrator.local import LocalRedis
+from tests.conftest import FAST_TIMINGS, start_workers
+from tests.helpers import items, scripted
+
+
+def test_run_survives_a_sigkilled_worker_and_runs_each_item_once(tmp_path: Path) -> None:
+    # A Redis and workers of its own, so that the victim surely holds members of this run.
+    server = LocalRedis()
+    env = {"ORCHESTRATOR_REDIS_URL": server.url, **FAST_TIMINGS}
+    victim, survivor = start_workers(env, ["victim", "survivor"], tmp_path, concurrency=3)
+    try:
+        client = Client(redis_url=server.url)
+        handle = client.map_reduce(
+            "Survive", items(12), scripted("mapper", latency_ms=1500), scripted("reducer"), 6
+        )
+        leases = RunKeys(handle.id).leases
+        state = redis.Redis.from_url(server.url)
+        deadline = time.monotonic() + 10
+        while state.zcard(leases) < 6 or state.hlen(RunKeys(handle.id).holders) < 6:
+            assert time.monotonic() < deadline, "the first window never filled"
+            time.sleep(0.05)
+        victim.kill()
+
+        result = handle.result(timeout=60)
+        assert handle.status().state == "succeeded"
+        assert [o.name for o in result.map_outputs] == [f"mapper_{i}" for i in range(12)]
+        assert all(o.outcome == "ok" for o in result.map_outputs)
+        starts = Counter(
+            e.index for e in handle.events(follow=False) if isinstance(e, AgentStart)
+        )
+        rerun = [index for index, count in starts.items() if index is not None and count > 1]
+        assert rerun, "the killed worker held members that had to run again"
+        # The chord fired its body once: one reducer start, one reducer output.
+        assert starts[None] == 1
+        assert result.reducer_output is not None and result.reducer_output.outcome == "ok"
+    finally:
+        victim.kill()
+        survivor.stop()
+        server.stop()
