@@ -60,8 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     mr = kinds.add_parser("map-reduce", help="one mapper agent per item, then a reducer")
     mr.add_argument("--task", required=True, help="the task every mapper and the reducer get")
     mr.add_argument("--items", default="-", help="file of items (JSON list or lines); - = stdin")
-    mr.add_argument("--mapper", type=_json_arg, default=DEFAULT_MAPPER, help="AgentSpec JSON or @file")
-    mr.add_argument("--reducer", type=_json_arg, default=DEFAULT_REDUCER, help="AgentSpec JSON or @file")
+    mr.add_argument(
+        "--mapper", type=_json_arg, default=DEFAULT_MAPPER, help="AgentSpec JSON or @file"
+    )
+    mr.add_argument(
+        "--reducer", type=_json_arg, default=DEFAULT_REDUCER, help="AgentSpec JSON or @file"
+    )
     mr.add_argument("--max-concurrent", type=int, default=5)
     mr.add_argument("--max-agents", type=int)
     mr.add_argument("--max-tokens", type=int)
@@ -84,8 +88,20 @@ def _worker(args: argparse.Namespace, extra: list[str]) -> int:
     if args.redis_url:
         os.environ["ORCHESTRATOR_REDIS_URL"] = args.redis_url
     command = [
-        sys.executable, "-m", "celery", "-A", "workers.app", "worker",
-        "-Q", args.queues, "-P", args.pool, "-c", str(args.concurrency), "-l", args.loglevel,
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.app",
+        "worker",
+        "-Q",
+        args.queues,
+        "-P",
+        args.pool,
+        "-c",
+        str(args.concurrency),
+        "-l",
+        args.loglevel,
         *extra,
     ]
     os.execv(sys.executable, command)
@@ -118,7 +134,11 @@ def _submit_map_reduce(args: argparse.Namespace, client: Client, out: Console) -
     status = follow_with_progress(handle, err) if err.is_terminal else handle.wait(args.timeout)
     result = handle.result(timeout=args.timeout)
     if args.output == "json":
-        print(json.dumps({"run_id": handle.id, "state": status.state, **result.model_dump(mode="json")}))
+        print(
+            json.dumps(
+                {"run_id": handle.id, "state": status.state, **result.model_dump(mode="json")}
+            )
+        )
     else:
         out.print(outputs_table(result))
         out.print(result.reduced_answer)
@@ -159,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
                 print_status(out, status)
             return 0
         flagged = handle.cancel()
-        print(f"cancel requested for run {handle.id}" if flagged else f"run {handle.id} had already ended")
+        print(
+            f"cancel requested for run {handle.id}"
+            if flagged
+            else f"run {handle.id} had already ended"
+        )
         return 0
     except (OrchestratorError, json.JSONDecodeError, OSError) as error:
         Console(stderr=True).print(f"[red]error:[/] {error}")

@@ -141,19 +141,18 @@ class RunHandle:
     def wait(self, timeout: float | None = None) -> RunStatus:
         """Block until the run ends (woken by its event stream, not by polling)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        key = RunKeys(self.id).events
-        last_id = "$"
-        while True:
-            status = self.status()
-            if status.state in TERMINAL_STATES:
-                return status
+        done = RunKeys(self.id).done
+        status = self.status()
+        while status.state not in TERMINAL_STATES:
             remaining = 1.0 if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 raise RunTimeoutError(f"run {self.id} did not end within {timeout} s")
+            # The done stream gets one entry when the run ends: any number of waiters block on
+            # it, however busy the run, and one that arrives late finds the entry there.
             block_ms = max(1, int(min(remaining, 1.0) * 1000))
-            answer = self.client.redis.xread({key: last_id}, block=block_ms)
-            if answer:
-                last_id = answer[0][1][-1][0]
+            self.client.redis.xread({done: "0-0"}, count=1, block=block_ms)
+            status = self.status()
+        return status
 
     def result(self, timeout: float | None = None) -> MapReduceResult:
         """Wait for the run and return its result. A cancelled run returns the outputs it has;

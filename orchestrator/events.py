@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import redis
 from pydantic import BaseModel, Field, TypeAdapter
@@ -73,7 +73,7 @@ def follow(
     key = RunKeys(run_id).events
     last_id = "0-0"
     while True:
-        answer = client.xread({key: last_id}, count=500, block=block_ms if follow else None)
+        answer: Any = client.xread({key: last_id}, count=500, block=block_ms if follow else None)
         if not answer:
             if not follow:
                 return

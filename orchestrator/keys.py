@@ -16,7 +16,8 @@ class RunKeys:
     ``leases`` a sorted set member -> lease expiry in ms (a member is in flight while it is
     there); ``holders`` a hash member -> token of the execution that holds the lease; ``outputs``
     a hash index -> AgentOutput JSON (first write wins); ``budget`` the ledger hash;
-    ``reserved`` a hash member -> reserved "tokens cost"; ``events`` the run's stream.
+    ``reserved`` a hash member -> reserved "tokens cost"; ``events`` the run's stream; ``done``
+    a stream with one entry once the run has ended (what waiters block on).
     """
 
     run_id: str
@@ -53,6 +54,10 @@ class RunKeys:
     def events(self) -> str:
         return f"{self.run}:events"
 
+    @property
+    def done(self) -> str:
+        return f"{self.run}:done"
+
     def all(self) -> list[str]:
         """Every key of the run, for expiry."""
         return [
@@ -64,6 +69,7 @@ class RunKeys:
             self.budget,
             self.reserved,
             self.events,
+            self.done,
         ]
 
 

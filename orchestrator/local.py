@@ -58,12 +58,18 @@ class LocalRedis:
         self._process = subprocess.Popen(
             [
                 redis_server_binary(),
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", self._dir,
-                "--loglevel", "warning",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self._dir,
+                "--loglevel",
+                "warning",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -108,9 +114,24 @@ class LocalWorker:
         self.name = name
         self.hostname = f"{name}@{socket.gethostname()}"
         command = [
-            sys.executable, "-m", "celery", "-A", "workers.app", "worker",
-            "-Q", ",".join(queues), "-P", pool, "-c", str(concurrency),
-            "-n", self.hostname, "--without-gossip", "--without-mingle", "-l", "INFO",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.app",
+            "worker",
+            "-Q",
+            ",".join(queues),
+            "-P",
+            pool,
+            "-c",
+            str(concurrency),
+            "-n",
+            self.hostname,
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "INFO",
         ]
         output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import redis
 
@@ -89,7 +90,7 @@ class RunStore:
     def _lease_ms(self) -> int:
         return int(self.settings.lease_s * 1000)
 
-    def _run(self, run_id: str, script: str, *args: object) -> object:
+    def _run(self, run_id: str, script: str, *args: object) -> Any:
         return run_script(self.client, script, RunKeys(run_id).all(), list(args))
 
     def now_ms(self) -> int:
@@ -100,7 +101,7 @@ class RunStore:
     def create_map_reduce(self, run_id: str, request: MapReduceRequest, items: list[str]) -> None:
         """Write a new pending map-reduce run: its request, items, budget and first event."""
         keys = RunKeys(run_id)
-        fields: dict[str, str | int] = {
+        fields: dict[Any, str | int] = {
             "id": run_id,
             "kind": "map_reduce",
             "state": "pending",
@@ -140,7 +141,7 @@ class RunStore:
 
     def start(self, run_id: str) -> Admission:
         """Admission: the run becomes ``running`` and its first window is admitted."""
-        admitted, denied, cancel = self._run(run_id, "start_run", self._lease_ms)  # type: ignore[misc]
+        admitted, denied, cancel = self._run(run_id, "start_run", self._lease_ms)
         admission = _admission(admitted, denied)
         admission.cancel = _text(cancel)
         return admission
@@ -150,7 +151,7 @@ class RunStore:
         reply = self._run(
             run_id, "claim_member", member, token, self._lease_ms, event.model_dump_json()
         )
-        action, *rest = reply  # type: ignore[misc]
+        action, *rest = reply
         return Claim(action=_text(action), input=_text(rest[0]) if rest else "")
 
     def complete(
@@ -168,10 +169,10 @@ class RunStore:
             output.tokens.cost_usd,
             event.model_dump_json(),
         )
-        if reply[0] == 0:  # type: ignore[index]
-            stored = AgentOutput.model_validate_json(reply[1])  # type: ignore[index]
+        if reply[0] == 0:
+            stored = AgentOutput.model_validate_json(reply[1])
             return Completion(stored=False, output=stored, admission=Admission())
-        return Completion(stored=True, output=output, admission=_admission(reply[1], reply[2]))  # type: ignore[index]
+        return Completion(stored=True, output=output, admission=_admission(reply[1], reply[2]))
 
     def renew(self, leases: list[tuple[str, str, str]]) -> list[str]:
         """Renew the leases ``(run_id, member, token)`` in one round trip; returns each run's
@@ -185,7 +186,7 @@ class RunStore:
 
     def sweep(self, run_id: str) -> Sweep:
         """Apply the deadline and take over expired leases (see ``sweep_run.lua``)."""
-        state, cancel, republish, abandon = self._run(run_id, "sweep_run", self._lease_ms)  # type: ignore[misc]
+        state, cancel, republish, abandon = self._run(run_id, "sweep_run", self._lease_ms)
         return Sweep(
             state=_text(state),
             cancel=_text(cancel),
@@ -199,7 +200,7 @@ class RunStore:
 
     def gate_reducer(self, run_id: str, prompt: str) -> tuple[str, str]:
         """Budget-gate the reducer: (``admitted`` | ``denied`` | ``cancelled``, reason)."""
-        verdict, *rest = self._run(run_id, "gate_reducer", self._lease_ms, prompt)  # type: ignore[misc]
+        verdict, *rest = self._run(run_id, "gate_reducer", self._lease_ms, prompt)
         return _text(verdict), _text(rest[0]) if rest else ""
 
     def finalize(self, run_id: str, state: RunState, result_json: str, error: str = "") -> bool:
@@ -208,7 +209,7 @@ class RunStore:
         ended = run_script(
             self.client,
             "finalize_run",
-            [*RunKeys(run_id).all(), ACTIVE_RUNS],
+            [*RunKeys(run_id).all(), ACTIVE_RUNS],  # all() ends with the done stream
             [state, result_json, error, event.model_dump_json(), RESULT_TTL_S],
         )
         return bool(ended)

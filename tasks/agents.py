@@ -7,6 +7,7 @@ from typing import Any
 from celery.exceptions import Ignore
 
 from workers.app import app
+from workers.canvas import member_result
 from workers.coordinator import finish_map_reduce
 from workers.member import execute_member
 from workers.runtime import lease_keeper, store
@@ -14,13 +15,14 @@ from workers.runtime import lease_keeper, store
 
 @app.task(name="tasks.agents.run_member")
 def run_member(run_id: str, index: int) -> dict[str, Any]:
-    """Mapper ``index`` of a map-reduce run; returns its ``AgentOutput`` as a dict."""
+    """Mapper ``index`` of a map-reduce run; its ``AgentOutput`` is stored with the run and the
+    chord gets a reference to it."""
     output = execute_member(app, store(), lease_keeper(), run_id, str(index))
     if output is None:
         # Another live execution holds this member: drop this copy without a result, so the
         # chord counts the member once, with the output of the execution that ran it.
         raise Ignore()
-    return output.model_dump(mode="json")
+    return member_result(index, output)
 
 
 @app.task(name="tasks.agents.run_reducer")

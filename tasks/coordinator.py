@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.models import AgentOutput
 from workers import canvas
 from workers.app import app
-from workers.coordinator import apply_admission, gate_reducer as gate, sweep_run
+from workers.coordinator import apply_admission, sweep_run
+from workers.coordinator import gate_reducer as gate
 from workers.runtime import store
 
 
@@ -26,9 +26,12 @@ def admit_run(run_id: str) -> None:
 
 
 @app.task(name="tasks.coordinator.gate_reducer")
-def gate_reducer(outputs: list[dict[str, Any]], run_id: str) -> None:
-    """The chord body: gate the reducer on the budget, then run it or end the run."""
-    gate(app, store(), run_id, [AgentOutput.model_validate(o) for o in outputs])
+def gate_reducer(members: list[dict[str, Any]], run_id: str) -> None:
+    """The chord body: gate the reducer on the budget, then run it or end the run.
+
+    ``members`` are the chord's member references; the outputs are read from the run.
+    """
+    gate(app, store(), run_id, store().outputs(run_id))
 
 
 @app.task(name="tasks.coordinator.cancel_run")

@@ -19,8 +19,12 @@ from tests.helpers import scripted
 def new_run(store: RunStore, total: int, cap: int, budget: Budget) -> str:
     run_id = uuid4().hex
     request = MapReduceRequest(
-        task="race", mapper=scripted("m"), reducer=scripted("r"),
-        max_concurrent=cap, budget=budget, item_count=total,
+        task="race",
+        mapper=scripted("m"),
+        reducer=scripted("r"),
+        max_concurrent=cap,
+        budget=budget,
+        item_count=total,
     )
     store.create_map_reduce(run_id, request, [str(i) for i in range(total)])
     return run_id

@@ -14,7 +14,11 @@ from orchestrator.local import LocalWorker, free_port, redis_answers
 def orchestrator(*args: str, env: dict[str, str], stdin: str = "", timeout: float = 60):  # type: ignore[no-untyped-def]
     return subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", *args],
-        input=stdin, capture_output=True, text=True, env={**os.environ, **env}, timeout=timeout,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=timeout,
     )
 
 
@@ -22,8 +26,16 @@ def test_submit_map_reduce_reads_items_from_stdin_and_prints_json(
     worker_env: dict[str, str], workers: list[LocalWorker]
 ) -> None:
     done = orchestrator(
-        "submit", "map-reduce", "--task", "Shout", "--max-concurrent", "2",
-        "--output", "json", env=worker_env, stdin="alpha\nbeta\n\ngamma\n",
+        "submit",
+        "map-reduce",
+        "--task",
+        "Shout",
+        "--max-concurrent",
+        "2",
+        "--output",
+        "json",
+        env=worker_env,
+        stdin="alpha\nbeta\n\ngamma\n",
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

@@ -38,9 +38,7 @@ def test_run_survives_a_sigkilled_worker_and_runs_each_item_once(tmp_path: Path)
         assert handle.status().state == "succeeded"
         assert [o.name for o in result.map_outputs] == [f"mapper_{i}" for i in range(12)]
         assert all(o.outcome == "ok" for o in result.map_outputs)
-        starts = Counter(
-            e.index for e in handle.events(follow=False) if isinstance(e, AgentStart)
-        )
+        starts = Counter(e.index for e in handle.events(follow=False) if isinstance(e, AgentStart))
         rerun = [index for index, count in starts.items() if index is not None and count > 1]
         assert rerun, "the killed worker held members that had to run again"
         # The chord fired its body once: one reducer start, one reducer output.

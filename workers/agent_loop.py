@@ -104,8 +104,12 @@ def run_agent(
             error = f"tool {tool_call.name!r} is not available to agent {spec.name!r}"
             record.calls.append(
                 CallRecord(
-                    kind="tool", name=tool_call.name, started_at=now, ended_at=now,
-                    status="error", error=error,
+                    kind="tool",
+                    name=tool_call.name,
+                    started_at=now,
+                    ended_at=now,
+                    status="error",
+                    error=error,
                 )
             )
             messages.append(Message(role="tool", content=error, tool_call_id=tool_call.id))

@@ -5,6 +5,9 @@ A map-reduce run is a real Celery chord: its group id is the run id, member ``i`
 ``tasks.coordinator.gate_reducer(outputs, run_id)``. The chord size is registered in the result
 backend up front; members are published later, a window at a time. A member that never runs
 (skipped by the budget, cancelled) is counted by the backend directly, without a message.
+
+A member's chord result is a small reference (index, name, outcome): the output itself is stored
+once, in the run's outputs hash, where the gate and the final result read it.
 """
 
 from __future__ import annotations
@@ -15,10 +18,16 @@ from celery import Celery, Signature
 from celery.app.task import Context
 
 from orchestrator.keys import gate_task_id, member_task_id, reducer_task_id
+from orchestrator.models import AgentOutput
 
 MEMBER_TASK = "tasks.agents.run_member"
 GATE_TASK = "tasks.coordinator.gate_reducer"
 REDUCER_TASK = "tasks.agents.run_reducer"
+
+
+def member_result(index: int, output: AgentOutput) -> dict[str, Any]:
+    """What a member returns to the chord (and what Flower shows as its result)."""
+    return {"index": index, "name": output.name, "outcome": output.outcome}
 
 
 def chord_body(app: Celery, run_id: str) -> Signature:
@@ -53,9 +62,7 @@ def publish_members(app: Celery, run_id: str, indices: list[int]) -> None:
             )
 
 
-def count_member_without_message(
-    app: Celery, run_id: str, index: int, output: dict[str, Any]
-) -> None:
+def count_member_without_message(app: Celery, run_id: str, index: int, output: AgentOutput) -> None:
     """Store a member's result and count it in the chord as if its task had run.
 
     The backend's chord counting ignores a second result for the same task and index, so a
@@ -69,7 +76,8 @@ def count_member_without_message(
         ignore_result=False,
         task=MEMBER_TASK,
     )
-    app.backend.mark_as_done(member_task_id(run_id, index), output, request=request)
+    result = member_result(index, output)
+    app.backend.mark_as_done(member_task_id(run_id, index), result, request=request)
 
 
 def publish_reducer(app: Celery, run_id: str) -> None:

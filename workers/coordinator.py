@@ -40,7 +40,7 @@ def end_unrun_member(
     if index is None:
         finish_map_reduce(store, run_id, reducer_output=output)
     else:
-        canvas.count_member_without_message(app, run_id, index, output.model_dump(mode="json"))
+        canvas.count_member_without_message(app, run_id, index, output)
     return completion.admission
 
 
@@ -101,7 +101,10 @@ def finish_map_reduce(store: RunStore, run_id: str, reducer_output: AgentOutput)
     else:
         reduced = ""
     result = MapReduceResult(
-        task=request.task, map_outputs=outputs, reduced_answer=reduced, reducer_output=reducer_output
+        task=request.task,
+        map_outputs=outputs,
+        reduced_answer=reduced,
+        reducer_output=reducer_output,
     )
     if cancel:
         store.finalize(run_id, "cancelled", result.model_dump_json(), cancel)

@@ -40,7 +40,9 @@ def execute_member(
     if claim.action == "cancelled":
         output = AgentOutput.not_run(name, "cancelled", f"cancelled: {claim.input}")
     else:
-        prompt = claim.input if is_reducer else f"{request.task}\n\nProcess this item: {claim.input}"
+        prompt = (
+            claim.input if is_reducer else f"{request.task}\n\nProcess this item: {claim.input}"
+        )
         cancel = CancelToken()
         with keeper.hold(run_id, member, token, cancel):
             output = run_agent(spec, prompt, run_id=run_id, name=name, cancel=cancel).output

@@ -69,7 +69,9 @@ class ScriptedModel:
             step = script[turn]
             if "tool_calls" in step:
                 calls = [
-                    ToolCall(id=f"call_{turn}_{i}", name=c["name"], arguments=c.get("arguments", {}))
+                    ToolCall(
+                        id=f"call_{turn}_{i}", name=c["name"], arguments=c.get("arguments", {})
+                    )
                     for i, c in enumerate(step["tool_calls"])
                 ]
                 return ModelResponse(tool_calls=calls)

@@ -1,0 +1,58 @@
+"""A private Redis and local workers for one benchmark, and a RESULTS.md writer."""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+
+from orchestrator import Client
+from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+@dataclass
+class Cluster:
+    client: Client
+    workers: list[LocalWorker]
+
+
+@contextmanager
+def cluster(worker_count: int, concurrency: int) -> Iterator[Cluster]:
+    """``worker_count`` workers on every queue against a private Redis."""
+    server = LocalRedis()
+    env = {"ORCHESTRATOR_REDIS_URL": server.url}
+    os.environ.update(env)
+    logs = Path(tempfile.mkdtemp(prefix="ao-bench-"))
+    workers = [
+        LocalWorker(f"bench{i}", env, concurrency=concurrency, log_path=logs / f"w{i}.log")
+        for i in range(worker_count)
+    ]
+    try:
+        wait_for_workers(redis.Redis.from_url(server.url), [w.hostname for w in workers])
+        yield Cluster(Client(redis_url=server.url), workers)
+    finally:
+        for worker in workers:
+            worker.stop()
+        server.stop()
+
+
+def write_section(title: str, body: str) -> None:
+    """Replace (or add) the ``## title`` section of RESULTS.md."""
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    section = f"## {title}\n\n_Measured {stamp} on {machine}._\n\n{body.strip()}\n"
+    parts = text.split("\n## ")
+    kept = [parts[0].rstrip() + "\n"] + [
+        "## " + part.rstrip() + "\n" for part in parts[1:] if not part.startswith(title + "\n")
+    ]
+    RESULTS.write_text("\n".join([*kept, section]))
