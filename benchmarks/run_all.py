@@ -1,0 +1,17 @@
+"""Run every benchmark and write benchmarks/RESULTS.md; exits non-zero if a target is missed."""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import efficiency, overhead
+
+
+def main() -> int:
+    ratio = overhead.main()
+    parallel = efficiency.main()
+    return 0 if ratio <= 1.3 and parallel >= 0.9 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
