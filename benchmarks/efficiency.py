@@ -53,6 +53,7 @@ def main() -> float:
         rounds = [one_round(c.client, seed=seed) for seed in range(1, ROUNDS + 1)]
     efficiencies = [ideal / wall for ideal, wall in rounds]
     efficiency = statistics.median(efficiencies)
+    verdict = "met" if efficiency >= 0.9 else "NOT met"
     rows = "\n".join(
         f"| {i + 1} | {ideal:.3f} | {wall:.3f} | {ideal / wall:.3f} |"
         for i, (ideal, wall) in enumerate(rounds)
@@ -68,7 +69,7 @@ item order on {CAP} slots + the reducer's duration; wall = submit to result.
 | --- | --- | --- | --- |
 {rows}
 
-**Median efficiency: {efficiency:.3f}** (target >= 0.9): {"met" if efficiency >= 0.9 else "NOT met"}.
+**Median efficiency: {efficiency:.3f}** (target >= 0.9): {verdict}.
 """,
     )
     print(f"efficiency {efficiency:.3f} {rounds}")
