@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orchestrator.client import RunHandle
-from orchestrator.events import AgentEnd, RunEnd, RunStart
+from orchestrator.events import AgentEnd, RunEnd
 from orchestrator.models import RunStatus
 
 
@@ -22,11 +22,10 @@ def follow_with_progress(handle: RunHandle, console: Console | None = None) -> R
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task("mappers", total=None, skipped=0, failed=0)
+        # The total comes from the status: a long run's bounded stream may have lost RunStart.
+        bar = progress.add_task("mappers", total=handle.status().total, skipped=0, failed=0)
         for event in handle.events(follow=True):
-            if isinstance(event, RunStart):
-                progress.update(bar, total=event.total)
-            elif isinstance(event, AgentEnd) and event.index is not None:
+            if isinstance(event, AgentEnd) and event.index is not None:
                 counts[event.outcome] += 1
                 progress.update(
                     bar,

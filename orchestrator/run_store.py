@@ -52,12 +52,14 @@ class Completion:
 
 @dataclass
 class Sweep:
-    """The watchdog's findings for one run."""
+    """The watchdog's findings for one run; ``action`` is a lost step to redo: ``readmit``,
+    ``regate``, ``refinish`` or ''."""
 
     state: str
     cancel: str
     republish: list[str]
     abandon: list[str]
+    action: str
 
 
 def _text(value: bytes | str) -> str:
@@ -112,6 +114,7 @@ class RunStore:
             "events_maxlen": self.settings.events_maxlen,
             "created_ms": self.now_ms(),
         }
+        fields["last_change_ms"] = fields["created_ms"]
         if request.deadline_s is not None:
             fields["deadline_ms"] = int(fields["created_ms"]) + int(request.deadline_s * 1000)
         budget = request.budget
@@ -186,12 +189,13 @@ class RunStore:
 
     def sweep(self, run_id: str) -> Sweep:
         """Apply the deadline and take over expired leases (see ``sweep_run.lua``)."""
-        state, cancel, republish, abandon = self._run(run_id, "sweep_run", self._lease_ms)
+        state, cancel, republish, abandon, action = self._run(run_id, "sweep_run", self._lease_ms)
         return Sweep(
             state=_text(state),
             cancel=_text(cancel),
             republish=[_text(m) for m in republish],
             abandon=[_text(m) for m in abandon],
+            action=_text(action),
         )
 
     def request_cancel(self, run_id: str, reason: str) -> bool:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers import canvas
 from workers.app import app
-from workers.coordinator import apply_admission, sweep_run
+from workers.coordinator import admit, sweep_run
 from workers.coordinator import gate_reducer as gate
 from workers.runtime import store
 
@@ -14,15 +13,7 @@ from workers.runtime import store
 @app.task(name="tasks.coordinator.admit_run")
 def admit_run(run_id: str) -> None:
     """Register the run's chord and publish its first window of members."""
-    runs = store()
-    status = runs.status(run_id)
-    if status is None or status.state != "pending":
-        return  # a redelivered admission of a run already admitted (or gone)
-    canvas.register_chord(app, run_id, status.total)
-    admission = runs.start(run_id)
-    apply_admission(app, runs, run_id, admission)
-    if admission.cancel:
-        sweep_run(app, runs, run_id)
+    admit(app, store(), run_id)
 
 
 @app.task(name="tasks.coordinator.gate_reducer")

@@ -44,8 +44,22 @@ def end_unrun_member(
     return completion.admission
 
 
+def admit(app: Celery, store: RunStore, run_id: str) -> None:
+    """Register the run's chord and publish its first window (safe to repeat: a second
+    admission finds the window full and the chord size unchanged)."""
+    status = store.status(run_id)
+    if status is None or status.state != "pending":
+        return
+    canvas.register_chord(app, run_id, status.total)
+    admission = store.start(run_id)
+    apply_admission(app, store, run_id, admission)
+    if admission.cancel:
+        sweep_run(app, store, run_id)
+
+
 def sweep_run(app: Celery, store: RunStore, run_id: str) -> None:
-    """The watchdog's pass over one run: republish lost members, end abandoned ones."""
+    """The watchdog's pass over one run: republish lost members, end abandoned ones, redo a
+    step between members that a dead process lost."""
     sweep = store.sweep(run_id)
     if sweep.state not in ("pending", "running"):
         store.forget_active(run_id)
@@ -60,6 +74,14 @@ def sweep_run(app: Celery, store: RunStore, run_id: str) -> None:
             app, store, run_id, member, "cancelled", f"cancelled: {sweep.cancel}"
         )
         apply_admission(app, store, run_id, admission)
+    if sweep.action == "readmit":
+        admit(app, store, run_id)
+    elif sweep.action == "regate":
+        gate_reducer(app, store, run_id, store.outputs(run_id))
+    elif sweep.action == "refinish":
+        reducer_output = store.stored_output(run_id, REDUCER_MEMBER)
+        if reducer_output is not None:
+            finish_map_reduce(store, run_id, reducer_output)
 
 
 def summaries(outputs: list[AgentOutput]) -> list[str]:

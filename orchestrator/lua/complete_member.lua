@@ -10,6 +10,7 @@ if member ~= 'reduce' then
     redis.call('HINCRBY', K_RUN, 'n_' .. ARGV[4], 1)
 end
 budget_settle(member, tonumber(ARGV[5]), tonumber(ARGV[6]))
+redis.call('HSET', K_RUN, 'last_change_ms', now_ms())
 redis.call('ZREM', K_LEASES, member)
 redis.call('HDEL', K_HOLDERS, member)
 emit(ARGV[7])

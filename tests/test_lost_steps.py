@@ -1,0 +1,64 @@
+"""Steps between members lost with a dead process are redone by the watchdog.
+
+Each test writes the run's state as a dead process would have left it (without the message
+that should have followed) and checks that the workers' watchdogs finish the run anyway.
+"""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+from orchestrator import Client, RunHandle
+from orchestrator.events import AgentEnd
+from orchestrator.models import AgentOutput, MapReduceRequest
+from tests.helpers import items, scripted
+
+
+def create_without_admission(client: Client, count: int) -> RunHandle:
+    run_id = uuid4().hex
+    request = MapReduceRequest(
+        task="Lost",
+        mapper=scripted("mapper"),
+        reducer=scripted("reducer", answer="reduced"),
+        max_concurrent=count,
+        item_count=count,
+    )
+    client.store.create_map_reduce(run_id, request, items(count))
+    return RunHandle(client, run_id)
+
+
+def test_a_run_whose_admission_message_was_lost_is_admitted(client: Client) -> None:
+    handle = create_without_admission(client, 3)  # admit_run is never sent
+    result = handle.result(timeout=20)
+    assert [o.outcome for o in result.map_outputs] == ["ok"] * 3
+    assert result.reduced_answer == "reduced"
+
+
+def test_a_run_whose_chord_body_was_lost_is_reduced(client: Client) -> None:
+    handle = create_without_admission(client, 3)
+    admission = client.store.start(handle.id)  # admitted, but no chord and no member message
+    for index in admission.admitted:
+        output = AgentOutput(name=f"mapper_{index}", answer=f"done {index}")
+        event = AgentEnd(run_id=handle.id, name=output.name, index=index, outcome="ok")
+        client.store.complete(handle.id, str(index), output, event)
+    result = handle.result(timeout=20)
+    assert [o.answer for o in result.map_outputs] == ["done 0", "done 1", "done 2"]
+    assert result.reduced_answer == "reduced"
+    assert handle.status().state == "succeeded"
+
+
+def test_a_run_whose_reducer_finished_but_never_ended_the_run_is_ended(client: Client) -> None:
+    handle = create_without_admission(client, 1)
+    client.store.start(handle.id)
+    mapped = AgentOutput(name="mapper_0", answer="mapped")
+    client.store.complete(
+        handle.id, "0", mapped, AgentEnd(run_id=handle.id, name="mapper_0", index=0, outcome="ok")
+    )
+    assert client.store.gate_reducer(handle.id, "prompt")[0] == "admitted"
+    reduced = AgentOutput(name="reducer", answer="stored reduction")
+    client.store.complete(
+        handle.id, "reduce", reduced, AgentEnd(run_id=handle.id, name="reducer", outcome="ok")
+    )  # the process died here, before ending the run
+    result = handle.result(timeout=20)
+    assert result.reduced_answer == "stored reduction"
+    assert handle.status().state == "succeeded"
