@@ -14,6 +14,7 @@ from rich.console import Console
 from orchestrator.celery_config import QUEUES
 from orchestrator.client import Client
 from orchestrator.errors import OrchestratorError
+from orchestrator.local import worker_command
 from orchestrator.models import AgentSpec
 
 DEFAULT_MAPPER = {"name": "mapper", "model": {"provider": "scripted"}}
@@ -87,23 +88,8 @@ def _parser() -> argparse.ArgumentParser:
 def _worker(args: argparse.Namespace, extra: list[str]) -> int:
     if args.redis_url:
         os.environ["ORCHESTRATOR_REDIS_URL"] = args.redis_url
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.app",
-        "worker",
-        "-Q",
-        args.queues,
-        "-P",
-        args.pool,
-        "-c",
-        str(args.concurrency),
-        "-l",
-        args.loglevel,
-        *extra,
-    ]
+    queues = args.queues.split(",")
+    command = worker_command(queues, args.pool, args.concurrency, ["-l", args.loglevel, *extra])
     os.execv(sys.executable, command)
     return 0  # not reached: exec replaces this process
 

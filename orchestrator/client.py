@@ -20,7 +20,7 @@ from orchestrator.errors import (
     RunNotFoundError,
     RunTimeoutError,
 )
-from orchestrator.keys import WORKER_PATTERN, RunKeys
+from orchestrator.keys import WORKER_PATTERN, RunKeys, admit_task_id
 from orchestrator.models import (
     TERMINAL_STATES,
     AgentSpec,
@@ -99,7 +99,12 @@ class Client:
             raise InvalidRunError(_validation_message(error)) from None
         run_id = uuid4().hex
         self.store.create_map_reduce(run_id, request, list(items))
-        self._celery.send_task("tasks.coordinator.admit_run", args=(run_id,), queue="coordinator")
+        self._celery.send_task(
+            "tasks.coordinator.admit_run",
+            args=(run_id,),
+            task_id=admit_task_id(run_id),
+            queue="coordinator",
+        )
         return RunHandle(self, run_id)
 
     def get_run(self, run_id: str) -> RunHandle:

@@ -78,6 +78,10 @@ def member_task_id(run_id: str, index: int) -> str:
     return f"{run_id}-m{index}"
 
 
+def admit_task_id(run_id: str) -> str:
+    return f"{run_id}-admit"
+
+
 def gate_task_id(run_id: str) -> str:
     return f"{run_id}-gate"
 

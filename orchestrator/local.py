@@ -92,6 +92,16 @@ class LocalRedis:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
+def worker_command(
+    queues: Sequence[str], pool: str, concurrency: int, extra: Sequence[str] = ()
+) -> list[str]:
+    """The ``celery worker`` command line for this project's app."""
+    return [
+        sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+        "-Q", ",".join(queues), "-P", pool, "-c", str(concurrency), *extra,
+    ]  # fmt: skip
+
+
 class LocalWorker:
     """One ``celery worker`` process for ``queues`` (a thread pool by default).
 
@@ -113,26 +123,12 @@ class LocalWorker:
     ) -> None:
         self.name = name
         self.hostname = f"{name}@{socket.gethostname()}"
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "workers.app",
-            "worker",
-            "-Q",
-            ",".join(queues),
-            "-P",
+        command = worker_command(
+            queues,
             pool,
-            "-c",
-            str(concurrency),
-            "-n",
-            self.hostname,
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "INFO",
-        ]
+            concurrency,
+            ["-n", self.hostname, "--without-gossip", "--without-mingle", "-l", "INFO"],
+        )
         output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
             command,
