@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from celery.exceptions import Ignore
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from workers.app import app
 from workers.canvas import member_result
@@ -12,8 +14,17 @@ from workers.coordinator import finish_map_reduce
 from workers.member import execute_member
 from workers.runtime import lease_keeper, store
 
+# A Redis outage retries the member with backoff; a retry is not a chord result, so the chord
+# still counts the member once, when it ends.
+RETRY_ON_REDIS = {
+    "autoretry_for": (RedisConnectionError, RedisTimeoutError),
+    "retry_backoff": True,
+    "retry_backoff_max": 30,
+    "max_retries": 20,
+}
 
-@app.task(name="tasks.agents.run_member")
+
+@app.task(name="tasks.agents.run_member", **RETRY_ON_REDIS)
 def run_member(run_id: str, index: int) -> dict[str, Any]:
     """Mapper ``index`` of a map-reduce run; its ``AgentOutput`` is stored with the run and the
     chord gets a reference to it."""
@@ -25,7 +36,7 @@ def run_member(run_id: str, index: int) -> dict[str, Any]:
     return member_result(index, output)
 
 
-@app.task(name="tasks.agents.run_reducer")
+@app.task(name="tasks.agents.run_reducer", **RETRY_ON_REDIS)
 def run_reducer(run_id: str) -> dict[str, Any]:
     """The reducer of a map-reduce run; ends the run with its answer."""
     output = execute_member(app, store(), lease_keeper(), run_id, "reduce")

@@ -60,3 +60,11 @@ def test_cancelled_token_stops_before_the_next_model_call() -> None:
 
 def test_workers_implement_exactly_the_providers_the_client_accepts() -> None:
     assert set(PROVIDERS) == set(KNOWN_PROVIDERS)
+
+
+def test_a_provider_the_worker_lacks_is_an_error_output_not_a_crash() -> None:
+    def no_provider(name: str):  # type: ignore[no-untyped-def]
+        raise LookupError(f"no {name} here")
+
+    run = run_agent(spec(), "q", run_id="r1", provider_for=no_provider)
+    assert run.output.outcome == "error" and "no scripted here" in (run.output.error or "")

@@ -75,7 +75,10 @@ def run_agent(
         )
         return AgentRun(output=output, messages=messages, record=record)
 
-    provider = provider_for(spec.model.provider)
+    try:
+        provider = provider_for(spec.model.provider)
+    except Exception as missing:
+        return finish("error", error=f"{type(missing).__name__}: {missing}")
     for _ in range(spec.max_turns):
         call = CallRecord(kind="model", name=spec.model.model, started_at=utcnow())
         record.calls.append(call)

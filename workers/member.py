@@ -45,7 +45,11 @@ def execute_member(
         )
         cancel = CancelToken()
         with keeper.hold(run_id, member, token, cancel):
-            output = run_agent(spec, prompt, run_id=run_id, name=name, cancel=cancel).output
+            try:
+                output = run_agent(spec, prompt, run_id=run_id, name=name, cancel=cancel).output
+            except Exception as bug:  # a member never raises: it ends as an error at its index
+                error = f"internal error: {type(bug).__name__}: {bug}"
+                output = AgentOutput.not_run(name, "error", error)
     event = AgentEnd(
         run_id=run_id,
         name=name,
