@@ -13,17 +13,20 @@ from orchestrator.models import (
     AgentSpec,
     Budget,
     CallRecord,
-    MapReduceResult,
     Message,
     ModelConfig,
     RunRecord,
     RunStatus,
+    ToolCall,
     Usage,
 )
+from orchestrator.results import AgentRunResult, BranchOutcome, MapReduceResult, ParallelResult
 
 __all__ = [
     "AgentOutput",
+    "AgentRunResult",
     "AgentSpec",
+    "BranchOutcome",
     "Budget",
     "CallRecord",
     "Client",
@@ -32,11 +35,13 @@ __all__ = [
     "Message",
     "ModelConfig",
     "OrchestratorError",
+    "ParallelResult",
     "RunFailedError",
     "RunHandle",
     "RunNotFoundError",
     "RunRecord",
     "RunStatus",
     "RunTimeoutError",
+    "ToolCall",
     "Usage",
 ]

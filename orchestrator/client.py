@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import uuid4
 
 from celery import Celery
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from orchestrator import events as run_events
 from orchestrator.celery_config import celery_config
@@ -20,17 +20,21 @@ from orchestrator.errors import (
     RunNotFoundError,
     RunTimeoutError,
 )
+from orchestrator.events import ParallelLoopStart
 from orchestrator.keys import WORKER_PATTERN, RunKeys, admit_task_id
-from orchestrator.models import (
-    TERMINAL_STATES,
-    AgentSpec,
-    Budget,
-    MapReduceRequest,
-    MapReduceResult,
-    RunStatus,
-)
+from orchestrator.models import TERMINAL_STATES, AgentSpec, Budget, Message, RunStatus
+from orchestrator.requests import AgentRunRequest, BranchesRequest, MapReduceRequest, RunRequest
+from orchestrator.results import AgentRunResult, MapReduceResult, ParallelResult
 from orchestrator.run_store import RunStore
 from orchestrator.settings import Settings, get_settings
+
+ResultT = TypeVar("ResultT", bound=BaseModel)
+RequestT = TypeVar("RequestT", bound=BaseModel)
+RESULT_MODELS: dict[str, type[BaseModel]] = {
+    "map_reduce": MapReduceResult,
+    "branches": ParallelResult,
+    "agent": AgentRunResult,
+}
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -67,7 +71,7 @@ class Client:
         max_concurrent: int = 5,
         budget: Budget | dict[str, Any] | None = None,
         deadline_s: float | None = None,
-    ) -> RunHandle:
+    ) -> RunHandle[MapReduceResult]:
         """Submit a map-reduce: one mapper agent per item, at most ``max_concurrent`` at once
         across all workers, then a reducer over their summaries.
 
@@ -82,36 +86,118 @@ class Client:
         for position, item in enumerate(items):
             if not isinstance(item, str):
                 raise InvalidRunError(f"items[{position}] is {type(item).__name__}, not a string")
+        # One model validates everything, so each error names its place (budget.max_agents).
+        request = self._validated(
+            MapReduceRequest,
+            task=task,
+            mapper=mapper,
+            reducer=reducer,
+            max_concurrent=max_concurrent,
+            budget=budget,
+            deadline_s=deadline_s,
+            item_count=len(items),
+        )
+        return self._submit(request, MapReduceResult, items=list(items))
+
+    def parallel_branches(
+        self,
+        configs: Sequence[AgentSpec | dict[str, Any]],
+        prompt: str | None = None,
+        base_context: Sequence[Message | dict[str, Any]] | None = None,
+        strategy: str = "pick_first",
+        session_id: str | None = None,
+        max_concurrent: int | None = None,
+        budget: Budget | dict[str, Any] | None = None,
+        judge: AgentSpec | dict[str, Any] | None = None,
+        deadline_s: float | None = None,
+    ) -> RunHandle[ParallelResult]:
+        """Run every config from its own copy of ``base_context`` (plus ``prompt``), then let
+        ``strategy`` select one branch.
+
+        Strategies: ``transparent`` (exactly one config), ``pick_first``, ``token_efficient``,
+        ``elaborate``, ``llm_judge`` (with ``judge``), or an import path
+        ``package.module:function`` taking ``(prompt, outcomes)`` and returning a config index.
+        Branch loop ids are ``{session_id}.{config_segment}.{N}``; a session id is generated
+        when none is given. Branches run under the same cap (default: all at once) and budget
+        gate as map-reduce mappers.
+        """
+        if isinstance(configs, dict | AgentSpec) or not isinstance(configs, Sequence):
+            raise InvalidRunError("configs must be a list of agent specs")
+        request = self._validated(
+            BranchesRequest,
+            configs=list(configs),
+            prompt=prompt,
+            base_context=list(base_context or []),
+            strategy=strategy,
+            judge=judge,
+            session_id=session_id or uuid4().hex,
+            max_concurrent=max_concurrent or max(1, len(configs)),
+            budget=budget,
+            deadline_s=deadline_s,
+        )
+        start = ParallelLoopStart(
+            run_id="", session_id=request.session_id, loop_ids=request.loop_ids
+        )
+        return self._submit(request, ParallelResult, first_events=(start,))
+
+    def run_agent(
+        self,
+        spec: AgentSpec | dict[str, Any],
+        prompt: str | None = None,
+        context: Sequence[Message | dict[str, Any]] | None = None,
+        session_id: str | None = None,
+        budget: Budget | dict[str, Any] | None = None,
+        deadline_s: float | None = None,
+    ) -> RunHandle[AgentRunResult]:
+        """Run one agent on ``context`` plus ``prompt``. With ``prompt=None`` it continues
+        ``context``, which must be non-empty and must not end on an assistant message. The
+        result has ``.output`` and ``.context`` (feed it back to continue the session)."""
+        request = self._validated(
+            AgentRunRequest,
+            spec=spec,
+            prompt=prompt,
+            context=list(context or []),
+            session_id=session_id or uuid4().hex,
+            max_concurrent=1,
+            budget=budget,
+            deadline_s=deadline_s,
+        )
+        return self._submit(request, AgentRunResult)
+
+    @staticmethod
+    def _validated(model: type[RequestT], **fields: Any) -> RequestT:
+        if fields.get("budget") is None:
+            fields["budget"] = Budget()
         try:
-            # One model validates everything, so each error names its place (budget.max_agents).
-            request = MapReduceRequest.model_validate(
-                {
-                    "task": task,
-                    "mapper": mapper,
-                    "reducer": reducer,
-                    "max_concurrent": max_concurrent,
-                    "budget": budget if budget is not None else Budget(),
-                    "deadline_s": deadline_s,
-                    "item_count": len(items),
-                }
-            )
+            return model.model_validate(fields)
         except ValidationError as error:
             raise InvalidRunError(_validation_message(error)) from None
+
+    def _submit(
+        self,
+        request: RunRequest,
+        result_model: type[ResultT],
+        items: list[str] | None = None,
+        first_events: tuple[run_events.Event, ...] = (),
+    ) -> RunHandle[ResultT]:
         run_id = uuid4().hex
-        self.store.create_map_reduce(run_id, request, list(items))
+        for event in first_events:
+            event.run_id = run_id
+        self.store.create_run(run_id, request, items, first_events)
         self._celery.send_task(
             "tasks.coordinator.admit_run",
             args=(run_id,),
             task_id=admit_task_id(run_id),
             queue="coordinator",
         )
-        return RunHandle(self, run_id)
+        return RunHandle(self, run_id, result_model)
 
-    def get_run(self, run_id: str) -> RunHandle:
+    def get_run(self, run_id: str) -> RunHandle[Any]:
         """Attach to an existing run (from any process); ``RunNotFoundError`` if there is none."""
-        if not self.store.exists(run_id):
+        status = self.store.status(run_id)
+        if status is None:
             raise RunNotFoundError(f"no run with id {run_id!r}")
-        return RunHandle(self, run_id)
+        return RunHandle(self, run_id, RESULT_MODELS[status.kind])
 
     def workers(self) -> list[str]:
         """Host names of the live workers (each refreshes its presence every sweep)."""
@@ -122,12 +208,13 @@ class Client:
         self._celery.send_task("tasks.coordinator.cancel_run", args=(run_id,), queue="coordinator")
 
 
-class RunHandle:
+class RunHandle(Generic[ResultT]):
     """A submitted run: its id, status, events, result and cancel."""
 
-    def __init__(self, client: Client, run_id: str) -> None:
+    def __init__(self, client: Client, run_id: str, result_model: type[ResultT]) -> None:
         self.client = client
         self.id = run_id
+        self._result_model = result_model
 
     def __repr__(self) -> str:
         return f"RunHandle({self.id!r})"
@@ -159,16 +246,17 @@ class RunHandle:
             status = self.status()
         return status
 
-    def result(self, timeout: float | None = None) -> MapReduceResult:
+    def result(self, timeout: float | None = None) -> ResultT:
         """Wait for the run and return its result. A cancelled run returns the outputs it has;
-        a failed run raises ``RunFailedError``."""
+        a failed run raises ``RunFailedError`` (whose ``result`` holds what it has)."""
         status = self.wait(timeout)
-        if status.state == "failed":
-            raise RunFailedError(self.id, status.error)
         raw = self.client.store.result_json(self.id)
-        if raw is None:
+        result = self._result_model.model_validate_json(raw) if raw else None
+        if status.state == "failed":
+            raise RunFailedError(self.id, status.error, result)
+        if result is None:
             raise RunFailedError(self.id, "the run ended without a result")
-        return MapReduceResult.model_validate_json(raw)
+        return result
 
     def cancel(self, reason: str = "cancelled by the user") -> bool:
         """Stop the run: no further members start, running ones stop at their next model

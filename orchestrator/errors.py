@@ -1,5 +1,7 @@
 """Errors raised to users of the client and CLI."""
 
+from typing import Any
+
 
 class OrchestratorError(Exception):
     """Base class of every error agent-orchestrator raises on purpose."""
@@ -14,12 +16,14 @@ class RunNotFoundError(OrchestratorError, LookupError):
 
 
 class RunFailedError(OrchestratorError):
-    """The run ended in the ``failed`` state; ``status`` says why."""
+    """The run ended in the ``failed`` state; ``error`` says why and ``result`` holds what the
+    run has (outputs, outcomes) when it stored any."""
 
-    def __init__(self, run_id: str, error: str | None) -> None:
+    def __init__(self, run_id: str, error: str | None, result: Any = None) -> None:
         super().__init__(f"run {run_id} failed: {error or 'unknown error'}")
         self.run_id = run_id
         self.error = error
+        self.result = result
 
 
 class RunTimeoutError(OrchestratorError, TimeoutError):

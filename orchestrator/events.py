@@ -31,23 +31,73 @@ class RunStart(_Event):
     total: int
 
 
-class AgentStart(_Event):
-    """An agent began (``index`` is the item index of a mapper, None for the reducer)."""
+class ParallelLoopStart(_Event):
+    """Parallel branches begin; comes before any branch event."""
 
-    type: Literal["AgentStart"] = "AgentStart"
+    type: Literal["ParallelLoopStart"] = "ParallelLoopStart"
+    session_id: str
+    loop_ids: list[str]
+
+
+class _AgentEvent(_Event):
+    # A mapper has its item ``index``, a branch its ``loop_id``; the final agent of a run
+    # (reducer, judge) and a single agent run have neither.
     name: str
     index: int | None = None
+    loop_id: str | None = None
 
 
-class AgentEnd(_Event):
+class AgentStart(_AgentEvent):
+    """An agent began."""
+
+    type: Literal["AgentStart"] = "AgentStart"
+
+
+class ModelTurn(_AgentEvent):
+    """One model call of an agent ended."""
+
+    type: Literal["ModelTurn"] = "ModelTurn"
+    turn: int
+    usage: Usage = Field(default_factory=Usage)
+    tool_calls: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
+class ToolCallStart(_AgentEvent):
+    """A tool call requested by the model began."""
+
+    type: Literal["ToolCallStart"] = "ToolCallStart"
+    call_id: str
+    tool: str
+
+
+class ToolCallEnd(_AgentEvent):
+    """A tool call ended."""
+
+    type: Literal["ToolCallEnd"] = "ToolCallEnd"
+    call_id: str
+    tool: str
+    status: str
+    error: str | None = None
+
+
+class AgentEnd(_AgentEvent):
     """An agent ended, ran or not (skipped and cancelled members end too)."""
 
     type: Literal["AgentEnd"] = "AgentEnd"
-    name: str
-    index: int | None = None
     outcome: Outcome
     usage: Usage = Field(default_factory=Usage)
     error: str | None = None
+
+
+class ParallelLoopEnd(_Event):
+    """The evaluation selected a branch; comes after every branch event."""
+
+    type: Literal["ParallelLoopEnd"] = "ParallelLoopEnd"
+    session_id: str
+    selected_loop_id: str | None
+    selected_config_index: int | None
+    evaluation_usage: Usage = Field(default_factory=Usage)
 
 
 class RunEnd(_Event):
@@ -57,7 +107,18 @@ class RunEnd(_Event):
     state: str
 
 
-Event = Annotated[RunStart | AgentStart | AgentEnd | RunEnd, Field(discriminator="type")]
+Event = Annotated[
+    RunStart
+    | ParallelLoopStart
+    | AgentStart
+    | ModelTurn
+    | ToolCallStart
+    | ToolCallEnd
+    | AgentEnd
+    | ParallelLoopEnd
+    | RunEnd,
+    Field(discriminator="type"),
+]
 _EVENT = TypeAdapter[Event](Event)
 
 

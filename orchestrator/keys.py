@@ -17,7 +17,11 @@ class RunKeys:
     there); ``holders`` a hash member -> token of the execution that holds the lease; ``outputs``
     a hash index -> AgentOutput JSON (first write wins); ``budget`` the ledger hash;
     ``reserved`` a hash member -> reserved "tokens cost"; ``events`` the run's stream; ``done``
-    a stream with one entry once the run has ended (what waiters block on).
+    a stream with one entry once the run has ended (what waiters block on); ``messages`` a hash
+    member -> the messages it added to its context (branches and single runs).
+
+    A member is an item index, or ``final`` for the agent that runs after the members (a
+    reducer, a judge).
     """
 
     run_id: str
@@ -58,6 +62,10 @@ class RunKeys:
     def done(self) -> str:
         return f"{self.run}:done"
 
+    @property
+    def messages(self) -> str:
+        return f"{self.run}:messages"
+
     def all(self) -> list[str]:
         """Every key of the run, for expiry."""
         return [
@@ -70,6 +78,7 @@ class RunKeys:
             self.reserved,
             self.events,
             self.done,
+            self.messages,
         ]
 
 
@@ -82,15 +91,15 @@ def admit_task_id(run_id: str) -> str:
     return f"{run_id}-admit"
 
 
-def gate_task_id(run_id: str) -> str:
-    return f"{run_id}-gate"
+def body_task_id(run_id: str) -> str:
+    return f"{run_id}-body"
 
 
-def reducer_task_id(run_id: str) -> str:
-    return f"{run_id}-reduce"
+def final_task_id(run_id: str) -> str:
+    return f"{run_id}-final"
 
 
-REDUCER_MEMBER = "reduce"
+FINAL_MEMBER = "final"
 
 
 def worker_key(hostname: str) -> str:

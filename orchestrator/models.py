@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.providers import KNOWN_PROVIDERS
 
@@ -36,6 +36,7 @@ class ModelConfig(BaseModel):
     provider: str = "scripted"
     model: str = "scripted-1"
     options: dict[str, Any] = Field(default_factory=dict)
+    context_window: int = Field(default=128_000, ge=256)
 
     @field_validator("provider")
     @classmethod
@@ -55,6 +56,8 @@ class AgentSpec(BaseModel):
         model: the model configuration.
         tools: names of the tools the agent may call.
         max_turns: the most model turns before the run stops with an error.
+        config_id: names this configuration in branch loop ids (else provider and model do).
+        thinking: a thinking level, passed to providers that have one; part of loop ids.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -64,6 +67,8 @@ class AgentSpec(BaseModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     tools: list[str] = Field(default_factory=list)
     max_turns: int = Field(default=10, ge=1)
+    config_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
+    thinking: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class Budget(BaseModel):
@@ -146,19 +151,6 @@ class AgentOutput(BaseModel):
         return cls(name=name, outcome=outcome, error=reason, started_at=now, ended_at=now)
 
 
-class MapReduceResult(BaseModel):
-    """The result of a map-reduce run: mapper outputs in item order and the reduced answer."""
-
-    task: str
-    map_outputs: list[AgentOutput]
-    reduced_answer: str
-    reducer_output: AgentOutput | None = None
-
-    def all_succeeded(self) -> bool:
-        """True when every mapper succeeded."""
-        return all(output.succeeded() for output in self.map_outputs)
-
-
 class CallRecord(BaseModel):
     """One model call or tool call inside an agent run."""
 
@@ -202,23 +194,3 @@ class RunStatus(BaseModel):
     @property
     def finished_members(self) -> int:
         return sum(self.counts.values())
-
-
-class MapReduceRequest(BaseModel):
-    """A validated map-reduce submission, as stored with the run."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    task: str
-    mapper: AgentSpec
-    reducer: AgentSpec
-    max_concurrent: int = Field(default=5, ge=1)
-    budget: Budget = Field(default_factory=Budget)
-    deadline_s: float | None = Field(default=None, gt=0)
-    item_count: int = Field(ge=1)
-
-    @model_validator(mode="after")
-    def _task_given(self) -> MapReduceRequest:
-        if not self.task.strip():
-            raise ValueError("task must not be empty")
-        return self

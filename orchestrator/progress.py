@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -10,7 +12,7 @@ from orchestrator.events import AgentEnd, RunEnd
 from orchestrator.models import RunStatus
 
 
-def follow_with_progress(handle: RunHandle, console: Console | None = None) -> RunStatus:
+def follow_with_progress(handle: RunHandle[Any], console: Console | None = None) -> RunStatus:
     """Show mappers done / total with skipped and failed counts until the run ends."""
     console = console or Console(stderr=True)
     counts = {"ok": 0, "error": 0, "skipped": 0, "cancelled": 0}

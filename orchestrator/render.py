@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.models import MapReduceResult, RunStatus
+from orchestrator.models import RunStatus
+from orchestrator.results import MapReduceResult
 
 OUTCOME_STYLE = {"ok": "green", "error": "red", "skipped": "yellow", "cancelled": "magenta"}
 

@@ -11,14 +11,17 @@ from functools import lru_cache
 from typing import Any
 
 import redis
+from pydantic import TypeAdapter
 
-from orchestrator.events import AgentEnd, AgentStart, RunEnd, RunStart
-from orchestrator.keys import ACTIVE_RUNS, RunKeys
-from orchestrator.models import OUTCOMES, AgentOutput, MapReduceRequest, RunState, RunStatus
+from orchestrator.events import AgentStart, Event, RunEnd, RunStart
+from orchestrator.keys import ACTIVE_RUNS, FINAL_MEMBER, RunKeys
+from orchestrator.models import OUTCOMES, AgentOutput, Message, RunState, RunStatus
+from orchestrator.requests import RUN_REQUEST, RunRequest
 from orchestrator.scripts import run_script
 from orchestrator.settings import Settings
 
 RESULT_TTL_S = 7 * 24 * 3600
+_MESSAGES = TypeAdapter(list[Message])
 
 
 @dataclass
@@ -71,11 +74,6 @@ def _admission(admitted: list[int], denied: list[bytes | int]) -> Admission:
     return Admission(admitted=[int(i) for i in admitted], denied=pairs)
 
 
-def member_name(spec_name: str, member: str) -> str:
-    """The agent name of a member: ``{name}_{i}`` for mappers, the spec's name for the reducer."""
-    return spec_name if member == "reduce" else f"{spec_name}_{member}"
-
-
 class RunStore:
     """Reads and changes runs in Redis.
 
@@ -100,15 +98,22 @@ class RunStore:
         seconds, micros = self.client.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
-    def create_map_reduce(self, run_id: str, request: MapReduceRequest, items: list[str]) -> None:
-        """Write a new pending map-reduce run: its request, items, budget and first event."""
+    def create_run(
+        self,
+        run_id: str,
+        request: RunRequest,
+        items: list[str] | None = None,
+        first_events: tuple[Event, ...] = (),
+    ) -> None:
+        """Write a new pending run: its request, items (map-reduce), budget and first events."""
         keys = RunKeys(run_id)
+        total = request.member_count
         fields: dict[Any, str | int] = {
             "id": run_id,
-            "kind": "map_reduce",
+            "kind": request.kind,
             "state": "pending",
             "request": request.model_dump_json(),
-            "total": len(items),
+            "total": total,
             "max_concurrent": request.max_concurrent,
             "next": 0,
             "events_maxlen": self.settings.events_maxlen,
@@ -123,22 +128,24 @@ class RunStore:
             "max_tokens": budget.max_tokens,
             "max_cost": budget.max_cost_usd,
         }
-        start = RunStart(run_id=run_id, kind="map_reduce", total=len(items))
+        events = (RunStart(run_id=run_id, kind=request.kind, total=total), *first_events)
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(keys.run, mapping=fields)
-            pipe.rpush(keys.items, *items)
+            if items:
+                pipe.rpush(keys.items, *items)
             pipe.hset(keys.budget, mapping={"agents": 0, "tokens": 0, "cost": 0})
             for name, limit in limits.items():
                 if limit is not None:
                     pipe.hset(keys.budget, name, str(limit))
-            pipe.xadd(keys.events, {"e": start.model_dump_json()})
+            for event in events:
+                pipe.xadd(keys.events, {"e": event.model_dump_json()})
             pipe.sadd(ACTIVE_RUNS, run_id)
             pipe.execute()
 
     def exists(self, run_id: str) -> bool:
         return bool(self.client.exists(RunKeys(run_id).run))
 
-    def request(self, run_id: str) -> MapReduceRequest:
+    def request(self, run_id: str) -> RunRequest:
         """The run's validated request (cached: a request never changes)."""
         return _cached_request(self.client, run_id)
 
@@ -158,9 +165,15 @@ class RunStore:
         return Claim(action=_text(action), input=_text(rest[0]) if rest else "")
 
     def complete(
-        self, run_id: str, member: str, output: AgentOutput, event: AgentEnd
+        self,
+        run_id: str,
+        member: str,
+        output: AgentOutput,
+        events: list[Event],
+        messages: list[Message] | None = None,
     ) -> Completion:
-        """Store a member's output once, settle its budget and admit the next members."""
+        """Store a member's output (and the messages it added) once, emit ``events`` with it,
+        settle its budget and admit the next members."""
         reply = self._run(
             run_id,
             "complete_member",
@@ -170,7 +183,8 @@ class RunStore:
             output.outcome,
             output.tokens.total_tokens,
             output.tokens.cost_usd,
-            event.model_dump_json(),
+            _MESSAGES.dump_json(messages).decode() if messages else "",
+            *(event.model_dump_json() for event in events),
         )
         if reply[0] == 0:
             stored = AgentOutput.model_validate_json(reply[1])
@@ -202,27 +216,51 @@ class RunStore:
         """Flag the run as cancelled; True when this call set the flag."""
         return bool(self._run(run_id, "request_cancel", reason))
 
-    def gate_reducer(self, run_id: str, prompt: str) -> tuple[str, str]:
-        """Budget-gate the reducer: (``admitted`` | ``denied`` | ``cancelled``, reason)."""
-        verdict, *rest = self._run(run_id, "gate_reducer", self._lease_ms, prompt)
+    def gate_final(self, run_id: str, prompt: str) -> tuple[str, str]:
+        """Budget-gate the run's final agent: (``admitted`` | ``denied`` | ``cancelled``,
+        reason); ``prompt`` is what it will be given."""
+        verdict, *rest = self._run(run_id, "gate_final", self._lease_ms, prompt)
         return _text(verdict), _text(rest[0]) if rest else ""
 
-    def finalize(self, run_id: str, state: RunState, result_json: str, error: str = "") -> bool:
-        """End the run once with its result; False when it had already ended."""
-        event = RunEnd(run_id=run_id, state=state)
+    def emit(self, run_id: str, event: Event) -> None:
+        """Append one event to the run's stream."""
+        self.client.xadd(
+            RunKeys(run_id).events,
+            {"e": event.model_dump_json()},
+            maxlen=self.settings.events_maxlen,
+            approximate=True,
+        )
+
+    def finalize(
+        self,
+        run_id: str,
+        state: RunState,
+        result_json: str,
+        error: str = "",
+        events: tuple[Event, ...] = (),
+    ) -> bool:
+        """End the run once with its result, emitting ``events`` and then ``RunEnd``; False
+        when it had already ended."""
+        end = RunEnd(run_id=run_id, state=state)
+        emitted = [event.model_dump_json() for event in (*events, end)]
         ended = run_script(
             self.client,
             "finalize_run",
-            [*RunKeys(run_id).all(), ACTIVE_RUNS],  # all() ends with the done stream
-            [state, result_json, error, event.model_dump_json(), RESULT_TTL_S],
+            [*RunKeys(run_id).all(), ACTIVE_RUNS],
+            [state, result_json, error, RESULT_TTL_S, *emitted],
         )
         return bool(ended)
 
     def outputs(self, run_id: str) -> list[AgentOutput]:
-        """The stored mapper outputs, in item order (members not yet ended are missing)."""
+        """The stored member outputs, in member order (members not yet ended are missing)."""
         raw = self.client.hgetall(RunKeys(run_id).outputs)
-        by_index = {int(k): v for k, v in raw.items() if k != b"reduce"}
+        by_index = {int(k): v for k, v in raw.items() if k != FINAL_MEMBER.encode()}
         return [AgentOutput.model_validate_json(by_index[i]) for i in sorted(by_index)]
+
+    def messages(self, run_id: str, member: str) -> list[Message]:
+        """The messages member ``member`` added to its context (empty if none were kept)."""
+        raw = self.client.hget(RunKeys(run_id).messages, member)
+        return _MESSAGES.validate_json(raw) if raw else []
 
     def stored_output(self, run_id: str, member: str) -> AgentOutput | None:
         raw = self.client.hget(RunKeys(run_id).outputs, member)
@@ -261,8 +299,8 @@ class RunStore:
 
 
 @lru_cache(maxsize=256)
-def _cached_request(client: redis.Redis, run_id: str) -> MapReduceRequest:
+def _cached_request(client: redis.Redis, run_id: str) -> RunRequest:
     raw = client.hget(RunKeys(run_id).run, "request")
     if raw is None:
         raise LookupError(f"run {run_id} has no request")
-    return MapReduceRequest.model_validate_json(raw)
+    return RUN_REQUEST.validate_json(raw)

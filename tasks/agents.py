@@ -1,4 +1,4 @@
-"""Agent tasks (queue ``agents``): chord members and reducers."""
+"""Agent tasks (queue ``agents``): chord members and final agents."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from celery.exceptions import Ignore
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from orchestrator.keys import FINAL_MEMBER
 from workers.app import app
 from workers.canvas import member_result
-from workers.coordinator import finish_map_reduce
+from workers.kinds import kind_of
 from workers.member import execute_member
 from workers.runtime import lease_keeper, store
 
@@ -26,8 +27,8 @@ RETRY_ON_REDIS = {
 
 @app.task(name="tasks.agents.run_member", **RETRY_ON_REDIS)
 def run_member(run_id: str, index: int) -> dict[str, Any]:
-    """Mapper ``index`` of a map-reduce run; its ``AgentOutput`` is stored with the run and the
-    chord gets a reference to it."""
+    """Member ``index`` of a run (a mapper, a branch, a single agent); its output is stored
+    with the run and the chord gets a reference to it."""
     output = execute_member(app, store(), lease_keeper(), run_id, str(index))
     if output is None:
         # Another live execution holds this member: drop this copy without a result, so the
@@ -36,11 +37,12 @@ def run_member(run_id: str, index: int) -> dict[str, Any]:
     return member_result(index, output)
 
 
-@app.task(name="tasks.agents.run_reducer", **RETRY_ON_REDIS)
-def run_reducer(run_id: str) -> dict[str, Any]:
-    """The reducer of a map-reduce run; ends the run with its answer."""
-    output = execute_member(app, store(), lease_keeper(), run_id, "reduce")
+@app.task(name="tasks.agents.run_final", **RETRY_ON_REDIS)
+def run_final(run_id: str) -> dict[str, Any]:
+    """The final agent of a run (a reducer, a judge); ends the run with its answer."""
+    runs = store()
+    output = execute_member(app, runs, lease_keeper(), run_id, FINAL_MEMBER)
     if output is None:
         raise Ignore()
-    finish_map_reduce(store(), run_id, reducer_output=output)
+    kind_of(runs.request(run_id)).after_final(app, runs, run_id, output)
     return output.model_dump(mode="json")

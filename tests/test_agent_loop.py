@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from orchestrator.models import AgentSpec, ModelConfig
+from orchestrator.models import AgentSpec, Message, ModelConfig, ToolCall, Usage
 from orchestrator.providers import KNOWN_PROVIDERS
-from workers.agent_loop import run_agent
+from workers.agent_loop import AgentEvents, run_agent
 from workers.cancellation import CancelToken
 from workers.providers import PROVIDERS
 
@@ -22,7 +22,8 @@ def test_a_final_text_ends_the_run_ok_with_usage_and_record() -> None:
     run = run_agent(spec(), "question", run_id="r1")
     assert run.output.outcome == "ok" and run.output.succeeded()
     assert run.output.turns == 1 and run.output.tokens.total_tokens > 0
-    assert [m.role for m in run.messages] == ["system", "user", "assistant"]
+    assert [m.role for m in run.new_messages] == ["user", "assistant"]
+    assert run.context == run.new_messages  # the instructions are not part of the context
     assert [c.kind for c in run.record.calls] == ["model"]
     assert run.record.calls[0].usage == run.output.tokens
     assert run.output.started_at and run.output.ended_at and run.output.duration_ms >= 0
@@ -33,7 +34,7 @@ def test_tool_calls_without_tools_are_answered_with_an_error_the_model_reads() -
     run = run_agent(spec(script=script), "q", run_id="r1")
     assert run.output.answer == "gave up" and run.output.turns == 2
     assert run.output.tool_calls == 1
-    tool_message = run.messages[3]
+    tool_message = run.new_messages[2]
     assert tool_message.role == "tool" and "'search' is not available" in tool_message.content
     assert [c.kind for c in run.record.calls] == ["model", "tool", "model"]
 
@@ -68,3 +69,40 @@ def test_a_provider_the_worker_lacks_is_an_error_output_not_a_crash() -> None:
 
     run = run_agent(spec(), "q", run_id="r1", provider_for=no_provider)
     assert run.output.outcome == "error" and "no scripted here" in (run.output.error or "")
+
+
+def test_without_a_prompt_the_agent_continues_its_context() -> None:
+    context = [Message(role="user", content="first"), Message(role="assistant", content="a")]
+    context.append(Message(role="user", content="second question"))
+    run = run_agent(spec(), context=context, run_id="r1")
+    assert [m.role for m in run.new_messages] == ["assistant"]
+    assert "second question" in run.output.answer
+    assert run.context == [*context, *run.new_messages]
+
+
+class Recorder(AgentEvents):
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, object]] = []
+
+    def model_turn(
+        self, turn: int, usage: Usage, tool_calls: list[str], error: str | None, final: bool
+    ) -> None:
+        self.seen.append(("turn", (turn, tool_calls, final)))
+
+    def tool_start(self, call: ToolCall) -> None:
+        self.seen.append(("tool_start", call.name))
+
+    def tool_end(self, call: ToolCall, status: str, error: str | None) -> None:
+        self.seen.append(("tool_end", (call.name, status)))
+
+
+def test_turns_and_tool_calls_are_reported_in_order_and_the_last_turn_is_final() -> None:
+    script = [{"tool_calls": [{"name": "search", "arguments": {}}]}, {"text": "done"}]
+    events = Recorder()
+    run_agent(spec(script=script), "q", run_id="r1", events=events)
+    assert events.seen == [
+        ("turn", (1, ["search"], False)),
+        ("tool_start", "search"),
+        ("tool_end", ("search", "error")),
+        ("turn", (2, [], True)),
+    ]

@@ -10,7 +10,8 @@ import redis
 
 from orchestrator.events import AgentEnd
 from orchestrator.local import LocalRedis
-from orchestrator.models import AgentOutput, Budget, MapReduceRequest
+from orchestrator.models import AgentOutput, Budget
+from orchestrator.requests import MapReduceRequest
 from orchestrator.run_store import RunStore
 from orchestrator.settings import Settings
 from tests.helpers import scripted
@@ -26,7 +27,7 @@ def new_run(store: RunStore, total: int, cap: int, budget: Budget) -> str:
         budget=budget,
         item_count=total,
     )
-    store.create_map_reduce(run_id, request, [str(i) for i in range(total)])
+    store.create_run(run_id, request, [str(i) for i in range(total)])
     return run_id
 
 
@@ -77,7 +78,7 @@ def test_concurrent_completions_never_exceed_cap_or_budget(redis_server: LocalRe
                 index = queue.pop()
             output = AgentOutput(name=f"m_{index}")
             event = AgentEnd(run_id=run_id, name=output.name, index=index, outcome="ok")
-            completion = store.complete(run_id, str(index), output, event)
+            completion = store.complete(run_id, str(index), output, [event])
             in_flight = store.client.zcard(f"ao:run:{run_id}:leases")
             with lock:
                 peak[0] = max(peak[0], in_flight)
@@ -105,7 +106,7 @@ def test_second_completion_of_a_member_keeps_the_first_output(redis_server: Loca
     first = AgentOutput(name="m_0", answer="first")
     late = AgentOutput(name="m_0", answer="late")
     event = AgentEnd(run_id=run_id, name="m_0", index=0, outcome="ok")
-    assert store.complete(run_id, "0", first, event).stored
-    duplicate = store.complete(run_id, "0", late, event)
+    assert store.complete(run_id, "0", first, [event]).stored
+    duplicate = store.complete(run_id, "0", late, [event])
     assert not duplicate.stored and duplicate.output.answer == "first"
     assert store.status(run_id).counts["ok"] == 1  # type: ignore[union-attr]

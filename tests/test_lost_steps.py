@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from orchestrator import Client, RunHandle
+from orchestrator import Client, MapReduceResult, RunHandle
 from orchestrator.events import AgentEnd
-from orchestrator.models import AgentOutput, MapReduceRequest
+from orchestrator.models import AgentOutput
+from orchestrator.requests import MapReduceRequest
 from tests.helpers import items, scripted
 
 
-def create_without_admission(client: Client, count: int) -> RunHandle:
+def create_without_admission(client: Client, count: int) -> RunHandle[MapReduceResult]:
     run_id = uuid4().hex
     request = MapReduceRequest(
         task="Lost",
@@ -23,8 +24,8 @@ def create_without_admission(client: Client, count: int) -> RunHandle:
         max_concurrent=count,
         item_count=count,
     )
-    client.store.create_map_reduce(run_id, request, items(count))
-    return RunHandle(client, run_id)
+    client.store.create_run(run_id, request, items(count))
+    return RunHandle(client, run_id, MapReduceResult)
 
 
 def test_a_run_whose_admission_message_was_lost_is_admitted(client: Client) -> None:
@@ -40,7 +41,7 @@ def test_a_run_whose_chord_body_was_lost_is_reduced(client: Client) -> None:
     for index in admission.admitted:
         output = AgentOutput(name=f"mapper_{index}", answer=f"done {index}")
         event = AgentEnd(run_id=handle.id, name=output.name, index=index, outcome="ok")
-        client.store.complete(handle.id, str(index), output, event)
+        client.store.complete(handle.id, str(index), output, [event])
     result = handle.result(timeout=20)
     assert [o.answer for o in result.map_outputs] == ["done 0", "done 1", "done 2"]
     assert result.reduced_answer == "reduced"
@@ -51,14 +52,13 @@ def test_a_run_whose_reducer_finished_but_never_ended_the_run_is_ended(client: C
     handle = create_without_admission(client, 1)
     client.store.start(handle.id)
     mapped = AgentOutput(name="mapper_0", answer="mapped")
-    client.store.complete(
-        handle.id, "0", mapped, AgentEnd(run_id=handle.id, name="mapper_0", index=0, outcome="ok")
-    )
-    assert client.store.gate_reducer(handle.id, "prompt")[0] == "admitted"
+    mapped_end = AgentEnd(run_id=handle.id, name="mapper_0", index=0, outcome="ok")
+    client.store.complete(handle.id, "0", mapped, [mapped_end])
+    assert client.store.gate_final(handle.id, "prompt")[0] == "admitted"
     reduced = AgentOutput(name="reducer", answer="stored reduction")
-    client.store.complete(
-        handle.id, "reduce", reduced, AgentEnd(run_id=handle.id, name="reducer", outcome="ok")
-    )  # the process died here, before ending the run
+    reduced_end = AgentEnd(run_id=handle.id, name="reducer", outcome="ok")
+    client.store.complete(handle.id, "final", reduced, [reduced_end])
+    # The process died here, before ending the run.
     result = handle.result(timeout=20)
     assert result.reduced_answer == "stored reduction"
     assert handle.status().state == "succeeded"

@@ -8,9 +8,10 @@ import time
 import pytest
 
 from orchestrator.models import Message, ModelConfig
+from orchestrator.tokens import estimate_tokens
 from workers.cancellation import Cancelled, CancelToken
 from workers.providers import ProviderError
-from workers.providers.scripted import ScriptedModel, estimate_tokens
+from workers.providers.scripted import ScriptedModel
 
 MODEL = ScriptedModel()
 

@@ -1,14 +1,16 @@
 """The agent loop: model turns until a final answer or ``max_turns``.
 
 It never raises: a provider failure becomes an ``error`` output, a cancel a ``cancelled`` one,
-and every model and tool call is recorded for the learners.
+and every model and tool call is recorded for the learners. The agent's instructions are sent
+as the system message of every call but are not part of its context, so a context can be
+continued by an agent with other instructions.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from orchestrator.models import (
     AgentOutput,
@@ -17,6 +19,7 @@ from orchestrator.models import (
     Message,
     Outcome,
     RunRecord,
+    ToolCall,
     Usage,
     utcnow,
 )
@@ -24,34 +27,55 @@ from workers.cancellation import Cancelled, CancelToken
 from workers.providers import ModelProvider, get_provider
 
 
+class AgentEvents:
+    """Where the loop reports its turns and tool calls; this base class reports nowhere."""
+
+    def model_turn(
+        self, turn: int, usage: Usage, tool_calls: list[str], error: str | None, final: bool
+    ) -> None:
+        """A model call ended; ``final`` when it is the run's last."""
+
+    def tool_start(self, call: ToolCall) -> None:
+        """A tool call begins."""
+
+    def tool_end(self, call: ToolCall, status: str, error: str | None) -> None:
+        """A tool call ended."""
+
+
 @dataclass
 class AgentRun:
-    """What one agent run leaves: its output, the full context and the record of its calls."""
+    """What one agent run leaves: its output, the messages it added to its context, the whole
+    context after it, and the record of its calls."""
 
     output: AgentOutput
-    messages: list[Message]
-    record: RunRecord
+    new_messages: list[Message]
+    context: list[Message]
+    record: RunRecord = field(repr=False)
 
 
 def run_agent(
     spec: AgentSpec,
-    prompt: str,
+    prompt: str | None = None,
     *,
+    context: list[Message] | None = None,
     run_id: str,
     name: str | None = None,
     cancel: CancelToken | None = None,
+    events: AgentEvents | None = None,
     provider_for: Callable[[str], ModelProvider] = get_provider,
 ) -> AgentRun:
-    """Run ``spec`` on ``prompt`` and return its output; ``name`` overrides the output's name."""
+    """Run ``spec`` on ``context`` plus ``prompt`` (as a new user message, when given)."""
     cancel = cancel or CancelToken()
+    events = events or AgentEvents()
     agent_name = name or spec.name
     started = utcnow()
     clock = time.perf_counter()
     record = RunRecord(run_id=run_id, agent_name=agent_name, agent_id=spec.name, started_at=started)
-    messages: list[Message] = []
-    if spec.instructions:
-        messages.append(Message(role="system", content=spec.instructions))
-    messages.append(Message(role="user", content=prompt))
+    base = list(context or [])
+    new_messages: list[Message] = []
+    if prompt is not None:
+        new_messages.append(Message(role="user", content=prompt))
+    system = [Message(role="system", content=spec.instructions)] if spec.instructions else []
     usage = Usage()
     turns = tool_call_count = 0
     tools_used: list[str] = []
@@ -73,7 +97,7 @@ def run_agent(
             duration_ms=(time.perf_counter() - clock) * 1000,
             tools_used=tools_used,
         )
-        return AgentRun(output=output, messages=messages, record=record)
+        return AgentRun(output, new_messages, base + new_messages, record)
 
     try:
         provider = provider_for(spec.model.provider)
@@ -84,24 +108,29 @@ def run_agent(
         record.calls.append(call)
         try:
             cancel.check()
-            response = provider.complete(spec.model, messages, cancel)
+            response = provider.complete(spec.model, system + base + new_messages, cancel)
         except Cancelled as stop:
             call.ended_at, call.status = utcnow(), "cancelled"
+            events.model_turn(turns + 1, Usage(), [], f"cancelled: {stop}", final=True)
             return finish("cancelled", error=f"cancelled: {stop}")
         except Exception as failure:  # a provider failure must not crash the member
             call.ended_at, call.status = utcnow(), "error"
             call.error = f"{type(failure).__name__}: {failure}"
+            events.model_turn(turns + 1, Usage(), [], call.error, final=True)
             return finish("error", error=call.error)
         call.ended_at, call.usage = utcnow(), response.usage
         usage = usage + response.usage
         turns += 1
-        messages.append(
+        names = [tool_call.name for tool_call in response.tool_calls]
+        events.model_turn(turns, response.usage, names, None, final=not response.tool_calls)
+        new_messages.append(
             Message(role="assistant", content=response.text, tool_calls=response.tool_calls)
         )
         if not response.tool_calls:
             return finish("ok", answer=response.text)
         for tool_call in response.tool_calls:
             tool_call_count += 1
+            events.tool_start(tool_call)
             # No tool can run yet: every call is answered with an error the model can read.
             now = utcnow()
             error = f"tool {tool_call.name!r} is not available to agent {spec.name!r}"
@@ -115,5 +144,6 @@ def run_agent(
                     error=error,
                 )
             )
-            messages.append(Message(role="tool", content=error, tool_call_id=tool_call.id))
+            events.tool_end(tool_call, "error", error)
+            new_messages.append(Message(role="tool", content=error, tool_call_id=tool_call.id))
     return finish("error", error=f"max_turns ({spec.max_turns}) reached without a final answer")

@@ -1,10 +1,11 @@
 """The capped chord's Celery side, and the only module that touches canvas internals.
 
-A map-reduce run is a real Celery chord: its group id is the run id, member ``i`` is the task
+Every run is a real Celery chord: its group id is the run id, member ``i`` is the task
 ``tasks.agents.run_member(run_id, i)`` with a fixed task id and ``group_index=i``, and the body is
-``tasks.coordinator.gate_reducer(outputs, run_id)``. The chord size is registered in the result
+``tasks.coordinator.after_members(members, run_id)``. The chord size is registered in the result
 backend up front; members are published later, a window at a time. A member that never runs
-(skipped by the budget, cancelled) is counted by the backend directly, without a message.
+(skipped by the budget, cancelled) is counted by the backend directly, without a message. A
+run's final agent (a reducer, a judge) is ``tasks.agents.run_final(run_id)``.
 
 A member's chord result is a small reference (index, name, outcome): the output itself is stored
 once, in the run's outputs hash, where the gate and the final result read it.
@@ -17,12 +18,12 @@ from typing import Any
 from celery import Celery, Signature
 from celery.app.task import Context
 
-from orchestrator.keys import gate_task_id, member_task_id, reducer_task_id
+from orchestrator.keys import body_task_id, final_task_id, member_task_id
 from orchestrator.models import AgentOutput
 
 MEMBER_TASK = "tasks.agents.run_member"
-GATE_TASK = "tasks.coordinator.gate_reducer"
-REDUCER_TASK = "tasks.agents.run_reducer"
+BODY_TASK = "tasks.coordinator.after_members"
+FINAL_TASK = "tasks.agents.run_final"
 
 
 def member_result(index: int, output: AgentOutput) -> dict[str, Any]:
@@ -31,9 +32,9 @@ def member_result(index: int, output: AgentOutput) -> dict[str, Any]:
 
 
 def chord_body(app: Celery, run_id: str) -> Signature:
-    """The chord body: the reducer gate, on the coordinator queue."""
+    """The chord body, on the coordinator queue."""
     return app.signature(
-        GATE_TASK, args=(run_id,), options={"task_id": gate_task_id(run_id), "queue": "coordinator"}
+        BODY_TASK, args=(run_id,), options={"task_id": body_task_id(run_id), "queue": "coordinator"}
     )
 
 
@@ -80,12 +81,12 @@ def count_member_without_message(app: Celery, run_id: str, index: int, output: A
     app.backend.mark_as_done(member_task_id(run_id, index), result, request=request)
 
 
-def publish_reducer(app: Celery, run_id: str) -> None:
-    """Publish the reducer agent of a run whose gate admitted it."""
+def publish_final(app: Celery, run_id: str) -> None:
+    """Publish the final agent of a run whose gate admitted it."""
     app.send_task(
-        REDUCER_TASK,
+        FINAL_TASK,
         args=(run_id,),
-        task_id=reducer_task_id(run_id),
+        task_id=final_task_id(run_id),
         queue="agents",
         add_to_parent=False,
     )

@@ -8,56 +8,70 @@ from uuid import uuid4
 from celery import Celery
 
 from orchestrator.events import AgentEnd, AgentStart
-from orchestrator.keys import REDUCER_MEMBER
-from orchestrator.models import AgentOutput
-from orchestrator.run_store import RunStore, member_name
+from orchestrator.models import AgentOutput, Message
+from orchestrator.run_store import RunStore
 from workers.agent_loop import run_agent
 from workers.cancellation import CancelToken
 from workers.coordinator import apply_admission
+from workers.kinds import kind_of
 from workers.leases import LeaseKeeper
+from workers.member_events import MemberEvents
 
 
 def execute_member(
     app: Celery, store: RunStore, keeper: LeaseKeeper, run_id: str, member: str
 ) -> AgentOutput | None:
-    """Run member ``member`` (an item index, or ``reduce``) of a map-reduce run.
+    """Run member ``member`` (an item index, or ``final``) of a run.
 
     Returns its output (the stored one for a late duplicate delivery, which never calls the
     model again), or None when another live execution holds the member: the caller drops
     this delivery.
     """
     request = store.request(run_id)
-    is_reducer = member == REDUCER_MEMBER
-    spec = request.reducer if is_reducer else request.mapper
-    name = member_name(spec.name, member)
-    index = None if is_reducer else int(member)
+    kind = kind_of(request)
+    identity = kind.identity(request, member)
     token = uuid4().hex
-    claim = store.claim(run_id, member, token, AgentStart(run_id=run_id, name=name, index=index))
+    start_event = AgentStart(run_id=run_id, **identity.event_fields())
+    claim = store.claim(run_id, member, token, start_event)
     if claim.action == "busy":
         return None
     if claim.action == "done":
         return AgentOutput.model_validate_json(claim.input)
+    events = MemberEvents(store, run_id, identity)
+    new_messages: list[Message] = []
     if claim.action == "cancelled":
-        output = AgentOutput.not_run(name, "cancelled", f"cancelled: {claim.input}")
+        output = AgentOutput.not_run(identity.name, "cancelled", f"cancelled: {claim.input}")
     else:
-        prompt = (
-            claim.input if is_reducer else f"{request.task}\n\nProcess this item: {claim.input}"
-        )
+        start = kind.start(request, member, claim.input)
         cancel = CancelToken()
         with keeper.hold(run_id, member, token, cancel):
             try:
-                output = run_agent(spec, prompt, run_id=run_id, name=name, cancel=cancel).output
+                run = run_agent(
+                    kind.spec(request, member),
+                    start.prompt,
+                    context=start.context,
+                    run_id=run_id,
+                    name=identity.name,
+                    cancel=cancel,
+                    events=events,
+                )
+                output, new_messages = run.output, run.new_messages
             except Exception as bug:  # a member never raises: it ends as an error at its index
                 error = f"internal error: {type(bug).__name__}: {bug}"
-                output = AgentOutput.not_run(name, "error", error)
-    event = AgentEnd(
+                output = AgentOutput.not_run(identity.name, "error", error)
+    end = AgentEnd(
         run_id=run_id,
-        name=name,
-        index=index,
         outcome=output.outcome,
         usage=output.tokens,
         error=output.error,
+        **identity.event_fields(),
     )
-    completion = store.complete(run_id, member, output, event)
+    completion = store.complete(
+        run_id,
+        member,
+        output,
+        [*events.deferred, end],
+        messages=new_messages if kind.keeps_messages else None,
+    )
     apply_admission(app, store, run_id, completion.admission)
     return completion.output

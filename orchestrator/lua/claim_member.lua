@@ -18,8 +18,8 @@ redis.call('HSET', K_HOLDERS, member, token)
 redis.call('ZADD', K_LEASES, now + lease_ms, member)
 emit(ARGV[4])
 local input
-if member == 'reduce' then
-    input = redis.call('HGET', K_RUN, 'reduce_prompt')
+if member == 'final' then
+    input = redis.call('HGET', K_RUN, 'final_prompt')
 else
     input = redis.call('LINDEX', K_ITEMS, tonumber(member))
 end

@@ -2,6 +2,8 @@
 -- keys in the same order, see orchestrator/keys.py RunKeys.all().
 local K_RUN, K_ITEMS, K_LEASES, K_HOLDERS, K_OUTPUTS, K_BUDGET, K_RESERVED, K_EVENTS =
     KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_DONE, K_MESSAGES = KEYS[9], KEYS[10]
+local RUN_KEY_COUNT = 10
 
 -- Redis's clock, so that workers on machines with skewed clocks agree on lease expiry.
 local function now_ms()

@@ -3,8 +3,8 @@
 -- here, so one watchdog wins) or, in a cancelled run, abandoned together with every member
 -- never published. It also finds the steps between members that a dead process may have lost:
 -- 'readmit' (pending for a lease: the admission message is gone), 'regate' (every member ended
--- a lease ago and no reducer was admitted: the chord body is gone) and 'refinish' (the reducer
--- stored its output a lease ago but the run did not end). Each is claimed by bumping
+-- a lease ago and no final agent was admitted: the chord body is gone) and 'refinish' (the
+-- final agent stored its output a lease ago but the run did not end). Each is claimed by bumping
 -- last_change_ms, so one watchdog acts per lease period.
 -- Returns {state, cancel_reason, republish, abandon, action}.
 local lease_ms = tonumber(ARGV[1])
@@ -48,7 +48,7 @@ if quiet and #abandon == 0 and redis.call('ZCARD', K_LEASES) == 0 then
     for _, outcome in ipairs({'ok', 'error', 'skipped', 'cancelled'}) do
         ended = ended + (num(K_RUN, 'n_' .. outcome) or 0)
     end
-    if redis.call('HEXISTS', K_OUTPUTS, 'reduce') == 1 then
+    if redis.call('HEXISTS', K_OUTPUTS, 'final') == 1 then
         action = 'refinish'
     elseif ended >= total then
         action = 'regate'

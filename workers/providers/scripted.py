@@ -14,18 +14,13 @@ Options (``ModelConfig.options``):
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 from typing import Any
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
+from orchestrator.tokens import estimate_tokens
 from workers.cancellation import CancelToken
 from workers.providers.base import ModelResponse, ProviderError
-
-
-def estimate_tokens(text: str) -> int:
-    """About four characters a token, at least one for any text."""
-    return math.ceil(len(text) / 4) if text else 0
 
 
 class ScriptedModel:

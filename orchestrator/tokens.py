@@ -1,0 +1,10 @@
+"""A rough token count for budgeting prompts and for the offline model's usage."""
+
+from __future__ import annotations
+
+import math
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token, at least one for any text."""
+    return math.ceil(len(text) / 4) if text else 0

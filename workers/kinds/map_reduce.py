@@ -1,0 +1,88 @@
+"""Map-reduce runs: a mapper per item, then a budget-gated reducer over their summaries."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from orchestrator.keys import FINAL_MEMBER
+from orchestrator.models import AgentOutput, AgentSpec, Outcome
+from orchestrator.requests import MapReduceRequest, RunRequest
+from orchestrator.results import MapReduceResult
+from orchestrator.run_store import RunStore
+from workers import canvas
+from workers.kinds.base import MemberIdentity, MemberStart
+
+SUMMARY_CHARS = 300
+
+
+def summaries(outputs: list[AgentOutput]) -> list[str]:
+    """One line per successful mapper: ``- [name] answer`` cut to 300 characters."""
+    return [f"- [{o.name}] {o.answer[:SUMMARY_CHARS]}" for o in outputs if o.succeeded()]
+
+
+def reducer_prompt(task: str, outputs: list[AgentOutput]) -> str:
+    lines = "\n".join(summaries(outputs))
+    return (
+        f"Original task: {task}\n\nResults from {len(outputs)} sub-agents:\n{lines}\n\n"
+        "Combine these into a single coherent result."
+    )
+
+
+def _request(request: RunRequest) -> MapReduceRequest:
+    assert isinstance(request, MapReduceRequest)
+    return request
+
+
+class MapReduceKind:
+    """Mapper ``i`` is ``{mapper.name}_{i}`` on ``"{task}\\n\\nProcess this item: {item}"``."""
+
+    keeps_messages = False
+
+    def spec(self, request: RunRequest, member: str) -> AgentSpec:
+        mr = _request(request)
+        return mr.reducer if member == FINAL_MEMBER else mr.mapper
+
+    def identity(self, request: RunRequest, member: str) -> MemberIdentity:
+        mr = _request(request)
+        if member == FINAL_MEMBER:
+            return MemberIdentity(mr.reducer.name)
+        return MemberIdentity(f"{mr.mapper.name}_{member}", index=int(member))
+
+    def start(self, request: RunRequest, member: str, stored_input: str) -> MemberStart:
+        if member == FINAL_MEMBER:
+            return MemberStart([], stored_input)
+        return MemberStart([], f"{_request(request).task}\n\nProcess this item: {stored_input}")
+
+    def after_members(self, app: Celery, store: RunStore, run_id: str) -> None:
+        """Run the reducer if the budget admits it, else end with the unreduced summaries."""
+        mr = _request(store.request(run_id))
+        prompt = reducer_prompt(mr.task, store.outputs(run_id))
+        verdict, reason = store.gate_final(run_id, prompt)
+        if verdict == "admitted":
+            canvas.publish_final(app, run_id)
+            return
+        outcome: Outcome = "skipped" if verdict == "denied" else "cancelled"
+        self.after_final(app, store, run_id, AgentOutput.not_run(mr.reducer.name, outcome, reason))
+
+    def after_final(self, app: Celery, store: RunStore, run_id: str, final: AgentOutput) -> None:
+        """End the run. A reducer that did not run (budget, cancel) leaves the unreduced
+        summaries as the answer; a reducer that failed fails the run."""
+        mr = _request(store.request(run_id))
+        outputs = store.outputs(run_id)
+        status = store.status(run_id)
+        cancel = status.cancel_reason if status else None
+        if final.outcome == "ok":
+            reduced = final.answer
+        elif final.outcome in ("skipped", "cancelled"):
+            reduced = "\n".join(summaries(outputs))
+        else:
+            reduced = ""
+        result = MapReduceResult(
+            task=mr.task, map_outputs=outputs, reduced_answer=reduced, reducer_output=final
+        ).model_dump_json()
+        if cancel:
+            store.finalize(run_id, "cancelled", result, cancel)
+        elif final.outcome == "error":
+            store.finalize(run_id, "failed", result, f"reducer failed: {final.error}")
+        else:
+            store.finalize(run_id, "succeeded", result)

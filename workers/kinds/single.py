@@ -1,0 +1,52 @@
+"""Single agent runs: one agent from a prompt, or continuing a context."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from orchestrator.models import AgentOutput, AgentSpec
+from orchestrator.requests import AgentRunRequest, RunRequest
+from orchestrator.results import AgentRunResult
+from orchestrator.run_store import RunStore
+from workers.kinds.base import MemberIdentity, MemberStart
+
+
+def _request(request: RunRequest) -> AgentRunRequest:
+    assert isinstance(request, AgentRunRequest)
+    return request
+
+
+class SingleAgentKind:
+    """A chord of one member; its body ends the run with the output and the new context.
+    The run fails when the agent does (an error, or a budget that admits no agent)."""
+
+    keeps_messages = True
+
+    def spec(self, request: RunRequest, member: str) -> AgentSpec:
+        return _request(request).spec
+
+    def identity(self, request: RunRequest, member: str) -> MemberIdentity:
+        return MemberIdentity(_request(request).spec.name)
+
+    def start(self, request: RunRequest, member: str, stored_input: str) -> MemberStart:
+        single = _request(request)
+        return MemberStart(list(single.context), single.prompt)
+
+    def after_members(self, app: Celery, store: RunStore, run_id: str) -> None:
+        single = _request(store.request(run_id))
+        output = store.stored_output(run_id, "0")
+        if output is None:
+            return
+        context = [*single.context, *store.messages(run_id, "0")]
+        result = AgentRunResult(output=output, context=context, session_id=single.session_id)
+        status = store.status(run_id)
+        if status and status.cancel_reason:
+            store.finalize(run_id, "cancelled", result.model_dump_json(), status.cancel_reason)
+        elif output.outcome == "ok":
+            store.finalize(run_id, "succeeded", result.model_dump_json())
+        else:
+            error = f"agent {output.outcome}: {output.error}"
+            store.finalize(run_id, "failed", result.model_dump_json(), error)
+
+    def after_final(self, app: Celery, store: RunStore, run_id: str, final: AgentOutput) -> None:
+        raise RuntimeError("a single agent run has no final agent")

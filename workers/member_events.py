@@ -1,0 +1,52 @@
+"""The events of one member's agent loop, written to the run's stream."""
+
+from __future__ import annotations
+
+from orchestrator.events import Event, ModelTurn, ToolCallEnd, ToolCallStart
+from orchestrator.models import ToolCall, Usage
+from orchestrator.run_store import RunStore
+from workers.agent_loop import AgentEvents
+from workers.kinds.base import MemberIdentity
+
+
+class MemberEvents(AgentEvents):
+    """Writes each event at once, except the last model turn's: that one is stored with the
+    member's output and ``AgentEnd`` in one call, so a one-turn agent costs no extra round
+    trip and its turn still comes before its end in the stream."""
+
+    def __init__(self, store: RunStore, run_id: str, identity: MemberIdentity) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._fields = identity.event_fields()
+        self.deferred: list[Event] = []
+
+    def model_turn(
+        self, turn: int, usage: Usage, tool_calls: list[str], error: str | None, final: bool
+    ) -> None:
+        event = ModelTurn(
+            run_id=self._run_id,
+            turn=turn,
+            usage=usage,
+            tool_calls=tool_calls,
+            error=error,
+            **self._fields,
+        )
+        if final:
+            self.deferred.append(event)
+        else:
+            self._store.emit(self._run_id, event)
+
+    def tool_start(self, call: ToolCall) -> None:
+        event = ToolCallStart(run_id=self._run_id, call_id=call.id, tool=call.name, **self._fields)
+        self._store.emit(self._run_id, event)
+
+    def tool_end(self, call: ToolCall, status: str, error: str | None) -> None:
+        event = ToolCallEnd(
+            run_id=self._run_id,
+            call_id=call.id,
+            tool=call.name,
+            status=status,
+            error=error,
+            **self._fields,
+        )
+        self._store.emit(self._run_id, event)
