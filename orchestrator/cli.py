@@ -1,4 +1,4 @@
-"""The ``orchestrator`` command: demo, worker, submit, status, cancel."""
+"""The ``orchestrator`` command: demo, worker, submit, status, events, cancel."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 
 from orchestrator.celery_config import QUEUES
@@ -76,9 +77,25 @@ def _parser() -> argparse.ArgumentParser:
     mr.add_argument("--output", choices=("table", "json"), default="table")
     mr.add_argument("--timeout", type=float, help="seconds to wait for the result")
 
+    branches = kinds.add_parser(
+        "branches", help="N agent configs from one context, then a strategy picks one"
+    )
+    branches.add_argument(
+        "file",
+        help="JSON or YAML: configs, prompt, base_context, strategy, judge, session_id, "
+        "max_concurrent, budget, deadline_s",
+    )
+    branches.add_argument("--no-wait", action="store_true", help="print the run id and return")
+    branches.add_argument("--output", choices=("table", "json"), default="table")
+    branches.add_argument("--timeout", type=float, help="seconds to wait for the result")
+
     status = commands.add_parser("status", help="show a run's state and counts")
     status.add_argument("run_id")
     status.add_argument("--output", choices=("table", "json"), default="table")
+
+    events = commands.add_parser("events", help="print a run's events as JSON lines, live")
+    events.add_argument("run_id")
+    events.add_argument("--no-follow", action="store_true", help="print what is there and stop")
 
     cancel = commands.add_parser("cancel", help="cancel a run")
     cancel.add_argument("run_id")
@@ -132,6 +149,39 @@ def _submit_map_reduce(args: argparse.Namespace, client: Client, out: Console) -
     return 0 if status.state == "succeeded" else 1
 
 
+def read_branches_file(path: str) -> dict[str, Any]:
+    """A branches submission from a JSON or YAML file (YAML is a superset of JSON)."""
+    data = yaml.safe_load(Path(path).read_text())
+    if not isinstance(data, dict):
+        raise OrchestratorError(f"{path} must hold a mapping with at least 'configs'")
+    return data
+
+
+def _submit_branches(args: argparse.Namespace, client: Client, out: Console) -> int:
+    from orchestrator.render import branches_table, print_status
+
+    handle = client.parallel_branches(**read_branches_file(args.file))
+    if args.no_wait:
+        print(handle.id)
+        return 0
+    status = handle.wait(args.timeout)
+    result = handle.result() if status.state != "failed" else None
+    if args.output == "json":
+        body = result.model_dump(mode="json") if result else {"error": status.error}
+        print(json.dumps({"run_id": handle.id, "state": status.state, **body}))
+    else:
+        if result is not None:
+            out.print(branches_table(result))
+        print_status(out, status)
+    return 0 if status.state == "succeeded" else 1
+
+
+def _events(args: argparse.Namespace, client: Client) -> int:
+    for event in client.get_run(args.run_id).events(follow=not args.no_follow):
+        print(event.model_dump_json(), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """The console script's entry point; returns the exit code."""
     parser = _parser()
@@ -152,8 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(out, worker_count=args.workers, max_concurrent=args.max_concurrent)
     try:
         client = Client(redis_url=args.redis_url)
+        if args.command == "submit" and args.kind == "branches":
+            return _submit_branches(args, client, out)
         if args.command == "submit":
             return _submit_map_reduce(args, client, out)
+        if args.command == "events":
+            return _events(args, client)
         handle = client.get_run(args.run_id)
         if args.command == "status":
             from orchestrator.render import print_status
@@ -171,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             else f"run {handle.id} had already ended"
         )
         return 0
-    except (OrchestratorError, json.JSONDecodeError, OSError) as error:
+    except (OrchestratorError, json.JSONDecodeError, yaml.YAMLError, OSError) as error:
         Console(stderr=True).print(f"[red]error:[/] {error}")
         return 1
 

@@ -48,9 +48,10 @@ class _AgentEvent(_Event):
 
 
 class AgentStart(_AgentEvent):
-    """An agent began."""
+    """An agent began on ``worker`` (``host:pid`` of the worker process)."""
 
     type: Literal["AgentStart"] = "AgentStart"
+    worker: str | None = None
 
 
 class ModelTurn(_AgentEvent):

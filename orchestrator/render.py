@@ -6,9 +6,17 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.models import RunStatus
-from orchestrator.results import MapReduceResult
+from orchestrator.results import MapReduceResult, ParallelResult
 
 OUTCOME_STYLE = {"ok": "green", "error": "red", "skipped": "yellow", "cancelled": "magenta"}
+
+
+def _clip(text: str, limit: int, tail: bool = False) -> str:
+    """``text`` on one line, cut to ``limit`` characters from the start (or the end)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return "…" + text[1 - limit :] if tail else text[: limit - 1] + "…"
 
 
 def outputs_table(result: MapReduceResult, answer_chars: int = 70, tail: bool = False) -> Table:
@@ -18,16 +26,34 @@ def outputs_table(result: MapReduceResult, answer_chars: int = 70, tail: bool = 
     for column in ("#", "agent", "outcome", "ms", "tokens", "answer or error"):
         table.add_column(column, overflow="fold" if column == "answer or error" else "ellipsis")
     for index, output in enumerate(result.map_outputs):
-        text = output.answer if output.succeeded() else (output.error or "")
-        text = " ".join(text.split())
-        if len(text) > answer_chars:
-            text = "…" + text[1 - answer_chars :] if tail else text[: answer_chars - 1] + "…"
+        text = _clip(
+            output.answer if output.succeeded() else output.error or "", answer_chars, tail
+        )
         style = OUTCOME_STYLE.get(output.outcome, "")
         table.add_row(
             str(index),
             output.name,
             f"[{style}]{output.outcome}[/]",
             f"{output.duration_ms:.0f}",
+            str(output.tokens.total_tokens),
+            text,
+        )
+    return table
+
+
+def branches_table(result: ParallelResult, answer_chars: int = 60) -> Table:
+    """One row per branch; the selected one is marked."""
+    table = Table(title=f"Branches of session {result.session_id}")
+    for column in ("", "loop id", "outcome", "tokens", "answer or error"):
+        table.add_column(column, overflow="fold" if column == "answer or error" else "ellipsis")
+    for outcome in result.outcomes:
+        output = outcome.output
+        text = _clip(output.answer if output.succeeded() else output.error or "", answer_chars)
+        style = OUTCOME_STYLE.get(output.outcome, "")
+        table.add_row(
+            "*" if outcome.config_index == result.selected_index else "",
+            outcome.loop_id,
+            f"[{style}]{output.outcome}[/]",
             str(output.tokens.total_tokens),
             text,
         )

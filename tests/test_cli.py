@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from orchestrator.local import LocalWorker, free_port, redis_answers
 
@@ -78,3 +79,35 @@ def test_demo_runs_end_to_end_on_an_embedded_redis_and_leaves_no_process() -> No
         ["pgrep", "-f", "workers.app worker.*-n demo"], capture_output=True, text=True
     )
     assert leftovers.stdout.strip() == ""
+
+
+def test_submit_branches_reads_a_yaml_file(
+    tmp_path: Path, worker_env: dict[str, str], workers: list[LocalWorker]
+) -> None:
+    spec = tmp_path / "branches.yaml"
+    spec.write_text(
+        """
+prompt: Which is better?
+strategy: elaborate
+session_id: cli-session
+configs:
+  - {name: terse, config_id: terse, model: {provider: scripted, options: {answer: "no"}}}
+  - {name: wordy, config_id: wordy, model: {provider: scripted, options: {answer: "yes, because"}}}
+"""
+    )
+    done = orchestrator("submit", "branches", str(spec), "--output", "json", env=worker_env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["state"] == "succeeded"
+    assert result["selected_loop_id"] == "cli-session.wordy.2"
+    table = orchestrator("submit", "branches", str(spec), env=worker_env)
+    assert "cli-session.terse.1" in table.stdout and "succeeded" in table.stdout
+
+
+def test_submit_branches_with_a_bad_file_fails_before_dispatch(
+    tmp_path: Path, worker_env: dict[str, str]
+) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("configs: []\nprompt: q\n")
+    done = orchestrator("submit", "branches", str(spec), env=worker_env)
+    assert done.returncode == 1 and "configs" in done.stderr

@@ -3,6 +3,8 @@ once and let the next members in."""
 
 from __future__ import annotations
 
+import os
+import socket
 from uuid import uuid4
 
 from celery import Celery
@@ -31,7 +33,8 @@ def execute_member(
     kind = kind_of(request)
     identity = kind.identity(request, member)
     token = uuid4().hex
-    start_event = AgentStart(run_id=run_id, **identity.event_fields())
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    start_event = AgentStart(run_id=run_id, worker=worker, **identity.event_fields())
     claim = store.claim(run_id, member, token, start_event)
     if claim.action == "busy":
         return None
