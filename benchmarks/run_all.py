@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import efficiency, overhead
+from benchmarks import branches, efficiency, overhead
 
 
 def main() -> int:
     ratio = overhead.main()
     parallel = efficiency.main()
-    return 0 if ratio <= 1.3 and parallel >= 0.9 else 1
+    branch_ratio = branches.main()
+    return 0 if ratio <= 1.3 and parallel >= 0.9 and branch_ratio <= 1.15 else 1
 
 
 if __name__ == "__main__":

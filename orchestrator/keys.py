@@ -66,21 +66,6 @@ class RunKeys:
     def messages(self) -> str:
         return f"{self.run}:messages"
 
-    def all(self) -> list[str]:
-        """Every key of the run, for expiry."""
-        return [
-            self.run,
-            self.items,
-            self.leases,
-            self.holders,
-            self.outputs,
-            self.budget,
-            self.reserved,
-            self.events,
-            self.done,
-            self.messages,
-        ]
-
 
 def member_task_id(run_id: str, index: int) -> str:
     """The Celery task id of mapper ``index``: stable, so a republished member is the same task."""

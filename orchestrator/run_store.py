@@ -91,7 +91,7 @@ class RunStore:
         return int(self.settings.lease_s * 1000)
 
     def _run(self, run_id: str, script: str, *args: object) -> Any:
-        return run_script(self.client, script, RunKeys(run_id).all(), list(args))
+        return run_script(self.client, script, [RunKeys(run_id).run], list(args))
 
     def now_ms(self) -> int:
         """Redis's clock in milliseconds (the clock every lease and deadline uses)."""
@@ -197,7 +197,7 @@ class RunStore:
         with self.client.pipeline(transaction=False) as pipe:
             for run_id, member, token in leases:
                 run_script(
-                    pipe, "renew_lease", RunKeys(run_id).all(), [member, token, self._lease_ms]
+                    pipe, "renew_lease", [RunKeys(run_id).run], [member, token, self._lease_ms]
                 )
             return [_text(reason) for reason in pipe.execute()]
 
@@ -246,7 +246,7 @@ class RunStore:
         ended = run_script(
             self.client,
             "finalize_run",
-            [*RunKeys(run_id).all(), ACTIVE_RUNS],
+            [RunKeys(run_id).run, ACTIVE_RUNS],
             [state, result_json, error, RESULT_TTL_S, *emitted],
         )
         return bool(ended)

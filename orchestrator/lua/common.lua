@@ -1,9 +1,13 @@
--- Shared by every run script (the loader prepends this file). Every script gets the run's
--- keys in the same order, see orchestrator/keys.py RunKeys.all().
-local K_RUN, K_ITEMS, K_LEASES, K_HOLDERS, K_OUTPUTS, K_BUDGET, K_RESERVED, K_EVENTS =
-    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_DONE, K_MESSAGES = KEYS[9], KEYS[10]
-local RUN_KEY_COUNT = 10
+-- Shared by every run script (the loader prepends this file). KEYS[1] is the run's hash; its
+-- other keys are named after it (see orchestrator/keys.py RunKeys), so a call sends one key
+-- name instead of ten: encoding key names was most of a call's client-side cost.
+local K_RUN = KEYS[1]
+local K_ITEMS, K_LEASES, K_HOLDERS = K_RUN .. ':items', K_RUN .. ':leases', K_RUN .. ':holders'
+local K_OUTPUTS, K_BUDGET = K_RUN .. ':outputs', K_RUN .. ':budget'
+local K_RESERVED = K_RUN .. ':reserved'
+local K_EVENTS, K_DONE, K_MESSAGES = K_RUN .. ':events', K_RUN .. ':done', K_RUN .. ':messages'
+local RUN_KEYS = {K_RUN, K_ITEMS, K_LEASES, K_HOLDERS, K_OUTPUTS, K_BUDGET, K_RESERVED, K_EVENTS,
+    K_DONE, K_MESSAGES}
 
 -- Redis's clock, so that workers on machines with skewed clocks agree on lease expiry.
 local function now_ms()
