@@ -10,7 +10,7 @@ import statistics
 import sys
 import time
 
-from benchmarks.harness import cluster, write_section
+from benchmarks.harness import cluster, rounds_table, write_section
 from orchestrator import AgentSpec, Client, ModelConfig
 
 BRANCHES, LATENCY_MS = 8, 500
@@ -42,10 +42,7 @@ def main() -> float:
         ]
     ratio = statistics.median(many / one for one, many in pairs)
     verdict = "met" if ratio <= 1.15 else "NOT met"
-    rows = "\n".join(
-        f"| {i + 1} | {one:.3f} | {many:.3f} | {many / one:.3f} |"
-        for i, (one, many) in enumerate(pairs)
-    )
+    rows = rounds_table(["1 branch (s)", f"{BRANCHES} branches (s)", "ratio"], pairs)
     write_section(
         "Parallel branches: 8 x 500 ms on 3 workers",
         f"""
@@ -53,8 +50,6 @@ def main() -> float:
 evaluation, {WORKERS} workers x {CONCURRENCY} threads, alternating rounds after a warm-up.
 Wall = submit to result.
 
-| round | 1 branch (s) | {BRANCHES} branches (s) | ratio |
-| --- | --- | --- | --- |
 {rows}
 
 **Median of the paired ratios: {ratio:.3f}** (target <= 1.15): {verdict}.

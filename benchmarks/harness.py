@@ -45,6 +45,18 @@ def cluster(worker_count: int, concurrency: int) -> Iterator[Cluster]:
         server.stop()
 
 
+def rounds_table(headers: list[str], rounds: list[tuple[float, float]], digits: int = 3) -> str:
+    """A Markdown table of rounds: round number, the two measures and their ratio."""
+    lines = [
+        "| " + " | ".join(["round", *headers]) + " |",
+        "| " + " | ".join(["---"] * (len(headers) + 1)) + " |",
+    ]
+    for number, (first, second) in enumerate(rounds, 1):
+        cells = [f"{value:.{digits}f}" for value in (first, second, second / first)]
+        lines.append("| " + " | ".join([str(number), *cells]) + " |")
+    return "\n".join(lines)
+
+
 def write_section(title: str, body: str) -> None:
     """Replace (or add) the ``## title`` section of RESULTS.md."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"

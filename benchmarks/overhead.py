@@ -11,7 +11,7 @@ import statistics
 import sys
 import time
 
-from benchmarks.harness import Cluster, cluster, write_section
+from benchmarks.harness import Cluster, cluster, rounds_table, write_section
 from orchestrator import AgentSpec, ModelConfig
 
 MEMBERS = 1000
@@ -62,15 +62,11 @@ def main() -> float:
     for workers in WORKER_COUNTS:
         ratio, pairs = measure(workers)
         ratios[workers] = ratio
-        rows = "\n".join(
-            f"| {i + 1} | {b:.2f} | {o:.2f} | {o / b:.2f} |" for i, (b, o) in enumerate(pairs)
-        )
+        rows = rounds_table(["bare chord (s)", "map-reduce (s)", "ratio"], pairs, digits=2)
         verdict = "met" if ratio <= 1.3 else "NOT met"
         sections.append(
             f"""### {workers} workers x {CONCURRENCY} threads
 
-| round | bare chord (s) | map-reduce (s) | ratio |
-| --- | --- | --- | --- |
 {rows}
 
 **Median of the paired ratios: {ratio:.2f}** (target <= 1.3): {verdict}.
