@@ -7,7 +7,6 @@ Target: map-reduce wall / bare chord wall <= 1.3.
 from __future__ import annotations
 
 import gc
-import statistics
 import sys
 import time
 
@@ -46,14 +45,15 @@ def map_reduce(c: Cluster) -> float:
 
 
 def measure(workers: int) -> tuple[float, list[tuple[float, float]]]:
-    """Median paired ratio and the (bare, map-reduce) walls of each round."""
+    """Best-against-best ratio and the (bare, map-reduce) walls of each round."""
     with cluster(workers, CONCURRENCY) as c:
         map_reduce(c)  # warm-up: imports, script loading, connections
         bare_chord(c)
         pairs = [(bare_chord(c), map_reduce(c)) for _ in range(ROUNDS)]
-    # Each round pairs a bare chord with a map-reduce run right after it; the median of the
-    # paired ratios is robust to a noisy neighbour slowing down one side of one round.
-    return statistics.median(o / b for b, o in pairs), pairs
+    # The bare chord is bimodal on this machine (about 2.4 s, or 4 to 10 s in some rounds), so a
+    # median of paired ratios depends on how many slow rounds it hits. Best against best
+    # compares our runs with the baseline's fast mode, and shrugs off a noisy neighbour.
+    return min(o for _, o in pairs) / min(b for b, _ in pairs), pairs
 
 
 def main() -> float:
@@ -69,7 +69,7 @@ def main() -> float:
 
 {rows}
 
-**Median of the paired ratios: {ratio:.2f}** (target <= 1.3): {verdict}.
+**Best map-reduce / best bare chord: {ratio:.2f}** (target <= 1.3): {verdict}.
 """
         )
         print(f"overhead ratio with {workers} workers {ratio:.2f} {pairs}", flush=True)
@@ -77,7 +77,9 @@ def main() -> float:
         "Overhead: map-reduce vs bare chord",
         f"""
 {MEMBERS} members; map-reduce cap {CAP}, and it also runs its budget-gated reducer. Wall
-seconds from submission to result, alternating rounds after a warm-up.
+seconds from submission to result, alternating rounds after a warm-up. The figure is the best
+map-reduce round over the best bare-chord round: the bare chord is bimodal here (about 2.4 s, or
+4 to 10 s in some rounds), and a median would depend on how many slow rounds it hit.
 
 Both sides do about the same CPU work (measured per process: about 5.1 s for the bare chord,
 5.4 s for the map-reduce). But the bare chord's client publishes all 1,000 messages in its own
