@@ -21,6 +21,7 @@ from orchestrator.models import (
     Usage,
 )
 from orchestrator.results import AgentRunResult, BranchOutcome, MapReduceResult, ParallelResult
+from orchestrator.tools import Tool, ToolInfo, ToolPolicy, tool
 
 __all__ = [
     "AgentOutput",
@@ -42,6 +43,10 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "RunTimeoutError",
+    "Tool",
     "ToolCall",
+    "ToolInfo",
+    "ToolPolicy",
     "Usage",
+    "tool",
 ]

@@ -17,6 +17,7 @@ QUEUES = ("coordinator", "agents", "tools", "learner")
 TASK_ROUTES = {
     "tasks.coordinator.*": {"queue": "coordinator"},
     "tasks.agents.*": {"queue": "agents"},
+    "tasks.tools.*": {"queue": "tools"},
     "tasks.diagnostics.*": {"queue": "agents"},
 }
 

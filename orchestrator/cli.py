@@ -93,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("run_id")
     status.add_argument("--output", choices=("table", "json"), default="table")
 
+    commands.add_parser("tools", help="list the tools the workers serve")
+
     events = commands.add_parser("events", help="print a run's events as JSON lines, live")
     events.add_argument("run_id")
     events.add_argument("--no-follow", action="store_true", help="print what is there and stop")
@@ -208,6 +210,13 @@ def main(argv: list[str] | None = None) -> int:
             return _submit_map_reduce(args, client, out)
         if args.command == "events":
             return _events(args, client)
+        if args.command == "tools":
+            for info in client.tools():
+                where = "remote" if info.remote else "local"
+                limit = f", at most {info.max_concurrency} at once" if info.max_concurrency else ""
+                summary = info.description.splitlines()[0] if info.description else ""
+                print(f"{info.name} ({where}{limit}): {summary}")
+            return 0
         handle = client.get_run(args.run_id)
         if args.command == "status":
             from orchestrator.render import print_status

@@ -21,12 +21,13 @@ from orchestrator.errors import (
     RunTimeoutError,
 )
 from orchestrator.events import ParallelLoopStart
-from orchestrator.keys import WORKER_PATTERN, RunKeys, admit_task_id
+from orchestrator.keys import TOOLS, WORKER_PATTERN, RunKeys, admit_task_id
 from orchestrator.models import TERMINAL_STATES, AgentSpec, Budget, Message, RunStatus
 from orchestrator.requests import AgentRunRequest, BranchesRequest, MapReduceRequest, RunRequest
 from orchestrator.results import AgentRunResult, MapReduceResult, ParallelResult
 from orchestrator.run_store import RunStore
 from orchestrator.settings import Settings, get_settings
+from orchestrator.tools import ToolInfo
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 RequestT = TypeVar("RequestT", bound=BaseModel)
@@ -180,6 +181,12 @@ class Client:
         items: list[str] | None = None,
         first_events: tuple[run_events.Event, ...] = (),
     ) -> RunHandle[ResultT]:
+        if isinstance(request, MapReduceRequest):
+            self._check_tools([request.mapper, request.reducer])
+        elif isinstance(request, BranchesRequest):
+            self._check_tools([*request.configs, request.judge])
+        else:
+            self._check_tools([request.spec])
         run_id = uuid4().hex
         for event in first_events:
             event.run_id = run_id
@@ -191,6 +198,24 @@ class Client:
             queue="coordinator",
         )
         return RunHandle(self, run_id, result_model)
+
+    def tools(self) -> list[ToolInfo]:
+        """The tools the workers serve (each worker publishes its own when it starts)."""
+        published = self.redis.hgetall(TOOLS)
+        return sorted(
+            (ToolInfo.model_validate_json(raw) for raw in published.values()),
+            key=lambda info: info.name,
+        )
+
+    def _check_tools(self, specs: list[AgentSpec | None]) -> None:
+        wanted = {name for spec in specs if spec is not None for name in spec.tools}
+        if not wanted:
+            return
+        served = {info.name for info in self.tools()}
+        unknown = sorted(wanted - served)
+        if unknown:
+            offer = ", ".join(sorted(served)) or "none: no worker serves tools"
+            raise InvalidRunError(f"unknown tool {', '.join(map(repr, unknown))} (served: {offer})")
 
     def get_run(self, run_id: str) -> RunHandle[Any]:
         """Attach to an existing run (from any process); ``RunNotFoundError`` if there is none."""

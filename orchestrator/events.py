@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import redis
@@ -59,6 +60,7 @@ class ModelTurn(_AgentEvent):
 
     type: Literal["ModelTurn"] = "ModelTurn"
     turn: int
+    started_at: datetime | None = None
     usage: Usage = Field(default_factory=Usage)
     tool_calls: list[str] = Field(default_factory=list)
     error: str | None = None

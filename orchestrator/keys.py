@@ -5,6 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ACTIVE_RUNS = "ao:runs:active"
+TOOLS = "ao:tools"
+"""A hash: tool name -> ToolInfo JSON, as published by the workers that serve it."""
+
+
+def semaphore_key(name: str) -> str:
+    """A limit shared by all workers: a sorted set of holder token -> expiry in ms."""
+    return f"ao:limit:{name}:holders"
+
+
+def rate_key(name: str) -> str:
+    """Calls of the last minute under a per-minute limit: a sorted set of call -> time in ms."""
+    return f"ao:limit:{name}:calls"
+
+
 WORKER_PATTERN = "ao:worker:*"
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.providers import KNOWN_PROVIDERS
+from orchestrator.tools import ToolPolicy
 
 Outcome = Literal["ok", "error", "skipped", "cancelled"]
 OUTCOMES: tuple[Outcome, ...] = ("ok", "error", "skipped", "cancelled")
@@ -54,7 +55,8 @@ class AgentSpec(BaseModel):
         name: the agent's name; map-reduce mappers are named ``{name}_{i}``.
         instructions: the system prompt.
         model: the model configuration.
-        tools: names of the tools the agent may call.
+        tools: names of the tools the agent may call (checked against what workers serve).
+        tool_policy: how the tool calls of one model turn run (parallel by default).
         max_turns: the most model turns before the run stops with an error.
         config_id: names this configuration in branch loop ids (else provider and model do).
         thinking: a thinking level, passed to providers that have one; part of loop ids.
@@ -66,6 +68,7 @@ class AgentSpec(BaseModel):
     instructions: str = ""
     model: ModelConfig = Field(default_factory=ModelConfig)
     tools: list[str] = Field(default_factory=list)
+    tool_policy: ToolPolicy = Field(default_factory=ToolPolicy)
     max_turns: int = Field(default=10, ge=1)
     config_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
     thinking: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
@@ -159,7 +162,7 @@ class CallRecord(BaseModel):
     started_at: datetime
     ended_at: datetime | None = None
     usage: Usage = Field(default_factory=Usage)
-    status: Literal["ok", "error", "cancelled"] = "ok"
+    status: Literal["ok", "error", "timeout", "cancelled"] = "ok"
     error: str | None = None
 
 

@@ -1,4 +1,5 @@
-"""Loads the Lua scripts in ``lua/`` (each with ``common.lua`` in front) and runs them."""
+"""Loads the Lua scripts in ``lua/`` and runs them. Run scripts get ``common.lua`` in front;
+the others (``common=False``) stand alone."""
 
 from __future__ import annotations
 
@@ -37,14 +38,18 @@ class LuaScript:
 
 
 @cache
-def _script(name: str) -> LuaScript:
+def _script(name: str, common: bool) -> LuaScript:
     folder = files("orchestrator") / "lua"
-    common = (folder / "common.lua").read_text()
-    return LuaScript(common + "\n" + (folder / f"{name}.lua").read_text())
+    prelude = (folder / "common.lua").read_text() + "\n" if common else ""
+    return LuaScript(prelude + (folder / f"{name}.lua").read_text())
 
 
 def run_script(
-    client: redis.Redis | redis.client.Pipeline, name: str, keys: list[str], args: list[Any]
+    client: redis.Redis | redis.client.Pipeline,
+    name: str,
+    keys: list[str],
+    args: list[Any],
+    common: bool = True,
 ) -> Any:
     """Run script ``name`` with ``keys`` and ``args`` on ``client`` (a pipeline queues it)."""
-    return _script(name)(client, keys, args)
+    return _script(name, common)(client, keys, args)

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+class PoolLimit(BaseModel):
+    """A limit shared by every worker: calls at once, and calls per minute."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_concurrent: int | None = Field(default=None, ge=1)
+    rpm: int | None = Field(default=None, ge=1)
 
 
 class Settings(BaseSettings):
@@ -25,6 +34,11 @@ class Settings(BaseSettings):
         sweep_s: how often each worker's watchdog looks for expired leases and deadlines.
         visibility_timeout_s: the Redis broker's redelivery timeout; above the longest task.
         events_maxlen: the approximate length bound of each run's event stream.
+        tool_modules: comma-separated modules whose ``@tool`` functions this worker serves.
+        remote_start_timeout_s: how long an agent waits for a remote tool call to be picked up
+            before it fails the call (no free worker serves the ``tools`` queue).
+        provider_limits: pools shared by all workers, keyed ``provider`` or
+            ``provider:model``, e.g. ``{"openai:gpt-4o": {"max_concurrent": 8, "rpm": 500}}``.
     """
 
     model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
@@ -37,6 +51,13 @@ class Settings(BaseSettings):
     sweep_s: float = Field(default=5.0, gt=0)
     visibility_timeout_s: int = Field(default=7200, gt=0)
     events_maxlen: int = Field(default=10_000, gt=0)
+    tool_modules: str = ""
+    remote_start_timeout_s: float = Field(default=30.0, gt=0)
+    provider_limits: dict[str, PoolLimit] = Field(default_factory=dict)
+
+    @property
+    def tool_module_names(self) -> list[str]:
+        return [name.strip() for name in self.tool_modules.split(",") if name.strip()]
 
     @property
     def broker(self) -> str:

@@ -13,7 +13,7 @@ from workers.app import app
 from workers.canvas import member_result
 from workers.kinds import kind_of
 from workers.member import execute_member
-from workers.runtime import lease_keeper, store
+from workers.runtime import member_runtime, store
 
 # A Redis outage retries the member with backoff; a retry is not a chord result, so the chord
 # still counts the member once, when it ends.
@@ -29,7 +29,7 @@ RETRY_ON_REDIS = {
 def run_member(run_id: str, index: int) -> dict[str, Any]:
     """Member ``index`` of a run (a mapper, a branch, a single agent); its output is stored
     with the run and the chord gets a reference to it."""
-    output = execute_member(app, store(), lease_keeper(), run_id, str(index))
+    output = execute_member(member_runtime(app), run_id, str(index))
     if output is None:
         # Another live execution holds this member: drop this copy without a result, so the
         # chord counts the member once, with the output of the execution that ran it.
@@ -41,7 +41,7 @@ def run_member(run_id: str, index: int) -> dict[str, Any]:
 def run_final(run_id: str) -> dict[str, Any]:
     """The final agent of a run (a reducer, a judge); ends the run with its answer."""
     runs = store()
-    output = execute_member(app, runs, lease_keeper(), run_id, FINAL_MEMBER)
+    output = execute_member(member_runtime(app), run_id, FINAL_MEMBER)
     if output is None:
         raise Ignore()
     kind_of(runs.request(run_id)).after_final(app, runs, run_id, output)

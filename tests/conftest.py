@@ -15,6 +15,9 @@ FAST_TIMINGS = {
     "ORCHESTRATOR_LEASE_S": "2",
     "ORCHESTRATOR_HEARTBEAT_S": "0.3",
     "ORCHESTRATOR_SWEEP_S": "0.3",
+    "ORCHESTRATOR_TOOL_MODULES": "tests.tools_demo",
+    "ORCHESTRATOR_REMOTE_START_TIMEOUT_S": "2",
+    "ORCHESTRATOR_PROVIDER_LIMITS": '{"scripted:pooled": {"max_concurrent": 2}}',
 }
 
 

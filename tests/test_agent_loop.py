@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from orchestrator.models import AgentSpec, Message, ModelConfig, ToolCall, Usage
 from orchestrator.providers import KNOWN_PROVIDERS
 from workers.agent_loop import AgentEvents, run_agent
@@ -85,7 +87,13 @@ class Recorder(AgentEvents):
         self.seen: list[tuple[str, object]] = []
 
     def model_turn(
-        self, turn: int, usage: Usage, tool_calls: list[str], error: str | None, final: bool
+        self,
+        turn: int,
+        started: datetime,
+        usage: Usage,
+        tool_calls: list[str],
+        error: str | None,
+        final: bool,
     ) -> None:
         self.seen.append(("turn", (turn, tool_calls, final)))
 

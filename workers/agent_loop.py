@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from orchestrator.models import (
     AgentOutput,
@@ -19,27 +20,30 @@ from orchestrator.models import (
     Message,
     Outcome,
     RunRecord,
-    ToolCall,
     Usage,
     utcnow,
 )
 from workers.cancellation import Cancelled, CancelToken
 from workers.providers import ModelProvider, get_provider
+from workers.tool_registry import ToolRegistry
+from workers.tool_runner import ToolEvents, ToolRunner
+
+_NO_TOOLS = ToolRunner(ToolRegistry({}))
 
 
-class AgentEvents:
+class AgentEvents(ToolEvents):
     """Where the loop reports its turns and tool calls; this base class reports nowhere."""
 
     def model_turn(
-        self, turn: int, usage: Usage, tool_calls: list[str], error: str | None, final: bool
+        self,
+        turn: int,
+        started: datetime,
+        usage: Usage,
+        tool_calls: list[str],
+        error: str | None,
+        final: bool,
     ) -> None:
-        """A model call ended; ``final`` when it is the run's last."""
-
-    def tool_start(self, call: ToolCall) -> None:
-        """A tool call begins."""
-
-    def tool_end(self, call: ToolCall, status: str, error: str | None) -> None:
-        """A tool call ended."""
+        """A model call that began at ``started`` ended; ``final`` when it is the run's last."""
 
 
 @dataclass
@@ -62,9 +66,11 @@ def run_agent(
     name: str | None = None,
     cancel: CancelToken | None = None,
     events: AgentEvents | None = None,
+    tools: ToolRunner = _NO_TOOLS,
     provider_for: Callable[[str], ModelProvider] = get_provider,
 ) -> AgentRun:
-    """Run ``spec`` on ``context`` plus ``prompt`` (as a new user message, when given)."""
+    """Run ``spec`` on ``context`` plus ``prompt`` (as a new user message, when given); its
+    tool calls run on ``tools`` under ``spec.tool_policy``."""
     cancel = cancel or CancelToken()
     events = events or AgentEvents()
     agent_name = name or spec.name
@@ -103,47 +109,51 @@ def run_agent(
         provider = provider_for(spec.model.provider)
     except Exception as missing:
         return finish("error", error=f"{type(missing).__name__}: {missing}")
+    offered = tools.infos(spec.tools)
     for _ in range(spec.max_turns):
         call = CallRecord(kind="model", name=spec.model.model, started_at=utcnow())
         record.calls.append(call)
         try:
             cancel.check()
-            response = provider.complete(spec.model, system + base + new_messages, cancel)
+            response = provider.complete(spec.model, system + base + new_messages, cancel, offered)
         except Cancelled as stop:
             call.ended_at, call.status = utcnow(), "cancelled"
-            events.model_turn(turns + 1, Usage(), [], f"cancelled: {stop}", final=True)
-            return finish("cancelled", error=f"cancelled: {stop}")
+            error = f"cancelled: {stop}"
+            events.model_turn(turns + 1, call.started_at, Usage(), [], error, final=True)
+            return finish("cancelled", error=error)
         except Exception as failure:  # a provider failure must not crash the member
             call.ended_at, call.status = utcnow(), "error"
             call.error = f"{type(failure).__name__}: {failure}"
-            events.model_turn(turns + 1, Usage(), [], call.error, final=True)
+            events.model_turn(turns + 1, call.started_at, Usage(), [], call.error, final=True)
             return finish("error", error=call.error)
+        call.started_at = response.started_at or call.started_at
         call.ended_at, call.usage = utcnow(), response.usage
         usage = usage + response.usage
         turns += 1
         names = [tool_call.name for tool_call in response.tool_calls]
-        events.model_turn(turns, response.usage, names, None, final=not response.tool_calls)
+        final = not response.tool_calls
+        events.model_turn(turns, call.started_at, response.usage, names, None, final=final)
         new_messages.append(
             Message(role="assistant", content=response.text, tool_calls=response.tool_calls)
         )
         if not response.tool_calls:
             return finish("ok", answer=response.text)
-        for tool_call in response.tool_calls:
+        results = tools.run(response.tool_calls, spec.tools, spec.tool_policy, cancel, events)
+        for result in results:
             tool_call_count += 1
-            events.tool_start(tool_call)
-            # No tool can run yet: every call is answered with an error the model can read.
-            now = utcnow()
-            error = f"tool {tool_call.name!r} is not available to agent {spec.name!r}"
+            if result.call.name not in tools_used:
+                tools_used.append(result.call.name)
             record.calls.append(
                 CallRecord(
                     kind="tool",
-                    name=tool_call.name,
-                    started_at=now,
-                    ended_at=now,
-                    status="error",
-                    error=error,
+                    name=result.call.name,
+                    started_at=result.started_at or utcnow(),
+                    ended_at=result.ended_at,
+                    status=result.status,
+                    error=None if result.ok else result.content,
                 )
             )
-            events.tool_end(tool_call, "error", error)
-            new_messages.append(Message(role="tool", content=error, tool_call_id=tool_call.id))
+            new_messages.append(
+                Message(role="tool", content=result.content, tool_call_id=result.call.id)
+            )
     return finish("error", error=f"max_turns ({spec.max_turns}) reached without a final answer")

@@ -12,15 +12,16 @@ from orchestrator.settings import get_settings
 
 app = Celery(
     "agent_orchestrator",
-    include=["tasks.coordinator", "tasks.agents", "tasks.diagnostics"],
+    include=["tasks.coordinator", "tasks.agents", "tasks.tools", "tasks.diagnostics"],
 )
 app.conf.update(celery_config(get_settings()))
 
 
 @worker_ready.connect
 def _start_watchdog(sender: Any = None, **_: Any) -> None:
-    from workers.runtime import watchdog
+    from workers.runtime import store, tool_registry, watchdog
 
+    tool_registry().publish(store().client)
     hostname = getattr(sender, "hostname", None) or "worker"
     watchdog(app).start(hostname)
 

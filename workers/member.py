@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
+from dataclasses import dataclass
 from uuid import uuid4
 
 from celery import Celery
@@ -18,17 +20,29 @@ from workers.coordinator import apply_admission
 from workers.kinds import kind_of
 from workers.leases import LeaseKeeper
 from workers.member_events import MemberEvents
+from workers.providers import ModelProvider
+from workers.tool_runner import ToolRunner
 
 
-def execute_member(
-    app: Celery, store: RunStore, keeper: LeaseKeeper, run_id: str, member: str
-) -> AgentOutput | None:
+@dataclass(frozen=True)
+class MemberRuntime:
+    """What a member execution uses of its worker: the store, leases, tools and providers."""
+
+    app: Celery
+    store: RunStore
+    keeper: LeaseKeeper
+    tools: ToolRunner
+    provider_for: Callable[[str], ModelProvider]
+
+
+def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | None:
     """Run member ``member`` (an item index, or ``final``) of a run.
 
     Returns its output (the stored one for a late duplicate delivery, which never calls the
     model again), or None when another live execution holds the member: the caller drops
     this delivery.
     """
+    app, store = runtime.app, runtime.store
     request = store.request(run_id)
     kind = kind_of(request)
     identity = kind.identity(request, member)
@@ -47,7 +61,7 @@ def execute_member(
     else:
         start = kind.start(request, member, claim.input)
         cancel = CancelToken()
-        with keeper.hold(run_id, member, token, cancel):
+        with runtime.keeper.hold(run_id, member, token, cancel):
             try:
                 run = run_agent(
                     kind.spec(request, member),
@@ -57,6 +71,8 @@ def execute_member(
                     name=identity.name,
                     cancel=cancel,
                     events=events,
+                    tools=runtime.tools,
+                    provider_for=runtime.provider_for,
                 )
                 output, new_messages = run.output, run.new_messages
             except Exception as bug:  # a member never raises: it ends as an error at its index

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from orchestrator.events import Event, ModelTurn, ToolCallEnd, ToolCallStart
 from orchestrator.models import ToolCall, Usage
 from orchestrator.run_store import RunStore
@@ -21,11 +23,18 @@ class MemberEvents(AgentEvents):
         self.deferred: list[Event] = []
 
     def model_turn(
-        self, turn: int, usage: Usage, tool_calls: list[str], error: str | None, final: bool
+        self,
+        turn: int,
+        started: datetime,
+        usage: Usage,
+        tool_calls: list[str],
+        error: str | None,
+        final: bool,
     ) -> None:
         event = ModelTurn(
             run_id=self._run_id,
             turn=turn,
+            started_at=started,
             usage=usage,
             tool_calls=tool_calls,
             error=error,

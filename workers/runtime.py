@@ -1,4 +1,4 @@
-"""The per-process objects a worker shares between its tasks: store, lease keeper, watchdog."""
+"""The per-process objects a worker shares between its tasks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from celery import Celery
 from orchestrator.connection import redis_client
 from orchestrator.run_store import RunStore
 from orchestrator.settings import get_settings
+from orchestrator.tools import Tool
 from workers.leases import LeaseKeeper
+from workers.limits import SharedLimit
+from workers.member import MemberRuntime
+from workers.providers import ModelProvider, get_provider
+from workers.providers.pooled import PooledProvider
+from workers.remote_tools import CeleryRemoteCall
+from workers.tool_registry import ToolRegistry
+from workers.tool_runner import RemoteCall, ToolRunner
 from workers.watchdog import Watchdog
 
 
@@ -27,3 +35,34 @@ def lease_keeper() -> LeaseKeeper:
 @cache
 def watchdog(app: Celery) -> Watchdog:
     return Watchdog(app, store(), get_settings().sweep_s)
+
+
+@cache
+def tool_registry() -> ToolRegistry:
+    return ToolRegistry.from_modules(get_settings().tool_module_names)
+
+
+def _tool_limit(tool: Tool) -> SharedLimit | None:
+    if tool.info.max_concurrency is None:
+        return None
+    return SharedLimit(store().client, f"tool:{tool.name}", tool.info.max_concurrency, None)
+
+
+@cache
+def tool_runner(app: Celery) -> ToolRunner:
+    timeout = get_settings().remote_start_timeout_s
+
+    def start_remote(name: str, arguments: dict[str, object]) -> RemoteCall:
+        return CeleryRemoteCall(app, name, arguments, timeout)
+
+    return ToolRunner(tool_registry(), _tool_limit, start_remote)
+
+
+def provider(name: str) -> ModelProvider:
+    """The provider ``name``, inside the shared pools the settings configure."""
+    return PooledProvider(get_provider(name), store().client, get_settings().provider_limits)
+
+
+@cache
+def member_runtime(app: Celery) -> MemberRuntime:
+    return MemberRuntime(app, store(), lease_keeper(), tool_runner(app), provider)

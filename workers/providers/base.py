@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import BaseModel, Field
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
+from orchestrator.tools import ToolInfo
 from workers.cancellation import CancelToken
 
 
@@ -20,14 +22,20 @@ class ModelResponse(BaseModel):
     text: str = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
+    started_at: datetime | None = None
+    """When the call really began, if later than asked (after waiting for a pool slot)."""
 
 
 class ModelProvider(Protocol):
     """One model surface. Implementations are thread-safe and keep no per-run state."""
 
     def complete(
-        self, config: ModelConfig, messages: list[Message], cancel: CancelToken
+        self,
+        config: ModelConfig,
+        messages: list[Message],
+        cancel: CancelToken,
+        tools: list[ToolInfo],
     ) -> ModelResponse:
-        """Run one model call; raise ``ProviderError`` on failure and ``Cancelled`` when
-        ``cancel`` fires while waiting."""
+        """Run one model call offering ``tools``; raise ``ProviderError`` on failure and
+        ``Cancelled`` when ``cancel`` fires while waiting."""
         ...

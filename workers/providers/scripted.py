@@ -19,6 +19,7 @@ from typing import Any
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
 from orchestrator.tokens import estimate_tokens
+from orchestrator.tools import ToolInfo
 from workers.cancellation import CancelToken
 from workers.providers.base import ModelResponse, ProviderError
 
@@ -27,7 +28,11 @@ class ScriptedModel:
     """The deterministic offline model (see the module docstring for its options)."""
 
     def complete(
-        self, config: ModelConfig, messages: list[Message], cancel: CancelToken
+        self,
+        config: ModelConfig,
+        messages: list[Message],
+        cancel: CancelToken,
+        tools: list[ToolInfo] | None = None,
     ) -> ModelResponse:
         options = config.options
         prompt_text = "\n".join(message.content for message in messages)

@@ -1,0 +1,151 @@
+"""The ``@tool`` decorator: a typed Python function becomes a tool agents can call.
+
+A tool's name is its function's name; its description is the docstring; its JSON schema is
+derived from the signature with pydantic, and the model's arguments are validated against it
+before the function runs. Workers load the modules named in ``ORCHESTRATOR_TOOL_MODULES``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, get_type_hints, overload
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+
+class ToolArgumentsError(ValueError):
+    """The model's arguments do not match the tool's schema."""
+
+
+class ToolInfo(BaseModel):
+    """What workers publish about a tool, and what a model is shown."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    remote: bool = False
+    max_concurrency: int | None = None
+    timeout_s: float | None = None
+
+
+class ToolPolicy(BaseModel):
+    """How the tool calls of one model turn run.
+
+    Parameters:
+        mode: ``parallel`` (the default) or ``sequential``. Every mode returns results in the
+            order of the model's calls.
+        max_concurrency: the most calls of one turn running at once (``parallel`` only).
+        join: ``join_all`` returns every result (errors as error results); ``fail_fast`` stops
+            at the first error: queued calls never start, running async and remote calls are
+            cancelled, and a running sync function's late result is discarded.
+        timeout_s: a deadline for each call that sets none itself.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: str = Field(default="parallel", pattern="^(parallel|sequential)$")
+    max_concurrency: int | None = Field(default=None, ge=1)
+    join: str = Field(default="join_all", pattern="^(join_all|fail_fast)$")
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A tool: the function, its schema and how it may run.
+
+    Calling a ``Tool`` calls the function, so decorated functions stay usable directly.
+    """
+
+    function: Callable[..., Any]
+    info: ToolInfo
+    arguments: type[BaseModel]
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.function)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+    def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments for the function, or ``ToolArgumentsError``."""
+        try:
+            parsed = self.arguments.model_validate(arguments)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in issue['loc']) or 'arguments'}: {issue['msg']}"
+                for issue in error.errors()
+            )
+            raise ToolArgumentsError(f"invalid arguments for {self.name}: {problems}") from None
+        return {name: getattr(parsed, name) for name in self.arguments.model_fields}
+
+
+def _arguments_model(function: Callable[..., Any], name: str) -> type[BaseModel]:
+    hints = get_type_hints(function)
+    fields: dict[str, Any] = {}
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise TypeError(f"tool {name}: *args and **kwargs have no schema")
+        annotation = hints.get(parameter.name, Any)
+        default = ... if parameter.default is parameter.empty else parameter.default
+        fields[parameter.name] = (annotation, default)
+    config = ConfigDict(extra="forbid")
+    return create_model(f"{name}_arguments", __config__=config, **fields)
+
+
+@overload
+def tool(function: Callable[..., Any], /) -> Tool: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    remote: bool = False,
+    max_concurrency: int | None = None,
+    timeout_s: float | None = None,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    function: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    remote: bool = False,
+    max_concurrency: int | None = None,
+    timeout_s: float | None = None,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Make ``function`` a tool (``@tool`` or ``@tool(...)``).
+
+    Parameters:
+        name: the tool's name (default: the function's name).
+        remote: run each call as a task on the ``tools`` queue instead of in the agent's worker.
+        max_concurrency: the most calls of this tool running at once across all workers.
+        timeout_s: a deadline per call; past it the call returns a timeout error at once.
+    """
+    if max_concurrency is not None and max_concurrency < 1:
+        raise ValueError("max_concurrency must be at least 1")
+    if timeout_s is not None and timeout_s <= 0:
+        raise ValueError("timeout_s must be positive")
+
+    def make(target: Callable[..., Any]) -> Tool:
+        tool_name = name or target.__name__
+        arguments = _arguments_model(target, tool_name)
+        info = ToolInfo(
+            name=tool_name,
+            description=inspect.getdoc(target) or "",
+            parameters=arguments.model_json_schema(),
+            remote=remote,
+            max_concurrency=max_concurrency,
+            timeout_s=timeout_s,
+        )
+        return Tool(function=target, info=info, arguments=arguments)
+
+    return make(function) if function is not None else make

@@ -1,0 +1,44 @@
+"""The tools a worker serves: loaded from modules, published in Redis for clients."""
+
+from __future__ import annotations
+
+import importlib
+
+import redis
+
+from orchestrator.keys import TOOLS
+from orchestrator.tools import Tool
+
+
+class ToolRegistry:
+    """Tools by name.
+
+    Parameters:
+        tools: the tools this worker serves.
+    """
+
+    def __init__(self, tools: dict[str, Tool]) -> None:
+        self.tools = tools
+
+    @classmethod
+    def from_modules(cls, module_names: list[str]) -> ToolRegistry:
+        """Every ``Tool`` defined at the top level of the named modules."""
+        tools: dict[str, Tool] = {}
+        for module_name in module_names:
+            module = importlib.import_module(module_name)
+            for value in vars(module).values():
+                if not isinstance(value, Tool):
+                    continue
+                known = tools.get(value.name)
+                if known is not None and known is not value:
+                    raise ValueError(f"two tools are named {value.name!r} ({module_name})")
+                tools[value.name] = value
+        return cls(tools)
+
+    def get(self, name: str) -> Tool | None:
+        return self.tools.get(name)
+
+    def publish(self, client: redis.Redis) -> None:
+        """Tell clients what this worker serves (so unknown tools are refused at submit)."""
+        if self.tools:
+            client.hset(TOOLS, mapping={n: t.info.model_dump_json() for n, t in self.tools.items()})

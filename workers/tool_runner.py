@@ -1,0 +1,219 @@
+"""Runs the tool calls of one model turn under a ``ToolPolicy``; results come back in call order.
+
+- ``parallel`` runs up to ``max_concurrency`` calls at once, ``sequential`` one at a time.
+- ``join_all`` returns every result, with failures as error results the model reads.
+  ``fail_fast`` stops at the first failure: calls still queued never start, running async
+  functions are cancelled, running remote calls are revoked.
+- A call past its timeout (the tool's own, else the policy's) returns a timeout error at once.
+- A sync function already running in a thread cannot be interrupted in CPython. On a timeout
+  or a fail-fast stop, the agent does not wait for it: its late result is discarded, and its
+  shared concurrency slot is released only when the thread really ends.
+- A tool with ``max_concurrency`` takes a slot of a limit shared by all workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from uuid import uuid4
+
+from pydantic import BaseModel
+
+from orchestrator.models import ToolCall, utcnow
+from orchestrator.tools import Tool, ToolArgumentsError, ToolInfo, ToolPolicy
+from workers.cancellation import CancelToken
+from workers.limits import SharedLimit
+from workers.tool_registry import ToolRegistry
+
+ToolStatus = Literal["ok", "error", "timeout", "cancelled"]
+
+# Sync tools run here. A thread abandoned after a timeout keeps its slot until it returns.
+_SYNC_TOOLS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="ao-tool")
+
+
+@dataclass
+class ToolResult:
+    """The result of one tool call, as the model will read it."""
+
+    call: ToolCall
+    status: ToolStatus
+    content: str
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class ToolEvents:
+    """Where the runner reports calls starting and ending (the agent's event sink)."""
+
+    def tool_start(self, call: ToolCall) -> None:
+        """A call begins."""
+
+    def tool_end(self, call: ToolCall, status: str, error: str | None) -> None:
+        """A call ended."""
+
+
+class RemoteCall:
+    """A tool call running as a task elsewhere; the runner awaits or cancels it."""
+
+    async def outcome(self) -> str:
+        """The call's content; raises on failure."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stop the call (revoke it)."""
+
+
+RemoteStarter = Callable[[str, dict[str, Any]], RemoteCall]
+
+
+def render(value: Any) -> str:
+    """A tool's return value as the text the model reads."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    return json.dumps(value, default=str)
+
+
+class ToolRunner:
+    """Runs tool calls for the agents of one worker.
+
+    Parameters:
+        registry: the tools this worker serves.
+        limit_for: the shared limit of a tool, or None when it has none.
+        remote: starts a remote call (None: remote tools are unavailable here).
+    """
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        limit_for: Callable[[Tool], SharedLimit | None] = lambda tool: None,
+        remote: RemoteStarter | None = None,
+    ) -> None:
+        self._registry = registry
+        self._limit_for = limit_for
+        self._remote = remote
+
+    def infos(self, names: list[str]) -> list[ToolInfo]:
+        """What the model is shown of the tools ``names`` that this worker serves."""
+        return [tool.info for name in names if (tool := self._registry.get(name)) is not None]
+
+    def run(
+        self,
+        calls: list[ToolCall],
+        allowed: list[str],
+        policy: ToolPolicy,
+        cancel: CancelToken,
+        events: ToolEvents,
+    ) -> list[ToolResult]:
+        """Run ``calls`` (tools outside ``allowed`` get an error result) and return their
+        results in the order of ``calls``."""
+        return asyncio.run(self._run_all(calls, set(allowed), policy, cancel, events))
+
+    async def _run_all(
+        self,
+        calls: list[ToolCall],
+        allowed: set[str],
+        policy: ToolPolicy,
+        cancel: CancelToken,
+        events: ToolEvents,
+    ) -> list[ToolResult]:
+        width = 1 if policy.mode == "sequential" else policy.max_concurrency or len(calls)
+        gate = asyncio.Semaphore(width)
+        results: list[ToolResult | None] = [None] * len(calls)
+
+        async def one(index: int, call: ToolCall) -> None:
+            async with gate:  # queued calls wait here; a fail-fast stop cancels them unstarted
+                results[index] = await self._call(call, allowed, policy, events)
+
+        tasks = [asyncio.create_task(one(i, call)) for i, call in enumerate(calls)]
+        pending: set[asyncio.Task[None]] = set(tasks)
+        stop_reason = ""
+        while pending:
+            _, pending = await asyncio.wait(
+                pending, timeout=0.1, return_when=asyncio.FIRST_COMPLETED
+            )
+            if cancel.cancelled:
+                stop_reason = f"cancelled: {cancel.reason}"
+            elif policy.join == "fail_fast":
+                failed = next((r for r in results if r is not None and not r.ok), None)
+                if failed is not None:
+                    stop_reason = f"cancelled: {failed.call.name} ({failed.call.id}) failed"
+            if stop_reason and pending:
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                pending = set()
+        return [
+            result or ToolResult(call=call, status="cancelled", content=stop_reason)
+            for call, result in zip(calls, results, strict=True)
+        ]
+
+    async def _call(
+        self, call: ToolCall, allowed: set[str], policy: ToolPolicy, events: ToolEvents
+    ) -> ToolResult:
+        started = utcnow()
+
+        def ended(status: ToolStatus, content: str) -> ToolResult:
+            events.tool_end(call, status, None if status == "ok" else content)
+            return ToolResult(call, status, content, started, utcnow())
+
+        events.tool_start(call)
+        tool = self._registry.get(call.name) if call.name in allowed else None
+        if tool is None:
+            return ended("error", f"tool {call.name!r} is not available to this agent")
+        if tool.info.remote and self._remote is None:
+            return ended("error", f"remote tool {call.name!r} cannot be called from here")
+        try:
+            arguments = tool.validate(call.arguments)
+        except ToolArgumentsError as invalid:
+            return ended("error", str(invalid))
+        timeout = tool.info.timeout_s or policy.timeout_s
+        limit = self._limit_for(tool)
+        token = uuid4().hex
+        try:
+            if limit is not None:
+                while (wait_s := limit.try_acquire(token)) > 0:
+                    await asyncio.sleep(limit.pause(wait_s))
+            value = await asyncio.wait_for(self._invoke(tool, arguments, limit, token), timeout)
+            return ended("ok", render(value))
+        except TimeoutError:
+            return ended("timeout", f"tool {call.name!r} timed out after {timeout} s")
+        except asyncio.CancelledError:
+            events.tool_end(call, "cancelled", "cancelled")
+            raise
+        except Exception as failure:  # a tool's failure is a result the model reads
+            return ended("error", f"{type(failure).__name__}: {failure}")
+        finally:
+            # A local sync call releases its slot when its thread ends (see _invoke).
+            releases_itself = not tool.is_async and not tool.info.remote
+            if limit is not None and not releases_itself:
+                limit.release(token)
+
+    async def _invoke(
+        self, tool: Tool, arguments: dict[str, Any], limit: SharedLimit | None, token: str
+    ) -> Any:
+        if tool.info.remote:
+            assert self._remote is not None
+            remote = self._remote(tool.name, arguments)
+            try:
+                return await remote.outcome()
+            except asyncio.CancelledError:
+                remote.cancel()
+                raise
+        if tool.is_async:
+            return await tool.function(**arguments)
+        thread: Future[Any] = _SYNC_TOOLS.submit(tool.function, **arguments)
+        if limit is not None:
+            # The slot is held until the thread really ends, even if the agent stops waiting.
+            thread.add_done_callback(lambda _: limit.release(token))
+        return await asyncio.wrap_future(thread)
