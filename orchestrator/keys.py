@@ -32,7 +32,8 @@ class RunKeys:
     a hash index -> AgentOutput JSON (first write wins); ``budget`` the ledger hash;
     ``reserved`` a hash member -> reserved "tokens cost"; ``events`` the run's stream; ``done``
     a stream with one entry once the run has ended (what waiters block on); ``messages`` a hash
-    member -> the messages it added to its context (branches and single runs).
+    member -> the messages it added to its context (branches and single runs); ``checkpoints``
+    a hash member -> the agent state after its last completed turn, while it runs.
 
     A member is an item index, or ``final`` for the agent that runs after the members (a
     reducer, a judge).
@@ -79,6 +80,10 @@ class RunKeys:
     @property
     def messages(self) -> str:
         return f"{self.run}:messages"
+
+    @property
+    def checkpoints(self) -> str:
+        return f"{self.run}:checkpoints"
 
 
 def member_task_id(run_id: str, index: int) -> str:

@@ -178,6 +178,19 @@ class RunRecord(BaseModel):
     calls: list[CallRecord] = Field(default_factory=list)
 
 
+class AgentCheckpoint(BaseModel):
+    """An agent run's state after a completed turn: enough to resume without repeating the
+    model and tool calls it already made."""
+
+    started_at: datetime
+    new_messages: list[Message]
+    usage: Usage
+    turns: int
+    tool_calls: int
+    tools_used: list[str]
+    calls: list[CallRecord]
+
+
 RunState = Literal["pending", "running", "succeeded", "failed", "cancelled"]
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 

@@ -15,7 +15,14 @@ from pydantic import TypeAdapter
 
 from orchestrator.events import AgentStart, Event, RunEnd, RunStart
 from orchestrator.keys import ACTIVE_RUNS, FINAL_MEMBER, RunKeys
-from orchestrator.models import OUTCOMES, AgentOutput, Message, RunState, RunStatus
+from orchestrator.models import (
+    OUTCOMES,
+    AgentCheckpoint,
+    AgentOutput,
+    Message,
+    RunState,
+    RunStatus,
+)
 from orchestrator.requests import RUN_REQUEST, RunRequest
 from orchestrator.scripts import run_script
 from orchestrator.settings import Settings
@@ -36,11 +43,13 @@ class Admission:
 
 @dataclass
 class Claim:
-    """What a starting member execution must do: ``run`` (with ``input``), return the stored
-    output (``done``), end as ``cancelled`` (``input`` is the reason), or step aside (``busy``)."""
+    """What a starting member execution must do: ``run`` (with ``input``, and the checkpoint
+    an earlier execution left, if any), return the stored output (``done``), end as
+    ``cancelled`` (``input`` is the reason), or step aside (``busy``)."""
 
     action: str
     input: str = ""
+    checkpoint: AgentCheckpoint | None = None
 
 
 @dataclass
@@ -162,7 +171,16 @@ class RunStore:
             run_id, "claim_member", member, token, self._lease_ms, event.model_dump_json()
         )
         action, *rest = reply
-        return Claim(action=_text(action), input=_text(rest[0]) if rest else "")
+        checkpoint = None
+        if len(rest) > 1 and rest[1]:
+            checkpoint = AgentCheckpoint.model_validate_json(rest[1])
+        return Claim(
+            action=_text(action), input=_text(rest[0]) if rest else "", checkpoint=checkpoint
+        )
+
+    def save_checkpoint(self, run_id: str, member: str, checkpoint: AgentCheckpoint) -> None:
+        """Keep a running member's state after a completed turn, for a redelivery to resume."""
+        self.client.hset(RunKeys(run_id).checkpoints, member, checkpoint.model_dump_json())
 
     def complete(
         self,

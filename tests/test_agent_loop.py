@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from orchestrator.models import AgentSpec, Message, ModelConfig, ToolCall, Usage
+from orchestrator.models import AgentCheckpoint, AgentSpec, Message, ModelConfig, ToolCall, Usage
 from orchestrator.providers import KNOWN_PROVIDERS
 from workers.agent_loop import AgentEvents, run_agent
 from workers.cancellation import CancelToken
@@ -114,3 +114,37 @@ def test_turns_and_tool_calls_are_reported_in_order_and_the_last_turn_is_final()
         ("tool_end", ("search", "error")),
         ("turn", (2, [], True)),
     ]
+
+
+class CountingModel:
+    """The scripted model, counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._inner = PROVIDERS["scripted"]
+
+    def complete(self, config, messages, cancel, tools):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return self._inner.complete(config, messages, cancel, tools)
+
+
+def test_a_resumed_run_does_not_repeat_the_turns_of_its_checkpoint() -> None:
+    script = [
+        {"tool_calls": [{"name": "t", "arguments": {}}]},
+        {"tool_calls": [{"name": "t", "arguments": {}}]},
+        {"text": "done"},
+    ]
+    saved: list[AgentCheckpoint] = []
+    first = CountingModel()
+    whole = run_agent(
+        spec(script=script), "q", run_id="r", provider_for=lambda _: first, checkpoint=saved.append
+    )
+    assert first.calls == 3 and [c.turns for c in saved] == [1, 2]
+    second = CountingModel()
+    resumed = run_agent(
+        spec(script=script), "q", run_id="r", provider_for=lambda _: second, resume=saved[0]
+    )
+    assert second.calls == 2  # turns 2 and 3 only
+    assert resumed.new_messages == whole.new_messages
+    assert resumed.output.turns == 3 and resumed.output.tokens == whole.output.tokens
+    assert [c.kind for c in resumed.record.calls] == ["model", "tool", "model", "tool", "model"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from orchestrator.models import (
+    AgentCheckpoint,
     AgentOutput,
     AgentSpec,
     CallRecord,
@@ -68,23 +69,37 @@ def run_agent(
     events: AgentEvents | None = None,
     tools: ToolRunner = _NO_TOOLS,
     provider_for: Callable[[str], ModelProvider] = get_provider,
+    resume: AgentCheckpoint | None = None,
+    checkpoint: Callable[[AgentCheckpoint], None] | None = None,
 ) -> AgentRun:
     """Run ``spec`` on ``context`` plus ``prompt`` (as a new user message, when given); its
-    tool calls run on ``tools`` under ``spec.tool_policy``."""
+    tool calls run on ``tools`` under ``spec.tool_policy``.
+
+    After each turn that goes on (its tool results added), ``checkpoint`` gets the agent's
+    state; a run given that state as ``resume`` continues from there, without repeating the
+    model and tool calls it records.
+    """
     cancel = cancel or CancelToken()
     events = events or AgentEvents()
     agent_name = name or spec.name
-    started = utcnow()
     clock = time.perf_counter()
-    record = RunRecord(run_id=run_id, agent_name=agent_name, agent_id=spec.name, started_at=started)
     base = list(context or [])
-    new_messages: list[Message] = []
-    if prompt is not None:
-        new_messages.append(Message(role="user", content=prompt))
     system = [Message(role="system", content=spec.instructions)] if spec.instructions else []
-    usage = Usage()
-    turns = tool_call_count = 0
-    tools_used: list[str] = []
+    if resume is not None:
+        started, new_messages, usage = resume.started_at, list(resume.new_messages), resume.usage
+        turns, tool_call_count, tools_used = (
+            resume.turns,
+            resume.tool_calls,
+            list(resume.tools_used),
+        )
+        calls = list(resume.calls)
+    else:
+        started, usage, turns, tool_call_count = utcnow(), Usage(), 0, 0
+        new_messages = [Message(role="user", content=prompt)] if prompt is not None else []
+        tools_used, calls = [], []
+    record = RunRecord(
+        run_id=run_id, agent_name=agent_name, agent_id=spec.name, started_at=started, calls=calls
+    )
 
     def finish(outcome: Outcome, answer: str = "", error: str | None = None) -> AgentRun:
         ended = utcnow()
@@ -110,7 +125,7 @@ def run_agent(
     except Exception as missing:
         return finish("error", error=f"{type(missing).__name__}: {missing}")
     offered = tools.infos(spec.tools)
-    for _ in range(spec.max_turns):
+    while turns < spec.max_turns:
         call = CallRecord(kind="model", name=spec.model.model, started_at=utcnow())
         record.calls.append(call)
         try:
@@ -155,5 +170,17 @@ def run_agent(
             )
             new_messages.append(
                 Message(role="tool", content=result.content, tool_call_id=result.call.id)
+            )
+        if checkpoint is not None:
+            checkpoint(
+                AgentCheckpoint(
+                    started_at=started,
+                    new_messages=new_messages,
+                    usage=usage,
+                    turns=turns,
+                    tool_calls=tool_call_count,
+                    tools_used=tools_used,
+                    calls=record.calls,
+                )
             )
     return finish("error", error=f"max_turns ({spec.max_turns}) reached without a final answer")

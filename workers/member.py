@@ -73,6 +73,8 @@ def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOut
                     events=events,
                     tools=runtime.tools,
                     provider_for=runtime.provider_for,
+                    resume=claim.checkpoint,
+                    checkpoint=lambda state: store.save_checkpoint(run_id, member, state),
                 )
                 output, new_messages = run.output, run.new_messages
             except Exception as bug:  # a member never raises: it ends as an error at its index

@@ -2,7 +2,8 @@
 -- ARGV: member, token, lease_ms, start_event_json.
 -- Returns {'done', output} for a member already completed (a late duplicate),
 -- {'cancelled', reason} when the run is being cancelled, {'busy'} when another live execution
--- holds the lease (or none was granted), {'run', input} otherwise.
+-- holds the lease (or none was granted), {'run', input, checkpoint or ''} otherwise: a member
+-- that an earlier execution left mid-way resumes from its last checkpoint.
 local member, token = ARGV[1], ARGV[2]
 local lease_ms = tonumber(ARGV[3])
 local now = now_ms()
@@ -23,4 +24,4 @@ if member == 'final' then
 else
     input = redis.call('LINDEX', K_ITEMS, tonumber(member))
 end
-return {'run', input}
+return {'run', input or '', redis.call('HGET', K_CHECKPOINTS, member) or ''}

@@ -17,6 +17,7 @@ budget_settle(member, tonumber(ARGV[5]), tonumber(ARGV[6]))
 redis.call('HSET', K_RUN, 'last_change_ms', now_ms())
 redis.call('ZREM', K_LEASES, member)
 redis.call('HDEL', K_HOLDERS, member)
+redis.call('HDEL', K_CHECKPOINTS, member)
 for i = 8, #ARGV do emit(ARGV[i]) end
 local admitted, denied = fill_window(lease_ms)
 return {1, admitted, denied}
