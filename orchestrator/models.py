@@ -93,10 +93,19 @@ class Budget(BaseModel):
 
 
 class Usage(BaseModel):
-    """Tokens and cost of one or more model calls."""
+    """Tokens and cost of one or more model calls.
+
+    ``cached_tokens`` is OpenAI's count of input tokens served from its prompt cache;
+    ``cache_creation_input_tokens`` and ``cache_read_input_tokens`` are Anthropic's counts of
+    input tokens written to and read from its cache. All are part of ``input_tokens``' story,
+    reported as the provider reports them.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
     cost_usd: float = 0.0
 
     @property
@@ -104,9 +113,14 @@ class Usage(BaseModel):
         return self.input_tokens + self.output_tokens
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
+        return Usage.model_construct(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            cache_creation_input_tokens=(
+                self.cache_creation_input_tokens + other.cache_creation_input_tokens
+            ),
+            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
             cost_usd=self.cost_usd + other.cost_usd,
         )
 
@@ -164,6 +178,10 @@ class CallRecord(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     status: Literal["ok", "error", "timeout", "cancelled"] = "ok"
     error: str | None = None
+    surface: str | None = None
+    """The provider's request surface (``openai.chat``, ``anthropic.messages``...)."""
+    request_digest: str | None = None
+    """sha256 of the provider-native request body (never includes credentials)."""
 
 
 class RunRecord(BaseModel):

@@ -4,4 +4,4 @@ The client validates ``ModelConfig.provider`` against this set before dispatchin
 workers' provider registry must implement exactly these names (a test checks it).
 """
 
-KNOWN_PROVIDERS: frozenset[str] = frozenset({"scripted"})
+KNOWN_PROVIDERS: frozenset[str] = frozenset({"scripted", "openai", "openai_responses", "anthropic"})

@@ -10,6 +10,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 
+class Price(BaseModel):
+    """USD per million tokens of one model; cached input falls back to the input price."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+
+
 class PoolLimit(BaseModel):
     """A limit shared by every worker: calls at once, and calls per minute."""
 
@@ -39,6 +50,10 @@ class Settings(BaseSettings):
             before it fails the call (no free worker serves the ``tools`` queue).
         provider_limits: pools shared by all workers, keyed ``provider`` or
             ``provider:model``, e.g. ``{"openai:gpt-4o": {"max_concurrent": 8, "rpm": 500}}``.
+        prices: USD per million tokens by ``provider:model`` (``ORCHESTRATOR_PRICES``), e.g.
+            ``{"openai:gpt-4o": {"input": 2.5, "output": 10, "cached_input": 1.25}}``; calls
+            of a model without a price cost 0, so set prices for ``max_cost_usd`` to bind.
+        provider_retries: how many times a rate-limited or failing model call is retried.
     """
 
     model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
@@ -54,6 +69,8 @@ class Settings(BaseSettings):
     tool_modules: str = ""
     remote_start_timeout_s: float = Field(default=30.0, gt=0)
     provider_limits: dict[str, PoolLimit] = Field(default_factory=dict)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    provider_retries: int = Field(default=4, ge=0)
 
     @property
     def tool_module_names(self) -> list[str]:

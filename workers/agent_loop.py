@@ -125,12 +125,15 @@ def run_agent(
     except Exception as missing:
         return finish("error", error=f"{type(missing).__name__}: {missing}")
     offered = tools.infos(spec.tools)
+    model = spec.model
+    if spec.thinking:
+        model = model.model_copy(update={"options": {**model.options, "thinking": spec.thinking}})
     while turns < spec.max_turns:
         call = CallRecord(kind="model", name=spec.model.model, started_at=utcnow())
         record.calls.append(call)
         try:
             cancel.check()
-            response = provider.complete(spec.model, system + base + new_messages, cancel, offered)
+            response = provider.complete(model, system + base + new_messages, cancel, offered)
         except Cancelled as stop:
             call.ended_at, call.status = utcnow(), "cancelled"
             error = f"cancelled: {stop}"
@@ -143,6 +146,7 @@ def run_agent(
             return finish("error", error=call.error)
         call.started_at = response.started_at or call.started_at
         call.ended_at, call.usage = utcnow(), response.usage
+        call.surface, call.request_digest = response.surface, response.request_digest
         usage = usage + response.usage
         turns += 1
         names = [tool_call.name for tool_call in response.tool_calls]

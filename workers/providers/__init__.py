@@ -1,19 +1,51 @@
-"""Model providers, one module each, behind the ``ModelProvider`` interface in ``base``."""
+"""Model providers, one module per API surface, behind the ``ModelProvider`` interface.
+
+``scripted`` is the offline model for demos, tests and benchmarks; ``openai``,
+``openai_responses`` and ``anthropic`` use the official SDKs (extras ``[openai]``,
+``[anthropic]``) and retry rate limits and server errors through ``RetryingProvider``.
+"""
 
 from __future__ import annotations
 
-from workers.providers.base import ModelProvider, ModelResponse, ProviderError
+from orchestrator.settings import get_settings
+from workers.providers.anthropic_messages import AnthropicMessages
+from workers.providers.base import (
+    ModelProvider,
+    ModelResponse,
+    ProviderError,
+    RetryableProviderError,
+)
+from workers.providers.openai_chat import OpenAIChat
+from workers.providers.openai_responses import OpenAIResponses
+from workers.providers.retrying import RetryingProvider
 from workers.providers.scripted import ScriptedModel
 
-PROVIDERS: dict[str, ModelProvider] = {"scripted": ScriptedModel()}
+PROVIDERS: dict[str, ModelProvider] = {
+    "scripted": ScriptedModel(),
+    "openai": OpenAIChat(),
+    "openai_responses": OpenAIResponses(),
+    "anthropic": AnthropicMessages(),
+}
+_OFFLINE = frozenset({"scripted"})
 
 
 def get_provider(name: str) -> ModelProvider:
-    """The provider called ``name``; names are validated at submit time, so a miss is a bug."""
+    """The provider called ``name``, retrying if it goes over the network. Names are
+    validated at submit time, so a miss here is a worker out of date with its clients."""
     try:
-        return PROVIDERS[name]
+        provider = PROVIDERS[name]
     except KeyError:
         raise ProviderError(f"provider {name!r} is not available on this worker") from None
+    if name in _OFFLINE:
+        return provider
+    return RetryingProvider(provider, get_settings().provider_retries)
 
 
-__all__ = ["PROVIDERS", "ModelProvider", "ModelResponse", "ProviderError", "get_provider"]
+__all__ = [
+    "PROVIDERS",
+    "ModelProvider",
+    "ModelResponse",
+    "ProviderError",
+    "RetryableProviderError",
+    "get_provider",
+]

@@ -16,6 +16,15 @@ class ProviderError(Exception):
     """A model call failed (the agent run ends with an ``error`` output)."""
 
 
+class RetryableProviderError(ProviderError):
+    """A model call failed in a way worth retrying (429, 5xx, connection); ``retry_after_s``
+    is the provider's ``Retry-After`` when it sent one."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ModelResponse(BaseModel):
     """What one model call returned: a final text, or tool calls to run first."""
 
@@ -24,6 +33,8 @@ class ModelResponse(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     started_at: datetime | None = None
     """When the call really began, if later than asked (after waiting for a pool slot)."""
+    surface: str | None = None
+    request_digest: str | None = None
 
 
 class ModelProvider(Protocol):

@@ -1,0 +1,121 @@
+"""Anthropic Messages API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.models import Message, ModelConfig, ToolCall, Usage
+from orchestrator.tools import ToolInfo
+from workers.cancellation import CancelToken
+from workers.providers.base import ModelResponse
+from workers.providers.http_common import (
+    anthropic_client,
+    api_key,
+    api_params,
+    priced,
+    request_digest,
+    translate_error,
+)
+
+SURFACE = "anthropic.messages"
+DEFAULT_MAX_TOKENS = 4096
+THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
+
+
+def anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """Messages as Anthropic turns: tool results go back in a user turn, consecutive ones
+    together, as the API requires."""
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        if message.role == "tool":
+            block = {
+                "type": "tool_result",
+                "tool_use_id": message.tool_call_id,
+                "content": message.content,
+            }
+            last = turns[-1] if turns else None
+            if last and last["role"] == "user" and isinstance(last["content"], list):
+                last["content"].append(block)
+            else:
+                turns.append({"role": "user", "content": [block]})
+            continue
+        if message.role == "assistant" and message.tool_calls:
+            blocks: list[dict[str, Any]] = []
+            if message.content:
+                blocks.append({"type": "text", "text": message.content})
+            blocks.extend(
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+                for c in message.tool_calls
+            )
+            turns.append({"role": "assistant", "content": blocks})
+            continue
+        turns.append({"role": message.role, "content": message.content})
+    return turns
+
+
+class AnthropicMessages:
+    """``provider="anthropic"``: the Messages API through the official SDK.
+
+    Options: ``base_url``, ``api_key_env`` (default ``ANTHROPIC_API_KEY``), ``timeout_s``,
+    ``max_tokens`` (default 4096); others are passed to the API. A thinking level (``low``,
+    ``medium``, ``high`` or a token count) becomes an extended-thinking budget.
+    """
+
+    def complete(
+        self,
+        config: ModelConfig,
+        messages: list[Message],
+        cancel: CancelToken,
+        tools: list[ToolInfo],
+    ) -> ModelResponse:
+        cancel.check()
+        params = api_params(config)
+        thinking = params.pop("thinking", None)
+        body: dict[str, Any] = {
+            "model": config.model,
+            "max_tokens": params.pop("max_tokens", DEFAULT_MAX_TOKENS),
+            "messages": anthropic_messages(messages),
+            **params,
+        }
+        system = "\n\n".join(m.content for m in messages if m.role == "system")
+        if system:
+            body["system"] = system
+        if tools:
+            body["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                for t in tools
+            ]
+        if thinking:
+            budget = THINKING_BUDGETS.get(str(thinking)) or int(thinking)
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        client = anthropic_client(
+            config.options.get("base_url"),
+            api_key(config, "ANTHROPIC_API_KEY"),
+            float(config.options.get("timeout_s", 600)),
+        )
+        try:
+            response = client.messages.create(**body)
+        except Exception as error:
+            raise translate_error(error, SURFACE) from None
+        texts = [block.text for block in response.content if block.type == "text"]
+        calls = [
+            ToolCall(id=block.id, name=block.name, arguments=dict(block.input or {}))
+            for block in response.content
+            if block.type == "tool_use"
+        ]
+        used = response.usage
+        usage = Usage(
+            input_tokens=used.input_tokens,
+            output_tokens=used.output_tokens,
+            cache_creation_input_tokens=getattr(used, "cache_creation_input_tokens", None) or 0,
+            cache_read_input_tokens=getattr(used, "cache_read_input_tokens", None) or 0,
+        )
+        return ModelResponse(
+            text="".join(texts),
+            tool_calls=calls,
+            usage=priced(usage, config.provider, config.model),
+            surface=SURFACE,
+            request_digest=request_digest(body),
+        )

@@ -1,0 +1,96 @@
+"""What the SDK-backed providers share: clients, keys, prices, digests, error mapping."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import cache
+from typing import Any
+
+from orchestrator.models import ModelConfig, Usage
+from orchestrator.settings import Price, get_settings
+from workers.providers.base import ProviderError, RetryableProviderError
+
+# Options that configure the adapter; every other option is passed to the API as a parameter.
+ADAPTER_OPTIONS = frozenset({"base_url", "api_key_env", "timeout_s"})
+
+
+def api_key(config: ModelConfig, default_env: str) -> str:
+    """The API key, from the worker's environment only (never from a run's arguments)."""
+    name = str(config.options.get("api_key_env", default_env))
+    key = os.environ.get(name)
+    if not key:
+        raise ProviderError(f"{config.provider}: set {name} in the worker's environment")
+    return key
+
+
+def api_params(config: ModelConfig) -> dict[str, Any]:
+    """The options passed through to the API (temperature, max_tokens, ...)."""
+    return {k: v for k, v in config.options.items() if k not in ADAPTER_OPTIONS}
+
+
+def request_digest(body: dict[str, Any]) -> str:
+    """sha256 of the provider-native request body, canonically serialized."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def priced(usage: Usage, provider: str, model: str) -> Usage:
+    """``usage`` with its cost from the configured price table (0 without a price)."""
+    price = get_settings().prices.get(f"{provider}:{model}")
+    if price is None:
+        return usage
+    usage.cost_usd = _cost(usage, price)
+    return usage
+
+
+def _cost(usage: Usage, price: Price) -> float:
+    cached_price = price.input if price.cached_input is None else price.cached_input
+    write_price = price.input if price.cache_write is None else price.cache_write
+    cached = usage.cached_tokens + usage.cache_read_input_tokens
+    # OpenAI counts cached tokens inside input_tokens; Anthropic counts them beside it.
+    plain = usage.input_tokens - usage.cached_tokens
+    per_token = (
+        plain * price.input
+        + cached * cached_price
+        + usage.cache_creation_input_tokens * write_price
+        + usage.output_tokens * price.output
+    )
+    return per_token / 1_000_000
+
+
+def translate_error(error: Exception, surface: str) -> ProviderError:
+    """An SDK exception as a provider error: retryable for 429, 5xx, timeouts, connections."""
+    status = getattr(error, "status_code", None)
+    response = getattr(error, "response", None)
+    retry_after = _retry_after(response.headers if response is not None else None)
+    message = f"{surface}: {type(error).__name__}: {error}"
+    connection_failure = type(error).__name__ in ("APIConnectionError", "APITimeoutError")
+    if status == 429 or (isinstance(status, int) and status >= 500) or connection_failure:
+        return RetryableProviderError(message, retry_after)
+    return ProviderError(message)
+
+
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    value = headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our backoff
+
+
+@cache
+def openai_client(base_url: str | None, key: str, timeout_s: float) -> Any:
+    import openai
+
+    return openai.OpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout_s)
+
+
+@cache
+def anthropic_client(base_url: str | None, key: str, timeout_s: float) -> Any:
+    import anthropic
+
+    return anthropic.Anthropic(api_key=key, base_url=base_url, max_retries=0, timeout=timeout_s)

@@ -1,0 +1,117 @@
+"""OpenAI Chat Completions (and OpenAI-compatible servers: vLLM, Ollama... via ``base_url``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from orchestrator.models import Message, ModelConfig, ToolCall, Usage
+from orchestrator.tools import ToolInfo
+from workers.cancellation import CancelToken
+from workers.providers.base import ModelResponse
+from workers.providers.http_common import (
+    api_key,
+    api_params,
+    openai_client,
+    priced,
+    request_digest,
+    translate_error,
+)
+
+SURFACE = "openai.chat"
+
+
+def parse_arguments(raw: str | None) -> dict[str, Any]:
+    """A model's JSON arguments; text that is not a JSON object is kept for the tool's
+    validation to refuse, so the model reads why."""
+    try:
+        value = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return {"__unparsable_arguments__": raw}
+    return value if isinstance(value, dict) else {"__unparsable_arguments__": raw}
+
+
+def chat_message(message: Message) -> dict[str, Any]:
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if message.role == "assistant" and message.tool_calls:
+        return {
+            "role": "assistant",
+            "content": message.content or None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                }
+                for call in message.tool_calls
+            ],
+        }
+    return {"role": message.role, "content": message.content}
+
+
+class OpenAIChat:
+    """``provider="openai"``: the Chat Completions API through the official SDK.
+
+    Options: ``base_url``, ``api_key_env`` (default ``OPENAI_API_KEY``), ``timeout_s``; any
+    other option (``temperature``, ``max_tokens``...) is passed to the API. A thinking level
+    becomes ``reasoning_effort``.
+    """
+
+    def complete(
+        self,
+        config: ModelConfig,
+        messages: list[Message],
+        cancel: CancelToken,
+        tools: list[ToolInfo],
+    ) -> ModelResponse:
+        cancel.check()
+        params = api_params(config)
+        thinking = params.pop("thinking", None)
+        body: dict[str, Any] = {
+            "model": config.model,
+            "messages": [chat_message(m) for m in messages],
+            **params,
+        }
+        if tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                }
+                for t in tools
+            ]
+        if thinking:
+            body["reasoning_effort"] = thinking
+        client = openai_client(
+            config.options.get("base_url"),
+            api_key(config, "OPENAI_API_KEY"),
+            float(config.options.get("timeout_s", 600)),
+        )
+        try:
+            response = client.chat.completions.create(**body)
+        except Exception as error:
+            raise translate_error(error, SURFACE) from None
+        message = response.choices[0].message
+        calls = [
+            ToolCall(id=c.id, name=c.function.name, arguments=parse_arguments(c.function.arguments))
+            for c in message.tool_calls or []
+        ]
+        used = response.usage
+        details = getattr(used, "prompt_tokens_details", None)
+        usage = Usage(
+            input_tokens=used.prompt_tokens if used else 0,
+            output_tokens=used.completion_tokens if used else 0,
+            cached_tokens=(getattr(details, "cached_tokens", None) or 0) if details else 0,
+        )
+        return ModelResponse(
+            text=message.content or "",
+            tool_calls=calls,
+            usage=priced(usage, config.provider, config.model),
+            surface=SURFACE,
+            request_digest=request_digest(body),
+        )

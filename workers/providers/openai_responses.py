@@ -1,0 +1,119 @@
+"""OpenAI Responses API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from orchestrator.models import Message, ModelConfig, ToolCall, Usage
+from orchestrator.tools import ToolInfo
+from workers.cancellation import CancelToken
+from workers.providers.base import ModelResponse
+from workers.providers.http_common import (
+    api_key,
+    api_params,
+    openai_client,
+    priced,
+    request_digest,
+    translate_error,
+)
+from workers.providers.openai_chat import parse_arguments
+
+SURFACE = "openai.responses"
+
+
+def input_items(messages: list[Message]) -> list[dict[str, Any]]:
+    """Messages as Responses input items (system messages go to ``instructions``)."""
+    items: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        if message.role == "tool":
+            items.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": message.tool_call_id,
+                    "output": message.content,
+                }
+            )
+            continue
+        if message.content or not message.tool_calls:
+            items.append({"role": message.role, "content": message.content})
+        for call in message.tool_calls:
+            items.append(
+                {
+                    "type": "function_call",
+                    "call_id": call.id,
+                    "name": call.name,
+                    "arguments": json.dumps(call.arguments),
+                }
+            )
+    return items
+
+
+class OpenAIResponses:
+    """``provider="openai_responses"``: the Responses API through the official SDK.
+
+    Options as for ``openai``; a thinking level becomes ``reasoning.effort``.
+    """
+
+    def complete(
+        self,
+        config: ModelConfig,
+        messages: list[Message],
+        cancel: CancelToken,
+        tools: list[ToolInfo],
+    ) -> ModelResponse:
+        cancel.check()
+        params = api_params(config)
+        thinking = params.pop("thinking", None)
+        body: dict[str, Any] = {"model": config.model, "input": input_items(messages), **params}
+        instructions = "\n\n".join(m.content for m in messages if m.role == "system")
+        if instructions:
+            body["instructions"] = instructions
+        if tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.parameters,
+                }
+                for t in tools
+            ]
+        if thinking:
+            body["reasoning"] = {"effort": thinking}
+        client = openai_client(
+            config.options.get("base_url"),
+            api_key(config, "OPENAI_API_KEY"),
+            float(config.options.get("timeout_s", 600)),
+        )
+        try:
+            response = client.responses.create(**body)
+        except Exception as error:
+            raise translate_error(error, SURFACE) from None
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        for item in response.output:
+            if item.type == "message":
+                texts.extend(part.text for part in item.content if part.type == "output_text")
+            elif item.type == "function_call":
+                calls.append(
+                    ToolCall(
+                        id=item.call_id, name=item.name, arguments=parse_arguments(item.arguments)
+                    )
+                )
+        used = response.usage
+        details = getattr(used, "input_tokens_details", None)
+        usage = Usage(
+            input_tokens=used.input_tokens if used else 0,
+            output_tokens=used.output_tokens if used else 0,
+            cached_tokens=(getattr(details, "cached_tokens", None) or 0) if details else 0,
+        )
+        return ModelResponse(
+            text="".join(texts),
+            tool_calls=calls,
+            usage=priced(usage, config.provider, config.model),
+            surface=SURFACE,
+            request_digest=request_digest(body),
+        )
