@@ -4,4 +4,4 @@ COPY pyproject.toml README.md ./
 COPY orchestrator ./orchestrator
 COPY workers ./workers
 COPY tasks ./tasks
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir ".[openai,anthropic]"

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import branches, efficiency, overhead
+from benchmarks import branches, efficiency, overhead, tools
 
 
 def main() -> int:
     ratio = overhead.main()
     parallel = efficiency.main()
     branch_ratio = branches.main()
-    return 0 if ratio <= 1.3 and parallel >= 0.9 and branch_ratio <= 1.15 else 1
+    fanout = tools.main()
+    met = ratio <= 1.3 and parallel >= 0.9 and branch_ratio <= 1.15 and fanout <= 1.3
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

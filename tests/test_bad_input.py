@@ -50,7 +50,8 @@ def submit(client: Client, **overrides: Any) -> None:
         ({"deadline_s": 0}, "deadline_s"),
         (
             {"mapper": {"name": "m", "model": {"provider": "nope"}}},
-            "unknown provider 'nope' (known providers: anthropic, openai, openai_responses, scripted)",
+            "unknown provider 'nope' (known providers: anthropic, openai, "
+            "openai_responses, scripted)",
         ),
         ({"reducer": {"name": ""}}, "name"),
     ],
