@@ -33,7 +33,8 @@ class RunKeys:
     ``reserved`` a hash member -> reserved "tokens cost"; ``events`` the run's stream; ``done``
     a stream with one entry once the run has ended (what waiters block on); ``messages`` a hash
     member -> the messages it added to its context (branches and single runs); ``checkpoints``
-    a hash member -> the agent state after its last completed turn, while it runs.
+    a hash member -> the agent state after its last completed turn, while it runs; ``records``
+    a hash member -> its RunRecord (branches and single runs).
 
     A member is an item index, or ``final`` for the agent that runs after the members (a
     reducer, a judge).
@@ -84,6 +85,10 @@ class RunKeys:
     @property
     def checkpoints(self) -> str:
         return f"{self.run}:checkpoints"
+
+    @property
+    def records(self) -> str:
+        return f"{self.run}:records"
 
 
 def member_task_id(run_id: str, index: int) -> str:

@@ -22,7 +22,7 @@ class MapReduceResult(BaseModel):
 
 class AgentRunResult(BaseModel):
     """One agent run: its output, the context after it (feed it back to continue) and the
-    record of its model and tool calls."""
+    record of its model and tool calls (``record.calls``)."""
 
     output: AgentOutput
     context: list[Message]

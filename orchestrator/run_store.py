@@ -20,6 +20,7 @@ from orchestrator.models import (
     AgentCheckpoint,
     AgentOutput,
     Message,
+    RunRecord,
     RunState,
     RunStatus,
 )
@@ -189,9 +190,10 @@ class RunStore:
         output: AgentOutput,
         events: list[Event],
         messages: list[Message] | None = None,
+        record: RunRecord | None = None,
     ) -> Completion:
-        """Store a member's output (and the messages it added) once, emit ``events`` with it,
-        settle its budget and admit the next members."""
+        """Store a member's output (and the messages it added, and its record) once, emit
+        ``events`` with it, settle its budget and admit the next members."""
         reply = self._run(
             run_id,
             "complete_member",
@@ -202,6 +204,7 @@ class RunStore:
             output.tokens.total_tokens,
             output.tokens.cost_usd,
             _MESSAGES.dump_json(messages).decode() if messages else "",
+            record.model_dump_json() if record else "",
             *(event.model_dump_json() for event in events),
         )
         if reply[0] == 0:
@@ -279,6 +282,11 @@ class RunStore:
         """The messages member ``member`` added to its context (empty if none were kept)."""
         raw = self.client.hget(RunKeys(run_id).messages, member)
         return _MESSAGES.validate_json(raw) if raw else []
+
+    def record(self, run_id: str, member: str) -> RunRecord | None:
+        """The stored record of member ``member`` (kept for branches and single runs)."""
+        raw = self.client.hget(RunKeys(run_id).records, member)
+        return RunRecord.model_validate_json(raw) if raw else None
 
     def stored_output(self, run_id: str, member: str) -> AgentOutput | None:
         raw = self.client.hget(RunKeys(run_id).outputs, member)

@@ -206,3 +206,16 @@ def test_a_remote_call_on_a_full_single_slot_worker_fails_fast_instead_of_hangin
     finally:
         worker.stop()
         server.stop()
+
+
+def test_run_agent_results_carry_the_record_of_every_call(client: Client) -> None:
+    turn = calls(("add", {"a": 1, "b": 2}), ("echo", {"text": "x", "delay_ms": 0}))
+    result = client.run_agent(agent([turn, {"text": "ok"}], ["add", "echo"]), "go").result(30)
+    assert result.record is not None
+    assert [(c.kind, c.name, c.status) for c in result.record.calls] == [
+        ("model", "scripted-1", "ok"),
+        ("tool", "add", "ok"),
+        ("tool", "echo", "ok"),
+        ("model", "scripted-1", "ok"),
+    ]
+    assert all(c.ended_at is not None and c.ended_at >= c.started_at for c in result.record.calls)

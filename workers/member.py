@@ -12,7 +12,7 @@ from uuid import uuid4
 from celery import Celery
 
 from orchestrator.events import AgentEnd, AgentStart
-from orchestrator.models import AgentOutput, Message
+from orchestrator.models import AgentOutput, Message, RunRecord
 from orchestrator.run_store import RunStore
 from workers.agent_loop import run_agent
 from workers.cancellation import CancelToken
@@ -56,6 +56,7 @@ def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOut
         return AgentOutput.model_validate_json(claim.input)
     events = MemberEvents(store, run_id, identity)
     new_messages: list[Message] = []
+    record: RunRecord | None = None
     if claim.action == "cancelled":
         output = AgentOutput.not_run(identity.name, "cancelled", f"cancelled: {claim.input}")
     else:
@@ -76,7 +77,7 @@ def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOut
                     resume=claim.checkpoint,
                     checkpoint=lambda state: store.save_checkpoint(run_id, member, state),
                 )
-                output, new_messages = run.output, run.new_messages
+                output, new_messages, record = run.output, run.new_messages, run.record
             except Exception as bug:  # a member never raises: it ends as an error at its index
                 error = f"internal error: {type(bug).__name__}: {bug}"
                 output = AgentOutput.not_run(identity.name, "error", error)
@@ -93,6 +94,7 @@ def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOut
         output,
         [*events.deferred, end],
         messages=new_messages if kind.keeps_messages else None,
+        record=record if kind.keeps_messages else None,
     )
     apply_admission(app, store, run_id, completion.admission)
     return completion.output

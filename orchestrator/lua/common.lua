@@ -6,9 +6,9 @@ local K_ITEMS, K_LEASES, K_HOLDERS = K_RUN .. ':items', K_RUN .. ':leases', K_RU
 local K_OUTPUTS, K_BUDGET = K_RUN .. ':outputs', K_RUN .. ':budget'
 local K_RESERVED = K_RUN .. ':reserved'
 local K_EVENTS, K_DONE, K_MESSAGES = K_RUN .. ':events', K_RUN .. ':done', K_RUN .. ':messages'
-local K_CHECKPOINTS = K_RUN .. ':checkpoints'
+local K_CHECKPOINTS, K_RECORDS = K_RUN .. ':checkpoints', K_RUN .. ':records'
 local RUN_KEYS = {K_RUN, K_ITEMS, K_LEASES, K_HOLDERS, K_OUTPUTS, K_BUDGET, K_RESERVED, K_EVENTS,
-    K_DONE, K_MESSAGES, K_CHECKPOINTS}
+    K_DONE, K_MESSAGES, K_CHECKPOINTS, K_RECORDS}
 
 -- Redis's clock, so that workers on machines with skewed clocks agree on lease expiry.
 local function now_ms()

@@ -38,7 +38,12 @@ class SingleAgentKind:
         if output is None:
             return
         context = [*single.context, *store.messages(run_id, "0")]
-        result = AgentRunResult(output=output, context=context, session_id=single.session_id)
+        result = AgentRunResult(
+            output=output,
+            context=context,
+            session_id=single.session_id,
+            record=store.record(run_id, "0"),
+        )
         status = store.status(run_id)
         if status and status.cancel_reason:
             store.finalize(run_id, "cancelled", result.model_dump_json(), status.cancel_reason)

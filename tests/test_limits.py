@@ -1,0 +1,76 @@
+"""Shared limits and provider retries, against a real Redis."""
+
+from __future__ import annotations
+
+import time
+from uuid import uuid4
+
+import pytest
+import redis
+
+from orchestrator.local import LocalRedis
+from orchestrator.models import Message, ModelConfig
+from workers.cancellation import CancelToken
+from workers.limits import SharedLimit
+from workers.providers import ModelResponse, RetryableProviderError
+from workers.providers.retrying import RetryingProvider
+
+
+def test_a_per_minute_limit_admits_that_many_then_says_how_long_to_wait(
+    redis_server: LocalRedis,
+) -> None:
+    limit = SharedLimit(redis.Redis.from_url(redis_server.url), f"rpm-{uuid4().hex}", None, 3)
+    assert [limit.try_acquire(uuid4().hex) for _ in range(3)] == [0, 0, 0]
+    wait = limit.try_acquire(uuid4().hex)
+    assert 59 < wait <= 60
+
+
+def test_a_concurrency_limit_frees_a_slot_on_release(redis_server: LocalRedis) -> None:
+    limit = SharedLimit(redis.Redis.from_url(redis_server.url), f"sem-{uuid4().hex}", 2, None)
+    assert limit.try_acquire("a") == 0 and limit.try_acquire("b") == 0
+    assert limit.try_acquire("c") > 0
+    limit.release("a")
+    assert limit.try_acquire("c") == 0
+
+
+class Flaky:
+    """Fails with a retryable error ``failures`` times, then answers."""
+
+    def __init__(self, failures: int, retry_after_s: float | None) -> None:
+        self.failures = failures
+        self.retry_after_s = retry_after_s
+        self.calls = 0
+
+    def complete(self, config, messages, cancel, tools):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RetryableProviderError("429", self.retry_after_s)
+        return ModelResponse(text="ok")
+
+
+def ask(provider: RetryingProvider, cancel: CancelToken | None = None) -> ModelResponse:
+    messages = [Message(role="user", content="hi")]
+    return provider.complete(ModelConfig(), messages, cancel or CancelToken(), [])
+
+
+def test_retry_after_is_honoured() -> None:
+    inner = Flaky(failures=2, retry_after_s=0.3)
+    started = time.monotonic()
+    assert ask(RetryingProvider(inner, retries=4)).text == "ok"
+    assert inner.calls == 3 and time.monotonic() - started >= 0.6
+
+
+def test_retries_give_up_after_the_limit() -> None:
+    inner = Flaky(failures=5, retry_after_s=0)
+    with pytest.raises(RetryableProviderError):
+        ask(RetryingProvider(inner, retries=2))
+    assert inner.calls == 3
+
+
+def test_a_cancel_ends_the_wait_between_retries() -> None:
+    cancel = CancelToken()
+    cancel.cancel("user")
+    from workers.cancellation import Cancelled
+
+    with pytest.raises(Cancelled):
+        ask(RetryingProvider(Flaky(failures=1, retry_after_s=30), retries=1), cancel)
