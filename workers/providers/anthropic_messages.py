@@ -10,7 +10,6 @@ from workers.cancellation import CancelToken
 from workers.providers.base import ModelResponse
 from workers.providers.http_common import (
     anthropic_client,
-    api_key,
     api_params,
     priced,
     request_digest,
@@ -90,11 +89,7 @@ class AnthropicMessages:
         if thinking:
             budget = THINKING_BUDGETS.get(str(thinking)) or int(thinking)
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-        client = anthropic_client(
-            config.options.get("base_url"),
-            api_key(config, "ANTHROPIC_API_KEY"),
-            float(config.options.get("timeout_s", 600)),
-        )
+        client = anthropic_client(config)
         try:
             response = client.messages.create(**body)
         except Exception as error:

@@ -82,15 +82,30 @@ def _retry_after(headers: Any) -> float | None:
         return None  # an HTTP date: fall back to our backoff
 
 
+def openai_client(config: ModelConfig) -> Any:
+    """A shared OpenAI SDK client for ``config`` (its own retries off: ours apply)."""
+    return _openai_client(*_client_settings(config, "OPENAI_API_KEY"))
+
+
+def anthropic_client(config: ModelConfig) -> Any:
+    """A shared Anthropic SDK client for ``config`` (its own retries off: ours apply)."""
+    return _anthropic_client(*_client_settings(config, "ANTHROPIC_API_KEY"))
+
+
+def _client_settings(config: ModelConfig, key_env: str) -> tuple[str | None, str, float]:
+    timeout_s = float(config.options.get("timeout_s", 600))
+    return config.options.get("base_url"), api_key(config, key_env), timeout_s
+
+
 @cache
-def openai_client(base_url: str | None, key: str, timeout_s: float) -> Any:
+def _openai_client(base_url: str | None, key: str, timeout_s: float) -> Any:
     import openai
 
     return openai.OpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout_s)
 
 
 @cache
-def anthropic_client(base_url: str | None, key: str, timeout_s: float) -> Any:
+def _anthropic_client(base_url: str | None, key: str, timeout_s: float) -> Any:
     import anthropic
 
     return anthropic.Anthropic(api_key=key, base_url=base_url, max_retries=0, timeout=timeout_s)

@@ -10,7 +10,6 @@ from orchestrator.tools import ToolInfo
 from workers.cancellation import CancelToken
 from workers.providers.base import ModelResponse
 from workers.providers.http_common import (
-    api_key,
     api_params,
     openai_client,
     priced,
@@ -83,11 +82,7 @@ class OpenAIResponses:
             ]
         if thinking:
             body["reasoning"] = {"effort": thinking}
-        client = openai_client(
-            config.options.get("base_url"),
-            api_key(config, "OPENAI_API_KEY"),
-            float(config.options.get("timeout_s", 600)),
-        )
+        client = openai_client(config)
         try:
             response = client.responses.create(**body)
         except Exception as error:
