@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import tempfile
@@ -40,6 +41,8 @@ def cluster(worker_count: int, concurrency: int) -> Iterator[Cluster]:
         wait_for_workers(redis.Redis.from_url(server.url), [w.hostname for w in workers])
         yield Cluster(Client(redis_url=server.url), workers)
     finally:
+        # Celery result objects unsubscribe when collected: let them go while Redis is up.
+        gc.collect()
         for worker in workers:
             worker.stop()
         server.stop()

@@ -20,6 +20,7 @@ from orchestrator.models import (
     ToolCall,
     Usage,
 )
+from orchestrator.plans import ExecutionPlan, ParallelGroup, ParallelHint
 from orchestrator.results import AgentRunResult, BranchOutcome, MapReduceResult, ParallelResult
 from orchestrator.tools import Tool, ToolInfo, ToolPolicy, tool
 
@@ -31,11 +32,14 @@ __all__ = [
     "Budget",
     "CallRecord",
     "Client",
+    "ExecutionPlan",
     "InvalidRunError",
     "MapReduceResult",
     "Message",
     "ModelConfig",
     "OrchestratorError",
+    "ParallelGroup",
+    "ParallelHint",
     "ParallelResult",
     "RunFailedError",
     "RunHandle",

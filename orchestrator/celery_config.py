@@ -18,6 +18,7 @@ TASK_ROUTES = {
     "tasks.coordinator.*": {"queue": "coordinator"},
     "tasks.agents.*": {"queue": "agents"},
     "tasks.tools.*": {"queue": "tools"},
+    "tasks.learner.*": {"queue": "learner"},
     "tasks.diagnostics.*": {"queue": "agents"},
 }
 

@@ -95,6 +95,16 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("tools", help="list the tools the workers serve")
 
+    plans = commands.add_parser("plans", help="show or reset what the learners learned")
+    plan_actions = plans.add_subparsers(dest="action", required=True)
+    show = plan_actions.add_parser("show", help="an agent's plan: groups, hints, version")
+    show.add_argument("agent_id")
+    show.add_argument("--output", choices=("table", "json"), default="table")
+    plan_actions.add_parser("reset", help="forget an agent's plan").add_argument("agent_id")
+
+    learn = commands.add_parser("learn", help="feed run records (JSON lines) to the learners")
+    learn.add_argument("file", help="a .jsonl file of RunRecords; - for stdin")
+
     events = commands.add_parser("events", help="print a run's events as JSON lines, live")
     events.add_argument("run_id")
     events.add_argument("--no-follow", action="store_true", help="print what is there and stop")
@@ -184,6 +194,48 @@ def _events(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
+def _plans(args: argparse.Namespace, client: Client, out: Console) -> int:
+    if args.action == "reset":
+        had = client.reset_plan(args.agent_id)
+        print(f"reset the plan of {args.agent_id}" if had else f"{args.agent_id} had no plan")
+        return 0
+    plan = client.plan(args.agent_id)
+    if plan is None:
+        Console(stderr=True).print(f"{args.agent_id} has no plan yet")
+        return 1
+    if args.output == "json":
+        print(plan.model_dump_json())
+        return 0
+    out.print(
+        f"plan of [bold]{plan.agent_id}[/]: version {plan.version}, "
+        f"{plan.records_seen} records seen, last run {plan.metadata_template.run_id}"
+    )
+    for group in plan.parallel_groups:
+        out.print(f"  {group.group_id}: {', '.join(group.tool_names)}")
+    for hint in plan.metadata_template.parallel_hints:
+        origin = "explicit" if hint.explicit else "learned"
+        out.print(f"  hint: {hint.tool_name} in {hint.group_id} ({origin})")
+    return 0
+
+
+def _learn(args: argparse.Namespace, client: Client) -> int:
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    records: list[Any] = []
+    unreadable = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            unreadable += 1
+            Console(stderr=True).print(f"line {number}: not JSON ({error.msg}), skipped")
+    for start in range(0, len(records), 100):
+        client.send_records(records[start : start + 100])
+    print(f"sent {len(records)} records to the learners ({unreadable} lines were not JSON)")
+    return 0 if not unreadable else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """The console script's entry point; returns the exit code."""
     parser = _parser()
@@ -210,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
             return _submit_map_reduce(args, client, out)
         if args.command == "events":
             return _events(args, client)
+        if args.command == "plans":
+            return _plans(args, client, out)
+        if args.command == "learn":
+            return _learn(args, client)
         if args.command == "tools":
             for info in client.tools():
                 where = "remote" if info.remote else "local"

@@ -22,7 +22,9 @@ from orchestrator.errors import (
 )
 from orchestrator.events import ParallelLoopStart
 from orchestrator.keys import TOOLS, WORKER_PATTERN, RunKeys, admit_task_id
-from orchestrator.models import TERMINAL_STATES, AgentSpec, Budget, Message, RunStatus
+from orchestrator.models import TERMINAL_STATES, AgentSpec, Budget, Message, RunRecord, RunStatus
+from orchestrator.plan_store import PlanStore
+from orchestrator.plans import ExecutionPlan
 from orchestrator.requests import AgentRunRequest, BranchesRequest, MapReduceRequest, RunRequest
 from orchestrator.results import AgentRunResult, MapReduceResult, ParallelResult
 from orchestrator.run_store import RunStore
@@ -60,6 +62,7 @@ class Client:
         self.settings = base.model_copy(update={"redis_url": redis_url}) if redis_url else base
         self.redis = redis_client(self.settings.redis_url)
         self.store = RunStore(self.redis, self.settings)
+        self.plans = PlanStore(self.redis)
         self._celery = Celery("agent_orchestrator_client", set_as_current=False)
         self._celery.conf.update(celery_config(self.settings))
 
@@ -198,6 +201,28 @@ class Client:
             queue="coordinator",
         )
         return RunHandle(self, run_id, result_model)
+
+    def plan(self, agent_id: str) -> ExecutionPlan | None:
+        """The plan the learners keep for ``agent_id`` (None until one was learned)."""
+        return self.plans.get(agent_id)
+
+    def reset_plan(self, agent_id: str) -> bool:
+        """Forget the plan of ``agent_id``; True when there was one."""
+        return self.plans.reset(agent_id)
+
+    def record_run(self, record: RunRecord | dict[str, Any]) -> None:
+        """Feed a run record from outside (another framework's telemetry) to the learners.
+        Raises ``InvalidRunError`` when it is not a valid ``RunRecord``."""
+        try:
+            valid = RunRecord.model_validate(record)
+        except ValidationError as error:
+            raise InvalidRunError(f"invalid run record: {_validation_message(error)}") from None
+        self.send_records([valid.model_dump(mode="json")])
+
+    def send_records(self, records: list[Any]) -> None:
+        """Send raw records to the learners as they are; the learners validate them and
+        count the ones they reject."""
+        self._celery.send_task("tasks.learner.ingest", args=(records,), queue="learner")
 
     def tools(self) -> list[ToolInfo]:
         """The tools the workers serve (each worker publishes its own when it starts)."""

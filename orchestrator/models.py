@@ -8,8 +8,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.plans import PlanMode
 from orchestrator.providers import KNOWN_PROVIDERS
 from orchestrator.tools import ToolPolicy
 
@@ -60,6 +61,12 @@ class AgentSpec(BaseModel):
         max_turns: the most model turns before the run stops with an error.
         config_id: names this configuration in branch loop ids (else provider and model do).
         thinking: a thinking level, passed to providers that have one; part of loop ids.
+        agent_id: whose plan the learners keep and this agent uses (default: ``name``; the
+            mappers of a run share their spec's name, not ``name_i``).
+        plan_mode: ``observe_only`` (learn only, the default), ``inject_hints`` (tell the
+            model which tools may be called together) or ``schedule`` (the ``plan`` tool
+            policy runs calls of one learned group concurrently, the rest one at a time).
+        parallel_groups: tools you know may run together; they win over learned groups.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -72,6 +79,15 @@ class AgentSpec(BaseModel):
     max_turns: int = Field(default=10, ge=1)
     config_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
     thinking: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
+    agent_id: str = ""
+    plan_mode: PlanMode = "observe_only"
+    parallel_groups: list[list[str]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _agent_id_defaults_to_name(self) -> AgentSpec:
+        if not self.agent_id:
+            self.agent_id = self.name
+        return self
 
 
 class Budget(BaseModel):

@@ -34,8 +34,10 @@ class ToolPolicy(BaseModel):
     """How the tool calls of one model turn run.
 
     Parameters:
-        mode: ``parallel`` (the default) or ``sequential``. Every mode returns results in the
-            order of the model's calls.
+        mode: ``parallel`` (the default), ``sequential``, or ``plan``: calls that form one
+            group of the agent's plan run concurrently, everything else one at a time (with
+            ``plan_mode="schedule"``; without a plan, ``plan`` is sequential). Every mode
+            returns results in the order of the model's calls.
         max_concurrency: the most calls of one turn running at once (``parallel`` only).
         join: ``join_all`` returns every result (errors as error results); ``fail_fast`` stops
             at the first error: queued calls never start, running async and remote calls are
@@ -45,7 +47,7 @@ class ToolPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: str = Field(default="parallel", pattern="^(parallel|sequential)$")
+    mode: str = Field(default="parallel", pattern="^(parallel|sequential|plan)$")
     max_concurrency: int | None = Field(default=None, ge=1)
     join: str = Field(default="join_all", pattern="^(join_all|fail_fast)$")
     timeout_s: float | None = Field(default=None, gt=0)

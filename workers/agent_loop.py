@@ -25,6 +25,7 @@ from orchestrator.models import (
     utcnow,
 )
 from workers.cancellation import Cancelled, CancelToken
+from workers.plan_use import PARALLEL_FLAG_PROVIDERS, hint_text
 from workers.providers import ModelProvider, get_provider
 from workers.tool_registry import ToolRegistry
 from workers.tool_runner import ToolEvents, ToolRunner
@@ -71,6 +72,7 @@ def run_agent(
     provider_for: Callable[[str], ModelProvider] = get_provider,
     resume: AgentCheckpoint | None = None,
     checkpoint: Callable[[AgentCheckpoint], None] | None = None,
+    groups: list[list[str]] | None = None,
 ) -> AgentRun:
     """Run ``spec`` on ``context`` plus ``prompt`` (as a new user message, when given); its
     tool calls run on ``tools`` under ``spec.tool_policy``.
@@ -78,13 +80,22 @@ def run_agent(
     After each turn that goes on (its tool results added), ``checkpoint`` gets the agent's
     state; a run given that state as ``resume`` continues from there, without repeating the
     model and tool calls it records.
+
+    ``groups`` are the tools that may run together (the agent's plan with its own groups):
+    with ``plan_mode="inject_hints"`` the model is told, with ``"schedule"`` the ``plan`` tool
+    policy runs them.
     """
     cancel = cancel or CancelToken()
     events = events or AgentEvents()
     agent_name = name or spec.name
     clock = time.perf_counter()
     base = list(context or [])
-    system = [Message(role="system", content=spec.instructions)] if spec.instructions else []
+    groups = groups or []
+    instructions = spec.instructions
+    if spec.plan_mode == "inject_hints" and groups:
+        instructions = f"{instructions}\n\n{hint_text(groups)}".strip()
+    system = [Message(role="system", content=instructions)] if instructions else []
+    scheduled = groups if spec.plan_mode == "schedule" else []
     if resume is not None:
         started, new_messages, usage = resume.started_at, list(resume.new_messages), resume.usage
         turns, tool_call_count, tools_used = (
@@ -98,7 +109,11 @@ def run_agent(
         new_messages = [Message(role="user", content=prompt)] if prompt is not None else []
         tools_used, calls = [], []
     record = RunRecord(
-        run_id=run_id, agent_name=agent_name, agent_id=spec.name, started_at=started, calls=calls
+        run_id=run_id,
+        agent_name=agent_name,
+        agent_id=spec.agent_id,
+        started_at=started,
+        calls=calls,
     )
 
     def finish(outcome: Outcome, answer: str = "", error: str | None = None) -> AgentRun:
@@ -128,6 +143,9 @@ def run_agent(
     model = spec.model
     if spec.thinking:
         model = model.model_copy(update={"options": {**model.options, "thinking": spec.thinking}})
+    if spec.plan_mode == "inject_hints" and groups and model.provider in PARALLEL_FLAG_PROVIDERS:
+        options = {**model.options, "parallel_tool_calls": True}
+        model = model.model_copy(update={"options": options})
     while turns < spec.max_turns:
         call = CallRecord(kind="model", name=spec.model.model, started_at=utcnow())
         record.calls.append(call)
@@ -157,7 +175,9 @@ def run_agent(
         )
         if not response.tool_calls:
             return finish("ok", answer=response.text)
-        results = tools.run(response.tool_calls, spec.tools, spec.tool_policy, cancel, events)
+        results = tools.run(
+            response.tool_calls, spec.tools, spec.tool_policy, cancel, events, scheduled
+        )
         for result in results:
             tool_call_count += 1
             if result.call.name not in tools_used:

@@ -12,7 +12,13 @@ from orchestrator.settings import get_settings
 
 app = Celery(
     "agent_orchestrator",
-    include=["tasks.coordinator", "tasks.agents", "tasks.tools", "tasks.diagnostics"],
+    include=[
+        "tasks.coordinator",
+        "tasks.agents",
+        "tasks.tools",
+        "tasks.learner",
+        "tasks.diagnostics",
+    ],
 )
 app.conf.update(celery_config(get_settings()))
 

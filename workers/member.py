@@ -20,6 +20,8 @@ from workers.coordinator import apply_admission
 from workers.kinds import kind_of
 from workers.leases import LeaseKeeper
 from workers.member_events import MemberEvents
+from workers.plan_cache import PlanCache
+from workers.plan_use import effective_groups
 from workers.providers import ModelProvider
 from workers.tool_runner import ToolRunner
 
@@ -33,6 +35,7 @@ class MemberRuntime:
     keeper: LeaseKeeper
     tools: ToolRunner
     provider_for: Callable[[str], ModelProvider]
+    plans: PlanCache
 
 
 def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | None:
@@ -61,11 +64,13 @@ def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOut
         output = AgentOutput.not_run(identity.name, "cancelled", f"cancelled: {claim.input}")
     else:
         start = kind.start(request, member, claim.input)
+        spec = kind.spec(request, member)
+        plan = runtime.plans.get(spec.agent_id) if spec.plan_mode != "observe_only" else None
         cancel = CancelToken()
         with runtime.keeper.hold(run_id, member, token, cancel):
             try:
                 run = run_agent(
-                    kind.spec(request, member),
+                    spec,
                     start.prompt,
                     context=start.context,
                     run_id=run_id,
@@ -76,6 +81,7 @@ def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOut
                     provider_for=runtime.provider_for,
                     resume=claim.checkpoint,
                     checkpoint=lambda state: store.save_checkpoint(run_id, member, state),
+                    groups=effective_groups(spec, plan) if spec.plan_mode != "observe_only" else [],
                 )
                 output, new_messages, record = run.output, run.new_messages, run.record
             except Exception as bug:  # a member never raises: it ends as an error at its index
@@ -94,7 +100,7 @@ def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOut
         output,
         [*events.deferred, end],
         messages=new_messages if kind.keeps_messages else None,
-        record=record if kind.keeps_messages else None,
+        record=record,
     )
     apply_admission(app, store, run_id, completion.admission)
     return completion.output

@@ -7,12 +7,14 @@ from functools import cache
 from celery import Celery
 
 from orchestrator.connection import redis_client
+from orchestrator.plan_store import PlanStore
 from orchestrator.run_store import RunStore
 from orchestrator.settings import get_settings
 from orchestrator.tools import Tool
 from workers.leases import LeaseKeeper
 from workers.limits import SharedLimit
 from workers.member import MemberRuntime
+from workers.plan_cache import PlanCache
 from workers.providers import ModelProvider, get_provider
 from workers.providers.pooled import PooledProvider
 from workers.remote_tools import CeleryRemoteCall
@@ -64,5 +66,10 @@ def provider(name: str) -> ModelProvider:
 
 
 @cache
+def plan_cache() -> PlanCache:
+    return PlanCache(PlanStore(store().client))
+
+
+@cache
 def member_runtime(app: Celery) -> MemberRuntime:
-    return MemberRuntime(app, store(), lease_keeper(), tool_runner(app), provider)
+    return MemberRuntime(app, store(), lease_keeper(), tool_runner(app), provider, plan_cache())

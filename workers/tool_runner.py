@@ -1,6 +1,8 @@
 """Runs the tool calls of one model turn under a ``ToolPolicy``; results come back in call order.
 
-- ``parallel`` runs up to ``max_concurrency`` calls at once, ``sequential`` one at a time.
+- ``parallel`` runs up to ``max_concurrency`` calls at once, ``sequential`` one at a time,
+  ``plan`` runs consecutive calls that fit one group of the agent's plan together and every
+  other call alone.
 - ``join_all`` returns every result, with failures as error results the model reads.
   ``fail_fast`` stops at the first failure: calls still queued never start, running async
   functions are cancelled, running remote calls are revoked.
@@ -28,6 +30,7 @@ from orchestrator.models import ToolCall, utcnow
 from orchestrator.tools import Tool, ToolArgumentsError, ToolInfo, ToolPolicy
 from workers.cancellation import CancelToken
 from workers.limits import SharedLimit
+from workers.plan_use import plan_batches
 from workers.tool_registry import ToolRegistry
 
 ToolStatus = Literal["ok", "error", "timeout", "cancelled"]
@@ -114,10 +117,12 @@ class ToolRunner:
         policy: ToolPolicy,
         cancel: CancelToken,
         events: ToolEvents,
+        groups: list[list[str]] | None = None,
     ) -> list[ToolResult]:
         """Run ``calls`` (tools outside ``allowed`` get an error result) and return their
-        results in the order of ``calls``."""
-        return asyncio.run(self._run_all(calls, set(allowed), policy, cancel, events))
+        results in the order of ``calls``. ``groups`` are the plan's groups, for mode
+        ``plan``."""
+        return asyncio.run(self._run_all(calls, set(allowed), policy, cancel, events, groups or []))
 
     async def _run_all(
         self,
@@ -126,17 +131,47 @@ class ToolRunner:
         policy: ToolPolicy,
         cancel: CancelToken,
         events: ToolEvents,
+        groups: list[list[str]],
     ) -> list[ToolResult]:
-        width = 1 if policy.mode == "sequential" else policy.max_concurrency or len(calls)
-        gate = asyncio.Semaphore(width)
+        everything = list(range(len(calls)))
+        if policy.mode == "plan":
+            batches = [(batch, len(batch)) for batch in plan_batches(calls, groups)]
+        elif policy.mode == "sequential":
+            batches = [(everything, 1)]
+        else:
+            batches = [(everything, policy.max_concurrency or len(calls))]
         results: list[ToolResult | None] = [None] * len(calls)
+        stop_reason = ""
+        for batch, width in batches:
+            stop_reason = await self._run_batch(
+                [(i, calls[i]) for i in batch], width, results, allowed, policy, cancel, events
+            )
+            if stop_reason:
+                break
+        return [
+            result or ToolResult(call=call, status="cancelled", content=stop_reason)
+            for call, result in zip(calls, results, strict=True)
+        ]
+
+    async def _run_batch(
+        self,
+        batch: list[tuple[int, ToolCall]],
+        width: int,
+        results: list[ToolResult | None],
+        allowed: set[str],
+        policy: ToolPolicy,
+        cancel: CancelToken,
+        events: ToolEvents,
+    ) -> str:
+        """Run ``batch`` at most ``width`` at once into ``results``; returns why the turn must
+        stop ('' to go on)."""
+        gate = asyncio.Semaphore(width)
 
         async def one(index: int, call: ToolCall) -> None:
             async with gate:  # queued calls wait here; a fail-fast stop cancels them unstarted
                 results[index] = await self._call(call, allowed, policy, events)
 
-        tasks = [asyncio.create_task(one(i, call)) for i, call in enumerate(calls)]
-        pending: set[asyncio.Task[None]] = set(tasks)
+        pending: set[asyncio.Task[None]] = {asyncio.create_task(one(i, c)) for i, c in batch}
         stop_reason = ""
         while pending:
             _, pending = await asyncio.wait(
@@ -153,10 +188,7 @@ class ToolRunner:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
                 pending = set()
-        return [
-            result or ToolResult(call=call, status="cancelled", content=stop_reason)
-            for call, result in zip(calls, results, strict=True)
-        ]
+        return stop_reason
 
     async def _call(
         self, call: ToolCall, allowed: set[str], policy: ToolPolicy, events: ToolEvents

@@ -23,6 +23,7 @@ from workers.evaluation import (
     load_strategy,
 )
 from workers.kinds.base import MemberIdentity, MemberStart
+from workers.records import finish_run
 
 
 def _request(request: RunRequest) -> BranchesRequest:
@@ -69,12 +70,21 @@ class BranchesKind:
         outcomes = self._outcomes(store, run_id, branches)
         status = store.status(run_id)
         if status and status.cancel_reason:
-            self._finish(store, run_id, outcomes, None, Usage(), "cancelled", status.cancel_reason)
+            self._finish(
+                app, store, run_id, outcomes, None, Usage(), "cancelled", status.cancel_reason
+            )
             return
         if not any(o.output.succeeded() for o in outcomes):
             errors = "; ".join(f"{o.loop_id}: {o.output.error}" for o in outcomes)
             self._finish(
-                store, run_id, outcomes, None, Usage(), "failed", f"no branch succeeded: {errors}"
+                app,
+                store,
+                run_id,
+                outcomes,
+                None,
+                Usage(),
+                "failed",
+                f"no branch succeeded: {errors}",
             )
             return
         strategy = branches.strategy
@@ -89,7 +99,7 @@ class BranchesKind:
                     canvas.publish_final(app, run_id)
                     return
                 if verdict == "cancelled":
-                    self._finish(store, run_id, outcomes, None, Usage(), "cancelled", reason)
+                    self._finish(app, store, run_id, outcomes, None, Usage(), "cancelled", reason)
                     return
             # One success leaves nothing to judge; a budget that denies the judge leaves the
             # first successful branch.
@@ -98,13 +108,13 @@ class BranchesKind:
             choice = load_strategy(strategy)(branches.prompt, outcomes)
             selected = checked_choice(strategy, choice, outcomes)
         except StrategyError as error:
-            self._finish(store, run_id, outcomes, None, Usage(), "failed", str(error))
+            self._finish(app, store, run_id, outcomes, None, Usage(), "failed", str(error))
             return
         except Exception as error:  # a user's strategy raised: the run fails, clearly
             message = f"strategy {strategy!r} raised {type(error).__name__}: {error}"
-            self._finish(store, run_id, outcomes, None, Usage(), "failed", message)
+            self._finish(app, store, run_id, outcomes, None, Usage(), "failed", message)
             return
-        self._finish(store, run_id, outcomes, selected, Usage(), "succeeded")
+        self._finish(app, store, run_id, outcomes, selected, Usage(), "succeeded")
 
     def after_final(self, app: Celery, store: RunStore, run_id: str, final: AgentOutput) -> None:
         """The judge ended: select the branch it named."""
@@ -113,19 +123,19 @@ class BranchesKind:
         status = store.status(run_id)
         if status and status.cancel_reason:
             self._finish(
-                store, run_id, outcomes, None, final.tokens, "cancelled", status.cancel_reason
+                app, store, run_id, outcomes, None, final.tokens, "cancelled", status.cancel_reason
             )
             return
         if not final.succeeded():
             error = f"the judge {final.outcome}: {final.error}"
-            self._finish(store, run_id, outcomes, None, final.tokens, "failed", error)
+            self._finish(app, store, run_id, outcomes, None, final.tokens, "failed", error)
             return
         try:
             selected = checked_choice("llm_judge", judge_choice(final.answer, outcomes), outcomes)
         except StrategyError as error:
-            self._finish(store, run_id, outcomes, None, final.tokens, "failed", str(error))
+            self._finish(app, store, run_id, outcomes, None, final.tokens, "failed", str(error))
             return
-        self._finish(store, run_id, outcomes, selected, final.tokens, "succeeded")
+        self._finish(app, store, run_id, outcomes, selected, final.tokens, "succeeded")
 
     @staticmethod
     def _outcomes(store: RunStore, run_id: str, branches: BranchesRequest) -> list[BranchOutcome]:
@@ -143,6 +153,7 @@ class BranchesKind:
 
     @staticmethod
     def _finish(
+        app: Celery,
         store: RunStore,
         run_id: str,
         outcomes: list[BranchOutcome],
@@ -171,4 +182,4 @@ class BranchesKind:
             selected_config_index=selected,
             evaluation_usage=evaluation_usage,
         )
-        store.finalize(run_id, state, result.model_dump_json(), error, events=(end,))
+        finish_run(app, store, run_id, state, result.model_dump_json(), error, events=(end,))

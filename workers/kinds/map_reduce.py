@@ -11,6 +11,7 @@ from orchestrator.results import MapReduceResult
 from orchestrator.run_store import RunStore
 from workers import canvas
 from workers.kinds.base import MemberIdentity, MemberStart
+from workers.records import finish_run
 
 SUMMARY_CHARS = 300
 
@@ -81,8 +82,8 @@ class MapReduceKind:
             task=mr.task, map_outputs=outputs, reduced_answer=reduced, reducer_output=final
         ).model_dump_json()
         if cancel:
-            store.finalize(run_id, "cancelled", result, cancel)
+            finish_run(app, store, run_id, "cancelled", result, cancel)
         elif final.outcome == "error":
-            store.finalize(run_id, "failed", result, f"reducer failed: {final.error}")
+            finish_run(app, store, run_id, "failed", result, f"reducer failed: {final.error}")
         else:
-            store.finalize(run_id, "succeeded", result)
+            finish_run(app, store, run_id, "succeeded", result)

@@ -9,6 +9,7 @@ from orchestrator.requests import AgentRunRequest, RunRequest
 from orchestrator.results import AgentRunResult
 from orchestrator.run_store import RunStore
 from workers.kinds.base import MemberIdentity, MemberStart
+from workers.records import finish_run
 
 
 def _request(request: RunRequest) -> AgentRunRequest:
@@ -46,12 +47,14 @@ class SingleAgentKind:
         )
         status = store.status(run_id)
         if status and status.cancel_reason:
-            store.finalize(run_id, "cancelled", result.model_dump_json(), status.cancel_reason)
+            finish_run(
+                app, store, run_id, "cancelled", result.model_dump_json(), status.cancel_reason
+            )
         elif output.outcome == "ok":
-            store.finalize(run_id, "succeeded", result.model_dump_json())
+            finish_run(app, store, run_id, "succeeded", result.model_dump_json())
         else:
             error = f"agent {output.outcome}: {output.error}"
-            store.finalize(run_id, "failed", result.model_dump_json(), error)
+            finish_run(app, store, run_id, "failed", result.model_dump_json(), error)
 
     def after_final(self, app: Celery, store: RunStore, run_id: str, final: AgentOutput) -> None:
         raise RuntimeError("a single agent run has no final agent")

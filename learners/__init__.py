@@ -1,0 +1,1 @@
+"""Learning logic: run records become plans (``tool_parallelism``)."""

@@ -1,0 +1,56 @@
+"""The tool-parallelism learner: which tools an agent's runs called at the same time.
+
+Completed tool calls of a run, sorted by start, are swept once: a call that overlaps calls still
+running forms a cohort with them (their names, sorted). Deduplicated cohorts merge into the
+agent's plan as ``parallel_groups`` with one hint per (tool, group). Calls without an end are
+ignored; touching intervals (one ends as the next starts) do not overlap; a run with no overlap
+leaves the plan untouched.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from orchestrator.models import RunRecord
+from orchestrator.plans import ExecutionPlan, ParallelGroup, ParallelHint
+
+
+def observed_cohorts(record: RunRecord) -> list[list[str]]:
+    """The distinct cohorts of tools that overlapped in ``record``, sorted."""
+    calls = sorted(
+        (
+            (call.started_at, call.ended_at, call.name)
+            for call in record.calls
+            if call.kind == "tool" and call.ended_at is not None
+        ),
+        key=lambda call: call[0],
+    )
+    active: list[tuple[datetime, datetime, str]] = []
+    cohorts: set[tuple[str, ...]] = set()
+    for current in calls:
+        started = current[0]
+        active = [call for call in active if call[1] > started]
+        if active:
+            cohorts.add(tuple(sorted([call[2] for call in active] + [current[2]])))
+        active.append(current)
+    return [list(cohort) for cohort in sorted(cohorts)]
+
+
+def merge_cohorts(plan: ExecutionPlan, cohorts: list[list[str]], run_id: str) -> ExecutionPlan:
+    """``plan`` with ``cohorts`` added: groups by id, one learned hint per (tool, group). Merging
+    the same cohorts again changes nothing but the last run id."""
+    groups = {group.group_id: group for group in plan.parallel_groups}
+    hints = {(h.tool_name, h.group_id): h for h in plan.metadata_template.parallel_hints}
+    for cohort in cohorts:
+        group = ParallelGroup.of(cohort)
+        groups.setdefault(group.group_id, group)
+        for name in dict.fromkeys(group.tool_names):
+            hints.setdefault(
+                (name, group.group_id), ParallelHint(tool_name=name, group_id=group.group_id)
+            )
+    merged = plan.model_copy(deep=True)
+    merged.parallel_groups = [groups[key] for key in sorted(groups)]
+    merged.metadata_template.agent_id = plan.agent_id
+    merged.metadata_template.run_id = run_id
+    merged.metadata_template.parallel_hints = [hints[key] for key in sorted(hints)]
+    return merged

@@ -1,0 +1,105 @@
+"""Plans in Redis: one JSON plan per agent, its version beside it, changed without lost updates.
+
+Several learner workers may change one agent's plan at once. Each change is read, merged and
+written under ``WATCH``: a write that raced another is retried on the newer plan, so every
+update lands. The version has its own key so that workers can check it cheaply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import redis
+
+from orchestrator.plans import ExecutionPlan
+
+LEARNER_REJECTED = "ao:learner:rejected"
+LEARNER_LAST_REJECTION = "ao:learner:last_rejection"
+
+
+def plan_key(agent_id: str) -> str:
+    return f"ao:plan:{agent_id}"
+
+
+def version_key(agent_id: str) -> str:
+    return f"ao:plan:{agent_id}:version"
+
+
+def seen_key(agent_id: str) -> str:
+    return f"ao:plan:{agent_id}:seen"
+
+
+class PlanStore:
+    """Reads and changes plans.
+
+    Parameters:
+        client: the state Redis.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def get(self, agent_id: str) -> ExecutionPlan | None:
+        """The agent's plan with its records-seen count, or None when it has none."""
+        raw, seen = self.client.mget(plan_key(agent_id), seen_key(agent_id))
+        if raw is None:
+            return None
+        plan = ExecutionPlan.model_validate_json(raw)
+        plan.records_seen = int(seen or 0)
+        return plan
+
+    def version(self, agent_id: str) -> int | None:
+        """The plan's version, or None without a plan (one cheap GET)."""
+        raw = self.client.get(version_key(agent_id))
+        return int(raw) if raw is not None else None
+
+    def update(
+        self, agent_id: str, change: Callable[[ExecutionPlan], ExecutionPlan | None]
+    ) -> ExecutionPlan | None:
+        """Apply ``change`` to the current plan (an empty one if there is none) and store the
+        result as the next version; ``change`` returns None to leave the plan as it is."""
+        key = plan_key(agent_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    raw = pipe.get(key)
+                    current = (
+                        ExecutionPlan.model_validate_json(raw)
+                        if raw is not None
+                        else ExecutionPlan.empty(agent_id)
+                    )
+                    changed = change(current)
+                    if changed is None:
+                        pipe.unwatch()
+                        return None
+                    changed.version = current.version + 1
+                    changed.records_seen = 0  # counted in its own key
+                    pipe.multi()
+                    pipe.set(key, changed.model_dump_json())
+                    pipe.set(version_key(agent_id), changed.version)
+                    pipe.execute()
+                    return changed
+                except redis.WatchError:
+                    continue  # another learner changed it first: merge into theirs
+
+    def count_seen(self, agent_id: str, records: int) -> None:
+        self.client.incrby(seen_key(agent_id), records)
+
+    def count_rejected(self, count: int, reason: str) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.incrby(LEARNER_REJECTED, count)
+            pipe.set(LEARNER_LAST_REJECTION, reason)
+            pipe.execute()
+
+    def rejected(self) -> tuple[int, str]:
+        """How many records learners rejected, and why the last one was."""
+        count, reason = self.client.mget(LEARNER_REJECTED, LEARNER_LAST_REJECTION)
+        text = reason.decode() if isinstance(reason, bytes) else reason or ""
+        return int(count or 0), text
+
+    def reset(self, agent_id: str) -> bool:
+        """Forget the agent's plan; True when there was one."""
+        return bool(
+            self.client.delete(plan_key(agent_id), version_key(agent_id), seen_key(agent_id))
+        )

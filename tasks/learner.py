@@ -1,0 +1,26 @@
+"""Learner tasks (queue ``learner``): run records become plans."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from learners.ingest import ingest_records
+from orchestrator.plan_store import PlanStore
+from workers.app import app
+from workers.runtime import store
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name="tasks.learner.ingest")
+def ingest(records: list[Any]) -> dict[str, Any]:
+    """Merge a batch of run records into plans; returns what it did."""
+    report = ingest_records(records, PlanStore(store().client))
+    for reason in report.rejected:
+        log.warning("rejected a run record: %s", reason)
+    return {
+        "ingested": report.ingested,
+        "rejected": len(report.rejected),
+        "changed_agents": report.changed_agents,
+    }
