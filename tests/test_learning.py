@@ -1,0 +1,206 @@
+"""Learning end to end: learner workers, plans in Redis, and later runs that use them."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from learners.tool_parallelism import observed_cohorts
+from orchestrator import (
+    AgentSpec,
+    Client,
+    ExecutionPlan,
+    InvalidRunError,
+    ModelConfig,
+    ToolPolicy,
+)
+from orchestrator.events import ToolCallEnd, ToolCallStart
+from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from tests.conftest import FAST_TIMINGS
+from tests.fake_api import FakeAPI
+from tests.test_learner_logic import record
+from tests.test_providers import CHAT_ANSWER
+from workers.agent_loop import run_agent
+
+
+def wait_for_plan(
+    client: Client, agent_id: str, check: Any, timeout_s: float = 20
+) -> ExecutionPlan:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        plan = client.plan(agent_id)
+        if plan is not None and check(plan):
+            return plan
+        assert time.monotonic() < deadline, f"plan of {agent_id} never got there: {plan}"
+        time.sleep(0.05)
+
+
+def test_four_learner_processes_lose_no_update(tmp_path: Path) -> None:
+    server = LocalRedis()
+    env = {"ORCHESTRATOR_REDIS_URL": server.url, **FAST_TIMINGS}
+    learners = [
+        LocalWorker(f"learner{i}", env, queues=["learner"], concurrency=1) for i in range(4)
+    ]
+    try:
+        import redis
+
+        wait_for_workers(redis.Redis.from_url(server.url), [w.hostname for w in learners])
+        client = Client(redis_url=server.url)
+        rng = random.Random(11)
+        tools = [f"t{i}" for i in range(8)]
+        expected: set[tuple[str, ...]] = set()
+        for _ in range(1000):
+            a, b = rng.sample(tools, 2)
+            start = rng.random()
+            run = record((a, start, start + 1), (b, start + 0.5, start + 2), agent="crowd")
+            expected.update(tuple(c) for c in observed_cohorts(run))
+            client.send_records([run.model_dump(mode="json")])  # one task each: they race
+        plan = wait_for_plan(client, "crowd", lambda p: p.records_seen == 1000, timeout_s=60)
+        assert {tuple(g.tool_names) for g in plan.parallel_groups} == expected
+        hinted = {(h.tool_name, h.group_id) for h in plan.metadata_template.parallel_hints}
+        assert hinted == {(n, g.group_id) for g in plan.parallel_groups for n in g.tool_names}
+    finally:
+        for worker in learners:
+            worker.stop()
+        server.stop()
+
+
+def fanout_agent(agent_id: str, script: list[dict[str, Any]], **spec: Any) -> AgentSpec:
+    return AgentSpec(
+        name="planner",
+        agent_id=agent_id,
+        model=ModelConfig(provider="scripted", options={"script": script}),
+        tools=["echo", "tracked", "add"],
+        **spec,
+    )
+
+
+def test_learned_groups_and_only_they_run_together_in_schedule_mode(client: Client) -> None:
+    agent_id = f"planner-{uuid4().hex[:8]}"
+    together = {
+        "tool_calls": [
+            {"name": "echo", "arguments": {"text": "x", "delay_ms": 250}},
+            {"name": "tracked", "arguments": {"key": "learn", "delay_ms": 250}},
+        ]
+    }
+    alone = {"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}]}
+    learning = fanout_agent(agent_id, [together, alone, {"text": "done"}])
+    client.run_agent(learning, "learn").result(30)  # parallel policy, observe only
+    plan = wait_for_plan(client, agent_id, lambda p: bool(p.parallel_groups))
+    assert [g.tool_names for g in plan.parallel_groups] == [["echo", "tracked"]]
+
+    mixed = {
+        "tool_calls": [
+            {"name": "echo", "arguments": {"text": "x", "delay_ms": 250}},
+            {"name": "tracked", "arguments": {"key": "scheduled", "delay_ms": 250}},
+            {"name": "echo", "arguments": {"text": "y", "delay_ms": 250}},
+        ]
+    }
+    scheduled = fanout_agent(
+        agent_id,
+        [mixed, {"text": "done"}],
+        plan_mode="schedule",
+        tool_policy=ToolPolicy(mode="plan"),
+    )
+    handle = client.run_agent(scheduled, "use the plan")
+    handle.result(30)
+    events = list(handle.events(follow=False))
+    start = {e.call_id: e.ts for e in events if isinstance(e, ToolCallStart)}
+    end = {e.call_id: e.ts for e in events if isinstance(e, ToolCallEnd)}
+    first, second, third = "call_0_0", "call_0_1", "call_0_2"
+    assert start[second] < end[first] and start[first] < end[second]  # the learned group overlaps
+    assert start[third] >= max(end[first], end[second])  # echo again: not in a group with them
+
+
+def test_observe_only_learns_without_changing_how_tools_run(client: Client) -> None:
+    agent_id = f"observer-{uuid4().hex[:8]}"
+    turn = {
+        "tool_calls": [
+            {"name": "echo", "arguments": {"text": "x", "delay_ms": 200}},
+            {"name": "tracked", "arguments": {"key": "observe", "delay_ms": 200}},
+        ]
+    }
+    spec = fanout_agent(agent_id, [turn, {"text": "done"}], tool_policy=ToolPolicy(mode="plan"))
+    handle = client.run_agent(spec, "go")
+    handle.result(30)
+    events = list(handle.events(follow=False))
+    start = {e.call_id: e.ts for e in events if isinstance(e, ToolCallStart)}
+    end = {e.call_id: e.ts for e in events if isinstance(e, ToolCallEnd)}
+    assert start["call_0_1"] >= end["call_0_0"]  # no plan applied: one at a time
+
+
+def test_inject_hints_tells_the_model_and_sets_the_providers_parallel_flag(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    api = FakeAPI()
+    api.reply(CHAT_ANSWER)
+    try:
+        spec = AgentSpec(
+            name="hinted",
+            instructions="Be quick.",
+            model=ModelConfig(
+                provider="openai",
+                model="gpt-test",
+                options={"base_url": f"http://127.0.0.1:{api.port}/v1"},
+            ),
+            plan_mode="inject_hints",
+        )
+        run_agent(spec, "q", run_id="r", groups=[["fetch", "search"]])
+    finally:
+        api.close()
+    body = api.requests[0][2]
+    assert body["parallel_tool_calls"] is True
+    system = body["messages"][0]["content"]
+    assert system.startswith("Be quick.") and "fetch, search" in system
+
+
+def test_record_run_refuses_an_invalid_record(client: Client) -> None:
+    with pytest.raises(InvalidRunError, match="invalid run record"):
+        client.record_run({"run_id": "r"})
+
+
+def cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+
+
+def test_learn_cli_feeds_records_counts_rejects_then_plans_show_and_reset(
+    client: Client, worker_env: dict[str, str]
+) -> None:
+    agent = f"cli-{uuid4().hex[:8]}"
+    good = record(("fetch", 0, 2), ("search", 1, 3), agent=agent).model_dump_json()
+    malformed = json.dumps({"run_id": "r", "calls": "not a list"})
+    before, _ = client.plans.rejected()
+    done = cli("learn", "-", env=worker_env, stdin="\n".join([good, malformed, "{not json"]))
+    assert done.returncode == 1 and "line 3: not JSON" in done.stderr
+    assert "sent 2 records" in done.stdout
+    wait_for_plan(client, agent, lambda p: p.records_seen == 1)
+    deadline = time.monotonic() + 10
+    while client.plans.rejected()[0] < before + 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    shown = cli("plans", "show", agent, env=worker_env)
+    assert "version 1, 1 records seen" in " ".join(shown.stdout.split())
+    assert "fetch, search" in shown.stdout
+    as_json = json.loads(cli("plans", "show", agent, "--output", "json", env=worker_env).stdout)
+    assert as_json["parallel_groups"][0]["tool_names"] == ["fetch", "search"]
+    assert "reset the plan" in cli("plans", "reset", agent, env=worker_env).stdout
+    assert client.plan(agent) is None
+    assert cli("plans", "show", agent, env=worker_env).returncode == 1
