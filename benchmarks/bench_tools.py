@@ -20,3 +20,31 @@ def wait_sync(ms: int) -> str:
     """Block a thread for ``ms``."""
     time.sleep(ms / 1000)
     return "ok"
+
+
+@tool
+async def lookup_a(ms: int) -> str:
+    """One of four independent lookups."""
+    await asyncio.sleep(ms / 1000)
+    return "a"
+
+
+@tool
+async def lookup_b(ms: int) -> str:
+    """One of four independent lookups."""
+    await asyncio.sleep(ms / 1000)
+    return "b"
+
+
+@tool
+async def lookup_c(ms: int) -> str:
+    """One of four independent lookups."""
+    await asyncio.sleep(ms / 1000)
+    return "c"
+
+
+@tool
+async def lookup_d(ms: int) -> str:
+    """One of four independent lookups."""
+    await asyncio.sleep(ms / 1000)
+    return "d"

@@ -42,15 +42,23 @@ def ingest_records(raw_records: list[Any], plans: PlanStore) -> IngestReport:
         by_agent.setdefault(record.agent_id, []).append(record)
     if report.rejected:
         plans.count_rejected(len(report.rejected), report.rejected[-1])
+    if not by_agent:
+        return report
+    plans.count_seen({agent_id: len(records) for agent_id, records in by_agent.items()})
+    # One read for every plan of the batch: a plan that already holds what the batch saw needs
+    # no transaction. Learners only add to plans, so what is there stays there.
+    current = plans.get_many(list(by_agent))
     for agent_id, records in by_agent.items():
         report.ingested += len(records)
         cohorts: dict[tuple[str, ...], None] = {}
         for record in records:
             cohorts.update(dict.fromkeys(tuple(c) for c in observed_cohorts(record)))
-        plans.count_seen(agent_id, len(records))
         if not cohorts:
             continue  # no overlap: the plan stays as it is
         merge = _merger([list(cohort) for cohort in cohorts], records[-1].run_id)
+        known = current[agent_id]
+        if known is not None and merge(known) is None:
+            continue
         if plans.update(agent_id, merge) is not None:
             report.changed_agents.append(agent_id)
     return report

@@ -48,6 +48,14 @@ class PlanStore:
         plan.records_seen = int(seen or 0)
         return plan
 
+    def get_many(self, agent_ids: list[str]) -> dict[str, ExecutionPlan | None]:
+        """The plans of ``agent_ids`` in one round trip (records-seen counts not filled)."""
+        raws = self.client.mget([plan_key(agent_id) for agent_id in agent_ids])
+        return {
+            agent_id: ExecutionPlan.model_validate_json(raw) if raw is not None else None
+            for agent_id, raw in zip(agent_ids, raws, strict=True)
+        }
+
     def version(self, agent_id: str) -> int | None:
         """The plan's version, or None without a plan (one cheap GET)."""
         raw = self.client.get(version_key(agent_id))
@@ -83,8 +91,12 @@ class PlanStore:
                 except redis.WatchError:
                     continue  # another learner changed it first: merge into theirs
 
-    def count_seen(self, agent_id: str, records: int) -> None:
-        self.client.incrby(seen_key(agent_id), records)
+    def count_seen(self, counts: dict[str, int]) -> None:
+        """Add to the records-seen counts of several agents in one round trip."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for agent_id, records in counts.items():
+                pipe.incrby(seen_key(agent_id), records)
+            pipe.execute()
 
     def count_rejected(self, count: int, reason: str) -> None:
         with self.client.pipeline(transaction=False) as pipe:
