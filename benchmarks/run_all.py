@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import branches, efficiency, overhead, tools
+from benchmarks import branches, efficiency, learning, overhead, tools
 
 
 def main() -> int:
@@ -12,7 +12,9 @@ def main() -> int:
     parallel = efficiency.main()
     branch_ratio = branches.main()
     fanout = tools.main()
+    rate, p95, speedup = learning.main()
     met = ratio <= 1.3 and parallel >= 0.9 and branch_ratio <= 1.15 and fanout <= 1.3
+    met = met and rate >= 2000 and p95 < 1 and speedup >= 3.5
     return 0 if met else 1
 
 
