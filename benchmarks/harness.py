@@ -6,7 +6,7 @@ import gc
 import os
 import platform
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +15,7 @@ from pathlib import Path
 import redis
 
 from orchestrator import Client
+from orchestrator.celery_config import QUEUES
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -27,14 +28,18 @@ class Cluster:
 
 
 @contextmanager
-def cluster(worker_count: int, concurrency: int) -> Iterator[Cluster]:
-    """``worker_count`` workers on every queue against a private Redis."""
+def cluster(
+    worker_count: int, concurrency: int, queues: Sequence[str] = QUEUES
+) -> Iterator[Cluster]:
+    """``worker_count`` workers on ``queues`` (default: every queue) against a private Redis."""
     server = LocalRedis()
     env = {"ORCHESTRATOR_REDIS_URL": server.url}
     os.environ.update(env)
     logs = Path(tempfile.mkdtemp(prefix="ao-bench-"))
     workers = [
-        LocalWorker(f"bench{i}", env, concurrency=concurrency, log_path=logs / f"w{i}.log")
+        LocalWorker(
+            f"bench{i}", env, queues=queues, concurrency=concurrency, log_path=logs / f"w{i}.log"
+        )
         for i in range(worker_count)
     ]
     try:

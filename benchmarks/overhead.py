@@ -46,7 +46,9 @@ def map_reduce(c: Cluster) -> float:
 
 def measure(workers: int) -> tuple[float, list[tuple[float, float]]]:
     """Best-against-best ratio and the (bare, map-reduce) walls of each round."""
-    with cluster(workers, CONCURRENCY) as c:
+    # No learner queue: a map-reduce's records, shipped when it ends, would otherwise be
+    # ingested during the next bare-chord round and slow the baseline down.
+    with cluster(workers, CONCURRENCY, queues=("coordinator", "agents", "tools")) as c:
         map_reduce(c)  # warm-up: imports, script loading, connections
         bare_chord(c)
         pairs = [(bare_chord(c), map_reduce(c)) for _ in range(ROUNDS)]
