@@ -172,3 +172,16 @@ def test_another_client_reattaches_by_run_id(client: Client, worker_env: dict[st
     other = Client(redis_url=worker_env["ORCHESTRATOR_REDIS_URL"]).get_run(handle.id)
     assert len(other.result(30).map_outputs) == 3
     assert other.status().counts["ok"] == 3
+
+
+def test_cost_budget_stops_admitting_once_spent(client: Client) -> None:
+    mapper = scripted("mapper", cost_per_1k_tokens=10.0)  # about $0.0002 per mapper here
+    handle = client.map_reduce(
+        "Costs", items(10), mapper, scripted("reducer"), 1, budget=Budget(max_cost_usd=0.0005)
+    )
+    result = handle.result(30)
+    ran = [o for o in result.map_outputs if o.outcome == "ok"]
+    skipped = [o for o in result.map_outputs if o.outcome == "skipped"]
+    assert ran and skipped
+    assert all("max_cost_usd (0.0005)" in (o.error or "") for o in skipped)
+    assert sum(o.tokens.cost_usd for o in ran[:-1]) < 0.0005
