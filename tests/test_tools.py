@@ -219,3 +219,35 @@ def test_run_agent_results_carry_the_record_of_every_call(client: Client) -> Non
         ("model", "scripted-1", "ok"),
     ]
     assert all(c.ended_at is not None and c.ended_at >= c.started_at for c in result.record.calls)
+
+
+def test_fail_fast_revokes_a_remote_call_still_waiting_for_a_tools_worker(
+    tmp_path: Path,
+) -> None:
+    server = LocalRedis()
+    env = {"ORCHESTRATOR_REDIS_URL": server.url, **FAST_TIMINGS}
+    from orchestrator.local import LocalWorker, wait_for_workers
+
+    agents = LocalWorker("agents", env, queues=["coordinator", "agents"], concurrency=4)
+    tools = LocalWorker("tools", env, queues=["tools"], concurrency=1)
+    try:
+        state = redis.Redis.from_url(server.url)
+        wait_for_workers(state, [agents.hostname, tools.hostname])
+        client = Client(redis_url=server.url)
+        turn = calls(
+            ("remote_sleep", {"seconds": 1.0}),  # takes the tools worker's only slot
+            ("remote_mark", {"key": "revoked"}),  # waits behind it in the tools queue
+            ("fails_after", {"seconds": 0.3}),
+        )
+        names = ["remote_sleep", "remote_mark", "fails_after"]
+        spec = agent([turn, {"text": "after"}], names, join="fail_fast")
+        result = client.run_agent(spec, "go").result(30)
+        contents = tool_messages(result.context)
+        assert contents[2] == "RuntimeError: failed on purpose"
+        assert contents[0].startswith("cancelled:") and contents[1].startswith("cancelled:")
+        time.sleep(2.0)  # the tools worker is free again and has taken the queued call
+        assert state.get("test:mark:revoked") is None
+    finally:
+        agents.stop()
+        tools.stop()
+        server.stop()

@@ -108,3 +108,24 @@ def sync_sleep(seconds: float) -> str:
 def where() -> str:
     """The host and process this call ran in."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@tool(remote=True)
+def remote_sleep(seconds: float) -> str:
+    """Hold a tools worker's slot."""
+    time.sleep(seconds)
+    return "slept"
+
+
+@tool(remote=True)
+def remote_mark(key: str) -> str:
+    """A remote side effect: set ``test:mark:{key}``."""
+    _redis().set(f"test:mark:{key}", "1")
+    return key
+
+
+@tool
+async def fails_after(seconds: float) -> str:
+    """Fail after ``seconds``."""
+    await asyncio.sleep(seconds)
+    raise RuntimeError("failed on purpose")
