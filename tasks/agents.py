@@ -25,7 +25,9 @@ RETRY_ON_REDIS = {
 }
 
 
-@app.task(name="tasks.agents.run_member", **RETRY_ON_REDIS)
+# Members report progress through their leases and events; the result backend's STARTED state
+# would be one more write per member that nothing reads (Flower follows worker events).
+@app.task(name="tasks.agents.run_member", track_started=False, **RETRY_ON_REDIS)
 def run_member(run_id: str, index: int) -> dict[str, Any]:
     """Member ``index`` of a run (a mapper, a branch, a single agent); its output is stored
     with the run and the chord gets a reference to it."""
