@@ -70,8 +70,7 @@ class AnthropicMessages:
         tools: list[ToolInfo],
     ) -> ModelResponse:
         cancel.check()
-        params = api_params(config)
-        thinking = params.pop("thinking", None)
+        params, thinking = api_params(config)
         body: dict[str, Any] = {
             "model": config.model,
             "max_tokens": params.pop("max_tokens", DEFAULT_MAX_TOKENS),

@@ -25,9 +25,11 @@ def api_key(config: ModelConfig, default_env: str) -> str:
     return key
 
 
-def api_params(config: ModelConfig) -> dict[str, Any]:
-    """The options passed through to the API (temperature, max_tokens, ...)."""
-    return {k: v for k, v in config.options.items() if k not in ADAPTER_OPTIONS}
+def api_params(config: ModelConfig) -> tuple[dict[str, Any], str | None]:
+    """The options passed through to the API (temperature, max_tokens, ...), and the thinking
+    level, which each surface spells its own way."""
+    params = {k: v for k, v in config.options.items() if k not in ADAPTER_OPTIONS}
+    return params, params.pop("thinking", None)
 
 
 def request_digest(body: dict[str, Any]) -> str:

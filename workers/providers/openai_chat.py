@@ -65,8 +65,7 @@ class OpenAIChat:
         tools: list[ToolInfo],
     ) -> ModelResponse:
         cancel.check()
-        params = api_params(config)
-        thinking = params.pop("thinking", None)
+        params, thinking = api_params(config)
         body: dict[str, Any] = {
             "model": config.model,
             "messages": [chat_message(m) for m in messages],

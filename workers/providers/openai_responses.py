@@ -64,8 +64,7 @@ class OpenAIResponses:
         tools: list[ToolInfo],
     ) -> ModelResponse:
         cancel.check()
-        params = api_params(config)
-        thinking = params.pop("thinking", None)
+        params, thinking = api_params(config)
         body: dict[str, Any] = {"model": config.model, "input": input_items(messages), **params}
         instructions = "\n\n".join(m.content for m in messages if m.role == "system")
         if instructions:
