@@ -21,6 +21,7 @@ from benchmarks import bench_tools
 from benchmarks.harness import cluster, rounds_table, write_section
 from orchestrator import AgentSpec, Client, ModelConfig, ToolPolicy
 from orchestrator.events import RunEnd
+from orchestrator.keys import plan_seen_key
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.models import CallRecord, RunRecord
 from orchestrator.plan_store import PlanStore
@@ -67,7 +68,8 @@ def throughput() -> float:
         started = time.perf_counter()
         for batch in batches:
             client.send_records(batch)
-        while sum(int(state.get(f"ao:plan:agent{a}:seen") or 0) for a in range(AGENTS)) < RECORDS:
+        seen_keys = [plan_seen_key(f"agent{a}") for a in range(AGENTS)]
+        while sum(int(count or 0) for count in state.mget(seen_keys)) < RECORDS:
             time.sleep(0.01)
         elapsed = time.perf_counter() - started
         assert plans.get("agent0") is not None

@@ -9,6 +9,25 @@ TOOLS = "ao:tools"
 """A hash: tool name -> ToolInfo JSON, as published by the workers that serve it."""
 
 
+LEARNER_REJECTED = "ao:learner:rejected"
+LEARNER_LAST_REJECTION = "ao:learner:last_rejection"
+
+
+def plan_key(agent_id: str) -> str:
+    """An agent's plan, as JSON."""
+    return f"ao:plan:{agent_id}"
+
+
+def plan_version_key(agent_id: str) -> str:
+    """The version of an agent's plan, apart so that workers can check it cheaply."""
+    return f"ao:plan:{agent_id}:version"
+
+
+def plan_seen_key(agent_id: str) -> str:
+    """How many run records of the agent the learners ingested."""
+    return f"ao:plan:{agent_id}:seen"
+
+
 def semaphore_key(name: str) -> str:
     """A limit shared by all workers: a sorted set of holder token -> expiry in ms."""
     return f"ao:limit:{name}:holders"

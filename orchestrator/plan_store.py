@@ -11,22 +11,14 @@ from collections.abc import Callable
 
 import redis
 
+from orchestrator.keys import (
+    LEARNER_LAST_REJECTION,
+    LEARNER_REJECTED,
+    plan_key,
+    plan_seen_key,
+    plan_version_key,
+)
 from orchestrator.plans import ExecutionPlan
-
-LEARNER_REJECTED = "ao:learner:rejected"
-LEARNER_LAST_REJECTION = "ao:learner:last_rejection"
-
-
-def plan_key(agent_id: str) -> str:
-    return f"ao:plan:{agent_id}"
-
-
-def version_key(agent_id: str) -> str:
-    return f"ao:plan:{agent_id}:version"
-
-
-def seen_key(agent_id: str) -> str:
-    return f"ao:plan:{agent_id}:seen"
 
 
 class PlanStore:
@@ -41,7 +33,7 @@ class PlanStore:
 
     def get(self, agent_id: str) -> ExecutionPlan | None:
         """The agent's plan with its records-seen count, or None when it has none."""
-        raw, seen = self.client.mget(plan_key(agent_id), seen_key(agent_id))
+        raw, seen = self.client.mget(plan_key(agent_id), plan_seen_key(agent_id))
         if raw is None:
             return None
         plan = ExecutionPlan.model_validate_json(raw)
@@ -58,7 +50,7 @@ class PlanStore:
 
     def version(self, agent_id: str) -> int | None:
         """The plan's version, or None without a plan (one cheap GET)."""
-        raw = self.client.get(version_key(agent_id))
+        raw = self.client.get(plan_version_key(agent_id))
         return int(raw) if raw is not None else None
 
     def update(
@@ -85,7 +77,7 @@ class PlanStore:
                     changed.records_seen = 0  # counted in its own key
                     pipe.multi()
                     pipe.set(key, changed.model_dump_json())
-                    pipe.set(version_key(agent_id), changed.version)
+                    pipe.set(plan_version_key(agent_id), changed.version)
                     pipe.execute()
                     return changed
                 except redis.WatchError:
@@ -95,7 +87,7 @@ class PlanStore:
         """Add to the records-seen counts of several agents in one round trip."""
         with self.client.pipeline(transaction=False) as pipe:
             for agent_id, records in counts.items():
-                pipe.incrby(seen_key(agent_id), records)
+                pipe.incrby(plan_seen_key(agent_id), records)
             pipe.execute()
 
     def count_rejected(self, count: int, reason: str) -> None:
@@ -113,5 +105,7 @@ class PlanStore:
     def reset(self, agent_id: str) -> bool:
         """Forget the agent's plan; True when there was one."""
         return bool(
-            self.client.delete(plan_key(agent_id), version_key(agent_id), seen_key(agent_id))
+            self.client.delete(
+                plan_key(agent_id), plan_version_key(agent_id), plan_seen_key(agent_id)
+            )
         )
