@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 from orchestrator import AgentSpec, ModelConfig
@@ -14,3 +17,17 @@ def scripted(name: str, **options: Any) -> AgentSpec:
 
 def items(count: int) -> list[str]:
     return [f"item-{i}" for i in range(count)]
+
+
+def run_cli(
+    *args: str, env: dict[str, str], stdin: str = "", timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``orchestrator ARGS`` in a subprocess with ``env`` added to this environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=timeout,
+    )

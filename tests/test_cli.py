@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 from orchestrator.local import LocalWorker, free_port, redis_answers
-
-
-def orchestrator(*args: str, env: dict[str, str], stdin: str = "", timeout: float = 60):  # type: ignore[no-untyped-def]
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=timeout,
-    )
+from tests.helpers import run_cli
 
 
 def test_submit_map_reduce_reads_items_from_stdin_and_prints_json(
     worker_env: dict[str, str], workers: list[LocalWorker]
 ) -> None:
-    done = orchestrator(
+    done = run_cli(
         "submit",
         "map-reduce",
         "--task",
@@ -44,20 +32,20 @@ def test_submit_map_reduce_reads_items_from_stdin_and_prints_json(
     assert [o["name"] for o in result["map_outputs"]] == ["mapper_0", "mapper_1", "mapper_2"]
     assert "Process this item: gamma" in result["map_outputs"][2]["answer"]
 
-    status = orchestrator("status", result["run_id"], "--output", "json", env=worker_env)
+    status = run_cli("status", result["run_id"], "--output", "json", env=worker_env)
     assert json.loads(status.stdout)["counts"]["ok"] == 3
-    cancel = orchestrator("cancel", result["run_id"], env=worker_env)
+    cancel = run_cli("cancel", result["run_id"], env=worker_env)
     assert "had already ended" in cancel.stdout
 
 
 def test_status_of_an_unknown_run_fails_clearly(worker_env: dict[str, str]) -> None:
-    done = orchestrator("status", "nope", env=worker_env)
+    done = run_cli("status", "nope", env=worker_env)
     assert done.returncode == 1
     assert "no run with id 'nope'" in done.stderr
 
 
 def test_submit_with_bad_input_fails_before_dispatch(worker_env: dict[str, str]) -> None:
-    done = orchestrator(
+    done = run_cli(
         "submit", "map-reduce", "--task", "x", "--max-concurrent", "0", env=worker_env, stdin="a\n"
     )
     assert done.returncode == 1
@@ -66,7 +54,7 @@ def test_submit_with_bad_input_fails_before_dispatch(worker_env: dict[str, str])
 
 def test_demo_runs_end_to_end_on_an_embedded_redis_and_leaves_no_process() -> None:
     unused = f"redis://127.0.0.1:{free_port()}/0"  # nothing answers: the demo embeds Redis
-    done = orchestrator("demo", env={"ORCHESTRATOR_REDIS_URL": unused}, timeout=120)
+    done = run_cli("demo", env={"ORCHESTRATOR_REDIS_URL": unused}, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "starting an embedded redis-server" in done.stdout
     assert "Mapper outputs (12)" in done.stdout
@@ -95,12 +83,12 @@ configs:
   - {name: wordy, config_id: wordy, model: {provider: scripted, options: {answer: "yes, because"}}}
 """
     )
-    done = orchestrator("submit", "branches", str(spec), "--output", "json", env=worker_env)
+    done = run_cli("submit", "branches", str(spec), "--output", "json", env=worker_env)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["state"] == "succeeded"
     assert result["selected_loop_id"] == "cli-session.wordy.2"
-    table = orchestrator("submit", "branches", str(spec), env=worker_env)
+    table = run_cli("submit", "branches", str(spec), env=worker_env)
     assert "cli-session.terse.1" in table.stdout and "succeeded" in table.stdout
 
 
@@ -109,5 +97,5 @@ def test_submit_branches_with_a_bad_file_fails_before_dispatch(
 ) -> None:
     spec = tmp_path / "bad.yaml"
     spec.write_text("configs: []\nprompt: q\n")
-    done = orchestrator("submit", "branches", str(spec), env=worker_env)
+    done = run_cli("submit", "branches", str(spec), env=worker_env)
     assert done.returncode == 1 and "configs" in done.stderr

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +21,7 @@ from orchestrator.events import (
 )
 from orchestrator.local import LocalRedis, LocalWorker
 from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, scripted
+from tests.helpers import items, run_cli, scripted
 
 TWO_TURNS = [{"tool_calls": [{"name": "lookup", "arguments": {"q": "x"}}]}, {"text": "done"}]
 
@@ -95,13 +92,7 @@ def test_events_cli_prints_one_json_event_per_line(
     client: Client, worker_env: dict[str, str], workers: list[LocalWorker]
 ) -> None:
     handle = client.run_agent(scripted("a"), "hello")
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "events", handle.id],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **worker_env},
-        timeout=60,
-    )
+    done = run_cli("events", handle.id, env=worker_env)
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert lines[0]["type"] == "RunStart" and lines[-1]["type"] == "RunEnd"

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ from orchestrator.events import ToolCallEnd, ToolCallStart
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from tests.conftest import FAST_TIMINGS
 from tests.fake_api import FakeAPI
+from tests.helpers import run_cli
 from tests.test_learner_logic import record
 from tests.test_providers import CHAT_ANSWER
 from workers.agent_loop import run_agent
@@ -169,17 +167,6 @@ def test_record_run_refuses_an_invalid_record(client: Client) -> None:
         client.record_run({"run_id": "r"})
 
 
-def cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=60,
-    )
-
-
 def test_learn_cli_feeds_records_counts_rejects_then_plans_show_and_reset(
     client: Client, worker_env: dict[str, str]
 ) -> None:
@@ -187,7 +174,7 @@ def test_learn_cli_feeds_records_counts_rejects_then_plans_show_and_reset(
     good = record(("fetch", 0, 2), ("search", 1, 3), agent=agent).model_dump_json()
     malformed = json.dumps({"run_id": "r", "calls": "not a list"})
     before, _ = client.plans.rejected()
-    done = cli("learn", "-", env=worker_env, stdin="\n".join([good, malformed, "{not json"]))
+    done = run_cli("learn", "-", env=worker_env, stdin="\n".join([good, malformed, "{not json"]))
     assert done.returncode == 1 and "line 3: not JSON" in done.stderr
     assert "sent 2 records" in done.stdout
     wait_for_plan(client, agent, lambda p: p.records_seen == 1)
@@ -196,11 +183,11 @@ def test_learn_cli_feeds_records_counts_rejects_then_plans_show_and_reset(
         assert time.monotonic() < deadline
         time.sleep(0.05)
 
-    shown = cli("plans", "show", agent, env=worker_env)
+    shown = run_cli("plans", "show", agent, env=worker_env)
     assert "version 1, 1 records seen" in " ".join(shown.stdout.split())
     assert "fetch, search" in shown.stdout
-    as_json = json.loads(cli("plans", "show", agent, "--output", "json", env=worker_env).stdout)
+    as_json = json.loads(run_cli("plans", "show", agent, "--output", "json", env=worker_env).stdout)
     assert as_json["parallel_groups"][0]["tool_names"] == ["fetch", "search"]
-    assert "reset the plan" in cli("plans", "reset", agent, env=worker_env).stdout
+    assert "reset the plan" in run_cli("plans", "reset", agent, env=worker_env).stdout
     assert client.plan(agent) is None
-    assert cli("plans", "show", agent, env=worker_env).returncode == 1
+    assert run_cli("plans", "show", agent, env=worker_env).returncode == 1
