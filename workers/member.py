@@ -7,6 +7,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from uuid import uuid4
 
 from celery import Celery
@@ -24,6 +25,17 @@ from workers.plan_cache import PlanCache
 from workers.plan_use import effective_groups
 from workers.providers import ModelProvider
 from workers.tool_runner import ToolRunner
+
+
+@cache
+def _worker_id(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}"
+
+
+def worker_id() -> str:
+    """``host:pid`` of this worker process, worked out once per process (a forked pool child
+    has a pid of its own, so the cache is keyed on it)."""
+    return _worker_id(os.getpid())
 
 
 @dataclass(frozen=True)
@@ -50,8 +62,7 @@ def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOut
     kind = kind_of(request)
     identity = kind.identity(request, member)
     token = uuid4().hex
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    start_event = AgentStart(run_id=run_id, worker=worker, **identity.event_fields())
+    start_event = AgentStart(run_id=run_id, worker=worker_id(), **identity.event_fields())
     claim = store.claim(run_id, member, token, start_event)
     if claim.action == "busy":
         return None
