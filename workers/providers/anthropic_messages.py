@@ -6,11 +6,13 @@ from typing import Any
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
 from orchestrator.tools import ToolInfo
-from workers.cancellation import CancelToken
-from workers.providers.base import ModelResponse
+from workers.cancellation import Cancelled, CancelToken
+from workers.providers import inflight
+from workers.providers.base import ModelResponse, ProviderError
 from workers.providers.http_common import (
     anthropic_client,
     api_params,
+    call_timeout_s,
     priced,
     request_digest,
     translate_error,
@@ -57,9 +59,10 @@ def anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
 class AnthropicMessages:
     """``provider="anthropic"``: the Messages API through the official SDK.
 
-    Options: ``base_url``, ``api_key_env`` (default ``ANTHROPIC_API_KEY``), ``timeout_s``,
-    ``max_tokens`` (default 4096); others are passed to the API. A thinking level (``low``,
-    ``medium``, ``high`` or a token count) becomes an extended-thinking budget.
+    Options: ``base_url``, ``api_key_env`` (default ``ANTHROPIC_API_KEY``), ``timeout_s`` (as
+    for ``openai``: default 120 s, not retried), ``max_tokens`` (default 4096); others are
+    passed to the API. A thinking level (``low``, ``medium``, ``high`` or a token count)
+    becomes an extended-thinking budget. A stop of the run's token aborts the call in flight.
     """
 
     def complete(
@@ -90,7 +93,11 @@ class AnthropicMessages:
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
         client = anthropic_client(config)
         try:
-            response = client.messages.create(**body)
+            response = inflight.run(
+                SURFACE, lambda: client.messages.create(**body), cancel, call_timeout_s(config)
+            )
+        except (Cancelled, ProviderError):
+            raise
         except Exception as error:
             raise translate_error(error, SURFACE) from None
         texts = [block.text for block in response.content if block.type == "text"]

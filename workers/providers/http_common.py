@@ -5,15 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from functools import cache
 from typing import Any
 
 from orchestrator.models import ModelConfig, Usage
 from orchestrator.settings import Price, get_settings
 from workers.providers.base import ProviderError, RetryableProviderError
+from workers.providers.inflight import thread_client
 
 # Options that configure the adapter; every other option is passed to the API as a parameter.
 ADAPTER_OPTIONS = frozenset({"base_url", "api_key_env", "timeout_s"})
+# A model call past this (or its ``timeout_s`` option) fails, and is not retried: a call that
+# slow is a stuck call, and trying it again would only hold the agent longer.
+DEFAULT_TIMEOUT_S = 120.0
 
 
 def api_key(config: ModelConfig, default_env: str) -> str:
@@ -85,29 +88,40 @@ def _retry_after(headers: Any) -> float | None:
 
 
 def openai_client(config: ModelConfig) -> Any:
-    """A shared OpenAI SDK client for ``config`` (its own retries off: ours apply)."""
-    return _openai_client(*_client_settings(config, "OPENAI_API_KEY"))
+    """This thread's async OpenAI SDK client for ``config`` (its own retries off: ours apply),
+    for calls through ``inflight.run`` in this thread."""
+    settings = _client_settings(config, "OPENAI_API_KEY")
+    return thread_client(("openai", *settings), lambda: _openai_client(*settings))
 
 
 def anthropic_client(config: ModelConfig) -> Any:
-    """A shared Anthropic SDK client for ``config`` (its own retries off: ours apply)."""
-    return _anthropic_client(*_client_settings(config, "ANTHROPIC_API_KEY"))
+    """This thread's async Anthropic SDK client for ``config`` (its own retries off: ours
+    apply), for calls through ``inflight.run`` in this thread."""
+    settings = _client_settings(config, "ANTHROPIC_API_KEY")
+    return thread_client(("anthropic", *settings), lambda: _anthropic_client(*settings))
+
+
+def call_timeout_s(config: ModelConfig) -> float:
+    """The time limit of one model call: the ``timeout_s`` option, else 120 s."""
+    return float(config.options.get("timeout_s", DEFAULT_TIMEOUT_S))
 
 
 def _client_settings(config: ModelConfig, key_env: str) -> tuple[str | None, str, float]:
-    timeout_s = float(config.options.get("timeout_s", 600))
+    # The SDK applies the limit to each connect, write and read; those start after the
+    # whole call's limit in ``inflight.run``, which therefore always fires first.
+    timeout_s = call_timeout_s(config)
     return config.options.get("base_url"), api_key(config, key_env), timeout_s
 
 
-@cache
 def _openai_client(base_url: str | None, key: str, timeout_s: float) -> Any:
     import openai
 
-    return openai.OpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout_s)
+    return openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout_s)
 
 
-@cache
 def _anthropic_client(base_url: str | None, key: str, timeout_s: float) -> Any:
     import anthropic
 
-    return anthropic.Anthropic(api_key=key, base_url=base_url, max_retries=0, timeout=timeout_s)
+    return anthropic.AsyncAnthropic(
+        api_key=key, base_url=base_url, max_retries=0, timeout=timeout_s
+    )

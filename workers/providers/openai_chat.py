@@ -7,10 +7,12 @@ from typing import Any
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
 from orchestrator.tools import ToolInfo
-from workers.cancellation import CancelToken
-from workers.providers.base import ModelResponse
+from workers.cancellation import Cancelled, CancelToken
+from workers.providers import inflight
+from workers.providers.base import ModelResponse, ProviderError
 from workers.providers.http_common import (
     api_params,
+    call_timeout_s,
     openai_client,
     priced,
     request_digest,
@@ -52,9 +54,10 @@ def chat_message(message: Message) -> dict[str, Any]:
 class OpenAIChat:
     """``provider="openai"``: the Chat Completions API through the official SDK.
 
-    Options: ``base_url``, ``api_key_env`` (default ``OPENAI_API_KEY``), ``timeout_s``; any
-    other option (``temperature``, ``max_tokens``...) is passed to the API. A thinking level
-    becomes ``reasoning_effort``.
+    Options: ``base_url``, ``api_key_env`` (default ``OPENAI_API_KEY``), ``timeout_s`` (the
+    call's time limit, default 120 s; a call past it fails and is not retried); any other
+    option (``temperature``, ``max_tokens``...) is passed to the API. A thinking level becomes
+    ``reasoning_effort``. A stop of the run's token aborts the call in flight.
     """
 
     def complete(
@@ -87,7 +90,14 @@ class OpenAIChat:
             body["reasoning_effort"] = thinking
         client = openai_client(config)
         try:
-            response = client.chat.completions.create(**body)
+            response = inflight.run(
+                SURFACE,
+                lambda: client.chat.completions.create(**body),
+                cancel,
+                call_timeout_s(config),
+            )
+        except (Cancelled, ProviderError):
+            raise
         except Exception as error:
             raise translate_error(error, SURFACE) from None
         message = response.choices[0].message

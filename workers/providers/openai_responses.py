@@ -7,10 +7,12 @@ from typing import Any
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
 from orchestrator.tools import ToolInfo
-from workers.cancellation import CancelToken
-from workers.providers.base import ModelResponse
+from workers.cancellation import Cancelled, CancelToken
+from workers.providers import inflight
+from workers.providers.base import ModelResponse, ProviderError
 from workers.providers.http_common import (
     api_params,
+    call_timeout_s,
     openai_client,
     priced,
     request_digest,
@@ -53,7 +55,8 @@ def input_items(messages: list[Message]) -> list[dict[str, Any]]:
 class OpenAIResponses:
     """``provider="openai_responses"``: the Responses API through the official SDK.
 
-    Options as for ``openai``; a thinking level becomes ``reasoning.effort``.
+    Options, time limit and cancel as for ``openai``; a thinking level becomes
+    ``reasoning.effort``.
     """
 
     def complete(
@@ -83,7 +86,11 @@ class OpenAIResponses:
             body["reasoning"] = {"effort": thinking}
         client = openai_client(config)
         try:
-            response = client.responses.create(**body)
+            response = inflight.run(
+                SURFACE, lambda: client.responses.create(**body), cancel, call_timeout_s(config)
+            )
+        except (Cancelled, ProviderError):
+            raise
         except Exception as error:
             raise translate_error(error, SURFACE) from None
         texts: list[str] = []
