@@ -8,18 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from orchestrator.settings import Settings
 
 QUEUES = ("coordinator", "agents", "tools", "learner")
 
+
+def _route(queue: str) -> dict[str, str]:
+    return {"queue": queue, "exchange": queue, "routing_key": queue}
+
+
+# Each queue has its own direct exchange and routing key: a message lands in one queue only.
 TASK_ROUTES = {
-    "tasks.coordinator.*": {"queue": "coordinator"},
-    "tasks.agents.*": {"queue": "agents"},
-    "tasks.tools.*": {"queue": "tools"},
-    "tasks.learner.*": {"queue": "learner"},
-    "tasks.diagnostics.*": {"queue": "agents"},
+    "tasks.coordinator.*": _route("coordinator"),
+    "tasks.agents.*": _route("agents"),
+    "tasks.tools.*": _route("tools"),
+    "tasks.learner.*": _route("learner"),
+    "tasks.diagnostics.*": _route("agents"),
 }
 
 
@@ -33,7 +39,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "event_serializer": "json",
         "accept_content": ["json"],
         "result_accept_content": ["json"],
-        "task_queues": [Queue(name) for name in QUEUES],
+        "task_queues": [
+            Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES
+        ],
         "task_default_queue": "agents",
         "task_routes": TASK_ROUTES,
         # A task whose worker dies is delivered again instead of being lost.

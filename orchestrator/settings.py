@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")  # the broker alone may be RabbitMQ
 
 
 class Price(BaseModel):
@@ -71,6 +74,19 @@ class Settings(BaseSettings):
     provider_limits: dict[str, PoolLimit] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
     provider_retries: int = Field(default=4, ge=0)
+
+    @field_validator("redis_url", "broker_url", "result_backend")
+    @classmethod
+    def _redis_scheme(cls, url: str | None, info: ValidationInfo) -> str | None:
+        """A Redis URL; the error names the scheme only, never the rest (it may hold a password)."""
+        if url is None:
+            return None
+        allowed = REDIS_SCHEMES + (AMQP_SCHEMES if info.field_name == "broker_url" else ())
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in allowed:
+            found = f"scheme {scheme!r}" if scheme else "no scheme"
+            raise ValueError(f"the URL has {found}; expected one of {', '.join(allowed)}")
+        return url
 
     @property
     def tool_module_names(self) -> list[str]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_ready, worker_shutdown
 
 from orchestrator.celery_config import celery_config
-from orchestrator.settings import get_settings
+from workers.startup import StartupError, check_settings, check_tool_modules, exit_with
 
 app = Celery(
     "agent_orchestrator",
@@ -20,7 +20,22 @@ app = Celery(
         "tasks.diagnostics",
     ],
 )
-app.conf.update(celery_config(get_settings()))
+try:
+    _settings = check_settings()
+except StartupError as error:  # one line, no traceback, wherever the app is loaded
+    raise SystemExit(f"error: {error}") from None
+app.conf.update(celery_config(_settings))
+
+
+@worker_init.connect
+def _check_worker(sender: Any = None, **_: Any) -> None:
+    """Before the worker consumes anything: every tool module imports and forms a registry."""
+    if getattr(sender, "app", None) is not app:
+        return
+    try:
+        check_tool_modules(_settings.tool_module_names)
+    except StartupError as error:
+        exit_with(error)
 
 
 @worker_ready.connect
