@@ -21,10 +21,11 @@ from orchestrator.errors import (
     RunTimeoutError,
 )
 from orchestrator.events import ParallelLoopStart
-from orchestrator.keys import TOOLS, WORKER_PATTERN, RunKeys, admit_task_id
+from orchestrator.keys import RunKeys, admit_task_id
 from orchestrator.models import TERMINAL_STATES, AgentSpec, Budget, Message, RunRecord, RunStatus
 from orchestrator.plan_store import PlanStore
 from orchestrator.plans import ExecutionPlan
+from orchestrator.presence import live_tools, live_workers
 from orchestrator.requests import AgentRunRequest, BranchesRequest, MapReduceRequest, RunRequest
 from orchestrator.results import AgentRunResult, MapReduceResult, ParallelResult
 from orchestrator.run_store import RunStore
@@ -225,12 +226,8 @@ class Client:
         self._celery.send_task("tasks.learner.ingest", args=(records,), queue="learner")
 
     def tools(self) -> list[ToolInfo]:
-        """The tools the workers serve (each worker publishes its own when it starts)."""
-        published = self.redis.hgetall(TOOLS)
-        return sorted(
-            (ToolInfo.model_validate_json(raw) for raw in published.values()),
-            key=lambda info: info.name,
-        )
+        """The tools the live workers serve (each publishes its own, kept with its presence)."""
+        return live_tools(self.redis)
 
     def _check_tools(self, specs: list[AgentSpec | None]) -> None:
         wanted = {name for spec in specs if spec is not None for name in spec.tools}
@@ -251,8 +248,7 @@ class Client:
 
     def workers(self) -> list[str]:
         """Host names of the live workers (each refreshes its presence every sweep)."""
-        names = [key.decode().split(":", 2)[2] for key in self.redis.scan_iter(WORKER_PATTERN)]
-        return sorted(names)
+        return live_workers(self.redis)
 
     def send_cancel(self, run_id: str) -> None:
         self._celery.send_task("tasks.coordinator.cancel_run", args=(run_id,), queue="coordinator")

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ACTIVE_RUNS = "ao:runs:active"
-TOOLS = "ao:tools"
-"""A hash: tool name -> ToolInfo JSON, as published by the workers that serve it."""
+ACTIVE_RUNS = "ao:runs:due"
+"""A sorted set of the runs not yet ended: run id -> when its next sweep is due (ms, Redis's
+clock). A watchdog claims the due runs and pushes them one sweep interval on in one script
+(``claim_sweeps.lua``), so each run is swept by one worker per interval. The key is not the
+one the former set of active runs had, so that the two never meet."""
+WORKERS = "ao:workers"
+"""A sorted set of the workers: hostname -> when its presence expires (ms, Redis's clock),
+pushed on by its watchdog every pass."""
 
 
 LEARNER_REJECTED = "ao:learner:rejected"
@@ -36,9 +41,6 @@ def semaphore_key(name: str) -> str:
 def rate_key(name: str) -> str:
     """Calls of the last minute under a per-minute limit: a sorted set of call -> time in ms."""
     return f"ao:limit:{name}:calls"
-
-
-WORKER_PATTERN = "ao:worker:*"
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,6 @@ def final_task_id(run_id: str) -> str:
 FINAL_MEMBER = "final"
 
 
-def worker_key(hostname: str) -> str:
-    """Presence of a live worker, refreshed by its watchdog."""
-    return f"ao:worker:{hostname}"
+def worker_tools_key(hostname: str) -> str:
+    """The tools a worker serves (a JSON list of ToolInfo), expiring with its presence."""
+    return f"ao:worker:{hostname}:tools"

@@ -160,11 +160,10 @@ class LocalWorker:
 
 def wait_for_workers(client: redis.Redis, hostnames: Sequence[str], timeout_s: float = 30) -> None:
     """Block until every worker in ``hostnames`` has announced itself in Redis."""
-    from orchestrator.keys import worker_key
+    from orchestrator.presence import live_workers
 
     deadline = time.monotonic() + timeout_s
-    while not all(client.exists(worker_key(name)) for name in hostnames):
+    while missing := sorted(set(hostnames) - set(live_workers(client))):
         if time.monotonic() > deadline:
-            missing = [name for name in hostnames if not client.exists(worker_key(name))]
             raise RuntimeError(f"workers did not start within {timeout_s} s: {missing}")
         time.sleep(0.1)

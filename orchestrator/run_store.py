@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import redis
 from pydantic import TypeAdapter
@@ -101,6 +101,10 @@ class RunStore:
     def _lease_ms(self) -> int:
         return int(self.settings.lease_s * 1000)
 
+    @property
+    def _sweep_ms(self) -> int:
+        return max(int(self.settings.sweep_s * 1000), 1)
+
     def _run(self, run_id: str, script: str, *args: object) -> Any:
         return run_script(self.client, script, [RunKeys(run_id).run], list(args))
 
@@ -150,7 +154,7 @@ class RunStore:
                     pipe.hset(keys.budget, name, str(limit))
             for event in events:
                 pipe.xadd(keys.events, {"e": event.model_dump_json()})
-            pipe.sadd(ACTIVE_RUNS, run_id)
+            pipe.zadd(ACTIVE_RUNS, {run_id: int(fields["created_ms"]) + self._sweep_ms})
             pipe.execute()
 
     def exists(self, run_id: str) -> bool:
@@ -323,10 +327,18 @@ class RunStore:
         return _text(raw) if raw else None
 
     def active_runs(self) -> list[str]:
-        return [_text(run_id) for run_id in self.client.smembers(ACTIVE_RUNS)]
+        run_ids = cast(list[bytes], self.client.zrange(ACTIVE_RUNS, 0, -1))
+        return [_text(run_id) for run_id in run_ids]
+
+    def claim_sweeps(self, limit: int, interval_s: float) -> list[str]:
+        """Take up to ``limit`` runs whose sweep is due, their next sweep pushed ``interval_s``
+        on (see ``claim_sweeps.lua``): no other watchdog takes them within the interval."""
+        interval_ms = max(int(interval_s * 1000), 1)
+        due = run_script(self.client, "claim_sweeps", [ACTIVE_RUNS], [limit, interval_ms], False)
+        return [_text(run_id) for run_id in due]
 
     def forget_active(self, run_id: str) -> None:
-        self.client.srem(ACTIVE_RUNS, run_id)
+        self.client.zrem(ACTIVE_RUNS, run_id)
 
 
 @lru_cache(maxsize=256)

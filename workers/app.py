@@ -40,9 +40,8 @@ def _check_worker(sender: Any = None, **_: Any) -> None:
 
 @worker_ready.connect
 def _start_watchdog(sender: Any = None, **_: Any) -> None:
-    from workers.runtime import store, tool_registry, watchdog
+    from workers.runtime import watchdog
 
-    tool_registry().publish(store().client)
     hostname = getattr(sender, "hostname", None) or "worker"
     watchdog(app).start(hostname)
 

@@ -36,7 +36,7 @@ def lease_keeper() -> LeaseKeeper:
 
 @cache
 def watchdog(app: Celery) -> Watchdog:
-    return Watchdog(app, store(), get_settings().sweep_s)
+    return Watchdog(app, store(), get_settings().sweep_s, tool_registry())
 
 
 @cache

@@ -6,7 +6,8 @@ import importlib
 
 import redis
 
-from orchestrator.keys import TOOLS
+from orchestrator.keys import worker_tools_key
+from orchestrator.presence import TOOL_LIST
 from orchestrator.tools import Tool
 
 
@@ -38,7 +39,8 @@ class ToolRegistry:
     def get(self, name: str) -> Tool | None:
         return self.tools.get(name)
 
-    def publish(self, client: redis.Redis) -> None:
-        """Tell clients what this worker serves (so unknown tools are refused at submit)."""
-        if self.tools:
-            client.hset(TOOLS, mapping={n: t.info.model_dump_json() for n, t in self.tools.items()})
+    def publish(self, client: redis.Redis, hostname: str, ttl_ms: int) -> None:
+        """Tell clients what worker ``hostname`` serves (so unknown tools are refused at
+        submit), for ``ttl_ms``: its watchdog keeps the key alive with its presence."""
+        infos = [self.tools[name].info for name in sorted(self.tools)]
+        client.set(worker_tools_key(hostname), TOOL_LIST.dump_json(infos), px=ttl_ms)

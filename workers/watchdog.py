@@ -2,8 +2,10 @@
 
 It republishes members whose lease expired (their worker died) long before the broker's
 visibility timeout would, applies run deadlines, and ends the members of a cancelled run that
-will never run. Every step is an atomic script, so watchdogs on many workers never collide.
-It also marks the worker present in Redis (``ao:worker:{hostname}``).
+will never run. Each pass claims the runs whose sweep is due (``claim_sweeps.lua``), so each
+active run is swept by one worker per interval, whatever the number of workers; every step of a
+sweep is an atomic script, so watchdogs on many workers never collide. It also keeps the worker
+present in ``ao:workers``, with the tools it serves (``orchestrator.presence``).
 """
 
 from __future__ import annotations
@@ -13,51 +15,95 @@ import threading
 
 from celery import Celery
 
-from orchestrator.keys import worker_key
+from orchestrator import presence
 from orchestrator.run_store import RunStore
 from workers.coordinator import sweep_run
+from workers.tool_registry import ToolRegistry
 
 log = logging.getLogger(__name__)
 
+BATCH = 50
+"""How many due runs one claim takes; a pass claims again while its claims come full."""
+
 
 class Watchdog:
-    """Sweeps every ``interval_s`` seconds until stopped.
+    """Sweeps the due runs every ``interval_s`` seconds until stopped.
 
     Parameters:
         app: the Celery app (to publish members again).
         store: the run store.
-        interval_s: the sweep interval.
+        interval_s: the sweep interval: each active run is swept about once per interval, by
+            whichever watchdog claims it.
+        tools: the tools this worker serves, published while it is present.
+        batch: how many due runs one claim takes.
     """
 
-    def __init__(self, app: Celery, store: RunStore, interval_s: float) -> None:
+    def __init__(
+        self,
+        app: Celery,
+        store: RunStore,
+        interval_s: float,
+        tools: ToolRegistry | None = None,
+        batch: int = BATCH,
+    ) -> None:
         self._app = app
         self._store = store
         self._interval_s = interval_s
+        self._tools = tools
+        self._batch = batch
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._hostname = ""
 
+    @property
+    def presence_ms(self) -> int:
+        """How long the worker stays listed after its last pass."""
+        return max(int(self._interval_s * 3000), 2000)
+
     def start(self, hostname: str) -> None:
+        """Publish the worker's tools, then its presence, and start sweeping."""
         if self._thread is not None:
             return
         self._hostname = hostname
+        if self._tools is not None:
+            self._tools.publish(self._store.client, hostname, self.presence_ms)
+        self.announce()
         self._thread = threading.Thread(target=self._loop, name="ao-watchdog", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 10) -> None:
+        """Stop sweeping (waiting up to ``timeout_s`` for a pass under way) and leave the live
+        workers at once."""
         self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout_s)
         if self._hostname:
-            self._store.client.delete(worker_key(self._hostname))
+            presence.leave(self._store.client, self._hostname)
 
-    def sweep_once(self) -> None:
-        """One pass over every active run."""
-        presence_ttl = max(int(self._interval_s * 3), 2)
-        self._store.client.set(worker_key(self._hostname), "1", ex=presence_ttl)
-        for run_id in self._store.active_runs():
-            try:
-                sweep_run(self._app, self._store, run_id)
-            except Exception:  # one broken run must not stop the watchdog for the others
-                log.exception("watchdog failed on run %s", run_id)
+    def announce(self) -> None:
+        """Push this worker's presence on, and its tools key with it (written again if gone)."""
+        client, ttl_ms = self._store.client, self.presence_ms
+        present = presence.refresh(client, self._hostname, ttl_ms)
+        if not present and self._tools is not None:
+            self._tools.publish(client, self._hostname, ttl_ms)
+
+    def sweep_once(self) -> int:
+        """One pass: announce the worker, then claim due runs and sweep them, again while a
+        claim comes full. Returns how many runs it swept."""
+        self.announce()
+        swept = 0
+        while not self._stop.is_set():
+            due = self._store.claim_sweeps(self._batch, self._interval_s)
+            for run_id in due:
+                try:
+                    sweep_run(self._app, self._store, run_id)
+                except Exception:  # one broken run must not stop the watchdog for the others
+                    log.exception("watchdog failed on run %s", run_id)
+            swept += len(due)
+            if len(due) < self._batch:
+                break
+        return swept
 
     def _loop(self) -> None:
         while True:

@@ -1,0 +1,58 @@
+"""Which workers are alive, and which tools they serve, without a SCAN.
+
+Each worker's watchdog pushes its presence expiry on in ``ao:workers`` (a sorted set hostname
+-> expiry in ms, Redis's clock) every pass, and the TTL of its tools key with it. A worker that
+stops removes both at once; a killed one drops out when its presence expires.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import redis
+from pydantic import TypeAdapter
+
+from orchestrator.keys import WORKERS, worker_tools_key
+from orchestrator.scripts import run_script
+from orchestrator.tools import ToolInfo
+
+TOOL_LIST: TypeAdapter[list[ToolInfo]] = TypeAdapter(list[ToolInfo])
+
+
+def _now_ms(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def live_workers(client: redis.Redis) -> list[str]:
+    """Host names of the workers whose presence has not expired, sorted."""
+    names = cast(list[bytes], client.zrangebyscore(WORKERS, f"({_now_ms(client)}", "+inf"))
+    return sorted(name.decode() for name in names)
+
+
+def live_tools(client: redis.Redis) -> list[ToolInfo]:
+    """The tools the live workers serve, by name (the first live worker's entry wins)."""
+    hostnames = live_workers(client)
+    if not hostnames:
+        return []
+    by_name: dict[str, ToolInfo] = {}
+    for raw in client.mget([worker_tools_key(name) for name in hostnames]):
+        if raw is not None:
+            for info in TOOL_LIST.validate_json(raw):
+                by_name.setdefault(info.name, info)
+    return [by_name[name] for name in sorted(by_name)]
+
+
+def refresh(client: redis.Redis, hostname: str, ttl_ms: int) -> bool:
+    """Push the worker's presence and its tools key to now + ``ttl_ms`` in one script (which
+    also drops expired workers); False when the tools key is gone and must be written again."""
+    keys = [WORKERS, worker_tools_key(hostname)]
+    return bool(run_script(client, "worker_presence", keys, [hostname, ttl_ms], common=False))
+
+
+def leave(client: redis.Redis, hostname: str) -> None:
+    """The worker stops: it leaves the live workers, and its tools with it."""
+    with client.pipeline(transaction=True) as pipe:
+        pipe.zrem(WORKERS, hostname)
+        pipe.delete(worker_tools_key(hostname))
+        pipe.execute()
