@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Generic, TypeVar
 from uuid import uuid4
 
+import redis
 from celery import Celery
 from pydantic import BaseModel, ValidationError
 
@@ -277,20 +278,33 @@ class RunHandle(Generic[ResultT]):
         return run_events.follow(self.client.redis, self.id, follow=follow)
 
     def wait(self, timeout: float | None = None) -> RunStatus:
-        """Block until the run ends (woken by its event stream, not by polling)."""
+        """Block until the run ends (woken by its event stream, not by polling).
+
+        A Redis outage is waited out until ``timeout``; then ``RunTimeoutError`` says Redis
+        was unreachable. A run that vanished (a flushed Redis, or one restarted without
+        persistence) raises ``RunNotFoundError``.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         done = RunKeys(self.id).done
-        status = self.status()
-        while status.state not in TERMINAL_STATES:
+        while True:
             remaining = 1.0 if deadline is None else deadline - time.monotonic()
-            if remaining <= 0:
-                raise RunTimeoutError(f"run {self.id} did not end within {timeout} s")
-            # The done stream gets one entry when the run ends: any number of waiters block on
-            # it, however busy the run, and one that arrives late finds the entry there.
-            block_ms = max(1, int(min(remaining, 1.0) * 1000))
-            self.client.redis.xread({done: "0-0"}, count=1, block=block_ms)
-            status = self.status()
-        return status
+            try:
+                status = self.status()
+                if status.state in TERMINAL_STATES:
+                    return status
+                if remaining <= 0:
+                    raise RunTimeoutError(f"run {self.id} did not end within {timeout} s")
+                # The done stream gets one entry when the run ends: any number of waiters
+                # block on it, however busy the run, and one that arrives late finds it there.
+                block_ms = max(1, int(min(remaining, 1.0) * 1000))
+                self.client.redis.xread({done: "0-0"}, count=1, block=block_ms)
+            except (redis.ConnectionError, redis.TimeoutError) as outage:
+                if remaining <= 0:
+                    raise RunTimeoutError(
+                        f"run {self.id} did not end within {timeout} s: Redis is unreachable "
+                        f"({type(outage).__name__})"
+                    ) from None
+                time.sleep(min(0.5, max(remaining, 0.01)))
 
     def result(self, timeout: float | None = None) -> ResultT:
         """Wait for the run and return its result. A cancelled run returns the outputs it has;
@@ -305,8 +319,9 @@ class RunHandle(Generic[ResultT]):
         return result
 
     def cancel(self, reason: str = "cancelled by the user") -> bool:
-        """Stop the run: no further members start, running ones stop at their next model
-        call, the rest end ``cancelled``. False when the run had already ended."""
+        """Stop the run: queued members are revoked, running ones are interrupted (a model
+        call in flight is aborted), the rest end ``cancelled`` at once. True while the run has
+        not ended (also when a deadline already flagged it), False when it had ended."""
         flagged = self.client.store.request_cancel(self.id, reason)
         if flagged:
             self.client.send_cancel(self.id)

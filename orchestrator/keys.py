@@ -14,6 +14,10 @@ WORKERS = "ao:workers"
 pushed on by its watchdog every pass."""
 
 
+CANCELS = "ao:cancels"
+"""A pub/sub channel: ``run_id\nreason`` when a run is cancelled (by a user or its deadline),
+so that workers stop its running members at once rather than at their next heartbeat."""
+
 LEARNER_REJECTED = "ao:learner:rejected"
 LEARNER_LAST_REJECTION = "ao:learner:last_rejection"
 
@@ -135,3 +139,15 @@ FINAL_MEMBER = "final"
 def worker_tools_key(hostname: str) -> str:
     """The tools a worker serves (a JSON list of ToolInfo), expiring with its presence."""
     return f"ao:worker:{hostname}:tools"
+
+
+def member_of_task(task_id: str) -> tuple[str, str] | None:
+    """(run id, member) of a member's or final agent's Celery task id, else None."""
+    run_id, sep, suffix = task_id.rpartition("-")
+    if not sep:
+        return None
+    if suffix == FINAL_MEMBER:
+        return run_id, FINAL_MEMBER
+    if suffix.startswith("m") and suffix[1:].isdigit():
+        return run_id, suffix[1:]
+    return None

@@ -49,12 +49,24 @@ def redis_answers(url: str, timeout_s: float = 0.5) -> bool:
 
 
 class LocalRedis:
-    """A private redis-server on a free loopback port, keeping nothing on disk."""
+    """A private redis-server on a free loopback port.
 
-    def __init__(self) -> None:
+    Parameters:
+        appendonly: keep an append-only file (in a private directory), so that a restart
+            (``shutdown()`` then ``start()``) finds every acknowledged write; without it the
+            server keeps nothing on disk.
+    """
+
+    def __init__(self, appendonly: bool = False) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._appendonly = appendonly
         self._dir = tempfile.mkdtemp(prefix="ao-redis-")
+        self._process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, on the same port and directory)."""
         self._process = subprocess.Popen(
             [
                 redis_server_binary(),
@@ -65,7 +77,7 @@ class LocalRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self._appendonly else "no",
                 "--dir",
                 self._dir,
                 "--loglevel",
@@ -81,8 +93,14 @@ class LocalRedis:
                 raise RuntimeError(f"redis-server did not start on port {self.port}")
             time.sleep(0.05)
 
+    def shutdown(self) -> None:
+        """Stop the server as ``redis-cli shutdown`` does (the append-only file is synced)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()  # SIGTERM: a clean shutdown
+            self._process.wait(10)
+
     def stop(self) -> None:
-        if self._process.poll() is None:
+        if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:
                 self._process.wait(5)
@@ -110,6 +128,7 @@ class LocalWorker:
         env: environment additions (``ORCHESTRATOR_REDIS_URL`` and timings).
         queues, pool, concurrency: as for ``celery worker``.
         log_path: where its log goes (discarded when None).
+        extra_args: more ``celery worker`` options (``--prefetch-multiplier 4``).
     """
 
     def __init__(
@@ -120,6 +139,7 @@ class LocalWorker:
         pool: str = "threads",
         concurrency: int = 16,
         log_path: Path | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.hostname = f"{name}@{socket.gethostname()}"
@@ -127,7 +147,15 @@ class LocalWorker:
             queues,
             pool,
             concurrency,
-            ["-n", self.hostname, "--without-gossip", "--without-mingle", "-l", "INFO"],
+            [
+                "-n",
+                self.hostname,
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "INFO",
+                *extra_args,
+            ],
         )
         output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(

@@ -67,6 +67,9 @@ class AgentSpec(BaseModel):
             model which tools may be called together) or ``schedule`` (the ``plan`` tool
             policy runs calls of one learned group concurrently, the rest one at a time).
         parallel_groups: tools you know may run together; they win over learned groups.
+        timeout_s: the time limit of the whole agent run (900 s by default), counted from the
+            first time it starts, including the time a redelivered execution resumes; past it
+            the agent ends ``error`` with "timed out after N s" and frees its slot.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -82,6 +85,7 @@ class AgentSpec(BaseModel):
     agent_id: str = ""
     plan_mode: PlanMode = "observe_only"
     parallel_groups: list[list[str]] = Field(default_factory=list)
+    timeout_s: float = Field(default=900.0, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _agent_id_defaults_to_name(self) -> AgentSpec:

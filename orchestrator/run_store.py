@@ -15,12 +15,13 @@ import redis
 from pydantic import TypeAdapter
 
 from orchestrator.events import AgentStart, Event, RunEnd, RunStart
-from orchestrator.keys import ACTIVE_RUNS, FINAL_MEMBER, RunKeys
+from orchestrator.keys import ACTIVE_RUNS, CANCELS, FINAL_MEMBER, WORKERS, RunKeys
 from orchestrator.models import (
     OUTCOMES,
     AgentCheckpoint,
     AgentOutput,
     Message,
+    Outcome,
     RunRecord,
     RunState,
     RunStatus,
@@ -45,34 +46,58 @@ class Admission:
 
 @dataclass
 class Claim:
-    """What a starting member execution must do: ``run`` (with ``input``, and the checkpoint
-    an earlier execution left, if any), return the stored output (``done``), end as
-    ``cancelled`` (``input`` is the reason), or step aside (``busy``)."""
+    """What a starting member execution must do: ``run`` (with ``input``, the checkpoint an
+    earlier execution left, if any, and ``remaining_s`` of the member's time limit), return the
+    stored output (``done``), end as ``cancelled`` (``input`` is the reason), end as timed out
+    (``timeout``: its limit passed in an earlier execution), or step aside (``busy``, or
+    ``gone`` when the run no longer exists)."""
 
     action: str
     input: str = ""
     checkpoint: AgentCheckpoint | None = None
+    remaining_s: float = 0.0
 
 
 @dataclass
 class Completion:
-    """The result of storing a member's output: ``stored`` is False for a late duplicate,
-    whose first output is in ``output``."""
+    """The result of storing a member's output. ``status`` is ``stored``; ``duplicate`` when
+    the member had already ended (its first output is in ``output``); ``discarded`` when the
+    execution no longer held the member's lease (its result is dropped, its usage counted);
+    ``gone`` when the run no longer exists. ``drained``: a cancelled run has nothing left in
+    flight, so its final step can run now."""
 
-    stored: bool
-    output: AgentOutput
+    status: str
+    output: AgentOutput | None
     admission: Admission
+    drained: bool = False
+
+    @property
+    def stored(self) -> bool:
+        return self.status == "stored"
+
+
+@dataclass
+class Renewal:
+    """A heartbeat's answer for one held lease: ``ok``, ``lost`` (another execution holds it,
+    or it ended) or ``gone`` (the run no longer exists), and the run's cancel reason."""
+
+    status: str
+    cancel: str
 
 
 @dataclass
 class Sweep:
-    """The watchdog's findings for one run; ``action`` is a lost step to redo: ``readmit``,
-    ``regate``, ``refinish`` or ''."""
+    """The watchdog's findings for one run: members to publish again, members to end as
+    cancelled (``abandon``, and the never-published ``unstarted`` range) or as timed out
+    (``expire``), and ``action``, a lost step to redo: ``readmit``, ``regate``, ``refinish``
+    or ''."""
 
     state: str
     cancel: str
     republish: list[str]
     abandon: list[str]
+    expire: list[str]
+    unstarted: range
     action: str
 
 
@@ -164,29 +189,42 @@ class RunStore:
         """The run's validated request (cached: a request never changes)."""
         return _cached_request(self.client, run_id)
 
-    def start(self, run_id: str) -> Admission:
-        """Admission: the run becomes ``running`` and its first window is admitted."""
-        admitted, denied, cancel = self._run(run_id, "start_run", self._lease_ms)
+    def start(self, run_id: str, node: str) -> Admission:
+        """Admission: the run becomes ``running`` and its first window is admitted, to be
+        published by worker ``node``."""
+        admitted, denied, cancel = self._run(run_id, "start_run", node)
         admission = _admission(admitted, denied)
         admission.cancel = _text(cancel)
         return admission
 
-    def claim(self, run_id: str, member: str, token: str, event: AgentStart) -> Claim:
-        """Take the lease of a member about to execute (see ``claim_member.lua``)."""
+    def claim(
+        self, run_id: str, member: str, token: str, timeout_s: float, event: AgentStart
+    ) -> Claim:
+        """Take the lease of a member about to execute (see ``claim_member.lua``); its time
+        limit ``timeout_s`` counts from its first claim."""
+        timeout_ms = int(timeout_s * 1000)
         reply = self._run(
-            run_id, "claim_member", member, token, self._lease_ms, event.model_dump_json()
-        )
+            run_id, "claim_member", member, token, self._lease_ms, timeout_ms,
+            event.model_dump_json(),
+        )  # fmt: skip
         action, *rest = reply
-        checkpoint = None
-        if len(rest) > 1 and rest[1]:
-            checkpoint = AgentCheckpoint.model_validate_json(rest[1])
+        if _text(action) != "run":
+            return Claim(action=_text(action), input=_text(rest[0]) if rest else "")
+        checkpoint = AgentCheckpoint.model_validate_json(rest[1]) if rest[1] else None
         return Claim(
-            action=_text(action), input=_text(rest[0]) if rest else "", checkpoint=checkpoint
+            action="run",
+            input=_text(rest[0]),
+            checkpoint=checkpoint,
+            remaining_s=int(rest[2]) / 1000,
         )
 
-    def save_checkpoint(self, run_id: str, member: str, checkpoint: AgentCheckpoint) -> None:
-        """Keep a running member's state after a completed turn, for a redelivery to resume."""
-        self.client.hset(RunKeys(run_id).checkpoints, member, checkpoint.model_dump_json())
+    def save_checkpoint(
+        self, run_id: str, member: str, token: str, checkpoint: AgentCheckpoint
+    ) -> bool:
+        """Keep a running member's state after a completed turn, for a redelivery to resume;
+        False when this execution no longer holds the member (nothing is written)."""
+        kept = self._run(run_id, "save_checkpoint", member, token, checkpoint.model_dump_json())
+        return bool(kept)
 
     def complete(
         self,
@@ -194,16 +232,22 @@ class RunStore:
         member: str,
         output: AgentOutput,
         events: list[Event],
+        *,
+        node: str,
+        token: str = "",
         messages: list[Message] | None = None,
         record: RunRecord | None = None,
     ) -> Completion:
         """Store a member's output (and the messages it added, and its record) once, emit
-        ``events`` with it, settle its budget and admit the next members."""
+        ``events`` with it, settle its budget and admit the next members, which worker
+        ``node`` publishes. ``token`` is the execution's lease token ('' for a member that
+        never ran): an execution that lost its lease has its result discarded."""
         reply = self._run(
             run_id,
             "complete_member",
             member,
-            self._lease_ms,
+            node,
+            token,
             output.model_dump_json(),
             output.outcome,
             output.tokens.total_tokens,
@@ -212,50 +256,84 @@ class RunStore:
             record.model_dump_json() if record else "",
             *(event.model_dump_json() for event in events),
         )
-        if reply[0] == 0:
+        status = int(reply[0])
+        if status == 0:
             stored = AgentOutput.model_validate_json(reply[1])
-            return Completion(stored=False, output=stored, admission=Admission())
-        return Completion(stored=True, output=output, admission=_admission(reply[1], reply[2]))
+            return Completion(status="duplicate", output=stored, admission=Admission())
+        if status in (2, 3):
+            gone = "discarded" if status == 2 else "gone"
+            return Completion(status=gone, output=None, admission=Admission())
+        return Completion(
+            status="stored",
+            output=output,
+            admission=_admission(reply[1], reply[2]),
+            drained=bool(reply[3]),
+        )
 
-    def renew(self, leases: list[tuple[str, str, str]]) -> list[str]:
-        """Renew the leases ``(run_id, member, token)`` in one round trip; returns each run's
-        cancel reason ('' when not cancelled)."""
+    def end_members(
+        self, run_id: str, outcome: Outcome, ended: list[tuple[str, str, str]]
+    ) -> tuple[int, bool]:
+        """End members that never ran, in one call: (member, output JSON, AgentEnd JSON)
+        each; members already ended keep their output. Returns how many were ended and whether
+        the run is now drained (see ``Completion``)."""
+        args = [value for triple in ended for value in triple]
+        count, drained = self._run(run_id, "end_members", outcome, *args)
+        return int(count), bool(drained)
+
+    def renew(self, leases: list[tuple[str, str, str]]) -> list[Renewal]:
+        """Renew the leases ``(run_id, member, holder)`` in one round trip (see
+        ``renew_lease.lua``)."""
         with self.client.pipeline(transaction=False) as pipe:
-            for run_id, member, token in leases:
+            for run_id, member, holder in leases:
                 run_script(
-                    pipe, "renew_lease", [RunKeys(run_id).run], [member, token, self._lease_ms]
+                    pipe, "renew_lease", [RunKeys(run_id).run], [member, holder, self._lease_ms]
                 )
-            return [_text(reason) for reason in pipe.execute()]
+            replies = pipe.execute()
+        return [Renewal(_text(status), _text(cancel)) for status, cancel in replies]
 
-    def sweep(self, run_id: str) -> Sweep:
-        """Apply the deadline and take over expired leases (see ``sweep_run.lua``)."""
-        state, cancel, republish, abandon, action = self._run(run_id, "sweep_run", self._lease_ms)
+    def sweep(self, run_id: str, node: str) -> Sweep:
+        """Apply the deadline, take over expired leases and end what a cancel abandons (see
+        ``sweep_run.lua``); worker ``node`` publishes what is handed back."""
+        reply = run_script(
+            self.client,
+            "sweep_run",
+            [RunKeys(run_id).run, WORKERS],
+            [self._lease_ms, node, CANCELS],
+        )
+        state, cancel, republish, abandon, expire, first, last, action = reply
         return Sweep(
             state=_text(state),
             cancel=_text(cancel),
             republish=[_text(m) for m in republish],
             abandon=[_text(m) for m in abandon],
+            expire=[_text(m) for m in expire],
+            unstarted=range(int(first), int(last)),
             action=_text(action),
         )
 
     def request_cancel(self, run_id: str, reason: str) -> bool:
-        """Flag the run as cancelled; True when this call set the flag."""
-        return bool(self._run(run_id, "request_cancel", reason))
+        """Flag the run as cancelled (unless a deadline or an earlier cancel did); True while
+        the run has not ended, False when it had or does not exist."""
+        return bool(self._run(run_id, "request_cancel", reason, CANCELS))
 
-    def gate_final(self, run_id: str, prompt: str) -> tuple[str, str]:
-        """Budget-gate the run's final agent: (``admitted`` | ``denied`` | ``cancelled``,
-        reason); ``prompt`` is what it will be given."""
-        verdict, *rest = self._run(run_id, "gate_final", self._lease_ms, prompt)
+    def gate_final(self, run_id: str, node: str, prompt: str) -> tuple[str, str]:
+        """Budget-gate the run's final agent: (``admitted`` | ``denied`` | ``cancelled`` |
+        ``gone``, reason); ``prompt`` is what it will be given, ``node`` publishes it."""
+        verdict, *rest = self._run(run_id, "gate_final", node, prompt)
         return _text(verdict), _text(rest[0]) if rest else ""
 
     def emit(self, run_id: str, event: Event) -> None:
-        """Append one event to the run's stream."""
-        self.client.xadd(
-            RunKeys(run_id).events,
-            {"e": event.model_dump_json()},
-            maxlen=self.settings.events_maxlen,
-            approximate=True,
-        )
+        """Append one event to the run's stream (nothing when the run no longer exists)."""
+        self._run(run_id, "emit_event", event.model_dump_json())
+
+    def orphan(self, run_id: str, members: list[str]) -> None:
+        """Mark admitted members whose publishing failed as lost, so that the next sweep
+        publishes them again."""
+        keys = RunKeys(run_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            for member in members:
+                pipe.zadd(keys.leases, {member: 0}, xx=True)
+            pipe.execute()
 
     def finalize(
         self,
@@ -308,8 +386,8 @@ class RunStore:
             pipe.hgetall(keys.run)
             pipe.zcard(keys.leases)
             fields, in_flight = pipe.execute()
-        if not fields:
-            return None
+        if b"kind" not in fields:
+            return None  # no run, or the remains of one that a flush or a lost Redis took
         get = {_text(k): _text(v) for k, v in fields.items() if k != b"result"}
         return RunStatus(
             run_id=run_id,

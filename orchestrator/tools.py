@@ -42,7 +42,8 @@ class ToolPolicy(BaseModel):
         join: ``join_all`` returns every result (errors as error results); ``fail_fast`` stops
             at the first error: queued calls never start, running async and remote calls are
             cancelled, and a running sync function's late result is discarded.
-        timeout_s: a deadline for each call that sets none itself.
+        timeout_s: a deadline for each call that sets none itself (60 s by default); a call
+            past it returns a timeout error the model reads.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -50,7 +51,7 @@ class ToolPolicy(BaseModel):
     mode: str = Field(default="parallel", pattern="^(parallel|sequential|plan)$")
     max_concurrency: int | None = Field(default=None, ge=1)
     join: str = Field(default="join_all", pattern="^(join_all|fail_fast)$")
-    timeout_s: float | None = Field(default=None, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

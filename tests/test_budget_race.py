@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import redis
 
-from orchestrator.events import AgentEnd
+from orchestrator.events import AgentEnd, AgentStart
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentOutput, Budget
 from orchestrator.requests import MapReduceRequest
@@ -45,7 +45,7 @@ def test_racing_admissions_grant_the_last_agent_slot_once(redis_server: LocalRed
 
     def coordinator() -> None:
         barrier.wait()
-        admission = store.start(run_id)
+        admission = store.start(run_id, "node")
         with lock:
             admitted.extend(admission.admitted)
             denied.extend(index for index, _ in admission.denied)
@@ -63,7 +63,7 @@ def test_concurrent_completions_never_exceed_cap_or_budget(redis_server: LocalRe
     store = make_store(redis_server)
     total, cap, max_agents = 300, 7, 120
     run_id = new_run(store, total, cap, Budget(max_agents=max_agents))
-    first = store.start(run_id)
+    first = store.start(run_id, "node")
     queue = list(first.admitted)
     seen: Counter[int] = Counter(first.admitted)
     denied: Counter[int] = Counter(index for index, _ in first.denied)
@@ -78,7 +78,7 @@ def test_concurrent_completions_never_exceed_cap_or_budget(redis_server: LocalRe
                 index = queue.pop()
             output = AgentOutput(name=f"m_{index}")
             event = AgentEnd(run_id=run_id, name=output.name, index=index, outcome="ok")
-            completion = store.complete(run_id, str(index), output, [event])
+            completion = store.complete(run_id, str(index), output, [event], node="node")
             in_flight = store.client.zcard(f"ao:run:{run_id}:leases")
             with lock:
                 peak[0] = max(peak[0], in_flight)
@@ -102,11 +102,18 @@ def test_concurrent_completions_never_exceed_cap_or_budget(redis_server: LocalRe
 def test_second_completion_of_a_member_keeps_the_first_output(redis_server: LocalRedis) -> None:
     store = make_store(redis_server)
     run_id = new_run(store, total=2, cap=2, budget=Budget())
-    store.start(run_id)
+    store.start(run_id, "node")
     first = AgentOutput(name="m_0", answer="first")
     late = AgentOutput(name="m_0", answer="late")
     event = AgentEnd(run_id=run_id, name="m_0", index=0, outcome="ok")
-    assert store.complete(run_id, "0", first, [event]).stored
-    duplicate = store.complete(run_id, "0", late, [event])
-    assert not duplicate.stored and duplicate.output.answer == "first"
+    start = AgentStart(run_id=run_id, name="m_0", index=0)
+    assert store.claim(run_id, "0", "token-a", 60, start).action == "run"
+    assert store.complete(run_id, "0", first, [event], node="node", token="token-a").stored
+    # The same execution's call again (its reply lost with a connection) finds its output.
+    again = store.complete(run_id, "0", late, [event], node="node", token="token-a")
+    assert again.status == "duplicate" and again.output.answer == "first"  # type: ignore[union-attr]
+    # An execution that never held the lease has its result discarded.
+    stale = store.complete(run_id, "0", late, [event], node="node", token="token-b")
+    assert stale.status == "discarded"
+    assert store.claim(run_id, "0", "token-c", 60, start).action == "done"
     assert store.status(run_id).counts["ok"] == 1  # type: ignore[union-attr]

@@ -28,6 +28,11 @@ def create_without_admission(client: Client, count: int) -> RunHandle[MapReduceR
     return RunHandle(client, run_id, MapReduceResult)
 
 
+def live_node(client: Client) -> str:
+    """A worker that is alive: what it admitted is taken to be published, not lost."""
+    return client.workers()[0]
+
+
 def test_a_run_whose_admission_message_was_lost_is_admitted(client: Client) -> None:
     handle = create_without_admission(client, 3)  # admit_run is never sent
     result = handle.result(timeout=20)
@@ -37,11 +42,12 @@ def test_a_run_whose_admission_message_was_lost_is_admitted(client: Client) -> N
 
 def test_a_run_whose_chord_body_was_lost_is_reduced(client: Client) -> None:
     handle = create_without_admission(client, 3)
-    admission = client.store.start(handle.id)  # admitted, but no chord and no member message
+    # Admitted by a live worker, but no chord and no member message.
+    admission = client.store.start(handle.id, live_node(client))
     for index in admission.admitted:
         output = AgentOutput(name=f"mapper_{index}", answer=f"done {index}")
         event = AgentEnd(run_id=handle.id, name=output.name, index=index, outcome="ok")
-        client.store.complete(handle.id, str(index), output, [event])
+        client.store.complete(handle.id, str(index), output, [event], node=live_node(client))
     result = handle.result(timeout=20)
     assert [o.answer for o in result.map_outputs] == ["done 0", "done 1", "done 2"]
     assert result.reduced_answer == "reduced"
@@ -50,14 +56,15 @@ def test_a_run_whose_chord_body_was_lost_is_reduced(client: Client) -> None:
 
 def test_a_run_whose_reducer_finished_but_never_ended_the_run_is_ended(client: Client) -> None:
     handle = create_without_admission(client, 1)
-    client.store.start(handle.id)
+    node = live_node(client)
+    client.store.start(handle.id, node)
     mapped = AgentOutput(name="mapper_0", answer="mapped")
     mapped_end = AgentEnd(run_id=handle.id, name="mapper_0", index=0, outcome="ok")
-    client.store.complete(handle.id, "0", mapped, [mapped_end])
-    assert client.store.gate_final(handle.id, "prompt")[0] == "admitted"
+    client.store.complete(handle.id, "0", mapped, [mapped_end], node=node)
+    assert client.store.gate_final(handle.id, node, "prompt")[0] == "admitted"
     reduced = AgentOutput(name="reducer", answer="stored reduction")
     reduced_end = AgentEnd(run_id=handle.id, name="reducer", outcome="ok")
-    client.store.complete(handle.id, "final", reduced, [reduced_end])
+    client.store.complete(handle.id, "final", reduced, [reduced_end], node=node)
     # The process died here, before ending the run.
     result = handle.result(timeout=20)
     assert result.reduced_answer == "stored reduction"

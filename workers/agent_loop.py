@@ -71,8 +71,9 @@ def run_agent(
     tools: ToolRunner = _NO_TOOLS,
     provider_for: Callable[[str], ModelProvider] = get_provider,
     resume: AgentCheckpoint | None = None,
-    checkpoint: Callable[[AgentCheckpoint], None] | None = None,
+    checkpoint: Callable[[AgentCheckpoint], object] | None = None,
     groups: list[list[str]] | None = None,
+    guard: Callable[[], None] | None = None,
 ) -> AgentRun:
     """Run ``spec`` on ``context`` plus ``prompt`` (as a new user message, when given); its
     tool calls run on ``tools`` under ``spec.tool_policy``.
@@ -84,9 +85,14 @@ def run_agent(
     ``groups`` are the tools that may run together (the agent's plan with its own groups):
     with ``plan_mode="inject_hints"`` the model is told, with ``"schedule"`` the ``plan`` tool
     policy runs them.
+
+    ``guard`` runs before every model call and every turn's tool calls, and raises
+    ``Cancelled`` when the run must make no further call (its lease was lost). A stop ends the
+    run with the token's outcome: ``cancelled``, or ``error`` for a time limit or a lost lease.
     """
     cancel = cancel or CancelToken()
     events = events or AgentEvents()
+    guard = guard or cancel.check
     agent_name = name or spec.name
     clock = time.perf_counter()
     base = list(context or [])
@@ -151,12 +157,13 @@ def run_agent(
         record.calls.append(call)
         try:
             cancel.check()
+            guard()
             response = provider.complete(model, system + base + new_messages, cancel, offered)
         except Cancelled as stop:
             call.ended_at, call.status = utcnow(), "cancelled"
-            error = f"cancelled: {stop}"
+            error = f"cancelled: {stop}" if cancel.outcome == "cancelled" else str(stop)
             events.model_turn(turns + 1, call.started_at, Usage(), [], error, final=True)
-            return finish("cancelled", error=error)
+            return finish(cancel.outcome, error=error)
         except Exception as failure:  # a provider failure must not crash the member
             call.ended_at, call.status = utcnow(), "error"
             call.error = f"{type(failure).__name__}: {failure}"
@@ -175,6 +182,11 @@ def run_agent(
         )
         if not response.tool_calls:
             return finish("ok", answer=response.text)
+        try:
+            guard()
+        except Cancelled as stop:
+            error = f"cancelled: {stop}" if cancel.outcome == "cancelled" else str(stop)
+            return finish(cancel.outcome, error=error)
         results = tools.run(
             response.tool_calls, spec.tools, spec.tool_policy, cancel, events, scheduled
         )

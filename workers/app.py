@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_ready, worker_shutdown
+from celery.signals import celeryd_init, task_received, worker_init, worker_ready, worker_shutdown
 
 from orchestrator.celery_config import celery_config
+from orchestrator.keys import member_of_task
+from workers.canvas import FINAL_TASK, MEMBER_TASK
+from workers.node import set_node_name
 from workers.startup import StartupError, check_settings, check_tool_modules, exit_with
 
 app = Celery(
@@ -25,6 +28,7 @@ try:
 except StartupError as error:  # one line, no traceback, wherever the app is loaded
     raise SystemExit(f"error: {error}") from None
 app.conf.update(celery_config(_settings))
+MEMBER_TASKS = frozenset({MEMBER_TASK, FINAL_TASK})
 
 
 @worker_init.connect
@@ -51,3 +55,24 @@ def _stop_watchdog(**_: Any) -> None:
     from workers.runtime import watchdog
 
     watchdog(app).stop()
+
+
+@celeryd_init.connect
+def _name_node(sender: Any = None, **_: Any) -> None:
+    """Members this worker admits and takes are held under its node name (``name@host``),
+    the name its presence is kept under."""
+    if isinstance(sender, str):
+        set_node_name(sender)
+
+
+@task_received.connect
+def _hold_received_member(request: Any = None, **_: Any) -> None:
+    """A member's message taken by this worker (prefetched, or about to start) is held under
+    a lease from now on, so that it runs elsewhere if this worker dies before finishing it."""
+    if request is None or request.name not in MEMBER_TASKS:
+        return
+    member = member_of_task(request.id)
+    if member is not None:
+        from workers.runtime import lease_keeper
+
+        lease_keeper().received(*member)

@@ -4,14 +4,26 @@ extra task) and from the watchdog."""
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+
 from celery import Celery
 
 from orchestrator.events import AgentEnd
-from orchestrator.keys import FINAL_MEMBER
-from orchestrator.models import AgentOutput, Outcome
-from orchestrator.run_store import Admission, RunStore
+from orchestrator.keys import FINAL_MEMBER, member_task_id
+from orchestrator.models import AgentOutput, Outcome, RunState
+from orchestrator.run_store import Admission, RunStore, Sweep
 from workers import canvas
-from workers.kinds import kind_of
+from workers.kinds import MemberIdentity, kind_of
+from workers.node import node_name
+
+log = logging.getLogger(__name__)
+
+# Members ended in one script call when a run is cancelled: large enough that a 100,000-item
+# run ends in a few seconds, small enough that one call does not hold Redis for long.
+BULK_END_CHUNK = 5000
 
 
 def apply_admission(app: Celery, store: RunStore, run_id: str, admission: Admission) -> None:
@@ -19,27 +31,46 @@ def apply_admission(app: Celery, store: RunStore, run_id: str, admission: Admiss
     pending = [admission]
     while pending:
         step = pending.pop()
-        canvas.publish_members(app, run_id, step.admitted)
+        try:
+            canvas.publish_members(app, run_id, step.admitted)
+        except Exception:
+            # The broker refused past its retries: the members stay admitted, marked lost, so
+            # that the next sweep publishes them instead of the run waiting for them forever.
+            store.orphan(run_id, [str(index) for index in step.admitted])
+            raise
         for index, reason in step.denied:
             pending.append(end_unrun_member(app, store, run_id, str(index), "skipped", reason))
+
+
+def namer(store: RunStore, run_id: str) -> Callable[[str], MemberIdentity]:
+    """How the run's members are named; a run whose request this worker cannot read gets
+    plain names, so that it can still be ended."""
+    try:
+        request = store.request(run_id)
+    except ValueError:
+        return lambda member: MemberIdentity(
+            f"member {member}", index=None if member == FINAL_MEMBER else int(member)
+        )
+    kind = kind_of(request)
+    return lambda member: kind.identity(request, member)
 
 
 def end_unrun_member(
     app: Celery, store: RunStore, run_id: str, member: str, outcome: Outcome, reason: str
 ) -> Admission:
-    """End a member that never ran (or was lost in a cancelled run) with ``outcome``."""
-    request = store.request(run_id)
-    kind = kind_of(request)
-    identity = kind.identity(request, member)
+    """End a member that never ran (or was lost) with ``outcome``; it is counted by the chord."""
+    identity = namer(store, run_id)(member)
     output = AgentOutput.not_run(identity.name, outcome, reason)
     event = AgentEnd(run_id=run_id, outcome=outcome, error=reason, **identity.event_fields())
-    completion = store.complete(run_id, member, output, [event])
+    completion = store.complete(run_id, member, output, [event], node=node_name())
     if not completion.stored:
         return Admission()
     if member == FINAL_MEMBER:
-        kind.after_final(app, store, run_id, output)
+        kind_of(store.request(run_id)).after_final(app, store, run_id, output)
     else:
         canvas.count_member_without_message(app, run_id, int(member), output)
+    if completion.drained:
+        after_members(app, store, run_id)
     return completion.admission
 
 
@@ -50,7 +81,7 @@ def admit(app: Celery, store: RunStore, run_id: str) -> None:
     if status is None or status.state != "pending":
         return
     canvas.register_chord(app, run_id, status.total)
-    admission = store.start(run_id)
+    admission = store.start(run_id, node_name())
     apply_admission(app, store, run_id, admission)
     if admission.cancel:
         sweep_run(app, store, run_id)
@@ -58,24 +89,43 @@ def admit(app: Celery, store: RunStore, run_id: str) -> None:
 
 def after_members(app: Celery, store: RunStore, run_id: str) -> None:
     """The chord body of any run: hand over to its kind."""
-    kind_of(store.request(run_id)).after_members(app, store, run_id)
+    try:
+        request = store.request(run_id)
+    except LookupError:
+        return  # the run is gone
+    except ValueError:
+        return  # unreadable: the watchdog ends such a run (``end_unreadable_run``)
+    kind_of(request).after_members(app, store, run_id)
 
 
 def sweep_run(app: Celery, store: RunStore, run_id: str) -> None:
-    """The watchdog's pass over one run: republish lost members, end abandoned ones, redo a
-    step between members that a dead process lost."""
-    sweep = store.sweep(run_id)
+    """The watchdog's pass over one run: apply its deadline, publish lost members again, end
+    timed-out ones, end at once everything a cancel leaves unstarted, redo a step between
+    members that a dead process lost."""
+    sweep = store.sweep(run_id, node_name())
     if sweep.state not in ("pending", "running"):
         store.forget_active(run_id)
+        return
+    try:
+        request = store.request(run_id)
+    except LookupError:
+        store.forget_active(run_id)
+        return
+    except ValueError as unreadable:
+        end_unreadable_run(app, store, run_id, sweep, str(unreadable))
         return
     for member in sweep.republish:
         if member == FINAL_MEMBER:
             canvas.publish_final(app, run_id)
         else:
             canvas.publish_members(app, run_id, [int(member)])
-    for member in sweep.abandon:
+    if sweep.abandon or sweep.unstarted:
+        end_cancelled_members(app, store, run_id, sweep)
+    kind = kind_of(request)
+    for member in sweep.expire:
+        limit = kind.spec(request, member).timeout_s
         admission = end_unrun_member(
-            app, store, run_id, member, "cancelled", f"cancelled: {sweep.cancel}"
+            app, store, run_id, member, "error", f"timed out after {limit:g} s"
         )
         apply_admission(app, store, run_id, admission)
     if sweep.action == "readmit":
@@ -85,4 +135,62 @@ def sweep_run(app: Celery, store: RunStore, run_id: str) -> None:
     elif sweep.action == "refinish":
         final = store.stored_output(run_id, FINAL_MEMBER)
         if final is not None:
-            kind_of(store.request(run_id)).after_final(app, store, run_id, final)
+            kind.after_final(app, store, run_id, final)
+
+
+def end_cancelled_members(app: Celery, store: RunStore, run_id: str, sweep: Sweep) -> None:
+    """End what a cancel leaves: queued and prefetched members (their messages are revoked,
+    so that workers drop them unstarted) and the never-published range, in bulk."""
+    queued = [m for m in sweep.abandon if m != FINAL_MEMBER]
+    if queued:
+        app.control.revoke([member_task_id(run_id, int(m)) for m in queued])
+    reason = f"cancelled: {sweep.cancel}"
+    drained = False
+    members = iter([*queued, *map(str, sweep.unstarted)])
+    for chunk in _chunks(members, BULK_END_CHUNK):
+        _, drained = store.end_members(
+            run_id, "cancelled", list(_not_run(store, run_id, chunk, reason))
+        )
+    if FINAL_MEMBER in sweep.abandon:
+        end_unrun_member(app, store, run_id, FINAL_MEMBER, "cancelled", reason)
+    elif drained:
+        after_members(app, store, run_id)
+
+
+def end_unreadable_run(
+    app: Celery, store: RunStore, run_id: str, sweep: Sweep, problem: str
+) -> None:
+    """End a run whose request this worker cannot read: its members can never run. It ends
+    ``cancelled`` if it was cancelled, else ``failed``, with the reason."""
+    from workers.records import finish_run
+
+    reason = f"the workers cannot read this run's request: {problem}"
+    state: RunState = "cancelled" if sweep.cancel else "failed"
+    store.request_cancel(run_id, reason)
+    store.start(run_id, node_name())  # a pending run starts, and its cancel admits nothing
+    end_cancelled_members(app, store, run_id, store.sweep(run_id, node_name()))
+    finish_run(app, store, run_id, state, "", sweep.cancel or reason)
+
+
+def _not_run(
+    store: RunStore, run_id: str, members: list[str], reason: str
+) -> Iterator[tuple[str, str, str]]:
+    """The cancelled output and AgentEnd (JSON) of each of ``members``, from one template:
+    bulk ends are what makes a 100,000-item run end in seconds, so no model per member."""
+    name_of = namer(store, run_id)
+    output = AgentOutput.not_run("", "cancelled", reason).model_dump(mode="json")
+    event = AgentEnd(run_id=run_id, name="", outcome="cancelled", error=reason)
+    end = event.model_dump(mode="json")
+    for member in members:
+        identity = name_of(member)
+        yield (
+            member,
+            json.dumps({**output, "name": identity.name}),
+            json.dumps({**end, **identity.event_fields()}),
+        )
+
+
+def _chunks(members: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(members)
+    while chunk := list(islice(iterator, size)):
+        yield chunk

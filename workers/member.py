@@ -3,6 +3,7 @@ once and let the next members in."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -17,14 +18,17 @@ from orchestrator.models import AgentOutput, Message, RunRecord
 from orchestrator.run_store import RunStore
 from workers.agent_loop import run_agent
 from workers.cancellation import CancelToken
-from workers.coordinator import apply_admission
+from workers.coordinator import after_members, apply_admission
 from workers.kinds import kind_of
 from workers.leases import LeaseKeeper
 from workers.member_events import MemberEvents
+from workers.node import node_name
 from workers.plan_cache import PlanCache
 from workers.plan_use import effective_groups
 from workers.providers import ModelProvider
 from workers.tool_runner import ToolRunner
+
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -54,17 +58,33 @@ def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOut
     """Run member ``member`` (an item index, or ``final``) of a run.
 
     Returns its output (the stored one for a late duplicate delivery, which never calls the
-    model again), or None when another live execution holds the member: the caller drops
-    this delivery.
+    model again), or None when this delivery must be dropped without a result: another live
+    execution holds the member, this execution lost its lease while it ran (its result is
+    discarded), or the run no longer exists.
     """
+    try:
+        return _execute(runtime, run_id, member)
+    finally:
+        runtime.keeper.forget_reception(run_id, member)
+
+
+def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | None:
     app, store = runtime.app, runtime.store
-    request = store.request(run_id)
+    try:
+        request = store.request(run_id)
+    except LookupError:
+        return None  # the run is gone (flushed, or lost with a Redis that kept nothing)
+    except ValueError as unreadable:
+        # A request this worker cannot read cannot run; the watchdog ends the run.
+        log.error("run %s: unreadable request: %s", run_id, unreadable)
+        return None
     kind = kind_of(request)
     identity = kind.identity(request, member)
+    spec = kind.spec(request, member)
     token = uuid4().hex
     start_event = AgentStart(run_id=run_id, worker=worker_id(), **identity.event_fields())
-    claim = store.claim(run_id, member, token, start_event)
-    if claim.action == "busy":
+    claim = store.claim(run_id, member, token, spec.timeout_s, start_event)
+    if claim.action in ("busy", "gone"):
         return None
     if claim.action == "done":
         return AgentOutput.model_validate_json(claim.input)
@@ -73,12 +93,16 @@ def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOut
     record: RunRecord | None = None
     if claim.action == "cancelled":
         output = AgentOutput.not_run(identity.name, "cancelled", f"cancelled: {claim.input}")
+    elif claim.action == "timeout":
+        output = AgentOutput.not_run(
+            identity.name, "error", f"timed out after {spec.timeout_s:g} s"
+        )
     else:
         start = kind.start(request, member, claim.input)
-        spec = kind.spec(request, member)
         plan = runtime.plans.get(spec.agent_id) if spec.plan_mode != "observe_only" else None
         cancel = CancelToken()
-        with runtime.keeper.hold(run_id, member, token, cancel):
+        hold = runtime.keeper.hold(run_id, member, token, cancel, claim.remaining_s, spec.timeout_s)
+        with hold as lease:
             try:
                 run = run_agent(
                     spec,
@@ -91,7 +115,8 @@ def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOut
                     tools=runtime.tools,
                     provider_for=runtime.provider_for,
                     resume=claim.checkpoint,
-                    checkpoint=lambda state: store.save_checkpoint(run_id, member, state),
+                    checkpoint=lambda state: store.save_checkpoint(run_id, member, token, state),
+                    guard=lease.guard,
                     groups=effective_groups(spec, plan) if spec.plan_mode != "observe_only" else [],
                 )
                 output, new_messages, record = run.output, run.new_messages, run.record
@@ -110,8 +135,12 @@ def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOut
         member,
         output,
         [*events.deferred, end],
+        node=node_name(),
+        token=token,
         messages=new_messages if kind.keeps_messages else None,
         record=record,
     )
     apply_admission(app, store, run_id, completion.admission)
+    if completion.drained:
+        after_members(app, store, run_id)
     return completion.output

@@ -31,7 +31,8 @@ def store() -> RunStore:
 
 @cache
 def lease_keeper() -> LeaseKeeper:
-    return LeaseKeeper(store(), get_settings().heartbeat_s)
+    settings = get_settings()
+    return LeaseKeeper(store(), settings.heartbeat_s, settings.lease_s)
 
 
 @cache

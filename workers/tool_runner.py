@@ -219,7 +219,7 @@ class ToolRunner:
             value = await asyncio.wait_for(self._invoke(tool, arguments, limit, token), timeout)
             return ended("ok", render(value))
         except TimeoutError:
-            return ended("timeout", f"tool {call.name!r} timed out after {timeout} s")
+            return ended("timeout", f"tool {call.name!r} timed out after {timeout:g} s")
         except asyncio.CancelledError:
             events.tool_end(call, "cancelled", "cancelled")
             raise

@@ -1,27 +1,41 @@
 -- A member execution starts: take the lease, or learn that it must not run.
--- ARGV: member, token, lease_ms, start_event_json.
+-- ARGV: member, token, lease_ms, timeout_ms, start_event_json.
 -- Returns {'done', output} for a member already completed (a late duplicate),
 -- {'cancelled', reason} when the run is being cancelled, {'busy'} when another live execution
--- holds the lease (or none was granted), {'run', input, checkpoint or ''} otherwise: a member
--- that an earlier execution left mid-way resumes from its last checkpoint.
+-- holds the lease (or the member is not in flight), {'gone'} when the run no longer exists,
+-- {'timeout', timeout_ms} when the member's time limit (counted from its first claim) has
+-- passed (the lease is taken, so the caller ends it), and {'run', input, checkpoint or '',
+-- ms left} otherwise: a member that an earlier execution left mid-way resumes from its last
+-- checkpoint, within the time its first execution started with.
+if not run_exists() then return {'gone'} end
 local member, token = ARGV[1], ARGV[2]
-local lease_ms = tonumber(ARGV[3])
-local now = now_ms()
+local lease_ms, timeout_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 local output = redis.call('HGET', K_OUTPUTS, member)
 if output then return {'done', output} end
 local cancel = redis.call('HGET', K_RUN, 'cancel')
 if cancel then return {'cancelled', cancel} end
 local expiry = redis.call('ZSCORE', K_LEASES, member)
 if not expiry then return {'busy'} end
+local now = now_ms()
 local holder = redis.call('HGET', K_HOLDERS, member)
-if holder and holder ~= token and tonumber(expiry) > now then return {'busy'} end
+-- A queued or prefetched member may be claimed by any execution; a running one only once its
+-- lease expired (the watchdog would hand it over next).
+if holder and holder ~= token and not is_placeholder(holder) and tonumber(expiry) > now then
+    return {'busy'}
+end
 redis.call('HSET', K_HOLDERS, member, token)
 redis.call('ZADD', K_LEASES, now + lease_ms, member)
-emit(ARGV[4])
+local deadline = num(K_DEADLINES, member)
+if not deadline then
+    deadline = now + timeout_ms
+    redis.call('HSET', K_DEADLINES, member, deadline)
+end
+if deadline <= now then return {'timeout', tostring(timeout_ms)} end
+emit(ARGV[5])
 local input
 if member == 'final' then
     input = redis.call('HGET', K_RUN, 'final_prompt')
 else
     input = redis.call('LINDEX', K_ITEMS, tonumber(member))
 end
-return {'run', input or '', redis.call('HGET', K_CHECKPOINTS, member) or ''}
+return {'run', input or '', redis.call('HGET', K_CHECKPOINTS, member) or '', tostring(deadline - now)}

@@ -7,8 +7,28 @@ local K_OUTPUTS, K_BUDGET = K_RUN .. ':outputs', K_RUN .. ':budget'
 local K_RESERVED = K_RUN .. ':reserved'
 local K_EVENTS, K_DONE, K_MESSAGES = K_RUN .. ':events', K_RUN .. ':done', K_RUN .. ':messages'
 local K_CHECKPOINTS, K_RECORDS = K_RUN .. ':checkpoints', K_RUN .. ':records'
+local K_DEADLINES = K_RUN .. ':deadlines'
 local RUN_KEYS = {K_RUN, K_ITEMS, K_LEASES, K_HOLDERS, K_OUTPUTS, K_BUDGET, K_RESERVED, K_EVENTS,
-    K_DONE, K_MESSAGES, K_CHECKPOINTS, K_RECORDS}
+    K_DONE, K_MESSAGES, K_CHECKPOINTS, K_RECORDS, K_DEADLINES}
+
+-- A member in flight is in K_LEASES with a holder in K_HOLDERS:
+--   'a:NODE'  admitted and published by worker NODE, waiting in the broker queue. Its score is
+--             QUEUED: a queue may be long, and waiting is not a sign of loss, so it never expires.
+--   'r:NODE'  its message was taken (prefetched) by worker NODE, which renews the lease.
+--   a token   an execution claimed it and renews the lease while it runs.
+-- A lease that expires (its worker died or hung) is taken over by the watchdog.
+local QUEUED = 4000000000000000
+
+local function is_placeholder(holder)
+    local prefix = string.sub(holder, 1, 2)
+    return prefix == 'a:' or prefix == 'r:'
+end
+
+-- A run whose hash is gone (flushed, lost with a Redis that kept nothing) is never re-created
+-- by a late writer: every script that writes starts with this check.
+local function run_exists()
+    return redis.call('EXISTS', K_RUN) == 1
+end
 
 -- Redis's clock, so that workers on machines with skewed clocks agree on lease expiry.
 local function now_ms()
@@ -27,6 +47,21 @@ local function emit(event_json)
         local maxlen = redis.call('HGET', K_RUN, 'events_maxlen') or '10000'
         redis.call('XADD', K_EVENTS, 'MAXLEN', '~', maxlen, '*', 'e', event_json)
     end
+end
+
+local function ended_members()
+    local ended = 0
+    for _, outcome in ipairs({'ok', 'error', 'skipped', 'cancelled'}) do
+        ended = ended + (num(K_RUN, 'n_' .. outcome) or 0)
+    end
+    return ended
+end
+
+-- A cancelled run whose members have all ended, with nothing in flight: its final step (the
+-- chord body) can run now; the members ended by a cancel are not counted by the chord.
+local function drained()
+    return redis.call('HEXISTS', K_RUN, 'cancel') == 1 and redis.call('ZCARD', K_LEASES) == 0
+        and ended_members() >= tonumber(redis.call('HGET', K_RUN, 'total'))
 end
 
 local function is_active()
@@ -91,10 +126,10 @@ local function budget_settle(member, tokens, cost)
     end
 end
 
--- The window: admit members in item order while fewer than max_concurrent are in flight.
--- Returns the admitted indices and a flat list of (denied index, reason).
-local function fill_window(lease_ms)
-    local now = now_ms()
+-- The window: admit members in item order while fewer than max_concurrent are in flight. The
+-- caller, worker NODE, publishes the admitted members. Returns the admitted indices and a flat
+-- list of (denied index, reason).
+local function fill_window(node)
     local admitted, denied = {}, {}
     if not is_active() then return admitted, denied end
     local total = tonumber(redis.call('HGET', K_RUN, 'total'))
@@ -106,7 +141,8 @@ local function fill_window(lease_ms)
         local verdict, reason = budget_reserve(tostring(nxt), inflight)
         if verdict == 'wait' then break end
         if verdict == 'ok' then
-            redis.call('ZADD', K_LEASES, now + lease_ms, nxt)
+            redis.call('ZADD', K_LEASES, QUEUED, nxt)
+            redis.call('HSET', K_HOLDERS, nxt, 'a:' .. node)
             table.insert(admitted, nxt)
         else
             table.insert(denied, nxt)

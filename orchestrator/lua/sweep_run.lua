@@ -1,58 +1,94 @@
--- The watchdog's look at one run. ARGV: lease_ms.
--- Applies the deadline; members whose lease expired are republished (their lease renewed
--- here, so one watchdog wins) or, in a cancelled run, abandoned together with every member
--- never published. It also finds the steps between members that a dead process may have lost:
--- 'readmit' (pending for a lease: the admission message is gone), 'regate' (every member ended
--- a lease ago and no final agent was admitted: the chord body is gone) and 'refinish' (the
--- final agent stored its output a lease ago but the run did not end). Each is claimed by bumping
+-- The watchdog's look at one run. KEYS[2]: the live workers (hostname -> presence expiry ms).
+-- ARGV: lease_ms, node (the sweeping worker, which publishes what is handed back to it), the
+-- cancel channel.
+-- Applies the deadline. A member whose lease expired (its worker died or hung) is handed back
+-- to be published again, or ended as timed out when its time limit has passed; a queued member
+-- whose admitter died without a trace of publishing it is handed back too. In a cancelled run,
+-- every member not running (queued, prefetched, expired) is abandoned, and the members never
+-- published are returned as a range, to be ended in bulk.
+-- It also finds the steps between members that a dead process may have lost: 'readmit'
+-- (pending for a lease: the admission message is gone), 'regate' (every member ended and no
+-- final agent was admitted: the chord body is gone, or the run was cancelled) and 'refinish'
+-- (the final agent stored its output but the run did not end). Each is claimed by bumping
 -- last_change_ms, so one watchdog acts per lease period.
--- Returns {state, cancel_reason, republish, abandon, action}.
-local lease_ms = tonumber(ARGV[1])
+-- Returns {state, cancel_reason, republish, abandon, expire, unstarted_from, unstarted_to, action}.
+if not run_exists() then return {'missing', '', {}, {}, {}, 0, 0, ''} end
+local lease_ms, node = tonumber(ARGV[1]), ARGV[2]
 local now = now_ms()
 local state = redis.call('HGET', K_RUN, 'state')
-if state ~= 'running' and state ~= 'pending' then return {state or 'missing', '', {}, {}, ''} end
+if state ~= 'running' and state ~= 'pending' then return {state, '', {}, {}, {}, 0, 0, ''} end
 local deadline = num(K_RUN, 'deadline_ms')
 if deadline and now > deadline and redis.call('HEXISTS', K_RUN, 'cancel') == 0 then
     redis.call('HSET', K_RUN, 'cancel', 'deadline exceeded')
+    redis.call('PUBLISH', ARGV[3], redis.call('HGET', K_RUN, 'id') .. '\ndeadline exceeded')
 end
 local cancel = redis.call('HGET', K_RUN, 'cancel') or ''
-local republish, abandon = {}, {}
+local republish, abandon, expire = {}, {}, {}
 local quiet = now - (num(K_RUN, 'last_change_ms') or 0) > lease_ms
 if state == 'pending' then
-    if quiet then
+    if quiet or cancel ~= '' then
         redis.call('HSET', K_RUN, 'last_change_ms', now)
-        return {state, cancel, republish, abandon, 'readmit'}
+        return {state, cancel, republish, abandon, expire, 0, 0, 'readmit'}
     end
-    return {state, cancel, republish, abandon, ''}
+    return {state, cancel, republish, abandon, expire, 0, 0, ''}
 end
-local expired = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', now)
-for _, member in ipairs(expired) do
+local function hand_back(member)
+    redis.call('HSET', K_HOLDERS, member, 'a:' .. node)
+    redis.call('ZADD', K_LEASES, QUEUED, member)
+    table.insert(republish, member)
+end
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', now)) do
     redis.call('HDEL', K_HOLDERS, member)
+    local limit = num(K_DEADLINES, member)
     if cancel ~= '' then
         redis.call('ZREM', K_LEASES, member)
         table.insert(abandon, member)
+    elseif limit and limit <= now then
+        redis.call('ZREM', K_LEASES, member)
+        table.insert(expire, member)
     else
-        redis.call('ZADD', K_LEASES, now + lease_ms, member)
-        table.insert(republish, member)
+        hand_back(member)
     end
 end
-local total = tonumber(redis.call('HGET', K_RUN, 'total'))
+local unstarted_from, unstarted_to = 0, 0
 if cancel ~= '' then
-    local nxt = tonumber(redis.call('HGET', K_RUN, 'next'))
-    for i = nxt, total - 1 do table.insert(abandon, tostring(i)) end
+    -- Nothing not yet running will run: queued and prefetched members end now (the caller
+    -- revokes their messages), members never published are ended in bulk by the caller.
+    for _, member in ipairs(redis.call('ZRANGE', K_LEASES, 0, -1)) do
+        local holder = redis.call('HGET', K_HOLDERS, member)
+        if not holder or is_placeholder(holder) then
+            redis.call('ZREM', K_LEASES, member)
+            redis.call('HDEL', K_HOLDERS, member)
+            table.insert(abandon, member)
+        end
+    end
+    local total = tonumber(redis.call('HGET', K_RUN, 'total'))
+    unstarted_from = tonumber(redis.call('HGET', K_RUN, 'next'))
+    unstarted_to = total
     redis.call('HSET', K_RUN, 'next', total)
+else
+    -- A queued member's message may have died with its admitter between admission and
+    -- publishing: hand it back once the admitter's presence has expired.
+    local alive = {}
+    for _, member in ipairs(redis.call('ZRANGEBYSCORE', K_LEASES, QUEUED, QUEUED)) do
+        local holder = redis.call('HGET', K_HOLDERS, member) or ''
+        local admitter = string.sub(holder, 3)
+        if alive[admitter] == nil then
+            local expiry = redis.call('ZSCORE', KEYS[2], admitter)
+            alive[admitter] = expiry ~= false and tonumber(expiry) > now
+        end
+        if not alive[admitter] then hand_back(member) end
+    end
 end
 local action = ''
-if quiet and #abandon == 0 and redis.call('ZCARD', K_LEASES) == 0 then
-    local ended = 0
-    for _, outcome in ipairs({'ok', 'error', 'skipped', 'cancelled'}) do
-        ended = ended + (num(K_RUN, 'n_' .. outcome) or 0)
-    end
-    if redis.call('HEXISTS', K_OUTPUTS, 'final') == 1 then
+if redis.call('ZCARD', K_LEASES) == 0 and #abandon == 0 and unstarted_from >= unstarted_to then
+    local total = tonumber(redis.call('HGET', K_RUN, 'total'))
+    local ready = quiet or (cancel ~= '' and now - (num(K_RUN, 'regated_ms') or 0) > lease_ms)
+    if ready and redis.call('HEXISTS', K_OUTPUTS, 'final') == 1 then
         action = 'refinish'
-    elseif ended >= total then
+    elseif ready and ended_members() >= total then
         action = 'regate'
     end
-    if action ~= '' then redis.call('HSET', K_RUN, 'last_change_ms', now) end
+    if action ~= '' then redis.call('HSET', K_RUN, 'last_change_ms', now, 'regated_ms', now) end
 end
-return {state, cancel, republish, abandon, action}
+return {state, cancel, republish, abandon, expire, unstarted_from, unstarted_to, action}

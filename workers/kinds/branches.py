@@ -23,6 +23,7 @@ from workers.evaluation import (
     load_strategy,
 )
 from workers.kinds.base import MemberIdentity, MemberStart
+from workers.node import node_name
 from workers.records import finish_run
 
 
@@ -94,7 +95,9 @@ class BranchesKind:
                 prompt = judge_prompt(
                     task_text(branches), outcomes, judge.instructions, judge.model.context_window
                 )
-                verdict, reason = store.gate_final(run_id, prompt)
+                verdict, reason = store.gate_final(run_id, node_name(), prompt)
+                if verdict == "gone":
+                    return
                 if verdict == "admitted":
                     canvas.publish_final(app, run_id)
                     return

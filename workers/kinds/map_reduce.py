@@ -11,6 +11,7 @@ from orchestrator.results import MapReduceResult
 from orchestrator.run_store import RunStore
 from workers import canvas
 from workers.kinds.base import MemberIdentity, MemberStart
+from workers.node import node_name
 from workers.records import finish_run
 
 SUMMARY_CHARS = 300
@@ -58,7 +59,9 @@ class MapReduceKind:
         """Run the reducer if the budget admits it, else end with the unreduced summaries."""
         mr = _request(store.request(run_id))
         prompt = reducer_prompt(mr.task, store.outputs(run_id))
-        verdict, reason = store.gate_final(run_id, prompt)
+        verdict, reason = store.gate_final(run_id, node_name(), prompt)
+        if verdict == "gone":
+            return
         if verdict == "admitted":
             canvas.publish_final(app, run_id)
             return

@@ -1,0 +1,24 @@
+-- End members that will never run, in bulk (a cancelled run's queued and unpublished members).
+-- ARGV: outcome, then (member, output_json, event_json) triples. A member already ended keeps
+-- its output. The members are not counted by the chord: a cancelled run ends by its final
+-- step once drained. Returns {ended, drained} (drained: see common.lua).
+if not run_exists() then return {0, 0} end
+local outcome, ended = ARGV[1], 0
+for i = 2, #ARGV, 3 do
+    local member = ARGV[i]
+    if redis.call('HSETNX', K_OUTPUTS, member, ARGV[i + 1]) == 1 then
+        ended = ended + 1
+        redis.call('ZREM', K_LEASES, member)
+        redis.call('HDEL', K_HOLDERS, member)
+        redis.call('HDEL', K_DEADLINES, member)
+        budget_settle(member, 0, 0)
+        emit(ARGV[i + 2])
+    end
+end
+if ended > 0 then
+    redis.call('HINCRBY', K_RUN, 'n_' .. outcome, ended)
+    redis.call('HSET', K_RUN, 'last_change_ms', now_ms())
+end
+local is_drained = 0
+if drained() and redis.call('HEXISTS', K_OUTPUTS, 'final') == 0 then is_drained = 1 end
+return {ended, is_drained}

@@ -1,0 +1,107 @@
+"""A local server speaking the OpenAI Chat Completions wire format, slow on purpose: each call
+takes ``delay_s`` before its answer, and the server records every call it received, every call
+it answered, and every call whose client closed the connection before the answer."""
+
+from __future__ import annotations
+
+import json
+import select
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class SlowModelServer:
+    """Answers ``POST /v1/chat/completions`` after ``delay_s`` with the last user message
+    echoed back. ``received``, ``answered`` and ``abandoned`` list the last user message of
+    each call, in order."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.received: list[str] = []
+        self.answered: list[str] = []
+        self.abandoned: list[str] = []
+        self._changed = threading.Condition()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                prompt = next(
+                    (m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), ""
+                )
+                server._note(server.received, prompt)
+                if not self._wait_or_hang_up(server.delay_s):
+                    server._note(server.abandoned, prompt)
+                    self.close_connection = True
+                    return
+                payload = json.dumps(completion(body["model"], f"answer to {prompt}")).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                server._note(server.answered, prompt)
+
+            def _wait_or_hang_up(self, delay_s: float) -> bool:
+                """Wait ``delay_s``; False as soon as the client closes the connection."""
+                end = time.monotonic() + delay_s
+                while (left := end - time.monotonic()) > 0:
+                    readable, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+                    if readable and not self.connection.recv(1, 2):  # MSG_PEEK: b"" is EOF
+                        return False
+                return True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _note(self, where: list[str], prompt: str) -> None:
+        with self._changed:
+            where.append(prompt)
+            self._changed.notify_all()
+
+    def wait_until(self, check: Any, timeout_s: float) -> bool:
+        """Wait until ``check()`` holds (re-checked whenever the server records a call)."""
+        end = time.monotonic() + timeout_s
+        with self._changed:
+            while not check():
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+        return True
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def completion(model: str, text: str) -> dict[str, Any]:
+    """A Chat Completions response with one final message."""
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }

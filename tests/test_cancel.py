@@ -1,0 +1,85 @@
+"""Cancel and deadlines end any run that has not ended: queued members are revoked, model
+calls in flight are aborted (the provider sees the connection close), members never published
+end in bulk, and a run whose request the workers cannot read ends too."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from orchestrator import AgentSpec, Client, MapReduceResult, ModelConfig, RunHandle
+from orchestrator.events import AgentStart
+from orchestrator.keys import RunKeys, admit_task_id
+from orchestrator.local import LocalRedis
+from orchestrator.requests import MapReduceRequest
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, scripted
+from tests.model_server import SlowModelServer
+from tests.test_leases import start
+
+
+@pytest.fixture
+def private_redis() -> Iterator[LocalRedis]:
+    server = LocalRedis()
+    yield server
+    server.stop()
+
+
+def test_cancel_aborts_model_calls_in_flight_and_revokes_queued_members(
+    private_redis: LocalRedis, tmp_path: Path
+) -> None:
+    api = SlowModelServer(delay_s=600)
+    env = {**FAST_TIMINGS, "ORCHESTRATOR_REDIS_URL": private_redis.url, "OPENAI_API_KEY": "k"}
+    # The long heartbeat leaves the announcement of the cancel as the only fast path.
+    env["ORCHESTRATOR_HEARTBEAT_S"] = "20"
+    env["ORCHESTRATOR_LEASE_S"] = "60"
+    worker = start(env, "calls", tmp_path, 3)
+    try:
+        mapper = AgentSpec(
+            name="mapper",
+            model=ModelConfig(provider="openai", model="slow", options={"base_url": api.base_url}),
+        )
+        client = Client(redis_url=private_redis.url)
+        handle = client.map_reduce("Cancel", items(6), mapper, scripted("reducer"), 6)
+        assert api.wait_until(lambda: len(api.received) == 3, 30), "three calls in flight"
+        assert handle.cancel() is True
+        status = handle.wait(timeout=30)
+        assert status.state == "cancelled"
+        assert status.counts["cancelled"] == 6
+        assert api.wait_until(lambda: len(api.abandoned) == 3, 10), "every connection closed"
+        assert api.answered == []
+        starts = [e for e in handle.events(follow=False) if isinstance(e, AgentStart)]
+        assert len(starts) == 3, "the queued members never started"
+    finally:
+        worker.stop()
+        api.close()
+
+
+def test_the_deadline_ends_a_100000_item_run(client: Client) -> None:
+    mapper = scripted("mapper", latency_ms=600_000)
+    handle = client.map_reduce("Huge", items(100_000), mapper, scripted("reducer"), 8, deadline_s=2)
+    status = handle.wait(timeout=120)
+    assert status.state == "cancelled" and status.cancel_reason == "deadline exceeded"
+    assert status.counts["cancelled"] == 100_000 and status.in_flight == 0
+
+
+def test_a_run_whose_request_cannot_be_read_can_be_cancelled(client: Client) -> None:
+    run_id = uuid4().hex
+    request = MapReduceRequest(
+        task="Unreadable", mapper=scripted("m"), reducer=scripted("r"), item_count=3
+    )
+    client.store.create_run(run_id, request, items(3))
+    # What a worker cannot parse (a request from a newer client, or nested past its limits).
+    client.redis.hset(RunKeys(run_id).run, "request", '{"kind": "map_reduce", "task": [')
+    handle: RunHandle[MapReduceResult] = RunHandle(client, run_id, MapReduceResult)
+    assert handle.cancel() is True
+    client._celery.send_task(
+        "tasks.coordinator.admit_run", args=(run_id,), task_id=admit_task_id(run_id)
+    )
+    status = handle.wait(timeout=30)
+    assert status.state == "cancelled"
+    assert status.counts["cancelled"] == 3
+    assert handle.cancel() is False  # it has ended

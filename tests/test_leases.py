@@ -1,0 +1,181 @@
+"""Leases start when an execution claims a member, follow the worker that holds it, and stop
+an execution that lost its lease. Each test runs its own Redis and workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from orchestrator import AgentSpec, Client, ModelConfig
+from orchestrator.events import AgentStart, ModelTurn, ToolCallStart
+from orchestrator.keys import RunKeys
+from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, scripted
+from tests.model_server import SlowModelServer
+
+
+@pytest.fixture
+def private_redis() -> Iterator[LocalRedis]:
+    server = LocalRedis()
+    yield server
+    server.stop()
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
+    """Wait for a positive signal; fail naming it if it never comes."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.05)
+
+
+def start(
+    env: dict[str, str], name: str, log_dir: Path, concurrency: int, *extra: str
+) -> LocalWorker:
+    worker = LocalWorker(
+        name, env, concurrency=concurrency, log_path=log_dir / f"{name}.log", extra_args=extra
+    )
+    wait_for_workers(redis.Redis.from_url(env["ORCHESTRATOR_REDIS_URL"]), [worker.hostname])
+    return worker
+
+
+def deliveries(log: Path, run_id: str) -> int:
+    """How many member messages of the run the worker received (its INFO log says so)."""
+    return sum(
+        1
+        for line in log.read_text().splitlines()
+        if f"run_member[{run_id}-m" in line and "received" in line.lower()
+    )
+
+
+def test_a_backlog_of_many_leases_runs_each_member_once(
+    private_redis: LocalRedis, tmp_path: Path
+) -> None:
+    # 12 members of 4 s on 2 slots wait up to 20 s in the queue: about seven leases of 3 s.
+    api = SlowModelServer(delay_s=4)
+    env = {
+        "ORCHESTRATOR_REDIS_URL": private_redis.url,
+        **FAST_TIMINGS,
+        "ORCHESTRATOR_LEASE_S": "3",
+        "OPENAI_API_KEY": "test-key",
+    }
+    worker = start(env, "busy", tmp_path, 2)
+    try:
+        mapper = AgentSpec(
+            name="mapper",
+            model=ModelConfig(provider="openai", model="slow", options={"base_url": api.base_url}),
+        )
+        client = Client(redis_url=private_redis.url)
+        handle = client.map_reduce("Backlog", items(12), mapper, scripted("reducer"), 12)
+        result = handle.result(timeout=180)
+        assert [o.outcome for o in result.map_outputs] == ["ok"] * 12
+        calls = Counter(prompt.rsplit(": ", 1)[-1] for prompt in api.received)
+        assert calls == Counter(items(12)), "one model call per member, counted at the server"
+        starts = Counter(
+            e.index
+            for e in handle.events(follow=False)
+            if isinstance(e, AgentStart) and e.index is not None
+        )
+        assert starts == Counter(range(12))
+        assert deliveries(tmp_path / "busy.log", handle.id) == 12, "no member was republished"
+    finally:
+        worker.stop()
+        api.close()
+
+
+def test_a_stalled_holder_loses_its_lease_and_makes_no_further_call(
+    private_redis: LocalRedis, tmp_path: Path
+) -> None:
+    env = {"ORCHESTRATOR_REDIS_URL": private_redis.url, **FAST_TIMINGS}
+    first = start(env, "first", tmp_path, 1)
+    second = start(env, "second", tmp_path, 1)
+    try:
+        # Turn 1 takes 3 s and asks for a tool; turn 2 answers.
+        script = [{"tool_calls": [{"name": "echo", "arguments": {"text": "hi"}}]}, {"text": "ok"}]
+        agent = scripted("stalls", latency_ms=3000, script=script).model_copy(
+            update={"tools": ["echo"]}
+        )
+        client = Client(redis_url=private_redis.url)
+        handle = client.run_agent(agent, "go")
+        starts: list[AgentStart] = []
+
+        def started(count: int) -> bool:
+            starts[:] = [e for e in handle.events(follow=False) if isinstance(e, AgentStart)]
+            return len(starts) >= count
+
+        wait_for(lambda: started(1), "the agent started")
+        holder = (
+            first if starts[0].worker and starts[0].worker.endswith(f":{first.pid}") else second
+        )
+        os.kill(holder.pid, signal.SIGSTOP)  # frozen inside its first model call
+        try:
+            # The lease expires and the other worker's watchdog hands the member over.
+            wait_for(lambda: started(2), "another execution took the member over")
+            assert starts[1].worker is not None and not starts[1].worker.endswith(f":{holder.pid}")
+        finally:
+            os.kill(holder.pid, signal.SIGCONT)
+        result = handle.result(timeout=60)
+        assert result.output.outcome == "ok" and result.output.answer == "ok"
+        # The stalled execution wakes, stops, and has its result discarded; the usage of its
+        # first call is still counted in the run's budget: the sign that it ended.
+        spent = result.output.tokens.total_tokens
+        wait_for(lambda: budget_tokens(private_redis, handle.id) > spent, "the stale one ended")
+        events = list(handle.events(follow=False))
+        tool_calls = [e for e in events if isinstance(e, ToolCallStart)]
+        second_turns = [e for e in events if isinstance(e, ModelTurn) and e.turn == 2]
+        assert len(tool_calls) == 1, "only the execution that held the lease called the tool"
+        assert len(second_turns) == 1, "the stalled execution made no further model call"
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+        os.kill(second.pid, signal.SIGCONT)
+        first.stop()
+        second.stop()
+
+
+def budget_tokens(server: LocalRedis, run_id: str) -> int:
+    """The tokens the run's budget counted as spent."""
+    return int(redis.Redis.from_url(server.url).hget(RunKeys(run_id).budget, "tokens") or 0)
+
+
+def test_a_killed_worker_s_prefetched_and_running_members_run_elsewhere(
+    private_redis: LocalRedis, tmp_path: Path
+) -> None:
+    env = {"ORCHESTRATOR_REDIS_URL": private_redis.url, **FAST_TIMINGS}
+    # One slot, four messages taken at a time: the victim holds one running member and
+    # prefetched ones that wait for its slot.
+    victim = start(env, "victim", tmp_path, 1, "--prefetch-multiplier", "4")
+    survivor: LocalWorker | None = None
+    try:
+        client = Client(redis_url=private_redis.url)
+        mapper = scripted("mapper", latency_ms=4000)
+        handle = client.map_reduce("Prefetch", items(6), mapper, scripted("reducer"), 6)
+        state = redis.Redis.from_url(private_redis.url)
+        holders = RunKeys(handle.id).holders
+
+        def holding() -> tuple[int, int]:
+            values = [v.decode() for v in state.hvals(holders)]
+            received = sum(1 for v in values if v == f"r:{victim.hostname}")
+            running = sum(1 for v in values if not v.startswith(("a:", "r:")))
+            return received, running
+
+        wait_for(lambda: holding()[0] >= 1 and holding()[1] == 1, "the victim prefetched")
+        victim.kill()
+        survivor = start(env, "survivor", tmp_path, 8)
+        result = handle.result(timeout=120)
+        assert [o.outcome for o in result.map_outputs] == ["ok"] * 6
+        assert [o.name for o in result.map_outputs] == [f"mapper_{i}" for i in range(6)]
+        starts = Counter(e.worker for e in handle.events(follow=False) if isinstance(e, AgentStart))
+        assert sum(1 for w in starts if w and w.endswith(f":{victim.pid}")) == 1
+        assert starts[next(w for w in starts if w and w.endswith(f":{victim.pid}"))] == 1
+    finally:
+        victim.kill()
+        if survivor is not None:
+            survivor.stop()
