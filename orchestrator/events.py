@@ -61,6 +61,8 @@ class ModelTurn(_AgentEvent):
     type: Literal["ModelTurn"] = "ModelTurn"
     turn: int
     started_at: datetime | None = None
+    ended_at: datetime | None = None
+    """When the call ended (a pooled call: before it released its slot); None if it failed."""
     usage: Usage = Field(default_factory=Usage)
     tool_calls: list[str] = Field(default_factory=list)
     error: str | None = None

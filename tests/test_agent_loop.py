@@ -94,6 +94,7 @@ class Recorder(AgentEvents):
         tool_calls: list[str],
         error: str | None,
         final: bool,
+        ended: datetime | None = None,
     ) -> None:
         self.seen.append(("turn", (turn, tool_calls, final)))
 

@@ -167,14 +167,12 @@ def test_branches_continue_a_context_without_a_prompt(client: Client) -> None:
 
 
 def test_cancelling_a_branch_run_stops_every_branch(client: Client) -> None:
-    configs = [branch(f"b{i}", latency_ms=20_000) for i in range(4)]
+    configs = [branch(f"b{i}", latency_ms=3_600_000) for i in range(4)]  # an hour each
     handle = client.parallel_branches(configs, prompt="q")
     while handle.status().in_flight < 4:
         time.sleep(0.05)
-    cancelled_at = time.monotonic()
     handle.cancel()
-    result = handle.result(timeout=10)
-    assert time.monotonic() - cancelled_at < 5
+    result = handle.result(timeout=60)  # ends only if the cancel stopped the running branches
     assert handle.status().state == "cancelled"
     assert [o.output.outcome for o in result.outcomes] == ["cancelled"] * 4
     assert result.selected_index is None

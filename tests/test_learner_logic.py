@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from uuid import uuid4
 
+import pytest
 import redis
 
 from learners.ingest import ingest_records
@@ -16,6 +17,7 @@ from orchestrator.local import LocalRedis
 from orchestrator.models import AgentSpec, CallRecord, RunRecord, ToolCall
 from orchestrator.plan_store import PlanStore
 from orchestrator.plans import ExecutionPlan, ParallelGroup, group_id
+from workers import plan_cache
 from workers.plan_cache import PlanCache
 from workers.plan_use import effective_groups, plan_batches
 
@@ -154,8 +156,10 @@ class CountingPlans(PlanStore):
 
 
 def test_the_hot_cache_sees_a_new_version_within_a_second_without_a_read_per_call(
-    redis_server: LocalRedis,
+    redis_server: LocalRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(plan_cache, "time", SimpleNamespace(monotonic=lambda: now[0]))
     plans = CountingPlans(redis.Redis.from_url(redis_server.url))
     agent = f"agent-{uuid4().hex}"
     cache = PlanCache(plans)
@@ -165,7 +169,8 @@ def test_the_hot_cache_sees_a_new_version_within_a_second_without_a_read_per_cal
         cache.get(agent)
     assert plans.reads == reads  # within max_age, no Redis round trip at all
     ingest_records([record(("a", 0, 2), ("b", 1, 3), agent=agent).model_dump(mode="json")], plans)
-    written = time.monotonic()
-    while (seen := cache.get(agent)) is None:
-        time.sleep(0.01)
-    assert time.monotonic() - written < 1.0 and seen.version == 1
+    now[0] += 0.4
+    assert cache.get(agent) is None and plans.reads == reads  # still trusted: not checked
+    now[0] += 0.2  # past max_age (0.5 s) since the last check
+    seen = cache.get(agent)
+    assert seen is not None and seen.version == 1 and plans.reads > reads

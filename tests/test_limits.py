@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from uuid import uuid4
 
 import pytest
 import redis
 
+from orchestrator.keys import rate_key
 from orchestrator.local import LocalRedis
 from orchestrator.models import Message, ModelConfig
 from workers.cancellation import CancelToken
@@ -19,10 +19,24 @@ from workers.providers.retrying import RetryingProvider
 def test_a_per_minute_limit_admits_that_many_then_says_how_long_to_wait(
     redis_server: LocalRedis,
 ) -> None:
-    limit = SharedLimit(redis.Redis.from_url(redis_server.url), f"rpm-{uuid4().hex}", None, 3)
-    assert [limit.try_acquire(uuid4().hex) for _ in range(3)] == [0, 0, 0]
-    wait = limit.try_acquire(uuid4().hex)
-    assert 59 < wait <= 60
+    client = redis.Redis.from_url(redis_server.url)
+    name = f"rpm-{uuid4().hex}"
+    limit = SharedLimit(client, name, None, 3)
+    tokens = [uuid4().hex for _ in range(3)]
+    assert [limit.try_acquire(token) for token in tokens] == [0, 0, 0]
+    first = client.zscore(rate_key(name), tokens[0])
+    assert first is not None
+    first_ms = int(first)
+
+    def redis_ms() -> int:
+        seconds, micros = client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    before = redis_ms()
+    wait_ms = round(limit.try_acquire(uuid4().hex) * 1000)
+    after = redis_ms()
+    # Until the first call leaves the minute, as the limit's own clock (Redis TIME) counts it.
+    assert first_ms + 60_000 - after <= wait_ms <= first_ms + 60_000 - before
 
 
 def test_a_concurrency_limit_frees_a_slot_on_release(redis_server: LocalRedis) -> None:
@@ -53,11 +67,23 @@ def ask(provider: RetryingProvider, cancel: CancelToken | None = None) -> ModelR
     return provider.complete(ModelConfig(), messages, cancel or CancelToken(), [])
 
 
+class RecordingToken(CancelToken):
+    """A cancel token that records the waits asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        super().sleep(seconds)
+
+
 def test_retry_after_is_honoured() -> None:
     inner = Flaky(failures=2, retry_after_s=0.3)
-    started = time.monotonic()
-    assert ask(RetryingProvider(inner, retries=4)).text == "ok"
-    assert inner.calls == 3 and time.monotonic() - started >= 0.6
+    cancel = RecordingToken()
+    assert ask(RetryingProvider(inner, retries=4), cancel).text == "ok"
+    assert inner.calls == 3 and cancel.slept == [0.3, 0.3]
 
 
 def test_retries_give_up_after_the_limit() -> None:

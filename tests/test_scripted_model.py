@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -39,10 +38,24 @@ def test_jitter_is_seeded_so_the_same_call_takes_the_same_time() -> None:
     assert 0.02 <= first <= 0.18
 
 
+class RecordingToken(CancelToken):
+    """A cancel token that records the waits asked of it and signals the first one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slept: list[float] = []
+        self.sleeping = threading.Event()
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.sleeping.set()
+        super().sleep(seconds)
+
+
 def test_latency_is_waited() -> None:
-    started = time.monotonic()
-    ask({"latency_ms": 150})
-    assert time.monotonic() - started >= 0.15
+    cancel = RecordingToken()
+    ask({"latency_ms": 150}, cancel=cancel)
+    assert cancel.slept == [0.15]
 
 
 def test_fail_on_raises_a_provider_error() -> None:
@@ -67,9 +80,20 @@ def test_cost_follows_the_configured_price() -> None:
 
 
 def test_cancel_interrupts_the_latency() -> None:
-    cancel = CancelToken()
-    threading.Timer(0.1, cancel.cancel, args=("stop",)).start()
-    started = time.monotonic()
-    with pytest.raises(Cancelled, match="stop"):
-        ask({"latency_ms": 5000}, cancel=cancel)
-    assert time.monotonic() - started < 1
+    cancel = RecordingToken()
+    raised: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            ask({"latency_ms": 3_600_000}, cancel=cancel)  # an hour
+        except BaseException as stop:
+            raised.append(stop)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    assert cancel.sleeping.wait(30), "the model never started its latency"
+    cancel.cancel("stop")
+    caller.join(30)  # the hour-long latency ends only if the cancel interrupts it
+    assert not caller.is_alive()
+    (stop,) = raised
+    assert isinstance(stop, Cancelled) and "stop" in str(stop)

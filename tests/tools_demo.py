@@ -129,3 +129,10 @@ async def fails_after(seconds: float) -> str:
     """Fail after ``seconds``."""
     await asyncio.sleep(seconds)
     raise RuntimeError("failed on purpose")
+
+
+@tool
+def sync_blocks(key: str) -> str:
+    """Block a thread until ``test:release:{key}`` is pushed (at most a minute)."""
+    _redis().blpop([f"test:release:{key}"], timeout=60)
+    return "released"

@@ -44,8 +44,10 @@ class AgentEvents(ToolEvents):
         tool_calls: list[str],
         error: str | None,
         final: bool,
+        ended: datetime | None = None,
     ) -> None:
-        """A model call that began at ``started`` ended; ``final`` when it is the run's last."""
+        """A model call that began at ``started`` ended (at ``ended``, when it succeeded);
+        ``final`` when it is the run's last."""
 
 
 @dataclass
@@ -170,13 +172,15 @@ def run_agent(
             events.model_turn(turns + 1, call.started_at, Usage(), [], call.error, final=True)
             return finish("error", error=call.error)
         call.started_at = response.started_at or call.started_at
-        call.ended_at, call.usage = utcnow(), response.usage
+        call.ended_at, call.usage = response.ended_at or utcnow(), response.usage
         call.surface, call.request_digest = response.surface, response.request_digest
         usage = usage + response.usage
         turns += 1
         names = [tool_call.name for tool_call in response.tool_calls]
         final = not response.tool_calls
-        events.model_turn(turns, call.started_at, response.usage, names, None, final=final)
+        events.model_turn(
+            turns, call.started_at, response.usage, names, None, final=final, ended=call.ended_at
+        )
         new_messages.append(
             Message(role="assistant", content=response.text, tool_calls=response.tool_calls)
         )

@@ -30,11 +30,13 @@ class MemberEvents(AgentEvents):
         tool_calls: list[str],
         error: str | None,
         final: bool,
+        ended: datetime | None = None,
     ) -> None:
         event = ModelTurn(
             run_id=self._run_id,
             turn=turn,
             started_at=started,
+            ended_at=ended,
             usage=usage,
             tool_calls=tool_calls,
             error=error,

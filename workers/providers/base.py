@@ -33,6 +33,8 @@ class ModelResponse(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     started_at: datetime | None = None
     """When the call really began, if later than asked (after waiting for a pool slot)."""
+    ended_at: datetime | None = None
+    """When the call ended, taken while it still held its pool slot (pooled calls only)."""
     surface: str | None = None
     request_digest: str | None = None
 

@@ -44,7 +44,8 @@ class PooledProvider:
         with pool.hold(cancel):
             started = utcnow()
             response = self._inner.complete(config, messages, cancel, tools)
-        response.started_at = started
+            ended = utcnow()
+        response.started_at, response.ended_at = started, ended
         return response
 
     def _pool(self, provider: str, model: str) -> SharedLimit | None:
