@@ -18,6 +18,7 @@ from celery import Celery
 from orchestrator import presence
 from orchestrator.run_store import RunStore
 from workers.coordinator import sweep_run
+from workers.queues import declare_queues
 from workers.tool_registry import ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -82,11 +83,14 @@ class Watchdog:
             presence.leave(self._store.client, self._hostname)
 
     def announce(self) -> None:
-        """Push this worker's presence on, and its tools key with it (written again if gone)."""
+        """Push this worker's presence on, and its tools key with it. A tools key that is gone
+        means Redis lost this worker's keys (a flush, a restart that kept nothing): the tools
+        are written again, and the queues declared again, lest the broker drop messages."""
         client, ttl_ms = self._store.client, self.presence_ms
         present = presence.refresh(client, self._hostname, ttl_ms)
         if not present and self._tools is not None:
             self._tools.publish(client, self._hostname, ttl_ms)
+            declare_queues(self._app)
 
     def sweep_once(self) -> int:
         """One pass: announce the worker, then claim due runs and sweep them, again while a
