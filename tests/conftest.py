@@ -28,6 +28,14 @@ def redis_server() -> Iterator[LocalRedis]:
     server.stop()
 
 
+@pytest.fixture
+def private_redis() -> Iterator[LocalRedis]:
+    """A Redis of the test's own, for tests that start, freeze or kill their own workers."""
+    server = LocalRedis()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def worker_env(redis_server: LocalRedis) -> Iterator[dict[str, str]]:
     env = {"ORCHESTRATOR_REDIS_URL": redis_server.url, **FAST_TIMINGS}

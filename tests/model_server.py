@@ -11,6 +11,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from orchestrator import AgentSpec, ModelConfig
+
 
 class SlowModelServer:
     """Answers ``POST /v1/chat/completions`` after ``delay_s`` with the last user message
@@ -67,6 +69,13 @@ class SlowModelServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    def agent(self, name: str) -> AgentSpec:
+        """An agent whose model calls go to this server (``OPENAI_API_KEY`` must be set)."""
+        options = {"base_url": self.base_url}
+        return AgentSpec(
+            name=name, model=ModelConfig(provider="openai", model="slow", options=options)
+        )
 
     def _note(self, where: list[str], prompt: str) -> None:
         with self._changed:

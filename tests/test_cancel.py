@@ -4,15 +4,12 @@ end in bulk, and a run whose request the workers cannot read ends too."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
 
-import pytest
-
-from orchestrator import AgentSpec, Client, MapReduceResult, ModelConfig, RunHandle
+from orchestrator import Client, MapReduceResult, RunHandle
 from orchestrator.events import AgentStart
-from orchestrator.keys import RunKeys, admit_task_id
+from orchestrator.keys import RunKeys, admit_task_id, member_task_id
 from orchestrator.local import LocalRedis
 from orchestrator.requests import MapReduceRequest
 from tests.conftest import FAST_TIMINGS
@@ -21,27 +18,18 @@ from tests.model_server import SlowModelServer
 from tests.test_leases import start
 
 
-@pytest.fixture
-def private_redis() -> Iterator[LocalRedis]:
-    server = LocalRedis()
-    yield server
-    server.stop()
-
-
 def test_cancel_aborts_model_calls_in_flight_and_revokes_queued_members(
     private_redis: LocalRedis, tmp_path: Path
 ) -> None:
     api = SlowModelServer(delay_s=600)
     env = {**FAST_TIMINGS, "ORCHESTRATOR_REDIS_URL": private_redis.url, "OPENAI_API_KEY": "k"}
-    # The long heartbeat leaves the announcement of the cancel as the only fast path.
-    env["ORCHESTRATOR_HEARTBEAT_S"] = "20"
-    env["ORCHESTRATOR_LEASE_S"] = "60"
+    # A heartbeat longer than the wait below leaves the announcement of the cancel as the
+    # only way the running members can learn of it in time.
+    env["ORCHESTRATOR_HEARTBEAT_S"] = "120"
+    env["ORCHESTRATOR_LEASE_S"] = "600"
     worker = start(env, "calls", tmp_path, 3)
     try:
-        mapper = AgentSpec(
-            name="mapper",
-            model=ModelConfig(provider="openai", model="slow", options={"base_url": api.base_url}),
-        )
+        mapper = api.agent("mapper")
         client = Client(redis_url=private_redis.url)
         handle = client.map_reduce("Cancel", items(6), mapper, scripted("reducer"), 6)
         assert api.wait_until(lambda: len(api.received) == 3, 30), "three calls in flight"
@@ -64,6 +52,10 @@ def test_the_deadline_ends_a_100000_item_run(client: Client) -> None:
     status = handle.wait(timeout=120)
     assert status.state == "cancelled" and status.cancel_reason == "deadline exceeded"
     assert status.counts["cancelled"] == 100_000 and status.in_flight == 0
+    # The members never published were ended in bulk, in the run's state alone: not one at a
+    # time through the result backend, as a member that ran is.
+    never_published = client._celery.AsyncResult(member_task_id(handle.id, 99_999))
+    assert never_published.state == "PENDING"
 
 
 def test_a_run_whose_request_cannot_be_read_can_be_cancelled(client: Client) -> None:

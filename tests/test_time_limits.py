@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from orchestrator import AgentSpec, Client, ModelConfig, ToolPolicy
 from orchestrator.events import AgentStart
@@ -43,13 +40,6 @@ def test_a_member_limit_cuts_a_running_tool_call_short(client: Client) -> None:
     result = client.run_agent(agent, "go").wait(timeout=60)
     assert result.state == "failed"
     assert result.error == "agent error: timed out after 1 s"
-
-
-@pytest.fixture
-def private_redis() -> Iterator[LocalRedis]:
-    server = LocalRedis()
-    yield server
-    server.stop()
 
 
 def test_a_frozen_member_past_its_limit_is_ended_by_the_watchdog(

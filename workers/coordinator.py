@@ -169,7 +169,11 @@ def end_unreadable_run(
     store.request_cancel(run_id, reason)
     store.start(run_id, node_name())  # a pending run starts, and its cancel admits nothing
     end_cancelled_members(app, store, run_id, store.sweep(run_id, node_name()))
-    finish_run(app, store, run_id, state, "", sweep.cancel or reason)
+    # Another watchdog or cancel may be ending members at the same time: whoever sees the
+    # last of them ended ends the run.
+    status = store.status(run_id)
+    if status is not None and status.in_flight == 0 and status.finished_members >= status.total:
+        finish_run(app, store, run_id, state, "", sweep.cancel or reason)
 
 
 def _not_run(
