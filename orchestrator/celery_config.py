@@ -29,6 +29,14 @@ TASK_ROUTES = {
 }
 
 
+# A sender (the client, a run's members, a chord's body, a member's retry) waits for the
+# broker about as long as run-state commands wait for Redis (orchestrator/connection.py):
+# connection attempts at 0, 0.5, 1 and 1.5 s, then every 2 s, for about 35 s.
+BROKER_RETRY_INTERVALS = {"interval_start": 0, "interval_step": 0.5, "interval_max": 2}
+BROKER_WAIT_S = 35
+PUBLISH_RETRY_POLICY = {"max_retries": 20, **BROKER_RETRY_INTERVALS}
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings: JSON only, late acks, one message prefetched per slot, events on."""
     return {
@@ -48,9 +56,27 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_s,
+            # Connecting to publish (kombu's default channel): the wait above, not 4 s.
+            **BROKER_RETRY_INTERVALS,
+            "connect_retries_timeout": BROKER_WAIT_S,
+        },
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
         "broker_connection_retry_on_startup": True,
+        # A Redis restart: the worker reconnects by itself, and the members it runs keep
+        # running (their messages are acknowledged once Redis is back; see
+        # workers/broker_resilience.py for the worker's side).
+        "broker_connection_retry": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        # Publishing rides through a broker restart (BROKER_WAIT_S): a member's retry that
+        # cannot be published is rejected and dropped.
+        "task_publish_retry": True,
+        "task_publish_retry_policy": PUBLISH_RETRY_POLICY,
+        # Result-backend reads and writes that meet a dropped connection are retried too.
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 20,
+        "result_backend_max_sleep_between_retries_ms": 2000,
         # Flower sees every task: sent, started, succeeded.
         "worker_send_task_events": True,
         "task_send_sent_event": True,

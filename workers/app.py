@@ -9,6 +9,7 @@ from celery.signals import celeryd_init, task_received, worker_init, worker_read
 
 from orchestrator.celery_config import celery_config
 from orchestrator.keys import member_of_task
+from workers.broker_resilience import use_resilient_broker
 from workers.canvas import FINAL_TASK, MEMBER_TASK
 from workers.node import set_node_name
 from workers.startup import StartupError, check_settings, check_tool_modules, exit_with
@@ -28,6 +29,7 @@ try:
 except StartupError as error:  # one line, no traceback, wherever the app is loaded
     raise SystemExit(f"error: {error}") from None
 app.conf.update(celery_config(_settings))
+use_resilient_broker(app)  # a Redis restart does not kill the worker
 MEMBER_TASKS = frozenset({MEMBER_TASK, FINAL_TASK})
 
 
