@@ -179,7 +179,11 @@ class RunStore:
                     pipe.hset(keys.budget, name, str(limit))
             for event in events:
                 pipe.xadd(keys.events, {"e": event.model_dump_json()})
-            pipe.zadd(ACTIVE_RUNS, {run_id: int(fields["created_ms"]) + self._sweep_ms})
+            # Its first sweep is due one interval on, or at its deadline if that comes first.
+            first_sweep = int(fields["created_ms"]) + self._sweep_ms
+            pipe.zadd(
+                ACTIVE_RUNS, {run_id: min(first_sweep, int(fields.get("deadline_ms", first_sweep)))}
+            )
             pipe.execute()
 
     def exists(self, run_id: str) -> bool:
@@ -297,7 +301,7 @@ class RunStore:
         reply = run_script(
             self.client,
             "sweep_run",
-            [RunKeys(run_id).run, WORKERS],
+            [RunKeys(run_id).run, WORKERS, ACTIVE_RUNS],
             [self._lease_ms, node, CANCELS],
         )
         state, cancel, republish, abandon, expire, first, last, action = reply
@@ -414,6 +418,12 @@ class RunStore:
         interval_ms = max(int(interval_s * 1000), 1)
         due = run_script(self.client, "claim_sweeps", [ACTIVE_RUNS], [limit, interval_ms], False)
         return [_text(run_id) for run_id in due]
+
+    def next_sweep_in_s(self) -> float | None:
+        """Seconds until the earliest sweep of any active run is due (0 when one is due now),
+        or None when no run is active."""
+        wait_ms = run_script(self.client, "next_sweep", [ACTIVE_RUNS], [], common=False)
+        return None if int(wait_ms) < 0 else int(wait_ms) / 1000
 
     def forget_active(self, run_id: str) -> None:
         self.client.zrem(ACTIVE_RUNS, run_id)

@@ -6,13 +6,16 @@ from typing import Any
 
 from workers import coordinator
 from workers.app import app
-from workers.runtime import store
+from workers.runtime import store, watchdog
 
 
 @app.task(name="tasks.coordinator.admit_run")
 def admit_run(run_id: str) -> None:
     """Register the run's chord and publish its first window of members."""
     coordinator.admit(app, store(), run_id)
+    # A new run may be due for a sweep sooner than this worker's watchdog would look (its
+    # deadline is near): let it work out its next pass again.
+    watchdog(app).wake()
 
 
 @app.task(name="tasks.coordinator.after_members")

@@ -53,6 +53,7 @@ class Watchdog:
         self._tools = tools
         self._batch = batch
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._hostname = ""
 
@@ -76,6 +77,7 @@ class Watchdog:
         """Stop sweeping (waiting up to ``timeout_s`` for a pass under way) and leave the live
         workers at once."""
         self._stop.set()
+        self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
@@ -115,5 +117,21 @@ class Watchdog:
                 self.sweep_once()
             except Exception:
                 log.exception("watchdog pass failed")
-            if self._stop.wait(self._interval_s):
+            self._wake.wait(self._until_next_pass())
+            self._wake.clear()
+            if self._stop.is_set():
                 return
+
+    def wake(self) -> None:
+        """Work out the next pass now (a run was admitted whose sweep may be due soon)."""
+        self._wake.set()
+
+    def _until_next_pass(self) -> float:
+        """The interval, or less when a run's sweep (its deadline, say) is due sooner."""
+        try:
+            due_in = self._store.next_sweep_in_s()
+        except Exception:  # Redis unreachable: the next pass will say so
+            return self._interval_s
+        if due_in is None:
+            return self._interval_s
+        return min(self._interval_s, max(due_in, 0.01))

@@ -1,4 +1,6 @@
--- The watchdog's look at one run. KEYS[2]: the live workers (hostname -> presence expiry ms).
+-- The watchdog's look at one run. KEYS[2]: the live workers (hostname -> presence expiry ms),
+-- KEYS[3]: the active runs (run id -> next sweep due, ms): a run whose deadline comes before
+-- its next sweep is due at its deadline, so that it ends on time.
 -- ARGV: lease_ms, node (the sweeping worker, which publishes what is handed back to it), the
 -- cancel channel.
 -- Applies the deadline. A member whose lease expired (its worker died or hung) is handed back
@@ -21,6 +23,9 @@ local deadline = num(K_RUN, 'deadline_ms')
 if deadline and now > deadline and redis.call('HEXISTS', K_RUN, 'cancel') == 0 then
     redis.call('HSET', K_RUN, 'cancel', 'deadline exceeded')
     redis.call('PUBLISH', ARGV[3], redis.call('HGET', K_RUN, 'id') .. '\ndeadline exceeded')
+end
+if deadline and now <= deadline and redis.call('HEXISTS', K_RUN, 'cancel') == 0 then
+    redis.call('ZADD', KEYS[3], 'XX', 'LT', deadline + 1, redis.call('HGET', K_RUN, 'id'))
 end
 local cancel = redis.call('HGET', K_RUN, 'cancel') or ''
 local republish, abandon, expire = {}, {}, {}

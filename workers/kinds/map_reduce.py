@@ -58,21 +58,31 @@ class MapReduceKind:
     def after_members(self, app: Celery, store: RunStore, run_id: str) -> None:
         """Run the reducer if the budget admits it, else end with the unreduced summaries."""
         mr = _request(store.request(run_id))
-        prompt = reducer_prompt(mr.task, store.outputs(run_id))
-        verdict, reason = store.gate_final(run_id, node_name(), prompt)
+        outputs = store.outputs(run_id)  # read once: a big run's outputs take a while to parse
+        verdict, reason = store.gate_final(run_id, node_name(), reducer_prompt(mr.task, outputs))
         if verdict == "gone":
             return
         if verdict == "admitted":
             canvas.publish_final(app, run_id)
             return
         outcome: Outcome = "skipped" if verdict == "denied" else "cancelled"
-        self.after_final(app, store, run_id, AgentOutput.not_run(mr.reducer.name, outcome, reason))
+        final = AgentOutput.not_run(mr.reducer.name, outcome, reason)
+        self._end(app, store, run_id, final, outputs)
 
     def after_final(self, app: Celery, store: RunStore, run_id: str, final: AgentOutput) -> None:
         """End the run. A reducer that did not run (budget, cancel) leaves the unreduced
         summaries as the answer; a reducer that failed fails the run."""
+        self._end(app, store, run_id, final, store.outputs(run_id))
+
+    def _end(
+        self,
+        app: Celery,
+        store: RunStore,
+        run_id: str,
+        final: AgentOutput,
+        outputs: list[AgentOutput],
+    ) -> None:
         mr = _request(store.request(run_id))
-        outputs = store.outputs(run_id)
         status = store.status(run_id)
         cancel = status.cancel_reason if status else None
         if final.outcome == "ok":
