@@ -200,3 +200,15 @@ def test_a_task_lands_in_its_queue_only(app: Celery, broker: redis.Redis, queue:
         ids = sorted(message["id"] for message in queued(broker, name, run_id))
         expected = [f"{run_id}-by-queue", f"{run_id}-by-route"] if name == queue else []
         assert ids == expected, name
+
+
+def test_kombu_redis_channel_keeps_what_the_resilient_broker_overrides() -> None:
+    """``workers/broker_resilience.py`` builds on these private parts of kombu's Redis channel;
+    a kombu that renames them must fail here, not in a Redis outage."""
+    from kombu.transport import redis as kombu_redis
+
+    channel = kombu_redis.Channel
+    for name in ("_brpop_read", "_connparams", "_get_pool", "close"):
+        assert callable(getattr(channel, name, None)), name
+    assert "_in_poll" in vars(channel) or hasattr(channel, "_in_poll")
+    assert kombu_redis.Transport.Channel is channel

@@ -27,7 +27,10 @@ def started(handle: object, count: int) -> bool:
 def workers_on(tmp_path: Path) -> Iterator[tuple[LocalRedis, list[LocalWorker]]]:
     server = LocalRedis(appendonly=True)
     env = {"ORCHESTRATOR_REDIS_URL": server.url, **FAST_TIMINGS}
-    workers = [start(env, name, tmp_path, 6) for name in ("r1", "r2")]
+    # Workers with free slots: each waits on the broker (a pending BRPOP) while it runs
+    # members whose messages it has not acknowledged, which is when a lost connection used
+    # to kill kombu's Redis consumer.
+    workers = [start(env, name, tmp_path, 8) for name in ("r1", "r2", "r3")]
     yield server, workers
     for worker in workers:
         worker.stop()
@@ -45,7 +48,7 @@ def test_a_redis_restart_mid_run_loses_nothing_and_kills_no_worker(
     server.shutdown()
     time.sleep(3)  # the outage: three seconds without Redis
     server.start()
-    result = handle.result(timeout=120)  # the waiting client rides through the outage
+    result = handle.result(timeout=60)  # the waiting client rides through the outage
     assert [o.outcome for o in result.map_outputs] == ["ok"] * 12
     assert [o.name for o in result.map_outputs] == [f"mapper_{i}" for i in range(12)]
     assert all(worker.process.poll() is None for worker in workers), "every worker survived"

@@ -42,6 +42,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             **self._connparams(),
             "retry": Retry(ExponentialWithJitterBackoff(cap=BACKOFF_CAP_S, base=0.05), RETRIES),
         }
+        self._own_pool: redis.ConnectionPool | None = None
 
     def close(self) -> None:
         if self._in_poll:
@@ -58,7 +59,9 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         if not asynchronous and (transport is None or transport.client is None):
             # Closed after a connection loss: a late ack (or restore) of a message this
             # channel delivered goes to the same Redis through a pool of its own.
-            return redis.ConnectionPool(**self._own_connparams)
+            if self._own_pool is None:
+                self._own_pool = redis.ConnectionPool(**self._own_connparams)
+            return self._own_pool
         return super()._get_pool(asynchronous=asynchronous)
 
 
