@@ -83,8 +83,9 @@ def main() -> float:
 Target: the run ends within 2 s of `cancel()`.
 
 (b) 100,000-item map-reduce, cap 8, `deadline_s=2`, {ROUNDS} rounds: the run ended
-{spread(overruns)} after its deadline (the deadline is applied by the run's next sweep,
-`sweep_s` = 5 s by default, then the unstarted members end in bulk).
+{spread(overruns)} after its deadline: the run's sweep is due at its deadline, the running
+members are stopped, the unstarted ones end in bulk, then the result of 100,000 outputs is
+built and stored.
 """
     write_section("Cancel and deadline", body)
     print(body)

@@ -14,22 +14,25 @@
 -- (the final agent stored its output but the run did not end). Each is claimed by bumping
 -- last_change_ms, so one watchdog acts per lease period.
 -- Returns {state, cancel_reason, republish, abandon, expire, unstarted_from, unstarted_to, action}.
-if not run_exists() then return {'missing', '', {}, {}, {}, 0, 0, ''} end
 local lease_ms, node = tonumber(ARGV[1]), ARGV[2]
-local now = now_ms()
-local state = redis.call('HGET', K_RUN, 'state')
+-- One read of the run's fields: most runs are idle, and a sweep of one should cost little.
+local fields = redis.call('HMGET', K_RUN, 'state', 'deadline_ms', 'cancel', 'last_change_ms', 'id')
+local state = fields[1]
+if not state then return {'missing', '', {}, {}, {}, 0, 0, ''} end
 if state ~= 'running' and state ~= 'pending' then return {state, '', {}, {}, {}, 0, 0, ''} end
-local deadline = num(K_RUN, 'deadline_ms')
-if deadline and now > deadline and redis.call('HEXISTS', K_RUN, 'cancel') == 0 then
-    redis.call('HSET', K_RUN, 'cancel', 'deadline exceeded')
-    redis.call('PUBLISH', ARGV[3], redis.call('HGET', K_RUN, 'id') .. '\ndeadline exceeded')
+local now = now_ms()
+local deadline, cancel, run_id = tonumber(fields[2]), fields[3] or '', fields[5]
+if deadline and cancel == '' then
+    if now > deadline then
+        cancel = 'deadline exceeded'
+        redis.call('HSET', K_RUN, 'cancel', cancel)
+        redis.call('PUBLISH', ARGV[3], run_id .. '\n' .. cancel)
+    else
+        redis.call('ZADD', KEYS[3], 'XX', 'LT', deadline + 1, run_id)
+    end
 end
-if deadline and now <= deadline and redis.call('HEXISTS', K_RUN, 'cancel') == 0 then
-    redis.call('ZADD', KEYS[3], 'XX', 'LT', deadline + 1, redis.call('HGET', K_RUN, 'id'))
-end
-local cancel = redis.call('HGET', K_RUN, 'cancel') or ''
+local quiet = now - (tonumber(fields[4]) or 0) > lease_ms
 local republish, abandon, expire = {}, {}, {}
-local quiet = now - (num(K_RUN, 'last_change_ms') or 0) > lease_ms
 if state == 'pending' then
     if quiet or cancel ~= '' then
         redis.call('HSET', K_RUN, 'last_change_ms', now)
