@@ -15,7 +15,7 @@ import redis
 from pydantic import TypeAdapter
 
 from orchestrator.events import AgentStart, Event, RunEnd, RunStart
-from orchestrator.keys import ACTIVE_RUNS, CANCELS, FINAL_MEMBER, WORKERS, RunKeys
+from orchestrator.keys import ACTIVE_RUNS, CANCELS, FINAL_MEMBER, RunKeys
 from orchestrator.models import (
     OUTCOMES,
     AgentCheckpoint,
@@ -89,8 +89,8 @@ class Renewal:
 class Sweep:
     """The watchdog's findings for one run: members to publish again, members to end as
     cancelled (``abandon``, and the never-published ``unstarted`` range) or as timed out
-    (``expire``), and ``action``, a lost step to redo: ``readmit``, ``regate``, ``refinish``
-    or ''."""
+    (``expire``) or as skipped (``denied`` by the budget, whose ending was lost), and
+    ``action``, a lost step to redo: ``readmit``, ``regate``, ``refinish`` or ''."""
 
     state: str
     cancel: str
@@ -99,6 +99,7 @@ class Sweep:
     expire: list[str]
     unstarted: range
     action: str
+    denied: list[tuple[str, str]]
 
 
 def _text(value: bytes | str) -> str:
@@ -196,7 +197,7 @@ class RunStore:
     def start(self, run_id: str, node: str) -> Admission:
         """Admission: the run becomes ``running`` and its first window is admitted, to be
         published by worker ``node``."""
-        admitted, denied, cancel = self._run(run_id, "start_run", node)
+        admitted, denied, cancel = self._run(run_id, "start_run", node, self._lease_ms)
         admission = _admission(admitted, denied)
         admission.cancel = _text(cancel)
         return admission
@@ -252,6 +253,7 @@ class RunStore:
             member,
             node,
             token,
+            self._lease_ms,
             output.model_dump_json(),
             output.outcome,
             output.tokens.total_tokens,
@@ -275,13 +277,19 @@ class RunStore:
         )
 
     def end_members(
-        self, run_id: str, outcome: Outcome, ended: list[tuple[str, str, str]]
+        self,
+        run_id: str,
+        outcome: Outcome,
+        ended: list[tuple[str, str, str]],
+        advance_to: int | None = None,
     ) -> tuple[int, bool]:
         """End members that never ran, in one call: (member, output JSON, AgentEnd JSON)
-        each; members already ended keep their output. Returns how many were ended and whether
-        the run is now drained (see ``Completion``)."""
+        each; members already ended keep their output. ``advance_to`` marks a never-published
+        range as handled up to that index. Returns how many were ended and whether the run is
+        now drained (see ``Completion``)."""
         args = [value for triple in ended for value in triple]
-        count, drained = self._run(run_id, "end_members", outcome, *args)
+        advance = "" if advance_to is None else advance_to
+        count, drained = self._run(run_id, "end_members", outcome, advance, *args)
         return int(count), bool(drained)
 
     def renew(self, leases: list[tuple[str, str, str]]) -> list[Renewal]:
@@ -298,13 +306,10 @@ class RunStore:
     def sweep(self, run_id: str, node: str) -> Sweep:
         """Apply the deadline, take over expired leases and end what a cancel abandons (see
         ``sweep_run.lua``); worker ``node`` publishes what is handed back."""
-        reply = run_script(
-            self.client,
-            "sweep_run",
-            [RunKeys(run_id).run, WORKERS, ACTIVE_RUNS],
-            [self._lease_ms, node, CANCELS],
-        )
-        state, cancel, republish, abandon, expire, first, last, action = reply
+        keys = [RunKeys(run_id).run, ACTIVE_RUNS]
+        reply = run_script(self.client, "sweep_run", keys, [self._lease_ms, node, CANCELS])
+        state, cancel, republish, abandon, expire, first, last, action, denied = reply
+        pairs = [(_text(denied[i]), _text(denied[i + 1])) for i in range(0, len(denied), 2)]
         return Sweep(
             state=_text(state),
             cancel=_text(cancel),
@@ -313,6 +318,7 @@ class RunStore:
             expire=[_text(m) for m in expire],
             unstarted=range(int(first), int(last)),
             action=_text(action),
+            denied=pairs,
         )
 
     def request_cancel(self, run_id: str, reason: str) -> bool:
@@ -323,21 +329,17 @@ class RunStore:
     def gate_final(self, run_id: str, node: str, prompt: str) -> tuple[str, str]:
         """Budget-gate the run's final agent: (``admitted`` | ``denied`` | ``cancelled`` |
         ``gone``, reason); ``prompt`` is what it will be given, ``node`` publishes it."""
-        verdict, *rest = self._run(run_id, "gate_final", node, prompt)
+        verdict, *rest = self._run(run_id, "gate_final", node, prompt, self._lease_ms)
         return _text(verdict), _text(rest[0]) if rest else ""
 
     def emit(self, run_id: str, event: Event) -> None:
         """Append one event to the run's stream (nothing when the run no longer exists)."""
         self._run(run_id, "emit_event", event.model_dump_json())
 
-    def orphan(self, run_id: str, members: list[str]) -> None:
-        """Mark admitted members whose publishing failed as lost, so that the next sweep
-        publishes them again."""
-        keys = RunKeys(run_id)
-        with self.client.pipeline(transaction=False) as pipe:
-            for member in members:
-                pipe.zadd(keys.leases, {member: 0}, xx=True)
-            pipe.execute()
+    def confirm_published(self, run_id: str, node: str, members: list[str]) -> None:
+        """Worker ``node`` published ``members``: they wait in the queue without a lease to
+        expire from now on (see ``confirm_published.lua``)."""
+        self._run(run_id, "confirm_published", node, *members)
 
     def finalize(
         self,

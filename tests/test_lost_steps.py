@@ -10,7 +10,7 @@ from uuid import uuid4
 
 from orchestrator import Client, MapReduceResult, RunHandle
 from orchestrator.events import AgentEnd
-from orchestrator.models import AgentOutput
+from orchestrator.models import AgentOutput, Budget
 from orchestrator.requests import MapReduceRequest
 from tests.helpers import items, scripted
 
@@ -69,3 +69,55 @@ def test_a_run_whose_reducer_finished_but_never_ended_the_run_is_ended(client: C
     result = handle.result(timeout=20)
     assert result.reduced_answer == "stored reduction"
     assert handle.status().state == "succeeded"
+
+
+def test_members_admitted_but_never_published_run_once_their_lease_expires(
+    client: Client,
+) -> None:
+    # The admitter is alive and named, but its publish was lost (a lost reply, a broker that
+    # refused): nothing confirmed the members as queued, so their admission lease runs out.
+    handle = create_without_admission(client, 3)
+    admission = client.store.start(handle.id, live_node(client))
+    assert admission.admitted == [0, 1, 2]
+    result = handle.result(timeout=30)
+    assert [o.outcome for o in result.map_outputs] == ["ok"] * 3
+    assert result.reduced_answer == "reduced"
+
+
+def test_a_cancel_whose_ending_was_lost_part_way_still_ends_the_run(client: Client) -> None:
+    handle = create_without_admission(client, 4)
+    node = live_node(client)
+    admission = client.store.start(handle.id, node)
+    client.store.confirm_published(handle.id, node, [str(i) for i in admission.admitted])
+    assert client.store.request_cancel(handle.id, "stop")
+    # A sweeper takes the cancel's findings and dies before ending anything.
+    findings = client.store.sweep(handle.id, "a-sweeper-that-died")
+    assert sorted(findings.abandon) == ["0", "1", "2", "3"]
+    status = handle.wait(timeout=30)
+    assert status.state == "cancelled"
+    assert status.counts["cancelled"] == 4
+
+
+def test_members_denied_by_the_budget_whose_ending_was_lost_are_ended(client: Client) -> None:
+    run_id = uuid4().hex
+    request = MapReduceRequest(
+        task="Denied",
+        mapper=scripted("mapper"),
+        reducer=scripted("reducer", answer="reduced"),
+        max_concurrent=3,
+        item_count=3,
+        budget=Budget(max_agents=2),
+    )
+    client.store.create_run(run_id, request, items(3))
+    handle: RunHandle[MapReduceResult] = RunHandle(client, run_id, MapReduceResult)
+    node = live_node(client)
+    admission = client.store.start(run_id, node)
+    assert admission.admitted == [0, 1] and [i for i, _ in admission.denied] == [2]
+    # The process that was to end member 2 as skipped died; the others ran.
+    for index in admission.admitted:
+        output = AgentOutput(name=f"mapper_{index}", answer=f"done {index}")
+        event = AgentEnd(run_id=run_id, name=output.name, index=index, outcome="ok")
+        client.store.complete(run_id, str(index), output, [event], node=node)
+    result = handle.result(timeout=30)
+    assert [o.outcome for o in result.map_outputs] == ["ok", "ok", "skipped"]
+    assert result.map_outputs[2].error == "budget: max_agents (2) reached"

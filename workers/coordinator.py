@@ -18,6 +18,7 @@ from orchestrator.run_store import Admission, RunStore, Sweep
 from workers import canvas
 from workers.kinds import MemberIdentity, kind_of
 from workers.node import node_name
+from workers.publishing import publish
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,8 @@ def apply_admission(app: Celery, store: RunStore, run_id: str, admission: Admiss
     pending = [admission]
     while pending:
         step = pending.pop()
-        try:
-            canvas.publish_members(app, run_id, step.admitted)
-        except Exception:
-            # The broker refused past its retries: the members stay admitted, marked lost, so
-            # that the next sweep publishes them instead of the run waiting for them forever.
-            store.orphan(run_id, [str(index) for index in step.admitted])
-            raise
+        # A publish that fails is redone by the watchdog once the admission's lease expires.
+        publish(app, store, run_id, [str(index) for index in step.admitted])
         for index, reason in step.denied:
             pending.append(end_unrun_member(app, store, run_id, str(index), "skipped", reason))
 
@@ -114,11 +110,7 @@ def sweep_run(app: Celery, store: RunStore, run_id: str) -> None:
     except ValueError as unreadable:
         end_unreadable_run(app, store, run_id, sweep, str(unreadable))
         return
-    for member in sweep.republish:
-        if member == FINAL_MEMBER:
-            canvas.publish_final(app, run_id)
-        else:
-            canvas.publish_members(app, run_id, [int(member)])
+    publish(app, store, run_id, sweep.republish)
     if sweep.abandon or sweep.unstarted:
         end_cancelled_members(app, store, run_id, sweep)
     kind = kind_of(request)
@@ -127,6 +119,9 @@ def sweep_run(app: Celery, store: RunStore, run_id: str) -> None:
         admission = end_unrun_member(
             app, store, run_id, member, "error", f"timed out after {limit:g} s"
         )
+        apply_admission(app, store, run_id, admission)
+    for member, reason in sweep.denied:  # denied by the budget, their ending lost
+        admission = end_unrun_member(app, store, run_id, member, "skipped", reason)
         apply_admission(app, store, run_id, admission)
     if sweep.action == "readmit":
         admit(app, store, run_id)
@@ -146,11 +141,15 @@ def end_cancelled_members(app: Celery, store: RunStore, run_id: str, sweep: Swee
         app.control.revoke([member_task_id(run_id, int(m)) for m in queued])
     reason = f"cancelled: {sweep.cancel}"
     drained = False
-    members = iter([*queued, *map(str, sweep.unstarted)])
-    for chunk in _chunks(members, BULK_END_CHUNK):
+    for chunk in _chunks(queued, BULK_END_CHUNK):
         _, drained = store.end_members(
             run_id, "cancelled", list(_not_run(store, run_id, chunk, reason))
         )
+    # In order, each chunk marking the range handled up to its end: should this process die
+    # part way, the next sweep finds the rest of the range still unstarted.
+    for chunk in _chunks(map(str, sweep.unstarted), BULK_END_CHUNK):
+        ended = list(_not_run(store, run_id, chunk, reason))
+        _, drained = store.end_members(run_id, "cancelled", ended, int(chunk[-1]) + 1)
     if FINAL_MEMBER in sweep.abandon:
         end_unrun_member(app, store, run_id, FINAL_MEMBER, "cancelled", reason)
     elif drained:

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cache
 from uuid import uuid4
@@ -91,18 +92,23 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | 
     events = MemberEvents(store, run_id, identity)
     new_messages: list[Message] = []
     record: RunRecord | None = None
-    if claim.action == "cancelled":
-        output = AgentOutput.not_run(identity.name, "cancelled", f"cancelled: {claim.input}")
-    elif claim.action == "timeout":
-        output = AgentOutput.not_run(
-            identity.name, "error", f"timed out after {spec.timeout_s:g} s"
-        )
-    else:
-        start = kind.start(request, member, claim.input)
-        plan = runtime.plans.get(spec.agent_id) if spec.plan_mode != "observe_only" else None
-        cancel = CancelToken()
-        hold = runtime.keeper.hold(run_id, member, token, cancel, claim.remaining_s, spec.timeout_s)
-        with hold as lease:
+    # The lease is held until the output is stored: a completion that waits for Redis (an
+    # outage) must not see its member handed to another execution meanwhile.
+    with ExitStack() as held:
+        if claim.action == "cancelled":
+            output = AgentOutput.not_run(identity.name, "cancelled", f"cancelled: {claim.input}")
+        elif claim.action == "timeout":
+            error = f"timed out after {spec.timeout_s:g} s"
+            output = AgentOutput.not_run(identity.name, "error", error)
+        else:
+            cancel = CancelToken()
+            lease = held.enter_context(
+                runtime.keeper.hold(
+                    run_id, member, token, cancel, claim.remaining_s, spec.timeout_s
+                )
+            )
+            start = kind.start(request, member, claim.input)
+            plan = runtime.plans.get(spec.agent_id) if spec.plan_mode != "observe_only" else None
             try:
                 run = run_agent(
                     spec,
@@ -123,23 +129,23 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | 
             except Exception as bug:  # a member never raises: it ends as an error at its index
                 error = f"internal error: {type(bug).__name__}: {bug}"
                 output = AgentOutput.not_run(identity.name, "error", error)
-    end = AgentEnd(
-        run_id=run_id,
-        outcome=output.outcome,
-        usage=output.tokens,
-        error=output.error,
-        **identity.event_fields(),
-    )
-    completion = store.complete(
-        run_id,
-        member,
-        output,
-        [*events.deferred, end],
-        node=node_name(),
-        token=token,
-        messages=new_messages if kind.keeps_messages else None,
-        record=record,
-    )
+        end = AgentEnd(
+            run_id=run_id,
+            outcome=output.outcome,
+            usage=output.tokens,
+            error=output.error,
+            **identity.event_fields(),
+        )
+        completion = store.complete(
+            run_id,
+            member,
+            output,
+            [*events.deferred, end],
+            node=node_name(),
+            token=token,
+            messages=new_messages if kind.keeps_messages else None,
+            record=record,
+        )
     apply_admission(app, store, run_id, completion.admission)
     if completion.drained:
         after_members(app, store, run_id)

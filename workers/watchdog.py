@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from celery import Celery
 
@@ -98,10 +99,16 @@ class Watchdog:
         """One pass: announce the worker, then claim due runs and sweep them, again while a
         claim comes full. Returns how many runs it swept."""
         self.announce()
+        announced = time.monotonic()
         swept = 0
         while not self._stop.is_set():
             due = self._store.claim_sweeps(self._batch, self._interval_s)
             for run_id in due:
+                if time.monotonic() - announced > self._interval_s:
+                    # A long pass (a big run ending in bulk) must not make this worker look
+                    # gone: its presence lasts only a few intervals.
+                    self.announce()
+                    announced = time.monotonic()
                 try:
                     sweep_run(self._app, self._store, run_id)
                 except Exception:  # one broken run must not stop the watchdog for the others

@@ -7,21 +7,30 @@ local K_OUTPUTS, K_BUDGET = K_RUN .. ':outputs', K_RUN .. ':budget'
 local K_RESERVED = K_RUN .. ':reserved'
 local K_EVENTS, K_DONE, K_MESSAGES = K_RUN .. ':events', K_RUN .. ':done', K_RUN .. ':messages'
 local K_CHECKPOINTS, K_RECORDS = K_RUN .. ':checkpoints', K_RUN .. ':records'
-local K_DEADLINES = K_RUN .. ':deadlines'
+local K_DEADLINES, K_DENIED = K_RUN .. ':deadlines', K_RUN .. ':denied'
+local K_DISCARDED = K_RUN .. ':discarded'
 local RUN_KEYS = {K_RUN, K_ITEMS, K_LEASES, K_HOLDERS, K_OUTPUTS, K_BUDGET, K_RESERVED, K_EVENTS,
-    K_DONE, K_MESSAGES, K_CHECKPOINTS, K_RECORDS, K_DEADLINES}
+    K_DONE, K_MESSAGES, K_CHECKPOINTS, K_RECORDS, K_DEADLINES, K_DENIED, K_DISCARDED}
 
 -- A member in flight is in K_LEASES with a holder in K_HOLDERS:
---   'a:NODE'  admitted and published by worker NODE, waiting in the broker queue. Its score is
---             QUEUED: a queue may be long, and waiting is not a sign of loss, so it never expires.
+--   'a:NODE'  admitted by worker NODE, to be published: a lease, so that a publish lost with
+--             NODE, with a reply or with the broker is redone when it expires. Once NODE has
+--             published it, its score becomes QUEUED: a queue may be long, and waiting is not
+--             a sign of loss, so a published member never expires while it waits.
 --   'r:NODE'  its message was taken (prefetched) by worker NODE, which renews the lease.
 --   a token   an execution claimed it and renews the lease while it runs.
+--   'x:WHY'   it is being ended without running ('x:cancelled', 'x:timeout'); should the ending
+--             be lost, the lease expires and the watchdog ends it again.
 -- A lease that expires (its worker died or hung) is taken over by the watchdog.
 local QUEUED = 4000000000000000
 
 local function is_placeholder(holder)
     local prefix = string.sub(holder, 1, 2)
     return prefix == 'a:' or prefix == 'r:'
+end
+
+local function is_ending(holder)
+    return string.sub(holder, 1, 2) == 'x:'
 end
 
 -- A run whose hash is gone (flushed, lost with a Redis that kept nothing) is never re-created
@@ -129,9 +138,10 @@ end
 -- The window: admit members in item order while fewer than max_concurrent are in flight. The
 -- caller, worker NODE, publishes the admitted members. Returns the admitted indices and a flat
 -- list of (denied index, reason).
-local function fill_window(node)
+local function fill_window(node, lease_ms)
     local admitted, denied = {}, {}
     if not is_active() then return admitted, denied end
+    local now = now_ms()
     local total = tonumber(redis.call('HGET', K_RUN, 'total'))
     local cap = tonumber(redis.call('HGET', K_RUN, 'max_concurrent'))
     local nxt = tonumber(redis.call('HGET', K_RUN, 'next'))
@@ -141,10 +151,12 @@ local function fill_window(node)
         local verdict, reason = budget_reserve(tostring(nxt), inflight)
         if verdict == 'wait' then break end
         if verdict == 'ok' then
-            redis.call('ZADD', K_LEASES, QUEUED, nxt)
+            redis.call('ZADD', K_LEASES, now + lease_ms, nxt)
             redis.call('HSET', K_HOLDERS, nxt, 'a:' .. node)
             table.insert(admitted, nxt)
         else
+            -- Kept until the member is ended, so that an ending lost with a reply is redone.
+            redis.call('HSET', K_DENIED, nxt, reason)
             table.insert(denied, nxt)
             table.insert(denied, reason)
         end

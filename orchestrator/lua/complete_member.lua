@@ -1,8 +1,8 @@
 -- A member ended: store its output (first write wins), settle its budget, free its slot and
 -- admit the next members, which the caller (worker NODE) publishes.
--- ARGV: member, node, token ('' for a member that never ran), output_json, outcome, tokens,
--- cost, messages_json and record_json ('' for none), then the events to emit in order (the
--- last one is AgentEnd).
+-- ARGV: member, node, token ('' for a member that never ran), lease_ms, output_json, outcome,
+-- tokens, cost, messages_json and record_json ('' for none), then the events to emit in order
+-- (the last one is AgentEnd).
 -- Returns {1, admitted, denied, drained} when stored; {0, stored_output} when a member that
 -- never ran was already stored; {2} when the execution does not hold the lease (it was taken
 -- over, or the member was ended without it): its result is discarded and its usage still
@@ -10,23 +10,26 @@
 if not run_exists() then return {3} end
 local member, node, token = ARGV[1], ARGV[2], ARGV[3]
 if token ~= '' and redis.call('HGET', K_HOLDERS, member) ~= token then
-    redis.call('HINCRBY', K_BUDGET, 'tokens', tonumber(ARGV[6]))
-    redis.call('HINCRBYFLOAT', K_BUDGET, 'cost', tonumber(ARGV[7]))
+    -- Counted once per execution, should this call be retried after a lost reply.
+    if redis.call('HSETNX', K_DISCARDED, token, 1) == 1 then
+        redis.call('HINCRBY', K_BUDGET, 'tokens', tonumber(ARGV[7]))
+        redis.call('HINCRBYFLOAT', K_BUDGET, 'cost', tonumber(ARGV[8]))
+    end
     return {2}
 end
-if redis.call('HSETNX', K_OUTPUTS, member, ARGV[4]) == 0 then
+if redis.call('HSETNX', K_OUTPUTS, member, ARGV[5]) == 0 then
     return {0, redis.call('HGET', K_OUTPUTS, member)}
 end
 if member ~= 'final' then
-    redis.call('HINCRBY', K_RUN, 'n_' .. ARGV[5], 1)
-end
-if ARGV[8] ~= '' then
-    redis.call('HSET', K_MESSAGES, member, ARGV[8])
+    redis.call('HINCRBY', K_RUN, 'n_' .. ARGV[6], 1)
 end
 if ARGV[9] ~= '' then
-    redis.call('HSET', K_RECORDS, member, ARGV[9])
+    redis.call('HSET', K_MESSAGES, member, ARGV[9])
 end
-budget_settle(member, tonumber(ARGV[6]), tonumber(ARGV[7]))
+if ARGV[10] ~= '' then
+    redis.call('HSET', K_RECORDS, member, ARGV[10])
+end
+budget_settle(member, tonumber(ARGV[7]), tonumber(ARGV[8]))
 redis.call('HSET', K_RUN, 'last_change_ms', now_ms())
 redis.call('ZREM', K_LEASES, member)
 -- An execution's token stays as the holder: a retried call (its reply lost with a connection)
@@ -34,8 +37,9 @@ redis.call('ZREM', K_LEASES, member)
 if token == '' then redis.call('HDEL', K_HOLDERS, member) end
 redis.call('HDEL', K_CHECKPOINTS, member)
 redis.call('HDEL', K_DEADLINES, member)
-for i = 10, #ARGV do emit(ARGV[i]) end
-local admitted, denied = fill_window(node)
+redis.call('HDEL', K_DENIED, member)
+for i = 11, #ARGV do emit(ARGV[i]) end
+local admitted, denied = fill_window(node, tonumber(ARGV[4]))
 local is_drained = 0
 if member ~= 'final' and drained() and redis.call('HEXISTS', K_OUTPUTS, 'final') == 0 then
     is_drained = 1

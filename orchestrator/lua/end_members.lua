@@ -1,10 +1,11 @@
 -- End members that will never run, in bulk (a cancelled run's queued and unpublished members).
--- ARGV: outcome, then (member, output_json, event_json) triples. A member already ended keeps
--- its output. The members are not counted by the chord: a cancelled run ends by its final
--- step once drained. Returns {ended, drained} (drained: see common.lua).
+-- ARGV: outcome, advance_to ('' or the index past the last of a never-published range, which
+-- then counts as handled), then (member, output_json, event_json) triples. A member already
+-- ended keeps its output. The members are not counted by the chord: a cancelled run ends by
+-- its final step once drained. Returns {ended, drained} (drained: see common.lua).
 if not run_exists() then return {0, 0} end
 local outcome, ended = ARGV[1], 0
-for i = 2, #ARGV, 3 do
+for i = 3, #ARGV, 3 do
     local member = ARGV[i]
     if redis.call('HSETNX', K_OUTPUTS, member, ARGV[i + 1]) == 1 then
         ended = ended + 1
@@ -14,6 +15,9 @@ for i = 2, #ARGV, 3 do
         budget_settle(member, 0, 0)
         emit(ARGV[i + 2])
     end
+end
+if ARGV[2] ~= '' and tonumber(ARGV[2]) > tonumber(redis.call('HGET', K_RUN, 'next')) then
+    redis.call('HSET', K_RUN, 'next', ARGV[2])
 end
 if ended > 0 then
     redis.call('HINCRBY', K_RUN, 'n_' .. outcome, ended)

@@ -1,7 +1,8 @@
--- The gate of a run's final agent (a reducer, a judge). ARGV: node, final_prompt.
--- Returns {'cancelled', reason}, {'denied', reason}, {'gone'} or {'admitted'}. Safe to call
--- again: a final agent already admitted is not reserved twice. Worker NODE publishes it.
-if not run_exists() then return {'gone'} end
+-- The gate of a run's final agent (a reducer, a judge). ARGV: node, final_prompt, lease_ms.
+-- Returns {'cancelled', reason}, {'denied', reason}, {'gone'} (the run no longer exists or has
+-- ended) or {'admitted'}. Safe to call again: a final agent already admitted is not reserved
+-- twice. Worker NODE publishes it, under a lease until it confirms (see common.lua).
+if redis.call('HGET', K_RUN, 'state') ~= 'running' then return {'gone'} end
 local cancel = redis.call('HGET', K_RUN, 'cancel')
 if cancel then return {'cancelled', cancel} end
 if redis.call('HEXISTS', K_RESERVED, 'final') == 1 or redis.call('HEXISTS', K_OUTPUTS, 'final') == 1 then
@@ -10,6 +11,6 @@ end
 local verdict, reason = budget_reserve('final', 0)
 if verdict ~= 'ok' then return {'denied', reason} end
 redis.call('HSET', K_RUN, 'final_prompt', ARGV[2])
-redis.call('ZADD', K_LEASES, QUEUED, 'final')
+redis.call('ZADD', K_LEASES, now_ms() + tonumber(ARGV[3]), 'final')
 redis.call('HSET', K_HOLDERS, 'final', 'a:' .. ARGV[1])
 return {'admitted'}

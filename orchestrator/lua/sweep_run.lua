@@ -1,25 +1,27 @@
--- The watchdog's look at one run. KEYS[2]: the live workers (hostname -> presence expiry ms),
--- KEYS[3]: the active runs (run id -> next sweep due, ms): a run whose deadline comes before
--- its next sweep is due at its deadline, so that it ends on time.
--- ARGV: lease_ms, node (the sweeping worker, which publishes what is handed back to it), the
--- cancel channel.
--- Applies the deadline. A member whose lease expired (its worker died or hung) is handed back
--- to be published again, or ended as timed out when its time limit has passed; a queued member
--- whose admitter died without a trace of publishing it is handed back too. In a cancelled run,
--- every member not running (queued, prefetched, expired) is abandoned, and the members never
--- published are returned as a range, to be ended in bulk.
+-- The watchdog's look at one run. KEYS[2]: the active runs (run id -> next sweep due, ms): a
+-- run whose deadline comes before its next sweep is due at its deadline, so that it ends on
+-- time. ARGV: lease_ms, node (the sweeping worker, which publishes what is handed back to
+-- it), the cancel channel.
+-- Applies the deadline. A member whose lease expired is handed back to be published again
+-- (its worker died or hung, or its admitter never confirmed publishing it), or ended as timed
+-- out when its time limit has passed. In a cancelled run every member not running (queued,
+-- prefetched, expired) is abandoned, and the members never published are returned as a range,
+-- to be ended in bulk. Members being ended keep a lease until their output is stored, so an
+-- ending lost with its process is found here again. Members the budget denied whose ending
+-- was lost are returned once the run has been quiet for a lease.
 -- It also finds the steps between members that a dead process may have lost: 'readmit'
 -- (pending for a lease: the admission message is gone), 'regate' (every member ended and no
 -- final agent was admitted: the chord body is gone, or the run was cancelled) and 'refinish'
 -- (the final agent stored its output but the run did not end). Each is claimed by bumping
 -- last_change_ms, so one watchdog acts per lease period.
--- Returns {state, cancel_reason, republish, abandon, expire, unstarted_from, unstarted_to, action}.
+-- Returns {state, cancel_reason, republish, abandon, expire, unstarted_from, unstarted_to,
+-- action, denied (member, reason) pairs}.
 local lease_ms, node = tonumber(ARGV[1]), ARGV[2]
 -- One read of the run's fields: most runs are idle, and a sweep of one should cost little.
 local fields = redis.call('HMGET', K_RUN, 'state', 'deadline_ms', 'cancel', 'last_change_ms', 'id')
 local state = fields[1]
-if not state then return {'missing', '', {}, {}, {}, 0, 0, ''} end
-if state ~= 'running' and state ~= 'pending' then return {state, '', {}, {}, {}, 0, 0, ''} end
+if not state then return {'missing', '', {}, {}, {}, 0, 0, '', {}} end
+if state ~= 'running' and state ~= 'pending' then return {state, '', {}, {}, {}, 0, 0, '', {}} end
 local now = now_ms()
 local deadline, cancel, run_id = tonumber(fields[2]), fields[3] or '', fields[5]
 if deadline and cancel == '' then
@@ -28,7 +30,7 @@ if deadline and cancel == '' then
         redis.call('HSET', K_RUN, 'cancel', cancel)
         redis.call('PUBLISH', ARGV[3], run_id .. '\n' .. cancel)
     else
-        redis.call('ZADD', KEYS[3], 'XX', 'LT', deadline + 1, run_id)
+        redis.call('ZADD', KEYS[2], 'XX', 'LT', deadline + 1, run_id)
     end
 end
 local quiet = now - (tonumber(fields[4]) or 0) > lease_ms
@@ -36,26 +38,24 @@ local republish, abandon, expire = {}, {}, {}
 if state == 'pending' then
     if quiet or cancel ~= '' then
         redis.call('HSET', K_RUN, 'last_change_ms', now)
-        return {state, cancel, republish, abandon, expire, 0, 0, 'readmit'}
+        return {state, cancel, republish, abandon, expire, 0, 0, 'readmit', {}}
     end
-    return {state, cancel, republish, abandon, expire, 0, 0, ''}
+    return {state, cancel, republish, abandon, expire, 0, 0, '', {}}
 end
-local function hand_back(member)
-    redis.call('HSET', K_HOLDERS, member, 'a:' .. node)
-    redis.call('ZADD', K_LEASES, QUEUED, member)
-    table.insert(republish, member)
+local function hold(member, holder, into)
+    redis.call('HSET', K_HOLDERS, member, holder)
+    redis.call('ZADD', K_LEASES, now + lease_ms, member)
+    table.insert(into, member)
 end
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', now)) do
-    redis.call('HDEL', K_HOLDERS, member)
+    local holder = redis.call('HGET', K_HOLDERS, member) or ''
     local limit = num(K_DEADLINES, member)
-    if cancel ~= '' then
-        redis.call('ZREM', K_LEASES, member)
-        table.insert(abandon, member)
-    elseif limit and limit <= now then
-        redis.call('ZREM', K_LEASES, member)
-        table.insert(expire, member)
+    if cancel ~= '' or holder == 'x:cancelled' then
+        hold(member, 'x:cancelled', abandon)
+    elseif holder == 'x:timeout' or (limit and limit <= now) then
+        hold(member, 'x:timeout', expire)
     else
-        hand_back(member)
+        hold(member, 'a:' .. node, republish)
     end
 end
 local unstarted_from, unstarted_to = 0, 0
@@ -64,32 +64,16 @@ if cancel ~= '' then
     -- revokes their messages), members never published are ended in bulk by the caller.
     for _, member in ipairs(redis.call('ZRANGE', K_LEASES, 0, -1)) do
         local holder = redis.call('HGET', K_HOLDERS, member)
-        if not holder or is_placeholder(holder) then
-            redis.call('ZREM', K_LEASES, member)
-            redis.call('HDEL', K_HOLDERS, member)
-            table.insert(abandon, member)
-        end
+        if not holder or is_placeholder(holder) then hold(member, 'x:cancelled', abandon) end
     end
-    local total = tonumber(redis.call('HGET', K_RUN, 'total'))
     unstarted_from = tonumber(redis.call('HGET', K_RUN, 'next'))
-    unstarted_to = total
-    redis.call('HSET', K_RUN, 'next', total)
-else
-    -- A queued member's message may have died with its admitter between admission and
-    -- publishing: hand it back once the admitter's presence has expired.
-    local alive = {}
-    for _, member in ipairs(redis.call('ZRANGEBYSCORE', K_LEASES, QUEUED, QUEUED)) do
-        local holder = redis.call('HGET', K_HOLDERS, member) or ''
-        local admitter = string.sub(holder, 3)
-        if alive[admitter] == nil then
-            local expiry = redis.call('ZSCORE', KEYS[2], admitter)
-            alive[admitter] = expiry ~= false and tonumber(expiry) > now
-        end
-        if not alive[admitter] then hand_back(member) end
-    end
+    unstarted_to = tonumber(redis.call('HGET', K_RUN, 'total'))
 end
+local denied = {}
+if quiet then denied = redis.call('HGETALL', K_DENIED) end
 local action = ''
-if redis.call('ZCARD', K_LEASES) == 0 and #abandon == 0 and unstarted_from >= unstarted_to then
+if redis.call('ZCARD', K_LEASES) == 0 and #abandon == 0 and unstarted_from >= unstarted_to
+    and #denied == 0 then
     local total = tonumber(redis.call('HGET', K_RUN, 'total'))
     local ready = quiet or (cancel ~= '' and now - (num(K_RUN, 'regated_ms') or 0) > lease_ms)
     if ready and redis.call('HEXISTS', K_OUTPUTS, 'final') == 1 then
@@ -99,4 +83,4 @@ if redis.call('ZCARD', K_LEASES) == 0 and #abandon == 0 and unstarted_from >= un
     end
     if action ~= '' then redis.call('HSET', K_RUN, 'last_change_ms', now, 'regated_ms', now) end
 end
-return {state, cancel, republish, abandon, expire, unstarted_from, unstarted_to, action}
+return {state, cancel, republish, abandon, expire, unstarted_from, unstarted_to, action, denied}

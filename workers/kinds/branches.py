@@ -14,7 +14,6 @@ from orchestrator.models import AgentOutput, AgentSpec, RunState, Usage
 from orchestrator.requests import BranchesRequest, RunRequest
 from orchestrator.results import BranchOutcome, ParallelResult
 from orchestrator.run_store import RunStore
-from workers import canvas
 from workers.evaluation import (
     StrategyError,
     checked_choice,
@@ -24,6 +23,7 @@ from workers.evaluation import (
 )
 from workers.kinds.base import MemberIdentity, MemberStart
 from workers.node import node_name
+from workers.publishing import publish
 from workers.records import finish_run
 
 
@@ -99,7 +99,7 @@ class BranchesKind:
                 if verdict == "gone":
                     return
                 if verdict == "admitted":
-                    canvas.publish_final(app, run_id)
+                    publish(app, store, run_id, [FINAL_MEMBER])
                     return
                 if verdict == "cancelled":
                     self._finish(app, store, run_id, outcomes, None, Usage(), "cancelled", reason)

@@ -9,9 +9,9 @@ from orchestrator.models import AgentOutput, AgentSpec, Outcome
 from orchestrator.requests import MapReduceRequest, RunRequest
 from orchestrator.results import MapReduceResult
 from orchestrator.run_store import RunStore
-from workers import canvas
 from workers.kinds.base import MemberIdentity, MemberStart
 from workers.node import node_name
+from workers.publishing import publish
 from workers.records import finish_run
 
 SUMMARY_CHARS = 300
@@ -63,7 +63,7 @@ class MapReduceKind:
         if verdict == "gone":
             return
         if verdict == "admitted":
-            canvas.publish_final(app, run_id)
+            publish(app, store, run_id, [FINAL_MEMBER])
             return
         outcome: Outcome = "skipped" if verdict == "denied" else "cancelled"
         final = AgentOutput.not_run(mr.reducer.name, outcome, reason)
