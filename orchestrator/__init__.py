@@ -22,6 +22,7 @@ from orchestrator.models import (
 )
 from orchestrator.plans import ExecutionPlan, ParallelGroup, ParallelHint
 from orchestrator.results import AgentRunResult, BranchOutcome, MapReduceResult, ParallelResult
+from orchestrator.strategies import Strategy, strategy
 from orchestrator.tools import Tool, ToolInfo, ToolPolicy, tool
 
 __all__ = [
@@ -47,10 +48,12 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "RunTimeoutError",
+    "Strategy",
     "Tool",
     "ToolCall",
     "ToolInfo",
     "ToolPolicy",
     "Usage",
+    "strategy",
     "tool",
 ]

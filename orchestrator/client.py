@@ -26,11 +26,12 @@ from orchestrator.keys import RunKeys, admit_task_id
 from orchestrator.models import TERMINAL_STATES, AgentSpec, Budget, Message, RunRecord, RunStatus
 from orchestrator.plan_store import PlanStore
 from orchestrator.plans import ExecutionPlan
-from orchestrator.presence import live_tools, live_workers
+from orchestrator.presence import live_strategies, live_tools, live_workers
 from orchestrator.requests import AgentRunRequest, BranchesRequest, MapReduceRequest, RunRequest
 from orchestrator.results import AgentRunResult, MapReduceResult, ParallelResult
 from orchestrator.run_store import RunStore
 from orchestrator.settings import Settings, get_settings
+from orchestrator.strategies import BUILTIN_STRATEGIES
 from orchestrator.tools import ToolInfo
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -121,14 +122,16 @@ class Client:
         ``strategy`` select one branch.
 
         Strategies: ``transparent`` (exactly one config), ``pick_first``, ``token_efficient``,
-        ``elaborate``, ``llm_judge`` (with ``judge``), or an import path
-        ``package.module:function`` taking ``(prompt, outcomes)`` and returning a config index.
+        ``elaborate``, ``llm_judge`` (with ``judge``), or the name of a function the workers
+        register with ``@strategy`` (see ``Client.strategies()``); any other name, an import
+        path included, raises ``InvalidRunError`` listing the registered names.
         Branch loop ids are ``{session_id}.{config_segment}.{N}``; a session id is generated
         when none is given. Branches run under the same cap (default: all at once) and budget
         gate as map-reduce mappers.
         """
         if isinstance(configs, dict | AgentSpec) or not isinstance(configs, Sequence):
             raise InvalidRunError("configs must be a list of agent specs")
+        self._check_strategy(strategy)
         request = self._validated(
             BranchesRequest,
             configs=list(configs),
@@ -239,6 +242,22 @@ class Client:
         if unknown:
             offer = ", ".join(sorted(served)) or "none: no worker serves tools"
             raise InvalidRunError(f"unknown tool {', '.join(map(repr, unknown))} (served: {offer})")
+
+    def strategies(self) -> list[str]:
+        """The strategies a run may name: the built-ins, then those the live workers
+        register with ``@strategy`` in their ``ORCHESTRATOR_STRATEGY_MODULES``."""
+        return [*BUILTIN_STRATEGIES, *live_strategies(self.redis)]
+
+    def _check_strategy(self, name: str) -> None:
+        if name in BUILTIN_STRATEGIES:
+            return
+        registered = live_strategies(self.redis)
+        if name not in registered:
+            offer = ", ".join(registered) or "none"
+            raise InvalidRunError(
+                f"strategy: unknown strategy {name!r} (registered on the workers: {offer}; "
+                f"built-in: {', '.join(BUILTIN_STRATEGIES)})"
+            )
 
     def get_run(self, run_id: str) -> RunHandle[Any]:
         """Attach to an existing run (from any process); ``RunNotFoundError`` if there is none."""

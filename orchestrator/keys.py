@@ -136,6 +136,11 @@ def final_task_id(run_id: str) -> str:
 FINAL_MEMBER = "final"
 
 
+def worker_strategies_key(hostname: str) -> str:
+    """The strategy names a worker serves (a JSON list), expiring with its presence."""
+    return f"ao:worker:{hostname}:strategies"
+
+
 def worker_tools_key(hostname: str) -> str:
     """The tools a worker serves (a JSON list of ToolInfo), expiring with its presence."""
     return f"ao:worker:{hostname}:tools"

@@ -12,9 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from orchestrator.models import AgentSpec, Budget, Message
-
-BUILTIN_STRATEGIES = ("transparent", "pick_first", "token_efficient", "elaborate", "llm_judge")
-_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+from orchestrator.strategies import BUILTIN_STRATEGIES, STRATEGY_NAME
 
 
 def model_slug(model: str) -> str:
@@ -99,10 +97,11 @@ class BranchesRequest(_RunRequest):
     @model_validator(mode="after")
     def _coherent(self) -> BranchesRequest:
         check_continuable(self.prompt, self.base_context, "base_context")
-        if self.strategy not in BUILTIN_STRATEGIES and not _IMPORT_PATH.match(self.strategy):
+        if self.strategy not in BUILTIN_STRATEGIES and not STRATEGY_NAME.match(self.strategy):
             raise ValueError(
-                f"unknown strategy {self.strategy!r}: use one of {', '.join(BUILTIN_STRATEGIES)} "
-                "or an import path 'package.module:function'"
+                f"strategy {self.strategy!r} is not a strategy name: name a built-in "
+                f"({', '.join(BUILTIN_STRATEGIES)}) or a strategy registered on the workers "
+                "with @strategy; import paths are refused"
             )
         if self.strategy == "transparent" and len(self.configs) != 1:
             raise ValueError(

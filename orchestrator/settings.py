@@ -49,6 +49,8 @@ class Settings(BaseSettings):
         visibility_timeout_s: the Redis broker's redelivery timeout; above the longest task.
         events_maxlen: the approximate length bound of each run's event stream.
         tool_modules: comma-separated modules whose ``@tool`` functions this worker serves.
+        strategy_modules: comma-separated modules whose ``@strategy`` functions this worker
+            serves (the only strategies besides the built-ins that a run may name).
         remote_start_timeout_s: how long an agent waits for a remote tool call to be picked up
             before it fails the call (no free worker serves the ``tools`` queue).
         provider_limits: pools shared by all workers, keyed ``provider`` or
@@ -70,6 +72,7 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(default=7200, gt=0)
     events_maxlen: int = Field(default=10_000, gt=0)
     tool_modules: str = ""
+    strategy_modules: str = ""
     remote_start_timeout_s: float = Field(default=30.0, gt=0)
     provider_limits: dict[str, PoolLimit] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
@@ -91,6 +94,10 @@ class Settings(BaseSettings):
     @property
     def tool_module_names(self) -> list[str]:
         return [name.strip() for name in self.tool_modules.split(",") if name.strip()]
+
+    @property
+    def strategy_module_names(self) -> list[str]:
+        return [name.strip() for name in self.strategy_modules.split(",") if name.strip()]
 
     @property
     def broker(self) -> str:

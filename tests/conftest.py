@@ -16,6 +16,7 @@ FAST_TIMINGS = {
     "ORCHESTRATOR_HEARTBEAT_S": "0.3",
     "ORCHESTRATOR_SWEEP_S": "0.3",
     "ORCHESTRATOR_TOOL_MODULES": "tests.tools_demo",
+    "ORCHESTRATOR_STRATEGY_MODULES": "tests.strategies",
     "ORCHESTRATOR_REMOTE_START_TIMEOUT_S": "2",
     "ORCHESTRATOR_PROVIDER_LIMITS": '{"scripted:pooled": {"max_concurrent": 2}}',
 }

@@ -1,13 +1,16 @@
-"""Custom evaluation strategies, loaded by workers through their import path."""
+"""Custom evaluation strategies, registered on the test workers with ``@strategy``
+(``ORCHESTRATOR_STRATEGY_MODULES=tests.strategies``)."""
 
 from __future__ import annotations
 
-from orchestrator import BranchOutcome
+from orchestrator import BranchOutcome, strategy
 
 
+@strategy
 def pick_last(prompt: str | None, outcomes: list[BranchOutcome]) -> int:
     return outcomes[-1].config_index
 
 
+@strategy
 def out_of_range(prompt: str | None, outcomes: list[BranchOutcome]) -> int:
     return 99

@@ -104,15 +104,13 @@ def test_transparent_takes_exactly_one_config(client: Client) -> None:
 
 def test_a_custom_strategy_is_loaded_from_its_import_path(client: Client) -> None:
     configs = [branch("a"), branch("b"), branch("c")]
-    result = client.parallel_branches(
-        configs, prompt="q", strategy="tests.strategies:pick_last"
-    ).result(30)
+    result = client.parallel_branches(configs, prompt="q", strategy="pick_last").result(30)
     assert result.selected_index == 2
 
 
 def test_an_out_of_range_choice_is_a_clear_error_not_a_clamp(client: Client) -> None:
     handle = client.parallel_branches(
-        [branch("a"), branch("b")], prompt="q", strategy="tests.strategies:out_of_range"
+        [branch("a"), branch("b")], prompt="q", strategy="out_of_range"
     )
     with pytest.raises(RunFailedError, match="chose branch 99, but there are 2") as failed:
         handle.result(30)

@@ -12,7 +12,13 @@ from orchestrator.keys import member_of_task
 from workers.broker_resilience import use_resilient_broker
 from workers.canvas import FINAL_TASK, MEMBER_TASK
 from workers.node import set_node_name
-from workers.startup import StartupError, check_settings, check_tool_modules, exit_with
+from workers.startup import (
+    StartupError,
+    check_settings,
+    check_strategy_modules,
+    check_tool_modules,
+    exit_with,
+)
 
 app = Celery(
     "agent_orchestrator",
@@ -40,6 +46,7 @@ def _check_worker(sender: Any = None, **_: Any) -> None:
         return
     try:
         check_tool_modules(_settings.tool_module_names)
+        check_strategy_modules(_settings.strategy_module_names)
     except StartupError as error:
         exit_with(error)
 

@@ -1,19 +1,20 @@
 """Evaluation strategies of parallel branches: which branch a run selects.
 
 A strategy is a function ``(prompt, outcomes) -> config index``. Built-ins are named; any other
-is an import path ``package.module:function`` loaded on the worker. Whatever a strategy returns
+is a ``@strategy`` registered in the worker's ``ORCHESTRATOR_STRATEGY_MODULES``: a run names a
+strategy, and nothing it names is ever imported. Whatever a strategy returns
 is checked: an index out of range, or a branch that did not succeed chosen while another did,
 is a ``StrategyError``, never a silent clamp.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable
 
 from orchestrator.results import BranchOutcome
 from orchestrator.tokens import estimate_tokens
+from workers.strategy_registry import StrategyRegistry
 
 Strategy = Callable[[str | None, list[BranchOutcome]], int]
 
@@ -61,18 +62,15 @@ BUILTIN: dict[str, Strategy] = {
 }
 
 
-def load_strategy(name: str) -> Strategy:
-    """A built-in strategy by name, or a function by import path ``package.module:function``."""
+def load_strategy(name: str, registry: StrategyRegistry) -> Strategy:
+    """A built-in strategy, or one registered on this worker, by name."""
     if name in BUILTIN:
         return BUILTIN[name]
-    module_name, _, attribute = name.partition(":")
-    try:
-        function = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as missing:
-        raise StrategyError(f"strategy {name!r} cannot be loaded: {missing}") from None
-    if not callable(function):
-        raise StrategyError(f"strategy {name!r} is not a function")
-    return function  # type: ignore[no-any-return]
+    registered = registry.get(name)
+    if registered is None:
+        served = ", ".join(registry.names) or "none"
+        raise StrategyError(f"strategy {name!r} is not registered on this worker ({served})")
+    return registered
 
 
 def checked_choice(name: str, choice: object, outcomes: list[BranchOutcome]) -> int:

@@ -18,6 +18,7 @@ from workers.plan_cache import PlanCache
 from workers.providers import ModelProvider, get_provider
 from workers.providers.pooled import PooledProvider
 from workers.remote_tools import CeleryRemoteCall
+from workers.strategy_registry import registered_strategies
 from workers.tool_registry import ToolRegistry
 from workers.tool_runner import RemoteCall, ToolRunner
 from workers.watchdog import Watchdog
@@ -37,7 +38,8 @@ def lease_keeper() -> LeaseKeeper:
 
 @cache
 def watchdog(app: Celery) -> Watchdog:
-    return Watchdog(app, store(), get_settings().sweep_s, tool_registry())
+    strategies = tuple(registered_strategies().names)
+    return Watchdog(app, store(), get_settings().sweep_s, tool_registry(), strategies=strategies)
 
 
 @cache

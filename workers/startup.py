@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from orchestrator.settings import Settings, get_settings
+from workers.strategy_registry import StrategyRegistry
 from workers.tool_registry import ToolRegistry
 
 ENV_PREFIX = "ORCHESTRATOR_"
@@ -64,6 +65,21 @@ def check_tool_modules(module_names: list[str]) -> ToolRegistry:
             raise StartupError(f"{variable}: cannot import {name!r}: {cause}") from None
     try:
         return ToolRegistry.from_modules(module_names)
+    except Exception as error:
+        raise StartupError(f"{variable}: {_import_cause(error)}") from None
+
+
+def check_strategy_modules(module_names: list[str]) -> StrategyRegistry:
+    """Import every strategy module and build the registry, or ``StartupError``."""
+    variable = f"{ENV_PREFIX}STRATEGY_MODULES"
+    for name in module_names:
+        try:
+            importlib.import_module(name)
+        except Exception as error:
+            cause = " ".join(_import_cause(error).split())
+            raise StartupError(f"{variable}: cannot import {name!r}: {cause}") from None
+    try:
+        return StrategyRegistry.from_modules(module_names)
     except Exception as error:
         raise StartupError(f"{variable}: {_import_cause(error)}") from None
 

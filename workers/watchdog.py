@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 
+import redis
 from celery import Celery
 
 from orchestrator import presence
@@ -47,11 +48,13 @@ class Watchdog:
         interval_s: float,
         tools: ToolRegistry | None = None,
         batch: int = BATCH,
+        strategies: tuple[str, ...] = (),
     ) -> None:
         self._app = app
         self._store = store
         self._interval_s = interval_s
         self._tools = tools
+        self._strategies = list(strategies)
         self._batch = batch
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -68,8 +71,7 @@ class Watchdog:
         if self._thread is not None:
             return
         self._hostname = hostname
-        if self._tools is not None:
-            self._tools.publish(self._store.client, hostname, self.presence_ms)
+        self._publish(self._store.client, self.presence_ms)
         self.announce()
         self._thread = threading.Thread(target=self._loop, name="ao-watchdog", daemon=True)
         self._thread.start()
@@ -92,8 +94,14 @@ class Watchdog:
         client, ttl_ms = self._store.client, self.presence_ms
         present = presence.refresh(client, self._hostname, ttl_ms)
         if not present and self._tools is not None:
-            self._tools.publish(client, self._hostname, ttl_ms)
+            self._publish(client, ttl_ms)
             declare_queues(self._app)
+
+    def _publish(self, client: redis.Redis, ttl_ms: int) -> None:
+        """Publish what this worker serves: its tools and its strategies."""
+        if self._tools is not None:
+            self._tools.publish(client, self._hostname, ttl_ms)
+        presence.publish_strategies(client, self._hostname, self._strategies, ttl_ms)
 
     def sweep_once(self) -> int:
         """One pass: announce the worker, then claim due runs and sweep them, again while a

@@ -25,6 +25,7 @@ from workers.kinds.base import MemberIdentity, MemberStart
 from workers.node import node_name
 from workers.publishing import publish
 from workers.records import finish_run
+from workers.strategy_registry import registered_strategies
 
 
 def _request(request: RunRequest) -> BranchesRequest:
@@ -108,7 +109,7 @@ class BranchesKind:
             # first successful branch.
             strategy = "pick_first"
         try:
-            choice = load_strategy(strategy)(branches.prompt, outcomes)
+            choice = load_strategy(strategy, registered_strategies())(branches.prompt, outcomes)
             selected = checked_choice(strategy, choice, outcomes)
         except StrategyError as error:
             self._finish(app, store, run_id, outcomes, None, Usage(), "failed", str(error))
