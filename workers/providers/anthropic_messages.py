@@ -99,7 +99,7 @@ class AnthropicMessages:
         except (Cancelled, ProviderError):
             raise
         except Exception as error:
-            raise translate_error(error, SURFACE) from None
+            raise translate_error(error, SURFACE, [client.api_key]) from None
         texts = [block.text for block in response.content if block.type == "text"]
         calls = [
             ToolCall(id=block.id, name=block.name, arguments=dict(block.input or {}))

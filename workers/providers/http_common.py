@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from orchestrator.models import ModelConfig, Usage
 from orchestrator.settings import Price, get_settings
 from workers.providers.base import ProviderError, RetryableProviderError
 from workers.providers.inflight import thread_client
+from workers.providers.redaction import redact
 
 # Options that configure the adapter; every other option is passed to the API as a parameter.
 ADAPTER_OPTIONS = frozenset({"base_url", "api_key_env", "timeout_s"})
@@ -65,12 +67,14 @@ def _cost(usage: Usage, price: Price) -> float:
     return per_token / 1_000_000
 
 
-def translate_error(error: Exception, surface: str) -> ProviderError:
-    """An SDK exception as a provider error: retryable for 429, 5xx, timeouts, connections."""
+def translate_error(error: Exception, surface: str, secrets: Iterable[str] = ()) -> ProviderError:
+    """An SDK exception as a provider error: retryable for 429, 5xx, timeouts, connections.
+    Its text is redacted of ``secrets`` (the key used for the call) and of anything shaped
+    like a credential, since upstream bodies may echo the request's headers."""
     status = getattr(error, "status_code", None)
     response = getattr(error, "response", None)
     retry_after = _retry_after(response.headers if response is not None else None)
-    message = f"{surface}: {type(error).__name__}: {error}"
+    message = redact(f"{surface}: {type(error).__name__}: {error}", secrets)
     connection_failure = type(error).__name__ in ("APIConnectionError", "APITimeoutError")
     if status == 429 or (isinstance(status, int) and status >= 500) or connection_failure:
         return RetryableProviderError(message, retry_after)

@@ -99,7 +99,7 @@ class OpenAIChat:
         except (Cancelled, ProviderError):
             raise
         except Exception as error:
-            raise translate_error(error, SURFACE) from None
+            raise translate_error(error, SURFACE, [client.api_key]) from None
         message = response.choices[0].message
         calls = [
             ToolCall(id=c.id, name=c.function.name, arguments=parse_arguments(c.function.arguments))

@@ -92,7 +92,7 @@ class OpenAIResponses:
         except (Cancelled, ProviderError):
             raise
         except Exception as error:
-            raise translate_error(error, SURFACE) from None
+            raise translate_error(error, SURFACE, [client.api_key]) from None
         texts: list[str] = []
         calls: list[ToolCall] = []
         for item in response.output:
