@@ -22,6 +22,7 @@ from orchestrator.errors import (
     RunTimeoutError,
 )
 from orchestrator.events import ParallelLoopStart
+from orchestrator.input_limits import check_items, check_request_value
 from orchestrator.keys import RunKeys, admit_task_id
 from orchestrator.models import TERMINAL_STATES, AgentSpec, Budget, Message, RunRecord, RunStatus
 from orchestrator.plan_store import PlanStore
@@ -93,6 +94,7 @@ class Client:
         for position, item in enumerate(items):
             if not isinstance(item, str):
                 raise InvalidRunError(f"items[{position}] is {type(item).__name__}, not a string")
+        check_items(items)
         # One model validates everything, so each error names its place (budget.max_agents).
         request = self._validated(
             MapReduceRequest,
@@ -177,6 +179,7 @@ class Client:
     def _validated(model: type[RequestT], **fields: Any) -> RequestT:
         if fields.get("budget") is None:
             fields["budget"] = Budget()
+        check_request_value(fields, "")
         try:
             return model.model_validate(fields)
         except ValidationError as error:
