@@ -23,10 +23,7 @@ CALL_S = 60.0
 
 def cancel_round(api: SlowModelServer) -> tuple[float, float]:
     with cluster(1, 8) as bench:
-        mapper = AgentSpec(
-            name="mapper",
-            model=ModelConfig(provider="openai", model="slow", options={"base_url": api.base_url}),
-        )
+        mapper = api.agent("mapper")
         items = [f"item-{i}" for i in range(8)]
         reducer = AgentSpec(name="reducer")
         before = len(api.received)
@@ -62,8 +59,8 @@ def spread(values: list[float]) -> str:
 def main() -> float:
     import os
 
-    os.environ.setdefault("OPENAI_API_KEY", "benchmark-key")
     api = SlowModelServer(delay_s=CALL_S)
+    os.environ.update(api.worker_env())  # the benchmark's workers inherit the environment
     try:
         cancels = [cancel_round(api) for _ in range(ROUNDS)]
     finally:

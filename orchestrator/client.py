@@ -27,7 +27,7 @@ from orchestrator.keys import RunKeys, admit_task_id
 from orchestrator.models import TERMINAL_STATES, AgentSpec, Budget, Message, RunRecord, RunStatus
 from orchestrator.plan_store import PlanStore
 from orchestrator.plans import ExecutionPlan
-from orchestrator.presence import live_strategies, live_tools, live_workers
+from orchestrator.presence import live_names, live_tools, live_workers
 from orchestrator.requests import AgentRunRequest, BranchesRequest, MapReduceRequest, RunRequest
 from orchestrator.results import AgentRunResult, MapReduceResult, ParallelResult
 from orchestrator.run_store import RunStore
@@ -192,12 +192,15 @@ class Client:
         items: list[str] | None = None,
         first_events: tuple[run_events.Event, ...] = (),
     ) -> RunHandle[ResultT]:
+        specs: list[AgentSpec | None]
         if isinstance(request, MapReduceRequest):
-            self._check_tools([request.mapper, request.reducer])
+            specs = [request.mapper, request.reducer]
         elif isinstance(request, BranchesRequest):
-            self._check_tools([*request.configs, request.judge])
+            specs = [*request.configs, request.judge]
         else:
-            self._check_tools([request.spec])
+            specs = [request.spec]
+        self._check_tools(specs)
+        self._check_endpoints(specs)
         run_id = uuid4().hex
         for event in first_events:
             event.run_id = run_id
@@ -246,15 +249,32 @@ class Client:
             offer = ", ".join(sorted(served)) or "none: no worker serves tools"
             raise InvalidRunError(f"unknown tool {', '.join(map(repr, unknown))} (served: {offer})")
 
+    def endpoints(self) -> list[str]:
+        """The endpoints the live workers declare (names only: URLs and keys stay on them)."""
+        return live_names(self.redis, "endpoints")
+
+    def _check_endpoints(self, specs: list[AgentSpec | None]) -> None:
+        wanted = {spec.model.endpoint for spec in specs if spec is not None and spec.model.endpoint}
+        if not wanted:
+            return
+        served = set(self.endpoints())
+        unknown = sorted(wanted - served)
+        if unknown:
+            offer = ", ".join(sorted(served)) or "none"
+            raise InvalidRunError(
+                f"model.endpoint: unknown endpoint {', '.join(map(repr, unknown))} "
+                f"(declared on the workers: {offer})"
+            )
+
     def strategies(self) -> list[str]:
         """The strategies a run may name: the built-ins, then those the live workers
         register with ``@strategy`` in their ``ORCHESTRATOR_STRATEGY_MODULES``."""
-        return [*BUILTIN_STRATEGIES, *live_strategies(self.redis)]
+        return [*BUILTIN_STRATEGIES, *live_names(self.redis, "strategies")]
 
     def _check_strategy(self, name: str) -> None:
         if name in BUILTIN_STRATEGIES:
             return
-        registered = live_strategies(self.redis)
+        registered = live_names(self.redis, "strategies")
         if name not in registered:
             offer = ", ".join(registered) or "none"
             raise InvalidRunError(

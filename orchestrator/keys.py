@@ -136,9 +136,10 @@ def final_task_id(run_id: str) -> str:
 FINAL_MEMBER = "final"
 
 
-def worker_strategies_key(hostname: str) -> str:
-    """The strategy names a worker serves (a JSON list), expiring with its presence."""
-    return f"ao:worker:{hostname}:strategies"
+def worker_names_key(hostname: str) -> str:
+    """What a worker serves by name (JSON: ``strategies``, ``endpoints``), expiring with its
+    presence."""
+    return f"ao:worker:{hostname}:names"
 
 
 def worker_tools_key(hostname: str) -> str:

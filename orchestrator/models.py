@@ -14,6 +14,9 @@ from orchestrator.plans import PlanMode
 from orchestrator.providers import KNOWN_PROVIDERS
 from orchestrator.tools import ToolPolicy
 
+WORKER_OWNED_OPTIONS = frozenset({"base_url", "api_key_env"})
+"""Options only a worker's own configuration may set (its endpoints)."""
+
 Outcome = Literal["ok", "error", "skipped", "cancelled"]
 OUTCOMES: tuple[Outcome, ...] = ("ok", "error", "skipped", "cancelled")
 
@@ -30,7 +33,11 @@ class ModelConfig(BaseModel):
         provider: a provider name known to the workers (``scripted`` is the offline one).
         model: the provider's model name.
         options: provider options (for ``scripted``: ``latency_ms``, ``jitter_ms``, ``seed``,
-            ``fail_on``, ``script``, ``answer``).
+            ``fail_on``, ``script``, ``answer``). Where a model is served and with which key is
+            the workers' decision: ``base_url`` and ``api_key_env`` are refused here.
+        endpoint: one of the endpoints the workers' operator declares in
+            ``ORCHESTRATOR_ENDPOINTS`` (a URL and the variable holding its key, kept on the
+            workers); None for the provider's own service with the provider's default key.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -39,6 +46,19 @@ class ModelConfig(BaseModel):
     model: str = "scripted-1"
     options: dict[str, Any] = Field(default_factory=dict)
     context_window: int = Field(default=128_000, ge=256)
+    endpoint: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    @field_validator("options")
+    @classmethod
+    def _no_endpoint_in_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        named = sorted(WORKER_OWNED_OPTIONS & value.keys())
+        if named:
+            raise ValueError(
+                f"{', '.join(named)} cannot come from a client: where a model is served and "
+                "with which key is set on the workers (ORCHESTRATOR_ENDPOINTS); name an "
+                "endpoint with ModelConfig.endpoint"
+            )
+        return value
 
     @field_validator("provider")
     @classmethod

@@ -12,12 +12,12 @@ from typing import cast
 import redis
 from pydantic import TypeAdapter
 
-from orchestrator.keys import WORKERS, worker_strategies_key, worker_tools_key
+from orchestrator.keys import WORKERS, worker_names_key, worker_tools_key
 from orchestrator.scripts import run_script
 from orchestrator.tools import ToolInfo
 
 TOOL_LIST: TypeAdapter[list[ToolInfo]] = TypeAdapter(list[ToolInfo])
-STRATEGY_NAMES: TypeAdapter[list[str]] = TypeAdapter(list[str])
+SERVED_NAMES: TypeAdapter[dict[str, list[str]]] = TypeAdapter(dict[str, list[str]])
 
 
 def _now_ms(client: redis.Redis) -> int:
@@ -44,27 +44,30 @@ def live_tools(client: redis.Redis) -> list[ToolInfo]:
     return [by_name[name] for name in sorted(by_name)]
 
 
-def live_strategies(client: redis.Redis) -> list[str]:
-    """The names of the strategies the live workers serve, sorted."""
+def live_names(client: redis.Redis, kind: str) -> list[str]:
+    """The names of one ``kind`` (``strategies``, ``endpoints``) the live workers serve."""
     hostnames = live_workers(client)
     if not hostnames:
         return []
     names: set[str] = set()
-    for raw in client.mget([worker_strategies_key(name) for name in hostnames]):
+    for raw in client.mget([worker_names_key(name) for name in hostnames]):
         if raw is not None:
-            names.update(STRATEGY_NAMES.validate_json(raw))
+            names.update(SERVED_NAMES.validate_json(raw).get(kind, []))
     return sorted(names)
 
 
-def publish_strategies(client: redis.Redis, hostname: str, names: list[str], ttl_ms: int) -> None:
-    """Tell clients which strategies worker ``hostname`` serves, for ``ttl_ms``."""
-    client.set(worker_strategies_key(hostname), STRATEGY_NAMES.dump_json(names), px=ttl_ms)
+def publish_names(
+    client: redis.Redis, hostname: str, served: dict[str, list[str]], ttl_ms: int
+) -> None:
+    """Tell clients what worker ``hostname`` serves by name (``{"strategies": [...],
+    "endpoints": [...]}``: names only, never URLs or keys), for ``ttl_ms``."""
+    client.set(worker_names_key(hostname), SERVED_NAMES.dump_json(served), px=ttl_ms)
 
 
 def refresh(client: redis.Redis, hostname: str, ttl_ms: int) -> bool:
     """Push the worker's presence and its tools key to now + ``ttl_ms`` in one script (which
     also drops expired workers); False when the tools key is gone and must be written again."""
-    keys = [WORKERS, worker_tools_key(hostname), worker_strategies_key(hostname)]
+    keys = [WORKERS, worker_tools_key(hostname), worker_names_key(hostname)]
     return bool(run_script(client, "worker_presence", keys, [hostname, ttl_ms], common=False))
 
 
@@ -72,5 +75,5 @@ def leave(client: redis.Redis, hostname: str) -> None:
     """The worker stops: it leaves the live workers, and its tools with it."""
     with client.pipeline(transaction=True) as pipe:
         pipe.zrem(WORKERS, hostname)
-        pipe.delete(worker_tools_key(hostname), worker_strategies_key(hostname))
+        pipe.delete(worker_tools_key(hostname), worker_names_key(hostname))
         pipe.execute()

@@ -24,6 +24,17 @@ class Price(BaseModel):
     cache_write: float | None = Field(default=None, ge=0)
 
 
+class Endpoint(BaseModel):
+    """Where a provider's model is served, and which variable of the worker's environment
+    holds its key (the provider's default variable when None)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: str
+    base_url: str
+    api_key_env: str | None = None
+
+
 class PoolLimit(BaseModel):
     """A limit shared by every worker: calls at once, and calls per minute."""
 
@@ -53,6 +64,10 @@ class Settings(BaseSettings):
             serves (the only strategies besides the built-ins that a run may name).
         remote_start_timeout_s: how long an agent waits for a remote tool call to be picked up
             before it fails the call (no free worker serves the ``tools`` queue).
+        endpoints: named endpoints this worker serves (``ORCHESTRATOR_ENDPOINTS``), e.g.
+            ``{"local-vllm": {"provider": "openai", "base_url": "http://vllm:8000/v1",
+            "api_key_env": "VLLM_KEY"}}``; a run names one with ``ModelConfig.endpoint``, and a
+            worker sends a key only to a URL named here (or the provider's own).
         provider_limits: pools shared by all workers, keyed ``provider`` or
             ``provider:model``, e.g. ``{"openai:gpt-4o": {"max_concurrent": 8, "rpm": 500}}``.
         prices: USD per million tokens by ``provider:model`` (``ORCHESTRATOR_PRICES``), e.g.
@@ -75,6 +90,7 @@ class Settings(BaseSettings):
     strategy_modules: str = ""
     remote_start_timeout_s: float = Field(default=30.0, gt=0)
     provider_limits: dict[str, PoolLimit] = Field(default_factory=dict)
+    endpoints: dict[str, Endpoint] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
     provider_retries: int = Field(default=4, ge=0)
 

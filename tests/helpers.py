@@ -31,3 +31,21 @@ def run_cli(
         env={**os.environ, **env},
         timeout=timeout,
     )
+
+
+def local_endpoints(port: int) -> str:
+    """``ORCHESTRATOR_ENDPOINTS`` declaring a local server on ``port`` for every HTTP provider,
+    each under the name ``test-{provider}``."""
+    import json
+
+    bases = {
+        "openai": f"http://127.0.0.1:{port}/v1",
+        "openai_responses": f"http://127.0.0.1:{port}/v1",
+        "anthropic": f"http://127.0.0.1:{port}",
+    }
+    return json.dumps(
+        {
+            f"test-{provider}": {"provider": provider, "base_url": base}
+            for provider, base in bases.items()
+        }
+    )

@@ -70,12 +70,15 @@ class SlowModelServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    def worker_env(self) -> dict[str, str]:
+        """What a worker needs to serve this server as the endpoint ``slow``."""
+        endpoint = {"provider": "openai", "base_url": self.base_url}
+        return {"ORCHESTRATOR_ENDPOINTS": json.dumps({"slow": endpoint}), "OPENAI_API_KEY": "k"}
+
     def agent(self, name: str) -> AgentSpec:
-        """An agent whose model calls go to this server (``OPENAI_API_KEY`` must be set)."""
-        options = {"base_url": self.base_url}
-        return AgentSpec(
-            name=name, model=ModelConfig(provider="openai", model="slow", options=options)
-        )
+        """An agent whose model calls go to this server (its workers need ``worker_env()``)."""
+        model = ModelConfig(provider="openai", model="slow", endpoint="slow")
+        return AgentSpec(name=name, model=model)
 
     def _note(self, where: list[str], prompt: str) -> None:
         with self._changed:

@@ -22,7 +22,7 @@ def test_cancel_aborts_model_calls_in_flight_and_revokes_queued_members(
     private_redis: LocalRedis, tmp_path: Path
 ) -> None:
     api = SlowModelServer(delay_s=600)
-    env = {**FAST_TIMINGS, "ORCHESTRATOR_REDIS_URL": private_redis.url, "OPENAI_API_KEY": "k"}
+    env = {**FAST_TIMINGS, "ORCHESTRATOR_REDIS_URL": private_redis.url, **api.worker_env()}
     # A heartbeat longer than the wait below leaves the announcement of the cancel as the
     # only way the running members can learn of it in time.
     env["ORCHESTRATOR_HEARTBEAT_S"] = "120"

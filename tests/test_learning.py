@@ -22,9 +22,10 @@ from orchestrator import (
 )
 from orchestrator.events import ToolCallEnd, ToolCallStart
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from orchestrator.settings import get_settings
 from tests.conftest import FAST_TIMINGS
 from tests.fake_api import FakeAPI
-from tests.helpers import run_cli
+from tests.helpers import local_endpoints, run_cli
 from tests.test_learner_logic import record
 from tests.test_providers import CHAT_ANSWER
 from workers.agent_loop import run_agent
@@ -141,16 +142,14 @@ def test_inject_hints_tells_the_model_and_sets_the_providers_parallel_flag(
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     api = FakeAPI()
+    monkeypatch.setenv("ORCHESTRATOR_ENDPOINTS", local_endpoints(api.port))
+    get_settings.cache_clear()
     api.reply(CHAT_ANSWER)
     try:
         spec = AgentSpec(
             name="hinted",
             instructions="Be quick.",
-            model=ModelConfig(
-                provider="openai",
-                model="gpt-test",
-                options={"base_url": f"http://127.0.0.1:{api.port}/v1"},
-            ),
+            model=ModelConfig(provider="openai", model="gpt-test", endpoint="test-openai"),
             plan_mode="inject_hints",
         )
         run_agent(spec, "q", run_id="r", groups=[["fetch", "search"]])

@@ -57,7 +57,7 @@ def test_a_backlog_of_many_leases_runs_each_member_once(
         "ORCHESTRATOR_REDIS_URL": private_redis.url,
         **FAST_TIMINGS,
         "ORCHESTRATOR_LEASE_S": "3",
-        "OPENAI_API_KEY": "test-key",
+        **api.worker_env(),
     }
     worker = start(env, "busy", tmp_path, 2)
     try:

@@ -15,6 +15,7 @@ import pytest
 
 from orchestrator.models import Message, ModelConfig
 from orchestrator.settings import get_settings
+from tests.helpers import local_endpoints
 from workers.cancellation import Cancelled, CancelToken
 from workers.providers import PROVIDERS, ProviderError, RetryableProviderError, get_provider
 
@@ -127,14 +128,17 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[HangingAPI]:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-anthropic")
     get_settings.cache_clear()
     server = HangingAPI()
+    monkeypatch.setenv("ORCHESTRATOR_ENDPOINTS", local_endpoints(server.port))
+    get_settings.cache_clear()
     yield server
     server.close()
     get_settings.cache_clear()
 
 
 def config(provider: str, api: HangingAPI, **options: Any) -> ModelConfig:
-    base = f"http://127.0.0.1:{api.port}" + ("" if provider == "anthropic" else "/v1")
-    return ModelConfig(provider=provider, model="m-test", options={"base_url": base, **options})
+    return ModelConfig(
+        provider=provider, model="m-test", endpoint=f"test-{provider}", options=options
+    )
 
 
 def cancel_once_received(api: HangingAPI, token: CancelToken) -> threading.Thread:

@@ -11,6 +11,7 @@ import pytest
 from orchestrator import AgentSpec, ModelConfig, tool
 from orchestrator.settings import get_settings
 from tests.fake_api import FakeAPI
+from tests.helpers import local_endpoints
 from workers.agent_loop import AgentRun, run_agent
 from workers.tool_registry import ToolRegistry
 from workers.tool_runner import ToolRunner
@@ -44,17 +45,18 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
     monkeypatch.setenv("ORCHESTRATOR_PRICES", json.dumps(prices))
     get_settings.cache_clear()
     server = FakeAPI()
+    monkeypatch.setenv("ORCHESTRATOR_ENDPOINTS", local_endpoints(server.port))
+    get_settings.cache_clear()
     yield server
     server.close()
     get_settings.cache_clear()
 
 
 def agent(provider: str, model: str, api: FakeAPI) -> AgentSpec:
-    base = f"http://127.0.0.1:{api.port}" + ("" if provider == "anthropic" else "/v1")
     return AgentSpec(
         name="calc",
         instructions="You add numbers.",
-        model=ModelConfig(provider=provider, model=model, options={"base_url": base}),
+        model=ModelConfig(provider=provider, model=model, endpoint=f"test-{provider}"),
         tools=["add"],
     )
 

@@ -38,8 +38,11 @@ def lease_keeper() -> LeaseKeeper:
 
 @cache
 def watchdog(app: Celery) -> Watchdog:
-    strategies = tuple(registered_strategies().names)
-    return Watchdog(app, store(), get_settings().sweep_s, tool_registry(), strategies=strategies)
+    served = {
+        "strategies": registered_strategies().names,
+        "endpoints": sorted(get_settings().endpoints),
+    }
+    return Watchdog(app, store(), get_settings().sweep_s, tool_registry(), served=served)
 
 
 @cache

@@ -48,13 +48,13 @@ class Watchdog:
         interval_s: float,
         tools: ToolRegistry | None = None,
         batch: int = BATCH,
-        strategies: tuple[str, ...] = (),
+        served: dict[str, list[str]] | None = None,
     ) -> None:
         self._app = app
         self._store = store
         self._interval_s = interval_s
         self._tools = tools
-        self._strategies = list(strategies)
+        self._served = served or {}
         self._batch = batch
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -98,10 +98,10 @@ class Watchdog:
             declare_queues(self._app)
 
     def _publish(self, client: redis.Redis, ttl_ms: int) -> None:
-        """Publish what this worker serves: its tools and its strategies."""
+        """Publish what this worker serves: its tools, and its strategies and endpoints."""
         if self._tools is not None:
             self._tools.publish(client, self._hostname, ttl_ms)
-        presence.publish_strategies(client, self._hostname, self._strategies, ttl_ms)
+        presence.publish_names(client, self._hostname, self._served, ttl_ms)
 
     def sweep_once(self) -> int:
         """One pass: announce the worker, then claim due runs and sweep them, again while a

@@ -1,5 +1,5 @@
 -- A worker is alive (loaded without common.lua). KEYS[1]: the workers (sorted set hostname ->
--- presence expiry, ms), KEYS[2]: the worker's tools key, KEYS[3]: its strategies key.
+-- presence expiry, ms), KEYS[2]: the worker's tools key, KEYS[3]: its names key.
 -- ARGV: hostname, ttl_ms. Pushes the worker's presence and its keys to now + ttl_ms and drops
 -- workers whose presence expired. Returns 0 when a key is gone (the worker writes it again).
 local t = redis.call('TIME')

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestrator.models import ModelConfig, Usage
-from orchestrator.settings import Price, get_settings
+from orchestrator.settings import Endpoint, Price, get_settings
 from workers.providers.base import ProviderError, RetryableProviderError
 from workers.providers.inflight import thread_client
 from workers.providers.redaction import redact
@@ -21,9 +21,26 @@ ADAPTER_OPTIONS = frozenset({"base_url", "api_key_env", "timeout_s"})
 DEFAULT_TIMEOUT_S = 120.0
 
 
+def endpoint_of(config: ModelConfig) -> Endpoint | None:
+    """The worker's endpoint that ``config`` names (None: the provider's own service). A name
+    this worker does not declare, or declares for another provider, is an error: a key goes
+    only where the worker's own configuration says."""
+    if config.endpoint is None:
+        return None
+    endpoint = get_settings().endpoints.get(config.endpoint)
+    if endpoint is None or endpoint.provider != config.provider:
+        raise ProviderError(
+            f"{config.provider}: endpoint {config.endpoint!r} is not declared on this worker "
+            "(ORCHESTRATOR_ENDPOINTS)"
+        )
+    return endpoint
+
+
 def api_key(config: ModelConfig, default_env: str) -> str:
-    """The API key, from the worker's environment only (never from a run's arguments)."""
-    name = str(config.options.get("api_key_env", default_env))
+    """The API key, from the worker's environment only, in the variable the worker's endpoint
+    names (else ``default_env``); never a name a run chose."""
+    endpoint = endpoint_of(config)
+    name = endpoint.api_key_env if endpoint and endpoint.api_key_env else default_env
     key = os.environ.get(name)
     if not key:
         raise ProviderError(f"{config.provider}: set {name} in the worker's environment")
@@ -114,7 +131,8 @@ def _client_settings(config: ModelConfig, key_env: str) -> tuple[str | None, str
     # The SDK applies the limit to each connect, write and read; those start after the
     # whole call's limit in ``inflight.run``, which therefore always fires first.
     timeout_s = call_timeout_s(config)
-    return config.options.get("base_url"), api_key(config, key_env), timeout_s
+    endpoint = endpoint_of(config)
+    return endpoint.base_url if endpoint else None, api_key(config, key_env), timeout_s
 
 
 def _openai_client(base_url: str | None, key: str, timeout_s: float) -> Any:
