@@ -54,15 +54,20 @@ def _import_cause(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def check_tool_modules(module_names: list[str]) -> ToolRegistry:
-    """Import every tool module and build the registry, or ``StartupError`` naming the cause."""
-    variable = f"{ENV_PREFIX}TOOL_MODULES"
+def _import_modules(variable: str, module_names: list[str]) -> None:
+    """Import each module listed in ``variable``, or ``StartupError`` naming the one that fails."""
     for name in module_names:
         try:
             importlib.import_module(name)
         except Exception as error:
             cause = " ".join(_import_cause(error).split())
             raise StartupError(f"{variable}: cannot import {name!r}: {cause}") from None
+
+
+def check_tool_modules(module_names: list[str]) -> ToolRegistry:
+    """Import every tool module and build the registry, or ``StartupError`` naming the cause."""
+    variable = f"{ENV_PREFIX}TOOL_MODULES"
+    _import_modules(variable, module_names)
     try:
         return ToolRegistry.from_modules(module_names)
     except Exception as error:
@@ -72,12 +77,7 @@ def check_tool_modules(module_names: list[str]) -> ToolRegistry:
 def check_strategy_modules(module_names: list[str]) -> StrategyRegistry:
     """Import every strategy module and build the registry, or ``StartupError``."""
     variable = f"{ENV_PREFIX}STRATEGY_MODULES"
-    for name in module_names:
-        try:
-            importlib.import_module(name)
-        except Exception as error:
-            cause = " ".join(_import_cause(error).split())
-            raise StartupError(f"{variable}: cannot import {name!r}: {cause}") from None
+    _import_modules(variable, module_names)
     try:
         return StrategyRegistry.from_modules(module_names)
     except Exception as error:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 from functools import cache
 
 from orchestrator.settings import get_settings
 from orchestrator.strategies import Strategy
+from workers.module_scan import collect_named
 
 
 class StrategyRegistry:
@@ -22,17 +22,7 @@ class StrategyRegistry:
     @classmethod
     def from_modules(cls, module_names: list[str]) -> StrategyRegistry:
         """Every ``Strategy`` defined at the top level of the named modules."""
-        found: dict[str, Strategy] = {}
-        for module_name in module_names:
-            module = importlib.import_module(module_name)
-            for value in vars(module).values():
-                if not isinstance(value, Strategy):
-                    continue
-                known = found.get(value.name)
-                if known is not None and known is not value:
-                    raise ValueError(f"two strategies are named {value.name!r} ({module_name})")
-                found[value.name] = value
-        return cls(found)
+        return cls(collect_named(module_names, Strategy, "strategies"))
 
     def get(self, name: str) -> Strategy | None:
         return self.strategies.get(name)

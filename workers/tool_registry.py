@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-
 import redis
 
 from orchestrator.keys import worker_tools_key
 from orchestrator.presence import TOOL_LIST
 from orchestrator.tools import Tool
+from workers.module_scan import collect_named
 
 
 class ToolRegistry:
@@ -24,17 +23,7 @@ class ToolRegistry:
     @classmethod
     def from_modules(cls, module_names: list[str]) -> ToolRegistry:
         """Every ``Tool`` defined at the top level of the named modules."""
-        tools: dict[str, Tool] = {}
-        for module_name in module_names:
-            module = importlib.import_module(module_name)
-            for value in vars(module).values():
-                if not isinstance(value, Tool):
-                    continue
-                known = tools.get(value.name)
-                if known is not None and known is not value:
-                    raise ValueError(f"two tools are named {value.name!r} ({module_name})")
-                tools[value.name] = value
-        return cls(tools)
+        return cls(collect_named(module_names, Tool, "tools"))
 
     def get(self, name: str) -> Tool | None:
         return self.tools.get(name)
