@@ -13,6 +13,7 @@ from celery import Celery
 from pydantic import BaseModel, ValidationError
 
 from orchestrator import events as run_events
+from orchestrator.budget import Ledger, RunBudget
 from orchestrator.celery_config import celery_config
 from orchestrator.connection import redis_client
 from orchestrator.errors import (
@@ -314,6 +315,13 @@ class RunHandle(Generic[ResultT]):
         if status is None:
             raise RunNotFoundError(f"no run with id {self.id!r}")
         return status
+
+    def budget(self) -> Ledger:
+        """The run's budget now: its limits, what its model calls spent, and what the calls in
+        flight have reserved."""
+        if not self.client.store.exists(self.id):
+            raise RunNotFoundError(f"no run with id {self.id!r}")
+        return RunBudget(self.client.redis, self.id).ledger()
 
     def events(self, follow: bool = True) -> Iterator[run_events.Event]:
         """The run's events from the first; with ``follow``, live until ``RunEnd``."""

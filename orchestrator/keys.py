@@ -54,12 +54,12 @@ class RunKeys:
     ``run`` is a hash (state, request, counters, result); ``items`` a list of item JSON;
     ``leases`` a sorted set member -> lease expiry in ms (a member is in flight while it is
     there); ``holders`` a hash member -> token of the execution that holds the lease; ``outputs``
-    a hash index -> AgentOutput JSON (first write wins); ``budget`` the ledger hash;
-    ``reserved`` a hash member -> reserved "tokens cost"; ``events`` the run's stream; ``done``
-    a stream with one entry once the run has ended (what waiters block on); ``messages`` a hash
-    member -> the messages it added to its context (branches and single runs); ``checkpoints``
-    a hash member -> the agent state after its last completed turn, while it runs; ``records``
-    a hash member -> its RunRecord (branches and single runs).
+    a hash index -> AgentOutput JSON (first write wins); ``budget`` the ledger hash and
+    ``reserved`` the model calls in flight (see ``lua/budget.lua``); ``events`` the run's
+    stream; ``done`` a stream with one entry once the run has ended (what waiters block on);
+    ``messages`` a hash member -> the messages it added to its context (branches and single
+    runs); ``checkpoints`` a hash member -> the agent state after its last completed turn,
+    while it runs; ``records`` a hash member -> its RunRecord (branches and single runs).
 
     A member is an item index, or ``final`` for the agent that runs after the members (a
     reducer, a judge).

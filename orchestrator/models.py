@@ -17,6 +17,12 @@ from orchestrator.tools import ToolPolicy
 WORKER_OWNED_OPTIONS = frozenset({"base_url", "api_key_env"})
 """Options only a worker's own configuration may set (its endpoints)."""
 
+OUTPUT_LIMIT_OPTIONS = frozenset({"max_tokens", "max_completion_tokens", "max_output_tokens"})
+"""Options that would set a call's output limit behind ``ModelConfig.max_output_tokens``, the
+limit the budget reserves for."""
+
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+
 Outcome = Literal["ok", "error", "skipped", "cancelled"]
 OUTCOMES: tuple[Outcome, ...] = ("ok", "error", "skipped", "cancelled")
 
@@ -38,6 +44,9 @@ class ModelConfig(BaseModel):
         endpoint: one of the endpoints the workers' operator declares in
             ``ORCHESTRATOR_ENDPOINTS`` (a URL and the variable holding its key, kept on the
             workers); None for the provider's own service with the provider's default key.
+        max_output_tokens: the most tokens one call may generate, thinking included; sent to
+            the provider as its output limit, and reserved from the run's budget before each
+            call (so a lower limit lets more calls run near the end of a budget).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -47,6 +56,7 @@ class ModelConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     context_window: int = Field(default=128_000, ge=256)
     endpoint: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    max_output_tokens: int = Field(default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1, le=1_000_000)
 
     @field_validator("options")
     @classmethod
@@ -57,6 +67,12 @@ class ModelConfig(BaseModel):
                 f"{', '.join(named)} cannot come from a client: where a model is served and "
                 "with which key is set on the workers (ORCHESTRATOR_ENDPOINTS); name an "
                 "endpoint with ModelConfig.endpoint"
+            )
+        limits = sorted(OUTPUT_LIMIT_OPTIONS & value.keys())
+        if limits:
+            raise ValueError(
+                f"{', '.join(limits)}: set the output limit with ModelConfig.max_output_tokens, "
+                "which the budget reserves for before each call"
             )
         return value
 
@@ -118,11 +134,14 @@ class Budget(BaseModel):
     """Limits for one run, enforced atomically in Redis across all workers.
 
     ``max_agents`` is exact: an agent is counted when it is admitted. ``max_tokens`` and
-    ``max_cost_usd`` are checked at admission against what has been spent plus a reservation
-    for each running agent (the average usage of the agents that already finished); an agent's
-    real usage is only known when it ends, so a run can pass these limits by what its running
-    agents use beyond their reservation, never by starting agents once they are reached.
-    Every limit is optional.
+    ``max_cost_usd`` are hard limits on what the run's model calls spend: before each call
+    its worker reserves an upper bound of what the call can cost (its input, counted so that
+    the count is never below the provider's, plus ``ModelConfig.max_output_tokens``), and the
+    call is made only if every reservation and everything spent still fit; after the call the
+    reservation becomes the usage the provider reported. A call that can never fit is not
+    made: its agent ends ``skipped`` (no call made yet) or ``error``. ``max_cost_usd`` needs a
+    known price for every model of the run (see ``orchestrator.prices``). Every limit is
+    optional.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -150,7 +169,14 @@ class Usage(BaseModel):
 
     @property
     def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
+        """Every token billed: Anthropic's cache reads and writes are beside ``input_tokens``,
+        OpenAI's cached tokens inside it."""
+        return (
+            self.input_tokens
+            + self.cache_creation_input_tokens
+            + self.cache_read_input_tokens
+            + self.output_tokens
+        )
 
     def __add__(self, other: Usage) -> Usage:
         return Usage.model_construct(

@@ -48,6 +48,9 @@ def check_continuable(prompt: str | None, context: list[Message], what: str) -> 
 
 
 class _RunRequest(BaseModel):
+    """What every kind of run has; each kind names its agents with ``member_specs`` (the specs
+    its members run) and ``final_spec`` (the agent after them, if any)."""
+
     model_config = ConfigDict(extra="forbid")
 
     budget: Budget = Field(default_factory=Budget)
@@ -67,6 +70,14 @@ class MapReduceRequest(_RunRequest):
     @property
     def member_count(self) -> int:
         return self.item_count
+
+    @property
+    def member_specs(self) -> list[AgentSpec]:
+        return [self.mapper]
+
+    @property
+    def final_spec(self) -> AgentSpec | None:
+        return self.reducer
 
     @model_validator(mode="after")
     def _task_given(self) -> MapReduceRequest:
@@ -89,6 +100,14 @@ class BranchesRequest(_RunRequest):
     @property
     def member_count(self) -> int:
         return len(self.configs)
+
+    @property
+    def member_specs(self) -> list[AgentSpec]:
+        return list(self.configs)
+
+    @property
+    def final_spec(self) -> AgentSpec | None:
+        return self.judge if self.strategy == "llm_judge" else None
 
     @property
     def loop_ids(self) -> list[str]:
@@ -124,6 +143,14 @@ class AgentRunRequest(_RunRequest):
     @property
     def member_count(self) -> int:
         return 1
+
+    @property
+    def member_specs(self) -> list[AgentSpec]:
+        return [self.spec]
+
+    @property
+    def final_spec(self) -> AgentSpec | None:
+        return None
 
     @model_validator(mode="after")
     def _continuable(self) -> AgentRunRequest:

@@ -14,6 +14,7 @@ from typing import Any, cast
 import redis
 from pydantic import TypeAdapter
 
+from orchestrator.budget import ledger_fields
 from orchestrator.events import AgentStart, Event, RunEnd, RunStart
 from orchestrator.keys import ACTIVE_RUNS, CANCELS, FINAL_MEMBER, RunKeys
 from orchestrator.models import (
@@ -62,7 +63,8 @@ class Claim:
 class Completion:
     """The result of storing a member's output. ``status`` is ``stored``; ``duplicate`` when
     the member had already ended (its first output is in ``output``); ``discarded`` when the
-    execution no longer held the member's lease (its result is dropped, its usage counted);
+    execution no longer held the member's lease (its result is dropped; its calls' usage was
+    counted as they settled);
     ``gone`` when the run no longer exists. ``drained``: a cancelled run has nothing left in
     flight, so its final step can run now."""
 
@@ -163,21 +165,12 @@ class RunStore:
         fields["last_change_ms"] = fields["created_ms"]
         if request.deadline_s is not None:
             fields["deadline_ms"] = int(fields["created_ms"]) + int(request.deadline_s * 1000)
-        budget = request.budget
-        limits = {
-            "max_agents": budget.max_agents,
-            "max_tokens": budget.max_tokens,
-            "max_cost": budget.max_cost_usd,
-        }
         events = (RunStart(run_id=run_id, kind=request.kind, total=total), *first_events)
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(keys.run, mapping=fields)
             if items:
                 pipe.rpush(keys.items, *items)
-            pipe.hset(keys.budget, mapping={"agents": 0, "tokens": 0, "cost": 0})
-            for name, limit in limits.items():
-                if limit is not None:
-                    pipe.hset(keys.budget, name, str(limit))
+            pipe.hset(keys.budget, mapping=ledger_fields(request))  # type: ignore[arg-type]
             for event in events:
                 pipe.xadd(keys.events, {"e": event.model_dump_json()})
             # Its first sweep is due one interval on, or at its deadline if that comes first.
@@ -244,9 +237,10 @@ class RunStore:
         record: RunRecord | None = None,
     ) -> Completion:
         """Store a member's output (and the messages it added, and its record) once, emit
-        ``events`` with it, settle its budget and admit the next members, which worker
-        ``node`` publishes. ``token`` is the execution's lease token ('' for a member that
-        never ran): an execution that lost its lease has its result discarded."""
+        ``events`` with it and admit the next members, which worker ``node`` publishes (its
+        calls settled their usage in the budget as they ended). ``token`` is the execution's
+        lease token ('' for a member that never ran): an execution that lost its lease has its
+        result discarded."""
         reply = self._run(
             run_id,
             "complete_member",
@@ -256,8 +250,6 @@ class RunStore:
             self._lease_ms,
             output.model_dump_json(),
             output.outcome,
-            output.tokens.total_tokens,
-            output.tokens.cost_usd,
             _MESSAGES.dump_json(messages).decode() if messages else "",
             record.model_dump_json() if record else "",
             *(event.model_dump_json() for event in events),

@@ -1,5 +1,5 @@
-"""Loads the Lua scripts in ``lua/`` and runs them. Run scripts get ``common.lua`` in front;
-the others (``common=False``) stand alone."""
+"""Loads the Lua scripts in ``lua/`` and runs them. Run scripts get the run prelude in front
+(``common.lua``, ``budget.lua``, ``window.lua``); the others (``common=False``) stand alone."""
 
 from __future__ import annotations
 
@@ -37,10 +37,15 @@ class LuaScript:
             return client.evalsha(self.sha, len(keys), *keys, *args)
 
 
+# In this order: each part uses what the ones before it define.
+RUN_PRELUDE = ("common", "budget", "window")
+
+
 @cache
 def _script(name: str, common: bool) -> LuaScript:
     folder = files("orchestrator") / "lua"
-    prelude = (folder / "common.lua").read_text() + "\n" if common else ""
+    parts = RUN_PRELUDE if common else ()
+    prelude = "".join((folder / f"{part}.lua").read_text() + "\n" for part in parts)
     return LuaScript(prelude + (folder / f"{name}.lua").read_text())
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
+CHARS_PER_TOKEN = 4
+
 
 def estimate_tokens(text: str) -> int:
     """About four characters a token, at least one for any text."""
-    return math.ceil(len(text) / 4) if text else 0
+    return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0

@@ -10,9 +10,10 @@ from typing import Any
 from orchestrator import AgentSpec, ModelConfig
 
 
-def scripted(name: str, **options: Any) -> AgentSpec:
+def scripted(name: str, max_output_tokens: int = 4096, **options: Any) -> AgentSpec:
     """An agent on the offline scripted model with ``options``."""
-    return AgentSpec(name=name, model=ModelConfig(provider="scripted", options=options))
+    model = ModelConfig(provider="scripted", options=options, max_output_tokens=max_output_tokens)
+    return AgentSpec(name=name, model=model)
 
 
 def items(count: int) -> list[str]:

@@ -85,17 +85,19 @@ def test_budget_with_room_runs_the_reducer(client: Client) -> None:
 
 
 def test_token_budget_stops_admitting_once_spent(client: Client) -> None:
-    mapper = scripted("mapper", latency_ms=20)
+    # A call here reserves its exact input (about 10 tokens) plus its output limit of 16.
+    mapper = scripted("mapper", max_output_tokens=16, latency_ms=20)
     handle = client.map_reduce(
-        "Tokens", items(10), mapper, scripted("reducer"), 1, budget=Budget(max_tokens=40)
+        "Tokens", items(10), mapper, scripted("reducer"), 1, budget=Budget(max_tokens=60)
     )
     result = handle.result(30)
     ran = [o for o in result.map_outputs if o.outcome == "ok"]
     skipped = [o for o in result.map_outputs if o.outcome == "skipped"]
     assert ran and skipped
-    assert all("max_tokens (40)" in (o.error or "") for o in skipped)
-    # With a cap of 1 each agent is admitted only after the previous one settled.
-    assert sum(o.tokens.total_tokens for o in ran[:-1]) < 40
+    assert all("max_tokens (60 tokens)" in (o.error or "") for o in skipped)
+    assert all(o.turns == 0 and o.tokens.total_tokens == 0 for o in skipped)
+    assert sum(o.tokens.total_tokens for o in ran) <= 60
+    assert handle.budget().spent_tokens <= 60
 
 
 def test_failing_mapper_is_isolated_at_its_own_index(client: Client) -> None:
@@ -172,7 +174,8 @@ def test_another_client_reattaches_by_run_id(client: Client, worker_env: dict[st
 
 
 def test_cost_budget_stops_admitting_once_spent(client: Client) -> None:
-    mapper = scripted("mapper", cost_per_1k_tokens=10.0)  # about $0.0002 per mapper here
+    # About $0.0002 a mapper; a call reserves up to $0.00026 (its input and 16 tokens).
+    mapper = scripted("mapper", max_output_tokens=16, cost_per_1k_tokens=0.01)
     handle = client.map_reduce(
         "Costs", items(10), mapper, scripted("reducer"), 1, budget=Budget(max_cost_usd=0.0005)
     )
@@ -180,5 +183,6 @@ def test_cost_budget_stops_admitting_once_spent(client: Client) -> None:
     ran = [o for o in result.map_outputs if o.outcome == "ok"]
     skipped = [o for o in result.map_outputs if o.outcome == "skipped"]
     assert ran and skipped
-    assert all("max_cost_usd (0.0005)" in (o.error or "") for o in skipped)
-    assert sum(o.tokens.cost_usd for o in ran[:-1]) < 0.0005
+    assert all("max_cost_usd (0.000500000 USD)" in (o.error or "") for o in skipped)
+    assert sum(o.tokens.cost_usd for o in ran) <= 0.0005
+    assert handle.budget().spent_usd <= 0.0005

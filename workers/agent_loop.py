@@ -27,6 +27,7 @@ from orchestrator.models import (
 from workers.cancellation import Cancelled, CancelToken
 from workers.plan_use import PARALLEL_FLAG_PROVIDERS, hint_text
 from workers.providers import ModelProvider, get_provider
+from workers.providers.budgeted import BudgetExceeded
 from workers.tool_registry import ToolRegistry
 from workers.tool_runner import ToolEvents, ToolRunner
 
@@ -91,6 +92,8 @@ def run_agent(
     ``guard`` runs before every model call and every turn's tool calls, and raises
     ``Cancelled`` when the run must make no further call (its lease was lost). A stop ends the
     run with the token's outcome: ``cancelled``, or ``error`` for a time limit or a lost lease.
+    A model call that the run's budget cannot fit is not made: the run ends ``skipped`` if it
+    made no call before, else ``error``, with the budget's reason.
     """
     cancel = cancel or CancelToken()
     events = events or AgentEvents()
@@ -166,6 +169,11 @@ def run_agent(
             error = f"cancelled: {stop}" if cancel.outcome == "cancelled" else str(stop)
             events.model_turn(turns + 1, call.started_at, Usage(), [], error, final=True)
             return finish(cancel.outcome, error=error)
+        except BudgetExceeded as denied:
+            # The call was not made, so it is no call of the record.
+            record.calls.pop()
+            events.model_turn(turns + 1, call.started_at, Usage(), [], str(denied), final=True)
+            return finish("skipped" if turns == 0 else "error", error=str(denied))
         except Exception as failure:  # a provider failure must not crash the member
             call.ended_at, call.status = utcnow(), "error"
             call.error = f"{type(failure).__name__}: {failure}"

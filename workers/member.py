@@ -14,6 +14,7 @@ from uuid import uuid4
 
 from celery import Celery
 
+from orchestrator.budget import RunBudget
 from orchestrator.events import AgentEnd, AgentStart
 from orchestrator.models import AgentOutput, Message, RunRecord
 from orchestrator.run_store import RunStore
@@ -27,6 +28,7 @@ from workers.node import node_name
 from workers.plan_cache import PlanCache
 from workers.plan_use import effective_groups
 from workers.providers import ModelProvider
+from workers.providers.budgeted import CallBudget
 from workers.tool_runner import ToolRunner
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ class MemberRuntime:
     store: RunStore
     keeper: LeaseKeeper
     tools: ToolRunner
-    provider_for: Callable[[str], ModelProvider]
+    provider_for: Callable[[str, CallBudget | None], ModelProvider]
     plans: PlanCache
 
 
@@ -108,6 +110,12 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | 
                 )
             )
             start = kind.start(request, member, claim.input)
+            budget = CallBudget(
+                RunBudget(store.client, run_id),
+                member,
+                token,
+                cost_limited=request.budget.max_cost_usd is not None,
+            )
             plan = runtime.plans.get(spec.agent_id) if spec.plan_mode != "observe_only" else None
             try:
                 run = run_agent(
@@ -119,7 +127,7 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | 
                     cancel=cancel,
                     events=events,
                     tools=runtime.tools,
-                    provider_for=runtime.provider_for,
+                    provider_for=lambda name: runtime.provider_for(name, budget),
                     resume=claim.checkpoint,
                     checkpoint=lambda state: store.save_checkpoint(run_id, member, token, state),
                     guard=lease.guard,

@@ -15,7 +15,8 @@ from workers.leases import LeaseKeeper
 from workers.limits import SharedLimit
 from workers.member import MemberRuntime
 from workers.plan_cache import PlanCache
-from workers.providers import ModelProvider, get_provider
+from workers.providers import ModelProvider, ModelSurface, get_provider
+from workers.providers.budgeted import BudgetedProvider, CallBudget
 from workers.providers.pooled import PooledProvider
 from workers.remote_tools import CeleryRemoteCall
 from workers.strategy_registry import registered_strategies
@@ -66,9 +67,15 @@ def tool_runner(app: Celery) -> ToolRunner:
     return ToolRunner(tool_registry(), _tool_limit, start_remote)
 
 
-def provider(name: str) -> ModelProvider:
-    """The provider ``name``, inside the shared pools the settings configure."""
-    return PooledProvider(get_provider(name), store().client, get_settings().provider_limits)
+def provider(name: str, budget: CallBudget | None = None) -> ModelProvider:
+    """The provider ``name``: each attempt of a call fits ``budget`` (when given) before it
+    takes a slot of the shared pool the settings configure."""
+
+    def attempt(surface: ModelSurface) -> ModelProvider:
+        pooled = PooledProvider(surface, store().client, get_settings().provider_limits)
+        return BudgetedProvider(pooled, surface, budget) if budget is not None else pooled
+
+    return get_provider(name, attempt)
 
 
 @cache

@@ -1,6 +1,7 @@
--- Shared by every run script (the loader prepends this file). KEYS[1] is the run's hash; its
--- other keys are named after it (see orchestrator/keys.py RunKeys), so a call sends one key
--- name instead of ten: encoding key names was most of a call's client-side cost.
+-- Shared by every run script: the loader prepends this file, budget.lua and window.lua. KEYS[1]
+-- is the run's hash; its other keys are named after it (see orchestrator/keys.py RunKeys), so
+-- a call sends one key name instead of ten: encoding key names was most of a call's
+-- client-side cost.
 local K_RUN = KEYS[1]
 local K_ITEMS, K_LEASES, K_HOLDERS = K_RUN .. ':items', K_RUN .. ':leases', K_RUN .. ':holders'
 local K_OUTPUTS, K_BUDGET = K_RUN .. ':outputs', K_RUN .. ':budget'
@@ -8,9 +9,8 @@ local K_RESERVED = K_RUN .. ':reserved'
 local K_EVENTS, K_DONE, K_MESSAGES = K_RUN .. ':events', K_RUN .. ':done', K_RUN .. ':messages'
 local K_CHECKPOINTS, K_RECORDS = K_RUN .. ':checkpoints', K_RUN .. ':records'
 local K_DEADLINES, K_DENIED = K_RUN .. ':deadlines', K_RUN .. ':denied'
-local K_DISCARDED = K_RUN .. ':discarded'
 local RUN_KEYS = {K_RUN, K_ITEMS, K_LEASES, K_HOLDERS, K_OUTPUTS, K_BUDGET, K_RESERVED, K_EVENTS,
-    K_DONE, K_MESSAGES, K_CHECKPOINTS, K_RECORDS, K_DEADLINES, K_DENIED, K_DISCARDED}
+    K_DONE, K_MESSAGES, K_CHECKPOINTS, K_RECORDS, K_DEADLINES, K_DENIED}
 
 -- A member in flight is in K_LEASES with a holder in K_HOLDERS:
 --   'a:NODE'  admitted by worker NODE, to be published: a lease, so that a publish lost with
@@ -76,92 +76,4 @@ end
 local function is_active()
     return redis.call('HGET', K_RUN, 'state') == 'running'
         and redis.call('HEXISTS', K_RUN, 'cancel') == 0
-end
-
--- Admit one agent against the budget, or say why not. 'wait' means the token or cost limit
--- would be passed by the reservations of agents still running: admission pauses until they
--- settle instead of denying an agent that may still fit.
-local function budget_reserve(member, inflight)
-    local max_agents = num(K_BUDGET, 'max_agents')
-    local agents = num(K_BUDGET, 'agents') or 0
-    if max_agents and agents >= max_agents then
-        return 'deny', 'budget: max_agents (' .. max_agents .. ') reached'
-    end
-    local settled = num(K_BUDGET, 'settled') or 0
-    local tokens = num(K_BUDGET, 'tokens') or 0
-    local cost = num(K_BUDGET, 'cost') or 0
-    local est_tokens, est_cost = 0, 0
-    if settled > 0 then
-        est_tokens = tokens / settled
-        est_cost = cost / settled
-    end
-    local max_tokens = num(K_BUDGET, 'max_tokens')
-    if max_tokens then
-        if tokens >= max_tokens then
-            return 'deny', 'budget: max_tokens (' .. max_tokens .. ') reached, ' .. tokens .. ' used'
-        end
-        if inflight > 0 and tokens + (num(K_BUDGET, 'res_tokens') or 0) + est_tokens > max_tokens then
-            return 'wait', ''
-        end
-    end
-    local max_cost = num(K_BUDGET, 'max_cost')
-    if max_cost then
-        if cost >= max_cost then
-            return 'deny', 'budget: max_cost_usd (' .. max_cost .. ') reached, ' .. cost .. ' spent'
-        end
-        if inflight > 0 and cost + (num(K_BUDGET, 'res_cost') or 0) + est_cost > max_cost then
-            return 'wait', ''
-        end
-    end
-    redis.call('HINCRBY', K_BUDGET, 'agents', 1)
-    redis.call('HINCRBYFLOAT', K_BUDGET, 'res_tokens', est_tokens)
-    redis.call('HINCRBYFLOAT', K_BUDGET, 'res_cost', est_cost)
-    redis.call('HSET', K_RESERVED, member, est_tokens .. ' ' .. est_cost)
-    return 'ok', ''
-end
-
--- Replace a member's reservation with what it really used.
-local function budget_settle(member, tokens, cost)
-    local reserved = redis.call('HGET', K_RESERVED, member)
-    if not reserved then return end
-    local res_tokens, res_cost = string.match(reserved, '^(%S+) (%S+)$')
-    redis.call('HINCRBYFLOAT', K_BUDGET, 'res_tokens', -tonumber(res_tokens))
-    redis.call('HINCRBYFLOAT', K_BUDGET, 'res_cost', -tonumber(res_cost))
-    redis.call('HDEL', K_RESERVED, member)
-    if tokens > 0 or cost > 0 then
-        redis.call('HINCRBY', K_BUDGET, 'settled', 1)
-        redis.call('HINCRBY', K_BUDGET, 'tokens', tokens)
-        redis.call('HINCRBYFLOAT', K_BUDGET, 'cost', cost)
-    end
-end
-
--- The window: admit members in item order while fewer than max_concurrent are in flight. The
--- caller, worker NODE, publishes the admitted members. Returns the admitted indices and a flat
--- list of (denied index, reason).
-local function fill_window(node, lease_ms)
-    local admitted, denied = {}, {}
-    if not is_active() then return admitted, denied end
-    local now = now_ms()
-    local total = tonumber(redis.call('HGET', K_RUN, 'total'))
-    local cap = tonumber(redis.call('HGET', K_RUN, 'max_concurrent'))
-    local nxt = tonumber(redis.call('HGET', K_RUN, 'next'))
-    while nxt < total do
-        local inflight = redis.call('ZCARD', K_LEASES)
-        if inflight >= cap then break end
-        local verdict, reason = budget_reserve(tostring(nxt), inflight)
-        if verdict == 'wait' then break end
-        if verdict == 'ok' then
-            redis.call('ZADD', K_LEASES, now + lease_ms, nxt)
-            redis.call('HSET', K_HOLDERS, nxt, 'a:' .. node)
-            table.insert(admitted, nxt)
-        else
-            -- Kept until the member is ended, so that an ending lost with a reply is redone.
-            redis.call('HSET', K_DENIED, nxt, reason)
-            table.insert(denied, nxt)
-            table.insert(denied, reason)
-        end
-        nxt = nxt + 1
-    end
-    redis.call('HSET', K_RUN, 'next', nxt)
-    return admitted, denied
 end

@@ -1,35 +1,28 @@
--- A member ended: store its output (first write wins), settle its budget, free its slot and
--- admit the next members, which the caller (worker NODE) publishes.
+-- A member ended: store its output (first write wins), free its slot and admit the next
+-- members, which the caller (worker NODE) publishes. Its usage is already in the budget: each
+-- model call settles its own (budget.lua).
 -- ARGV: member, node, token ('' for a member that never ran), lease_ms, output_json, outcome,
--- tokens, cost, messages_json and record_json ('' for none), then the events to emit in order
--- (the last one is AgentEnd).
+-- messages_json and record_json ('' for none), then the events to emit in order (the last one
+-- is AgentEnd).
 -- Returns {1, admitted, denied, drained} when stored; {0, stored_output} when a member that
 -- never ran was already stored; {2} when the execution does not hold the lease (it was taken
--- over, or the member was ended without it): its result is discarded and its usage still
--- counted, since it was spent; {3} when the run no longer exists.
+-- over, or the member was ended without it): its result is discarded (its calls counted when
+-- they settled); {3} when the run no longer exists.
 if not run_exists() then return {3} end
 local member, node, token = ARGV[1], ARGV[2], ARGV[3]
-if token ~= '' and redis.call('HGET', K_HOLDERS, member) ~= token then
-    -- Counted once per execution, should this call be retried after a lost reply.
-    if redis.call('HSETNX', K_DISCARDED, token, 1) == 1 then
-        redis.call('HINCRBY', K_BUDGET, 'tokens', tonumber(ARGV[7]))
-        redis.call('HINCRBYFLOAT', K_BUDGET, 'cost', tonumber(ARGV[8]))
-    end
-    return {2}
-end
+if token ~= '' and redis.call('HGET', K_HOLDERS, member) ~= token then return {2} end
 if redis.call('HSETNX', K_OUTPUTS, member, ARGV[5]) == 0 then
     return {0, redis.call('HGET', K_OUTPUTS, member)}
 end
 if member ~= 'final' then
     redis.call('HINCRBY', K_RUN, 'n_' .. ARGV[6], 1)
 end
-if ARGV[9] ~= '' then
-    redis.call('HSET', K_MESSAGES, member, ARGV[9])
+if ARGV[7] ~= '' then
+    redis.call('HSET', K_MESSAGES, member, ARGV[7])
 end
-if ARGV[10] ~= '' then
-    redis.call('HSET', K_RECORDS, member, ARGV[10])
+if ARGV[8] ~= '' then
+    redis.call('HSET', K_RECORDS, member, ARGV[8])
 end
-budget_settle(member, tonumber(ARGV[7]), tonumber(ARGV[8]))
 redis.call('HSET', K_RUN, 'last_change_ms', now_ms())
 redis.call('ZREM', K_LEASES, member)
 -- An execution's token stays as the holder: a retried call (its reply lost with a connection)
@@ -38,7 +31,7 @@ if token == '' then redis.call('HDEL', K_HOLDERS, member) end
 redis.call('HDEL', K_CHECKPOINTS, member)
 redis.call('HDEL', K_DEADLINES, member)
 redis.call('HDEL', K_DENIED, member)
-for i = 11, #ARGV do emit(ARGV[i]) end
+for i = 9, #ARGV do emit(ARGV[i]) end
 local admitted, denied = fill_window(node, tonumber(ARGV[4]))
 local is_drained = 0
 if member ~= 'final' and drained() and redis.call('HEXISTS', K_OUTPUTS, 'final') == 0 then

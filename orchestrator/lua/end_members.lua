@@ -12,7 +12,6 @@ for i = 3, #ARGV, 3 do
         redis.call('ZREM', K_LEASES, member)
         redis.call('HDEL', K_HOLDERS, member)
         redis.call('HDEL', K_DEADLINES, member)
-        budget_settle(member, 0, 0)
         emit(ARGV[i + 2])
     end
 end

@@ -1,14 +1,14 @@
 -- The gate of a run's final agent (a reducer, a judge). ARGV: node, final_prompt, lease_ms.
 -- Returns {'cancelled', reason}, {'denied', reason}, {'gone'} (the run no longer exists or has
--- ended) or {'admitted'}. Safe to call again: a final agent already admitted is not reserved
+-- ended) or {'admitted'}. Safe to call again: a final agent already admitted is not counted
 -- twice. Worker NODE publishes it, under a lease until it confirms (see common.lua).
 if redis.call('HGET', K_RUN, 'state') ~= 'running' then return {'gone'} end
 local cancel = redis.call('HGET', K_RUN, 'cancel')
 if cancel then return {'cancelled', cancel} end
-if redis.call('HEXISTS', K_RESERVED, 'final') == 1 or redis.call('HEXISTS', K_OUTPUTS, 'final') == 1 then
+if redis.call('HEXISTS', K_RUN, 'final_prompt') == 1 or redis.call('HEXISTS', K_OUTPUTS, 'final') == 1 then
     return {'admitted'}
 end
-local verdict, reason = budget_reserve('final', 0)
+local verdict, reason = budget_admit(0, 'final_floor')
 if verdict ~= 'ok' then return {'denied', reason} end
 redis.call('HSET', K_RUN, 'final_prompt', ARGV[2])
 redis.call('ZADD', K_LEASES, now_ms() + tonumber(ARGV[3]), 'final')

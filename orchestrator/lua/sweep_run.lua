@@ -49,6 +49,9 @@ local function hold(member, holder, into)
 end
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', now)) do
     local holder = redis.call('HGET', K_HOLDERS, member) or ''
+    if holder ~= '' and not is_placeholder(holder) and not is_ending(holder) then
+        budget_charge_orphans(holder)
+    end
     local limit = num(K_DEADLINES, member)
     if cancel ~= '' or holder == 'x:cancelled' then
         hold(member, 'x:cancelled', abandon)

@@ -7,11 +7,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from orchestrator.settings import get_settings
 from workers.providers.anthropic_messages import AnthropicMessages
 from workers.providers.base import (
     ModelProvider,
     ModelResponse,
+    ModelSurface,
     ProviderError,
     RetryableProviderError,
 )
@@ -20,7 +23,7 @@ from workers.providers.openai_responses import OpenAIResponses
 from workers.providers.retrying import RetryingProvider
 from workers.providers.scripted import ScriptedModel
 
-PROVIDERS: dict[str, ModelProvider] = {
+PROVIDERS: dict[str, ModelSurface] = {
     "scripted": ScriptedModel(),
     "openai": OpenAIChat(),
     "openai_responses": OpenAIResponses(),
@@ -29,22 +32,29 @@ PROVIDERS: dict[str, ModelProvider] = {
 _OFFLINE = frozenset({"scripted"})
 
 
-def get_provider(name: str) -> ModelProvider:
-    """The provider called ``name``, retrying if it goes over the network. Names are
+Wrap = Callable[[ModelSurface], ModelProvider]
+
+
+def get_provider(name: str, wrap: Wrap | None = None) -> ModelProvider:
+    """The provider called ``name``, retrying if it goes over the network. ``wrap`` builds
+    what each attempt calls from the surface (a budget, a pool): the retries stay outside it,
+    so that every attempt is gated and counted and a back-off holds nothing. Names are
     validated at submit time, so a miss here is a worker out of date with its clients."""
     try:
-        provider = PROVIDERS[name]
+        surface = PROVIDERS[name]
     except KeyError:
         raise ProviderError(f"provider {name!r} is not available on this worker") from None
+    attempt = wrap(surface) if wrap is not None else surface
     if name in _OFFLINE:
-        return provider
-    return RetryingProvider(provider, get_settings().provider_retries)
+        return attempt
+    return RetryingProvider(attempt, get_settings().provider_retries)
 
 
 __all__ = [
     "PROVIDERS",
     "ModelProvider",
     "ModelResponse",
+    "ModelSurface",
     "ProviderError",
     "RetryableProviderError",
     "get_provider",

@@ -12,6 +12,7 @@ from workers.providers.base import ModelResponse, ProviderError
 from workers.providers.http_common import (
     anthropic_client,
     api_params,
+    body_token_bound,
     call_timeout_s,
     priced,
     request_digest,
@@ -19,7 +20,7 @@ from workers.providers.http_common import (
 )
 
 SURFACE = "anthropic.messages"
-DEFAULT_MAX_TOKENS = 4096
+MIN_THINKING_BUDGET = 1024  # the least budget_tokens the API accepts
 THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
 
 
@@ -59,24 +60,27 @@ def anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
 class AnthropicMessages:
     """``provider="anthropic"``: the Messages API through the official SDK.
 
-    Options: ``base_url``, ``api_key_env`` (default ``ANTHROPIC_API_KEY``), ``timeout_s`` (as
-    for ``openai``: default 120 s, not retried), ``max_tokens`` (default 4096); others are
-    passed to the API. A thinking level (``low``, ``medium``, ``high`` or a token count)
-    becomes an extended-thinking budget. A stop of the run's token aborts the call in flight.
+    Options: ``timeout_s`` (as for ``openai``: default 120 s, not retried); others are passed
+    to the API. ``max_output_tokens`` is sent as ``max_tokens``. A thinking level (``low``,
+    ``medium``, ``high`` or a token count) becomes an extended-thinking budget, within
+    ``max_output_tokens`` (thinking counts as output). A stop of the run's token aborts the
+    call in flight.
     """
 
-    def complete(
-        self,
-        config: ModelConfig,
-        messages: list[Message],
-        cancel: CancelToken,
-        tools: list[ToolInfo],
-    ) -> ModelResponse:
-        cancel.check()
+    def input_token_bound(
+        self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
+    ) -> int:
+        """At least the input tokens the call will be billed for (see ``body_token_bound``)."""
+        return body_token_bound(self.request_body(config, messages, tools))
+
+    def request_body(
+        self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
+    ) -> dict[str, Any]:
+        """The Messages API request for this call."""
         params, thinking = api_params(config)
         body: dict[str, Any] = {
             "model": config.model,
-            "max_tokens": params.pop("max_tokens", DEFAULT_MAX_TOKENS),
+            "max_tokens": config.max_output_tokens,
             "messages": anthropic_messages(messages),
             **params,
         }
@@ -90,7 +94,25 @@ class AnthropicMessages:
             ]
         if thinking:
             budget = THINKING_BUDGETS.get(str(thinking)) or int(thinking)
+            # Thinking is output: its budget must leave room for the answer.
+            budget = min(budget, config.max_output_tokens - 1)
+            if budget < MIN_THINKING_BUDGET:
+                raise ProviderError(
+                    f"{SURFACE}: thinking needs max_output_tokens above {MIN_THINKING_BUDGET}",
+                    unbilled=True,
+                )
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        return body
+
+    def complete(
+        self,
+        config: ModelConfig,
+        messages: list[Message],
+        cancel: CancelToken,
+        tools: list[ToolInfo],
+    ) -> ModelResponse:
+        cancel.check()
+        body = self.request_body(config, messages, tools)
         client = anthropic_client(config)
         try:
             response = inflight.run(

@@ -13,15 +13,23 @@ from workers.cancellation import CancelToken
 
 
 class ProviderError(Exception):
-    """A model call failed (the agent run ends with an ``error`` output)."""
+    """A model call failed (the agent run ends with an ``error`` output). ``unbilled`` when
+    the provider answered with an error, so the call cost nothing; otherwise (a connection
+    lost mid-call) it may have been billed."""
+
+    def __init__(self, message: str, *, unbilled: bool = False) -> None:
+        super().__init__(message)
+        self.unbilled = unbilled
 
 
 class RetryableProviderError(ProviderError):
     """A model call failed in a way worth retrying (429, 5xx, connection); ``retry_after_s``
     is the provider's ``Retry-After`` when it sent one."""
 
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, retry_after_s: float | None = None, *, unbilled: bool = False
+    ) -> None:
+        super().__init__(message, unbilled=unbilled)
         self.retry_after_s = retry_after_s
 
 
@@ -51,4 +59,15 @@ class ModelProvider(Protocol):
     ) -> ModelResponse:
         """Run one model call offering ``tools``; raise ``ProviderError`` on failure and
         ``Cancelled`` when ``cancel`` fires while waiting."""
+        ...
+
+
+class ModelSurface(ModelProvider, Protocol):
+    """A provider that talks to a model itself (not a wrapper), and so knows how its requests
+    are counted."""
+
+    def input_token_bound(
+        self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
+    ) -> int:
+        """A number of input tokens the call will never be billed above."""
         ...

@@ -31,7 +31,8 @@ def endpoint_of(config: ModelConfig) -> Endpoint | None:
     if endpoint is None or endpoint.provider != config.provider:
         raise ProviderError(
             f"{config.provider}: endpoint {config.endpoint!r} is not declared on this worker "
-            "(ORCHESTRATOR_ENDPOINTS)"
+            "(ORCHESTRATOR_ENDPOINTS)",
+            unbilled=True,
         )
     return endpoint
 
@@ -43,15 +44,34 @@ def api_key(config: ModelConfig, default_env: str) -> str:
     name = endpoint.api_key_env if endpoint and endpoint.api_key_env else default_env
     key = os.environ.get(name)
     if not key:
-        raise ProviderError(f"{config.provider}: set {name} in the worker's environment")
+        raise ProviderError(
+            f"{config.provider}: set {name} in the worker's environment", unbilled=True
+        )
     return key
 
 
 def api_params(config: ModelConfig) -> tuple[dict[str, Any], str | None]:
-    """The options passed through to the API (temperature, max_tokens, ...), and the thinking
+    """The options passed through to the API (temperature, top_p, ...), and the thinking
     level, which each surface spells its own way."""
     params = {k: v for k, v in config.options.items() if k not in ADAPTER_OPTIONS}
     return params, params.pop("thinking", None)
+
+
+# Hidden text a provider adds to a call that offers tools (Anthropic's tool-use system prompt
+# is a few hundred tokens); more than any documents.
+TOOL_PROMPT_TOKENS = 1024
+# The tokens a chat format adds around the whole conversation.
+CONVERSATION_TOKENS = 64
+
+
+def body_token_bound(body: dict[str, Any]) -> int:
+    """An upper bound of the input tokens of a request: its JSON size in bytes, plus what the
+    provider adds. Every token of a byte-level BPE tokenizer (OpenAI's and Anthropic's) stands
+    for at least one byte of text, so a text has no more tokens than bytes; the JSON around
+    each message (``{"role":"user","content":""}``, 28 bytes) is more than the few tokens that
+    mark a message in the model's format."""
+    size = len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
+    return size + CONVERSATION_TOKENS + (TOOL_PROMPT_TOKENS if body.get("tools") else 0)
 
 
 def request_digest(body: dict[str, Any]) -> str:
@@ -93,9 +113,11 @@ def translate_error(error: Exception, surface: str, secrets: Iterable[str] = ())
     retry_after = _retry_after(response.headers if response is not None else None)
     message = redact(f"{surface}: {type(error).__name__}: {error}", secrets)
     connection_failure = type(error).__name__ in ("APIConnectionError", "APITimeoutError")
+    # An HTTP error status is the provider's answer instead of a completion: nothing billed.
+    answered = isinstance(status, int)
     if status == 429 or (isinstance(status, int) and status >= 500) or connection_failure:
-        return RetryableProviderError(message, retry_after)
-    return ProviderError(message)
+        return RetryableProviderError(message, retry_after, unbilled=answered)
+    return ProviderError(message, unbilled=answered)
 
 
 def _retry_after(headers: Any) -> float | None:

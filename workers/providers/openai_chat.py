@@ -12,6 +12,7 @@ from workers.providers import inflight
 from workers.providers.base import ModelResponse, ProviderError
 from workers.providers.http_common import (
     api_params,
+    body_token_bound,
     call_timeout_s,
     openai_client,
     priced,
@@ -56,22 +57,26 @@ class OpenAIChat:
 
     Options: ``base_url``, ``api_key_env`` (default ``OPENAI_API_KEY``), ``timeout_s`` (the
     call's time limit, default 120 s; a call past it fails and is not retried); any other
-    option (``temperature``, ``max_tokens``...) is passed to the API. A thinking level becomes
-    ``reasoning_effort``. A stop of the run's token aborts the call in flight.
+    option (``temperature``, ``top_p``...) is passed to the API; ``max_output_tokens`` is sent
+    as ``max_completion_tokens``. A thinking level becomes ``reasoning_effort``. A stop of the
+    run's token aborts the call in flight.
     """
 
-    def complete(
-        self,
-        config: ModelConfig,
-        messages: list[Message],
-        cancel: CancelToken,
-        tools: list[ToolInfo],
-    ) -> ModelResponse:
-        cancel.check()
+    def input_token_bound(
+        self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
+    ) -> int:
+        """At least the input tokens the call will be billed for (see ``body_token_bound``)."""
+        return body_token_bound(self.request_body(config, messages, tools))
+
+    def request_body(
+        self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
+    ) -> dict[str, Any]:
+        """The Chat Completions request for this call."""
         params, thinking = api_params(config)
         body: dict[str, Any] = {
             "model": config.model,
             "messages": [chat_message(m) for m in messages],
+            "max_completion_tokens": config.max_output_tokens,
             **params,
         }
         if tools:
@@ -88,6 +93,17 @@ class OpenAIChat:
             ]
         if thinking:
             body["reasoning_effort"] = thinking
+        return body
+
+    def complete(
+        self,
+        config: ModelConfig,
+        messages: list[Message],
+        cancel: CancelToken,
+        tools: list[ToolInfo],
+    ) -> ModelResponse:
+        cancel.check()
+        body = self.request_body(config, messages, tools)
         client = openai_client(config)
         try:
             response = inflight.run(

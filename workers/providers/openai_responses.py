@@ -12,6 +12,7 @@ from workers.providers import inflight
 from workers.providers.base import ModelResponse, ProviderError
 from workers.providers.http_common import (
     api_params,
+    body_token_bound,
     call_timeout_s,
     openai_client,
     priced,
@@ -55,20 +56,27 @@ def input_items(messages: list[Message]) -> list[dict[str, Any]]:
 class OpenAIResponses:
     """``provider="openai_responses"``: the Responses API through the official SDK.
 
-    Options, time limit and cancel as for ``openai``; a thinking level becomes
-    ``reasoning.effort``.
+    Options, time limit and cancel as for ``openai``; ``max_output_tokens`` is sent as is, and
+    a thinking level becomes ``reasoning.effort``.
     """
 
-    def complete(
-        self,
-        config: ModelConfig,
-        messages: list[Message],
-        cancel: CancelToken,
-        tools: list[ToolInfo],
-    ) -> ModelResponse:
-        cancel.check()
+    def input_token_bound(
+        self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
+    ) -> int:
+        """At least the input tokens the call will be billed for (see ``body_token_bound``)."""
+        return body_token_bound(self.request_body(config, messages, tools))
+
+    def request_body(
+        self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
+    ) -> dict[str, Any]:
+        """The Responses API request for this call."""
         params, thinking = api_params(config)
-        body: dict[str, Any] = {"model": config.model, "input": input_items(messages), **params}
+        body: dict[str, Any] = {
+            "model": config.model,
+            "input": input_items(messages),
+            "max_output_tokens": config.max_output_tokens,
+            **params,
+        }
         instructions = "\n\n".join(m.content for m in messages if m.role == "system")
         if instructions:
             body["instructions"] = instructions
@@ -84,6 +92,17 @@ class OpenAIResponses:
             ]
         if thinking:
             body["reasoning"] = {"effort": thinking}
+        return body
+
+    def complete(
+        self,
+        config: ModelConfig,
+        messages: list[Message],
+        cancel: CancelToken,
+        tools: list[ToolInfo],
+    ) -> ModelResponse:
+        cancel.check()
+        body = self.request_body(config, messages, tools)
         client = openai_client(config)
         try:
             response = inflight.run(

@@ -9,6 +9,9 @@ Options (``ModelConfig.options``):
         turn k answers the k-th model call of the run; past the end the default answer follows.
     answer: a fixed final answer instead of the default one.
     cost_per_1k_tokens: a price, so that cost budgets can be exercised offline.
+
+Its usage is what ``estimate_tokens`` counts of the context and of the answer; an answer over
+``max_output_tokens`` is cut there, as a real model stops at its output limit.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import random
 from typing import Any
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
-from orchestrator.tokens import estimate_tokens
+from orchestrator.prices import call_cost
+from orchestrator.tokens import CHARS_PER_TOKEN, estimate_tokens
 from orchestrator.tools import ToolInfo
 from workers.cancellation import CancelToken
 from workers.providers.base import ModelResponse, ProviderError
@@ -26,6 +30,12 @@ from workers.providers.base import ModelResponse, ProviderError
 
 class ScriptedModel:
     """The deterministic offline model (see the module docstring for its options)."""
+
+    def input_token_bound(
+        self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
+    ) -> int:
+        """Exactly the input tokens the call will report."""
+        return estimate_tokens(_prompt_text(messages))
 
     def complete(
         self,
@@ -35,22 +45,21 @@ class ScriptedModel:
         tools: list[ToolInfo] | None = None,
     ) -> ModelResponse:
         options = config.options
-        prompt_text = "\n".join(message.content for message in messages)
+        prompt_text = _prompt_text(messages)
         turn = sum(1 for message in messages if message.role == "assistant")
         cancel.sleep(self._latency_s(options, prompt_text, turn))
         fail_on = options.get("fail_on")
         if fail_on and fail_on in prompt_text:
-            raise ProviderError(f"scripted failure: the prompt contains {fail_on!r}")
+            raise ProviderError(f"scripted failure: the prompt contains {fail_on!r}", unbilled=True)
         response = self._turn(config, messages, turn)
         output_text = response.text + "".join(str(call.arguments) for call in response.tool_calls)
-        input_tokens = estimate_tokens(prompt_text)
         output_tokens = estimate_tokens(output_text)
-        price = float(options.get("cost_per_1k_tokens", 0.0))
-        response.usage = Usage(
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=(input_tokens + output_tokens) * price / 1000,
-        )
+        if output_tokens > config.max_output_tokens:
+            output_tokens = config.max_output_tokens
+            response.text = response.text[: output_tokens * CHARS_PER_TOKEN]
+        usage = Usage(input_tokens=estimate_tokens(prompt_text), output_tokens=output_tokens)
+        usage.cost_usd = call_cost(config, usage) or 0.0
+        response.usage = usage
         return response
 
     @staticmethod
@@ -80,3 +89,7 @@ class ScriptedModel:
             return ModelResponse(text=str(config.options["answer"]))
         last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
         return ModelResponse(text=f"[scripted {config.model}] {last_user}")
+
+
+def _prompt_text(messages: list[Message]) -> str:
+    return "\n".join(message.content for message in messages)

@@ -1,0 +1,107 @@
+-- The money rules of a run (prepended to run scripts after common.lua). K_BUDGET, the ledger,
+-- holds whole numbers only, so that sums never drift: tokens, and cost in nano-USD (1e-9 $).
+--   max_agents, max_tokens, max_nusd   the limits (absent: no limit)
+--   agents                             agents admitted
+--   spent_tokens, spent_nusd           what settled calls used, and calls charged unsettled
+--   reserved_tokens, reserved_nusd     the upper bounds of the calls in flight
+--   floor_tokens, floor_nusd           the least a member's call can reserve (its output
+--   final_floor_tokens, ...            limit): admission stops when even that cannot fit
+-- K_RESERVED holds each call in flight: call id ('TOKEN/N', N counting the execution's calls)
+-- -> 'tokens nusd'. Spent plus reserved never passes a limit, and a call's usage never passes
+-- its reservation, so what a run spends never passes its limits.
+
+local LIMITS = {{'max_tokens', 'tokens'}, {'max_nusd', 'nusd'}}
+local LIMIT_NAMES = {max_tokens = 'max_tokens', max_nusd = 'max_cost_usd'}
+
+-- Whole numbers as Redis arguments: Lua would write a large one as '1e+15'.
+local function int(value)
+    return string.format('%d', value)
+end
+
+local function in_units(limit, value)
+    if limit == 'max_nusd' then return string.format('%.9f', value / 1e9) .. ' USD' end
+    return int(value) .. ' tokens'
+end
+
+-- Admit one agent, or say why not. 'wait' means the least call of an agent does not fit beside
+-- the calls in flight, but would once they settle: admission pauses instead of denying.
+local function budget_admit(inflight, floor)
+    local max_agents = num(K_BUDGET, 'max_agents')
+    if max_agents and (num(K_BUDGET, 'agents') or 0) >= max_agents then
+        return 'deny', 'budget: max_agents (' .. max_agents .. ') reached'
+    end
+    local verdict = 'ok'
+    for _, pair in ipairs(LIMITS) do
+        local limit = num(K_BUDGET, pair[1])
+        if limit then
+            local spent = num(K_BUDGET, 'spent_' .. pair[2]) or 0
+            local least = num(K_BUDGET, floor .. '_' .. pair[2]) or 0
+            if spent + least > limit then
+                return 'deny', 'budget: ' .. LIMIT_NAMES[pair[1]] .. ' (' .. in_units(pair[1], limit)
+                    .. ') reached: ' .. in_units(pair[1], spent) .. ' spent, an agent needs '
+                    .. in_units(pair[1], least) .. ' for a call'
+            end
+            local reserved = num(K_BUDGET, 'reserved_' .. pair[2]) or 0
+            if inflight > 0 and spent + reserved + least > limit then verdict = 'wait' end
+        end
+    end
+    if verdict == 'ok' then redis.call('HINCRBY', K_BUDGET, 'agents', 1) end
+    return verdict, ''
+end
+
+-- Reserve a call's upper bound. 'deny' when it cannot fit even once every call in flight has
+-- settled to nothing; 'wait' when it would fit then.
+local function budget_reserve_call(call_id, tokens, nusd)
+    if redis.call('HEXISTS', K_RESERVED, call_id) == 1 then return 'ok', '' end
+    local bound = {tokens = tokens, nusd = nusd}
+    local verdict = 'ok'
+    for _, pair in ipairs(LIMITS) do
+        local limit = num(K_BUDGET, pair[1])
+        if limit then
+            local spent = num(K_BUDGET, 'spent_' .. pair[2]) or 0
+            local need = bound[pair[2]]
+            if spent + need > limit then
+                return 'deny', 'budget: ' .. LIMIT_NAMES[pair[1]] .. ' (' .. in_units(pair[1], limit)
+                    .. '): a call that may use ' .. in_units(pair[1], need) .. ' does not fit, '
+                    .. in_units(pair[1], spent) .. ' spent'
+            end
+            local reserved = num(K_BUDGET, 'reserved_' .. pair[2]) or 0
+            if spent + reserved + need > limit then verdict = 'wait' end
+        end
+    end
+    if verdict == 'ok' then
+        redis.call('HINCRBY', K_BUDGET, 'reserved_tokens', int(tokens))
+        redis.call('HINCRBY', K_BUDGET, 'reserved_nusd', int(nusd))
+        redis.call('HSET', K_RESERVED, call_id, int(tokens) .. ' ' .. int(nusd))
+    end
+    return verdict, ''
+end
+
+-- Replace a call's reservation with what it used. Once only: a settle retried after a lost
+-- reply, or of a call already charged as an orphan, changes nothing.
+local function budget_settle_call(call_id, tokens, nusd)
+    local reserved = redis.call('HGET', K_RESERVED, call_id)
+    if not reserved then return 0 end
+    local res_tokens, res_nusd = string.match(reserved, '^(%S+) (%S+)$')
+    redis.call('HINCRBY', K_BUDGET, 'reserved_tokens', int(-tonumber(res_tokens)))
+    redis.call('HINCRBY', K_BUDGET, 'reserved_nusd', int(-tonumber(res_nusd)))
+    redis.call('HDEL', K_RESERVED, call_id)
+    redis.call('HINCRBY', K_BUDGET, 'spent_tokens', int(tokens))
+    redis.call('HINCRBY', K_BUDGET, 'spent_nusd', int(nusd))
+    redis.call('HINCRBY', K_BUDGET, 'calls', 1)
+    return 1
+end
+
+-- The calls in flight of an execution that lost its lease (its worker died or hung) are
+-- charged at their reservations: the provider may have billed them, and their settles may
+-- never come.
+local function budget_charge_orphans(token)
+    local prefix = token .. '/'
+    local entries = redis.call('HGETALL', K_RESERVED)
+    for i = 1, #entries, 2 do
+        if string.sub(entries[i], 1, #prefix) == prefix then
+            local res_tokens, res_nusd = string.match(entries[i + 1], '^(%S+) (%S+)$')
+            budget_settle_call(entries[i], tonumber(res_tokens), tonumber(res_nusd))
+        end
+    end
+end
