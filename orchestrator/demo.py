@@ -43,14 +43,17 @@ def demo_specs() -> tuple[AgentSpec, AgentSpec]:
     mapper = AgentSpec(
         name="summariser",
         instructions="You summarise engineering inbox items.",
+        # A summary is short: an output limit near its size lets a budget reserve little.
         model=ModelConfig(
-            provider="scripted", options={"latency_ms": 400, "jitter_ms": 200, "seed": 7}
+            provider="scripted",
+            options={"latency_ms": 400, "jitter_ms": 200, "seed": 7},
+            max_output_tokens=256,
         ),
     )
     reducer = AgentSpec(
         name="digest",
         instructions="You merge summaries into a weekly digest.",
-        model=ModelConfig(provider="scripted", options={"latency_ms": 300}),
+        model=ModelConfig(provider="scripted", options={"latency_ms": 300}, max_output_tokens=1024),
     )
     return mapper, reducer
 
