@@ -53,7 +53,13 @@ def tool_registry() -> ToolRegistry:
 def _tool_limit(tool: Tool) -> SharedLimit | None:
     if tool.info.max_concurrency is None:
         return None
-    return SharedLimit(store().client, f"tool:{tool.name}", tool.info.max_concurrency, None)
+    return SharedLimit(
+        store().client,
+        f"tool:{tool.name}",
+        tool.info.max_concurrency,
+        None,
+        get_settings().lease_s,
+    )
 
 
 @cache
@@ -68,7 +74,10 @@ def tool_runner(app: Celery) -> ToolRunner:
 
 def provider(name: str) -> ModelProvider:
     """The provider ``name``, inside the shared pools the settings configure."""
-    return PooledProvider(get_provider(name), store().client, get_settings().provider_limits)
+    settings = get_settings()
+    return PooledProvider(
+        get_provider(name), store().client, settings.provider_limits, settings.lease_s
+    )
 
 
 @cache
