@@ -15,7 +15,7 @@ from workers.leases import LeaseKeeper
 from workers.limits import SharedLimit
 from workers.member import MemberRuntime
 from workers.plan_cache import PlanCache
-from workers.providers import ModelProvider, get_provider
+from workers.providers import ModelProvider, ProviderWrap, get_provider
 from workers.providers.pooled import PooledProvider
 from workers.remote_tools import CeleryRemoteCall
 from workers.strategy_registry import registered_strategies
@@ -72,12 +72,27 @@ def tool_runner(app: Celery) -> ToolRunner:
     return ToolRunner(tool_registry(), _tool_limit, start_remote)
 
 
-def provider(name: str) -> ModelProvider:
-    """The provider ``name``, inside the shared pools the settings configure."""
+def _pooled(inner: ModelProvider) -> ModelProvider:
     settings = get_settings()
-    return PooledProvider(
-        get_provider(name), store().client, settings.provider_limits, settings.lease_s
-    )
+    return PooledProvider(inner, store().client, settings.provider_limits, settings.lease_s)
+
+
+# What wraps each attempt of a model call, outermost first, all inside the retries:
+# (a, b) gives Retrying(a(b(base))). The pool is innermost, so that a slot is held only
+# while a request is in flight.
+_ATTEMPT_WRAPS: tuple[ProviderWrap, ...] = (_pooled,)
+
+
+def _wrap_attempt(base: ModelProvider) -> ModelProvider:
+    for wrap in reversed(_ATTEMPT_WRAPS):
+        base = wrap(base)
+    return base
+
+
+def provider(name: str) -> ModelProvider:
+    """The provider ``name``, retried, with each attempt in the shared pools the settings
+    configure: an attempt takes its own slot and per-minute count, a back-off holds none."""
+    return get_provider(name, wrap=_wrap_attempt)
 
 
 @cache

@@ -1,4 +1,9 @@
-"""A wrapper that makes every model call take a slot of its shared provider pool."""
+"""A wrapper that makes every model call attempt take a slot of its shared provider pool.
+
+It wraps each HTTP attempt, inside the retries (``Retrying(Pooled(base))``): every attempt takes
+its own slot and counts once against the per-minute limit, and a back-off between attempts
+holds no slot.
+"""
 
 from __future__ import annotations
 
