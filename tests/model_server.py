@@ -1,6 +1,7 @@
 """A local server speaking the OpenAI Chat Completions wire format, slow on purpose: each call
 takes ``delay_s`` before its answer, and the server records every call it received, every call
-it answered, and every call whose client closed the connection before the answer."""
+it answered, every call it refused (``refuse``), and every call whose client closed the
+connection before the answer."""
 
 from __future__ import annotations
 
@@ -16,14 +17,16 @@ from orchestrator import AgentSpec, ModelConfig
 
 class SlowModelServer:
     """Answers ``POST /v1/chat/completions`` after ``delay_s`` with the last user message
-    echoed back. ``received``, ``answered`` and ``abandoned`` list the last user message of
-    each call, in order."""
+    echoed back. ``received``, ``answered``, ``refused`` and ``abandoned`` list the last user
+    message of each call, in order."""
 
     def __init__(self, delay_s: float) -> None:
         self.delay_s = delay_s
         self.received: list[str] = []
         self.answered: list[str] = []
+        self.refused: list[str] = []
         self.abandoned: list[str] = []
+        self._refusals: dict[str, tuple[int, int, float]] = {}
         self._changed = threading.Condition()
         server = self
 
@@ -37,6 +40,11 @@ class SlowModelServer:
                     (m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), ""
                 )
                 server._note(server.received, prompt)
+                refusal = server._refusal(prompt)
+                if refusal is not None:
+                    self._refuse(*refusal)
+                    server._note(server.refused, prompt)
+                    return
                 if not self._wait_or_hang_up(server.delay_s):
                     server._note(server.abandoned, prompt)
                     self.close_connection = True
@@ -48,6 +56,16 @@ class SlowModelServer:
                 self.end_headers()
                 self.wfile.write(payload)
                 server._note(server.answered, prompt)
+
+            def _refuse(self, status: int, retry_after_s: float) -> None:
+                error = {"error": {"type": "rate_limit_error", "message": "slow down"}}
+                payload = json.dumps(error).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.send_header("retry-after", f"{retry_after_s:g}")
+                self.end_headers()
+                self.wfile.write(payload)
 
             def _wait_or_hang_up(self, delay_s: float) -> bool:
                 """Wait ``delay_s``; False as soon as the client closes the connection."""
@@ -75,10 +93,24 @@ class SlowModelServer:
         endpoint = {"provider": "openai", "base_url": self.base_url}
         return {"ORCHESTRATOR_ENDPOINTS": json.dumps({"slow": endpoint}), "OPENAI_API_KEY": "k"}
 
-    def agent(self, name: str) -> AgentSpec:
+    def agent(self, name: str, model: str = "slow") -> AgentSpec:
         """An agent whose model calls go to this server (its workers need ``worker_env()``)."""
-        model = ModelConfig(provider="openai", model="slow", endpoint="slow")
-        return AgentSpec(name=name, model=model)
+        config = ModelConfig(provider="openai", model=model, endpoint="slow")
+        return AgentSpec(name=name, model=config)
+
+    def refuse(self, prompt: str, times: int, retry_after_s: float, status: int = 429) -> None:
+        """Refuse the next ``times`` calls whose last user message is ``prompt`` at once, with
+        ``status`` and ``Retry-After: retry_after_s``."""
+        with self._changed:
+            self._refusals[prompt] = (times, status, retry_after_s)
+
+    def _refusal(self, prompt: str) -> tuple[int, float] | None:
+        with self._changed:
+            times, status, retry_after_s = self._refusals.get(prompt, (0, 0, 0.0))
+            if times == 0:
+                return None
+            self._refusals[prompt] = (times - 1, status, retry_after_s)
+            return status, retry_after_s
 
     def _note(self, where: list[str], prompt: str) -> None:
         with self._changed:

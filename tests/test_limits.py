@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
 import redis
 
-from orchestrator.keys import rate_key
+from orchestrator.keys import rate_key, semaphore_key
 from orchestrator.local import LocalRedis
 from orchestrator.models import Message, ModelConfig
+from tests.conftest import FAST_TIMINGS
 from workers.cancellation import CancelToken
 from workers.limits import SharedLimit
 from workers.providers import ModelResponse, RetryableProviderError
 from workers.providers.retrying import RetryingProvider
+
+LEASE_S = float(FAST_TIMINGS["ORCHESTRATOR_LEASE_S"])
 
 
 def test_a_per_minute_limit_admits_that_many_then_says_how_long_to_wait(
@@ -21,7 +31,7 @@ def test_a_per_minute_limit_admits_that_many_then_says_how_long_to_wait(
 ) -> None:
     client = redis.Redis.from_url(redis_server.url)
     name = f"rpm-{uuid4().hex}"
-    limit = SharedLimit(client, name, None, 3)
+    limit = SharedLimit(client, name, None, 3, LEASE_S)
     tokens = [uuid4().hex for _ in range(3)]
     assert [limit.try_acquire(token) for token in tokens] == [0, 0, 0]
     first = client.zscore(rate_key(name), tokens[0])
@@ -39,12 +49,85 @@ def test_a_per_minute_limit_admits_that_many_then_says_how_long_to_wait(
     assert first_ms + 60_000 - after <= wait_ms <= first_ms + 60_000 - before
 
 
+def redis_ms(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
+    """Wait for a positive signal; fail naming it if it never comes."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.05)
+
+
 def test_a_concurrency_limit_frees_a_slot_on_release(redis_server: LocalRedis) -> None:
-    limit = SharedLimit(redis.Redis.from_url(redis_server.url), f"sem-{uuid4().hex}", 2, None)
+    limit = SharedLimit(
+        redis.Redis.from_url(redis_server.url), f"sem-{uuid4().hex}", 2, None, LEASE_S
+    )
     assert limit.try_acquire("a") == 0 and limit.try_acquire("b") == 0
     assert limit.try_acquire("c") > 0
     limit.release("a")
     assert limit.try_acquire("c") == 0
+    limit.release("b")
+    limit.release("c")
+
+
+def test_a_released_slot_is_no_longer_renewed(redis_server: LocalRedis) -> None:
+    name = f"renewed-{uuid4().hex}"
+    limit = SharedLimit(redis.Redis.from_url(redis_server.url), name, 1, None, LEASE_S)
+
+    def renewing() -> int:
+        return sum(1 for t in threading.enumerate() if t.name == f"ao-limit-{name}")
+
+    with limit.hold():
+        assert renewing() == 1
+    assert renewing() == 0
+
+
+def hold_in_a_process(url: str, name: str, token: str) -> subprocess.Popen[str]:
+    """A process that holds a slot of ``name`` (two at most) as ``token`` until killed."""
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "tests.limit_holder", url, name, "2", token],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **FAST_TIMINGS},
+        cwd=Path(__file__).parents[1],
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_a_killed_holder_frees_its_slot_within_its_lease_and_a_live_one_keeps_its_own(
+    redis_server: LocalRedis,
+) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    name = f"lease-{uuid4().hex}"
+    holders = semaphore_key(name)
+    live = hold_in_a_process(redis_server.url, name, "live")
+    dead = hold_in_a_process(redis_server.url, name, "dead")
+    contender = SharedLimit(client, name, 2, None, LEASE_S)
+    try:
+        first_expiry = client.zscore(holders, "live")
+        assert first_expiry is not None
+        dead.kill()  # SIGKILL: no release, no goodbye
+        dead.wait()
+        killed_at = redis_ms(client)
+        last_expiry = client.zscore(holders, "dead")
+        assert last_expiry is not None and last_expiry - killed_at <= LEASE_S * 1000
+        wait_for(lambda: contender.try_acquire("next") == 0, "a slot was freed")
+        assert set(client.zrange(holders, 0, -1)) == {b"live", b"next"}, "the dead one's slot"
+        wait_for(lambda: redis_ms(client) > first_expiry, "the live holder outlived its lease")
+        assert contender.try_acquire("one-too-many") > 0
+        assert set(client.zrange(holders, 0, -1)) == {b"live", b"next"}, "renewed, kept"
+        renewed = client.zscore(holders, "live")
+        assert renewed is not None and renewed > first_expiry
+    finally:
+        contender.release("next")
+        for holder in (live, dead):
+            holder.kill()
+            holder.wait()
 
 
 class Flaky:

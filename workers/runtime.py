@@ -54,7 +54,13 @@ def tool_registry() -> ToolRegistry:
 def _tool_limit(tool: Tool) -> SharedLimit | None:
     if tool.info.max_concurrency is None:
         return None
-    return SharedLimit(store().client, f"tool:{tool.name}", tool.info.max_concurrency, None)
+    return SharedLimit(
+        store().client,
+        f"tool:{tool.name}",
+        tool.info.max_concurrency,
+        None,
+        get_settings().lease_s,
+    )
 
 
 @cache
@@ -72,7 +78,10 @@ def provider(name: str, budget: CallBudget | None = None) -> ModelProvider:
     takes a slot of the shared pool the settings configure."""
 
     def attempt(surface: ModelSurface) -> ModelProvider:
-        pooled = PooledProvider(surface, store().client, get_settings().provider_limits)
+        # The pool is innermost, so that a slot is held only while a request is in flight;
+        # a call waiting for budget holds none.
+        settings = get_settings()
+        pooled = PooledProvider(surface, store().client, settings.provider_limits, settings.lease_s)
         return BudgetedProvider(pooled, surface, budget) if budget is not None else pooled
 
     return get_provider(name, attempt)

@@ -1,13 +1,14 @@
 -- Take a slot of a limit shared by all workers (loaded without common.lua).
 -- KEYS[1]: holders (sorted set token -> expiry ms), KEYS[2]: calls of the last minute.
--- ARGV: token, max_concurrent (0: none), per_minute (0: none), hold_ms.
+-- ARGV: token, max_concurrent (0: none), per_minute (0: none), lease_ms (a live holder renews
+-- its lease with renew_limit.lua).
 -- Returns 0 when the slot is taken, else how many ms to wait before trying again.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local token, max_concurrent = ARGV[1], tonumber(ARGV[2])
-local per_minute, hold_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
+local per_minute, lease_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 if max_concurrent > 0 then
-    -- A holder that died without releasing frees its slot when its hold expires.
+    -- A holder that died without releasing frees its slot when its lease expires.
     redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
     if redis.call('ZCARD', KEYS[1]) >= max_concurrent then return 25 end
 end
@@ -21,7 +22,7 @@ if per_minute > 0 then
     redis.call('PEXPIRE', KEYS[2], 61000)
 end
 if max_concurrent > 0 then
-    redis.call('ZADD', KEYS[1], now + hold_ms, token)
-    redis.call('PEXPIRE', KEYS[1], hold_ms * 2)
+    redis.call('ZADD', KEYS[1], now + lease_ms, token)
+    redis.call('PEXPIRE', KEYS[1], lease_ms * 2)
 end
 return 0

@@ -3,6 +3,7 @@
 ``scripted`` is the offline model for demos, tests and benchmarks; ``openai``,
 ``openai_responses`` and ``anthropic`` use the official SDKs (extras ``[openai]``,
 ``[anthropic]``) and retry rate limits and server errors through ``RetryingProvider``.
+Wrappers that must see each HTTP attempt (the shared pools) go inside the retries.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ PROVIDERS: dict[str, ModelSurface] = {
 }
 _OFFLINE = frozenset({"scripted"})
 
-
 Wrap = Callable[[ModelSurface], ModelProvider]
 
 
@@ -57,5 +57,6 @@ __all__ = [
     "ModelSurface",
     "ProviderError",
     "RetryableProviderError",
+    "Wrap",
     "get_provider",
 ]

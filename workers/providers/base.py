@@ -40,7 +40,8 @@ class ModelResponse(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     started_at: datetime | None = None
-    """When the call really began, if later than asked (after waiting for a pool slot)."""
+    """When the call really began, if later than asked: the attempt that answered, once it
+    had its pool slot (pooled calls only)."""
     ended_at: datetime | None = None
     """When the call ended, taken while it still held its pool slot (pooled calls only)."""
     surface: str | None = None
