@@ -318,7 +318,9 @@ class RunHandle(Generic[ResultT]):
 
     def budget(self) -> Ledger:
         """The run's budget now: its limits, what its model calls spent, and what the calls in
-        flight have reserved."""
+        flight have reserved. Calls are counted in runs with ``max_tokens`` or
+        ``max_cost_usd`` (a run without either keeps no ledger of its calls; its outputs
+        report their usage)."""
         if not self.client.store.exists(self.id):
             raise RunNotFoundError(f"no run with id {self.id!r}")
         return RunBudget(self.client.redis, self.id).ledger()

@@ -17,6 +17,7 @@ from celery import Celery
 from orchestrator.budget import RunBudget
 from orchestrator.events import AgentEnd, AgentStart
 from orchestrator.models import AgentOutput, Message, RunRecord
+from orchestrator.requests import RunRequest
 from orchestrator.run_store import RunStore
 from workers.agent_loop import run_agent
 from workers.cancellation import CancelToken
@@ -110,12 +111,7 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | 
                 )
             )
             start = kind.start(request, member, claim.input)
-            budget = CallBudget(
-                RunBudget(store.client, run_id),
-                member,
-                token,
-                cost_limited=request.budget.max_cost_usd is not None,
-            )
+            budget = _call_budget(store, request, run_id, member, token)
             plan = runtime.plans.get(spec.agent_id) if spec.plan_mode != "observe_only" else None
             try:
                 run = run_agent(
@@ -158,3 +154,15 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | 
     if completion.drained:
         after_members(app, store, run_id)
     return completion.output
+
+
+def _call_budget(
+    store: RunStore, request: RunRequest, run_id: str, member: str, token: str
+) -> CallBudget | None:
+    """The execution's use of the run's ledger; none for a run without a token or cost limit,
+    whose calls then cost no round trips to reserve and settle."""
+    limits = request.budget
+    if limits.max_tokens is None and limits.max_cost_usd is None:
+        return None
+    cost_limited = limits.max_cost_usd is not None
+    return CallBudget(RunBudget(store.client, run_id), member, token, cost_limited)
