@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import genai_prices
 import pytest
@@ -15,10 +16,16 @@ from genai_prices.types import ConditionalPrice, ModelInfo, TieredPrices
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator import ModelConfig
+from orchestrator import AgentSpec, Budget, Client, ModelConfig
+from orchestrator.keys import RunKeys
+from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.models import Usage
 from orchestrator.prices import call_cost, cost_bound, price_known
-from orchestrator.settings import Price, get_settings
+from orchestrator.settings import Price, Settings, get_settings
+from tests.conftest import FAST_TIMINGS
+from tests.fake_api import FakeAPI
+from tests.helpers import local_endpoints
+from tests.test_leases import start
 
 GPT_4O = ModelConfig(provider="openai", model="gpt-4o")
 SONNET = ModelConfig(provider="anthropic", model="claude-sonnet-4-5")
@@ -215,4 +222,103 @@ def test_no_call_within_the_bound_costs_more_than_the_bound(data: st.DataObject)
     bound = cost_bound(config, prompt, output, overrides=overrides)
     cost = call_cost(config, usage, overrides=overrides)
     assert bound is not None and cost is not None
+    assert cost <= bound
+
+
+# Prices the priced worker and its client share: one for a model genai-prices lists (gpt-4.1:
+# 2 input, 0.5 cached, 8 output there), one for a model it does not.
+OVERRIDES = {
+    "openai:gpt-4.1": {"input": 1.0, "output": 4.0, "cached_input": 0.25},
+    "openai:my-finetune": {"input": 3.0, "output": 12.0, "cached_input": 1.5},
+}
+
+
+@pytest.fixture(scope="module")
+def priced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, FakeAPI]]:
+    """A worker whose OpenAI endpoint is a local server, with OVERRIDES as its
+    ORCHESTRATOR_PRICES, and a client with the same prices."""
+    api = FakeAPI()
+    server = LocalRedis()
+    env = {
+        **FAST_TIMINGS,
+        "ORCHESTRATOR_REDIS_URL": server.url,
+        "ORCHESTRATOR_ENDPOINTS": local_endpoints(api.port),
+        "ORCHESTRATOR_PRICES": json.dumps(OVERRIDES),
+        "OPENAI_API_KEY": "sk-test",
+    }
+    worker: LocalWorker | None = None
+    try:
+        worker = start(env, "priced", tmp_path_factory.mktemp("priced"), 2)
+        client = Client(redis_url=server.url, settings=Settings(prices=OVERRIDES))
+        yield client, api
+    finally:
+        if worker is not None:
+            worker.stop()
+        server.stop()
+        api.close()
+
+
+def answer(model: str, prompt_tokens: int, cached_tokens: int, completion_tokens: int) -> Any:
+    """A Chat Completions answer reporting this usage."""
+    return {
+        "id": "chatcmpl-priced",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached_tokens},
+        },
+    }
+
+
+def run_on(client: Client, api: FakeAPI, model: str) -> tuple[float, float]:
+    """One budgeted agent run on ``model`` through the local server, which reports 1,200
+    prompt tokens (400 of them cached) and 300 output tokens; the agent's cost, and what the
+    run's budget ledger counted."""
+    api.reply(answer(model, 1200, 400, 300))
+    spec = AgentSpec(
+        name="priced", model=ModelConfig(provider="openai", model=model, endpoint="test-openai")
+    )
+    handle = client.run_agent(spec, "Price this.", budget=Budget(max_cost_usd=1.0))
+    output = handle.result(timeout=60).output
+    assert output.outcome == "ok", output.error
+    return output.tokens.cost_usd, float(client.redis.hget(RunKeys(handle.id).budget, "cost"))
+
+
+def test_a_listed_model_costs_what_genai_prices_says_end_to_end(
+    priced: tuple[Client, FakeAPI],
+) -> None:
+    cost, counted = run_on(*priced, "gpt-4o")
+    expected = float(listed("gpt-4o", "openai"))
+    assert expected == pytest.approx((800 * 2.5 + 400 * 1.25 + 300 * 10) / 1e6)
+    assert cost == pytest.approx(expected)
+    assert counted == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("model", ["gpt-4.1", "my-finetune"])
+def test_an_orchestrator_prices_entry_prices_a_run_end_to_end(
+    priced: tuple[Client, FakeAPI], model: str
+) -> None:
+    price = Price.model_validate(OVERRIDES[f"openai:{model}"])
+    assert price.cached_input is not None
+    expected = (800 * price.input + 400 * price.cached_input + 300 * price.output) / 1e6
+    cost, counted = run_on(*priced, model)
+    assert cost == pytest.approx(expected)
+    assert counted == pytest.approx(expected)
+
+
+def test_rounding_never_puts_a_cost_above_its_bound() -> None:
+    # Summed in floats, this call would cost 0.008844800000000002 against a bound of 0.0088448.
+    overrides = {"openai:mine": Price(input=1.1, output=0.7)}
+    config = ModelConfig(provider="openai", model="mine")
+    usage = Usage(input_tokens=6999, cached_tokens=3088, output_tokens=1637)
+    cost = call_cost(config, usage, overrides=overrides)
+    bound = cost_bound(config, 6999, 1637, overrides=overrides)
+    assert cost is not None and bound is not None
     assert cost <= bound

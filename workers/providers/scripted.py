@@ -8,7 +8,8 @@ Options (``ModelConfig.options``):
     script: a list of turns, each ``{"text": ...}`` or ``{"tool_calls": [{"name", "arguments"}]}``;
         turn k answers the k-th model call of the run; past the end the default answer follows.
     answer: a fixed final answer instead of the default one.
-    cost_per_1k_tokens: a price, so that cost budgets can be exercised offline.
+    cost_per_1k_tokens: a price in USD per 1,000 tokens (input and output alike), so that cost
+        budgets can be exercised offline; priced in ``orchestrator.prices`` like every model.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import random
 from typing import Any
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
+from orchestrator.prices import call_cost
 from orchestrator.tokens import estimate_tokens
 from orchestrator.tools import ToolInfo
 from workers.cancellation import CancelToken
@@ -45,12 +47,10 @@ class ScriptedModel:
         output_text = response.text + "".join(str(call.arguments) for call in response.tool_calls)
         input_tokens = estimate_tokens(prompt_text)
         output_tokens = estimate_tokens(output_text)
-        price = float(options.get("cost_per_1k_tokens", 0.0))
-        response.usage = Usage(
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=(input_tokens + output_tokens) * price / 1000,
-        )
+        usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+        # The scripted model always has a price (0 without cost_per_1k_tokens).
+        usage.cost_usd = call_cost(config, usage) or 0.0
+        response.usage = usage
         return response
 
     @staticmethod
