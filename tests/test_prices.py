@@ -16,7 +16,7 @@ from genai_prices.types import ConditionalPrice, ModelInfo, TieredPrices
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator import AgentSpec, Budget, Client, ModelConfig
+from orchestrator import AgentSpec, Budget, Client, InvalidRunError, ModelConfig
 from orchestrator.keys import RunKeys
 from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.models import Usage
@@ -24,7 +24,8 @@ from orchestrator.prices import call_cost, cost_bound, price_known
 from orchestrator.settings import Price, Settings, get_settings
 from tests.conftest import FAST_TIMINGS
 from tests.fake_api import FakeAPI
-from tests.helpers import local_endpoints
+from tests.helpers import items, local_endpoints, scripted
+from tests.test_bad_input import dispatched
 from tests.test_leases import start
 
 GPT_4O = ModelConfig(provider="openai", model="gpt-4o")
@@ -322,3 +323,42 @@ def test_rounding_never_puts_a_cost_above_its_bound() -> None:
     bound = cost_bound(config, 6999, 1637, overrides=overrides)
     assert cost is not None and bound is not None
     assert cost <= bound
+
+
+@pytest.fixture
+def bare_client(redis_server: LocalRedis, worker_env: dict[str, str]) -> Client:
+    """A client with no workers: nothing it submits could run anyway."""
+    return Client(redis_url=redis_server.url)
+
+
+def unpriced(name: str) -> dict[str, Any]:
+    return {"name": name, "model": {"provider": "openai", "model": "my-finetune"}}
+
+
+BUDGET = {"max_cost_usd": 1.0}
+
+
+@pytest.mark.parametrize(
+    "submit",
+    [
+        lambda c: c.map_reduce("t", items(2), unpriced("m"), scripted("r"), budget=BUDGET),
+        lambda c: c.map_reduce("t", items(2), scripted("m"), unpriced("r"), budget=BUDGET),
+        lambda c: c.parallel_branches([scripted("a"), unpriced("b")], "p", budget=BUDGET),
+        lambda c: c.parallel_branches(
+            [scripted("a")], "p", strategy="llm_judge", judge=unpriced("j"), budget=BUDGET
+        ),
+        lambda c: c.run_agent(unpriced("a"), "p", budget=BUDGET),
+    ],
+    ids=["mapper", "reducer", "branch", "judge", "agent"],
+)
+def test_a_cost_budget_with_a_model_without_a_price_is_refused_before_dispatch(
+    bare_client: Client, redis_server: LocalRedis, submit: Any
+) -> None:
+    before = dispatched(redis_server)
+    with pytest.raises(InvalidRunError) as refused:
+        submit(bare_client)
+    assert str(refused.value) == (
+        "budget.max_cost_usd needs a price for openai:my-finetune; none is known "
+        "(add it to ORCHESTRATOR_PRICES)"
+    )
+    assert dispatched(redis_server) == before
