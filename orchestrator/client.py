@@ -29,6 +29,7 @@ from orchestrator.models import TERMINAL_STATES, AgentSpec, Budget, Message, Run
 from orchestrator.plan_store import PlanStore
 from orchestrator.plans import ExecutionPlan
 from orchestrator.presence import live_names, live_tools, live_workers
+from orchestrator.prices import price_known
 from orchestrator.requests import AgentRunRequest, BranchesRequest, MapReduceRequest, RunRequest
 from orchestrator.results import AgentRunResult, MapReduceResult, ParallelResult
 from orchestrator.run_store import RunStore
@@ -86,7 +87,8 @@ class Client:
 
         Mapper ``i`` is named ``{mapper.name}_{i}`` and gets ``"{task}\\n\\nProcess this item:
         {item}"``. Raises ``InvalidRunError`` before anything is dispatched when the input is
-        bad (no items, a cap below 1, an unknown provider, a negative budget).
+        bad (no items, a cap below 1, an unknown provider, a negative budget, a
+        ``max_cost_usd`` with a model whose price is not known).
         """
         if isinstance(items, str) or not isinstance(items, Sequence):
             raise InvalidRunError("items must be a list of strings")
@@ -200,6 +202,7 @@ class Client:
             specs = [*request.configs, request.judge]
         else:
             specs = [request.spec]
+        self._check_prices(request.budget, specs)
         self._check_tools(specs)
         self._check_endpoints(specs)
         run_id = uuid4().hex
@@ -249,6 +252,22 @@ class Client:
         if unknown:
             offer = ", ".join(sorted(served)) or "none: no worker serves tools"
             raise InvalidRunError(f"unknown tool {', '.join(map(repr, unknown))} (served: {offer})")
+
+    def _check_prices(self, budget: Budget, specs: list[AgentSpec | None]) -> None:
+        # A model without a price costs 0, so a cost limit would never bind on it: refuse the
+        # run rather than let it spend without a limit.
+        if budget.max_cost_usd is None:
+            return
+        unpriced = dict.fromkeys(
+            f"{spec.model.provider}:{spec.model.model}"
+            for spec in specs
+            if spec is not None and not price_known(spec.model, overrides=self.settings.prices)
+        )
+        if unpriced:
+            raise InvalidRunError(
+                f"budget.max_cost_usd needs a price for {', '.join(unpriced)}; none is known "
+                "(add it to ORCHESTRATOR_PRICES)"
+            )
 
     def endpoints(self) -> list[str]:
         """The endpoints the live workers declare (names only: URLs and keys stay on them)."""

@@ -14,7 +14,8 @@ AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")  # the broker alone may be RabbitMQ
 
 
 class Price(BaseModel):
-    """USD per million tokens of one model; cached input falls back to the input price."""
+    """USD per million tokens of one model: ``input`` (uncached), ``output``, ``cached_input``
+    (cache reads) and ``cache_write``; the two cache prices fall back to the input price."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -71,8 +72,9 @@ class Settings(BaseSettings):
         provider_limits: pools shared by all workers, keyed ``provider`` or
             ``provider:model``, e.g. ``{"openai:gpt-4o": {"max_concurrent": 8, "rpm": 500}}``.
         prices: USD per million tokens by ``provider:model`` (``ORCHESTRATOR_PRICES``), e.g.
-            ``{"openai:gpt-4o": {"input": 2.5, "output": 10, "cached_input": 1.25}}``; calls
-            of a model without a price cost 0, so set prices for ``max_cost_usd`` to bind.
+            ``{"openai:my-finetune": {"input": 3, "output": 12, "cached_input": 1.5}}``; they
+            win over the ``genai-prices`` package's list (``orchestrator/prices.py``). A run
+            with ``max_cost_usd`` is refused at submit if one of its models has neither.
         provider_retries: how many times a rate-limited or failing model call is retried.
     """
 

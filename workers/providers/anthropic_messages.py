@@ -138,7 +138,7 @@ class AnthropicMessages:
         return ModelResponse(
             text="".join(texts),
             tool_calls=calls,
-            usage=priced(usage, config.provider, config.model),
+            usage=priced(usage, config),
             surface=SURFACE,
             request_digest=request_digest(body),
         )

@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestrator.models import ModelConfig, Usage
-from orchestrator.settings import Endpoint, Price, get_settings
+from orchestrator.prices import call_cost
+from orchestrator.settings import Endpoint, get_settings
 from workers.providers.base import ProviderError, RetryableProviderError
 from workers.providers.inflight import thread_client
 from workers.providers.redaction import redact
@@ -80,28 +81,12 @@ def request_digest(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def priced(usage: Usage, provider: str, model: str) -> Usage:
-    """``usage`` with its cost from the configured price table (0 without a price)."""
-    price = get_settings().prices.get(f"{provider}:{model}")
-    if price is None:
-        return usage
-    usage.cost_usd = _cost(usage, price)
+def priced(usage: Usage, config: ModelConfig) -> Usage:
+    """``usage`` with its cost (see ``orchestrator.prices``); 0 when no price is known for the
+    model, which ``prices.price_known`` tells apart from a free call."""
+    cost = call_cost(config, usage)
+    usage.cost_usd = 0.0 if cost is None else cost
     return usage
-
-
-def _cost(usage: Usage, price: Price) -> float:
-    cached_price = price.input if price.cached_input is None else price.cached_input
-    write_price = price.input if price.cache_write is None else price.cache_write
-    cached = usage.cached_tokens + usage.cache_read_input_tokens
-    # OpenAI counts cached tokens inside input_tokens; Anthropic counts them beside it.
-    plain = usage.input_tokens - usage.cached_tokens
-    per_token = (
-        plain * price.input
-        + cached * cached_price
-        + usage.cache_creation_input_tokens * write_price
-        + usage.output_tokens * price.output
-    )
-    return per_token / 1_000_000
 
 
 def translate_error(error: Exception, surface: str, secrets: Iterable[str] = ()) -> ProviderError:

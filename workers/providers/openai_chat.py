@@ -131,7 +131,7 @@ class OpenAIChat:
         return ModelResponse(
             text=message.content or "",
             tool_calls=calls,
-            usage=priced(usage, config.provider, config.model),
+            usage=priced(usage, config),
             surface=SURFACE,
             request_digest=request_digest(body),
         )

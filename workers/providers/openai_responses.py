@@ -133,7 +133,7 @@ class OpenAIResponses:
         return ModelResponse(
             text="".join(texts),
             tool_calls=calls,
-            usage=priced(usage, config.provider, config.model),
+            usage=priced(usage, config),
             surface=SURFACE,
             request_digest=request_digest(body),
         )

@@ -8,7 +8,8 @@ Options (``ModelConfig.options``):
     script: a list of turns, each ``{"text": ...}`` or ``{"tool_calls": [{"name", "arguments"}]}``;
         turn k answers the k-th model call of the run; past the end the default answer follows.
     answer: a fixed final answer instead of the default one.
-    cost_per_1k_tokens: a price, so that cost budgets can be exercised offline.
+    cost_per_1k_tokens: a price in USD per 1,000 tokens (input and output alike), so that cost
+        budgets can be exercised offline; priced in ``orchestrator.prices`` like every model.
 
 Its usage is what ``estimate_tokens`` counts of the context and of the answer; an answer over
 ``max_output_tokens`` is cut there, as a real model stops at its output limit.
@@ -58,6 +59,7 @@ class ScriptedModel:
             output_tokens = config.max_output_tokens
             response.text = response.text[: output_tokens * CHARS_PER_TOKEN]
         usage = Usage(input_tokens=estimate_tokens(prompt_text), output_tokens=output_tokens)
+        # The scripted model always has a price (0 without cost_per_1k_tokens).
         usage.cost_usd = call_cost(config, usage) or 0.0
         response.usage = usage
         return response
