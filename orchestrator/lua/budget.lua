@@ -23,6 +23,27 @@ local function in_units(limit, value)
     return int(value) .. ' tokens'
 end
 
+-- Whether amounts ({tokens = n, nusd = n}) fit: 'deny' with the limit, what is spent and the
+-- amount when they do not even once every call in flight has settled to nothing; 'wait' when
+-- they fit only then (if with_reserved); 'ok' otherwise.
+local function budget_fit(amounts, with_reserved)
+    local verdict = 'ok'
+    for _, pair in ipairs(LIMITS) do
+        local limit = num(K_BUDGET, pair[1])
+        if limit then
+            local spent = num(K_BUDGET, 'spent_' .. pair[2]) or 0
+            local need = amounts[pair[2]]
+            if spent + need > limit then
+                local name = LIMIT_NAMES[pair[1]] .. ' (' .. in_units(pair[1], limit) .. ')'
+                return 'deny', name, in_units(pair[1], spent), in_units(pair[1], need)
+            end
+            local reserved = num(K_BUDGET, 'reserved_' .. pair[2]) or 0
+            if with_reserved and spent + reserved + need > limit then verdict = 'wait' end
+        end
+    end
+    return verdict
+end
+
 -- Admit one agent, or say why not. 'wait' means the least call of an agent does not fit beside
 -- the calls in flight, but would once they settle: admission pauses instead of denying.
 local function budget_admit(inflight, floor)
@@ -30,20 +51,14 @@ local function budget_admit(inflight, floor)
     if max_agents and (num(K_BUDGET, 'agents') or 0) >= max_agents then
         return 'deny', 'budget: max_agents (' .. max_agents .. ') reached'
     end
-    local verdict = 'ok'
-    for _, pair in ipairs(LIMITS) do
-        local limit = num(K_BUDGET, pair[1])
-        if limit then
-            local spent = num(K_BUDGET, 'spent_' .. pair[2]) or 0
-            local least = num(K_BUDGET, floor .. '_' .. pair[2]) or 0
-            if spent + least > limit then
-                return 'deny', 'budget: ' .. LIMIT_NAMES[pair[1]] .. ' (' .. in_units(pair[1], limit)
-                    .. ') reached: ' .. in_units(pair[1], spent) .. ' spent, an agent needs '
-                    .. in_units(pair[1], least) .. ' for a call'
-            end
-            local reserved = num(K_BUDGET, 'reserved_' .. pair[2]) or 0
-            if inflight > 0 and spent + reserved + least > limit then verdict = 'wait' end
-        end
+    local least = {
+        tokens = num(K_BUDGET, floor .. '_tokens') or 0,
+        nusd = num(K_BUDGET, floor .. '_nusd') or 0,
+    }
+    local verdict, limit, spent, need = budget_fit(least, inflight > 0)
+    if verdict == 'deny' then
+        return 'deny', 'budget: ' .. limit .. ' reached: ' .. spent .. ' spent, an agent needs '
+            .. need .. ' for a call'
     end
     if verdict == 'ok' then redis.call('HINCRBY', K_BUDGET, 'agents', 1) end
     return verdict, ''
@@ -53,21 +68,10 @@ end
 -- settled to nothing; 'wait' when it would fit then.
 local function budget_reserve_call(call_id, tokens, nusd)
     if redis.call('HEXISTS', K_RESERVED, call_id) == 1 then return 'ok', '' end
-    local bound = {tokens = tokens, nusd = nusd}
-    local verdict = 'ok'
-    for _, pair in ipairs(LIMITS) do
-        local limit = num(K_BUDGET, pair[1])
-        if limit then
-            local spent = num(K_BUDGET, 'spent_' .. pair[2]) or 0
-            local need = bound[pair[2]]
-            if spent + need > limit then
-                return 'deny', 'budget: ' .. LIMIT_NAMES[pair[1]] .. ' (' .. in_units(pair[1], limit)
-                    .. '): a call that may use ' .. in_units(pair[1], need) .. ' does not fit, '
-                    .. in_units(pair[1], spent) .. ' spent'
-            end
-            local reserved = num(K_BUDGET, 'reserved_' .. pair[2]) or 0
-            if spent + reserved + need > limit then verdict = 'wait' end
-        end
+    local verdict, limit, spent, need = budget_fit({tokens = tokens, nusd = nusd}, true)
+    if verdict == 'deny' then
+        return 'deny', 'budget: ' .. limit .. ': a call that may use ' .. need
+            .. ' does not fit, ' .. spent .. ' spent'
     end
     if verdict == 'ok' then
         redis.call('HINCRBY', K_BUDGET, 'reserved_tokens', int(tokens))
