@@ -31,7 +31,7 @@ from orchestrator.presence import live_names, live_tools, live_workers
 from orchestrator.requests import AgentRunRequest, BranchesRequest, MapReduceRequest, RunRequest
 from orchestrator.results import AgentRunResult, MapReduceResult, ParallelResult
 from orchestrator.run_store import RunStore
-from orchestrator.settings import Settings, get_settings
+from orchestrator.settings import Settings, load_settings, with_redis_url
 from orchestrator.strategies import BUILTIN_STRATEGIES
 from orchestrator.tools import ToolInfo
 
@@ -59,11 +59,14 @@ class Client:
         redis_url: the Redis of run state (and broker and backend unless the settings name
             others); defaults to ``ORCHESTRATOR_REDIS_URL``.
         settings: full settings, for callers that build their own.
+
+    Raises ``InvalidSettingsError`` (naming the variable, never its value: a URL may hold a
+    password) when the settings or ``redis_url`` are invalid.
     """
 
     def __init__(self, redis_url: str | None = None, settings: Settings | None = None) -> None:
-        base = settings or get_settings()
-        self.settings = base.model_copy(update={"redis_url": redis_url}) if redis_url else base
+        base = settings or load_settings()
+        self.settings = with_redis_url(base, redis_url) if redis_url else base
         self.redis = redis_client(self.settings.redis_url)
         self.store = RunStore(self.redis, self.settings)
         self.plans = PlanStore(self.redis)
