@@ -91,7 +91,7 @@ def test_every_cli_command_works_and_prints_no_password(protected: Protected) ->
     elsewhere = {**env, "ORCHESTRATOR_REDIS_URL": "redis://127.0.0.1:9/0"}
     runs.append(run_cli("--redis-url", protected.url, "status", run_id, env=elsewhere))
     for done in runs:
-        assert done.returncode == 0, done.args + [done.stdout, done.stderr]
+        assert done.returncode == 0, (done.args, done.stdout, done.stderr)
         assert_no_password(done.stdout, done.stderr)
     status, status_json, events, tools, cancel, by_flag = (done.stdout for done in runs[1:])
     assert f"run {run_id} (map_reduce): succeeded" in status
