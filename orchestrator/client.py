@@ -23,8 +23,16 @@ from orchestrator.errors import (
 )
 from orchestrator.events import ParallelLoopStart
 from orchestrator.input_limits import check_items, check_request_value
-from orchestrator.keys import RunKeys, admit_task_id
-from orchestrator.models import TERMINAL_STATES, AgentSpec, Budget, Message, RunRecord, RunStatus
+from orchestrator.keys import RUN_ID, RunKeys, admit_task_id, new_run_id
+from orchestrator.models import (
+    TERMINAL_STATES,
+    AgentSpec,
+    Budget,
+    Message,
+    RunRecord,
+    RunStatus,
+    check_agent_id,
+)
 from orchestrator.plan_store import PlanStore
 from orchestrator.plans import ExecutionPlan
 from orchestrator.presence import live_names, live_tools, live_workers
@@ -42,6 +50,13 @@ RESULT_MODELS: dict[str, type[BaseModel]] = {
     "branches": ParallelResult,
     "agent": AgentRunResult,
 }
+
+
+def _checked_agent_id(agent_id: str) -> str:
+    try:
+        return check_agent_id(agent_id)
+    except ValueError as invalid:
+        raise InvalidRunError(str(invalid)) from None
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -204,7 +219,7 @@ class Client:
             specs = [request.spec]
         self._check_tools(specs)
         self._check_endpoints(specs)
-        run_id = uuid4().hex
+        run_id = new_run_id()
         for event in first_events:
             event.run_id = run_id
         self.store.create_run(run_id, request, items, first_events)
@@ -218,11 +233,11 @@ class Client:
 
     def plan(self, agent_id: str) -> ExecutionPlan | None:
         """The plan the learners keep for ``agent_id`` (None until one was learned)."""
-        return self.plans.get(agent_id)
+        return self.plans.get(_checked_agent_id(agent_id))
 
     def reset_plan(self, agent_id: str) -> bool:
         """Forget the plan of ``agent_id``; True when there was one."""
-        return self.plans.reset(agent_id)
+        return self.plans.reset(_checked_agent_id(agent_id))
 
     def record_run(self, record: RunRecord | dict[str, Any]) -> None:
         """Feed a run record from outside (another framework's telemetry) to the learners.
@@ -286,7 +301,11 @@ class Client:
             )
 
     def get_run(self, run_id: str) -> RunHandle[Any]:
-        """Attach to an existing run (from any process); ``RunNotFoundError`` if there is none."""
+        """Attach to an existing run (from any process); ``RunNotFoundError`` if there is none.
+        A run id is what ``Client`` makes (32 hex digits): anything else names no run, and
+        never another key of one (``{run_id}:items``)."""
+        if not RUN_ID.match(run_id):
+            raise RunNotFoundError(f"no run with id {run_id!r}")
         status = self.store.status(run_id)
         if status is None:
             raise RunNotFoundError(f"no run with id {run_id!r}")

@@ -5,6 +5,7 @@ Every model here serializes to plain JSON; tasks receive and return them as dict
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -16,6 +17,29 @@ from orchestrator.tools import ToolPolicy
 
 WORKER_OWNED_OPTIONS = frozenset({"base_url", "api_key_env"})
 """Options only a worker's own configuration may set (its endpoints)."""
+REQUEST_OPTIONS = frozenset({"model", "extra_headers", "extra_query", "extra_body"})
+"""Options that would rewrite the request a worker sends with its key, so clients may not set
+them: another ``model`` than ``ModelConfig.model`` (whose price and pool apply to the call), and
+the SDKs' extra HTTP headers (``OpenAI-Project``, ``Authorization``...), query parameters and
+body fields (another ``model`` again)."""
+
+AGENT_ID_PATTERN = r"^[^:\x00-\x1f\x7f]{1,200}$"
+"""What an agent id may be. It names Redis keys, ``ao:plan:{agent_id}`` and beside it
+``ao:plan:{agent_id}:version`` and ``:seen``: without ``:`` no agent id names another agent's
+keys (``a:version`` would be the version of ``a``'s plan); without control characters it
+prints on one line."""
+_AGENT_ID = re.compile(AGENT_ID_PATTERN)
+
+
+def check_agent_id(agent_id: str) -> str:
+    """``agent_id`` if it matches ``AGENT_ID_PATTERN``, else ``ValueError`` saying why."""
+    if not _AGENT_ID.match(agent_id):
+        raise ValueError(
+            f"agent_id {agent_id[:60]!r} names Redis keys: 1 to 200 characters, without ':' "
+            "or control characters (it defaults to the name)"
+        )
+    return agent_id
+
 
 Outcome = Literal["ok", "error", "skipped", "cancelled"]
 OUTCOMES: tuple[Outcome, ...] = ("ok", "error", "skipped", "cancelled")
@@ -58,6 +82,13 @@ class ModelConfig(BaseModel):
                 "with which key is set on the workers (ORCHESTRATOR_ENDPOINTS); name an "
                 "endpoint with ModelConfig.endpoint"
             )
+        rewrites = sorted(REQUEST_OPTIONS & value.keys())
+        if rewrites:
+            raise ValueError(
+                f"{', '.join(rewrites)} cannot be options: the model is ModelConfig.model (its "
+                "price and pool apply to the call), and the HTTP request a worker sends with "
+                "its key takes no extra headers, query parameters or body fields"
+            )
         return value
 
     @field_validator("provider")
@@ -82,7 +113,8 @@ class AgentSpec(BaseModel):
         config_id: names this configuration in branch loop ids (else provider and model do).
         thinking: a thinking level, passed to providers that have one; part of loop ids.
         agent_id: whose plan the learners keep and this agent uses (default: ``name``; the
-            mappers of a run share their spec's name, not ``name_i``).
+            mappers of a run share their spec's name, not ``name_i``). It names Redis keys, so
+            it has 1 to 200 characters and no ``:`` or control characters.
         plan_mode: ``observe_only`` (learn only, the default), ``inject_hints`` (tell the
             model which tools may be called together) or ``schedule`` (the ``plan`` tool
             policy runs calls of one learned group concurrently, the rest one at a time).
@@ -111,6 +143,7 @@ class AgentSpec(BaseModel):
     def _agent_id_defaults_to_name(self) -> AgentSpec:
         if not self.agent_id:
             self.agent_id = self.name
+        check_agent_id(self.agent_id)
         return self
 
 
@@ -229,7 +262,7 @@ class RunRecord(BaseModel):
 
     run_id: str
     agent_name: str
-    agent_id: str
+    agent_id: str = Field(pattern=AGENT_ID_PATTERN)
     started_at: datetime
     ended_at: datetime | None = None
     outcome: Outcome = "ok"
