@@ -47,10 +47,10 @@ def test_no_plan_is_read_or_reset_under_an_agent_id_that_names_other_keys(
         client.reset_plan("victim:version")
 
 
-def wait_for(check: Any, timeout_s: float = 20) -> None:
+def wait_for(check: Any, what: str, timeout_s: float = 20) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
-        assert time.monotonic() < deadline, "the condition never held"
+        assert time.monotonic() < deadline, f"never: {what}"
         time.sleep(0.05)
 
 
@@ -59,7 +59,7 @@ def test_a_record_whose_agent_id_names_another_agents_keys_is_rejected_by_the_le
 ) -> None:
     victim, marker = f"victim-{uuid4().hex[:8]}", f"marker-{uuid4().hex[:8]}"
     client.send_records([record(("a", 0, 2), ("b", 1, 3), agent=victim).model_dump(mode="json")])
-    wait_for(lambda: client.plans.version(victim) == 1)
+    wait_for(lambda: client.plans.version(victim) == 1, "the victim's plan was learned")
     rejected_before, _ = client.plans.rejected()
     # Sent as raw JSON, as `orchestrator learn` and other frameworks send records: only the
     # learners validate it. It would write a plan into the victim's version key.
@@ -67,7 +67,7 @@ def test_a_record_whose_agent_id_names_another_agents_keys_is_rejected_by_the_le
     poisoned["agent_id"] = f"{victim}:version"
     fine = record(("e", 0, 2), ("f", 1, 3), agent=marker).model_dump(mode="json")
     client.send_records([poisoned, fine])
-    wait_for(lambda: client.plan(marker) is not None)  # the learner took the whole batch
+    wait_for(lambda: client.plan(marker) is not None, "the learner took the batch")
     assert client.plans.version(victim) == 1
     plan = client.plan(victim)
     assert plan is not None and [g.tool_names for g in plan.parallel_groups] == [["a", "b"]]
