@@ -17,11 +17,29 @@ from orchestrator.tools import ToolPolicy
 
 WORKER_OWNED_OPTIONS = frozenset({"base_url", "api_key_env"})
 """Options only a worker's own configuration may set (its endpoints)."""
-REQUEST_OPTIONS = frozenset({"model", "extra_headers", "extra_query", "extra_body"})
-"""Options that would rewrite the request a worker sends with its key, so clients may not set
-them: another ``model`` than ``ModelConfig.model`` (whose price and pool apply to the call), and
-the SDKs' extra HTTP headers (``OpenAI-Project``, ``Authorization``...), query parameters and
-body fields (another ``model`` again)."""
+REQUEST_OPTIONS = frozenset(
+    {
+        # Would rewrite the request: another model than ModelConfig.model (whose price and pool
+        # apply to the call), and the SDKs' extra HTTP headers (OpenAI-Project, Authorization),
+        # query parameters and body fields.
+        "model",
+        "extra_headers",
+        "extra_query",
+        "extra_body",
+        # Would make the provider act on the key's account beyond one model call: hosted tools
+        # (remote MCP servers by URL, search over the account's files, code execution; an
+        # agent's tools are the registered ones it names) and state stored under the account
+        # (earlier responses, conversations, stored prompts, code-execution containers).
+        "tools",
+        "mcp_servers",
+        "previous_response_id",
+        "conversation",
+        "prompt",
+        "container",
+    }
+)
+"""Options a client may not set: the request a worker sends with its key is built from the
+agent's spec alone."""
 
 AGENT_ID_PATTERN = r"^[^:\x00-\x1f\x7f]{1,200}$"
 """What an agent id may be. It names Redis keys, ``ao:plan:{agent_id}`` and beside it
@@ -85,9 +103,10 @@ class ModelConfig(BaseModel):
         rewrites = sorted(REQUEST_OPTIONS & value.keys())
         if rewrites:
             raise ValueError(
-                f"{', '.join(rewrites)} cannot be options: the model is ModelConfig.model (its "
-                "price and pool apply to the call), and the HTTP request a worker sends with "
-                "its key takes no extra headers, query parameters or body fields"
+                f"{', '.join(rewrites)} cannot be options: the request a worker sends with its "
+                "key is built from the agent's spec (the model is ModelConfig.model, the tools "
+                "are the agent's registered tools; no extra headers, query parameters or body "
+                "fields, no state stored with the provider)"
             )
         return value
 

@@ -13,6 +13,7 @@ import pytest
 
 from orchestrator import Client, InvalidRunError, Message, ModelConfig, RunNotFoundError
 from orchestrator.local import LocalWorker
+from orchestrator.models import REQUEST_OPTIONS
 from orchestrator.settings import get_settings
 from tests.fake_api import FakeAPI
 from tests.helpers import items, local_endpoints, run_cli, scripted
@@ -91,7 +92,7 @@ def test_a_run_id_that_is_not_one_names_no_run_and_no_key_of_one(
 # --- the request a worker sends with its key -----------------------------------------------
 
 
-@pytest.mark.parametrize("option", ["model", "extra_headers", "extra_query", "extra_body"])
+@pytest.mark.parametrize("option", sorted(REQUEST_OPTIONS))
 def test_options_that_rewrite_the_request_are_refused_at_submit(
     client: Client, option: str
 ) -> None:
@@ -111,7 +112,9 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
     get_settings.cache_clear()
 
 
-def test_a_worker_sends_no_client_chosen_model_header_query_or_body_field(api: FakeAPI) -> None:
+def test_a_worker_sends_no_client_chosen_model_tools_header_query_or_body_field(
+    api: FakeAPI,
+) -> None:
     api.reply(
         {
             "id": "c",
@@ -133,6 +136,8 @@ def test_a_worker_sends_no_client_chosen_model_header_query_or_body_field(api: F
             "extra_headers": {"OpenAI-Project": "someone-elses"},
             "extra_query": {"leak": "1"},
             "extra_body": {"model": "expensive"},
+            "tools": [{"type": "mcp", "server_url": "https://example.invalid/mcp"}],
+            "previous_response_id": "resp_of_someone_else",
             "temperature": 0.5,
         },
     )
@@ -141,6 +146,7 @@ def test_a_worker_sends_no_client_chosen_model_header_query_or_body_field(api: F
     ((path, headers, body),) = api.requests
     assert path == "/v1/chat/completions"
     assert body["model"] == "cheap" and body["temperature"] == 0.5
+    assert not {"tools", "previous_response_id"} & body.keys()
     assert "openai-project" not in headers
 
 
