@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -189,3 +190,32 @@ def test_the_cli_shows_a_cancel_reason_as_plain_text(
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"cancel: {SHOWN}" in done.stdout
     assert "\x1b" not in done.stdout
+
+
+# --- the broker ----------------------------------------------------------------------------
+
+
+def test_a_pickled_task_is_refused_unread(
+    worker_env: dict[str, str], workers: list[LocalWorker], log_dir: Path
+) -> None:
+    from celery import Celery
+
+    from orchestrator.celery_config import celery_config
+    from orchestrator.settings import load_settings
+
+    sender = Celery("pickler", set_as_current=False)
+    sender.conf.update(celery_config(load_settings()))
+    sender.conf.update(task_serializer="pickle", accept_content=["json", "pickle"])
+    refusal = (
+        "Received invalid task message: Refusing to deserialize untrusted content of type pickle"
+    )
+
+    def logs() -> str:
+        return "".join(path.read_text() for path in log_dir.glob("*.log"))
+
+    before = logs().count(refusal)
+    task_id = uuid4().hex
+    sender.send_task("tasks.diagnostics.noop", task_id=task_id, queue="agents")
+    wait_for(lambda: logs().count(refusal) > before, "a worker refused the message")
+    assert f"tasks.diagnostics.noop[{task_id}] received" not in logs()
+    assert sender.AsyncResult(task_id).state == "PENDING"  # it never ran
