@@ -9,17 +9,33 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import redis
 import yaml
+from kombu.exceptions import OperationalError
 from rich.console import Console
+from rich.text import Text
 
 from orchestrator.celery_config import QUEUES
 from orchestrator.client import Client
 from orchestrator.errors import OrchestratorError
 from orchestrator.local import worker_command
 from orchestrator.models import AgentSpec
+from orchestrator.render import plain
+from orchestrator.settings import ENV_PREFIX, URL_FIELDS, url_passwords
 
 DEFAULT_MAPPER = {"name": "mapper", "model": {"provider": "scripted"}}
 DEFAULT_REDUCER = {"name": "reducer", "model": {"provider": "scripted"}}
+# What a command may meet besides its own errors: bad input, files, an unreachable or
+# misconfigured Redis or broker. Each is one ``error:`` line, never a traceback (a traceback
+# shows the values of the failing call's arguments in pydantic's errors).
+EXPECTED_ERRORS = (
+    OrchestratorError,
+    ValueError,
+    OSError,
+    yaml.YAMLError,
+    redis.RedisError,
+    OperationalError,
+)
 
 
 def _json_arg(text: str) -> Any:
@@ -156,7 +172,7 @@ def _submit_map_reduce(args: argparse.Namespace, client: Client, out: Console) -
         )
     else:
         out.print(outputs_table(result))
-        out.print(result.reduced_answer)
+        out.print(plain(result.reduced_answer))
         print_status(out, status)
     return 0 if status.state == "succeeded" else 1
 
@@ -201,20 +217,23 @@ def _plans(args: argparse.Namespace, client: Client, out: Console) -> int:
         return 0
     plan = client.plan(args.agent_id)
     if plan is None:
-        Console(stderr=True).print(f"{args.agent_id} has no plan yet")
+        Console(stderr=True).print(plain(f"{args.agent_id} has no plan yet"))
         return 1
     if args.output == "json":
         print(plan.model_dump_json())
         return 0
+    # Plans are learned from run records, which anyone who reaches the learners may send.
     out.print(
-        f"plan of [bold]{plan.agent_id}[/]: version {plan.version}, "
-        f"{plan.records_seen} records seen, last run {plan.metadata_template.run_id}"
+        plain(
+            f"plan of {plan.agent_id}: version {plan.version}, {plan.records_seen} records "
+            f"seen, last run {plan.metadata_template.run_id}"
+        )
     )
     for group in plan.parallel_groups:
-        out.print(f"  {group.group_id}: {', '.join(group.tool_names)}")
+        out.print(plain(f"  {group.group_id}: {', '.join(group.tool_names)}"))
     for hint in plan.metadata_template.parallel_hints:
         origin = "explicit" if hint.explicit else "learned"
-        out.print(f"  hint: {hint.tool_name} in {hint.group_id} ({origin})")
+        out.print(plain(f"  hint: {hint.tool_name} in {hint.group_id} ({origin})"))
     return 0
 
 
@@ -229,22 +248,14 @@ def _learn(args: argparse.Namespace, client: Client) -> int:
             records.append(json.loads(line))
         except json.JSONDecodeError as error:
             unreadable += 1
-            Console(stderr=True).print(f"line {number}: not JSON ({error.msg}), skipped")
+            Console(stderr=True).print(plain(f"line {number}: not JSON ({error.msg}), skipped"))
     for start in range(0, len(records), 100):
         client.send_records(records[start : start + 100])
     print(f"sent {len(records)} records to the learners ({unreadable} lines were not JSON)")
     return 0 if not unreadable else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The console script's entry point; returns the exit code."""
-    parser = _parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "worker":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    out = Console()
-    if args.command == "worker":
-        return _worker(args, extra)
+def _run(args: argparse.Namespace, out: Console) -> int:
     if args.command == "demo":
         from orchestrator.demo import run_demo
 
@@ -254,44 +265,66 @@ def main(argv: list[str] | None = None) -> int:
 
             get_settings.cache_clear()
         return run_demo(out, worker_count=args.workers, max_concurrent=args.max_concurrent)
-    try:
-        client = Client(redis_url=args.redis_url)
-        if args.command == "submit" and args.kind == "branches":
-            return _submit_branches(args, client, out)
-        if args.command == "submit":
-            return _submit_map_reduce(args, client, out)
-        if args.command == "events":
-            return _events(args, client)
-        if args.command == "plans":
-            return _plans(args, client, out)
-        if args.command == "learn":
-            return _learn(args, client)
-        if args.command == "tools":
-            for info in client.tools():
-                where = "remote" if info.remote else "local"
-                limit = f", at most {info.max_concurrency} at once" if info.max_concurrency else ""
-                summary = info.description.splitlines()[0] if info.description else ""
-                print(f"{info.name} ({where}{limit}): {summary}")
-            return 0
-        handle = client.get_run(args.run_id)
-        if args.command == "status":
-            from orchestrator.render import print_status
-
-            status = handle.status()
-            if args.output == "json":
-                print(status.model_dump_json())
-            else:
-                print_status(out, status)
-            return 0
-        flagged = handle.cancel()
-        print(
-            f"cancel requested for run {handle.id}"
-            if flagged
-            else f"run {handle.id} had already ended"
-        )
+    client = Client(redis_url=args.redis_url)
+    if args.command == "submit" and args.kind == "branches":
+        return _submit_branches(args, client, out)
+    if args.command == "submit":
+        return _submit_map_reduce(args, client, out)
+    if args.command == "events":
+        return _events(args, client)
+    if args.command == "plans":
+        return _plans(args, client, out)
+    if args.command == "learn":
+        return _learn(args, client)
+    if args.command == "tools":
+        for info in client.tools():
+            where = "remote" if info.remote else "local"
+            limit = f", at most {info.max_concurrency} at once" if info.max_concurrency else ""
+            summary = info.description.splitlines()[0] if info.description else ""
+            print(f"{info.name} ({where}{limit}): {summary}")
         return 0
-    except (OrchestratorError, json.JSONDecodeError, yaml.YAMLError, OSError) as error:
-        Console(stderr=True).print(f"[red]error:[/] {error}")
+    handle = client.get_run(args.run_id)
+    if args.command == "status":
+        from orchestrator.render import print_status
+
+        status = handle.status()
+        if args.output == "json":
+            print(status.model_dump_json())
+        else:
+            print_status(out, status)
+        return 0
+    flagged = handle.cancel()
+    print(
+        f"cancel requested for run {handle.id}" if flagged else f"run {handle.id} had already ended"
+    )
+    return 0
+
+
+def print_error(error: Exception, redis_url: str | None) -> None:
+    """``error: <message>`` on one line of stderr, with every password of the configured URLs
+    (and of ``--redis-url``) masked, should a library repeat one."""
+    text = (
+        str(error) if isinstance(error, OrchestratorError) else f"{type(error).__name__}: {error}"
+    )
+    configured = [os.environ.get(f"{ENV_PREFIX}{field.upper()}") for field in URL_FIELDS]
+    for password in sorted(url_passwords([redis_url, *configured]), key=len, reverse=True):
+        text = text.replace(password, "**")
+    line = Text.assemble(("error:", "red"), " ", plain(" ".join(text.split())))
+    Console(stderr=True).print(line, soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console script's entry point; returns the exit code."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "worker":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "worker":
+        return _worker(args, extra)
+    try:
+        return _run(args, Console())
+    except EXPECTED_ERRORS as error:
+        print_error(error, args.redis_url)
         return 1
 
 

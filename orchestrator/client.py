@@ -24,8 +24,16 @@ from orchestrator.errors import (
 )
 from orchestrator.events import ParallelLoopStart
 from orchestrator.input_limits import check_items, check_request_value
-from orchestrator.keys import RunKeys, admit_task_id
-from orchestrator.models import TERMINAL_STATES, AgentSpec, Budget, Message, RunRecord, RunStatus
+from orchestrator.keys import RUN_ID, RunKeys, admit_task_id, new_run_id
+from orchestrator.models import (
+    TERMINAL_STATES,
+    AgentSpec,
+    Budget,
+    Message,
+    RunRecord,
+    RunStatus,
+    check_agent_id,
+)
 from orchestrator.plan_store import PlanStore
 from orchestrator.plans import ExecutionPlan
 from orchestrator.presence import live_names, live_tools, live_workers
@@ -33,7 +41,7 @@ from orchestrator.prices import price_known
 from orchestrator.requests import AgentRunRequest, BranchesRequest, MapReduceRequest, RunRequest
 from orchestrator.results import AgentRunResult, MapReduceResult, ParallelResult
 from orchestrator.run_store import RunStore
-from orchestrator.settings import Settings, get_settings
+from orchestrator.settings import Settings, load_settings, with_redis_url
 from orchestrator.strategies import BUILTIN_STRATEGIES
 from orchestrator.tools import ToolInfo
 
@@ -44,6 +52,13 @@ RESULT_MODELS: dict[str, type[BaseModel]] = {
     "branches": ParallelResult,
     "agent": AgentRunResult,
 }
+
+
+def _checked_agent_id(agent_id: str) -> str:
+    try:
+        return check_agent_id(agent_id)
+    except ValueError as invalid:
+        raise InvalidRunError(str(invalid)) from None
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -61,11 +76,14 @@ class Client:
         redis_url: the Redis of run state (and broker and backend unless the settings name
             others); defaults to ``ORCHESTRATOR_REDIS_URL``.
         settings: full settings, for callers that build their own.
+
+    Raises ``InvalidSettingsError`` (naming the variable, never its value: a URL may hold a
+    password) when the settings or ``redis_url`` are invalid.
     """
 
     def __init__(self, redis_url: str | None = None, settings: Settings | None = None) -> None:
-        base = settings or get_settings()
-        self.settings = base.model_copy(update={"redis_url": redis_url}) if redis_url else base
+        base = settings or load_settings()
+        self.settings = with_redis_url(base, redis_url) if redis_url else base
         self.redis = redis_client(self.settings.redis_url)
         self.store = RunStore(self.redis, self.settings)
         self.plans = PlanStore(self.redis)
@@ -205,7 +223,7 @@ class Client:
         self._check_prices(request.budget, specs)
         self._check_tools(specs)
         self._check_endpoints(specs)
-        run_id = uuid4().hex
+        run_id = new_run_id()
         for event in first_events:
             event.run_id = run_id
         self.store.create_run(run_id, request, items, first_events)
@@ -219,11 +237,11 @@ class Client:
 
     def plan(self, agent_id: str) -> ExecutionPlan | None:
         """The plan the learners keep for ``agent_id`` (None until one was learned)."""
-        return self.plans.get(agent_id)
+        return self.plans.get(_checked_agent_id(agent_id))
 
     def reset_plan(self, agent_id: str) -> bool:
         """Forget the plan of ``agent_id``; True when there was one."""
-        return self.plans.reset(agent_id)
+        return self.plans.reset(_checked_agent_id(agent_id))
 
     def record_run(self, record: RunRecord | dict[str, Any]) -> None:
         """Feed a run record from outside (another framework's telemetry) to the learners.
@@ -303,7 +321,11 @@ class Client:
             )
 
     def get_run(self, run_id: str) -> RunHandle[Any]:
-        """Attach to an existing run (from any process); ``RunNotFoundError`` if there is none."""
+        """Attach to an existing run (from any process); ``RunNotFoundError`` if there is none.
+        A run id is what ``Client`` makes (32 hex digits): anything else names no run, and
+        never another key of one (``{run_id}:items``)."""
+        if not RUN_ID.match(run_id):
+            raise RunNotFoundError(f"no run with id {run_id!r}")
         status = self.store.status(run_id)
         if status is None:
             raise RunNotFoundError(f"no run with id {run_id!r}")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any, TypeVar
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import AuthenticationError, AuthorizationError
 from redis.retry import Retry
+
+T = TypeVar("T")
 
 # A command that meets a dropped connection (a Redis restart, a failover) is retried with
 # backoff for about half a minute before the error reaches the caller: long enough for a
@@ -14,14 +19,36 @@ from redis.retry import Retry
 # script that is safe to run twice, so a retry after a lost reply does no harm.
 RETRIES = 20
 BACKOFF_CAP_S = 2.0
+# redis-py counts these as connection errors, but a refused password or a missing permission
+# is no outage: retrying would only delay the error by half a minute.
+NOT_AN_OUTAGE = (AuthenticationError, AuthorizationError)
+
+
+class OutageRetry(Retry):
+    """redis-py's ``Retry`` (exponential backoff with jitter, capped at ``BACKOFF_CAP_S``, for
+    ``RETRIES`` tries), except that credentials Redis refuses are reported at once."""
+
+    def __init__(self) -> None:
+        super().__init__(ExponentialWithJitterBackoff(cap=BACKOFF_CAP_S, base=0.05), RETRIES)
+
+    def call_with_retry(
+        self,
+        do: Callable[[], T],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        def retryable(error: Exception) -> bool:
+            if isinstance(error, NOT_AN_OUTAGE):
+                return False
+            return is_retryable(error) if is_retryable is not None else True
+
+        return super().call_with_retry(do, fail, retryable, with_failure_count)
 
 
 @lru_cache(maxsize=8)
 def redis_client(url: str) -> redis.Redis:
     """A client for ``url`` shared by the whole process (redis-py pools are thread-safe)."""
     return redis.Redis.from_url(
-        url,
-        health_check_interval=30,
-        socket_connect_timeout=5,
-        retry=Retry(ExponentialWithJitterBackoff(cap=BACKOFF_CAP_S, base=0.05), RETRIES),
+        url, health_check_interval=30, socket_connect_timeout=5, retry=OutageRetry()
     )

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.panel import Panel
+from rich.text import Text
 
 from orchestrator.client import Client
 from orchestrator.local import LocalRedis, LocalWorker, redis_answers, wait_for_workers
 from orchestrator.models import AgentSpec, ModelConfig
 from orchestrator.progress import follow_with_progress
-from orchestrator.render import outputs_table, print_status
-from orchestrator.settings import get_settings
+from orchestrator.render import outputs_table, plain, print_status
+from orchestrator.settings import load_settings, masked_url
 
 SAMPLE_ITEMS = (
     "Incident report: checkout latency rose to 4 s after the cache cluster failover.",
@@ -60,13 +61,15 @@ def demo_specs() -> tuple[AgentSpec, AgentSpec]:
 
 def run_demo(console: Console, worker_count: int = 2, max_concurrent: int = 4) -> int:
     """Run the demo end to end; returns the process exit code."""
-    settings = get_settings()
+    settings = load_settings()
     embedded: LocalRedis | None = None
     url = settings.redis_url
     if redis_answers(url):
-        console.print(f"Using the Redis at [bold]{url}[/]")
+        console.print(Text.assemble("Using the Redis at ", (masked_url(url), "bold")))
     else:
-        console.print(f"No Redis answers at {url}: starting an embedded redis-server")
+        console.print(
+            Text(f"No Redis answers at {masked_url(url)}: starting an embedded redis-server")
+        )
         embedded = LocalRedis()
         url = embedded.url
         console.print(f"Embedded Redis at [bold]{url}[/]")
@@ -94,7 +97,7 @@ def run_demo(console: Console, worker_count: int = 2, max_concurrent: int = 4) -
         status = follow_with_progress(handle, console)
         result = handle.result(timeout=60)
         console.print(outputs_table(result, tail=True))
-        console.print(Panel(result.reduced_answer, title="Reduced answer", expand=False))
+        console.print(Panel(plain(result.reduced_answer), title="Reduced answer", expand=False))
         print_status(console, status)
         return 0 if status.state == "succeeded" else 1
     finally:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from uuid import uuid4
 
 ACTIVE_RUNS = "ao:runs:due"
 """A sorted set of the runs not yet ended: run id -> when its next sweep is due (ms, Redis's
@@ -45,6 +47,14 @@ def semaphore_key(name: str) -> str:
 def rate_key(name: str) -> str:
     """Calls of the last minute under a per-minute limit: a sorted set of call -> time in ms."""
     return f"ao:limit:{name}:calls"
+
+
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+"""What a run id is: 32 hex digits, so that a run's keys are never another run's."""
+
+
+def new_run_id() -> str:
+    return uuid4().hex
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -55,13 +56,22 @@ class LocalRedis:
         appendonly: keep an append-only file (in a private directory), so that a restart
             (``shutdown()`` then ``start()``) finds every acknowledged write; without it the
             server keeps nothing on disk.
+        password: require it (``requirepass``); ``url`` then carries it. It is written to a
+            configuration file readable by this user only, not put on the command line,
+            where any user of the machine could read it.
     """
 
-    def __init__(self, appendonly: bool = False) -> None:
+    def __init__(self, appendonly: bool = False, password: str | None = None) -> None:
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        credentials = f":{quote(password, safe='')}@" if password else ""
+        self.url = f"redis://{credentials}127.0.0.1:{self.port}/0"
         self._appendonly = appendonly
         self._dir = tempfile.mkdtemp(prefix="ao-redis-")
+        self._config = Path(self._dir) / "redis.conf"
+        self._config.touch(mode=0o600)
+        if password:
+            escaped = password.replace("\\", "\\\\").replace('"', '\\"')
+            self._config.write_text(f'requirepass "{escaped}"\n')
         self._process: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -70,6 +80,7 @@ class LocalRedis:
         self._process = subprocess.Popen(
             [
                 redis_server_binary(),
+                str(self._config),
                 "--port",
                 str(self.port),
                 "--bind",

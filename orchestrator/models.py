@@ -5,6 +5,7 @@ Every model here serializes to plain JSON; tasks receive and return them as dict
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -16,6 +17,47 @@ from orchestrator.tools import ToolPolicy
 
 WORKER_OWNED_OPTIONS = frozenset({"base_url", "api_key_env"})
 """Options only a worker's own configuration may set (its endpoints)."""
+REQUEST_OPTIONS = frozenset(
+    {
+        # Would rewrite the request: another model than ModelConfig.model (whose price and pool
+        # apply to the call), and the SDKs' extra HTTP headers (OpenAI-Project, Authorization),
+        # query parameters and body fields.
+        "model",
+        "extra_headers",
+        "extra_query",
+        "extra_body",
+        # Would make the provider act on the key's account beyond one model call: hosted tools
+        # (remote MCP servers by URL, search over the account's files, code execution; an
+        # agent's tools are the registered ones it names) and state stored under the account
+        # (earlier responses, conversations, stored prompts, code-execution containers).
+        "tools",
+        "mcp_servers",
+        "previous_response_id",
+        "conversation",
+        "prompt",
+        "container",
+    }
+)
+"""Options a client may not set: the request a worker sends with its key is built from the
+agent's spec alone."""
+
+AGENT_ID_PATTERN = r"^[^:\x00-\x1f\x7f]{1,200}$"
+"""What an agent id may be. It names Redis keys, ``ao:plan:{agent_id}`` and beside it
+``ao:plan:{agent_id}:version`` and ``:seen``: without ``:`` no agent id names another agent's
+keys (``a:version`` would be the version of ``a``'s plan); without control characters it
+prints on one line."""
+_AGENT_ID = re.compile(AGENT_ID_PATTERN)
+
+
+def check_agent_id(agent_id: str) -> str:
+    """``agent_id`` if it matches ``AGENT_ID_PATTERN``, else ``ValueError`` saying why."""
+    if not _AGENT_ID.match(agent_id):
+        raise ValueError(
+            f"agent_id {agent_id[:60]!r} names Redis keys: 1 to 200 characters, without ':' "
+            "or control characters (it defaults to the name)"
+        )
+    return agent_id
+
 
 OUTPUT_LIMIT_OPTIONS = frozenset({"max_tokens", "max_completion_tokens", "max_output_tokens"})
 """Options that would set a call's output limit behind ``ModelConfig.max_output_tokens``, the
@@ -74,6 +116,14 @@ class ModelConfig(BaseModel):
                 f"{', '.join(limits)}: set the output limit with ModelConfig.max_output_tokens, "
                 "which the budget reserves for before each call"
             )
+        rewrites = sorted(REQUEST_OPTIONS & value.keys())
+        if rewrites:
+            raise ValueError(
+                f"{', '.join(rewrites)} cannot be options: the request a worker sends with its "
+                "key is built from the agent's spec (the model is ModelConfig.model, the tools "
+                "are the agent's registered tools; no extra headers, query parameters or body "
+                "fields, no state stored with the provider)"
+            )
         return value
 
     @field_validator("provider")
@@ -98,7 +148,8 @@ class AgentSpec(BaseModel):
         config_id: names this configuration in branch loop ids (else provider and model do).
         thinking: a thinking level, passed to providers that have one; part of loop ids.
         agent_id: whose plan the learners keep and this agent uses (default: ``name``; the
-            mappers of a run share their spec's name, not ``name_i``).
+            mappers of a run share their spec's name, not ``name_i``). It names Redis keys, so
+            it has 1 to 200 characters and no ``:`` or control characters.
         plan_mode: ``observe_only`` (learn only, the default), ``inject_hints`` (tell the
             model which tools may be called together) or ``schedule`` (the ``plan`` tool
             policy runs calls of one learned group concurrently, the rest one at a time).
@@ -127,6 +178,7 @@ class AgentSpec(BaseModel):
     def _agent_id_defaults_to_name(self) -> AgentSpec:
         if not self.agent_id:
             self.agent_id = self.name
+        check_agent_id(self.agent_id)
         return self
 
 
@@ -255,7 +307,7 @@ class RunRecord(BaseModel):
 
     run_id: str
     agent_name: str
-    agent_id: str
+    agent_id: str = Field(pattern=AGENT_ID_PATTERN)
     started_at: datetime
     ended_at: datetime | None = None
     outcome: Outcome = "ok"

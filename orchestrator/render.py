@@ -1,22 +1,38 @@
-"""Terminal rendering of results and statuses for the CLI and the demo."""
+"""Terminal rendering of results and statuses for the CLI and the demo.
+
+Names, answers, errors and reasons come from clients and models, so they are shown as plain
+text: never read as Rich markup (``[link=...]``, or a stray ``[/]`` that would end the command
+with a ``MarkupError``), and with control characters shown escaped (``\\x1b``) instead of
+reaching the terminal, where an escape sequence could rewrite the screen or a hyperlink.
+"""
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.models import RunStatus
 from orchestrator.results import MapReduceResult, ParallelResult
 
 OUTCOME_STYLE = {"ok": "green", "error": "red", "skipped": "yellow", "cancelled": "magenta"}
+# C0 controls but tab and newline, DEL, and C1 controls (some terminals read 0x9b as CSI).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def _clip(text: str, limit: int, tail: bool = False) -> str:
+def plain(text: str, style: str = "") -> Text:
+    """``text`` as literal terminal text: no markup, control characters escaped."""
+    return Text(_CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text), style=style)
+
+
+def _clip(text: str, limit: int, tail: bool = False) -> Text:
     """``text`` on one line, cut to ``limit`` characters from the start (or the end)."""
     text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    return "…" + text[1 - limit :] if tail else text[: limit - 1] + "…"
+    if len(text) > limit:
+        text = "…" + text[1 - limit :] if tail else text[: limit - 1] + "…"
+    return plain(text)
 
 
 def outputs_table(result: MapReduceResult, answer_chars: int = 70, tail: bool = False) -> Table:
@@ -32,8 +48,8 @@ def outputs_table(result: MapReduceResult, answer_chars: int = 70, tail: bool = 
         style = OUTCOME_STYLE.get(output.outcome, "")
         table.add_row(
             str(index),
-            output.name,
-            f"[{style}]{output.outcome}[/]",
+            plain(output.name),
+            plain(output.outcome, style),
             f"{output.duration_ms:.0f}",
             str(output.tokens.total_tokens),
             text,
@@ -43,7 +59,7 @@ def outputs_table(result: MapReduceResult, answer_chars: int = 70, tail: bool = 
 
 def branches_table(result: ParallelResult, answer_chars: int = 60) -> Table:
     """One row per branch; the selected one is marked."""
-    table = Table(title=f"Branches of session {result.session_id}")
+    table = Table(title=plain(f"Branches of session {result.session_id}"))
     for column in ("", "loop id", "outcome", "tokens", "answer or error"):
         table.add_column(column, overflow="fold" if column == "answer or error" else "ellipsis")
     for outcome in result.outcomes:
@@ -52,8 +68,8 @@ def branches_table(result: ParallelResult, answer_chars: int = 60) -> Table:
         style = OUTCOME_STYLE.get(output.outcome, "")
         table.add_row(
             "*" if outcome.config_index == result.selected_index else "",
-            outcome.loop_id,
-            f"[{style}]{output.outcome}[/]",
+            plain(outcome.loop_id),
+            plain(output.outcome, style),
             str(output.tokens.total_tokens),
             text,
         )
@@ -67,6 +83,6 @@ def print_status(console: Console, status: RunStatus) -> None:
         f"{status.finished_members}/{status.total} ended ({counts}), {status.in_flight} in flight"
     )
     if status.cancel_reason:
-        console.print(f"cancel: {status.cancel_reason}")
+        console.print(plain(f"cancel: {status.cancel_reason}"))
     if status.error:
-        console.print(f"[red]error: {status.error}[/]")
+        console.print(plain(f"error: {status.error}", "red"))

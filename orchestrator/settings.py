@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from kombu.utils.url import maybe_sanitize_url
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from orchestrator.errors import OrchestratorError
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")  # the broker alone may be RabbitMQ
+ENV_PREFIX = "ORCHESTRATOR_"
+URL_FIELDS = ("redis_url", "broker_url", "result_backend")
+"""The settings that are URLs, which may hold a password."""
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password replaced by ``**`` (``redis://:**@host:6379/0``), by kombu's
+    sanitizer, the one Celery's banner uses; each URL of a ``;``-separated failover list is
+    masked."""
+    return ";".join(str(maybe_sanitize_url(part)) for part in url.split(";"))
+
+
+def url_passwords(urls: Iterable[str | None]) -> set[str]:
+    """The passwords in ``urls`` (as written and percent-decoded, and ``?password=`` values),
+    for redacting text that might repeat them."""
+    found: set[str] = set()
+    for part in (part for url in urls for part in (url or "").split(";")):
+        try:
+            parts = urlsplit(part)
+        except ValueError:  # not a URL at all (a malformed IPv6 host): no password to find
+            continue
+        for value in (parts.password, *parse_qs(parts.query).get("password", [])):
+            if value:
+                found.update({value, unquote(value)})
+    return found
 
 
 class Price(BaseModel):
@@ -109,6 +139,12 @@ class Settings(BaseSettings):
             raise ValueError(f"the URL has {found}; expected one of {', '.join(allowed)}")
         return url
 
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        """What ``repr()`` and ``str()`` show: the URLs with their passwords masked."""
+        for name, value in super().__repr_args__():
+            masked = name in URL_FIELDS and isinstance(value, str)
+            yield name, masked_url(value) if masked else value
+
     @property
     def tool_module_names(self) -> list[str]:
         return [name.strip() for name in self.tool_modules.split(",") if name.strip()]
@@ -126,7 +162,42 @@ class Settings(BaseSettings):
         return self.result_backend or self.redis_url
 
 
+class InvalidSettingsError(OrchestratorError, ValueError):
+    """The settings are invalid; the message names each variable and what is wrong with it,
+    never its value (a URL may hold a password)."""
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """The errors by environment variable, without the values."""
+    causes = []
+    for item in error.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in item["loc"])
+        ctx = item.get("ctx") or {}
+        message = str(ctx["error"]) if item["type"] == "value_error" else item["msg"]
+        causes.append(f"{ENV_PREFIX}{field.upper()}: {message}")
+    return "; ".join(causes)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def load_settings() -> Settings:
+    """``get_settings()``, or ``InvalidSettingsError`` naming what is wrong without the values:
+    what the client, the CLI and a starting worker call."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        raise InvalidSettingsError(describe_invalid(error)) from None
+    except SettingsError as error:  # a value pydantic-settings could not decode (JSON)
+        raise InvalidSettingsError(f"settings: {error}") from None
+
+
+def with_redis_url(settings: Settings, redis_url: str) -> Settings:
+    """``settings`` with another Redis URL, validated as the environment's would be."""
+    try:
+        return Settings.model_validate({**settings.model_dump(), "redis_url": redis_url})
+    except ValidationError as error:
+        raise InvalidSettingsError(describe_invalid(error)) from None

@@ -23,10 +23,8 @@ from urllib.parse import urlsplit
 import redis
 from celery import Celery
 from kombu.transport import redis as kombu_redis
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
 
-from orchestrator.connection import BACKOFF_CAP_S, RETRIES
+from orchestrator.connection import OutageRetry
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +38,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         # such an ack waits for Redis to be back as run-state commands do.
         self._own_connparams: dict[str, Any] = {
             **self._connparams(),
-            "retry": Retry(ExponentialWithJitterBackoff(cap=BACKOFF_CAP_S, base=0.05), RETRIES),
+            "retry": OutageRetry(),
         }
         self._own_pool: redis.ConnectionPool | None = None
 

@@ -13,39 +13,22 @@ import os
 import sys
 from typing import NoReturn
 
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
-
-from orchestrator.settings import Settings, get_settings
+from orchestrator.settings import ENV_PREFIX, InvalidSettingsError, Settings, load_settings
 from workers.strategy_registry import StrategyRegistry
 from workers.tool_registry import ToolRegistry
-
-ENV_PREFIX = "ORCHESTRATOR_"
 
 
 class StartupError(Exception):
     """A worker cannot start; the message is the cause, on one line."""
 
 
-def _settings_cause(error: ValidationError) -> str:
-    """The errors by environment variable, without the values (a URL may hold a password)."""
-    causes = []
-    for item in error.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in item["loc"])
-        ctx = item.get("ctx") or {}
-        message = str(ctx["error"]) if item["type"] == "value_error" else item["msg"]
-        causes.append(f"{ENV_PREFIX}{field.upper()}: {message}")
-    return "; ".join(causes)
-
-
 def check_settings() -> Settings:
-    """The process's settings, or ``StartupError`` naming what is wrong with them."""
+    """The process's settings, or ``StartupError`` naming what is wrong with them (never a
+    value: a URL may hold a password)."""
     try:
-        return get_settings()
-    except ValidationError as error:
-        raise StartupError(_settings_cause(error)) from None
-    except SettingsError as error:  # a value pydantic-settings could not decode (JSON)
-        raise StartupError(f"settings: {error}") from None
+        return load_settings()
+    except InvalidSettingsError as error:
+        raise StartupError(str(error)) from None
 
 
 def _import_cause(error: Exception) -> str:

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from orchestrator.models import ModelConfig, Usage
+from orchestrator.models import OUTPUT_LIMIT_OPTIONS, REQUEST_OPTIONS, ModelConfig, Usage
 from orchestrator.prices import call_cost
 from orchestrator.settings import Endpoint, get_settings
 from workers.providers.base import ProviderError, RetryableProviderError
@@ -53,8 +53,10 @@ def api_key(config: ModelConfig, default_env: str) -> str:
 
 def api_params(config: ModelConfig) -> tuple[dict[str, Any], str | None]:
     """The options passed through to the API (temperature, top_p, ...), and the thinking
-    level, which each surface spells its own way."""
-    params = {k: v for k, v in config.options.items() if k not in ADAPTER_OPTIONS}
+    level, which each surface spells its own way. Options that would rewrite the request or
+    its output limit (refused at submit) are dropped, should one slip past validation."""
+    dropped = ADAPTER_OPTIONS | REQUEST_OPTIONS | OUTPUT_LIMIT_OPTIONS
+    params = {k: v for k, v in config.options.items() if k not in dropped}
     return params, params.pop("thinking", None)
 
 
