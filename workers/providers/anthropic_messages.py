@@ -6,17 +6,15 @@ from typing import Any
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
 from orchestrator.tools import ToolInfo
-from workers.cancellation import Cancelled, CancelToken
-from workers.providers import inflight
+from workers.cancellation import CancelToken
 from workers.providers.base import ModelResponse, ProviderError
 from workers.providers.http_common import (
+    BodySurface,
     anthropic_client,
     api_params,
-    body_token_bound,
-    call_timeout_s,
     priced,
     request_digest,
-    translate_error,
+    sdk_call,
 )
 
 SURFACE = "anthropic.messages"
@@ -57,7 +55,7 @@ def anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
     return turns
 
 
-class AnthropicMessages:
+class AnthropicMessages(BodySurface):
     """``provider="anthropic"``: the Messages API through the official SDK.
 
     Options: ``timeout_s`` (as for ``openai``: default 120 s, not retried); others are passed
@@ -66,12 +64,6 @@ class AnthropicMessages:
     ``max_output_tokens`` (thinking counts as output). A stop of the run's token aborts the
     call in flight.
     """
-
-    def input_token_bound(
-        self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
-    ) -> int:
-        """At least the input tokens the call will be billed for (see ``body_token_bound``)."""
-        return body_token_bound(self.request_body(config, messages, tools))
 
     def request_body(
         self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
@@ -114,14 +106,7 @@ class AnthropicMessages:
         cancel.check()
         body = self.request_body(config, messages, tools)
         client = anthropic_client(config)
-        try:
-            response = inflight.run(
-                SURFACE, lambda: client.messages.create(**body), cancel, call_timeout_s(config)
-            )
-        except (Cancelled, ProviderError):
-            raise
-        except Exception as error:
-            raise translate_error(error, SURFACE, [client.api_key]) from None
+        response = sdk_call(SURFACE, client, lambda: client.messages.create(**body), cancel, config)
         texts = [block.text for block in response.content if block.type == "text"]
         calls = [
             ToolCall(id=block.id, name=block.name, arguments=dict(block.input or {}))

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
-from orchestrator.models import OUTPUT_LIMIT_OPTIONS, REQUEST_OPTIONS, ModelConfig, Usage
+from orchestrator.models import OUTPUT_LIMIT_OPTIONS, REQUEST_OPTIONS, Message, ModelConfig, Usage
 from orchestrator.prices import call_cost
 from orchestrator.settings import Endpoint, get_settings
+from orchestrator.tools import ToolInfo
+from workers.cancellation import Cancelled, CancelToken
+from workers.providers import inflight
 from workers.providers.base import ProviderError, RetryableProviderError
 from workers.providers.inflight import thread_client
 from workers.providers.redaction import redact
@@ -75,6 +78,42 @@ def body_token_bound(body: dict[str, Any]) -> int:
     mark a message in the model's format."""
     size = len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
     return size + CONVERSATION_TOKENS + (TOOL_PROMPT_TOKENS if body.get("tools") else 0)
+
+
+class BodySurface:
+    """What the SDK-backed surfaces share: a call's input bound is its request body's."""
+
+    def request_body(
+        self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
+    ) -> dict[str, Any]:
+        """The provider-native request for this call."""
+        raise NotImplementedError
+
+    def input_token_bound(
+        self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
+    ) -> int:
+        """At least the input tokens the call will be billed for (see ``body_token_bound``)."""
+        return body_token_bound(self.request_body(config, messages, tools))
+
+
+T = TypeVar("T")
+
+
+def sdk_call(
+    surface: str,
+    client: Any,
+    request: Callable[[], Awaitable[T]],
+    cancel: CancelToken,
+    config: ModelConfig,
+) -> T:
+    """``request()`` through ``inflight.run`` within the call's time limit; an SDK error
+    becomes a provider error redacted of ``client``'s key."""
+    try:
+        return inflight.run(surface, request, cancel, call_timeout_s(config))
+    except (Cancelled, ProviderError):
+        raise
+    except Exception as error:
+        raise translate_error(error, surface, [client.api_key]) from None
 
 
 def request_digest(body: dict[str, Any]) -> str:

@@ -7,17 +7,15 @@ from typing import Any
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
 from orchestrator.tools import ToolInfo
-from workers.cancellation import Cancelled, CancelToken
-from workers.providers import inflight
-from workers.providers.base import ModelResponse, ProviderError
+from workers.cancellation import CancelToken
+from workers.providers.base import ModelResponse
 from workers.providers.http_common import (
+    BodySurface,
     api_params,
-    body_token_bound,
-    call_timeout_s,
     openai_client,
     priced,
     request_digest,
-    translate_error,
+    sdk_call,
 )
 
 SURFACE = "openai.chat"
@@ -52,7 +50,7 @@ def chat_message(message: Message) -> dict[str, Any]:
     return {"role": message.role, "content": message.content}
 
 
-class OpenAIChat:
+class OpenAIChat(BodySurface):
     """``provider="openai"``: the Chat Completions API through the official SDK.
 
     Options: ``base_url``, ``api_key_env`` (default ``OPENAI_API_KEY``), ``timeout_s`` (the
@@ -61,12 +59,6 @@ class OpenAIChat:
     as ``max_completion_tokens``. A thinking level becomes ``reasoning_effort``. A stop of the
     run's token aborts the call in flight.
     """
-
-    def input_token_bound(
-        self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
-    ) -> int:
-        """At least the input tokens the call will be billed for (see ``body_token_bound``)."""
-        return body_token_bound(self.request_body(config, messages, tools))
 
     def request_body(
         self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
@@ -105,17 +97,9 @@ class OpenAIChat:
         cancel.check()
         body = self.request_body(config, messages, tools)
         client = openai_client(config)
-        try:
-            response = inflight.run(
-                SURFACE,
-                lambda: client.chat.completions.create(**body),
-                cancel,
-                call_timeout_s(config),
-            )
-        except (Cancelled, ProviderError):
-            raise
-        except Exception as error:
-            raise translate_error(error, SURFACE, [client.api_key]) from None
+        response = sdk_call(
+            SURFACE, client, lambda: client.chat.completions.create(**body), cancel, config
+        )
         message = response.choices[0].message
         calls = [
             ToolCall(id=c.id, name=c.function.name, arguments=parse_arguments(c.function.arguments))

@@ -7,17 +7,15 @@ from typing import Any
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
 from orchestrator.tools import ToolInfo
-from workers.cancellation import Cancelled, CancelToken
-from workers.providers import inflight
-from workers.providers.base import ModelResponse, ProviderError
+from workers.cancellation import CancelToken
+from workers.providers.base import ModelResponse
 from workers.providers.http_common import (
+    BodySurface,
     api_params,
-    body_token_bound,
-    call_timeout_s,
     openai_client,
     priced,
     request_digest,
-    translate_error,
+    sdk_call,
 )
 from workers.providers.openai_chat import parse_arguments
 
@@ -53,18 +51,12 @@ def input_items(messages: list[Message]) -> list[dict[str, Any]]:
     return items
 
 
-class OpenAIResponses:
+class OpenAIResponses(BodySurface):
     """``provider="openai_responses"``: the Responses API through the official SDK.
 
     Options, time limit and cancel as for ``openai``; ``max_output_tokens`` is sent as is, and
     a thinking level becomes ``reasoning.effort``.
     """
-
-    def input_token_bound(
-        self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
-    ) -> int:
-        """At least the input tokens the call will be billed for (see ``body_token_bound``)."""
-        return body_token_bound(self.request_body(config, messages, tools))
 
     def request_body(
         self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
@@ -104,14 +96,9 @@ class OpenAIResponses:
         cancel.check()
         body = self.request_body(config, messages, tools)
         client = openai_client(config)
-        try:
-            response = inflight.run(
-                SURFACE, lambda: client.responses.create(**body), cancel, call_timeout_s(config)
-            )
-        except (Cancelled, ProviderError):
-            raise
-        except Exception as error:
-            raise translate_error(error, SURFACE, [client.api_key]) from None
+        response = sdk_call(
+            SURFACE, client, lambda: client.responses.create(**body), cancel, config
+        )
         texts: list[str] = []
         calls: list[ToolCall] = []
         for item in response.output:
