@@ -12,7 +12,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from learners.prompt_cache import learn_prompts
 from learners.tool_parallelism import merge_cohorts, observed_cohorts
+from orchestrator.cache_config import CacheGovernorConfig
+from orchestrator.cache_plan_store import CachePlanStore
 from orchestrator.models import RunRecord
 from orchestrator.plan_store import PlanStore
 from orchestrator.plans import ExecutionPlan
@@ -25,10 +28,17 @@ class IngestReport:
     ingested: int = 0
     rejected: list[str] = field(default_factory=list)
     changed_agents: list[str] = field(default_factory=list)
+    changed_cache_plans: list[str] = field(default_factory=list)
 
 
-def ingest_records(raw_records: list[Any], plans: PlanStore) -> IngestReport:
-    """Validate ``raw_records`` and merge what they show into their agents' plans."""
+def ingest_records(
+    raw_records: list[Any],
+    plans: PlanStore,
+    cache_plans: CachePlanStore | None = None,
+    cache_config: CacheGovernorConfig | None = None,
+) -> IngestReport:
+    """Validate ``raw_records`` and merge what they show into their agents' plans: tool
+    plans, and cache plans when ``cache_plans`` is given."""
     report = IngestReport()
     by_agent: dict[str, list[RunRecord]] = {}
     for position, raw in enumerate(raw_records):
@@ -45,6 +55,9 @@ def ingest_records(raw_records: list[Any], plans: PlanStore) -> IngestReport:
     if not by_agent:
         return report
     plans.count_seen({agent_id: len(records) for agent_id, records in by_agent.items()})
+    if cache_plans is not None:
+        config = cache_config or CacheGovernorConfig()
+        report.changed_cache_plans = learn_prompts(by_agent, cache_plans, config)
     # One read for every plan of the batch: a plan that already holds what the batch saw needs
     # no transaction. Learners only add to plans, so what is there stays there.
     current = plans.get_many(list(by_agent))

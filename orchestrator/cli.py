@@ -118,6 +118,15 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--output", choices=("table", "json"), default="table")
     plan_actions.add_parser("reset", help="forget an agent's plan").add_argument("agent_id")
 
+    cache = commands.add_parser("cache", help="show or reset what the cache learner learned")
+    cache_actions = cache.add_subparsers(dest="action", required=True)
+    cache_show = cache_actions.add_parser(
+        "show", help="an agent's cache profiles: stable prefix, reuse, breakpoints it would get"
+    )
+    cache_show.add_argument("agent_id")
+    cache_show.add_argument("--output", choices=("table", "json"), default="table")
+    cache_actions.add_parser("reset", help="forget an agent's cache plan").add_argument("agent_id")
+
     learn = commands.add_parser("learn", help="feed run records (JSON lines) to the learners")
     learn.add_argument("file", help="a .jsonl file of RunRecords; - for stdin")
 
@@ -274,6 +283,10 @@ def _run(args: argparse.Namespace, out: Console) -> int:
         return _events(args, client)
     if args.command == "plans":
         return _plans(args, client, out)
+    if args.command == "cache":
+        from orchestrator.cache_view import cache_command
+
+        return cache_command(args, client, out)
     if args.command == "learn":
         return _learn(args, client)
     if args.command == "tools":

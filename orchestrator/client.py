@@ -14,6 +14,8 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator import events as run_events
 from orchestrator.budget import Ledger, RunBudget
+from orchestrator.cache_plan_store import CachePlanStore
+from orchestrator.cache_plans import CachePlan
 from orchestrator.celery_config import celery_config
 from orchestrator.connection import redis_client
 from orchestrator.errors import (
@@ -87,6 +89,7 @@ class Client:
         self.redis = redis_client(self.settings.redis_url)
         self.store = RunStore(self.redis, self.settings)
         self.plans = PlanStore(self.redis)
+        self.cache_plans = CachePlanStore(self.redis)
         self._celery = Celery("agent_orchestrator_client", set_as_current=False)
         self._celery.conf.update(celery_config(self.settings))
 
@@ -242,6 +245,16 @@ class Client:
     def reset_plan(self, agent_id: str) -> bool:
         """Forget the plan of ``agent_id``; True when there was one."""
         return self.plans.reset(_checked_agent_id(agent_id))
+
+    def cache_plan(self, agent_id: str) -> CachePlan | None:
+        """What the cache learner knows of ``agent_id``'s prompts, per learning key (model,
+        surface, tool set); None until one of its model calls was learned."""
+        return self.cache_plans.get(_checked_agent_id(agent_id))
+
+    def reset_cache_plan(self, agent_id: str) -> bool:
+        """Forget what the cache learner knows of ``agent_id``'s prompts (its requests go out
+        without hints until it has learned again); True when there was something."""
+        return self.cache_plans.reset(_checked_agent_id(agent_id))
 
     def record_run(self, record: RunRecord | dict[str, Any]) -> None:
         """Feed a run record from outside (another framework's telemetry) to the learners.

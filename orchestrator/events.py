@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import redis
 from pydantic import BaseModel, Field, TypeAdapter
 
+from orchestrator.cache_records import CacheDecision
 from orchestrator.keys import RunKeys
 from orchestrator.models import Outcome, Usage
 
@@ -66,6 +67,8 @@ class ModelTurn(_AgentEvent):
     usage: Usage = Field(default_factory=Usage)
     tool_calls: list[str] = Field(default_factory=list)
     error: str | None = None
+    cache: CacheDecision | None = None
+    """The cache hints the call's request carried (``cache_mode="apply"``), if any."""
 
 
 class ToolCallStart(_AgentEvent):

@@ -39,6 +39,21 @@ def plan_seen_key(agent_id: str) -> str:
     return f"ao:plan:{agent_id}:seen"
 
 
+def cache_plan_key(agent_id: str) -> str:
+    """An agent's cache plan (``CachePlan``), as JSON."""
+    return f"ao:cacheplan:{agent_id}"
+
+
+def cache_plan_version_key(agent_id: str) -> str:
+    """The version of an agent's cache plan, apart so that workers can check it cheaply."""
+    return f"ao:cacheplan:{agent_id}:version"
+
+
+def cache_window_key(agent_id: str) -> str:
+    """The cache learner's window of observations per learning key, as JSON."""
+    return f"ao:cacheplan:{agent_id}:window"
+
+
 def semaphore_key(name: str) -> str:
     """A limit shared by all workers: a sorted set of holder token -> expiry in ms."""
     return f"ao:limit:{name}:holders"

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.cache_records import CacheDecision, CacheMode, PromptBlock
 from orchestrator.plans import PlanMode
 from orchestrator.providers import KNOWN_PROVIDERS
 from orchestrator.tools import ToolPolicy
@@ -154,6 +155,9 @@ class AgentSpec(BaseModel):
             model which tools may be called together) or ``schedule`` (the ``plan`` tool
             policy runs calls of one learned group concurrently, the rest one at a time).
         parallel_groups: tools you know may run together; they win over learned groups.
+        cache_mode: the prompt-cache governor: ``observe`` (the default: its calls are
+            recorded for the cache learner, requests unchanged), ``apply`` (the learned plan
+            adds provider cache hints where they pay) or ``off``.
         timeout_s: the time limit of the whole agent run (900 s by default), counted from the
             first time it starts, including the time a redelivered execution resumes; past it
             the agent ends ``error`` with "timed out after N s" and frees its slot.
@@ -172,6 +176,7 @@ class AgentSpec(BaseModel):
     agent_id: str = ""
     plan_mode: PlanMode = "observe_only"
     parallel_groups: list[list[str]] = Field(default_factory=list)
+    cache_mode: CacheMode = "observe"
     timeout_s: float = Field(default=900.0, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
@@ -300,6 +305,11 @@ class CallRecord(BaseModel):
     """The provider's request surface (``openai.chat``, ``anthropic.messages``...)."""
     request_digest: str | None = None
     """sha256 of the provider-native request body (never includes credentials)."""
+    prompt: list[PromptBlock] | None = None
+    """The request's blocks (hashes and token estimates, never content), for the cache
+    learner; None when the agent's ``cache_mode`` is ``off`` or the surface has no blocks."""
+    cache: CacheDecision | None = None
+    """The cache hints the request carried (``apply`` mode), if any."""
 
 
 class RunRecord(BaseModel):

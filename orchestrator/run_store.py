@@ -6,7 +6,6 @@ workers can race on the same run without over-admitting, double counting or losi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, cast
@@ -363,10 +362,6 @@ class RunStore:
         """The messages member ``member`` added to its context (empty if none were kept)."""
         raw = self.client.hget(RunKeys(run_id).messages, member)
         return _MESSAGES.validate_json(raw) if raw else []
-
-    def records(self, run_id: str) -> list[dict[str, Any]]:
-        """Every stored agent record of the run, as JSON objects (for the learners)."""
-        return [json.loads(raw) for raw in self.client.hvals(RunKeys(run_id).records)]
 
     def record(self, run_id: str, member: str) -> RunRecord | None:
         """The stored record of member ``member`` (kept for branches and single runs)."""

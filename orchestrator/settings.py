@@ -11,6 +11,7 @@ from kombu.utils.url import maybe_sanitize_url
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from orchestrator.cache_config import CacheGovernorConfig
 from orchestrator.errors import OrchestratorError
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -106,6 +107,8 @@ class Settings(BaseSettings):
             win over the ``genai-prices`` package's list (``orchestrator/prices.py``). A run
             with ``max_cost_usd`` is refused at submit if one of its models has neither.
         provider_retries: how many times a rate-limited or failing model call is retried.
+        cache_governor: the cache governor's numbers (``ORCHESTRATOR_CACHE_GOVERNOR``, JSON;
+            see ``orchestrator/cache_config.py``).
     """
 
     model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
@@ -125,6 +128,7 @@ class Settings(BaseSettings):
     endpoints: dict[str, Endpoint] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
     provider_retries: int = Field(default=4, ge=0)
+    cache_governor: CacheGovernorConfig = Field(default_factory=CacheGovernorConfig)
 
     @field_validator("redis_url", "broker_url", "result_backend")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from orchestrator.cache_records import CacheDecision
 from orchestrator.models import AgentCheckpoint, AgentSpec, Message, ModelConfig, ToolCall, Usage
 from orchestrator.providers import KNOWN_PROVIDERS
 from workers.agent_loop import AgentEvents, run_agent
@@ -95,6 +96,7 @@ class Recorder(AgentEvents):
         error: str | None,
         final: bool,
         ended: datetime | None = None,
+        cache: CacheDecision | None = None,
     ) -> None:
         self.seen.append(("turn", (turn, tool_calls, final)))
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from orchestrator.cache_records import CacheDecision
 from orchestrator.models import (
     AgentCheckpoint,
     AgentOutput,
@@ -46,9 +47,10 @@ class AgentEvents(ToolEvents):
         error: str | None,
         final: bool,
         ended: datetime | None = None,
+        cache: CacheDecision | None = None,
     ) -> None:
         """A model call that began at ``started`` ended (at ``ended``, when it succeeded);
-        ``final`` when it is the run's last."""
+        ``final`` when it is the run's last; ``cache``: the cache hints its request carried."""
 
 
 @dataclass
@@ -182,12 +184,20 @@ def run_agent(
         call.started_at = response.started_at or call.started_at
         call.ended_at, call.usage = response.ended_at or utcnow(), response.usage
         call.surface, call.request_digest = response.surface, response.request_digest
+        call.prompt, call.cache = response.prompt, response.cache
         usage = usage + response.usage
         turns += 1
         names = [tool_call.name for tool_call in response.tool_calls]
         final = not response.tool_calls
         events.model_turn(
-            turns, call.started_at, response.usage, names, None, final=final, ended=call.ended_at
+            turns,
+            call.started_at,
+            response.usage,
+            names,
+            None,
+            final=final,
+            ended=call.ended_at,
+            cache=response.cache,
         )
         new_messages.append(
             Message(role="assistant", content=response.text, tool_calls=response.tool_calls)

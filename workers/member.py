@@ -17,9 +17,11 @@ from celery import Celery
 from orchestrator.budget import RunBudget
 from orchestrator.events import AgentEnd, AgentStart
 from orchestrator.models import AgentOutput, Message, RunRecord
+from orchestrator.plans import ExecutionPlan
 from orchestrator.requests import RunRequest
 from orchestrator.run_store import RunStore
 from workers.agent_loop import run_agent
+from workers.cache.governed import CacheContext
 from workers.cancellation import CancelToken
 from workers.coordinator import after_members, apply_admission
 from workers.kinds import kind_of
@@ -30,6 +32,7 @@ from workers.plan_cache import PlanCache
 from workers.plan_use import effective_groups
 from workers.providers import ModelProvider
 from workers.providers.budgeted import CallBudget
+from workers.records import ship_record
 from workers.tool_runner import ToolRunner
 
 log = logging.getLogger(__name__)
@@ -54,8 +57,8 @@ class MemberRuntime:
     store: RunStore
     keeper: LeaseKeeper
     tools: ToolRunner
-    provider_for: Callable[[str, CallBudget | None], ModelProvider]
-    plans: PlanCache
+    provider_for: Callable[[str, CallBudget | None, CacheContext], ModelProvider]
+    plans: PlanCache[ExecutionPlan]
 
 
 def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | None:
@@ -113,6 +116,7 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | 
             start = kind.start(request, member, claim.input)
             budget = _call_budget(store, request, run_id, member, token)
             plan = runtime.plans.get(spec.agent_id) if spec.plan_mode != "observe_only" else None
+            cache = CacheContext(spec.agent_id, spec.cache_mode, f"{run_id}/{member}")
             try:
                 run = run_agent(
                     spec,
@@ -123,7 +127,7 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | 
                     cancel=cancel,
                     events=events,
                     tools=runtime.tools,
-                    provider_for=lambda name: runtime.provider_for(name, budget),
+                    provider_for=lambda name: runtime.provider_for(name, budget, cache),
                     resume=claim.checkpoint,
                     checkpoint=lambda state: store.save_checkpoint(run_id, member, token, state),
                     guard=lease.guard,
@@ -150,6 +154,8 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | 
             messages=new_messages if kind.keeps_messages else None,
             record=record,
         )
+    if completion.stored and record is not None:
+        ship_record(app, record)
     apply_admission(app, store, run_id, completion.admission)
     if completion.drained:
         after_members(app, store, run_id)

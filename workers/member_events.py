@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from orchestrator.cache_records import CacheDecision
 from orchestrator.events import Event, ModelTurn, ToolCallEnd, ToolCallStart
 from orchestrator.models import ToolCall, Usage
 from orchestrator.run_store import RunStore
@@ -31,6 +32,7 @@ class MemberEvents(AgentEvents):
         error: str | None,
         final: bool,
         ended: datetime | None = None,
+        cache: CacheDecision | None = None,
     ) -> None:
         event = ModelTurn(
             run_id=self._run_id,
@@ -40,6 +42,7 @@ class MemberEvents(AgentEvents):
             usage=usage,
             tool_calls=tool_calls,
             error=error,
+            cache=cache,
             **self._fields,
         )
         if final:

@@ -1,15 +1,18 @@
-"""Run records leave for the learners when their run ends, in batches."""
+"""Run records leave for the learners as each agent run ends.
+
+A member's record is sent when its output is stored, so that learners learn during a long
+run (the cache learner plans a map-reduce's later mappers from its first ones), not after it.
+"""
 
 from __future__ import annotations
 
 from celery import Celery
 
 from orchestrator.events import Event
-from orchestrator.models import RunState
+from orchestrator.models import RunRecord, RunState
 from orchestrator.run_store import RunStore
 
 INGEST_TASK = "tasks.learner.ingest"
-RECORDS_PER_TASK = 100
 
 
 def finish_run(
@@ -21,14 +24,12 @@ def finish_run(
     error: str = "",
     events: tuple[Event, ...] = (),
 ) -> None:
-    """End the run once; the call that ends it sends the run's records to the learners."""
-    if store.finalize(run_id, state, result_json, error, events):
-        ship_records(app, store, run_id)
+    """End the run once (its members' records have left as each member ended)."""
+    store.finalize(run_id, state, result_json, error, events)
 
 
-def ship_records(app: Celery, store: RunStore, run_id: str) -> None:
-    """Send the run's agent records to the ``learner`` queue, 100 to a task."""
-    records = store.records(run_id)
-    for start in range(0, len(records), RECORDS_PER_TASK):
-        batch = records[start : start + RECORDS_PER_TASK]
-        app.send_task(INGEST_TASK, args=(batch,), queue="learner", add_to_parent=False)
+def ship_record(app: Celery, record: RunRecord) -> None:
+    """Send one agent run's record to the ``learner`` queue."""
+    app.send_task(
+        INGEST_TASK, args=([record.model_dump(mode="json")],), queue="learner", add_to_parent=False
+    )

@@ -6,11 +6,15 @@ from functools import cache
 
 from celery import Celery
 
+from orchestrator.cache_plan_store import CachePlanStore
+from orchestrator.cache_plans import CachePlan
 from orchestrator.connection import redis_client
 from orchestrator.plan_store import PlanStore
+from orchestrator.plans import ExecutionPlan
 from orchestrator.run_store import RunStore
 from orchestrator.settings import get_settings
 from orchestrator.tools import Tool
+from workers.cache.governed import CacheContext, GovernedSurface
 from workers.leases import LeaseKeeper
 from workers.limits import SharedLimit
 from workers.member import MemberRuntime
@@ -73,14 +77,21 @@ def tool_runner(app: Celery) -> ToolRunner:
     return ToolRunner(tool_registry(), _tool_limit, start_remote)
 
 
-def provider(name: str, budget: CallBudget | None = None) -> ModelProvider:
-    """The provider ``name``: each attempt of a call fits ``budget`` (when given) before it
-    takes a slot of the shared pool the settings configure."""
+def provider(
+    name: str, budget: CallBudget | None = None, cache: CacheContext | None = None
+) -> ModelProvider:
+    """The provider ``name``: its requests go through the cache governor for ``cache`` (when
+    given), and each attempt of a call fits ``budget`` (when given) before it takes a slot of
+    the shared pool the settings configure."""
 
     def attempt(surface: ModelSurface) -> ModelProvider:
-        # The pool is innermost, so that a slot is held only while a request is in flight;
-        # a call waiting for budget holds none.
         settings = get_settings()
+        if cache is not None:
+            surface = GovernedSurface(
+                surface, cache, cache_plan_cache().get, settings.cache_governor
+            )
+        # The pool is inside the budget, so that a slot is held only while a request is in
+        # flight; a call waiting for budget holds none.
         pooled = PooledProvider(surface, store().client, settings.provider_limits, settings.lease_s)
         return BudgetedProvider(pooled, surface, budget) if budget is not None else pooled
 
@@ -88,8 +99,13 @@ def provider(name: str, budget: CallBudget | None = None) -> ModelProvider:
 
 
 @cache
-def plan_cache() -> PlanCache:
+def plan_cache() -> PlanCache[ExecutionPlan]:
     return PlanCache(PlanStore(store().client))
+
+
+@cache
+def cache_plan_cache() -> PlanCache[CachePlan]:
+    return PlanCache(CachePlanStore(store().client))
 
 
 @cache

@@ -65,6 +65,8 @@ class AnthropicMessages(BodySurface):
     call in flight.
     """
 
+    surface = SURFACE
+
     def request_body(
         self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
     ) -> dict[str, Any]:
@@ -96,15 +98,9 @@ class AnthropicMessages(BodySurface):
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
         return body
 
-    def complete(
-        self,
-        config: ModelConfig,
-        messages: list[Message],
-        cancel: CancelToken,
-        tools: list[ToolInfo],
-    ) -> ModelResponse:
+    def send(self, config: ModelConfig, body: dict[str, Any], cancel: CancelToken) -> ModelResponse:
+        """Make the call ``body`` describes."""
         cancel.check()
-        body = self.request_body(config, messages, tools)
         client = anthropic_client(config)
         response = sdk_call(SURFACE, client, lambda: client.messages.create(**body), cancel, config)
         texts = [block.text for block in response.content if block.type == "text"]

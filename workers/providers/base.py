@@ -7,6 +7,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
+from orchestrator.cache_records import CacheDecision, PromptBlock
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
 from orchestrator.tools import ToolInfo
 from workers.cancellation import CancelToken
@@ -46,6 +47,10 @@ class ModelResponse(BaseModel):
     """When the call ended, taken while it still held its pool slot (pooled calls only)."""
     surface: str | None = None
     request_digest: str | None = None
+    prompt: list[PromptBlock] | None = None
+    """The request's blocks, when the cache governor read them."""
+    cache: CacheDecision | None = None
+    """The cache hints the cache governor added."""
 
 
 class ModelProvider(Protocol):

@@ -14,7 +14,7 @@ from orchestrator.settings import Endpoint, get_settings
 from orchestrator.tools import ToolInfo
 from workers.cancellation import Cancelled, CancelToken
 from workers.providers import inflight
-from workers.providers.base import ProviderError, RetryableProviderError
+from workers.providers.base import ModelResponse, ProviderError, RetryableProviderError
 from workers.providers.inflight import thread_client
 from workers.providers.redaction import redact
 
@@ -81,7 +81,26 @@ def body_token_bound(body: dict[str, Any]) -> int:
 
 
 class BodySurface:
-    """What the SDK-backed surfaces share: a call's input bound is its request body's."""
+    """What the SDK-backed surfaces share: a call is a provider-native request body, built by
+    ``request_body`` and sent by ``send`` (so that a wrapper can change the body between the
+    two: the cache governor), and its input bound is its body's."""
+
+    surface: str = ""
+    """The API surface (``openai.chat``, ``anthropic.messages``...)."""
+
+    def complete(
+        self,
+        config: ModelConfig,
+        messages: list[Message],
+        cancel: CancelToken,
+        tools: list[ToolInfo],
+    ) -> ModelResponse:
+        """Build the call's request and send it."""
+        return self.send(config, self.request_body(config, messages, tools), cancel)
+
+    def send(self, config: ModelConfig, body: dict[str, Any], cancel: CancelToken) -> ModelResponse:
+        """Make the call ``body`` describes."""
+        raise NotImplementedError
 
     def request_body(
         self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]

@@ -60,6 +60,8 @@ class OpenAIChat(BodySurface):
     run's token aborts the call in flight.
     """
 
+    surface = SURFACE
+
     def request_body(
         self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
     ) -> dict[str, Any]:
@@ -87,15 +89,9 @@ class OpenAIChat(BodySurface):
             body["reasoning_effort"] = thinking
         return body
 
-    def complete(
-        self,
-        config: ModelConfig,
-        messages: list[Message],
-        cancel: CancelToken,
-        tools: list[ToolInfo],
-    ) -> ModelResponse:
+    def send(self, config: ModelConfig, body: dict[str, Any], cancel: CancelToken) -> ModelResponse:
+        """Make the call ``body`` describes."""
         cancel.check()
-        body = self.request_body(config, messages, tools)
         client = openai_client(config)
         response = sdk_call(
             SURFACE, client, lambda: client.chat.completions.create(**body), cancel, config

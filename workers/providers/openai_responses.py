@@ -58,6 +58,8 @@ class OpenAIResponses(BodySurface):
     a thinking level becomes ``reasoning.effort``.
     """
 
+    surface = SURFACE
+
     def request_body(
         self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
     ) -> dict[str, Any]:
@@ -86,15 +88,9 @@ class OpenAIResponses(BodySurface):
             body["reasoning"] = {"effort": thinking}
         return body
 
-    def complete(
-        self,
-        config: ModelConfig,
-        messages: list[Message],
-        cancel: CancelToken,
-        tools: list[ToolInfo],
-    ) -> ModelResponse:
+    def send(self, config: ModelConfig, body: dict[str, Any], cancel: CancelToken) -> ModelResponse:
+        """Make the call ``body`` describes."""
         cancel.check()
-        body = self.request_body(config, messages, tools)
         client = openai_client(config)
         response = sdk_call(
             SURFACE, client, lambda: client.responses.create(**body), cancel, config

@@ -1,0 +1,144 @@
+"""The provider wrapper that puts the cache governor on a model surface's request path.
+
+It sits innermost, around the surface itself (Retrying(Budgeted(Pooled(Governed(surface))))),
+so that each attempt sends the same hinted request and the budget bounds the request as sent.
+In ``observe`` mode it only records the request's blocks; in ``apply`` mode it plans from the
+agent's learned profile and adds the surface's hints. It fails open: a plan that cannot be
+read or applied leaves the request as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.cache_config import CacheGovernorConfig
+from orchestrator.cache_plans import CachePlan, CacheProfile, learning_key
+from orchestrator.cache_records import CacheDecision, CacheMode, toolset_hash
+from orchestrator.models import Message, ModelConfig
+from orchestrator.tools import ToolInfo
+from workers.cache.planner import plan_breakpoints
+from workers.cache.prompt_ir import (
+    ANTHROPIC,
+    OPENAI_CHAT,
+    OPENAI_RESPONSES,
+    IRBlock,
+    previous_call_end,
+    prompt_blocks,
+)
+from workers.cache.translate import count_breakpoints, openai_hints, with_breakpoints
+from workers.cancellation import CancelToken
+from workers.providers.base import ModelResponse, ModelSurface
+from workers.providers.http_common import BodySurface
+
+log = logging.getLogger(__name__)
+
+HINT_TOKENS = 512
+"""More than the hints can add to a request's input bound (four ``cache_control`` markers
+with the array forms they need, or a cache key and retention)."""
+
+
+@dataclass(frozen=True)
+class CacheContext:
+    """Whose call this is: the agent (its plan), its mode, and its conversation (one agent
+    execution: an OpenAI conversation keeps one cache key)."""
+
+    agent_id: str
+    mode: CacheMode
+    conversation: str
+
+
+class GovernedSurface:
+    """``surface`` with the cache governor on its requests.
+
+    Parameters:
+        surface: the model surface; one without request bodies passes through.
+        context: the call's agent, mode and conversation.
+        plans: the agent's cache plan (a worker's hot cache).
+        config: the governor's numbers.
+    """
+
+    def __init__(
+        self,
+        surface: ModelSurface,
+        context: CacheContext,
+        plans: Callable[[str], CachePlan | None],
+        config: CacheGovernorConfig,
+    ) -> None:
+        self._surface = surface
+        self._context = context
+        self._plans = plans
+        self._config = config
+
+    def input_token_bound(
+        self, config: ModelConfig, messages: list[Message], tools: list[ToolInfo]
+    ) -> int:
+        """The surface's bound, plus room for the hints (planned only when the call is made)."""
+        bound = self._surface.input_token_bound(config, messages, tools)
+        return bound + (HINT_TOKENS if self._context.mode == "apply" else 0)
+
+    def complete(
+        self,
+        config: ModelConfig,
+        messages: list[Message],
+        cancel: CancelToken,
+        tools: list[ToolInfo],
+    ) -> ModelResponse:
+        surface = self._surface
+        if self._context.mode == "off" or not isinstance(surface, BodySurface):
+            return surface.complete(config, messages, cancel, tools)
+        body = surface.request_body(config, messages, tools)
+        blocks = prompt_blocks(surface.surface, body, self._config.bytes_per_token)
+        decision: CacheDecision | None = None
+        if self._context.mode == "apply" and blocks:
+            try:
+                decision, body = self._apply(surface.surface, config.model, body, blocks)
+            except Exception:  # fail open: the request goes out as it was
+                log.exception("cache governor: request left unchanged")
+                decision = None
+        response = surface.send(config, body, cancel)
+        response.prompt = [block.record() for block in blocks]
+        response.cache = decision
+        return response
+
+    def _profile(self, surface: str, model: str, blocks: list[IRBlock]) -> CacheProfile | None:
+        plan = self._plans(self._context.agent_id)
+        if plan is None:
+            return None
+        return plan.profiles.get(learning_key(surface, model, toolset_hash(blocks)))
+
+    def _apply(
+        self, surface: str, model: str, body: dict[str, Any], blocks: list[IRBlock]
+    ) -> tuple[CacheDecision | None, dict[str, Any]]:
+        profile = self._profile(surface, model, blocks)
+        if profile is None:
+            return None, body
+        config = self._config
+        if surface == ANTHROPIC:
+            plan = plan_breakpoints(
+                [block.hash for block in blocks],
+                [block.tokens for block in blocks],
+                profile,
+                config,
+                previous_end=previous_call_end(blocks),
+                reserved=count_breakpoints(body),
+            )
+            if plan is None:
+                return None, body
+            decision = CacheDecision(
+                breakpoints=plan.breakpoints, ttl=plan.ttl, expected_gain_tokens=plan.gain
+            )
+            return decision, with_breakpoints(body, blocks, plan.breakpoints, plan.ttl)
+        if surface in (OPENAI_CHAT, OPENAI_RESPONSES) and "prompt_cache_key" not in body:
+            seed = f"{self._context.agent_id}|{learning_key(surface, model, profile.toolset)}"
+            hints = openai_hints(blocks, profile, config, seed, self._context.conversation)
+            if hints is None:
+                return None, body
+            key, retention = hints
+            hinted = {**body, "prompt_cache_key": key}
+            if retention is not None and "prompt_cache_retention" not in body:
+                hinted["prompt_cache_retention"] = retention
+            return CacheDecision(cache_key=key, retention=retention), hinted
+        return None, body
