@@ -69,7 +69,8 @@ def prompt_blocks(surface: str, body: dict[str, Any], bytes_per_token: float) ->
         blocks += _parts("system", body.get("system"), ("system",), bytes_per_token)
         for m, message in enumerate(body.get("messages") or []):
             role = str(message.get("role", "message"))
-            blocks += _parts(role, message.get("content"), ("messages", m), bytes_per_token)
+            content = message.get("content")
+            blocks += _parts(role, content, ("messages", m, "content"), bytes_per_token)
     elif surface == OPENAI_CHAT:
         for m, message in enumerate(body.get("messages") or []):
             role = str(message.get("role", "message"))
@@ -121,4 +122,4 @@ def _is_assistant(block: IRBlock) -> bool:
 
 def _same_message(a: IRBlock, b: IRBlock) -> bool:
     # Parts of one Anthropic message share the path up to the message index.
-    return len(a.path) == 3 and len(b.path) == 3 and a.path[:2] == b.path[:2]
+    return len(a.path) == 4 and len(b.path) == 4 and a.path[:2] == b.path[:2]
