@@ -24,7 +24,8 @@ class PromptBlock(BaseModel):
     """One block of a request, in prompt order."""
 
     kind: str
-    """``tool``, ``system``, a message role (``user``, ``assistant``, ``tool``), a role and
+    """``tool`` (a tool definition), ``system``, a message role (``user``, ``assistant``,
+    ``tool_result`` for OpenAI's ``tool`` messages), a role and
     content-part type (``assistant.tool_use``, ``user.tool_result``) or a Responses item type
     (``function_call``, ``function_call_output``)."""
     hash: str

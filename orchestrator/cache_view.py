@@ -6,7 +6,6 @@ import argparse
 from collections.abc import Mapping
 
 from rich.console import Console
-from rich.table import Table
 
 from orchestrator.cache_config import Ttl
 from orchestrator.cache_plans import CachePlan
@@ -32,42 +31,36 @@ def cache_command(args: argparse.Namespace, client: Client, out: Console) -> int
     if args.output == "json":
         print(plan.model_dump_json())
         return 0
-    out.print(plain(f"cache plan of {plan.agent_id}: version {plan.version}"))
-    out.print(profiles_table(plan))
+    for line in plan_lines(plan):
+        out.print(plain(line))
     return 0
 
 
-def profiles_table(plan: CachePlan) -> Table:
-    """One row per learning key: how much of its prompts stays the same, how often calls
-    come back, and what the provider was seen to cache."""
+def plan_lines(plan: CachePlan) -> list[str]:
+    """The plan as text, a paragraph per learning key: how much of its prompts stays the
+    same, how often calls come back, and what the provider was seen to cache."""
     config = get_settings().cache_governor
-    table = Table(
-        "surface",
-        "model",
-        "tools",
-        "observations",
-        "stable blocks",
-        "semi-stable blocks",
-        "reuse <=5m / <=1h",
-        "next turn <=5m / <=1h",
-        "calls/min",
-        "min cacheable",
-    )
+    lines = [f"cache plan of {plan.agent_id}: version {plan.version}"]
     for profile in plan.profiles.values():
         learned = profile.learned_min_tokens
-        table.add_row(
-            plain(profile.surface),
-            plain(profile.model),
-            profile.toolset,
-            f"{profile.observations} (of {profile.total_observations})",
-            str(profile.stable_prefix(config.stable)),
-            str(profile.stable_prefix(config.semi_stable)),
-            _pair(profile.reuse_within),
-            _pair(profile.continued_within),
-            f"{profile.calls_per_minute:.1f}",
-            f"> {learned} (learned)" if learned else str(config.model_min_tokens(profile.model)),
+        minimum = (
+            f"above {learned} tokens (learned: a shorter hinted prefix was not cached)"
+            if learned
+            else f"{config.model_min_tokens(profile.model)} tokens (documented)"
         )
-    return table
+        lines += [
+            f"{profile.surface} {profile.model} (tool set {profile.toolset})",
+            f"  observations: {profile.observations} in the window, "
+            f"{profile.total_observations} in all",
+            f"  stable blocks: {profile.stable_prefix(config.stable)} (>= {config.stable}), "
+            f"semi-stable: {profile.stable_prefix(config.semi_stable)} "
+            f"(>= {config.semi_stable})",
+            f"  calls back within 5m / 1h: {_pair(profile.reuse_within)}",
+            f"  continued by the next turn within 5m / 1h: {_pair(profile.continued_within)}",
+            f"  calls per minute: {profile.calls_per_minute:.1f}",
+            f"  minimum cacheable prefix: {minimum}",
+        ]
+    return lines
 
 
 def _pair(shares: Mapping[Ttl, float]) -> str:

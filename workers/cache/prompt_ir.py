@@ -73,7 +73,8 @@ def prompt_blocks(surface: str, body: dict[str, Any], bytes_per_token: float) ->
             blocks += _parts(role, content, ("messages", m, "content"), bytes_per_token)
     elif surface == OPENAI_CHAT:
         for m, message in enumerate(body.get("messages") or []):
-            role = str(message.get("role", "message"))
+            # A ``tool`` message is a tool's result, not a tool definition.
+            role = str(message.get("role", "message")).replace("tool", "tool_result")
             blocks.append(make_block(role, message, ("messages", m), bytes_per_token))
     else:
         if body.get("instructions"):
