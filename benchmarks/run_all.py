@@ -7,6 +7,7 @@ import sys
 from benchmarks import (
     branches,
     budget,
+    cache_governor,
     cancel,
     efficiency,
     learning,
@@ -25,9 +26,10 @@ def main() -> int:
     sweep_ratio = watchdog.main()
     cancel_s = cancel.main()
     budget_share = budget.main()  # 0 when any round passed max_tokens
+    caching = cache_governor.main()
     met = ratio <= 1.3 and parallel >= 0.9 and branch_ratio <= 1.15 and fanout <= 1.3
     met = met and rate >= 2000 and p95 < 1 and speedup >= 3.5 and sweep_ratio >= 5 and cancel_s <= 2
-    met = met and budget_share >= 0.9
+    met = met and budget_share >= 0.9 and caching
     return 0 if met else 1
 
 

@@ -1,5 +1,7 @@
 """agent-orchestrator: run LLM-agent work across many machines on Celery + Redis."""
 
+from orchestrator.cache_plans import CachePlan, CacheProfile
+from orchestrator.cache_records import CacheDecision
 from orchestrator.client import Client, RunHandle
 from orchestrator.errors import (
     InvalidRunError,
@@ -31,6 +33,9 @@ __all__ = [
     "AgentSpec",
     "BranchOutcome",
     "Budget",
+    "CacheDecision",
+    "CachePlan",
+    "CacheProfile",
     "CallRecord",
     "Client",
     "ExecutionPlan",

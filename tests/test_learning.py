@@ -20,8 +20,10 @@ from orchestrator import (
     ModelConfig,
     ToolPolicy,
 )
+from orchestrator.cache_records import PromptBlock
 from orchestrator.events import ToolCallEnd, ToolCallStart
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from orchestrator.models import CallRecord
 from orchestrator.settings import get_settings
 from tests.conftest import FAST_TIMINGS
 from tests.fake_api import FakeAPI
@@ -62,8 +64,28 @@ def test_four_learner_processes_lose_no_update(tmp_path: Path) -> None:
             start = rng.random()
             run = record((a, start, start + 1), (b, start + 0.5, start + 2), agent="crowd")
             expected.update(tuple(c) for c in observed_cohorts(run))
+            # A model call with its prompt's shape, for the cache learner.
+            block = PromptBlock(kind="system", hash=f"h{rng.randrange(3)}", tokens=10)
+            run.calls.append(
+                CallRecord(
+                    kind="model",
+                    name="m",
+                    started_at=run.started_at,
+                    ended_at=run.started_at,
+                    surface="anthropic.messages",
+                    prompt=[block],
+                )
+            )
             client.send_records([run.model_dump(mode="json")])  # one task each: they race
         plan = wait_for_plan(client, "crowd", lambda p: p.records_seen == 1000, timeout_s=60)
+        # Every observation reached the cache plan too: each learner merged into the others'.
+        deadline = time.monotonic() + 60
+        while (cached := client.cache_plan("crowd")) is None or sum(
+            p.total_observations for p in cached.profiles.values()
+        ) < 1000:
+            assert time.monotonic() < deadline, cached
+            time.sleep(0.05)
+        assert sum(p.total_observations for p in cached.profiles.values()) == 1000
         assert {tuple(g.tool_names) for g in plan.parallel_groups} == expected
         hinted = {(h.tool_name, h.group_id) for h in plan.metadata_template.parallel_hints}
         assert hinted == {(n, g.group_id) for g in plan.parallel_groups for n in g.tool_names}
