@@ -310,8 +310,9 @@ def findings(result: Comparison) -> str:
 def main() -> LearningFigures:
     """Run (a) and (b), write the Learning section of RESULTS.md, return the figures."""
     # Other processes may share the machine; the load says how busy it was for (a).
-    load = os.getloadavg()[0]
+    load_before = os.getloadavg()[0]
     rate = throughput()
+    load_after = os.getloadavg()[0]
     os.environ["ORCHESTRATOR_TOOL_MODULES"] = bench_tools.__name__
     with cluster(3, 8) as c:
         delays = visibility(c.client)
@@ -346,7 +347,8 @@ def main() -> LearningFigures:
 (a) One learner process (one thread) ingesting {RECORDS:,} records of {CALLS_PER_RECORD} tool
 calls each, for {AGENTS} agents, sent in batches of 100: **{rate:,.0f} records/s** (target
 >= 2,000): {"met" if rate >= 2000 else "NOT met"}. The machine's 1-minute load average was
-{load:.2f} when this began.
+{load_before:.2f} before and {load_after:.2f} after, on {os.cpu_count()} cores (the learner and
+this client count in it; other processes may too).
 
 From a run's `RunEnd` to its plan being visible through an agent worker's hot cache, over
 {len(delays)} runs: median {statistics.median(delays) * 1000:.0f} ms, **p95 {p95 * 1000:.0f} ms**
