@@ -36,7 +36,7 @@ from orchestrator.watch_feed import Snapshot
 from orchestrator.watch_state import DURATION_BUCKETS, Member, WatchState
 
 STATE_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "magenta", "running": "cyan"}
-TIMELINE_CELLS = 16
+TIMELINE_CELLS = 12
 BAR_CELLS = 20
 MEMBERS_TITLE = "members"
 EVENTS_TITLE = "latest events"
