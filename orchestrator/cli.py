@@ -136,6 +136,11 @@ def _parser() -> argparse.ArgumentParser:
 
     cancel = commands.add_parser("cancel", help="cancel a run")
     cancel.add_argument("run_id")
+
+    # watch, runs: the live run view and the recent runs (all their logic: watch_cli.py).
+    from orchestrator.watch_cli import add_commands as add_watch_commands
+
+    add_watch_commands(commands)
     return parser
 
 
@@ -275,6 +280,10 @@ def _run(args: argparse.Namespace, out: Console) -> int:
             get_settings.cache_clear()
         return run_demo(out, worker_count=args.workers, max_concurrent=args.max_concurrent)
     client = Client(redis_url=args.redis_url)
+    if args.command in ("watch", "runs"):  # the live run view and the recent runs
+        from orchestrator.watch_cli import run_command
+
+        return run_command(args, client, out)
     if args.command == "submit" and args.kind == "branches":
         return _submit_branches(args, client, out)
     if args.command == "submit":

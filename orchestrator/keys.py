@@ -11,6 +11,11 @@ ACTIVE_RUNS = "ao:runs:due"
 clock). A watchdog claims the due runs and pushes them one sweep interval on in one script
 (``claim_sweeps.lua``), so each run is swept by one worker per interval. The key is not the
 one the former set of active runs had, so that the two never meet."""
+RECENT_RUNS = "ao:runs:recent"
+"""A sorted set of run ids -> when the run was created (ms, Redis's clock), for ``orchestrator
+runs``. Trimmed to the newest ``RECENT_RUNS_KEPT`` at each creation; ids whose run has expired
+stay until a listing meets and removes them."""
+RECENT_RUNS_KEPT = 1000
 WORKERS = "ao:workers"
 """A sorted set of the workers: hostname -> when its presence expires (ms, Redis's clock),
 pushed on by its watchdog every pass."""

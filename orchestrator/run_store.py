@@ -15,7 +15,14 @@ from pydantic import TypeAdapter
 
 from orchestrator.budget import ledger_fields
 from orchestrator.events import AgentStart, Event, RunEnd, RunStart
-from orchestrator.keys import ACTIVE_RUNS, CANCELS, FINAL_MEMBER, RunKeys
+from orchestrator.keys import (
+    ACTIVE_RUNS,
+    CANCELS,
+    FINAL_MEMBER,
+    RECENT_RUNS,
+    RECENT_RUNS_KEPT,
+    RunKeys,
+)
 from orchestrator.models import (
     OUTCOMES,
     AgentCheckpoint,
@@ -177,6 +184,9 @@ class RunStore:
             pipe.zadd(
                 ACTIVE_RUNS, {run_id: min(first_sweep, int(fields.get("deadline_ms", first_sweep)))}
             )
+            # The index of recent runs, bounded: the newest RECENT_RUNS_KEPT by creation time.
+            pipe.zadd(RECENT_RUNS, {run_id: int(fields["created_ms"])})
+            pipe.zremrangebyrank(RECENT_RUNS, 0, -RECENT_RUNS_KEPT - 1)
             pipe.execute()
 
     def exists(self, run_id: str) -> bool:
