@@ -6,58 +6,66 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
-import redis
-import yaml
-from kombu.exceptions import OperationalError
 from rich.console import Console
-from rich.text import Text
 
 from orchestrator.celery_config import QUEUES
+from orchestrator.cli_errors import (
+    CLOSED_PIPE_EXIT,
+    INTERRUPTED_EXIT,
+    RUNTIME_ERRORS,
+    USAGE_EXIT,
+    UsageError,
+    exit_code,
+    print_error,
+    print_error_line,
+    require_redis,
+)
+from orchestrator.cli_input import (
+    agent_spec,
+    read_branches_file,
+    read_items,
+    read_records,
+    read_text,
+)
 from orchestrator.client import Client
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import InvalidRunError
 from orchestrator.local import worker_command
-from orchestrator.models import AgentSpec
 from orchestrator.render import plain
-from orchestrator.settings import ENV_PREFIX, URL_FIELDS, url_passwords
-
-DEFAULT_MAPPER = {"name": "mapper", "model": {"provider": "scripted"}}
-DEFAULT_REDUCER = {"name": "reducer", "model": {"provider": "scripted"}}
-# What a command may meet besides its own errors: bad input, files, an unreachable or
-# misconfigured Redis or broker. Each is one ``error:`` line, never a traceback (a traceback
-# shows the values of the failing call's arguments in pydantic's errors).
-EXPECTED_ERRORS = (
-    OrchestratorError,
-    ValueError,
-    OSError,
-    yaml.YAMLError,
-    redis.RedisError,
-    OperationalError,
+from orchestrator.settings import (
+    ENV_PREFIX,
+    InvalidSettingsError,
+    Settings,
+    load_settings,
+    with_redis_url,
 )
 
-
-def _json_arg(text: str) -> Any:
-    """A JSON value given inline or as ``@path``."""
-    source = Path(text[1:]).read_text() if text.startswith("@") else text
-    return json.loads(source)
+DEFAULT_MAPPER = '{"name": "mapper", "model": {"provider": "scripted"}}'
+DEFAULT_REDUCER = '{"name": "reducer", "model": {"provider": "scripted"}}'
 
 
-def read_items(source: str) -> list[str]:
-    """Items from a file (or ``-`` for stdin): a JSON list of strings, or one item per line."""
-    text = sys.stdin.read() if source == "-" else Path(source).read_text()
-    stripped = text.strip()
-    if stripped.startswith("["):
-        items = json.loads(stripped)
-        return [item if isinstance(item, str) else json.dumps(item) for item in items]
-    return [line for line in (raw.strip() for raw in text.splitlines()) if line]
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as the CLI's others: one ``error:`` line, exit code 2.
+    Subcommand parsers are made of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        print_error_line(f"{message} (see {self.prog} --help)")
+        sys.exit(USAGE_EXIT)
+
+
+class _Stdout(Console):
+    """The console of stdout. Rich ends the process with exit code 1 when the reader of a
+    pipe goes away; this raises the ``BrokenPipeError`` instead, for ``main`` to handle as it
+    does ``print``'s."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="orchestrator", description="Run LLM-agent work on Celery workers."
-    )
+    parser = _Parser(prog="orchestrator", description="Run LLM-agent work on Celery workers.")
     parser.add_argument("--redis-url", help="Redis of run state (default: ORCHESTRATOR_REDIS_URL)")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -78,12 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     mr = kinds.add_parser("map-reduce", help="one mapper agent per item, then a reducer")
     mr.add_argument("--task", required=True, help="the task every mapper and the reducer get")
     mr.add_argument("--items", default="-", help="file of items (JSON list or lines); - = stdin")
-    mr.add_argument(
-        "--mapper", type=_json_arg, default=DEFAULT_MAPPER, help="AgentSpec JSON or @file"
-    )
-    mr.add_argument(
-        "--reducer", type=_json_arg, default=DEFAULT_REDUCER, help="AgentSpec JSON or @file"
-    )
+    mr.add_argument("--mapper", default=DEFAULT_MAPPER, help="AgentSpec JSON or @file")
+    mr.add_argument("--reducer", default=DEFAULT_REDUCER, help="AgentSpec JSON or @file")
     mr.add_argument("--max-concurrent", type=int, default=5)
     mr.add_argument("--max-agents", type=int)
     mr.add_argument("--max-tokens", type=int)
@@ -162,11 +166,13 @@ def _submit_map_reduce(args: argparse.Namespace, client: Client, out: Console) -
         "max_tokens": args.max_tokens,
         "max_cost_usd": args.max_cost_usd,
     }
+    mapper = agent_spec("--mapper", args.mapper)
+    reducer = agent_spec("--reducer", args.reducer)
     handle = client.map_reduce(
         args.task,
         read_items(args.items),
-        AgentSpec.model_validate(args.mapper),
-        AgentSpec.model_validate(args.reducer),
+        mapper,
+        reducer,
         max_concurrent=args.max_concurrent,
         budget=budget,
         deadline_s=args.deadline_s,
@@ -191,18 +197,14 @@ def _submit_map_reduce(args: argparse.Namespace, client: Client, out: Console) -
     return 0 if status.state == "succeeded" else 1
 
 
-def read_branches_file(path: str) -> dict[str, Any]:
-    """A branches submission from a JSON or YAML file (YAML is a superset of JSON)."""
-    data = yaml.safe_load(Path(path).read_text())
-    if not isinstance(data, dict):
-        raise OrchestratorError(f"{path} must hold a mapping with at least 'configs'")
-    return data
-
-
 def _submit_branches(args: argparse.Namespace, client: Client, out: Console) -> int:
     from orchestrator.render import branches_table, print_status
 
-    handle = client.parallel_branches(**read_branches_file(args.file))
+    try:
+        handle = client.parallel_branches(**read_branches_file(args.file))
+    except InvalidRunError as invalid:
+        # The client names the field (configs.0.model.provider); the user needs the file too.
+        raise InvalidRunError(f"{args.file}: {invalid}") from None
     if args.no_wait:
         print(handle.id)
         return 0
@@ -213,7 +215,7 @@ def _submit_branches(args: argparse.Namespace, client: Client, out: Console) -> 
         print(json.dumps({"run_id": handle.id, "state": status.state, **body}))
     else:
         if result is not None:
-            out.print(branches_table(result))
+            out.print(branches_table(result, width=out.width))
         print_status(out, status)
     return 0 if status.state == "succeeded" else 1
 
@@ -252,21 +254,52 @@ def _plans(args: argparse.Namespace, client: Client, out: Console) -> int:
 
 
 def _learn(args: argparse.Namespace, client: Client) -> int:
-    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
-    records: list[Any] = []
-    unreadable = 0
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            unreadable += 1
-            Console(stderr=True).print(plain(f"line {number}: not JSON ({error.msg}), skipped"))
+    # Records are checked here with the model the learners use, so that the count printed is
+    # what they take: a learner's rejection would otherwise show in its worker's log only.
+    records, skipped = read_records(read_text("learn", args.file))
+    err = Console(stderr=True)
+    for reason in skipped:
+        err.print(plain(reason), soft_wrap=True)
     for start in range(0, len(records), 100):
         client.send_records(records[start : start + 100])
-    print(f"sent {len(records)} records to the learners ({unreadable} lines were not JSON)")
-    return 0 if not unreadable else 1
+    noun = "record" if len(records) == 1 else "records"
+    print(
+        f"sent {len(records)} valid {noun} to the learners"
+        + (f"; skipped {len(skipped)} lines (listed above)" if skipped else "")
+    )
+    return 0 if not skipped else 1
+
+
+def _tools(client: Client) -> int:
+    served = client.tools()
+    if not served:
+        # stdout stays one line per tool for scripts; the explanation goes to stderr.
+        why = (
+            "no live worker serves any tool (workers serve the @tool functions of the modules "
+            "in their ORCHESTRATOR_TOOL_MODULES)"
+            if client.workers()
+            else "no worker is running at this Redis"
+        )
+        Console(stderr=True).print(f"no tools: {why}", soft_wrap=True)
+    for info in served:
+        where = "remote" if info.remote else "local"
+        limit = f", at most {info.max_concurrency} at once" if info.max_concurrency else ""
+        summary = info.description.splitlines()[0] if info.description else ""
+        print(f"{info.name} ({where}{limit}): {summary}")
+    return 0
+
+
+def _settings(redis_url: str | None) -> Settings:
+    """The environment's settings, with ``--redis-url`` when given; a bad flag is named as
+    the flag, not as the variable it stands for."""
+    settings = load_settings()
+    if not redis_url:
+        return settings
+    try:
+        return with_redis_url(settings, redis_url)
+    except InvalidSettingsError as invalid:
+        reason = str(invalid).removeprefix(f"{ENV_PREFIX}REDIS_URL: ")
+        raise UsageError(f"--redis-url: {reason}") from None
 
 
 def _run(args: argparse.Namespace, out: Console) -> int:
@@ -279,7 +312,8 @@ def _run(args: argparse.Namespace, out: Console) -> int:
 
             get_settings.cache_clear()
         return run_demo(out, worker_count=args.workers, max_concurrent=args.max_concurrent)
-    client = Client(redis_url=args.redis_url)
+    client = Client(settings=_settings(args.redis_url))
+    require_redis(client.settings.redis_url)
     if args.command in ("watch", "runs"):  # the live run view and the recent runs
         from orchestrator.watch_cli import run_command
 
@@ -299,12 +333,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     if args.command == "learn":
         return _learn(args, client)
     if args.command == "tools":
-        for info in client.tools():
-            where = "remote" if info.remote else "local"
-            limit = f", at most {info.max_concurrency} at once" if info.max_concurrency else ""
-            summary = info.description.splitlines()[0] if info.description else ""
-            print(f"{info.name} ({where}{limit}): {summary}")
-        return 0
+        return _tools(client)
     handle = client.get_run(args.run_id)
     if args.command == "status":
         from orchestrator.render import print_status
@@ -322,19 +351,6 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
-def print_error(error: Exception, redis_url: str | None) -> None:
-    """``error: <message>`` on one line of stderr, with every password of the configured URLs
-    (and of ``--redis-url``) masked, should a library repeat one."""
-    text = (
-        str(error) if isinstance(error, OrchestratorError) else f"{type(error).__name__}: {error}"
-    )
-    configured = [os.environ.get(f"{ENV_PREFIX}{field.upper()}") for field in URL_FIELDS]
-    for password in sorted(url_passwords([redis_url, *configured]), key=len, reverse=True):
-        text = text.replace(password, "**")
-    line = Text.assemble(("error:", "red"), " ", plain(" ".join(text.split())))
-    Console(stderr=True).print(line, soft_wrap=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     """The console script's entry point; returns the exit code."""
     parser = _parser()
@@ -344,10 +360,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         return _worker(args, extra)
     try:
-        return _run(args, Console())
-    except EXPECTED_ERRORS as error:
-        print_error(error, args.redis_url)
-        return 1
+        return _run(args, _Stdout())
+    except BrokenPipeError:
+        # The reader went away (``| head -1``): nothing is wrong and nobody reads an error.
+        # Point stdout at /dev/null so that the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return CLOSED_PIPE_EXIT
+    except KeyboardInterrupt:
+        return INTERRUPTED_EXIT
+    except RUNTIME_ERRORS as error:
+        print_error(error, [args.redis_url])
+        return exit_code(error)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,10 @@ def _validation_message(error: ValidationError) -> str:
     parts = []
     for issue in error.errors():
         where = ".".join(str(p) for p in issue["loc"]) or "request"
-        parts.append(f"{where}: {issue['msg']}")
+        # A validator's own message reads better without pydantic's "Value error, " before it.
+        context = issue.get("ctx") or {}
+        message = str(context["error"]) if issue["type"] == "value_error" else issue["msg"]
+        parts.append(f"{where}: {message}")
     return "; ".join(parts)
 
 

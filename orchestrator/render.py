@@ -28,19 +28,33 @@ def plain(text: str, style: str = "") -> Text:
 
 
 def _clip(text: str, limit: int, tail: bool = False) -> Text:
-    """``text`` on one line, cut to ``limit`` characters from the start (or the end)."""
+    """``text`` on one line, at most ``limit`` characters: its start (or with ``tail`` its
+    end) and an ellipsis for the rest. The cut falls between words, unless a word takes more
+    than half the room."""
     text = " ".join(text.split())
-    if len(text) > limit:
-        text = "…" + text[1 - limit :] if tail else text[: limit - 1] + "…"
-    return plain(text)
+    if len(text) <= limit:
+        return plain(text)
+    room = limit - 1  # the ellipsis takes one
+    if tail:
+        kept = text[-room:]
+        space = kept.find(" ")
+        if text[-room - 1] != " " and 0 <= space < room // 2:
+            kept = kept[space + 1 :]
+        return plain("…" + kept)
+    kept = text[:room]
+    space = kept.rfind(" ")
+    if text[room] != " " and space >= room // 2:
+        kept = kept[:space]
+    return plain(kept + "…")
 
 
 def outputs_table(result: MapReduceResult, answer_chars: int = 70, tail: bool = False) -> Table:
     """A table of mapper outputs; long answers are cut to ``answer_chars`` from the start, or
     from the end with ``tail`` (where answers share a long opening, as echoes do)."""
     table = Table(title=f"Mapper outputs ({len(result.map_outputs)})")
+    # Columns fold rather than end in "…": a name or id cut short cannot be told apart.
     for column in ("#", "agent", "outcome", "ms", "tokens", "answer or error"):
-        table.add_column(column, overflow="fold" if column == "answer or error" else "ellipsis")
+        table.add_column(column, overflow="fold")
     for index, output in enumerate(result.map_outputs):
         text = _clip(
             output.answer if output.succeeded() else output.error or "", answer_chars, tail
@@ -57,11 +71,18 @@ def outputs_table(result: MapReduceResult, answer_chars: int = 70, tail: bool = 
     return table
 
 
-def branches_table(result: ParallelResult, answer_chars: int = 60) -> Table:
-    """One row per branch; the selected one is marked."""
+def branches_table(
+    result: ParallelResult, answer_chars: int = 60, width: int | None = None
+) -> Table:
+    """One row per branch; the selected one is marked. Loop ids are never cut: they share
+    their session id's 32 digits and differ at the end."""
     table = Table(title=plain(f"Branches of session {result.session_id}"))
+    longest = max((len(outcome.loop_id) for outcome in result.outcomes), default=0)
+    # On one line when the table still has room for the answers (at 80 columns it has): Rich
+    # then shrinks the answers instead. On a narrower ``width`` the ids fold instead.
+    whole = width is None or longest + 40 <= width
     for column in ("", "loop id", "outcome", "tokens", "answer or error"):
-        table.add_column(column, overflow="fold" if column == "answer or error" else "ellipsis")
+        table.add_column(column, overflow="fold", no_wrap=whole and column == "loop id")
     for outcome in result.outcomes:
         output = outcome.output
         text = _clip(output.answer if output.succeeded() else output.error or "", answer_chars)
@@ -77,10 +98,19 @@ def branches_table(result: ParallelResult, answer_chars: int = 60) -> Table:
 
 
 def print_status(console: Console, status: RunStatus) -> None:
+    """The run's state and counts on one line, then its cancel reason and error if any."""
     counts = ", ".join(f"{name} {count}" for name, count in status.counts.items())
     console.print(
-        f"run [bold]{status.run_id}[/] ({status.kind}): [bold]{status.state}[/], "
-        f"{status.finished_members}/{status.total} ended ({counts}), {status.in_flight} in flight"
+        Text.assemble(
+            "run ",
+            plain(status.run_id, "bold"),
+            plain(f" ({status.kind}): "),
+            plain(status.state, "bold"),
+            plain(
+                f", {status.finished_members}/{status.total} ended ({counts}), "
+                f"{status.in_flight} in flight"
+            ),
+        )
     )
     if status.cancel_reason:
         console.print(plain(f"cancel: {status.cancel_reason}"))

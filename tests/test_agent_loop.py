@@ -42,6 +42,18 @@ def test_tool_calls_without_tools_are_answered_with_an_error_the_model_reads() -
     assert [c.kind for c in run.record.calls] == ["model", "tool", "model"]
 
 
+def test_a_listed_tool_this_worker_does_not_serve_is_named_as_such() -> None:
+    # The agent may call it (submit found a worker serving it); the worker running the agent
+    # lacks its module. The message must point there, not at the agent's tool list.
+    script = [{"tool_calls": [{"name": "search", "arguments": {}}]}, {"text": "gave up"}]
+    listed = spec(script=script).model_copy(update={"tools": ["search"]})
+    run = run_agent(listed, "q", run_id="r1")
+    assert run.new_messages[2].content == (
+        "tool 'search' is not served by the worker running this agent: add its module to that "
+        "worker's ORCHESTRATOR_TOOL_MODULES"
+    )
+
+
 def test_max_turns_without_a_final_answer_is_an_error() -> None:
     script = [{"tool_calls": [{"name": "t", "arguments": {}}]}] * 3
     run = run_agent(spec(max_turns=2, script=script), "q", run_id="r1")

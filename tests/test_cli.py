@@ -48,7 +48,7 @@ def test_submit_with_bad_input_fails_before_dispatch(worker_env: dict[str, str])
     done = run_cli(
         "submit", "map-reduce", "--task", "x", "--max-concurrent", "0", env=worker_env, stdin="a\n"
     )
-    assert done.returncode == 1
+    assert done.returncode == 2  # a usage error: nothing was dispatched
     assert "max_concurrent" in done.stderr
 
 
@@ -98,4 +98,4 @@ def test_submit_branches_with_a_bad_file_fails_before_dispatch(
     spec = tmp_path / "bad.yaml"
     spec.write_text("configs: []\nprompt: q\n")
     done = run_cli("submit", "branches", str(spec), env=worker_env)
-    assert done.returncode == 1 and "configs" in done.stderr
+    assert done.returncode == 2 and "configs" in done.stderr

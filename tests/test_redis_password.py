@@ -105,9 +105,10 @@ def test_every_cli_command_works_and_prints_no_password(protected: Protected) ->
     assert_no_password(missing.stdout, missing.stderr)
 
 
-def single_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    """The one ``error:`` line a failing command prints on stderr, with no traceback."""
-    assert done.returncode == 1, (done.stdout, done.stderr)
+def single_error_line(done: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    """The one ``error:`` line a failing command prints on stderr, with no traceback; ``code``
+    is 1 for a runtime error, 2 for a usage error."""
+    assert done.returncode == code, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
@@ -149,9 +150,10 @@ def test_a_malformed_url_is_named_by_its_scheme_without_its_password(
     malformed = f"http://:{PASSWORD}@127.0.0.1:{protected.server.port}/0"
     by_variable = run_cli("status", "0" * 32, env={**WIDE, "ORCHESTRATOR_REDIS_URL": malformed})
     by_flag = run_cli("--redis-url", malformed, "tools", env=protected.env())
-    for done in (by_variable, by_flag):
-        line = single_error_line(done)
-        assert line.startswith("error: ORCHESTRATOR_REDIS_URL: the URL has scheme 'http'")
+    assert single_error_line(by_variable, 2).startswith(
+        "error: ORCHESTRATOR_REDIS_URL: the URL has scheme 'http'"
+    )
+    assert single_error_line(by_flag, 2).startswith("error: --redis-url: the URL has scheme 'http'")
 
 
 def test_settings_and_the_client_show_urls_with_the_password_masked(

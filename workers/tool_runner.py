@@ -200,9 +200,17 @@ class ToolRunner:
             return ToolResult(call, status, content, started, utcnow())
 
         events.tool_start(call)
-        tool = self._registry.get(call.name) if call.name in allowed else None
-        if tool is None:
+        if call.name not in allowed:
             return ended("error", f"tool {call.name!r} is not available to this agent")
+        tool = self._registry.get(call.name)
+        if tool is None:
+            # The agent lists it and some worker serves it (submit checks), but not the one
+            # running the agent: its modules are what is missing, not the agent's permission.
+            return ended(
+                "error",
+                f"tool {call.name!r} is not served by the worker running this agent: add its "
+                "module to that worker's ORCHESTRATOR_TOOL_MODULES",
+            )
         if tool.info.remote and self._remote is None:
             return ended("error", f"remote tool {call.name!r} cannot be called from here")
         try:
