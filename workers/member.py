@@ -154,11 +154,13 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | 
             messages=new_messages if kind.keeps_messages else None,
             record=record,
         )
-    if completion.stored and record is not None:
-        ship_record(app, record)
     apply_admission(app, store, run_id, completion.admission)
     if completion.drained:
         after_members(app, store, run_id)
+    if completion.stored and record is not None:
+        # After the run's own next steps: a record is for learning, and must never hold up
+        # or break a run.
+        ship_record(app, record)
     return completion.output
 
 

@@ -6,6 +6,8 @@ run (the cache learner plans a map-reduce's later mappers from its first ones), 
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
 
 from orchestrator.events import Event
@@ -13,6 +15,8 @@ from orchestrator.models import RunRecord, RunState
 from orchestrator.run_store import RunStore
 
 INGEST_TASK = "tasks.learner.ingest"
+
+log = logging.getLogger(__name__)
 
 
 def finish_run(
@@ -29,7 +33,19 @@ def finish_run(
 
 
 def ship_record(app: Celery, record: RunRecord) -> None:
-    """Send one agent run's record to the ``learner`` queue."""
-    app.send_task(
-        INGEST_TASK, args=([record.model_dump(mode="json")],), queue="learner", add_to_parent=False
-    )
+    """Send one agent run's record to the ``learner`` queue; a record that cannot be sent (the
+    broker is down) is logged and dropped: learning loses one sample, no run waits on it."""
+    try:
+        app.send_task(
+            INGEST_TASK,
+            args=([record.model_dump(mode="json")],),
+            queue="learner",
+            add_to_parent=False,
+        )
+    except Exception as error:
+        log.warning(
+            "run %s: record of %s not sent to the learners: %s",
+            record.run_id,
+            record.agent_name,
+            error,
+        )
