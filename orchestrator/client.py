@@ -10,9 +10,11 @@ from uuid import uuid4
 
 import redis
 from celery import Celery
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ValidationError
 
 from orchestrator import events as run_events
+from orchestrator import tracing
 from orchestrator.budget import Ledger, RunBudget
 from orchestrator.cache_plan_store import CachePlanStore
 from orchestrator.cache_plans import CachePlan
@@ -83,7 +85,9 @@ class Client:
         settings: full settings, for callers that build their own.
 
     Raises ``InvalidSettingsError`` (naming the variable, never its value: a URL may hold a
-    password) when the settings or ``redis_url`` are invalid.
+    password) when the settings or ``redis_url`` are invalid, and ``TracingConfigError`` when
+    the ``OTEL_*`` variables ask for tracing this installation cannot do (see
+    ``orchestrator/tracing.py``).
     """
 
     def __init__(self, redis_url: str | None = None, settings: Settings | None = None) -> None:
@@ -95,6 +99,7 @@ class Client:
         self.cache_plans = CachePlanStore(self.redis)
         self._celery = Celery("agent_orchestrator_client", set_as_current=False)
         self._celery.conf.update(celery_config(self.settings))
+        tracing.configure()  # as the OTEL_* variables say; off without them
 
     def map_reduce(
         self,
@@ -232,13 +237,19 @@ class Client:
         run_id = new_run_id()
         for event in first_events:
             event.run_id = run_id
-        self.store.create_run(run_id, request, items, first_events)
-        self._celery.send_task(
-            "tasks.coordinator.admit_run",
-            args=(run_id,),
-            task_id=admit_task_id(run_id),
-            queue="coordinator",
-        )
+        # The run's trace starts here: every span of the run, on any worker, hangs from this
+        # one, whose traceparent is kept with the run.
+        name = f"invoke_workflow {request.kind}"
+        attributes = tracing.workflow_attributes(run_id, request.kind, request.member_count)
+        with tracing.span_under(None, name, attributes, SpanKind.PRODUCER):
+            traceparent = tracing.current_traceparent()
+            self.store.create_run(run_id, request, items, first_events, traceparent)
+            self._celery.send_task(
+                "tasks.coordinator.admit_run",
+                args=(run_id,),
+                task_id=admit_task_id(run_id),
+                queue="coordinator",
+            )
         return RunHandle(self, run_id, result_model)
 
     def plan(self, agent_id: str) -> ExecutionPlan | None:

@@ -57,12 +57,14 @@ class Claim:
     earlier execution left, if any, and ``remaining_s`` of the member's time limit), return the
     stored output (``done``), end as ``cancelled`` (``input`` is the reason), end as timed out
     (``timeout``: its limit passed in an earlier execution), or step aside (``busy``, or
-    ``gone`` when the run no longer exists)."""
+    ``gone`` when the run no longer exists). ``taken_over``: an earlier execution claimed the
+    member (its lease expired, or its worker died), and this one takes it over."""
 
     action: str
     input: str = ""
     checkpoint: AgentCheckpoint | None = None
     remaining_s: float = 0.0
+    taken_over: bool = False
 
 
 @dataclass
@@ -153,8 +155,10 @@ class RunStore:
         request: RunRequest,
         items: list[str] | None = None,
         first_events: tuple[Event, ...] = (),
+        traceparent: str | None = None,
     ) -> None:
-        """Write a new pending run: its request, items (map-reduce), budget and first events."""
+        """Write a new pending run: its request, items (map-reduce), budget and first events,
+        and ``traceparent``, the W3C trace context its spans hang from (when tracing is on)."""
         keys = RunKeys(run_id)
         total = request.member_count
         fields: dict[Any, str | int] = {
@@ -169,6 +173,8 @@ class RunStore:
             "created_ms": self.now_ms(),
         }
         fields["last_change_ms"] = fields["created_ms"]
+        if traceparent:
+            fields["traceparent"] = traceparent
         if request.deadline_s is not None:
             fields["deadline_ms"] = int(fields["created_ms"]) + int(request.deadline_s * 1000)
         events = (RunStart(run_id=run_id, kind=request.kind, total=total), *first_events)
@@ -195,6 +201,17 @@ class RunStore:
     def request(self, run_id: str) -> RunRequest:
         """The run's validated request (cached: a request never changes)."""
         return _cached_request(self.client, run_id)
+
+    def traceparent(self, run_id: str) -> str | None:
+        """The W3C traceparent of the run's trace, or None when it has none (yet)."""
+        raw = self.client.hget(RunKeys(run_id).run, "traceparent")
+        return _text(raw) if raw else None
+
+    def adopt_traceparent(self, run_id: str, traceparent: str) -> str | None:
+        """Give the run ``traceparent`` unless it has one; returns the one it keeps (None when
+        the run no longer exists)."""
+        kept = self._run(run_id, "adopt_trace", traceparent)
+        return _text(kept) or None
 
     def start(self, run_id: str, node: str) -> Admission:
         """Admission: the run becomes ``running`` and its first window is admitted, to be
@@ -223,6 +240,7 @@ class RunStore:
             input=_text(rest[0]),
             checkpoint=checkpoint,
             remaining_s=int(rest[2]) / 1000,
+            taken_over=_text(rest[3]) == "1",
         )
 
     def save_checkpoint(

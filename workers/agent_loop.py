@@ -25,6 +25,7 @@ from orchestrator.models import (
     Usage,
     utcnow,
 )
+from workers import spans
 from workers.cancellation import Cancelled, CancelToken
 from workers.plan_use import PARALLEL_FLAG_PROVIDERS, hint_text
 from workers.providers import ModelProvider, get_provider
@@ -172,8 +173,9 @@ def run_agent(
             events.model_turn(turns + 1, call.started_at, Usage(), [], error, final=True)
             return finish(cancel.outcome, error=error)
         except BudgetExceeded as denied:
-            # The call was not made, so it is no call of the record.
+            # The call was not made, so it is no call of the record (and has no span).
             record.calls.pop()
+            spans.budget_denied(str(denied))
             events.model_turn(turns + 1, call.started_at, Usage(), [], str(denied), final=True)
             return finish("skipped" if turns == 0 else "error", error=str(denied))
         except Exception as failure:  # a provider failure must not crash the member

@@ -9,6 +9,7 @@ from celery.signals import celeryd_init, task_received, worker_init, worker_read
 
 from orchestrator.celery_config import celery_config
 from orchestrator.keys import member_of_task
+from orchestrator.tracing import flush as flush_spans
 from workers.broker_resilience import use_resilient_broker
 from workers.canvas import FINAL_TASK, MEMBER_TASK
 from workers.node import set_node_name
@@ -17,6 +18,7 @@ from workers.startup import (
     check_settings,
     check_strategy_modules,
     check_tool_modules,
+    check_tracing,
     exit_with,
 )
 
@@ -32,6 +34,7 @@ app = Celery(
 )
 try:
     _settings = check_settings()
+    check_tracing()
 except StartupError as error:  # one line, no traceback, wherever the app is loaded
     raise SystemExit(f"error: {error}") from None
 app.conf.update(celery_config(_settings))
@@ -64,6 +67,7 @@ def _stop_watchdog(**_: Any) -> None:
     from workers.runtime import watchdog
 
     watchdog(app).stop()
+    flush_spans()  # the last spans leave before the process does
 
 
 @celeryd_init.connect

@@ -14,8 +14,9 @@ from celery import Celery
 from orchestrator.events import AgentEnd
 from orchestrator.keys import FINAL_MEMBER, member_task_id
 from orchestrator.models import AgentOutput, Outcome, RunState
+from orchestrator.requests import RunRequest
 from orchestrator.run_store import Admission, RunStore, Sweep
-from workers import canvas
+from workers import canvas, spans
 from workers.kinds import MemberIdentity, kind_of
 from workers.node import node_name
 from workers.publishing import publish
@@ -56,6 +57,8 @@ def end_unrun_member(
 ) -> Admission:
     """End a member that never ran (or was lost) with ``outcome``; it is counted by the chord."""
     identity = namer(store, run_id)(member)
+    if outcome == "skipped":  # members are skipped by the budget only
+        spans.budget_denied(reason, member)
     output = AgentOutput.not_run(identity.name, outcome, reason)
     event = AgentEnd(run_id=run_id, outcome=outcome, error=reason, **identity.event_fields())
     completion = store.complete(run_id, member, output, [event], node=node_name())
@@ -76,9 +79,10 @@ def admit(app: Celery, store: RunStore, run_id: str) -> None:
     status = store.status(run_id)
     if status is None or status.state != "pending":
         return
-    canvas.register_chord(app, run_id, status.total)
-    admission = store.start(run_id, node_name())
-    apply_admission(app, store, run_id, admission)
+    with spans.run_span(store, run_id, "admit_run"):
+        canvas.register_chord(app, run_id, status.total)
+        admission = store.start(run_id, node_name())
+        apply_admission(app, store, run_id, admission)
     if admission.cancel:
         sweep_run(app, store, run_id)
 
@@ -91,7 +95,8 @@ def after_members(app: Celery, store: RunStore, run_id: str) -> None:
         return  # the run is gone
     except ValueError:
         return  # unreadable: the watchdog ends such a run (``end_unreadable_run``)
-    kind_of(request).after_members(app, store, run_id)
+    with spans.run_span(store, run_id, "after_members"):
+        kind_of(request).after_members(app, store, run_id)
 
 
 def sweep_run(app: Celery, store: RunStore, run_id: str) -> None:
@@ -110,6 +115,20 @@ def sweep_run(app: Celery, store: RunStore, run_id: str) -> None:
     except ValueError as unreadable:
         end_unreadable_run(app, store, run_id, sweep, str(unreadable))
         return
+    if _idle(sweep):
+        return  # most sweeps find nothing to do: they leave no span
+    with spans.run_span(store, run_id, "sweep_run", spans.sweep_attributes(sweep)):
+        _apply_sweep(app, store, run_id, request, sweep)
+
+
+def _idle(sweep: Sweep) -> bool:
+    work = (sweep.republish, sweep.abandon, sweep.unstarted, sweep.expire, sweep.denied)
+    return not (any(work) or sweep.action)
+
+
+def _apply_sweep(
+    app: Celery, store: RunStore, run_id: str, request: RunRequest, sweep: Sweep
+) -> None:
     publish(app, store, run_id, sweep.republish)
     if sweep.abandon or sweep.unstarted:
         end_cancelled_members(app, store, run_id, sweep)

@@ -13,6 +13,7 @@ from functools import cache
 from uuid import uuid4
 
 from celery import Celery
+from opentelemetry.trace import Span
 
 from orchestrator.budget import RunBudget
 from orchestrator.events import AgentEnd, AgentStart
@@ -20,6 +21,7 @@ from orchestrator.models import AgentOutput, Message, RunRecord
 from orchestrator.plans import ExecutionPlan
 from orchestrator.requests import RunRequest
 from orchestrator.run_store import RunStore
+from workers import spans
 from workers.agent_loop import run_agent
 from workers.cache.governed import CacheContext
 from workers.cancellation import CancelToken
@@ -69,13 +71,15 @@ def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOut
     execution holds the member, this execution lost its lease while it ran (its result is
     discarded), or the run no longer exists.
     """
-    try:
-        return _execute(runtime, run_id, member)
-    finally:
-        runtime.keeper.forget_reception(run_id, member)
+    # The span is named after the agent once the request is read.
+    with spans.run_span(runtime.store, run_id, "invoke_agent") as span:
+        try:
+            return _execute(runtime, run_id, member, span)
+        finally:
+            runtime.keeper.forget_reception(run_id, member)
 
 
-def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | None:
+def _execute(runtime: MemberRuntime, run_id: str, member: str, span: Span) -> AgentOutput | None:
     app, store = runtime.app, runtime.store
     try:
         request = store.request(run_id)
@@ -88,13 +92,19 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | 
     kind = kind_of(request)
     identity = kind.identity(request, member)
     spec = kind.spec(request, member)
+    conversation = getattr(request, "session_id", None)
+    span.update_name(f"invoke_agent {identity.name}")
+    span.set_attributes(spans.agent_attributes(spec, identity.name, member, conversation))
     token = uuid4().hex
     start_event = AgentStart(run_id=run_id, worker=worker_id(), **identity.event_fields())
     claim = store.claim(run_id, member, token, spec.timeout_s, start_event)
+    span.set_attribute("orchestrator.claim", claim.action)
     if claim.action in ("busy", "gone"):
         return None
     if claim.action == "done":
         return AgentOutput.model_validate_json(claim.input)
+    if claim.taken_over:
+        spans.lease_taken_over(member, resumed=claim.checkpoint is not None)
     events = MemberEvents(store, run_id, identity)
     new_messages: list[Message] = []
     record: RunRecord | None = None
@@ -116,7 +126,7 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | 
             start = kind.start(request, member, claim.input)
             budget = _call_budget(store, request, run_id, member, token)
             plan = runtime.plans.get(spec.agent_id) if spec.plan_mode != "observe_only" else None
-            cache = CacheContext(spec.agent_id, spec.cache_mode, f"{run_id}/{member}")
+            cache_context = CacheContext(spec.agent_id, spec.cache_mode, f"{run_id}/{member}")
             try:
                 run = run_agent(
                     spec,
@@ -127,7 +137,7 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | 
                     cancel=cancel,
                     events=events,
                     tools=runtime.tools,
-                    provider_for=lambda name: runtime.provider_for(name, budget, cache),
+                    provider_for=lambda name: runtime.provider_for(name, budget, cache_context),
                     resume=claim.checkpoint,
                     checkpoint=lambda state: store.save_checkpoint(run_id, member, token, state),
                     guard=lease.guard,
@@ -154,6 +164,9 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | 
             messages=new_messages if kind.keeps_messages else None,
             record=record,
         )
+    spans.end_agent(span, output)
+    if completion.status == "discarded":
+        spans.lease_lost(member)
     apply_admission(app, store, run_id, completion.admission)
     if completion.drained:
         after_members(app, store, run_id)

@@ -6,6 +6,7 @@ from functools import cache
 
 from celery import Celery
 
+from orchestrator import tracing
 from orchestrator.cache_plan_store import CachePlanStore
 from orchestrator.cache_plans import CachePlan
 from orchestrator.connection import redis_client
@@ -22,6 +23,7 @@ from workers.plan_cache import PlanCache
 from workers.providers import ModelProvider, ModelSurface, get_provider
 from workers.providers.budgeted import BudgetedProvider, CallBudget
 from workers.providers.pooled import PooledProvider
+from workers.providers.traced import TracedProvider
 from workers.remote_tools import CeleryRemoteCall
 from workers.strategy_registry import registered_strategies
 from workers.tool_registry import ToolRegistry
@@ -90,6 +92,8 @@ def provider(
             surface = GovernedSurface(
                 surface, cache, cache_plan_cache().get, settings.cache_governor
             )
+        if tracing.enabled():  # off, a call costs no wrapper at all
+            surface = TracedProvider(surface)
         # The pool is inside the budget, so that a slot is held only while a request is in
         # flight; a call waiting for budget holds none.
         pooled = PooledProvider(surface, store().client, settings.provider_limits, settings.lease_s)

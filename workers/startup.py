@@ -1,8 +1,9 @@
 """What a worker checks before it consumes anything: it starts whole or not at all.
 
-The settings are checked when ``workers.app`` is imported (the app's configuration needs them),
-the tool modules when the worker initialises (``worker_init``, before its pool, consumer and
-watchdog exist). A failure is one line on stderr, ``error: <cause>``, and a non-zero exit.
+The settings are checked, and tracing set up, when ``workers.app`` is imported (the app's
+configuration needs them; a forked pool child inherits both), the tool modules when the worker
+initialises (``worker_init``, before its pool, consumer and watchdog exist). A failure is one
+line on stderr, ``error: <cause>``, and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import os
 import sys
 from typing import NoReturn
 
+from orchestrator import tracing
 from orchestrator.settings import ENV_PREFIX, InvalidSettingsError, Settings, load_settings
+from orchestrator.tracing import TracingConfigError
 from workers.strategy_registry import StrategyRegistry
 from workers.tool_registry import ToolRegistry
 
@@ -28,6 +31,15 @@ def check_settings() -> Settings:
     try:
         return load_settings()
     except InvalidSettingsError as error:
+        raise StartupError(str(error)) from None
+
+
+def check_tracing() -> bool:
+    """Set tracing up as the ``OTEL_*`` variables say (True when on), or ``StartupError``
+    naming the variable that asks for what this installation cannot do."""
+    try:
+        return tracing.configure()
+    except TracingConfigError as error:
         raise StartupError(str(error)) from None
 
 

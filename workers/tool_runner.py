@@ -16,18 +16,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 from uuid import uuid4
 
 from pydantic import BaseModel
 
+from orchestrator import tracing
 from orchestrator.models import ToolCall, utcnow
 from orchestrator.tools import Tool, ToolArgumentsError, ToolInfo, ToolPolicy
+from workers import spans
 from workers.cancellation import CancelToken
 from workers.limits import SharedLimit
 from workers.plan_use import plan_batches
@@ -169,7 +173,7 @@ class ToolRunner:
 
         async def one(index: int, call: ToolCall) -> None:
             async with gate:  # queued calls wait here; a fail-fast stop cancels them unstarted
-                results[index] = await self._call(call, allowed, policy, events)
+                results[index] = await self._traced_call(call, allowed, policy, events)
 
         pending: set[asyncio.Task[None]] = {asyncio.create_task(one(i, c)) for i, c in batch}
         stop_reason = ""
@@ -189,6 +193,18 @@ class ToolRunner:
                 await asyncio.gather(*pending, return_exceptions=True)
                 pending = set()
         return stop_reason
+
+    async def _traced_call(
+        self, call: ToolCall, allowed: set[str], policy: ToolPolicy, events: ToolEvents
+    ) -> ToolResult:
+        """``_call`` in an ``execute_tool`` span, which gets the call's status (never its
+        arguments or result)."""
+        name = f"execute_tool {call.name}"
+        with tracing.span_under(None, name, spans.tool_attributes(call)) as span:
+            result = await self._call(call, allowed, policy, events)
+            if not result.ok:
+                tracing.fail(span, result.status)
+            return result
 
     async def _call(
         self, call: ToolCall, allowed: set[str], policy: ToolPolicy, events: ToolEvents
@@ -252,7 +268,9 @@ class ToolRunner:
                 raise
         if tool.is_async:
             return await tool.function(**arguments)
-        thread: Future[Any] = _SYNC_TOOLS.submit(tool.function, **arguments)
+        # In the caller's context, so that spans the tool makes hang from its call's span.
+        context = contextvars.copy_context()
+        thread: Future[Any] = _SYNC_TOOLS.submit(context.run, partial(tool.function, **arguments))
         if limit is not None:
             # The slot is held until the thread really ends, even if the agent stops waiting.
             thread.add_done_callback(lambda _: limit.release(token))

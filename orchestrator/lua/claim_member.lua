@@ -5,8 +5,9 @@
 -- holds the lease (or the member is not in flight), {'gone'} when the run no longer exists,
 -- {'timeout', timeout_ms} when the member's time limit (counted from its first claim) has
 -- passed (the lease is taken, so the caller ends it), and {'run', input, checkpoint or '',
--- ms left} otherwise: a member that an earlier execution left mid-way resumes from its last
--- checkpoint, within the time its first execution started with.
+-- ms left, taken over} otherwise: a member that an earlier execution left mid-way resumes from
+-- its last checkpoint, within the time its first execution started with. 'taken over' is '1'
+-- when an earlier execution claimed the member (its lease expired, or it died), else '0'.
 if not run_exists() then return {'gone'} end
 local member, token = ARGV[1], ARGV[2]
 local lease_ms, timeout_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -26,6 +27,8 @@ end
 redis.call('HSET', K_HOLDERS, member, token)
 redis.call('ZADD', K_LEASES, now + lease_ms, member)
 local deadline = num(K_DEADLINES, member)
+-- Only a claim sets a member's deadline: one already there means another execution held it.
+local taken_over = deadline and '1' or '0'
 if not deadline then
     deadline = now + timeout_ms
     redis.call('HSET', K_DEADLINES, member, deadline)
@@ -38,4 +41,5 @@ if member == 'final' then
 else
     input = redis.call('LINDEX', K_ITEMS, tonumber(member))
 end
-return {'run', input or '', redis.call('HGET', K_CHECKPOINTS, member) or '', tostring(deadline - now)}
+return {'run', input or '', redis.call('HGET', K_CHECKPOINTS, member) or '', tostring(deadline - now),
+    taken_over}

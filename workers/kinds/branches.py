@@ -14,6 +14,7 @@ from orchestrator.models import AgentOutput, AgentSpec, RunState, Usage
 from orchestrator.requests import BranchesRequest, RunRequest
 from orchestrator.results import BranchOutcome, ParallelResult
 from orchestrator.run_store import RunStore
+from workers import spans
 from workers.evaluation import (
     StrategyError,
     checked_choice,
@@ -105,6 +106,7 @@ class BranchesKind:
                 if verdict == "cancelled":
                     self._finish(app, store, run_id, outcomes, None, Usage(), "cancelled", reason)
                     return
+                spans.budget_denied(reason, FINAL_MEMBER)
             # One success leaves nothing to judge; a budget that denies the judge leaves the
             # first successful branch.
             strategy = "pick_first"

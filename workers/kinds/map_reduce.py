@@ -9,6 +9,7 @@ from orchestrator.models import AgentOutput, AgentSpec, Outcome
 from orchestrator.requests import MapReduceRequest, RunRequest
 from orchestrator.results import MapReduceResult
 from orchestrator.run_store import RunStore
+from workers import spans
 from workers.kinds.base import MemberIdentity, MemberStart
 from workers.node import node_name
 from workers.publishing import publish
@@ -66,6 +67,8 @@ class MapReduceKind:
             publish(app, store, run_id, [FINAL_MEMBER])
             return
         outcome: Outcome = "skipped" if verdict == "denied" else "cancelled"
+        if verdict == "denied":
+            spans.budget_denied(reason, FINAL_MEMBER)
         final = AgentOutput.not_run(mr.reducer.name, outcome, reason)
         self._end(app, store, run_id, final, outputs)
 
