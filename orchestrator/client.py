@@ -14,7 +14,7 @@ from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ValidationError
 
 from orchestrator import events as run_events
-from orchestrator import tracing
+from orchestrator import groups, tracing
 from orchestrator.budget import Ledger, RunBudget
 from orchestrator.cache_plan_store import CachePlanStore
 from orchestrator.cache_plans import CachePlan
@@ -110,9 +110,14 @@ class Client:
         max_concurrent: int = 5,
         budget: Budget | dict[str, Any] | None = None,
         deadline_s: float | None = None,
+        group: str | None = None,
     ) -> RunHandle[MapReduceResult]:
         """Submit a map-reduce: one mapper agent per item, at most ``max_concurrent`` at once
         across all workers, then a reducer over their summaries.
+
+        With ``group``, the mappers also share the limit of that concurrency group with every
+        other run that names it, taking turns with them (see ``Client.groups()``); a group no
+        live worker declares raises ``InvalidRunError``.
 
         Mapper ``i`` is named ``{mapper.name}_{i}`` and gets ``"{task}\\n\\nProcess this item:
         {item}"``. Raises ``InvalidRunError`` before anything is dispatched when the input is
@@ -137,6 +142,7 @@ class Client:
             budget=budget,
             deadline_s=deadline_s,
             item_count=len(items),
+            group=group,
         )
         return self._submit(request, MapReduceResult, items=list(items))
 
@@ -151,6 +157,7 @@ class Client:
         budget: Budget | dict[str, Any] | None = None,
         judge: AgentSpec | dict[str, Any] | None = None,
         deadline_s: float | None = None,
+        group: str | None = None,
     ) -> RunHandle[ParallelResult]:
         """Run every config from its own copy of ``base_context`` (plus ``prompt``), then let
         ``strategy`` select one branch.
@@ -160,8 +167,8 @@ class Client:
         register with ``@strategy`` (see ``Client.strategies()``); any other name, an import
         path included, raises ``InvalidRunError`` listing the registered names.
         Branch loop ids are ``{session_id}.{config_segment}.{N}``; a session id is generated
-        when none is given. Branches run under the same cap (default: all at once) and budget
-        gate as map-reduce mappers.
+        when none is given. Branches run under the same cap (default: all at once), budget
+        gate and concurrency ``group`` as map-reduce mappers.
         """
         if isinstance(configs, dict | AgentSpec) or not isinstance(configs, Sequence):
             raise InvalidRunError("configs must be a list of agent specs")
@@ -177,6 +184,7 @@ class Client:
             max_concurrent=max_concurrent or max(1, len(configs)),
             budget=budget,
             deadline_s=deadline_s,
+            group=group,
         )
         start = ParallelLoopStart(
             run_id="", session_id=request.session_id, loop_ids=request.loop_ids
@@ -191,10 +199,12 @@ class Client:
         session_id: str | None = None,
         budget: Budget | dict[str, Any] | None = None,
         deadline_s: float | None = None,
+        group: str | None = None,
     ) -> RunHandle[AgentRunResult]:
         """Run one agent on ``context`` plus ``prompt``. With ``prompt=None`` it continues
         ``context``, which must be non-empty and must not end on an assistant message. The
-        result has ``.output`` and ``.context`` (feed it back to continue the session)."""
+        result has ``.output`` and ``.context`` (feed it back to continue the session). With
+        ``group``, the agent waits for a slot of that concurrency group."""
         request = self._validated(
             AgentRunRequest,
             spec=spec,
@@ -204,6 +214,7 @@ class Client:
             max_concurrent=1,
             budget=budget,
             deadline_s=deadline_s,
+            group=group,
         )
         return self._submit(request, AgentRunResult)
 
@@ -234,6 +245,7 @@ class Client:
         self._check_prices(request.budget, specs)
         self._check_tools(specs)
         self._check_endpoints(specs)
+        self._check_group(request.group)
         run_id = new_run_id()
         for event in first_events:
             event.run_id = run_id
@@ -330,6 +342,19 @@ class Client:
                 f"model.endpoint: unknown endpoint {', '.join(map(repr, unknown))} "
                 f"(declared on the workers: {offer})"
             )
+
+    def groups(self) -> dict[str, int]:
+        """The concurrency groups the live workers declare, with the limit that holds for each:
+        the lowest a live worker declares (``ORCHESTRATOR_GROUP_LIMITS``)."""
+        return groups.live_limits(self.redis)
+
+    def _check_group(self, name: str | None) -> None:
+        if name is None or groups.limit(self.redis, name) is not None:
+            return
+        offer = ", ".join(sorted(self.groups())) or "none"
+        raise InvalidRunError(
+            f"group: unknown concurrency group {name!r} (declared on the workers: {offer})"
+        )
 
     def strategies(self) -> list[str]:
         """The strategies a run may name: the built-ins, then those the live workers

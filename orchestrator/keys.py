@@ -72,6 +72,44 @@ def rate_key(name: str) -> str:
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 """What a run id is: 32 hex digits, so that a run's keys are never another run's."""
 
+GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""What a concurrency group's name is: up to 64 letters, digits, ``_``, ``.`` and ``-``,
+starting with a letter or a digit; no ``:``, so that a group's keys are never another's."""
+
+GROUPS = "ao:groups"
+"""A set of every concurrency group name a worker has declared, so that a worker that no
+longer declares one can withdraw its limit from it."""
+
+
+@dataclass(frozen=True)
+class GroupKeys:
+    """The keys of one concurrency group (see ``lua/group.lua``, which names them alike).
+
+    ``limits`` is a sorted set worker hostname -> the limit it declares (the lowest a live
+    worker declares holds); ``inflight`` a set of ``run_id:member``, one per member in flight
+    in the group's runs (a member holds a group slot exactly while it is in its run's
+    ``leases``); ``rotation`` a list of the run ids waiting for slots, the next turn first;
+    ``repaired`` a short-lived marker: the group's slots were checked within a lease.
+    """
+
+    name: str
+
+    @property
+    def limits(self) -> str:
+        return f"ao:group:{self.name}:limits"
+
+    @property
+    def inflight(self) -> str:
+        return f"ao:group:{self.name}:inflight"
+
+    @property
+    def rotation(self) -> str:
+        return f"ao:group:{self.name}:rotation"
+
+    @property
+    def repaired(self) -> str:
+        return f"ao:group:{self.name}:repaired"
+
 
 def new_run_id() -> str:
     return uuid4().hex

@@ -352,6 +352,8 @@ class RunStatus(BaseModel):
     in_flight: int
     cancel_reason: str | None = None
     error: str | None = None
+    group: str | None = None
+    """The concurrency group the run shares a limit with, if it names one."""
 
     @property
     def finished_members(self) -> int:

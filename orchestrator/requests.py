@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from orchestrator.keys import GROUP_NAME
 from orchestrator.models import AgentSpec, Budget, Message
 from orchestrator.strategies import BUILTIN_STRATEGIES, STRATEGY_NAME
 
@@ -56,6 +57,19 @@ class _RunRequest(BaseModel):
     budget: Budget = Field(default_factory=Budget)
     deadline_s: float | None = Field(default=None, gt=0)
     max_concurrent: int = Field(default=5, ge=1)
+    group: str | None = None
+    """The concurrency group whose limit the run's members share with every other run that
+    names it (the workers declare groups in ``ORCHESTRATOR_GROUP_LIMITS``)."""
+
+    @field_validator("group")
+    @classmethod
+    def _group_name(cls, group: str | None) -> str | None:
+        if group is not None and not GROUP_NAME.match(group):
+            raise ValueError(
+                f"{group!r} is not a group name: 1 to 64 letters, digits, '_', '.' or '-', "
+                "starting with a letter or a digit"
+            )
+        return group
 
 
 class MapReduceRequest(_RunRequest):

@@ -44,11 +44,14 @@ _MESSAGES = TypeAdapter(list[Message])
 @dataclass
 class Admission:
     """Members the window let in, members the budget denied (index, reason), and the cancel
-    reason if the run is being cancelled ('' otherwise)."""
+    reason if the run is being cancelled ('' otherwise). ``others``: what the same step let in
+    of the other runs of the run's concurrency group (run id -> their admission), which the
+    caller publishes as it does the run's own."""
 
     admitted: list[int] = field(default_factory=list)
     denied: list[tuple[int, str]] = field(default_factory=list)
     cancel: str = ""
+    others: dict[str, Admission] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,9 +119,21 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _admission(admitted: list[int], denied: list[bytes | int]) -> Admission:
+def _admission(
+    admitted: list[int], denied: list[bytes | int], others: list[Any] | None = None
+) -> Admission:
+    """An admission from a script's reply: the run's admitted and (denied, reason) list, and
+    the other runs' shares of its group as a flat list of (run id, admitted, denied)."""
     pairs = [(int(denied[i]), _text(denied[i + 1])) for i in range(0, len(denied), 2)]  # type: ignore[arg-type]
-    return Admission(admitted=[int(i) for i in admitted], denied=pairs)
+    shares = others or []
+    return Admission(
+        admitted=[int(i) for i in admitted],
+        denied=pairs,
+        others={
+            _text(shares[i]): _admission(shares[i + 1], shares[i + 2])
+            for i in range(0, len(shares), 3)
+        },
+    )
 
 
 class RunStore:
@@ -175,6 +190,8 @@ class RunStore:
         fields["last_change_ms"] = fields["created_ms"]
         if traceparent:
             fields["traceparent"] = traceparent
+        if request.group is not None:
+            fields["group"] = request.group
         if request.deadline_s is not None:
             fields["deadline_ms"] = int(fields["created_ms"]) + int(request.deadline_s * 1000)
         events = (RunStart(run_id=run_id, kind=request.kind, total=total), *first_events)
@@ -215,9 +232,10 @@ class RunStore:
 
     def start(self, run_id: str, node: str) -> Admission:
         """Admission: the run becomes ``running`` and its first window is admitted, to be
-        published by worker ``node``."""
-        admitted, denied, cancel = self._run(run_id, "start_run", node, self._lease_ms)
-        admission = _admission(admitted, denied)
+        published by worker ``node`` (in a concurrency group: as far as the group has room,
+        which may let in members of its other runs too)."""
+        admitted, denied, cancel, others = self._run(run_id, "start_run", node, self._lease_ms)
+        admission = _admission(admitted, denied, others)
         admission.cancel = _text(cancel)
         return admission
 
@@ -291,7 +309,7 @@ class RunStore:
         return Completion(
             status="stored",
             output=output,
-            admission=_admission(reply[1], reply[2]),
+            admission=_admission(reply[1], reply[2], reply[4]),
             drained=bool(reply[3]),
         )
 
@@ -301,15 +319,20 @@ class RunStore:
         outcome: Outcome,
         ended: list[tuple[str, str, str]],
         advance_to: int | None = None,
-    ) -> tuple[int, bool]:
+        *,
+        node: str,
+    ) -> tuple[int, bool, Admission]:
         """End members that never ran, in one call: (member, output JSON, AgentEnd JSON)
         each; members already ended keep their output. ``advance_to`` marks a never-published
-        range as handled up to that index. Returns how many were ended and whether the run is
-        now drained (see ``Completion``)."""
+        range as handled up to that index. Returns how many were ended, whether the run is
+        now drained (see ``Completion``), and what the group slots they freed let in of the
+        other runs of the run's concurrency group, which worker ``node`` publishes."""
         args = [value for triple in ended for value in triple]
         advance = "" if advance_to is None else advance_to
-        count, drained = self._run(run_id, "end_members", outcome, advance, *args)
-        return int(count), bool(drained)
+        count, drained, others = self._run(
+            run_id, "end_members", outcome, advance, node, self._lease_ms, *args
+        )
+        return int(count), bool(drained), _admission([], [], others)
 
     def renew(self, leases: list[tuple[str, str, str]]) -> list[Renewal]:
         """Renew the leases ``(run_id, member, holder)`` in one round trip (see
@@ -339,6 +362,14 @@ class RunStore:
             action=_text(action),
             denied=pairs,
         )
+
+    def repair_group(self, run_id: str, node: str) -> Admission:
+        """The watchdog's repair of the run's concurrency group, at most once per lease across
+        the group's runs: slots left by members of a deleted or expired run are freed and the
+        group's free slots filled, to be published by worker ``node`` (see
+        ``sweep_group.lua``)."""
+        _, admitted, denied, others = self._run(run_id, "sweep_group", node, self._lease_ms)
+        return _admission(admitted, denied, others)
 
     def request_cancel(self, run_id: str, reason: str) -> bool:
         """Flag the run as cancelled (unless a deadline or an earlier cancel did); True while
@@ -419,6 +450,7 @@ class RunStore:
             in_flight=in_flight,
             cancel_reason=get.get("cancel") or None,
             error=get.get("error") or None,
+            group=get.get("group") or None,
         )
 
     def result_json(self, run_id: str) -> str | None:

@@ -1,5 +1,6 @@
 """Loads the Lua scripts in ``lua/`` and runs them. Run scripts get the run prelude in front
-(``common.lua``, ``budget.lua``, ``window.lua``); the others (``common=False``) stand alone."""
+(``common.lua``, ``budget.lua``, ``window.lua``, ``group.lua``); the others (``common=False``)
+stand alone."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class LuaScript:
 
 
 # In this order: each part uses what the ones before it define.
-RUN_PRELUDE = ("common", "budget", "window")
+RUN_PRELUDE = ("common", "budget", "window", "group")
 
 
 @cache

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from kombu.utils.url import maybe_sanitize_url
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from orchestrator.cache_config import CacheGovernorConfig
 from orchestrator.errors import OrchestratorError
+from orchestrator.keys import GROUP_NAME
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
@@ -76,6 +78,29 @@ class PoolLimit(BaseModel):
     rpm: int | None = Field(default=None, ge=1)
 
 
+def parse_group_limits(value: object) -> dict[str, int]:
+    """``ORCHESTRATOR_GROUP_LIMITS``: a JSON object of concurrency group name -> the most
+    members of the group's runs in flight at once, a positive integer; ``ValueError`` naming
+    the first thing wrong."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ValueError('a JSON object of group name -> limit was expected, e.g. {"team-a": 50}')
+    for name, limit in value.items():
+        if not isinstance(name, str) or not GROUP_NAME.match(name):
+            raise ValueError(
+                f"group {name!r}: a group name is 1 to 64 letters, digits, '_', '.' or '-', "
+                "starting with a letter or a digit"
+            )
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            shown = json.dumps(limit, default=repr)
+            raise ValueError(f"group {name!r}: the limit must be a positive integer, not {shown}")
+    return dict(value)
+
+
 class Settings(BaseSettings):
     """Where Redis and the broker are, and the timings of leases and the watchdog.
 
@@ -109,6 +134,9 @@ class Settings(BaseSettings):
         provider_retries: how many times a rate-limited or failing model call is retried.
         cache_governor: the cache governor's numbers (``ORCHESTRATOR_CACHE_GOVERNOR``, JSON;
             see ``orchestrator/cache_config.py``).
+        group_limits: concurrency groups this worker declares (``ORCHESTRATOR_GROUP_LIMITS``),
+            e.g. ``{"team-a": 50}``: the members of all runs that name the group stay within
+            its limit across all workers (see ``lua/group.lua``).
     """
 
     model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
@@ -129,6 +157,9 @@ class Settings(BaseSettings):
     prices: dict[str, Price] = Field(default_factory=dict)
     provider_retries: int = Field(default=4, ge=0)
     cache_governor: CacheGovernorConfig = Field(default_factory=CacheGovernorConfig)
+    # Parsed by the validator, so that a mistake is named in one line (pydantic-settings' own
+    # JSON decoding would only say that the value could not be parsed).
+    group_limits: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
 
     @field_validator("redis_url", "broker_url", "result_backend")
     @classmethod
@@ -142,6 +173,11 @@ class Settings(BaseSettings):
             found = f"scheme {scheme!r}" if scheme else "no scheme"
             raise ValueError(f"the URL has {found}; expected one of {', '.join(allowed)}")
         return url
+
+    @field_validator("group_limits", mode="before")
+    @classmethod
+    def _group_limits(cls, value: object) -> dict[str, int]:
+        return parse_group_limits(value)
 
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         """What ``repr()`` and ``str()`` show: the URLs with their passwords masked."""

@@ -29,14 +29,17 @@ BULK_END_CHUNK = 5000
 
 
 def apply_admission(app: Celery, store: RunStore, run_id: str, admission: Admission) -> None:
-    """Publish the admitted members; end the denied ones as ``skipped`` with the reason."""
-    pending = [admission]
+    """Publish the admitted members; end the denied ones as ``skipped`` with the reason. The
+    same for the admissions of the other runs of the run's concurrency group, each in its run."""
+    pending = [(run_id, admission)]
     while pending:
-        step = pending.pop()
+        run, step = pending.pop()
         # A publish that fails is redone by the watchdog once the admission's lease expires.
-        publish(app, store, run_id, [str(index) for index in step.admitted])
+        publish(app, store, run, [str(index) for index in step.admitted])
         for index, reason in step.denied:
-            pending.append(end_unrun_member(app, store, run_id, str(index), "skipped", reason))
+            ending = end_unrun_member(app, store, run, str(index), "skipped", reason)
+            pending.append((run, ending))
+        pending.extend(step.others.items())
 
 
 def namer(store: RunStore, run_id: str) -> Callable[[str], MemberIdentity]:
@@ -115,6 +118,8 @@ def sweep_run(app: Celery, store: RunStore, run_id: str) -> None:
     except ValueError as unreadable:
         end_unreadable_run(app, store, run_id, sweep, str(unreadable))
         return
+    if request.group is not None and sweep.state == "running":
+        apply_admission(app, store, run_id, store.repair_group(run_id, node_name()))
     if _idle(sweep):
         return  # most sweeps find nothing to do: they leave no span
     with spans.run_span(store, run_id, "sweep_run", spans.sweep_attributes(sweep)):
@@ -161,14 +166,16 @@ def end_cancelled_members(app: Celery, store: RunStore, run_id: str, sweep: Swee
     reason = f"cancelled: {sweep.cancel}"
     drained = False
     for chunk in _chunks(queued, BULK_END_CHUNK):
-        _, drained = store.end_members(
-            run_id, "cancelled", list(_not_run(store, run_id, chunk, reason))
-        )
+        ended = list(_not_run(store, run_id, chunk, reason))
+        _, drained, freed = store.end_members(run_id, "cancelled", ended, node=node_name())
+        # The group slots the run held go to the other runs of its group.
+        apply_admission(app, store, run_id, freed)
     # In order, each chunk marking the range handled up to its end: should this process die
     # part way, the next sweep finds the rest of the range still unstarted.
     for chunk in _chunks(map(str, sweep.unstarted), BULK_END_CHUNK):
         ended = list(_not_run(store, run_id, chunk, reason))
-        _, drained = store.end_members(run_id, "cancelled", ended, int(chunk[-1]) + 1)
+        advance = int(chunk[-1]) + 1
+        _, drained, _ = store.end_members(run_id, "cancelled", ended, advance, node=node_name())
     if FINAL_MEMBER in sweep.abandon:
         end_unrun_member(app, store, run_id, FINAL_MEMBER, "cancelled", reason)
     elif drained:
@@ -185,7 +192,9 @@ def end_unreadable_run(
     reason = f"the workers cannot read this run's request: {problem}"
     state: RunState = "cancelled" if sweep.cancel else "failed"
     store.request_cancel(run_id, reason)
-    store.start(run_id, node_name())  # a pending run starts, and its cancel admits nothing
+    # A pending run starts, and its cancel admits none of its own members (but its group may
+    # have room for another run's).
+    apply_admission(app, store, run_id, store.start(run_id, node_name()))
     end_cancelled_members(app, store, run_id, store.sweep(run_id, node_name()))
     # Another watchdog or cancel may be ending members at the same time: whoever sees the
     # last of them ended ends the run.

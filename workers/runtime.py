@@ -49,7 +49,15 @@ def watchdog(app: Celery) -> Watchdog:
         "strategies": registered_strategies().names,
         "endpoints": sorted(get_settings().endpoints),
     }
-    return Watchdog(app, store(), get_settings().sweep_s, tool_registry(), served=served)
+    settings = get_settings()
+    return Watchdog(
+        app,
+        store(),
+        settings.sweep_s,
+        tool_registry(),
+        served=served,
+        group_limits=settings.group_limits,
+    )
 
 
 @cache

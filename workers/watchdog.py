@@ -5,7 +5,8 @@ visibility timeout would, applies run deadlines, and ends the members of a cance
 will never run. Each pass claims the runs whose sweep is due (``claim_sweeps.lua``), so each
 active run is swept by one worker per interval, whatever the number of workers; every step of a
 sweep is an atomic script, so watchdogs on many workers never collide. It also keeps the worker
-present in ``ao:workers``, with the tools it serves (``orchestrator.presence``).
+present in ``ao:workers``, with the tools it serves (``orchestrator.presence``), and the
+limits of the concurrency groups it declares (``orchestrator.groups``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import redis
 from celery import Celery
 
-from orchestrator import presence
+from orchestrator import groups, presence
 from orchestrator.run_store import RunStore
 from workers.coordinator import sweep_run
 from workers.queues import declare_queues
@@ -39,6 +40,9 @@ class Watchdog:
             whichever watchdog claims it.
         tools: the tools this worker serves, published while it is present.
         batch: how many due runs one claim takes.
+        served: the names this worker serves (``strategies``, ``endpoints``).
+        group_limits: the concurrency groups this worker declares (name -> limit), recorded
+            at every pass.
     """
 
     def __init__(
@@ -49,12 +53,14 @@ class Watchdog:
         tools: ToolRegistry | None = None,
         batch: int = BATCH,
         served: dict[str, list[str]] | None = None,
+        group_limits: dict[str, int] | None = None,
     ) -> None:
         self._app = app
         self._store = store
         self._interval_s = interval_s
         self._tools = tools
         self._served = served or {}
+        self._group_limits = group_limits or {}
         self._batch = batch
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -72,6 +78,7 @@ class Watchdog:
             return
         self._hostname = hostname
         self._publish(self._store.client, self.presence_ms)
+        groups.withdraw_undeclared(self._store.client, hostname, self._group_limits)
         self.announce()
         self._thread = threading.Thread(target=self._loop, name="ao-watchdog", daemon=True)
         self._thread.start()
@@ -90,12 +97,15 @@ class Watchdog:
     def announce(self) -> None:
         """Push this worker's presence on, and its tools key with it. A tools key that is gone
         means Redis lost this worker's keys (a flush, a restart that kept nothing): the tools
-        are written again, and the queues declared again, lest the broker drop messages."""
+        are written again, and the queues declared again, lest the broker drop messages. The
+        group limits are recorded again at every pass: another worker drops the declarations
+        of workers it finds absent, this one's included should its presence have lapsed."""
         client, ttl_ms = self._store.client, self.presence_ms
         present = presence.refresh(client, self._hostname, ttl_ms)
         if not present and self._tools is not None:
             self._publish(client, ttl_ms)
             declare_queues(self._app)
+        groups.declare(client, self._hostname, self._group_limits)
 
     def _publish(self, client: redis.Redis, ttl_ms: int) -> None:
         """Publish what this worker serves: its tools, and its strategies and endpoints."""

@@ -25,19 +25,21 @@ end
 
 -- Whether amounts ({tokens = n, nusd = n}) fit: 'deny' with the limit, what is spent and the
 -- amount when they do not even once every call in flight has settled to nothing; 'wait' when
--- they fit only then (if with_reserved); 'ok' otherwise.
-local function budget_fit(amounts, with_reserved)
+-- they fit only then (if with_reserved); 'ok' otherwise. ledger: the run's K_BUDGET, unless
+-- another run's (a concurrency group admits the members of the other runs of its group).
+local function budget_fit(amounts, with_reserved, ledger)
+    ledger = ledger or K_BUDGET
     local verdict = 'ok'
     for _, pair in ipairs(LIMITS) do
-        local limit = num(K_BUDGET, pair[1])
+        local limit = num(ledger, pair[1])
         if limit then
-            local spent = num(K_BUDGET, 'spent_' .. pair[2]) or 0
+            local spent = num(ledger, 'spent_' .. pair[2]) or 0
             local need = amounts[pair[2]]
             if spent + need > limit then
                 local name = LIMIT_NAMES[pair[1]] .. ' (' .. in_units(pair[1], limit) .. ')'
                 return 'deny', name, in_units(pair[1], spent), in_units(pair[1], need)
             end
-            local reserved = num(K_BUDGET, 'reserved_' .. pair[2]) or 0
+            local reserved = num(ledger, 'reserved_' .. pair[2]) or 0
             if with_reserved and spent + reserved + need > limit then verdict = 'wait' end
         end
     end
@@ -46,21 +48,23 @@ end
 
 -- Admit one agent, or say why not. 'wait' means the least call of an agent does not fit beside
 -- the calls in flight, but would once they settle: admission pauses instead of denying.
-local function budget_admit(inflight, floor)
-    local max_agents = num(K_BUDGET, 'max_agents')
-    if max_agents and (num(K_BUDGET, 'agents') or 0) >= max_agents then
+-- ledger: as for budget_fit.
+local function budget_admit(inflight, floor, ledger)
+    ledger = ledger or K_BUDGET
+    local max_agents = num(ledger, 'max_agents')
+    if max_agents and (num(ledger, 'agents') or 0) >= max_agents then
         return 'deny', 'budget: max_agents (' .. max_agents .. ') reached'
     end
     local least = {
-        tokens = num(K_BUDGET, floor .. '_tokens') or 0,
-        nusd = num(K_BUDGET, floor .. '_nusd') or 0,
+        tokens = num(ledger, floor .. '_tokens') or 0,
+        nusd = num(ledger, floor .. '_nusd') or 0,
     }
-    local verdict, limit, spent, need = budget_fit(least, inflight > 0)
+    local verdict, limit, spent, need = budget_fit(least, inflight > 0, ledger)
     if verdict == 'deny' then
         return 'deny', 'budget: ' .. limit .. ' reached: ' .. spent .. ' spent, an agent needs '
             .. need .. ' for a call'
     end
-    if verdict == 'ok' then redis.call('HINCRBY', K_BUDGET, 'agents', 1) end
+    if verdict == 'ok' then redis.call('HINCRBY', ledger, 'agents', 1) end
     return verdict, ''
 end
 

@@ -1,7 +1,7 @@
--- Shared by every run script: the loader prepends this file, budget.lua and window.lua. KEYS[1]
--- is the run's hash; its other keys are named after it (see orchestrator/keys.py RunKeys), so
--- a call sends one key name instead of ten: encoding key names was most of a call's
--- client-side cost.
+-- Shared by every run script: the loader prepends this file, budget.lua, window.lua and
+-- group.lua. KEYS[1] is the run's hash; its other keys are named after it (see
+-- orchestrator/keys.py RunKeys), so a call sends one key name instead of ten: encoding key
+-- names was most of a call's client-side cost.
 local K_RUN = KEYS[1]
 local K_ITEMS, K_LEASES, K_HOLDERS = K_RUN .. ':items', K_RUN .. ':leases', K_RUN .. ':holders'
 local K_OUTPUTS, K_BUDGET = K_RUN .. ':outputs', K_RUN .. ':budget'
@@ -11,6 +11,16 @@ local K_CHECKPOINTS, K_RECORDS = K_RUN .. ':checkpoints', K_RUN .. ':records'
 local K_DEADLINES, K_DENIED = K_RUN .. ':deadlines', K_RUN .. ':denied'
 local RUN_KEYS = {K_RUN, K_ITEMS, K_LEASES, K_HOLDERS, K_OUTPUTS, K_BUDGET, K_RESERVED, K_EVENTS,
     K_DONE, K_MESSAGES, K_CHECKPOINTS, K_RECORDS, K_DEADLINES, K_DENIED}
+-- 'ao:run:' and the run's id: a concurrency group's admission reaches the other runs of its
+-- group by their ids (see group.lua).
+local RUN_PREFIX = string.match(K_RUN, '^(.*:)')
+local RUN_ID = string.sub(K_RUN, #RUN_PREFIX + 1)
+
+-- The keys of any run, by its hash key, that admission writes.
+local function run_keys(run_key)
+    return {run = run_key, leases = run_key .. ':leases', holders = run_key .. ':holders',
+        budget = run_key .. ':budget', denied = run_key .. ':denied'}
+end
 
 -- A member in flight is in K_LEASES with a holder in K_HOLDERS:
 --   'a:NODE'  admitted by worker NODE, to be published: a lease, so that a publish lost with
@@ -73,7 +83,9 @@ local function drained()
         and ended_members() >= tonumber(redis.call('HGET', K_RUN, 'total'))
 end
 
-local function is_active()
-    return redis.call('HGET', K_RUN, 'state') == 'running'
-        and redis.call('HEXISTS', K_RUN, 'cancel') == 0
+-- Whether the run (KEYS[1]'s, or the one of hash key run_key) is running and not cancelled.
+local function is_active(run_key)
+    run_key = run_key or K_RUN
+    return redis.call('HGET', run_key, 'state') == 'running'
+        and redis.call('HEXISTS', run_key, 'cancel') == 0
 end

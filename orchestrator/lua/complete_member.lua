@@ -4,7 +4,8 @@
 -- ARGV: member, node, token ('' for a member that never ran), lease_ms, output_json, outcome,
 -- messages_json and record_json ('' for none), then the events to emit in order (the last one
 -- is AgentEnd).
--- Returns {1, admitted, denied, drained} when stored; {0, stored_output} when a member that
+-- Returns {1, admitted, denied, drained, other runs' shares} when stored (the shares: members
+-- of the other runs of its concurrency group that its freed slot let in, see group.lua); {0, stored_output} when a member that
 -- never ran was already stored; {2} when the execution does not hold the lease (it was taken
 -- over, or the member was ended without it): its result is discarded (its calls counted when
 -- they settled); {3} when the run no longer exists.
@@ -25,6 +26,8 @@ if ARGV[8] ~= '' then
 end
 redis.call('HSET', K_RUN, 'last_change_ms', now_ms())
 redis.call('ZREM', K_LEASES, member)
+local group = run_group()
+if group and member ~= 'final' then release_slot(group, member) end
 -- An execution's token stays as the holder: a retried call (its reply lost with a connection)
 -- then finds its own output stored instead of a lost lease.
 if token == '' then redis.call('HDEL', K_HOLDERS, member) end
@@ -32,9 +35,9 @@ redis.call('HDEL', K_CHECKPOINTS, member)
 redis.call('HDEL', K_DEADLINES, member)
 redis.call('HDEL', K_DENIED, member)
 for i = 9, #ARGV do emit(ARGV[i]) end
-local admitted, denied = fill_window(node, tonumber(ARGV[4]))
+local admitted, denied, others = fill_window(node, tonumber(ARGV[4]), group)
 local is_drained = 0
 if member ~= 'final' and drained() and redis.call('HEXISTS', K_OUTPUTS, 'final') == 0 then
     is_drained = 1
 end
-return {1, admitted, denied, is_drained}
+return {1, admitted, denied, is_drained, others}

@@ -1,8 +1,12 @@
--- Admission: pending -> running, then fill the first window, which worker NODE publishes.
--- ARGV: node, lease_ms. Returns {admitted, denied, cancel_reason or ''}.
-if not run_exists() then return {{}, {}, ''} end
+-- Admission: pending -> running, then fill the first window, which worker NODE publishes. A
+-- run in a concurrency group joins its rotation and waits its turn when the group is full.
+-- ARGV: node, lease_ms. Returns {admitted, denied, cancel_reason or '', other runs' shares}
+-- (see group.lua group_fill).
+if not run_exists() then return {{}, {}, '', {}} end
 if redis.call('HGET', K_RUN, 'state') == 'pending' then
     redis.call('HSET', K_RUN, 'state', 'running')
 end
-local admitted, denied = fill_window(ARGV[1], tonumber(ARGV[2]))
-return {admitted, denied, redis.call('HGET', K_RUN, 'cancel') or ''}
+local group = run_group()
+if group then join_rotation(group) end
+local admitted, denied, others = fill_window(ARGV[1], tonumber(ARGV[2]), group)
+return {admitted, denied, redis.call('HGET', K_RUN, 'cancel') or '', others}
