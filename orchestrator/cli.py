@@ -93,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     mr.add_argument("--max-tokens", type=int)
     mr.add_argument("--max-cost-usd", type=float)
     mr.add_argument("--deadline-s", type=float)
+    mr.add_argument("--group", help="the concurrency group whose limit the run shares")
     mr.add_argument("--no-wait", action="store_true", help="print the run id and return")
     mr.add_argument("--output", choices=("table", "json"), default="table")
     mr.add_argument("--timeout", type=float, help="seconds to wait for the result")
@@ -104,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
         "file",
         help="JSON or YAML: configs, prompt, base_context, strategy, judge, session_id, "
         "max_concurrent, budget, deadline_s",
+    )
+    branches.add_argument(
+        "--group", help="the concurrency group whose limit the run shares (wins over the file's)"
     )
     branches.add_argument("--no-wait", action="store_true", help="print the run id and return")
     branches.add_argument("--output", choices=("table", "json"), default="table")
@@ -176,6 +180,7 @@ def _submit_map_reduce(args: argparse.Namespace, client: Client, out: Console) -
         max_concurrent=args.max_concurrent,
         budget=budget,
         deadline_s=args.deadline_s,
+        group=args.group,
     )
     if args.no_wait:
         print(handle.id)
@@ -200,8 +205,11 @@ def _submit_map_reduce(args: argparse.Namespace, client: Client, out: Console) -
 def _submit_branches(args: argparse.Namespace, client: Client, out: Console) -> int:
     from orchestrator.render import branches_table, print_status
 
+    submission = read_branches_file(args.file)
+    if args.group is not None:
+        submission["group"] = args.group
     try:
-        handle = client.parallel_branches(**read_branches_file(args.file))
+        handle = client.parallel_branches(**submission)
     except InvalidRunError as invalid:
         # The client names the field (configs.0.model.provider); the user needs the file too.
         raise InvalidRunError(f"{args.file}: {invalid}") from None

@@ -100,11 +100,12 @@ def branches_table(
 def print_status(console: Console, status: RunStatus) -> None:
     """The run's state and counts on one line, then its cancel reason and error if any."""
     counts = ", ".join(f"{name} {count}" for name, count in status.counts.items())
+    in_group = f", group {status.group}" if status.group else ""
     console.print(
         Text.assemble(
             "run ",
             plain(status.run_id, "bold"),
-            plain(f" ({status.kind}): "),
+            plain(f" ({status.kind}{in_group}): "),
             plain(status.state, "bold"),
             plain(
                 f", {status.finished_members}/{status.total} ended ({counts}), "
