@@ -29,16 +29,24 @@ class Cluster:
 
 @contextmanager
 def cluster(
-    worker_count: int, concurrency: int, queues: Sequence[str] = QUEUES
+    worker_count: int,
+    concurrency: int,
+    queues: Sequence[str] = QUEUES,
+    worker_env: dict[str, str] | None = None,
 ) -> Iterator[Cluster]:
-    """``worker_count`` workers on ``queues`` (default: every queue) against a private Redis."""
+    """``worker_count`` workers on ``queues`` (default: every queue) against a private Redis,
+    with ``worker_env`` added to their environment."""
     server = LocalRedis()
     env = {"ORCHESTRATOR_REDIS_URL": server.url}
     os.environ.update(env)
     logs = Path(tempfile.mkdtemp(prefix="ao-bench-"))
     workers = [
         LocalWorker(
-            f"bench{i}", env, queues=queues, concurrency=concurrency, log_path=logs / f"w{i}.log"
+            f"bench{i}",
+            {**env, **(worker_env or {})},
+            queues=queues,
+            concurrency=concurrency,
+            log_path=logs / f"w{i}.log",
         )
         for i in range(worker_count)
     ]
