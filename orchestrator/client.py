@@ -14,7 +14,8 @@ from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ValidationError
 
 from orchestrator import events as run_events
-from orchestrator import groups, tracing
+from orchestrator import groups as group_limits
+from orchestrator import tracing
 from orchestrator.budget import Ledger, RunBudget
 from orchestrator.cache_plan_store import CachePlanStore
 from orchestrator.cache_plans import CachePlan
@@ -346,10 +347,10 @@ class Client:
     def groups(self) -> dict[str, int]:
         """The concurrency groups the live workers declare, with the limit that holds for each:
         the lowest a live worker declares (``ORCHESTRATOR_GROUP_LIMITS``)."""
-        return groups.live_limits(self.redis)
+        return group_limits.live_limits(self.redis)
 
     def _check_group(self, name: str | None) -> None:
-        if name is None or groups.limit(self.redis, name) is not None:
+        if name is None or group_limits.limit(self.redis, name) is not None:
             return
         offer = ", ".join(sorted(self.groups())) or "none"
         raise InvalidRunError(
