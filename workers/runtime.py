@@ -45,11 +45,11 @@ def lease_keeper() -> LeaseKeeper:
 
 @cache
 def watchdog(app: Celery) -> Watchdog:
+    settings = get_settings()
     served = {
         "strategies": registered_strategies().names,
-        "endpoints": sorted(get_settings().endpoints),
+        "endpoints": sorted(settings.endpoints),
     }
-    settings = get_settings()
     return Watchdog(
         app,
         store(),

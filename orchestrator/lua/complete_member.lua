@@ -5,10 +5,10 @@
 -- messages_json and record_json ('' for none), then the events to emit in order (the last one
 -- is AgentEnd).
 -- Returns {1, admitted, denied, drained, other runs' shares} when stored (the shares: members
--- of the other runs of its concurrency group that its freed slot let in, see group.lua); {0, stored_output} when a member that
--- never ran was already stored; {2} when the execution does not hold the lease (it was taken
--- over, or the member was ended without it): its result is discarded (its calls counted when
--- they settled); {3} when the run no longer exists.
+-- of the other runs of its concurrency group that its freed slot let in, see group.lua);
+-- {0, stored_output} when a member that never ran was already stored; {2} when the execution
+-- does not hold the lease (it was taken over, or the member was ended without it): its result
+-- is discarded (its calls counted when they settled); {3} when the run no longer exists.
 if not run_exists() then return {3} end
 local member, node, token = ARGV[1], ARGV[2], ARGV[3]
 if token ~= '' and redis.call('HGET', K_HOLDERS, member) ~= token then return {2} end
