@@ -151,6 +151,11 @@ def member_task_id(run_id: str, index: int) -> str:
     return f"{run_id}-m{index}"
 
 
+def batch_task_id(run_id: str, first: int) -> str:
+    """The Celery task id of a message of several members, named after its first."""
+    return f"{run_id}-b{first}"
+
+
 def admit_task_id(run_id: str) -> str:
     return f"{run_id}-admit"
 

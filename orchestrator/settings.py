@@ -109,6 +109,11 @@ class Settings(BaseSettings):
         provider_retries: how many times a rate-limited or failing model call is retried.
         cache_governor: the cache governor's numbers (``ORCHESTRATOR_CACHE_GOVERNOR``, JSON;
             see ``orchestrator/cache_config.py``).
+        members_per_message: members admitted together (a run's first window) travel up to
+            this many to a task message, each run on a thread of its own; 1: a message each
+            (``workers/lanes.py``).
+        lane_s: a member that took less than this goes on, in its thread, with a member its
+            completion let in instead of publishing it; 0: never.
     """
 
     model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
@@ -129,6 +134,8 @@ class Settings(BaseSettings):
     prices: dict[str, Price] = Field(default_factory=dict)
     provider_retries: int = Field(default=4, ge=0)
     cache_governor: CacheGovernorConfig = Field(default_factory=CacheGovernorConfig)
+    members_per_message: int = Field(default=16, ge=1)
+    lane_s: float = Field(default=1.0, ge=0)
 
     @field_validator("redis_url", "broker_url", "result_backend")
     @classmethod

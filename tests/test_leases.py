@@ -57,6 +57,8 @@ def test_a_backlog_of_many_leases_runs_each_member_once(
         "ORCHESTRATOR_REDIS_URL": private_redis.url,
         **FAST_TIMINGS,
         "ORCHESTRATOR_LEASE_S": "3",
+        # A message each: the backlog waits in the broker's queue, not inside the worker.
+        "ORCHESTRATOR_MEMBERS_PER_MESSAGE": "1",
         **api.worker_env(),
     }
     worker = start(env, "busy", tmp_path, 2)

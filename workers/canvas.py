@@ -7,6 +7,10 @@ backend up front; members are published later, a window at a time. A member that
 (skipped by the budget, cancelled) is counted by the backend directly, without a message. A
 run's final agent (a reducer, a judge) is ``tasks.agents.run_final(run_id)``.
 
+Members that share a task message (``workers/lanes.py``: a batch ``tasks.agents.run_members(run_id,
+indices)``, or a lane's next member) are counted one by one under their own task ids, as if each
+had run as its own task; the shared message is not a chord member.
+
 A member's chord result is a small reference (index, name, outcome): the output itself is stored
 once, in the run's outputs hash, where the gate and the final result read it.
 """
@@ -18,12 +22,13 @@ from typing import Any
 from celery import Celery, Signature
 from celery.app.task import Context
 
-from orchestrator.keys import body_task_id, final_task_id, member_task_id
+from orchestrator.keys import batch_task_id, body_task_id, final_task_id, member_task_id
 from orchestrator.models import AgentOutput
 
 MEMBER_TASK = "tasks.agents.run_member"
 BODY_TASK = "tasks.coordinator.after_members"
 FINAL_TASK = "tasks.agents.run_final"
+BATCH_TASK = "tasks.agents.run_members"
 
 
 def member_result(index: int, output: AgentOutput) -> dict[str, Any]:
@@ -61,6 +66,37 @@ def publish_members(app: Celery, run_id: str, indices: list[int]) -> None:
                 producer=producer,
                 add_to_parent=False,
             )
+
+
+def publish_batches(app: Celery, run_id: str, batches: list[list[int]]) -> None:
+    """Publish members several to a message: each of ``batches`` is one message."""
+    with app.producer_or_acquire() as producer:
+        for batch in batches:
+            app.send_task(
+                BATCH_TASK,
+                args=(run_id, batch),
+                task_id=batch_task_id(run_id, batch[0]),
+                queue="agents",
+                producer=producer,
+                add_to_parent=False,
+            )
+
+
+def count_member(app: Celery, run_id: str, index: int, output: AgentOutput) -> None:
+    """Count a member that ran without a task message of its own (in a batch, or a lane) in
+    the run's chord. Only the chord keeps its result (as it keeps every member's): the
+    member's outputs are in the run."""
+    request = Context(
+        id=member_task_id(run_id, index),
+        group=run_id,
+        group_index=index,
+        chord=chord_body(app, run_id),
+        ignore_result=True,
+        task=MEMBER_TASK,
+    )
+    app.backend.mark_as_done(
+        member_task_id(run_id, index), member_result(index, output), request, store_result=False
+    )
 
 
 def count_member_without_message(app: Celery, run_id: str, index: int, output: AgentOutput) -> None:

@@ -28,15 +28,26 @@ log = logging.getLogger(__name__)
 BULK_END_CHUNK = 5000
 
 
-def apply_admission(app: Celery, store: RunStore, run_id: str, admission: Admission) -> None:
-    """Publish the admitted members; end the denied ones as ``skipped`` with the reason."""
+def apply_admission(
+    app: Celery, store: RunStore, run_id: str, admission: Admission, keep: bool = False
+) -> int | None:
+    """Publish the admitted members; end the denied ones as ``skipped`` with the reason.
+
+    With ``keep``, the first admitted member is not published but returned, for the caller to
+    run next (``workers/lanes.py``); it holds its admission lease until its claim, so it is
+    published again by the watchdog should the caller die first."""
+    kept: int | None = None
     pending = [admission]
     while pending:
         step = pending.pop()
+        admitted = step.admitted
+        if keep and kept is None and admitted:
+            kept, admitted = admitted[0], admitted[1:]
         # A publish that fails is redone by the watchdog once the admission's lease expires.
-        publish(app, store, run_id, [str(index) for index in step.admitted])
+        publish(app, store, run_id, [str(index) for index in admitted])
         for index, reason in step.denied:
             pending.append(end_unrun_member(app, store, run_id, str(index), "skipped", reason))
+    return kept
 
 
 def namer(store: RunStore, run_id: str) -> Callable[[str], MemberIdentity]:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cache
+from typing import Protocol
 from uuid import uuid4
 
 from celery import Celery
@@ -63,8 +65,27 @@ class MemberRuntime:
     plans: PlanCache[ExecutionPlan]
 
 
-def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | None:
+class NextMember(Protocol):
+    """Where a member execution may hand the member its completion let in (a lane)."""
+
+    next: int | None
+
+    def wants_next(self, member_s: float) -> bool: ...
+
+
+def execute_member(
+    runtime: MemberRuntime,
+    run_id: str,
+    member: str,
+    token: str | None = None,
+    lane: NextMember | None = None,
+) -> AgentOutput | None:
     """Run member ``member`` (an item index, or ``final``) of a run.
+
+    ``token`` is the lease token to claim with: a retry of the same delivery (after a Redis
+    outage) passes the one it claimed with, and takes its own lease back. With ``lane``, a
+    member let in by this one's completion may be kept for the lane instead of published
+    (``workers/lanes.py``).
 
     Returns its output (the stored one for a late duplicate delivery, which never calls the
     model again), or None when this delivery must be dropped without a result: another live
@@ -74,12 +95,19 @@ def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOut
     # The span is named after the agent once the request is read.
     with spans.run_span(runtime.store, run_id, "invoke_agent") as span:
         try:
-            return _execute(runtime, run_id, member, span)
+            return _execute(runtime, run_id, member, span, token or uuid4().hex, lane)
         finally:
             runtime.keeper.forget_reception(run_id, member)
 
 
-def _execute(runtime: MemberRuntime, run_id: str, member: str, span: Span) -> AgentOutput | None:
+def _execute(
+    runtime: MemberRuntime,
+    run_id: str,
+    member: str,
+    span: Span,
+    token: str,
+    lane: NextMember | None,
+) -> AgentOutput | None:
     app, store = runtime.app, runtime.store
     try:
         request = store.request(run_id)
@@ -95,7 +123,7 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str, span: Span) -> Ag
     conversation = getattr(request, "session_id", None)
     span.update_name(f"invoke_agent {identity.name}")
     span.set_attributes(spans.agent_attributes(spec, identity.name, member, conversation))
-    token = uuid4().hex
+    started = time.monotonic()
     start_event = AgentStart(run_id=run_id, worker=worker_id(), **identity.event_fields())
     claim = store.claim(run_id, member, token, spec.timeout_s, start_event)
     span.set_attribute("orchestrator.claim", claim.action)
@@ -167,7 +195,10 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str, span: Span) -> Ag
     spans.end_agent(span, output)
     if completion.status == "discarded":
         spans.lease_lost(member)
-    apply_admission(app, store, run_id, completion.admission)
+    keep = lane is not None and lane.wants_next(time.monotonic() - started)
+    kept = apply_admission(app, store, run_id, completion.admission, keep)
+    if lane is not None:
+        lane.next = kept
     if completion.drained:
         after_members(app, store, run_id)
     if completion.stored and record is not None:
