@@ -137,7 +137,7 @@ def test_a_stalled_holder_loses_its_lease_and_makes_no_further_call(
 
 @pytest.mark.parametrize(
     ("per_message", "waiting"),
-    [("1", 3), ("16", 5)],
+    [("1", 3), ("16", 3)],
     ids=["prefetched-messages", "one-batch-message"],
 )
 def test_a_killed_worker_s_prefetched_and_running_members_run_elsewhere(
@@ -148,8 +148,9 @@ def test_a_killed_worker_s_prefetched_and_running_members_run_elsewhere(
         **FAST_TIMINGS,
         "ORCHESTRATOR_MEMBERS_PER_MESSAGE": per_message,
     }
-    # One slot: the victim holds one running member and others that wait for its slot:
-    # prefetched messages (four messages taken at a time), or the rest of one batch message.
+    # One slot, four messages taken at a time: the victim holds one running member and
+    # prefetched messages that wait for its slot. A batch message runs one member in the slot
+    # and hands the others back to the broker, a message each, and the victim takes three.
     victim = start(env, "victim", tmp_path, 1, "--prefetch-multiplier", "4")
     survivor: LocalWorker | None = None
     try:

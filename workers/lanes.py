@@ -49,11 +49,11 @@ class MemberSlots:
         """Set when the worker starts (0: unbounded, as outside a worker)."""
         self._slots = threading.BoundedSemaphore(concurrency) if concurrency > 0 else None
 
-    def __enter__(self) -> None:
-        if self._slots is not None:
-            self._slots.acquire()
+    def take(self, wait: bool = True) -> bool:
+        """Take a slot (waiting for one, unless not ``wait``); False when none was free."""
+        return self._slots is None or self._slots.acquire(blocking=wait)
 
-    def __exit__(self, *_: object) -> None:
+    def give_back(self) -> None:
         if self._slots is not None:
             self._slots.release()
 
@@ -94,13 +94,17 @@ def run_lane(
     short_s: float,
     token: str | None = None,
     count_first: bool = False,
+    slot_taken: bool = False,
 ) -> AgentOutput | None:
     """Run member ``first`` of a run (with lease token ``token`` when given), then the members
-    the lane keeps. Returns the output of ``first`` (None: see ``execute_member``); the members
-    after it are counted in the chord here, and so is ``first`` when ``count_first`` (its task
-    message is not a chord member)."""
+    the lane keeps, in one of the worker's member slots (``slot_taken``: the caller took it).
+    Returns the output of ``first`` (None: see ``execute_member``); the members after it are
+    counted in the chord here, and so is ``first`` when ``count_first`` (its task message is
+    not a chord member)."""
     lane = Lane(short_s)
-    with member_slots:
+    if not slot_taken:
+        member_slots.take()
+    try:
         output = execute_member(runtime, run_id, str(first), token=token, lane=lane)
         if count_first and output is not None:
             canvas.count_member(runtime.app, run_id, first, output)
@@ -109,30 +113,53 @@ def run_lane(
             following = execute_member(runtime, run_id, str(member), lane=lane)
             if following is not None:
                 canvas.count_member(runtime.app, run_id, member, following)
+    finally:
+        member_slots.give_back()
     return output
 
 
 def run_batch(runtime: MemberRuntime, run_id: str, members: list[int], short_s: float) -> None:
-    """Run the members of one message at once, a thread each (the first on the caller's)."""
-    threads = [
-        threading.Thread(
+    """Run the members of one message at once, each on a thread of its own, in the worker's
+    free member slots. Members that find no free slot go back to the broker, a message each,
+    for a worker with room to take: a batch never waits in a full worker while others idle."""
+    started: list[threading.Thread] = []
+    spilled: list[int] = []
+    for member in members:
+        if not member_slots.take(wait=False):
+            spilled.append(member)
+            continue
+        thread = threading.Thread(
             target=_lane_thread,
             args=(runtime, run_id, member, short_s),
             name=f"ao-member-{run_id}-{member}",
             daemon=True,
         )
-        for member in members[1:]
-    ]
-    for thread in threads:
         thread.start()
-    _lane_thread(runtime, run_id, members[0], short_s)
-    for thread in threads:
+        started.append(thread)
+    if spilled:
+        _hand_back(runtime, run_id, spilled)
+    for thread in started:
         thread.join()
+
+
+def _hand_back(runtime: MemberRuntime, run_id: str, members: list[int]) -> None:
+    """Publish ``members`` again, a message each; should that fail, their leases expire and
+    the watchdog publishes them. (A member whose reception was already written keeps it until
+    it expires; if no worker has claimed the member by then, the watchdog publishes it once
+    more, and the claim of one of its two messages drops the other.)"""
+    for member in members:
+        runtime.keeper.forget_reception(run_id, str(member))
+    try:
+        canvas.publish_members(runtime.app, run_id, members)
+    except Exception as error:
+        log.warning(
+            "run %s: members %s not handed back (%s); left to the watchdog", run_id, members, error
+        )
 
 
 def _lane_thread(runtime: MemberRuntime, run_id: str, member: int, short_s: float) -> None:
     try:
-        run_lane(runtime, run_id, member, short_s, count_first=True)
+        run_lane(runtime, run_id, member, short_s, count_first=True, slot_taken=True)
     except (RedisConnectionError, RedisTimeoutError) as outage:
         # Redis stayed away longer than a command waits for it: the member keeps its lease
         # (or its admission), which expires, and the watchdog publishes it again.
