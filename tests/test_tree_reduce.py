@@ -16,6 +16,7 @@ from orchestrator.keys import RunKeys
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentOutput
 from orchestrator.results import MapReduceResult
+from orchestrator.watch_state import WatchState
 from tests.conftest import FAST_TIMINGS, start_workers
 from tests.helpers import items, scripted
 
@@ -54,6 +55,19 @@ def mappers_in(text: str) -> list[str]:
 
 def reducer_turns(events: list[Event]) -> list[ModelTurn]:
     return [e for e in events if isinstance(e, ModelTurn) and e.name.startswith("reducer")]
+
+
+def test_watch_shows_partial_reducers_beside_the_reducer() -> None:
+    state = WatchState(run_id="r", kind="map_reduce", total=100)
+    state.apply(AgentStart(run_id="r", name="reducer"))
+    state.apply(AgentStart(run_id="r", name="reducer.1.1", part="1.1"))
+    state.apply(AgentStart(run_id="r", name="reducer.1.2", part="1.2"))
+    state.apply(AgentEnd(run_id="r", name="reducer.1.1", part="1.1", outcome="ok"))
+    assert {k: m.name for k, m in state.running.items()} == {
+        "final": "reducer",
+        "final.1.2": "reducer.1.2",
+    }
+    assert [(m.label, m.outcome) for m in state.ended] == [("final.1.1", "ok")]
 
 
 def test_summaries_too_big_for_the_window_are_reduced_as_a_tree_whose_calls_all_fit(
@@ -194,3 +208,18 @@ def test_a_takeover_mid_tree_does_not_run_finished_partial_reducers_again(
         if survivor is not None:
             survivor.stop()
         server.stop()
+
+
+def test_cancel_stops_a_tree_reduce_and_its_running_partial_reducers(client: Client) -> None:
+    reducer = small_reducer(latency_ms=3_600_000)  # an hour each
+    handle = client.map_reduce("Digest", items(100), scripted("mapper"), reducer, 10)
+    deadline = time.monotonic() + 60
+    while not any(isinstance(e, AgentStart) and e.part for e in handle.events(follow=False)):
+        assert time.monotonic() < deadline, "no partial reducer started"
+        time.sleep(0.05)
+    assert handle.cancel() is True
+    result = handle.result(timeout=60)  # ends only if the cancel stopped the partial reducers
+    assert handle.status().state == "cancelled"
+    assert result.reducer_output is not None and result.reducer_output.outcome == "cancelled"
+    ends = [e for e in handle.events(follow=False) if isinstance(e, AgentEnd) and e.part]
+    assert ends and all(e.outcome == "cancelled" for e in ends)
