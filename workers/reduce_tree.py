@@ -27,11 +27,10 @@ from orchestrator.models import AgentOutput, AgentSpec, Outcome, RunRecord, Usag
 from workers import spans
 from workers.agent_loop import AgentRun
 from workers.kinds.base import Execution, MemberIdentity, MemberStart
+from workers.leases import LEASE_LOST
 from workers.member_events import MemberEvents
 from workers.records import ship_record
 from workers.reduce_prompts import NoRoom, TreeFrame, entry, fits, reducer_prompt, summaries
-
-LEASE_LOST = "lease lost: another execution holds the reducer"
 
 
 def reduce(
@@ -117,16 +116,18 @@ class _Tree:
         run_id, store, token = execution.run_id, execution.store, execution.token
         start = AgentStart(run_id=run_id, worker=execution.worker, **fields)
         admission = store.admit_partial(run_id, key, token, start)
-        if admission.action == "done" and admission.output is not None:
+        if admission.output is not None:  # done by an earlier execution
             output = admission.output
-        elif admission.action in ("denied", "cancelled", "lost"):
-            outcome: Outcome = "skipped" if admission.action == "denied" else "cancelled"
-            reason = LEASE_LOST if admission.action == "lost" else admission.reason
-            output = AgentOutput.not_run(identity.name, outcome, reason)
-            if admission.action == "denied":
-                spans.budget_denied(reason, FINAL_MEMBER)
-                end = AgentEnd(run_id=run_id, outcome=outcome, error=reason, **fields)
-                store.save_partial(run_id, key, token, output, [end])
+        elif admission.action == "denied":
+            output = AgentOutput.not_run(identity.name, "skipped", admission.reason)
+            spans.budget_denied(admission.reason, FINAL_MEMBER)
+            end = AgentEnd(run_id=run_id, outcome="skipped", error=admission.reason, **fields)
+            store.save_partial(run_id, key, token, output, [end])
+        elif admission.action == "cancelled":
+            reason = f"cancelled: {admission.reason}"
+            output = AgentOutput.not_run(identity.name, "cancelled", reason)
+        elif admission.action == "lost":  # this execution's result is dropped anyway
+            output = AgentOutput.not_run(identity.name, "error", LEASE_LOST)
         else:
             output = self._run(identity, self._frame.prompt(level, part, parts, lines))
         if output.outcome in ("error", "cancelled"):
