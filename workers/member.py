@@ -145,7 +145,9 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str, span: Span) -> Ag
                     cancel=cancel,
                     events=events,
                     tools=runtime.tools,
-                    provider_for=lambda name: runtime.provider_for(name, budget, cache_context),
+                    provider_for=lambda provider: runtime.provider_for(
+                        provider, budget, cache_context
+                    ),
                     resume=resume,
                     checkpoint=checkpoint,
                     guard=lease.guard,
