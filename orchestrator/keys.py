@@ -89,7 +89,9 @@ class RunKeys:
     stream; ``done`` a stream with one entry once the run has ended (what waiters block on);
     ``messages`` a hash member -> the messages it added to its context (branches and single
     runs); ``checkpoints`` a hash member -> the agent state after its last completed turn,
-    while it runs; ``records`` a hash member -> its RunRecord (branches and single runs).
+    while it runs; ``records`` a hash member -> its RunRecord (branches and single runs);
+    ``partials`` a hash of a map-reduce's tree reduce: ``level.chunk`` -> the AgentOutput of
+    that partial reducer, and ``agent:level.chunk`` -> 1 once it was counted as an agent.
 
     A member is an item index, or ``final`` for the agent that runs after the members (a
     reducer, a judge).
@@ -144,6 +146,10 @@ class RunKeys:
     @property
     def records(self) -> str:
         return f"{self.run}:records"
+
+    @property
+    def partials(self) -> str:
+        return f"{self.run}:partials"
 
 
 def member_task_id(run_id: str, index: int) -> str:

@@ -87,6 +87,18 @@ class Completion:
 
 
 @dataclass
+class PartialAdmission:
+    """Whether a partial reducer of a tree reduce may run: ``run`` (counted as an agent, its
+    start emitted), ``done`` (an earlier execution stored ``output``), ``denied`` or
+    ``cancelled`` (with ``reason``), or ``lost`` (this execution no longer holds the final
+    member)."""
+
+    action: str
+    reason: str = ""
+    output: AgentOutput | None = None
+
+
+@dataclass
 class Renewal:
     """A heartbeat's answer for one held lease: ``ok``, ``lost`` (another execution holds it,
     or it ended) or ``gone`` (the run no longer exists), and the run's cancel reason."""
@@ -347,9 +359,30 @@ class RunStore:
 
     def gate_final(self, run_id: str, node: str, prompt: str) -> tuple[str, str]:
         """Budget-gate the run's final agent: (``admitted`` | ``denied`` | ``cancelled`` |
-        ``gone``, reason); ``prompt`` is what it will be given, ``node`` publishes it."""
+        ``gone``, reason); ``prompt`` is what it will be given ('' for one that builds its own,
+        a map-reduce's reducer), ``node`` publishes it."""
         verdict, *rest = self._run(run_id, "gate_final", node, prompt, self._lease_ms)
         return _text(verdict), _text(rest[0]) if rest else ""
+
+    def admit_partial(
+        self, run_id: str, part: str, token: str, event: AgentStart
+    ) -> PartialAdmission:
+        """Let partial reducer ``part`` (``level.chunk``) of the final member held by ``token``
+        run, counting it once as an agent of the budget (see ``admit_partial.lua``)."""
+        action, *rest = self._run(run_id, "admit_partial", part, token, event.model_dump_json())
+        action = _text(action)
+        if action == "done":
+            return PartialAdmission(action, output=AgentOutput.model_validate_json(rest[0]))
+        return PartialAdmission(action, reason=_text(rest[0]) if rest else "")
+
+    def save_partial(
+        self, run_id: str, part: str, token: str, output: AgentOutput, events: list[Event]
+    ) -> bool:
+        """Keep partial reducer ``part``'s output once and emit ``events`` with it; False when
+        ``token`` no longer holds the final member (nothing is written) or it was kept."""
+        emitted = [event.model_dump_json() for event in events]
+        kept = self._run(run_id, "save_partial", part, token, output.model_dump_json(), *emitted)
+        return bool(kept)
 
     def emit(self, run_id: str, event: Event) -> None:
         """Append one event to the run's stream (nothing when the run no longer exists)."""

@@ -19,16 +19,16 @@ from opentelemetry.trace import Span
 
 from orchestrator.budget import RunBudget
 from orchestrator.events import AgentEnd, AgentStart
-from orchestrator.models import AgentOutput, Message, RunRecord
+from orchestrator.models import AgentCheckpoint, AgentOutput, Message, RunRecord
 from orchestrator.plans import ExecutionPlan
 from orchestrator.requests import RunRequest
 from orchestrator.run_store import RunStore
 from workers import spans
-from workers.agent_loop import run_agent
+from workers.agent_loop import AgentEvents, AgentRun, run_agent
 from workers.cache.governed import CacheContext
 from workers.cancellation import CancelToken
 from workers.coordinator import after_members, apply_admission
-from workers.kinds import kind_of
+from workers.kinds import Execution, MemberStart, kind_of
 from workers.leases import LeaseKeeper
 from workers.member_events import MemberEvents
 from workers.node import node_name
@@ -155,22 +155,47 @@ def _execute(
             budget = _call_budget(store, request, run_id, member, token)
             plan = runtime.plans.get(spec.agent_id) if spec.plan_mode != "observe_only" else None
             cache_context = CacheContext(spec.agent_id, spec.cache_mode, f"{run_id}/{member}")
-            try:
-                run = run_agent(
+
+            def agent(
+                start: MemberStart,
+                *,
+                name: str,
+                events: AgentEvents,
+                resume: AgentCheckpoint | None = None,
+                checkpoint: Callable[[AgentCheckpoint], object] | None = None,
+            ) -> AgentRun:
+                return run_agent(
                     spec,
                     start.prompt,
                     context=start.context,
                     run_id=run_id,
-                    name=identity.name,
+                    name=name,
                     cancel=cancel,
                     events=events,
                     tools=runtime.tools,
-                    provider_for=lambda name: runtime.provider_for(name, budget, cache_context),
-                    resume=claim.checkpoint,
-                    checkpoint=lambda state: store.save_checkpoint(run_id, member, token, state),
+                    provider_for=lambda provider: runtime.provider_for(
+                        provider, budget, cache_context
+                    ),
+                    resume=resume,
+                    checkpoint=checkpoint,
                     guard=lease.guard,
                     groups=effective_groups(spec, plan) if spec.plan_mode != "observe_only" else [],
                 )
+
+            execution = Execution(
+                app=app,
+                store=store,
+                run_id=run_id,
+                member=member,
+                token=token,
+                worker=worker_id(),
+                identity=identity,
+                events=events,
+                resume=claim.checkpoint,
+                agent=agent,
+            )
+            try:
+                run = kind.run(request, member, start, execution)
                 output, new_messages, record = run.output, run.new_messages, run.record
             except Exception as bug:  # a member never raises: it ends as an error at its index
                 error = f"internal error: {type(bug).__name__}: {bug}"

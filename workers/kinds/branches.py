@@ -15,6 +15,7 @@ from orchestrator.requests import BranchesRequest, RunRequest
 from orchestrator.results import BranchOutcome, ParallelResult
 from orchestrator.run_store import RunStore
 from workers import spans
+from workers.agent_loop import AgentRun
 from workers.evaluation import (
     StrategyError,
     checked_choice,
@@ -22,7 +23,7 @@ from workers.evaluation import (
     judge_prompt,
     load_strategy,
 )
-from workers.kinds.base import MemberIdentity, MemberStart
+from workers.kinds.base import Execution, MemberIdentity, MemberStart
 from workers.node import node_name
 from workers.publishing import publish
 from workers.records import finish_run
@@ -67,6 +68,11 @@ class BranchesKind:
             return MemberStart([], stored_input)
         branches = _request(request)
         return MemberStart(list(branches.base_context), branches.prompt)
+
+    def run(
+        self, request: RunRequest, member: str, start: MemberStart, execution: Execution
+    ) -> AgentRun:
+        return execution.run(start)
 
     def after_members(self, app: Celery, store: RunStore, run_id: str) -> None:
         branches = _request(store.request(run_id))

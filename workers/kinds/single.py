@@ -8,7 +8,8 @@ from orchestrator.models import AgentOutput, AgentSpec
 from orchestrator.requests import AgentRunRequest, RunRequest
 from orchestrator.results import AgentRunResult
 from orchestrator.run_store import RunStore
-from workers.kinds.base import MemberIdentity, MemberStart
+from workers.agent_loop import AgentRun
+from workers.kinds.base import Execution, MemberIdentity, MemberStart
 from workers.records import finish_run
 
 
@@ -32,6 +33,11 @@ class SingleAgentKind:
     def start(self, request: RunRequest, member: str, stored_input: str) -> MemberStart:
         single = _request(request)
         return MemberStart(list(single.context), single.prompt)
+
+    def run(
+        self, request: RunRequest, member: str, start: MemberStart, execution: Execution
+    ) -> AgentRun:
+        return execution.run(start)
 
     def after_members(self, app: Celery, store: RunStore, run_id: str) -> None:
         single = _request(store.request(run_id))
