@@ -26,8 +26,10 @@ RETRY_ON_REDIS = {
 
 
 # Members report progress through their leases and events; the result backend's STARTED state
-# would be one more write per member that nothing reads (Flower follows worker events).
-@app.task(name="tasks.agents.run_member", track_started=False, **RETRY_ON_REDIS)
+# would be one more write per member that nothing reads (Flower follows worker events). Nor is
+# their result stored: with ``ignore_result`` the backend still counts it in the chord (and
+# hands it to the body), and a big run leaves no task result per member behind.
+@app.task(name="tasks.agents.run_member", track_started=False, ignore_result=True, **RETRY_ON_REDIS)
 def run_member(run_id: str, index: int) -> dict[str, Any]:
     """Member ``index`` of a run (a mapper, a branch, a single agent); its output is stored
     with the run and the chord gets a reference to it."""
@@ -39,7 +41,8 @@ def run_member(run_id: str, index: int) -> dict[str, Any]:
     return member_result(index, output)
 
 
-@app.task(name="tasks.agents.run_final", **RETRY_ON_REDIS)
+# Its output is kept with the run (the result reads it there): no task result is stored.
+@app.task(name="tasks.agents.run_final", ignore_result=True, **RETRY_ON_REDIS)
 def run_final(run_id: str) -> dict[str, Any]:
     """The final agent of a run (a reducer, a judge); ends the run with its answer."""
     runs = store()

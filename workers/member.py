@@ -162,7 +162,7 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str, span: Span) -> Ag
             node=node_name(),
             token=token,
             messages=new_messages if kind.keeps_messages else None,
-            record=record,
+            record=record if kind.keeps_records else None,
         )
     spans.end_agent(span, output)
     if completion.status == "discarded":
