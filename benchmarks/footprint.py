@@ -44,7 +44,7 @@ class Footprint:
 
 def key_bytes(client: redis.Redis, key: str) -> int:
     """The memory of ``key`` counting every element (``SAMPLES 0``); 0 when it does not exist."""
-    size = client.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")
+    size = client.memory_usage(key, samples=0)
     return int(size or 0)
 
 
