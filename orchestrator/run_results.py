@@ -2,10 +2,10 @@
 
 A run stores each member's output once (its outputs hash), the messages that branches and
 single agents added, and a single agent's record. Its last step stores only an *ending*: what
-its result holds that is kept nowhere else (a map-reduce's reduced answer and reducer output, a
-branches run's selection). The result the client gets is built from these when asked, the
-outputs read in pages and parsed one by one, so that a 100,000-item run is never one JSON
-document, neither in Redis nor in the client.
+its result holds that is kept nowhere else (a map-reduce's reducer output when the reducer did
+not run, a branches run's selection). The result the client gets is built from these when
+asked, the outputs read in pages and parsed one by one, so that a 100,000-item run is never one
+JSON document, neither in Redis nor in the client.
 """
 
 from __future__ import annotations
