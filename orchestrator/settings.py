@@ -15,6 +15,7 @@ from orchestrator.cache_config import CacheGovernorConfig
 from orchestrator.errors import OrchestratorError
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_RESULT_TTL_S = 7 * 24 * 3600
 REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")  # the broker alone may be RabbitMQ
 ENV_PREFIX = "ORCHESTRATOR_"
@@ -91,6 +92,9 @@ class Settings(BaseSettings):
         sweep_s: how often each worker's watchdog looks for expired leases and deadlines.
         visibility_timeout_s: the Redis broker's redelivery timeout; above the longest task.
         events_maxlen: the approximate length bound of each run's event stream.
+        result_ttl_s: how long what a run keeps (its state, outputs, events and result) stays
+            in Redis once it ended (``ORCHESTRATOR_RESULT_TTL_S``); set on the workers, which
+            end runs.
         tool_modules: comma-separated modules whose ``@tool`` functions this worker serves.
         strategy_modules: comma-separated modules whose ``@strategy`` functions this worker
             serves (the only strategies besides the built-ins that a run may name).
@@ -126,6 +130,7 @@ class Settings(BaseSettings):
     sweep_s: float = Field(default=5.0, gt=0)
     visibility_timeout_s: int = Field(default=7200, gt=0)
     events_maxlen: int = Field(default=10_000, gt=0)
+    result_ttl_s: int = Field(default=DEFAULT_RESULT_TTL_S, gt=0)
     tool_modules: str = ""
     strategy_modules: str = ""
     remote_start_timeout_s: float = Field(default=30.0, gt=0)

@@ -36,8 +36,10 @@ def _retry_after_outage(task: Task, outage: Exception, **kwargs: Any) -> Excepti
 
 
 # Members report progress through their leases and events; the result backend's STARTED state
-# would be one more write per member that nothing reads (Flower follows worker events).
-@app.task(name="tasks.agents.run_member", bind=True, track_started=False)
+# would be one more write per member that nothing reads (Flower follows worker events). Nor is
+# their result stored: with ``ignore_result`` the backend still counts it in the chord (and
+# hands it to the body), and a big run leaves no task result per member behind.
+@app.task(name="tasks.agents.run_member", bind=True, track_started=False, ignore_result=True)
 def run_member(self: Task, run_id: str, index: int, token: str | None = None) -> dict[str, Any]:
     """Member ``index`` of a run (a mapper, a branch, a single agent); its output is stored
     with the run and the chord gets a reference to it. A short member goes on with the
@@ -62,7 +64,8 @@ def run_members(run_id: str, indices: list[int]) -> None:
     run_batch(member_runtime(app), run_id, indices, get_settings().lane_s)
 
 
-@app.task(name="tasks.agents.run_final", bind=True)
+# Its output is kept with the run (the result reads it there): no task result is stored.
+@app.task(name="tasks.agents.run_final", bind=True, ignore_result=True)
 def run_final(self: Task, run_id: str, token: str | None = None) -> dict[str, Any]:
     """The final agent of a run (a reducer, a judge); ends the run with its answer."""
     runs = store()

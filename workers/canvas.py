@@ -12,7 +12,9 @@ indices)``, or a lane's next member) are counted one by one under their own task
 had run as its own task; the shared message is not a chord member.
 
 A member's chord result is a small reference (index, name, outcome): the output itself is stored
-once, in the run's outputs hash, where the gate and the final result read it.
+once, in the run's outputs hash, where the gate and the final result read it. The reference
+reaches the body through the backend's chord counting only: members store no task result
+(``ignore_result``), so a big run leaves no ``celery-task-meta-*`` key per member.
 """
 
 from __future__ import annotations
@@ -100,7 +102,8 @@ def count_member(app: Celery, run_id: str, index: int, output: AgentOutput) -> N
 
 
 def count_member_without_message(app: Celery, run_id: str, index: int, output: AgentOutput) -> None:
-    """Store a member's result and count it in the chord as if its task had run.
+    """Count a member in the chord as if its task had run (its result goes to the body; like
+    a member that ran, it leaves no task result of its own).
 
     The backend's chord counting ignores a second result for the same task and index, so a
     real execution finishing later cannot count the member twice.
@@ -110,11 +113,13 @@ def count_member_without_message(app: Celery, run_id: str, index: int, output: A
         group=run_id,
         group_index=index,
         chord=chord_body(app, run_id),
-        ignore_result=False,
+        ignore_result=True,
         task=MEMBER_TASK,
     )
     result = member_result(index, output)
-    app.backend.mark_as_done(member_task_id(run_id, index), result, request=request)
+    app.backend.mark_as_done(
+        member_task_id(run_id, index), result, request=request, store_result=False
+    )
 
 
 def publish_final(app: Celery, run_id: str) -> None:

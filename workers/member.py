@@ -215,7 +215,7 @@ def _execute(
             node=node_name(),
             token=token,
             messages=new_messages if kind.keeps_messages else None,
-            record=record,
+            record=record if kind.keeps_records else None,
         )
     spans.end_agent(span, output)
     if completion.status == "discarded":

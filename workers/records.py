@@ -28,12 +28,13 @@ def finish_run(
     store: RunStore,
     run_id: str,
     state: RunState,
-    result_json: str,
+    ending_json: str,
     error: str = "",
     events: tuple[Event, ...] = (),
 ) -> None:
-    """End the run once (its members' records have left as each member ended)."""
-    store.finalize(run_id, state, result_json, error, events)
+    """End the run once (its members' records have left as each member ended); see
+    ``RunStore.finalize`` for ``ending_json``."""
+    store.finalize(run_id, state, ending_json, error, events)
 
 
 class RecordShipper:

@@ -13,21 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.models import AgentOutput, AgentSpec
+from orchestrator.run_results import summaries
 from orchestrator.tokens import CHARS_PER_TOKEN
 
 INPUT_SHARE = 0.8
 """The share of the reducer's context window its input may take; the rest is for its answer
 and for the estimate's error."""
-SUMMARY_CHARS = 300
 CLOSING = "Combine these into a single coherent result."
 CUT_MARK = " [...cut]"
 MIN_ENTRY_CHARS = 40
 """The least room an entry may have: a window that leaves less cannot reduce anything."""
-
-
-def summaries(outputs: list[AgentOutput]) -> list[str]:
-    """One line per successful mapper: ``- [name] answer`` cut to 300 characters."""
-    return [f"- [{o.name}] {o.answer[:SUMMARY_CHARS]}" for o in outputs if o.succeeded()]
 
 
 def reducer_prompt(task: str, outputs: list[AgentOutput]) -> str:

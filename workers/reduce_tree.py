@@ -24,13 +24,14 @@ from orchestrator import tracing
 from orchestrator.events import AgentEnd, AgentStart
 from orchestrator.keys import FINAL_MEMBER
 from orchestrator.models import AgentOutput, AgentSpec, Outcome, RunRecord, Usage, utcnow
+from orchestrator.run_results import summaries
 from workers import spans
 from workers.agent_loop import AgentRun
 from workers.kinds.base import Execution, MemberIdentity, MemberStart
 from workers.leases import LEASE_LOST
 from workers.member_events import MemberEvents
 from workers.records import ship_record
-from workers.reduce_prompts import NoRoom, TreeFrame, entry, fits, reducer_prompt, summaries
+from workers.reduce_prompts import NoRoom, TreeFrame, entry, fits, reducer_prompt
 
 
 def reduce(

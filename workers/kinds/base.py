@@ -109,6 +109,10 @@ class RunKind(Protocol):
     keeps_messages: bool
     """Whether the messages a member adds are stored (branches and single runs need them)."""
 
+    keeps_records: bool
+    """Whether a member's record is stored with the run (a single run's result carries it);
+    every record goes to the learners either way."""
+
     def spec(self, request: RunRequest, member: str) -> AgentSpec:
         """The agent that runs member ``member``."""
         ...

@@ -8,7 +8,7 @@ from celery import Celery
 from orchestrator.keys import FINAL_MEMBER
 from orchestrator.models import AgentOutput, AgentSpec, Outcome
 from orchestrator.requests import MapReduceRequest, RunRequest
-from orchestrator.results import MapReduceResult
+from orchestrator.run_results import MapReduceEnding
 from orchestrator.run_store import RunStore
 from workers import reduce_tree, spans
 from workers.agent_loop import AgentRun
@@ -16,7 +16,6 @@ from workers.kinds.base import Execution, MemberIdentity, MemberStart
 from workers.node import node_name
 from workers.publishing import publish
 from workers.records import finish_run
-from workers.reduce_prompts import summaries
 
 
 def _request(request: RunRequest) -> MapReduceRequest:
@@ -28,6 +27,7 @@ class MapReduceKind:
     """Mapper ``i`` is ``{mapper.name}_{i}`` on ``"{task}\\n\\nProcess this item: {item}"``."""
 
     keeps_messages = False
+    keeps_records = False
 
     def spec(self, request: RunRequest, member: str) -> AgentSpec:
         mr = _request(request)
@@ -68,34 +68,22 @@ class MapReduceKind:
         if verdict == "denied":
             spans.budget_denied(reason, FINAL_MEMBER)
         final = AgentOutput.not_run(mr.reducer.name, outcome, reason)
-        self._end(app, store, run_id, final, store.outputs(run_id))
+        self._end(app, store, run_id, final, final_stored=False)
 
     def after_final(self, app: Celery, store: RunStore, run_id: str, final: AgentOutput) -> None:
         """End the run. A reducer that did not run (budget, cancel) leaves the unreduced
         summaries as the answer; a reducer that failed fails the run."""
-        self._end(app, store, run_id, final, store.outputs(run_id))
+        self._end(app, store, run_id, final, final_stored=True)
 
     def _end(
-        self,
-        app: Celery,
-        store: RunStore,
-        run_id: str,
-        final: AgentOutput,
-        outputs: list[AgentOutput],
+        self, app: Celery, store: RunStore, run_id: str, final: AgentOutput, final_stored: bool
     ) -> None:
-        mr = _request(store.request(run_id))
         status = store.status(run_id)
         cancel = status.cancel_reason if status else None
-        if final.outcome == "ok":
-            reduced = final.answer
-        elif final.outcome in ("skipped", "cancelled"):
-            # A tree reduce the budget stopped part way answers with what it reduced.
-            reduced = final.answer or "\n".join(summaries(outputs))
-        else:
-            reduced = ""
-        result = MapReduceResult(
-            task=mr.task, map_outputs=outputs, reduced_answer=reduced, reducer_output=final
-        ).model_dump_json()
+        # The map outputs and a reducer that ran are kept once, in the run's outputs: the
+        # result is built from them when asked (orchestrator/run_results.py), the answer too.
+        ending = MapReduceEnding(reducer_output=None if final_stored else final)
+        result = ending.model_dump_json(exclude_none=True)
         if cancel:
             finish_run(app, store, run_id, "cancelled", result, cancel)
         elif final.outcome == "error":
