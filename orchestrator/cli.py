@@ -31,7 +31,6 @@ from orchestrator.cli_input import (
 )
 from orchestrator.client import Client
 from orchestrator.errors import InvalidRunError
-from orchestrator.local import worker_command
 from orchestrator.render import plain
 from orchestrator.settings import (
     ENV_PREFIX,
@@ -40,6 +39,7 @@ from orchestrator.settings import (
     load_settings,
     with_redis_url,
 )
+from orchestrator.worker_group import DEFAULT_THREADS, default_processes, exec_worker, run_workers
 
 DEFAULT_MAPPER = '{"name": "mapper", "model": {"provider": "scripted"}}'
 DEFAULT_REDUCER = '{"name": "reducer", "model": {"provider": "scripted"}}'
@@ -74,11 +74,21 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-concurrent", type=int, default=4)
 
     worker = commands.add_parser(
-        "worker", help="start a Celery worker (extra arguments go to celery worker)"
+        "worker",
+        help="start Celery workers: one process per core, 500 threads each "
+        "(extra arguments go to celery worker)",
     )
     worker.add_argument("--queues", "-Q", default=",".join(QUEUES))
     worker.add_argument("--pool", "-P", default="threads")
-    worker.add_argument("--concurrency", "-c", type=int, default=16)
+    worker.add_argument(
+        "--concurrency", "-c", type=int, default=DEFAULT_THREADS, help="threads per process"
+    )
+    worker.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="worker processes (default: one per core); 1 runs celery in this process",
+    )
     worker.add_argument("--loglevel", "-l", default="INFO")
 
     submit = commands.add_parser("submit", help="submit a run")
@@ -156,9 +166,13 @@ def _worker(args: argparse.Namespace, extra: list[str]) -> int:
     if args.redis_url:
         os.environ["ORCHESTRATOR_REDIS_URL"] = args.redis_url
     queues = args.queues.split(",")
-    command = worker_command(queues, args.pool, args.concurrency, ["-l", args.loglevel, *extra])
-    os.execv(sys.executable, command)
-    return 0  # not reached: exec replaces this process
+    processes = args.processes or default_processes()
+    if processes < 1 or args.concurrency < 1:
+        raise UsageError("--processes and --concurrency must be at least 1")
+    extra = ["-l", args.loglevel, *extra]
+    if processes == 1:
+        exec_worker(queues, args.pool, args.concurrency, extra)
+    return run_workers(processes, queues, args.pool, args.concurrency, extra)
 
 
 def _submit_map_reduce(args: argparse.Namespace, client: Client, out: Console) -> int:

@@ -32,6 +32,7 @@ from orchestrator.input_limits import check_items, check_request_value
 from orchestrator.keys import RUN_ID, RunKeys, admit_task_id, new_run_id
 from orchestrator.models import (
     TERMINAL_STATES,
+    AgentOutput,
     AgentSpec,
     Budget,
     Message,
@@ -45,7 +46,8 @@ from orchestrator.presence import live_names, live_tools, live_workers
 from orchestrator.prices import price_known
 from orchestrator.requests import AgentRunRequest, BranchesRequest, MapReduceRequest, RunRequest
 from orchestrator.results import AgentRunResult, MapReduceResult, ParallelResult
-from orchestrator.run_store import RunStore
+from orchestrator.run_results import ended_result
+from orchestrator.run_store import OUTPUT_PAGE, RunStore
 from orchestrator.settings import Settings, load_settings, with_redis_url
 from orchestrator.strategies import BUILTIN_STRATEGIES
 from orchestrator.tools import ToolInfo
@@ -454,15 +456,35 @@ class RunHandle(Generic[ResultT]):
 
     def result(self, timeout: float | None = None) -> ResultT:
         """Wait for the run and return its result. A cancelled run returns the outputs it has;
-        a failed run raises ``RunFailedError`` (whose ``result`` holds what it has)."""
+        a failed run raises ``RunFailedError`` (whose ``result`` holds what it has).
+
+        The result is built from what the run keeps, its outputs read in pages and parsed one
+        by one (see ``outputs``): a run of any size is never one JSON document."""
         status = self.wait(timeout)
-        raw = self.client.store.result_json(self.id)
-        result = self._result_model.model_validate_json(raw) if raw else None
+        built = ended_result(self.client.store, self.id)
+        result = self._result_model.model_validate(built) if built is not None else None
         if status.state == "failed":
             raise RunFailedError(self.id, status.error, result)
         if result is None:
             raise RunFailedError(self.id, "the run ended without a result")
         return result
+
+    def outputs(
+        self, start: int = 0, stop: int | None = None, page_size: int = OUTPUT_PAGE
+    ) -> Iterator[AgentOutput]:
+        """The outputs of members ``start`` to ``stop - 1`` (by default, to the last member),
+        in member order: mappers in item order, branches in config order (a reducer's or a
+        judge's output is not among them).
+
+        They are read from Redis ``page_size`` at a time and parsed one by one, so that a run of
+        any size can be gone through in little memory. During a run, members that have not
+        ended yet are skipped (a mapper's ``name`` ends with its index); once the run ended,
+        every member has an output. Raises ``RunNotFoundError`` when the run does not exist,
+        ``ValueError`` for a negative ``start`` or ``stop`` or a ``page_size`` below 1."""
+        if not self.client.store.exists(self.id):
+            raise RunNotFoundError(f"no run with id {self.id!r}")
+        indexed = self.client.store.indexed_outputs(self.id, start, stop, page_size)
+        return (output for _, output in indexed)
 
     def cancel(self, reason: str = "cancelled by the user") -> bool:
         """Stop the run: queued members are revoked, running ones are interrupted (a model

@@ -1,4 +1,5 @@
-"""One redis-py client per URL per process, riding through short Redis outages."""
+"""One redis-py client per URL per process, riding through short Redis outages, with a
+connection pool as large as the process's concurrency."""
 
 from __future__ import annotations
 
@@ -23,6 +24,16 @@ BACKOFF_CAP_S = 2.0
 # is no outage: retrying would only delay the error by half a minute.
 NOT_AN_OUTAGE = (AuthenticationError, AuthorizationError)
 
+# redis-py's pools hold 100 connections by default and raise once they are all taken: a worker
+# with 1,000 threads then fails members on a full pool. Pools here are blocking: a thread that
+# finds every connection taken waits for one (up to POOL_WAIT_S, about as long as an outage is
+# ridden through) instead of failing. Their size is the process's concurrency plus room for its
+# own threads (heartbeat, cancel listener, watchdog, tool limits).
+DEFAULT_POOL_SIZE = 100
+POOL_HEADROOM = 32
+POOL_WAIT_S = 30.0
+_pool_size = DEFAULT_POOL_SIZE
+
 
 class OutageRetry(Retry):
     """redis-py's ``Retry`` (exponential backoff with jitter, capped at ``BACKOFF_CAP_S``, for
@@ -46,9 +57,33 @@ class OutageRetry(Retry):
         return super().call_with_retry(do, fail, retryable, with_failure_count)
 
 
+def pool_size_for(concurrency: int) -> int:
+    """The connections a process running ``concurrency`` threads of work may need at once."""
+    return max(DEFAULT_POOL_SIZE, concurrency + POOL_HEADROOM)
+
+
+def size_pools(concurrency: int) -> None:
+    """Size the pools of the clients this process creates from now on for ``concurrency``
+    threads of work (a worker calls this as it starts, before it connects)."""
+    global _pool_size
+    _pool_size = pool_size_for(concurrency)
+    redis_client.cache_clear()
+
+
+def pool_size() -> int:
+    """The size of the pools this process's clients get."""
+    return _pool_size
+
+
 @lru_cache(maxsize=8)
 def redis_client(url: str) -> redis.Redis:
     """A client for ``url`` shared by the whole process (redis-py pools are thread-safe)."""
-    return redis.Redis.from_url(
-        url, health_check_interval=30, socket_connect_timeout=5, retry=OutageRetry()
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=_pool_size,
+        timeout=POOL_WAIT_S,
+        health_check_interval=30,
+        socket_connect_timeout=5,
+        retry=OutageRetry(),
     )
+    return redis.Redis(connection_pool=pool)

@@ -43,10 +43,12 @@ class ParallelLoopStart(_Event):
 
 class _AgentEvent(_Event):
     # A mapper has its item ``index``, a branch its ``loop_id``; the final agent of a run
-    # (reducer, judge) and a single agent run have neither.
+    # (reducer, judge) and a single agent run have neither. A partial reducer of a map-reduce's
+    # tree reduce has its ``part``, ``level.chunk`` (``1.3``: level 1, chunk 3).
     name: str
     index: int | None = None
     loop_id: str | None = None
+    part: str | None = None
 
 
 class AgentStart(_AgentEvent):

@@ -119,15 +119,22 @@ def new_run_id() -> str:
 class RunKeys:
     """The keys of one run.
 
-    ``run`` is a hash (state, request, counters, result); ``items`` a list of item JSON;
-    ``leases`` a sorted set member -> lease expiry in ms (a member is in flight while it is
-    there); ``holders`` a hash member -> token of the execution that holds the lease; ``outputs``
-    a hash index -> AgentOutput JSON (first write wins); ``budget`` the ledger hash and
+    ``run`` is a hash (state, request, counters, and once ended ``result``: the run's *ending*,
+    what its result adds to the rest, see ``orchestrator/run_results.py``); ``items`` a list of
+    item JSON; ``leases`` a sorted set member -> lease expiry in ms (a member is in flight while
+    it is there); ``holders`` a hash member -> token of the execution that holds the lease;
+    ``outputs`` a hash index -> AgentOutput JSON (first write wins); ``budget`` the ledger hash and
     ``reserved`` the model calls in flight (see ``lua/budget.lua``); ``events`` the run's
     stream; ``done`` a stream with one entry once the run has ended (what waiters block on);
     ``messages`` a hash member -> the messages it added to its context (branches and single
     runs); ``checkpoints`` a hash member -> the agent state after its last completed turn,
-    while it runs; ``records`` a hash member -> its RunRecord (branches and single runs).
+    while it runs; ``records`` a hash member -> its RunRecord (single runs: other records
+    go to the learners only); ``partials`` a hash of a map-reduce's tree reduce:
+    ``level.chunk`` -> the AgentOutput of that partial reducer, and ``agent:level.chunk`` -> 1
+    once it was counted as an agent.
+
+    Once the run ended, its ``items``, ``leases``, ``holders``, ``checkpoints`` and limits are
+    deleted and the rest expires after ``result_ttl_s``.
 
     A member is an item index, or ``final`` for the agent that runs after the members (a
     reducer, a judge).
@@ -183,10 +190,19 @@ class RunKeys:
     def records(self) -> str:
         return f"{self.run}:records"
 
+    @property
+    def partials(self) -> str:
+        return f"{self.run}:partials"
+
 
 def member_task_id(run_id: str, index: int) -> str:
     """The Celery task id of mapper ``index``: stable, so a republished member is the same task."""
     return f"{run_id}-m{index}"
+
+
+def batch_task_id(run_id: str, first: int) -> str:
+    """The Celery task id of a message of several members, named after its first."""
+    return f"{run_id}-b{first}"
 
 
 def admit_task_id(run_id: str) -> str:

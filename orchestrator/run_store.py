@@ -6,6 +6,7 @@ workers can race on the same run without over-admitting, double counting or losi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, cast
@@ -18,7 +19,6 @@ from orchestrator.events import AgentStart, Event, RunEnd, RunStart
 from orchestrator.keys import (
     ACTIVE_RUNS,
     CANCELS,
-    FINAL_MEMBER,
     RECENT_RUNS,
     RECENT_RUNS_KEPT,
     RunKeys,
@@ -37,7 +37,8 @@ from orchestrator.requests import RUN_REQUEST, RunRequest
 from orchestrator.scripts import run_script
 from orchestrator.settings import Settings
 
-RESULT_TTL_S = 7 * 24 * 3600
+OUTPUT_PAGE = 500
+"""Outputs read per round trip when paging through a run's outputs."""
 _MESSAGES = TypeAdapter(list[Message])
 
 
@@ -87,6 +88,18 @@ class Completion:
     @property
     def stored(self) -> bool:
         return self.status == "stored"
+
+
+@dataclass
+class PartialAdmission:
+    """Whether a partial reducer of a tree reduce may run: ``run`` (counted as an agent, its
+    start emitted), ``done`` (an earlier execution stored ``output``), ``denied`` or
+    ``cancelled`` (with ``reason``), or ``lost`` (this execution no longer holds the final
+    member)."""
+
+    action: str
+    reason: str = ""
+    output: AgentOutput | None = None
 
 
 @dataclass
@@ -378,9 +391,30 @@ class RunStore:
 
     def gate_final(self, run_id: str, node: str, prompt: str) -> tuple[str, str]:
         """Budget-gate the run's final agent: (``admitted`` | ``denied`` | ``cancelled`` |
-        ``gone``, reason); ``prompt`` is what it will be given, ``node`` publishes it."""
+        ``gone``, reason); ``prompt`` is what it will be given ('' for one that builds its own,
+        a map-reduce's reducer), ``node`` publishes it."""
         verdict, *rest = self._run(run_id, "gate_final", node, prompt, self._lease_ms)
         return _text(verdict), _text(rest[0]) if rest else ""
+
+    def admit_partial(
+        self, run_id: str, part: str, token: str, event: AgentStart
+    ) -> PartialAdmission:
+        """Let partial reducer ``part`` (``level.chunk``) of the final member held by ``token``
+        run, counting it once as an agent of the budget (see ``admit_partial.lua``)."""
+        action, *rest = self._run(run_id, "admit_partial", part, token, event.model_dump_json())
+        action = _text(action)
+        if action == "done":
+            return PartialAdmission(action, output=AgentOutput.model_validate_json(rest[0]))
+        return PartialAdmission(action, reason=_text(rest[0]) if rest else "")
+
+    def save_partial(
+        self, run_id: str, part: str, token: str, output: AgentOutput, events: list[Event]
+    ) -> bool:
+        """Keep partial reducer ``part``'s output once and emit ``events`` with it; False when
+        ``token`` no longer holds the final member (nothing is written) or it was kept."""
+        emitted = [event.model_dump_json() for event in events]
+        kept = self._run(run_id, "save_partial", part, token, output.model_dump_json(), *emitted)
+        return bool(kept)
 
     def emit(self, run_id: str, event: Event) -> None:
         """Append one event to the run's stream (nothing when the run no longer exists)."""
@@ -395,27 +429,53 @@ class RunStore:
         self,
         run_id: str,
         state: RunState,
-        result_json: str,
+        ending_json: str,
         error: str = "",
         events: tuple[Event, ...] = (),
     ) -> bool:
-        """End the run once with its result, emitting ``events`` and then ``RunEnd``; False
-        when it had already ended."""
+        """End the run once, emitting ``events`` and then ``RunEnd``; False when it had already
+        ended. ``ending_json`` is what its result adds to what the run keeps (see
+        ``orchestrator/run_results.py``), '' for a run without a result. What the run keeps
+        expires ``result_ttl_s`` later; what only a running run needs goes at once."""
         end = RunEnd(run_id=run_id, state=state)
         emitted = [event.model_dump_json() for event in (*events, end)]
         ended = run_script(
             self.client,
             "finalize_run",
             [RunKeys(run_id).run, ACTIVE_RUNS],
-            [state, result_json, error, RESULT_TTL_S, *emitted],
+            [state, ending_json, error, self.settings.result_ttl_s, *emitted],
         )
         return bool(ended)
 
     def outputs(self, run_id: str) -> list[AgentOutput]:
         """The stored member outputs, in member order (members not yet ended are missing)."""
-        raw = self.client.hgetall(RunKeys(run_id).outputs)
-        by_index = {int(k): v for k, v in raw.items() if k != FINAL_MEMBER.encode()}
-        return [AgentOutput.model_validate_json(by_index[i]) for i in sorted(by_index)]
+        return [output for _, output in self.indexed_outputs(run_id)]
+
+    def indexed_outputs(
+        self, run_id: str, start: int = 0, stop: int | None = None, page_size: int = OUTPUT_PAGE
+    ) -> Iterator[tuple[int, AgentOutput]]:
+        """(index, output) of members ``start`` to ``stop - 1`` (by default to the last
+        member) in member order, skipping members not yet ended. Read ``page_size`` at a time
+        and parsed one by one, so that a run of any size is never one reply or one document.
+        Raises ``ValueError`` at once for a negative bound or a page size below 1."""
+        if start < 0 or (stop is not None and stop < 0):
+            raise ValueError("start and stop must not be negative")
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        if stop is None:
+            total = self.client.hget(RunKeys(run_id).run, "total")
+            stop = int(total) if total else 0
+        return self._output_pages(RunKeys(run_id).outputs, range(start, stop), page_size)
+
+    def _output_pages(
+        self, key: str, indices: range, page_size: int
+    ) -> Iterator[tuple[int, AgentOutput]]:
+        for first in range(0, len(indices), page_size):
+            page = indices[first : first + page_size]
+            raws = self.client.hmget(key, [str(index) for index in page])
+            for index, raw in zip(page, raws, strict=True):
+                if raw is not None:
+                    yield index, AgentOutput.model_validate_json(raw)
 
     def messages(self, run_id: str, member: str) -> list[Message]:
         """The messages member ``member`` added to its context (empty if none were kept)."""
@@ -423,7 +483,8 @@ class RunStore:
         return _MESSAGES.validate_json(raw) if raw else []
 
     def record(self, run_id: str, member: str) -> RunRecord | None:
-        """The stored record of member ``member`` (kept for branches and single runs)."""
+        """The stored record of member ``member`` (kept for single runs only: the others' go
+        to the learners alone)."""
         raw = self.client.hget(RunKeys(run_id).records, member)
         return RunRecord.model_validate_json(raw) if raw else None
 
@@ -453,7 +514,8 @@ class RunStore:
             group=get.get("group") or None,
         )
 
-    def result_json(self, run_id: str) -> str | None:
+    def ending_json(self, run_id: str) -> str | None:
+        """What the run's end stored for its result (see ``finalize``), None when nothing."""
         raw = self.client.hget(RunKeys(run_id).run, "result")
         return _text(raw) if raw else None
 

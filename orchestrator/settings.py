@@ -17,6 +17,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.keys import GROUP_NAME
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_RESULT_TTL_S = 7 * 24 * 3600
 REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")  # the broker alone may be RabbitMQ
 ENV_PREFIX = "ORCHESTRATOR_"
@@ -116,6 +117,9 @@ class Settings(BaseSettings):
         sweep_s: how often each worker's watchdog looks for expired leases and deadlines.
         visibility_timeout_s: the Redis broker's redelivery timeout; above the longest task.
         events_maxlen: the approximate length bound of each run's event stream.
+        result_ttl_s: how long what a run keeps (its state, outputs, events and result) stays
+            in Redis once it ended (``ORCHESTRATOR_RESULT_TTL_S``); set on the workers, which
+            end runs.
         tool_modules: comma-separated modules whose ``@tool`` functions this worker serves.
         strategy_modules: comma-separated modules whose ``@strategy`` functions this worker
             serves (the only strategies besides the built-ins that a run may name).
@@ -134,6 +138,11 @@ class Settings(BaseSettings):
         provider_retries: how many times a rate-limited or failing model call is retried.
         cache_governor: the cache governor's numbers (``ORCHESTRATOR_CACHE_GOVERNOR``, JSON;
             see ``orchestrator/cache_config.py``).
+        members_per_message: members admitted together (a run's first window) travel up to
+            this many to a task message, each run on a thread of its own; 1: a message each
+            (``workers/lanes.py``).
+        lane_s: a member that took less than this goes on, in its thread, with a member its
+            completion let in instead of publishing it; 0: never.
         group_limits: concurrency groups this worker declares (``ORCHESTRATOR_GROUP_LIMITS``),
             e.g. ``{"team-a": 50}``: the members of all runs that name the group stay within
             its limit across all workers (see ``lua/group.lua``).
@@ -149,6 +158,7 @@ class Settings(BaseSettings):
     sweep_s: float = Field(default=5.0, gt=0)
     visibility_timeout_s: int = Field(default=7200, gt=0)
     events_maxlen: int = Field(default=10_000, gt=0)
+    result_ttl_s: int = Field(default=DEFAULT_RESULT_TTL_S, gt=0)
     tool_modules: str = ""
     strategy_modules: str = ""
     remote_start_timeout_s: float = Field(default=30.0, gt=0)
@@ -157,6 +167,8 @@ class Settings(BaseSettings):
     prices: dict[str, Price] = Field(default_factory=dict)
     provider_retries: int = Field(default=4, ge=0)
     cache_governor: CacheGovernorConfig = Field(default_factory=CacheGovernorConfig)
+    members_per_message: int = Field(default=16, ge=1)
+    lane_s: float = Field(default=1.0, ge=0)
     # Parsed by the validator, so that a mistake is named in one line (pydantic-settings' own
     # JSON decoding would only say that the value could not be parsed).
     group_limits: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)

@@ -133,7 +133,10 @@ class WatchState:
         self._session = ""
 
     def key_of(self, event: AgentEvent) -> str:
-        """The member id an agent event is about, as the run's keys name it."""
+        """The member id an agent event is about, as the run's keys name it (a partial
+        reducer, which runs inside the final member, as ``final.{level}.{chunk}``)."""
+        if event.part is not None:
+            return f"{FINAL_MEMBER}.{event.part}"
         if event.index is not None:
             return str(event.index)
         if event.loop_id is not None:
@@ -143,7 +146,10 @@ class WatchState:
 
     def label(self, event: AgentEvent) -> str:
         """How the view names the member an agent event is about: ``#index``, a branch's
-        loop id without its session (``brief.1``), ``final`` (or ``agent`` for one agent)."""
+        loop id without its session (``brief.1``), ``final`` (or ``agent`` for one agent), a
+        partial reducer ``final.{level}.{chunk}``."""
+        if event.part is not None:
+            return f"{FINAL_MEMBER}.{event.part}"
         if event.index is not None:
             return f"#{event.index}"
         if event.loop_id is not None:

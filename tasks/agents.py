@@ -3,35 +3,53 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
+from celery import Task
 from celery.exceptions import Ignore
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.keys import FINAL_MEMBER
+from orchestrator.settings import get_settings
 from workers.app import app
 from workers.canvas import member_result
 from workers.kinds import kind_of
+from workers.lanes import run_batch, run_lane
 from workers.member import execute_member
 from workers.runtime import member_runtime, store
 
-# A Redis outage retries the member with backoff; a retry is not a chord result, so the chord
-# still counts the member once, when it ends.
-RETRY_ON_REDIS = {
-    "autoretry_for": (RedisConnectionError, RedisTimeoutError),
-    "retry_backoff": True,
-    "retry_backoff_max": 30,
-    "max_retries": 20,
-}
+REDIS_OUTAGES = (RedisConnectionError, RedisTimeoutError)
+MAX_OUTAGE_RETRIES = 20
+RETRY_BACKOFF_MAX_S = 30
+
+
+def _retry_after_outage(task: Task, outage: Exception, **kwargs: Any) -> Exception:
+    """A retry of this delivery after Redis stayed away longer than a command waits for it,
+    with exponential backoff. A retry is not a chord result, so the chord still counts the
+    member once, when it ends."""
+    countdown = min(2**task.request.retries, RETRY_BACKOFF_MAX_S)
+    retry: Exception = task.retry(
+        exc=outage, kwargs=kwargs, countdown=countdown, max_retries=MAX_OUTAGE_RETRIES
+    )
+    return retry  # task.retry raises it itself; the caller's raise is for the reader
 
 
 # Members report progress through their leases and events; the result backend's STARTED state
-# would be one more write per member that nothing reads (Flower follows worker events).
-@app.task(name="tasks.agents.run_member", track_started=False, **RETRY_ON_REDIS)
-def run_member(run_id: str, index: int) -> dict[str, Any]:
+# would be one more write per member that nothing reads (Flower follows worker events). Nor is
+# their result stored: with ``ignore_result`` the backend still counts it in the chord (and
+# hands it to the body), and a big run leaves no task result per member behind.
+@app.task(name="tasks.agents.run_member", bind=True, track_started=False, ignore_result=True)
+def run_member(self: Task, run_id: str, index: int, token: str | None = None) -> dict[str, Any]:
     """Member ``index`` of a run (a mapper, a branch, a single agent); its output is stored
-    with the run and the chord gets a reference to it."""
-    output = execute_member(member_runtime(app), run_id, str(index))
+    with the run and the chord gets a reference to it. A short member goes on with the
+    members its completion lets in (``workers/lanes.py``). ``token``: the lease token of an
+    earlier attempt of this delivery, which its retry takes back."""
+    token = token or uuid4().hex
+    try:
+        output = run_lane(member_runtime(app), run_id, index, get_settings().lane_s, token)
+    except REDIS_OUTAGES as outage:
+        raise _retry_after_outage(self, outage, token=token) from outage
     if output is None:
         # Another live execution holds this member: drop this copy without a result, so the
         # chord counts the member once, with the output of the execution that ran it.
@@ -39,12 +57,24 @@ def run_member(run_id: str, index: int) -> dict[str, Any]:
     return member_result(index, output)
 
 
-@app.task(name="tasks.agents.run_final", **RETRY_ON_REDIS)
-def run_final(run_id: str) -> dict[str, Any]:
+@app.task(name="tasks.agents.run_members", track_started=False, ignore_result=True)
+def run_members(run_id: str, indices: list[int]) -> None:
+    """Several members of a run sharing one message, each on a thread of its own; each is
+    counted in the run's chord as it ends (``workers/lanes.py``)."""
+    run_batch(member_runtime(app), run_id, indices, get_settings().lane_s)
+
+
+# Its output is kept with the run (the result reads it there): no task result is stored.
+@app.task(name="tasks.agents.run_final", bind=True, ignore_result=True)
+def run_final(self: Task, run_id: str, token: str | None = None) -> dict[str, Any]:
     """The final agent of a run (a reducer, a judge); ends the run with its answer."""
     runs = store()
-    output = execute_member(member_runtime(app), run_id, FINAL_MEMBER)
-    if output is None:
-        raise Ignore()
-    kind_of(runs.request(run_id)).after_final(app, runs, run_id, output)
+    token = token or uuid4().hex
+    try:
+        output = execute_member(member_runtime(app), run_id, FINAL_MEMBER, token=token)
+        if output is None:
+            raise Ignore()
+        kind_of(runs.request(run_id)).after_final(app, runs, run_id, output)
+    except REDIS_OUTAGES as outage:
+        raise _retry_after_outage(self, outage, token=token) from outage
     return output.model_dump(mode="json")

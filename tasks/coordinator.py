@@ -9,7 +9,8 @@ from workers.app import app
 from workers.runtime import store, watchdog
 
 
-@app.task(name="tasks.coordinator.admit_run")
+# These return nothing: no task result is stored for them.
+@app.task(name="tasks.coordinator.admit_run", ignore_result=True)
 def admit_run(run_id: str) -> None:
     """Register the run's chord and publish its first window of members."""
     coordinator.admit(app, store(), run_id)
@@ -18,7 +19,7 @@ def admit_run(run_id: str) -> None:
     watchdog(app).wake()
 
 
-@app.task(name="tasks.coordinator.after_members")
+@app.task(name="tasks.coordinator.after_members", ignore_result=True)
 def after_members(members: list[dict[str, Any]], run_id: str) -> None:
     """The chord body: every member ended; the run's kind gates its final agent or ends it.
 
@@ -27,7 +28,7 @@ def after_members(members: list[dict[str, Any]], run_id: str) -> None:
     coordinator.after_members(app, store(), run_id)
 
 
-@app.task(name="tasks.coordinator.cancel_run")
+@app.task(name="tasks.coordinator.cancel_run", ignore_result=True)
 def cancel_run(run_id: str) -> None:
     """End at once the members of a cancelled run that were never published."""
     coordinator.sweep_run(app, store(), run_id)

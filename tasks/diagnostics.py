@@ -3,6 +3,7 @@ overhead benchmark."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from workers.app import app
@@ -17,3 +18,10 @@ def noop(*args: Any) -> None:
 def collect(results: list[Any]) -> int:
     """A chord body that counts its header results."""
     return len(results)
+
+
+@app.task(name="tasks.diagnostics.sleep_ms")
+def sleep_ms(milliseconds: float) -> float:
+    """Sleep ``milliseconds`` (the bare-Celery baseline of a member that waits on a model)."""
+    time.sleep(milliseconds / 1000)
+    return milliseconds

@@ -15,7 +15,9 @@ from workers.runtime import store
 log = logging.getLogger(__name__)
 
 
-@app.task(name="tasks.learner.ingest")
+# Every agent run ships a record: a stored result per batch would be one more key per agent
+# that nothing reads. What a batch did shows in the worker's log and in Flower.
+@app.task(name="tasks.learner.ingest", ignore_result=True)
 def ingest(records: list[Any]) -> dict[str, Any]:
     """Merge a batch of run records into plans; returns what it did."""
     client = store().client

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis
 
 from orchestrator import Client
@@ -57,6 +58,8 @@ def test_a_backlog_of_many_leases_runs_each_member_once(
         "ORCHESTRATOR_REDIS_URL": private_redis.url,
         **FAST_TIMINGS,
         "ORCHESTRATOR_LEASE_S": "3",
+        # A message each: the backlog waits in the broker's queue, not inside the worker.
+        "ORCHESTRATOR_MEMBERS_PER_MESSAGE": "1",
         **api.worker_env(),
     }
     worker = start(env, "busy", tmp_path, 2)
@@ -132,12 +135,22 @@ def test_a_stalled_holder_loses_its_lease_and_makes_no_further_call(
         second.stop()
 
 
+@pytest.mark.parametrize(
+    ("per_message", "waiting"),
+    [("1", 3), ("16", 3)],
+    ids=["prefetched-messages", "one-batch-message"],
+)
 def test_a_killed_worker_s_prefetched_and_running_members_run_elsewhere(
-    private_redis: LocalRedis, tmp_path: Path
+    private_redis: LocalRedis, tmp_path: Path, per_message: str, waiting: int
 ) -> None:
-    env = {"ORCHESTRATOR_REDIS_URL": private_redis.url, **FAST_TIMINGS}
+    env = {
+        "ORCHESTRATOR_REDIS_URL": private_redis.url,
+        **FAST_TIMINGS,
+        "ORCHESTRATOR_MEMBERS_PER_MESSAGE": per_message,
+    }
     # One slot, four messages taken at a time: the victim holds one running member and
-    # prefetched ones that wait for its slot.
+    # prefetched messages that wait for its slot. A batch message runs one member in the slot
+    # and hands the others back to the broker, a message each, and the victim takes three.
     victim = start(env, "victim", tmp_path, 1, "--prefetch-multiplier", "4")
     survivor: LocalWorker | None = None
     try:
@@ -153,10 +166,10 @@ def test_a_killed_worker_s_prefetched_and_running_members_run_elsewhere(
             running = sum(1 for v in values if not v.startswith(("a:", "r:")))
             return received, running
 
-        # All four messages taken: one running, three received. (A worker killed in the
-        # moment between taking a message and recording its reception leaves that member to
-        # the broker's visibility timeout: README, Guarantees.)
-        wait_for(lambda: holding() == (3, 1), "the victim prefetched")
+        # All four messages (or the batch) taken: one member running, the others received.
+        # (A worker killed in the moment between taking a message and recording its
+        # reception leaves its members to the broker's visibility timeout: README, Guarantees.)
+        wait_for(lambda: holding() == (waiting, 1), "the victim prefetched")
         victim.kill()
         survivor = start(env, "survivor", tmp_path, 8)
         result = handle.result(timeout=120)

@@ -146,8 +146,9 @@ def test_late_duplicate_delivery_returns_stored_output_without_a_model_call(
 ) -> None:
     handle = client.map_reduce("Once", items(2), scripted("mapper"), scripted("reducer"), 2)
     first = handle.result(30).map_outputs[0]
+    # Members store no task result unless the sender asks for one, as this one does.
     again = client._celery.send_task(
-        "tasks.agents.run_member", args=(handle.id, 0), queue="agents"
+        "tasks.agents.run_member", args=(handle.id, 0), queue="agents", ignore_result=False
     ).get(timeout=10)
     assert again == {"index": 0, "name": "mapper_0", "outcome": first.outcome}
     assert handle.client.store.stored_output(handle.id, "0") == first

@@ -5,13 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import celeryd_init, task_received, worker_init, worker_ready, worker_shutdown
+from celery.signals import (
+    celeryd_init,
+    task_received,
+    worker_init,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from orchestrator.celery_config import celery_config
+from orchestrator.connection import pool_size, size_pools
 from orchestrator.keys import member_of_task
 from orchestrator.tracing import flush as flush_spans
 from workers.broker_resilience import use_resilient_broker
-from workers.canvas import FINAL_TASK, MEMBER_TASK
+from workers.canvas import BATCH_TASK, FINAL_TASK, MEMBER_TASK
 from workers.node import set_node_name
 from workers.startup import (
     StartupError,
@@ -68,24 +76,61 @@ def _stop_watchdog(**_: Any) -> None:
 
     watchdog(app).stop()
     flush_spans()  # the last spans leave before the process does
+    from workers.records import flush_records
+
+    flush_records()
 
 
 @celeryd_init.connect
-def _name_node(sender: Any = None, **_: Any) -> None:
+def _name_node(sender: Any = None, conf: Any = None, options: Any = None, **_: Any) -> None:
     """Members this worker admits and takes are held under its node name (``name@host``),
-    the name its presence is kept under."""
+    the name its presence is kept under; its Redis pools are sized for its concurrency (a
+    thread that finds them taken waits instead of failing its member)."""
     if isinstance(sender, str):
         set_node_name(sender)
+    concurrency = (options or {}).get("concurrency") or app.conf.worker_concurrency or 0
+    size_pools(int(concurrency))
+    from workers.lanes import member_slots
+
+    member_slots.size(int(concurrency))
+    # The result backend's pool (chord counting) is redis-py's too, and not a blocking one:
+    # it gets the same size.
+    app.conf.redis_max_connections = pool_size()
 
 
 @task_received.connect
 def _hold_received_member(request: Any = None, **_: Any) -> None:
     """A member's message taken by this worker (prefetched, or about to start) is held under
     a lease from now on, so that it runs elsewhere if this worker dies before finishing it."""
-    if request is None or request.name not in MEMBER_TASKS:
+    if request is None:
         return
-    member = member_of_task(request.id)
-    if member is not None:
+    if request.name == BATCH_TASK:
+        members = _batch_members(request.args)
+    elif request.name in MEMBER_TASKS:
+        member = member_of_task(request.id)
+        members = [member] if member is not None else []
+    else:
+        return
+    if members:
         from workers.runtime import lease_keeper
 
-        lease_keeper().received(*member)
+        keeper = lease_keeper()
+        for run_id, index in members:
+            keeper.received(run_id, index)
+
+
+def _batch_members(args: Any) -> list[tuple[str, str]]:
+    """The (run id, member) pairs of a batch message's arguments (none if malformed)."""
+    try:
+        run_id, indices = args
+        return [(str(run_id), str(int(index))) for index in indices]
+    except (TypeError, ValueError):
+        return []
+
+
+@worker_shutting_down.connect
+def _end_lanes(**_: Any) -> None:
+    """Lanes stop taking members on once the worker starts its shutdown."""
+    from workers.lanes import stop_lanes
+
+    stop_lanes()

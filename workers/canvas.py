@@ -7,8 +7,14 @@ backend up front; members are published later, a window at a time. A member that
 (skipped by the budget, cancelled) is counted by the backend directly, without a message. A
 run's final agent (a reducer, a judge) is ``tasks.agents.run_final(run_id)``.
 
+Members that share a task message (``workers/lanes.py``: a batch ``tasks.agents.run_members(run_id,
+indices)``, or a lane's next member) are counted one by one under their own task ids, as if each
+had run as its own task; the shared message is not a chord member.
+
 A member's chord result is a small reference (index, name, outcome): the output itself is stored
-once, in the run's outputs hash, where the gate and the final result read it.
+once, in the run's outputs hash, where the gate and the final result read it. The reference
+reaches the body through the backend's chord counting only: members store no task result
+(``ignore_result``), so a big run leaves no ``celery-task-meta-*`` key per member.
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ from typing import Any
 from celery import Celery, Signature
 from celery.app.task import Context
 
-from orchestrator.keys import body_task_id, final_task_id, member_task_id
+from orchestrator.keys import batch_task_id, body_task_id, final_task_id, member_task_id
 from orchestrator.models import AgentOutput
 
 MEMBER_TASK = "tasks.agents.run_member"
 BODY_TASK = "tasks.coordinator.after_members"
 FINAL_TASK = "tasks.agents.run_final"
+BATCH_TASK = "tasks.agents.run_members"
 
 
 def member_result(index: int, output: AgentOutput) -> dict[str, Any]:
@@ -63,8 +70,40 @@ def publish_members(app: Celery, run_id: str, indices: list[int]) -> None:
             )
 
 
+def publish_batches(app: Celery, run_id: str, batches: list[list[int]]) -> None:
+    """Publish members several to a message: each of ``batches`` is one message."""
+    with app.producer_or_acquire() as producer:
+        for batch in batches:
+            app.send_task(
+                BATCH_TASK,
+                args=(run_id, batch),
+                task_id=batch_task_id(run_id, batch[0]),
+                queue="agents",
+                producer=producer,
+                add_to_parent=False,
+            )
+
+
+def count_member(app: Celery, run_id: str, index: int, output: AgentOutput) -> None:
+    """Count a member that ran without a task message of its own (in a batch, or a lane) in
+    the run's chord. Only the chord keeps its result (as it keeps every member's): the
+    member's outputs are in the run."""
+    request = Context(
+        id=member_task_id(run_id, index),
+        group=run_id,
+        group_index=index,
+        chord=chord_body(app, run_id),
+        ignore_result=True,
+        task=MEMBER_TASK,
+    )
+    app.backend.mark_as_done(
+        member_task_id(run_id, index), member_result(index, output), request, store_result=False
+    )
+
+
 def count_member_without_message(app: Celery, run_id: str, index: int, output: AgentOutput) -> None:
-    """Store a member's result and count it in the chord as if its task had run.
+    """Count a member in the chord as if its task had run (its result goes to the body; like
+    a member that ran, it leaves no task result of its own).
 
     The backend's chord counting ignores a second result for the same task and index, so a
     real execution finishing later cannot count the member twice.
@@ -74,11 +113,13 @@ def count_member_without_message(app: Celery, run_id: str, index: int, output: A
         group=run_id,
         group_index=index,
         chord=chord_body(app, run_id),
-        ignore_result=False,
+        ignore_result=True,
         task=MEMBER_TASK,
     )
     result = member_result(index, output)
-    app.backend.mark_as_done(member_task_id(run_id, index), result, request=request)
+    app.backend.mark_as_done(
+        member_task_id(run_id, index), result, request=request, store_result=False
+    )
 
 
 def publish_final(app: Celery, run_id: str) -> None:

@@ -28,18 +28,29 @@ log = logging.getLogger(__name__)
 BULK_END_CHUNK = 5000
 
 
-def apply_admission(app: Celery, store: RunStore, run_id: str, admission: Admission) -> None:
+def apply_admission(
+    app: Celery, store: RunStore, run_id: str, admission: Admission, keep: bool = False
+) -> int | None:
     """Publish the admitted members; end the denied ones as ``skipped`` with the reason. The
-    same for the admissions of the other runs of the run's concurrency group, each in its run."""
+    same for the admissions of the other runs of the run's concurrency group, each in its run.
+
+    With ``keep``, the first admitted member of the run itself is not published but returned,
+    for the caller to run next (``workers/lanes.py``); it holds its admission lease until its
+    claim, so it is published again by the watchdog should the caller die first."""
+    kept: int | None = None
     pending = [(run_id, admission)]
     while pending:
         run, step = pending.pop()
+        admitted = step.admitted
+        if keep and kept is None and run == run_id and admitted:
+            kept, admitted = admitted[0], admitted[1:]
         # A publish that fails is redone by the watchdog once the admission's lease expires.
-        publish(app, store, run, [str(index) for index in step.admitted])
+        publish(app, store, run, [str(index) for index in admitted])
         for index, reason in step.denied:
             ending = end_unrun_member(app, store, run, str(index), "skipped", reason)
             pending.append((run, ending))
         pending.extend(step.others.items())
+    return kept
 
 
 def namer(store: RunStore, run_id: str) -> Callable[[str], MemberIdentity]:

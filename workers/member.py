@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cache
+from typing import Protocol
 from uuid import uuid4
 
 from celery import Celery
@@ -17,16 +19,16 @@ from opentelemetry.trace import Span
 
 from orchestrator.budget import RunBudget
 from orchestrator.events import AgentEnd, AgentStart
-from orchestrator.models import AgentOutput, Message, RunRecord
+from orchestrator.models import AgentCheckpoint, AgentOutput, Message, RunRecord
 from orchestrator.plans import ExecutionPlan
 from orchestrator.requests import RunRequest
 from orchestrator.run_store import RunStore
 from workers import spans
-from workers.agent_loop import run_agent
+from workers.agent_loop import AgentEvents, AgentRun, run_agent
 from workers.cache.governed import CacheContext
 from workers.cancellation import CancelToken
 from workers.coordinator import after_members, apply_admission
-from workers.kinds import kind_of
+from workers.kinds import Execution, MemberStart, kind_of
 from workers.leases import LeaseKeeper
 from workers.member_events import MemberEvents
 from workers.node import node_name
@@ -63,8 +65,27 @@ class MemberRuntime:
     plans: PlanCache[ExecutionPlan]
 
 
-def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOutput | None:
+class NextMember(Protocol):
+    """Where a member execution may hand the member its completion let in (a lane)."""
+
+    next: int | None
+
+    def wants_next(self, member_s: float) -> bool: ...
+
+
+def execute_member(
+    runtime: MemberRuntime,
+    run_id: str,
+    member: str,
+    token: str | None = None,
+    lane: NextMember | None = None,
+) -> AgentOutput | None:
     """Run member ``member`` (an item index, or ``final``) of a run.
+
+    ``token`` is the lease token to claim with: a retry of the same delivery (after a Redis
+    outage) passes the one it claimed with, and takes its own lease back. With ``lane``, a
+    member let in by this one's completion may be kept for the lane instead of published
+    (``workers/lanes.py``).
 
     Returns its output (the stored one for a late duplicate delivery, which never calls the
     model again), or None when this delivery must be dropped without a result: another live
@@ -74,12 +95,19 @@ def execute_member(runtime: MemberRuntime, run_id: str, member: str) -> AgentOut
     # The span is named after the agent once the request is read.
     with spans.run_span(runtime.store, run_id, "invoke_agent") as span:
         try:
-            return _execute(runtime, run_id, member, span)
+            return _execute(runtime, run_id, member, span, token or uuid4().hex, lane)
         finally:
             runtime.keeper.forget_reception(run_id, member)
 
 
-def _execute(runtime: MemberRuntime, run_id: str, member: str, span: Span) -> AgentOutput | None:
+def _execute(
+    runtime: MemberRuntime,
+    run_id: str,
+    member: str,
+    span: Span,
+    token: str,
+    lane: NextMember | None,
+) -> AgentOutput | None:
     app, store = runtime.app, runtime.store
     try:
         request = store.request(run_id)
@@ -95,7 +123,7 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str, span: Span) -> Ag
     conversation = getattr(request, "session_id", None)
     span.update_name(f"invoke_agent {identity.name}")
     span.set_attributes(spans.agent_attributes(spec, identity.name, member, conversation))
-    token = uuid4().hex
+    started = time.monotonic()
     start_event = AgentStart(run_id=run_id, worker=worker_id(), **identity.event_fields())
     claim = store.claim(run_id, member, token, spec.timeout_s, start_event)
     span.set_attribute("orchestrator.claim", claim.action)
@@ -127,22 +155,47 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str, span: Span) -> Ag
             budget = _call_budget(store, request, run_id, member, token)
             plan = runtime.plans.get(spec.agent_id) if spec.plan_mode != "observe_only" else None
             cache_context = CacheContext(spec.agent_id, spec.cache_mode, f"{run_id}/{member}")
-            try:
-                run = run_agent(
+
+            def agent(
+                start: MemberStart,
+                *,
+                name: str,
+                events: AgentEvents,
+                resume: AgentCheckpoint | None = None,
+                checkpoint: Callable[[AgentCheckpoint], object] | None = None,
+            ) -> AgentRun:
+                return run_agent(
                     spec,
                     start.prompt,
                     context=start.context,
                     run_id=run_id,
-                    name=identity.name,
+                    name=name,
                     cancel=cancel,
                     events=events,
                     tools=runtime.tools,
-                    provider_for=lambda name: runtime.provider_for(name, budget, cache_context),
-                    resume=claim.checkpoint,
-                    checkpoint=lambda state: store.save_checkpoint(run_id, member, token, state),
+                    provider_for=lambda provider: runtime.provider_for(
+                        provider, budget, cache_context
+                    ),
+                    resume=resume,
+                    checkpoint=checkpoint,
                     guard=lease.guard,
                     groups=effective_groups(spec, plan) if spec.plan_mode != "observe_only" else [],
                 )
+
+            execution = Execution(
+                app=app,
+                store=store,
+                run_id=run_id,
+                member=member,
+                token=token,
+                worker=worker_id(),
+                identity=identity,
+                events=events,
+                resume=claim.checkpoint,
+                agent=agent,
+            )
+            try:
+                run = kind.run(request, member, start, execution)
                 output, new_messages, record = run.output, run.new_messages, run.record
             except Exception as bug:  # a member never raises: it ends as an error at its index
                 error = f"internal error: {type(bug).__name__}: {bug}"
@@ -162,12 +215,15 @@ def _execute(runtime: MemberRuntime, run_id: str, member: str, span: Span) -> Ag
             node=node_name(),
             token=token,
             messages=new_messages if kind.keeps_messages else None,
-            record=record,
+            record=record if kind.keeps_records else None,
         )
     spans.end_agent(span, output)
     if completion.status == "discarded":
         spans.lease_lost(member)
-    apply_admission(app, store, run_id, completion.admission)
+    keep = lane is not None and lane.wants_next(time.monotonic() - started)
+    kept = apply_admission(app, store, run_id, completion.admission, keep)
+    if lane is not None:
+        lane.next = kept
     if completion.drained:
         after_members(app, store, run_id)
     if completion.stored and record is not None:

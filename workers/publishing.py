@@ -12,8 +12,28 @@ from celery import Celery
 
 from orchestrator.keys import FINAL_MEMBER
 from orchestrator.run_store import RunStore
+from orchestrator.settings import get_settings
 from workers import canvas
 from workers.node import node_name
+
+BATCH_FROM = 4
+"""Members admitted together share messages from this many on (a run's first window, mostly)."""
+
+
+def messages_for(indices: list[int], per_message: int) -> tuple[list[int], list[list[int]]]:
+    """How ``indices`` admitted together travel: (members with a message each, batches of
+    several members a message). A few members get a message each (each a chord member that
+    Flower shows); more are spread evenly over messages of at most ``per_message``."""
+    if per_message <= 1 or len(indices) < BATCH_FROM:
+        return indices, []
+    count = -(-len(indices) // per_message)
+    size, extra = divmod(len(indices), count)
+    batches, start = [], 0
+    for number in range(count):
+        end = start + size + (1 if number < extra else 0)
+        batches.append(indices[start:end])
+        start = end
+    return [], batches
 
 
 def publish(app: Celery, store: RunStore, run_id: str, members: list[str]) -> None:
@@ -21,7 +41,9 @@ def publish(app: Celery, store: RunStore, run_id: str, members: list[str]) -> No
     if not members:
         return
     indices = [int(member) for member in members if member != FINAL_MEMBER]
-    canvas.publish_members(app, run_id, indices)
+    single, batches = messages_for(indices, get_settings().members_per_message)
+    canvas.publish_members(app, run_id, single)
+    canvas.publish_batches(app, run_id, batches)
     if FINAL_MEMBER in members:
         canvas.publish_final(app, run_id)
     store.confirm_published(run_id, node_name(), members)

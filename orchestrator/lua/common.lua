@@ -9,8 +9,9 @@ local K_RESERVED = K_RUN .. ':reserved'
 local K_EVENTS, K_DONE, K_MESSAGES = K_RUN .. ':events', K_RUN .. ':done', K_RUN .. ':messages'
 local K_CHECKPOINTS, K_RECORDS = K_RUN .. ':checkpoints', K_RUN .. ':records'
 local K_DEADLINES, K_DENIED = K_RUN .. ':deadlines', K_RUN .. ':denied'
+local K_PARTIALS = K_RUN .. ':partials'
 local RUN_KEYS = {K_RUN, K_ITEMS, K_LEASES, K_HOLDERS, K_OUTPUTS, K_BUDGET, K_RESERVED, K_EVENTS,
-    K_DONE, K_MESSAGES, K_CHECKPOINTS, K_RECORDS, K_DEADLINES, K_DENIED}
+    K_DONE, K_MESSAGES, K_CHECKPOINTS, K_RECORDS, K_DEADLINES, K_DENIED, K_PARTIALS}
 -- 'ao:run:' and the run's id: a concurrency group's admission reaches the other runs of its
 -- group by their ids (see group.lua).
 local RUN_PREFIX = string.match(K_RUN, '^(.*:)')

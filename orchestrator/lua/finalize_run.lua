@@ -1,5 +1,6 @@
 -- The run ends once. KEYS[2] is the sorted set of active runs.
--- ARGV: state, result_json, error, keep_s, then events to emit before RunEnd, RunEnd last.
+-- ARGV: state, ending_json (what the run's result adds to its outputs; '' for none), error,
+-- keep_s, then events to emit before RunEnd, RunEnd last.
 -- Returns 1 when this call ended the run, 0 when it had already ended.
 local state = redis.call('HGET', K_RUN, 'state')
 if state ~= 'running' and state ~= 'pending' then return 0 end
@@ -7,5 +8,9 @@ redis.call('HSET', K_RUN, 'state', ARGV[1], 'result', ARGV[2], 'error', ARGV[3],
 redis.call('ZREM', KEYS[2], redis.call('HGET', K_RUN, 'id'))
 for i = 5, #ARGV do emit(ARGV[i]) end
 redis.call('XADD', K_DONE, '*', 'state', ARGV[1])
+-- What only a running run needs goes now: its items (a big run's inputs may be most of its
+-- size), who holds which member, leases, checkpoints and limits. Every member has its output,
+-- so a late delivery of one finds it stored without reading anything else.
+redis.call('DEL', K_ITEMS, K_HOLDERS, K_LEASES, K_CHECKPOINTS, K_DEADLINES, K_DENIED)
 for _, key in ipairs(RUN_KEYS) do redis.call('EXPIRE', key, tonumber(ARGV[4])) end
 return 1

@@ -1,4 +1,6 @@
 -- The gate of a run's final agent (a reducer, a judge). ARGV: node, final_prompt, lease_ms.
+-- final_prompt is the judge's prompt, or '' for a map-reduce's reducer, which builds its own
+-- prompts from the stored outputs when it runs (a big run's would be megabytes here).
 -- Returns {'cancelled', reason}, {'denied', reason}, {'gone'} (the run no longer exists or has
 -- ended) or {'admitted'}. Safe to call again: a final agent already admitted is not counted
 -- twice. Worker NODE publishes it, under a lease until it confirms (see common.lua).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.requests import RunRequest
-from workers.kinds.base import MemberIdentity, MemberStart, RunKind
+from workers.kinds.base import Execution, MemberIdentity, MemberStart, RunKind
 from workers.kinds.branches import BranchesKind
 from workers.kinds.map_reduce import MapReduceKind
 from workers.kinds.single import SingleAgentKind
@@ -20,4 +20,4 @@ def kind_of(request: RunRequest) -> RunKind:
     return KINDS[request.kind]
 
 
-__all__ = ["KINDS", "MemberIdentity", "MemberStart", "RunKind", "kind_of"]
+__all__ = ["KINDS", "Execution", "MemberIdentity", "MemberStart", "RunKind", "kind_of"]

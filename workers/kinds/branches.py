@@ -4,17 +4,17 @@ budget-gated final agent."""
 
 from __future__ import annotations
 
-from functools import reduce
-
 from celery import Celery
 
 from orchestrator.events import ParallelLoopEnd
 from orchestrator.keys import FINAL_MEMBER
 from orchestrator.models import AgentOutput, AgentSpec, RunState, Usage
 from orchestrator.requests import BranchesRequest, RunRequest
-from orchestrator.results import BranchOutcome, ParallelResult
+from orchestrator.results import BranchOutcome
+from orchestrator.run_results import BranchesEnding, branch_outcomes
 from orchestrator.run_store import RunStore
 from workers import spans
+from workers.agent_loop import AgentRun
 from workers.evaluation import (
     StrategyError,
     checked_choice,
@@ -22,7 +22,7 @@ from workers.evaluation import (
     judge_prompt,
     load_strategy,
 )
-from workers.kinds.base import MemberIdentity, MemberStart
+from workers.kinds.base import Execution, MemberIdentity, MemberStart
 from workers.node import node_name
 from workers.publishing import publish
 from workers.records import finish_run
@@ -47,6 +47,7 @@ class BranchesKind:
     ``{session_id}.{config_segment}.{i + 1}``."""
 
     keeps_messages = True
+    keeps_records = False
 
     def spec(self, request: RunRequest, member: str) -> AgentSpec:
         branches = _request(request)
@@ -68,9 +69,14 @@ class BranchesKind:
         branches = _request(request)
         return MemberStart(list(branches.base_context), branches.prompt)
 
+    def run(
+        self, request: RunRequest, member: str, start: MemberStart, execution: Execution
+    ) -> AgentRun:
+        return execution.run(start)
+
     def after_members(self, app: Celery, store: RunStore, run_id: str) -> None:
         branches = _request(store.request(run_id))
-        outcomes = self._outcomes(store, run_id, branches)
+        outcomes = branch_outcomes(store, run_id, branches)
         status = store.status(run_id)
         if status and status.cancel_reason:
             self._finish(
@@ -125,7 +131,7 @@ class BranchesKind:
     def after_final(self, app: Celery, store: RunStore, run_id: str, final: AgentOutput) -> None:
         """The judge ended: select the branch it named."""
         branches = _request(store.request(run_id))
-        outcomes = self._outcomes(store, run_id, branches)
+        outcomes = branch_outcomes(store, run_id, branches)
         status = store.status(run_id)
         if status and status.cancel_reason:
             self._finish(
@@ -144,20 +150,6 @@ class BranchesKind:
         self._finish(app, store, run_id, outcomes, selected, final.tokens, "succeeded")
 
     @staticmethod
-    def _outcomes(store: RunStore, run_id: str, branches: BranchesRequest) -> list[BranchOutcome]:
-        outputs = store.outputs(run_id)
-        return [
-            BranchOutcome(
-                config_index=index,
-                loop_id=branches.loop_ids[index],
-                output=output,
-                new_messages=store.messages(run_id, str(index)),
-                original_context_len=len(branches.base_context),
-            )
-            for index, output in enumerate(outputs)
-        ]
-
-    @staticmethod
     def _finish(
         app: Celery,
         store: RunStore,
@@ -169,23 +161,14 @@ class BranchesKind:
         error: str = "",
     ) -> None:
         branches = _request(store.request(run_id))
-        chosen = None if selected is None else outcomes[selected]
-        total = reduce(lambda acc, o: acc + o.usage, outcomes, Usage()) + evaluation_usage
-        result = ParallelResult(
-            session_id=branches.session_id,
-            outcomes=outcomes,
-            selected_index=selected,
-            selected_loop_id=chosen.loop_id if chosen else None,
-            selected_messages=chosen.new_messages if chosen else [],
-            selected_context=[*branches.base_context, *chosen.new_messages] if chosen else [],
-            evaluation_usage=evaluation_usage,
-            total_usage=total,
-        )
         end = ParallelLoopEnd(
             run_id=run_id,
             session_id=branches.session_id,
-            selected_loop_id=result.selected_loop_id,
+            selected_loop_id=None if selected is None else outcomes[selected].loop_id,
             selected_config_index=selected,
             evaluation_usage=evaluation_usage,
         )
-        finish_run(app, store, run_id, state, result.model_dump_json(), error, events=(end,))
+        # The outcomes are kept in the run's outputs and messages: the result is built from
+        # them when asked (orchestrator/run_results.py), with the selection kept here.
+        ending = BranchesEnding(selected_index=selected, evaluation_usage=evaluation_usage)
+        finish_run(app, store, run_id, state, ending.model_dump_json(), error, events=(end,))

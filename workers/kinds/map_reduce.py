@@ -1,4 +1,5 @@
-"""Map-reduce runs: a mapper per item, then a budget-gated reducer over their summaries."""
+"""Map-reduce runs: a mapper per item, then a budget-gated reducer over their summaries
+(a tree of partial reducers when they do not fit its window: ``workers/reduce_tree.py``)."""
 
 from __future__ import annotations
 
@@ -7,28 +8,14 @@ from celery import Celery
 from orchestrator.keys import FINAL_MEMBER
 from orchestrator.models import AgentOutput, AgentSpec, Outcome
 from orchestrator.requests import MapReduceRequest, RunRequest
-from orchestrator.results import MapReduceResult
+from orchestrator.run_results import MapReduceEnding
 from orchestrator.run_store import RunStore
-from workers import spans
-from workers.kinds.base import MemberIdentity, MemberStart
+from workers import reduce_tree, spans
+from workers.agent_loop import AgentRun
+from workers.kinds.base import Execution, MemberIdentity, MemberStart
 from workers.node import node_name
 from workers.publishing import publish
 from workers.records import finish_run
-
-SUMMARY_CHARS = 300
-
-
-def summaries(outputs: list[AgentOutput]) -> list[str]:
-    """One line per successful mapper: ``- [name] answer`` cut to 300 characters."""
-    return [f"- [{o.name}] {o.answer[:SUMMARY_CHARS]}" for o in outputs if o.succeeded()]
-
-
-def reducer_prompt(task: str, outputs: list[AgentOutput]) -> str:
-    lines = "\n".join(summaries(outputs))
-    return (
-        f"Original task: {task}\n\nResults from {len(outputs)} sub-agents:\n{lines}\n\n"
-        "Combine these into a single coherent result."
-    )
 
 
 def _request(request: RunRequest) -> MapReduceRequest:
@@ -40,6 +27,7 @@ class MapReduceKind:
     """Mapper ``i`` is ``{mapper.name}_{i}`` on ``"{task}\\n\\nProcess this item: {item}"``."""
 
     keeps_messages = False
+    keeps_records = False
 
     def spec(self, request: RunRequest, member: str) -> AgentSpec:
         mr = _request(request)
@@ -53,14 +41,24 @@ class MapReduceKind:
 
     def start(self, request: RunRequest, member: str, stored_input: str) -> MemberStart:
         if member == FINAL_MEMBER:
-            return MemberStart([], stored_input)
+            return MemberStart([], None)  # the reducer builds its prompts: see ``run``
         return MemberStart([], f"{_request(request).task}\n\nProcess this item: {stored_input}")
+
+    def run(
+        self, request: RunRequest, member: str, start: MemberStart, execution: Execution
+    ) -> AgentRun:
+        """A mapper's agent run, or the reduce over the stored outputs (a tree of partial
+        reducers when the summaries do not fit the reducer's window)."""
+        if member != FINAL_MEMBER:
+            return execution.run(start)
+        mr = _request(request)
+        outputs = execution.store.outputs(execution.run_id)
+        return reduce_tree.reduce(execution, mr.reducer, mr.task, outputs, mr.max_concurrent)
 
     def after_members(self, app: Celery, store: RunStore, run_id: str) -> None:
         """Run the reducer if the budget admits it, else end with the unreduced summaries."""
         mr = _request(store.request(run_id))
-        outputs = store.outputs(run_id)  # read once: a big run's outputs take a while to parse
-        verdict, reason = store.gate_final(run_id, node_name(), reducer_prompt(mr.task, outputs))
+        verdict, reason = store.gate_final(run_id, node_name(), "")
         if verdict == "gone":
             return
         if verdict == "admitted":
@@ -70,33 +68,22 @@ class MapReduceKind:
         if verdict == "denied":
             spans.budget_denied(reason, FINAL_MEMBER)
         final = AgentOutput.not_run(mr.reducer.name, outcome, reason)
-        self._end(app, store, run_id, final, outputs)
+        self._end(app, store, run_id, final, final_stored=False)
 
     def after_final(self, app: Celery, store: RunStore, run_id: str, final: AgentOutput) -> None:
         """End the run. A reducer that did not run (budget, cancel) leaves the unreduced
         summaries as the answer; a reducer that failed fails the run."""
-        self._end(app, store, run_id, final, store.outputs(run_id))
+        self._end(app, store, run_id, final, final_stored=True)
 
     def _end(
-        self,
-        app: Celery,
-        store: RunStore,
-        run_id: str,
-        final: AgentOutput,
-        outputs: list[AgentOutput],
+        self, app: Celery, store: RunStore, run_id: str, final: AgentOutput, final_stored: bool
     ) -> None:
-        mr = _request(store.request(run_id))
         status = store.status(run_id)
         cancel = status.cancel_reason if status else None
-        if final.outcome == "ok":
-            reduced = final.answer
-        elif final.outcome in ("skipped", "cancelled"):
-            reduced = "\n".join(summaries(outputs))
-        else:
-            reduced = ""
-        result = MapReduceResult(
-            task=mr.task, map_outputs=outputs, reduced_answer=reduced, reducer_output=final
-        ).model_dump_json()
+        # The map outputs and a reducer that ran are kept once, in the run's outputs: the
+        # result is built from them when asked (orchestrator/run_results.py), the answer too.
+        ending = MapReduceEnding(reducer_output=None if final_stored else final)
+        result = ending.model_dump_json(exclude_none=True)
         if cancel:
             finish_run(app, store, run_id, "cancelled", result, cancel)
         elif final.outcome == "error":

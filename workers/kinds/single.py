@@ -6,9 +6,10 @@ from celery import Celery
 
 from orchestrator.models import AgentOutput, AgentSpec
 from orchestrator.requests import AgentRunRequest, RunRequest
-from orchestrator.results import AgentRunResult
+from orchestrator.run_results import AgentEnding
 from orchestrator.run_store import RunStore
-from workers.kinds.base import MemberIdentity, MemberStart
+from workers.agent_loop import AgentRun
+from workers.kinds.base import Execution, MemberIdentity, MemberStart
 from workers.records import finish_run
 
 
@@ -22,6 +23,7 @@ class SingleAgentKind:
     The run fails when the agent does (an error, or a budget that admits no agent)."""
 
     keeps_messages = True
+    keeps_records = True  # the result carries the agent's record
 
     def spec(self, request: RunRequest, member: str) -> AgentSpec:
         return _request(request).spec
@@ -33,28 +35,26 @@ class SingleAgentKind:
         single = _request(request)
         return MemberStart(list(single.context), single.prompt)
 
+    def run(
+        self, request: RunRequest, member: str, start: MemberStart, execution: Execution
+    ) -> AgentRun:
+        return execution.run(start)
+
     def after_members(self, app: Celery, store: RunStore, run_id: str) -> None:
-        single = _request(store.request(run_id))
         output = store.stored_output(run_id, "0")
         if output is None:
             return
-        context = [*single.context, *store.messages(run_id, "0")]
-        result = AgentRunResult(
-            output=output,
-            context=context,
-            session_id=single.session_id,
-            record=store.record(run_id, "0"),
-        )
+        # The output, messages and record are kept with the run: the result is built from
+        # them when asked (orchestrator/run_results.py).
+        ending = AgentEnding().model_dump_json()
         status = store.status(run_id)
         if status and status.cancel_reason:
-            finish_run(
-                app, store, run_id, "cancelled", result.model_dump_json(), status.cancel_reason
-            )
+            finish_run(app, store, run_id, "cancelled", ending, status.cancel_reason)
         elif output.outcome == "ok":
-            finish_run(app, store, run_id, "succeeded", result.model_dump_json())
+            finish_run(app, store, run_id, "succeeded", ending)
         else:
             error = f"agent {output.outcome}: {output.error}"
-            finish_run(app, store, run_id, "failed", result.model_dump_json(), error)
+            finish_run(app, store, run_id, "failed", ending, error)
 
     def after_final(self, app: Celery, store: RunStore, run_id: str, final: AgentOutput) -> None:
         raise RuntimeError("a single agent run has no final agent")

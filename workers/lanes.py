@@ -1,0 +1,170 @@
+"""Members that share a task message, when the rate of a run calls for it.
+
+Celery spends a few milliseconds of CPU on each task message (publishing it, receiving it,
+its events, its result): nothing next to an agent that calls a model for seconds, most of the
+cost of a member that takes milliseconds. So:
+
+- a *lane*: a member that took less than ``Settings.lane_s`` goes on, in the same thread, with
+  a member its completion let in, instead of publishing it and waiting for a worker to take it.
+  A lane hands over to the broker (publishes) once it has run for ``LANE_MAX_S``, and when the
+  worker is shutting down;
+- a *batch*: members admitted together (a run's first window) are published as one message of
+  up to ``Settings.members_per_message`` members, each run on a thread of its own.
+
+Either way each member is still counted in its run's chord by the result backend, under its own
+task id, and keeps its lease, events and record: only Flower sees fewer task messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from orchestrator.models import AgentOutput
+from workers import canvas
+from workers.member import MemberRuntime, execute_member
+
+log = logging.getLogger(__name__)
+
+LANE_MAX_S = 10.0
+"""How long a lane goes on before it hands over to the broker: its message is acknowledged,
+and Flower sees the lane's task end."""
+
+_shutting_down = threading.Event()
+
+
+class MemberSlots:
+    """How many members this worker process runs at once: its concurrency (``-c``), whether
+    the members came a message each, in batches or in lanes. A member of a batch that finds
+    them all taken waits for one, held under its reception lease like a prefetched message."""
+
+    def __init__(self) -> None:
+        self._slots: threading.BoundedSemaphore | None = None
+
+    def size(self, concurrency: int) -> None:
+        """Set when the worker starts (0: unbounded, as outside a worker)."""
+        self._slots = threading.BoundedSemaphore(concurrency) if concurrency > 0 else None
+
+    def take(self, wait: bool = True) -> bool:
+        """Take a slot (waiting for one, unless not ``wait``); False when none was free."""
+        return self._slots is None or self._slots.acquire(blocking=wait)
+
+    def give_back(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+
+member_slots = MemberSlots()
+
+
+def stop_lanes() -> None:
+    """The worker is shutting down: lanes publish what they let in instead of running it."""
+    _shutting_down.set()
+
+
+class Lane:
+    """One thread's run of members, one after another.
+
+    Parameters:
+        short_s: members that took less than this are continued in the lane (0: never).
+    """
+
+    def __init__(self, short_s: float) -> None:
+        self._short_s = short_s
+        self._started = time.monotonic()
+        self.next: int | None = None
+
+    def wants_next(self, member_s: float) -> bool:
+        """Whether the lane goes on with a member let in by one that took ``member_s``."""
+        return (
+            member_s < self._short_s
+            and time.monotonic() - self._started < LANE_MAX_S
+            and not _shutting_down.is_set()
+        )
+
+
+def run_lane(
+    runtime: MemberRuntime,
+    run_id: str,
+    first: int,
+    short_s: float,
+    token: str | None = None,
+    count_first: bool = False,
+    slot_taken: bool = False,
+) -> AgentOutput | None:
+    """Run member ``first`` of a run (with lease token ``token`` when given), then the members
+    the lane keeps, in one of the worker's member slots (``slot_taken``: the caller took it).
+    Returns the output of ``first`` (None: see ``execute_member``); the members after it are
+    counted in the chord here, and so is ``first`` when ``count_first`` (its task message is
+    not a chord member)."""
+    lane = Lane(short_s)
+    if not slot_taken:
+        member_slots.take()
+    try:
+        output = execute_member(runtime, run_id, str(first), token=token, lane=lane)
+        if count_first and output is not None:
+            canvas.count_member(runtime.app, run_id, first, output)
+        while lane.next is not None:
+            member, lane.next = lane.next, None
+            following = execute_member(runtime, run_id, str(member), lane=lane)
+            if following is not None:
+                canvas.count_member(runtime.app, run_id, member, following)
+    finally:
+        member_slots.give_back()
+    return output
+
+
+def run_batch(runtime: MemberRuntime, run_id: str, members: list[int], short_s: float) -> None:
+    """Run the members of one message at once, each on a thread of its own, in the worker's
+    free member slots. Members that find no free slot go back to the broker, a message each,
+    for a worker with room to take: a batch never waits in a full worker while others idle."""
+    started: list[threading.Thread] = []
+    spilled: list[int] = []
+    for member in members:
+        if not member_slots.take(wait=False):
+            spilled.append(member)
+            continue
+        thread = threading.Thread(
+            target=_lane_thread,
+            args=(runtime, run_id, member, short_s),
+            name=f"ao-member-{run_id}-{member}",
+            daemon=True,
+        )
+        thread.start()
+        started.append(thread)
+    if spilled:
+        _hand_back(runtime, run_id, spilled)
+    for thread in started:
+        thread.join()
+
+
+def _hand_back(runtime: MemberRuntime, run_id: str, members: list[int]) -> None:
+    """Publish ``members`` again, a message each; should that fail, their leases expire and
+    the watchdog publishes them. (A member whose reception was already written keeps it until
+    it expires; if no worker has claimed the member by then, the watchdog publishes it once
+    more, and the claim of one of its two messages drops the other.)"""
+    for member in members:
+        runtime.keeper.forget_reception(run_id, str(member))
+    try:
+        canvas.publish_members(runtime.app, run_id, members)
+    except Exception as error:
+        log.warning(
+            "run %s: members %s not handed back (%s); left to the watchdog", run_id, members, error
+        )
+
+
+def _lane_thread(runtime: MemberRuntime, run_id: str, member: int, short_s: float) -> None:
+    try:
+        run_lane(runtime, run_id, member, short_s, count_first=True, slot_taken=True)
+    except (RedisConnectionError, RedisTimeoutError) as outage:
+        # Redis stayed away longer than a command waits for it: the member keeps its lease
+        # (or its admission), which expires, and the watchdog publishes it again.
+        log.warning(
+            "run %s member %s: Redis unreachable (%s); left to the watchdog", run_id, member, outage
+        )
+    except Exception:  # a bug: the member's lease expires and it runs again elsewhere
+        log.exception("run %s member %s failed outside its agent", run_id, member)
