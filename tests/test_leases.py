@@ -136,12 +136,12 @@ def test_a_stalled_holder_loses_its_lease_and_makes_no_further_call(
 
 
 @pytest.mark.parametrize(
-    ("per_message", "waiting"),
-    [("1", 3), ("16", 3)],
+    ("per_message", "count"),
+    [("1", 6), ("16", 32)],
     ids=["prefetched-messages", "one-batch-message"],
 )
 def test_a_killed_worker_s_prefetched_and_running_members_run_elsewhere(
-    private_redis: LocalRedis, tmp_path: Path, per_message: str, waiting: int
+    private_redis: LocalRedis, tmp_path: Path, per_message: str, count: int
 ) -> None:
     env = {
         "ORCHESTRATOR_REDIS_URL": private_redis.url,
@@ -151,12 +151,13 @@ def test_a_killed_worker_s_prefetched_and_running_members_run_elsewhere(
     # One slot, four messages taken at a time: the victim holds one running member and
     # prefetched messages that wait for its slot. A batch message runs one member in the slot
     # and hands the others back to the broker, a message each, and the victim takes three.
+    # (32 members: a window that wide is published in batches.)
     victim = start(env, "victim", tmp_path, 1, "--prefetch-multiplier", "4")
     survivor: LocalWorker | None = None
     try:
         client = Client(redis_url=private_redis.url)
         mapper = scripted("mapper", latency_ms=4000)
-        handle = client.map_reduce("Prefetch", items(6), mapper, scripted("reducer"), 6)
+        handle = client.map_reduce("Prefetch", items(count), mapper, scripted("reducer"), count)
         state = redis.Redis.from_url(private_redis.url)
         holders = RunKeys(handle.id).holders
 
@@ -169,12 +170,15 @@ def test_a_killed_worker_s_prefetched_and_running_members_run_elsewhere(
         # All four messages (or the batch) taken: one member running, the others received.
         # (A worker killed in the moment between taking a message and recording its
         # reception leaves its members to the broker's visibility timeout: README, Guarantees.)
-        wait_for(lambda: holding() == (waiting, 1), "the victim prefetched")
+        if count == 6:
+            wait_for(lambda: holding() == (3, 1), "the victim prefetched")
+        else:  # the second batch waits for the slot the first holds, its members received
+            wait_for(lambda: holding()[1] == 1 and holding()[0] >= 16, "the victim prefetched")
         victim.kill()
-        survivor = start(env, "survivor", tmp_path, 8)
+        survivor = start(env, "survivor", tmp_path, count)
         result = handle.result(timeout=120)
-        assert [o.outcome for o in result.map_outputs] == ["ok"] * 6
-        assert [o.name for o in result.map_outputs] == [f"mapper_{i}" for i in range(6)]
+        assert [o.outcome for o in result.map_outputs] == ["ok"] * count
+        assert [o.name for o in result.map_outputs] == [f"mapper_{i}" for i in range(count)]
         starts = Counter(e.worker for e in handle.events(follow=False) if isinstance(e, AgentStart))
         assert sum(1 for w in starts if w and w.endswith(f":{victim.pid}")) == 1
         assert starts[next(w for w in starts if w and w.endswith(f":{victim.pid}"))] == 1

@@ -44,6 +44,8 @@ class MemberSlots:
 
     def __init__(self) -> None:
         self._slots: threading.BoundedSemaphore | None = None
+        self._waiting = 0
+        self._lock = threading.Lock()
 
     def size(self, concurrency: int) -> None:
         """Set when the worker starts (0: unbounded, as outside a worker)."""
@@ -51,7 +53,24 @@ class MemberSlots:
 
     def take(self, wait: bool = True) -> bool:
         """Take a slot (waiting for one, unless not ``wait``); False when none was free."""
-        return self._slots is None or self._slots.acquire(blocking=wait)
+        if self._slots is None:
+            return True
+        if self._slots.acquire(blocking=False):
+            return True
+        if not wait:
+            return False
+        with self._lock:
+            self._waiting += 1
+        try:
+            return self._slots.acquire()
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    @property
+    def contended(self) -> bool:
+        """Whether a member of this worker waits for a slot (a lane then gives its slot up)."""
+        return self._waiting > 0
 
     def give_back(self) -> None:
         if self._slots is not None:
@@ -84,6 +103,7 @@ class Lane:
             member_s < self._short_s
             and time.monotonic() - self._started < LANE_MAX_S
             and not _shutting_down.is_set()
+            and not member_slots.contended
         )
 
 

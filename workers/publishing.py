@@ -16,8 +16,10 @@ from orchestrator.settings import get_settings
 from workers import canvas
 from workers.node import node_name
 
-BATCH_FROM = 4
-"""Members admitted together share messages from this many on (a run's first window, mostly)."""
+BATCH_FROM = 32
+"""Members admitted together share messages from this many on (the first window of a wide run):
+a narrower window is spread better over the workers a message each, and lanes take over after
+it."""
 
 
 def messages_for(indices: list[int], per_message: int) -> tuple[list[int], list[list[int]]]:
