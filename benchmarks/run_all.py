@@ -14,6 +14,7 @@ from benchmarks import (
     fairness,
     learning,
     overhead,
+    scale,
     tools,
     tree_reduce,
     watchdog,
@@ -32,6 +33,7 @@ def main() -> int:
     caching = cache_governor.main()
     tree_fits = tree_reduce.main()
     left_per_item = big_run.main()
+    scaled = scale.main()
     fair_ratio = fairness.main()
     met = ratio <= 1.3 and parallel >= 0.9 and branch_ratio <= 1.15 and fanout <= 1.3
     # The learner's schedule is reported against parallel, not gated on it: on a workload with a
@@ -39,7 +41,7 @@ def main() -> int:
     met = met and learned.rate >= 2000 and learned.p95 < 1 and learned.schedule_hazards == 0
     met = met and sweep_ratio >= 5 and cancel_s <= 2
     met = met and budget_share >= 0.9 and caching and tree_fits
-    met = met and left_per_item <= big_run.TARGET and fair_ratio <= 2
+    met = met and left_per_item <= big_run.TARGET and scaled and fair_ratio <= 2
     return 0 if met else 1
 
 
