@@ -30,7 +30,7 @@ from orchestrator.settings import Settings
 from workers.canvas import (
     BODY_TASK,
     MEMBER_TASK,
-    count_member_without_message,
+    count_member,
     member_result,
     publish_members,
     register_chord,
@@ -116,9 +116,9 @@ def test_counted_members_publish_the_body_once(app: Celery, broker: redis.Redis)
     outputs = {index: output(index, "skipped") for index in range(3)}
     register_chord(app, run_id, 3)
     for index in (2, 0):  # out of order: the body must still list members by group_index
-        count_member_without_message(app, run_id, index, outputs[index])
+        count_member(app, run_id, index, outputs[index])
         assert queued(broker, "coordinator", run_id) == []
-    count_member_without_message(app, run_id, 1, outputs[1])
+    count_member(app, run_id, 1, outputs[1])
     assert_one_body(broker, run_id, [member_result(i, outputs[i]) for i in range(3)])
 
 
@@ -129,18 +129,18 @@ def test_a_member_counted_twice_counts_once(app: Celery, broker: redis.Redis) ->
     run_id = new_run()
     first = {index: output(index, "skipped") for index in range(3)}
     register_chord(app, run_id, 3)
-    count_member_without_message(app, run_id, 1, first[1])
-    count_member_without_message(app, run_id, 1, output(1, "ok"))
+    count_member(app, run_id, 1, first[1])
+    count_member(app, run_id, 1, output(1, "ok"))
     assert queued(broker, "coordinator", run_id) == []
-    count_member_without_message(app, run_id, 0, first[0])
+    count_member(app, run_id, 0, first[0])
     # Were the duplicate counted, 3 results would have reached the chord size already.
     assert queued(broker, "coordinator", run_id) == []
-    count_member_without_message(app, run_id, 2, first[2])
+    count_member(app, run_id, 2, first[2])
     expected = [member_result(i, first[i]) for i in range(3)]
     assert_one_body(broker, run_id, expected)
     # Late duplicates after the body was published publish nothing more.
-    count_member_without_message(app, run_id, 2, output(2, "ok"))
-    count_member_without_message(app, run_id, 0, output(0, "error"))
+    count_member(app, run_id, 2, output(2, "ok"))
+    count_member(app, run_id, 0, output(0, "error"))
     assert_one_body(broker, run_id, expected)
 
 
@@ -167,7 +167,7 @@ def test_a_member_run_by_a_worker_after_being_counted_counts_once(
     run_id = new_run()
     register_chord(app, run_id, 3)
     skipped = output(0, "skipped")
-    count_member_without_message(app, run_id, 0, skipped)
+    count_member(app, run_id, 0, skipped)
     publish_members(app, run_id, [0, 1])
     with start_worker(app, pool="solo", perform_ping_check=False, queues=["agents"]):
         assert both_ran.wait(60), ran
@@ -179,7 +179,7 @@ def test_a_member_run_by_a_worker_after_being_counted_counts_once(
     # Were member 0 counted twice, the chord would be complete (0, 0, 1) and the body out.
     assert queued(broker, "coordinator", run_id) == []
     last = output(2, "cancelled")
-    count_member_without_message(app, run_id, 2, last)
+    count_member(app, run_id, 2, last)
     assert_one_body(
         broker,
         run_id,

@@ -85,25 +85,9 @@ def publish_batches(app: Celery, run_id: str, batches: list[list[int]]) -> None:
 
 
 def count_member(app: Celery, run_id: str, index: int, output: AgentOutput) -> None:
-    """Count a member that ran without a task message of its own (in a batch, or a lane) in
-    the run's chord. Only the chord keeps its result (as it keeps every member's): the
-    member's outputs are in the run."""
-    request = Context(
-        id=member_task_id(run_id, index),
-        group=run_id,
-        group_index=index,
-        chord=chord_body(app, run_id),
-        ignore_result=True,
-        task=MEMBER_TASK,
-    )
-    app.backend.mark_as_done(
-        member_task_id(run_id, index), member_result(index, output), request, store_result=False
-    )
-
-
-def count_member_without_message(app: Celery, run_id: str, index: int, output: AgentOutput) -> None:
-    """Count a member in the chord as if its task had run (its result goes to the body; like
-    a member that ran, it leaves no task result of its own).
+    """Count a member in the run's chord as if a task of its own had run: one that ran in a
+    batch or a lane, or one ended without running (skipped, cancelled). Its reference goes to
+    the body; like any member, it leaves no task result of its own (its output is in the run).
 
     The backend's chord counting ignores a second result for the same task and index, so a
     real execution finishing later cannot count the member twice.
@@ -116,9 +100,8 @@ def count_member_without_message(app: Celery, run_id: str, index: int, output: A
         ignore_result=True,
         task=MEMBER_TASK,
     )
-    result = member_result(index, output)
     app.backend.mark_as_done(
-        member_task_id(run_id, index), result, request=request, store_result=False
+        member_task_id(run_id, index), member_result(index, output), request, store_result=False
     )
 
 

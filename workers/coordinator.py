@@ -81,7 +81,7 @@ def end_unrun_member(
     if member == FINAL_MEMBER:
         kind_of(store.request(run_id)).after_final(app, store, run_id, output)
     else:
-        canvas.count_member_without_message(app, run_id, int(member), output)
+        canvas.count_member(app, run_id, int(member), output)
     if completion.drained:
         after_members(app, store, run_id)
     return completion.admission
