@@ -33,7 +33,15 @@ def test_one_process_with_1000_threads_runs_1000_members_with_none_retried(
     private_redis: LocalRedis, tmp_path: Path
 ) -> None:
     log = tmp_path / "wide.log"
-    env = {"ORCHESTRATOR_REDIS_URL": private_redis.url, **FAST_TIMINGS}
+    # The default lease and heartbeat: this test is about pools, and the tests' 2 s lease can
+    # run out for a process starting 1,000 members on a busy machine (then a member is taken
+    # over, as it should be, and counted twice here).
+    env = {
+        "ORCHESTRATOR_REDIS_URL": private_redis.url,
+        **FAST_TIMINGS,
+        "ORCHESTRATOR_LEASE_S": "30",
+        "ORCHESTRATOR_HEARTBEAT_S": "2",
+    }
     worker = LocalWorker("wide", env, concurrency=1000, log_path=log)
     try:
         wait_for_workers(redis.Redis.from_url(private_redis.url), [worker.hostname])

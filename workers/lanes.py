@@ -39,8 +39,9 @@ _shutting_down = threading.Event()
 
 class MemberSlots:
     """How many members this worker process runs at once: its concurrency (``-c``), whether
-    the members came a message each, in batches or in lanes. A member of a batch that finds
-    them all taken waits for one, held under its reception lease like a prefetched message."""
+    the members came a message each, in batches or in lanes. A member with a message of its
+    own that finds them all taken waits for one, held under its reception lease like a
+    prefetched message; a member of a batch goes back to the broker instead."""
 
     def __init__(self) -> None:
         self._slots: threading.BoundedSemaphore | None = None

@@ -51,7 +51,8 @@ class RecordShipper:
         self._app = app
         self._waiting: list[dict[str, object]] = []
         self._lock = threading.Lock()
-        self._wake = threading.Event()
+        self._pending = threading.Event()
+        self._full = threading.Event()
         self._thread: threading.Thread | None = None
 
     def ship(self, record: RunRecord) -> None:
@@ -59,12 +60,14 @@ class RecordShipper:
         payload = record.model_dump(mode="json")
         with self._lock:
             self._waiting.append(payload)
-            full = len(self._waiting) >= BATCH_RECORDS
+            first, full = len(self._waiting) == 1, len(self._waiting) >= BATCH_RECORDS
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="ao-records", daemon=True)
                 self._thread.start()
+        if first:
+            self._pending.set()
         if full:
-            self._wake.set()
+            self._full.set()
 
     def flush(self) -> None:
         """Send every waiting record now."""
@@ -74,9 +77,12 @@ class RecordShipper:
             self._send(batch[start : start + BATCH_RECORDS])
 
     def _loop(self) -> None:
+        # Idle while nothing waits; a batch leaves FLUSH_S after its first record, or once full.
         while True:
-            self._wake.wait(FLUSH_S)
-            self._wake.clear()
+            self._pending.wait()
+            self._pending.clear()
+            self._full.wait(FLUSH_S)
+            self._full.clear()
             self.flush()
 
     def _send(self, batch: list[dict[str, object]]) -> None:
