@@ -35,7 +35,9 @@ FAST_TIMINGS = {
 TEST_BROKER = os.environ.get("ORCHESTRATOR_TEST_BROKER", "redis").lower()
 ON_RABBITMQ = TEST_BROKER == "rabbitmq"
 if TEST_BROKER not in ("redis", "rabbitmq"):
-    raise pytest.UsageError(f"ORCHESTRATOR_TEST_BROKER must be redis or rabbitmq, not {TEST_BROKER!r}")
+    raise pytest.UsageError(
+        f"ORCHESTRATOR_TEST_BROKER must be redis or rabbitmq, not {TEST_BROKER!r}"
+    )
 
 redis_broker_only = pytest.mark.skipif(ON_RABBITMQ, reason="tests the Redis broker itself")
 

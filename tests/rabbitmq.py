@@ -225,5 +225,7 @@ def start_or_skip() -> LocalRabbitMQ:
     if server_binary() is None:
         pytest.skip("RabbitMQ tests: rabbitmq-server is not installed (.ci/run installs it)")
     if shutil.which("epmd") is None:
-        pytest.skip("RabbitMQ tests: Erlang's epmd is not installed (it comes with rabbitmq-server)")
+        pytest.skip(
+            "RabbitMQ tests: Erlang's epmd is not installed (it comes with rabbitmq-server)"
+        )
     return LocalRabbitMQ()
