@@ -248,11 +248,19 @@ def test_live_workers_are_not_taken_over_when_rabbitmq_delivers_again(
             "tasks.agents.run_member", args=(handle.id, 0), queue="agents"
         )
         log = tmp_path / "alive.log"
-        # The positive signal that the duplicate was handled: it found the member busy and
-        # was dropped (a duplicate handled after the member ended would have succeeded).
-        while f"{again.id}] ignored" not in log.read_text(errors="replace"):
+
+        def handled() -> str | None:
+            """How the duplicate's task ended, as the worker's log tells."""
+            text = log.read_text(errors="replace")
+            return next(
+                (end for end in ("ignored", "succeeded") if f"{again.id}] {end}" in text), None
+            )
+
+        # The positive signal: the duplicate was handled (dropped, or run if it took over).
+        while (ending := handled()) is None:
             assert time.monotonic() < deadline + 30, "the duplicate was never handled"
             time.sleep(0.05)
+        assert ending == "ignored", "the duplicate took the member over from its live holder"
         result = handle.result(timeout=30)
         assert result.map_outputs[0].outcome == "ok"
         starts = [e for e in handle.events(follow=False) if isinstance(e, AgentStart)]

@@ -119,18 +119,19 @@ class ProcessPresence:
             stop.wait(PING_S)
 
 
-_presence: ProcessPresence | None = None
+# By client (a worker has one; a test process may have several Redis servers).
+_presences: dict[int, tuple[redis.Redis, ProcessPresence]] = {}
 _presence_lock = threading.Lock()
 
 
 def process_presence(client: redis.Redis) -> ProcessPresence:
     """This process's presence on ``client``'s Redis, started on first use."""
-    global _presence
     with _presence_lock:
-        if _presence is None:
-            _presence = ProcessPresence(client)
-    _presence.start()
-    return _presence
+        if id(client) not in _presences:
+            _presences[id(client)] = (client, ProcessPresence(client))
+        presence = _presences[id(client)][1]
+    presence.start()
+    return presence
 
 
 def new_token(client: redis.Redis) -> str:
