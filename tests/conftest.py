@@ -39,8 +39,6 @@ if TEST_BROKER not in ("redis", "rabbitmq"):
         f"ORCHESTRATOR_TEST_BROKER must be redis or rabbitmq, not {TEST_BROKER!r}"
     )
 
-redis_broker_only = pytest.mark.skipif(ON_RABBITMQ, reason="tests the Redis broker itself")
-
 
 @pytest.fixture(scope="session")
 def rabbitmq_node() -> Iterator[LocalRabbitMQ]:
