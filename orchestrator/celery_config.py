@@ -57,6 +57,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "broker_transport_options": {
+            # The Redis broker's redelivery timeout; RabbitMQ ignores it and redelivers when a
+            # consumer's channel closes (its consumer_timeout must exceed the longest member).
             "visibility_timeout": settings.visibility_timeout_s,
             # Connecting to publish (kombu's default channel): the wait above, not 4 s.
             **BROKER_RETRY_INTERVALS,

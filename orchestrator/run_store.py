@@ -253,14 +253,23 @@ class RunStore:
         return admission
 
     def claim(
-        self, run_id: str, member: str, token: str, timeout_s: float, event: AgentStart
+        self,
+        run_id: str,
+        member: str,
+        token: str,
+        timeout_s: float,
+        event: AgentStart,
+        gone_holder: str = "",
     ) -> Claim:
         """Take the lease of a member about to execute (see ``claim_member.lua``); its time
-        limit ``timeout_s`` counts from its first claim."""
+        limit ``timeout_s`` counts from its first claim. A ``busy`` claim's ``input`` is the
+        execution that holds the member, when one does; ``gone_holder``: that execution, whose
+        process is known to be gone (``workers/liveness.py``), so that its live lease is taken
+        over now (only if it still holds the member)."""
         timeout_ms = int(timeout_s * 1000)
         reply = self._run(
             run_id, "claim_member", member, token, self._lease_ms, timeout_ms,
-            event.model_dump_json(),
+            event.model_dump_json(), gone_holder,
         )  # fmt: skip
         action, *rest = reply
         if _text(action) != "run":

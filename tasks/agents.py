@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import uuid4
 
 from celery import Task
 from celery.exceptions import Ignore
@@ -16,6 +15,7 @@ from workers.app import app
 from workers.canvas import member_result
 from workers.kinds import kind_of
 from workers.lanes import run_batch, run_lane
+from workers.liveness import new_token
 from workers.member import execute_member
 from workers.runtime import member_runtime, store
 
@@ -45,7 +45,7 @@ def run_member(self: Task, run_id: str, index: int, token: str | None = None) ->
     with the run and the chord gets a reference to it. A short member goes on with the
     members its completion lets in (``workers/lanes.py``). ``token``: the lease token of an
     earlier attempt of this delivery, which its retry takes back."""
-    token = token or uuid4().hex
+    token = token or new_token(store().client)
     try:
         output = run_lane(member_runtime(app), run_id, index, get_settings().lane_s, token)
     except REDIS_OUTAGES as outage:
@@ -69,7 +69,7 @@ def run_members(run_id: str, indices: list[int]) -> None:
 def run_final(self: Task, run_id: str, token: str | None = None) -> dict[str, Any]:
     """The final agent of a run (a reducer, a judge); ends the run with its answer."""
     runs = store()
-    token = token or uuid4().hex
+    token = token or new_token(store().client)
     try:
         output = execute_member(member_runtime(app), run_id, FINAL_MEMBER, token=token)
         if output is None:

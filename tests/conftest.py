@@ -1,5 +1,10 @@
 """Fixtures: a private redis-server per session (free port, never 6379) and real
-``celery worker`` processes. Timings are short so that lost members are recovered in seconds."""
+``celery worker`` processes. Timings are short so that lost members are recovered in seconds.
+
+``ORCHESTRATOR_TEST_BROKER=rabbitmq`` runs the suite with a private RabbitMQ node as the broker
+(``tests/rabbitmq.py``); run state and results stay in Redis. The session's workers get a
+virtual host of their own, and every other test (one that starts its own Redis and workers)
+gets a fresh one in ``ORCHESTRATOR_BROKER_URL``, which its workers and clients inherit."""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from tests.rabbitmq import LocalRabbitMQ, start_or_skip
+
+BROKER_VARIABLE = "ORCHESTRATOR_BROKER_URL"
 
 FAST_TIMINGS = {
     "ORCHESTRATOR_LEASE_S": "2",
@@ -22,6 +30,43 @@ FAST_TIMINGS = {
     "ORCHESTRATOR_REMOTE_START_TIMEOUT_S": "2",
     "ORCHESTRATOR_PROVIDER_LIMITS": '{"scripted:pooled": {"max_concurrent": 2}}',
 }
+
+
+TEST_BROKER = os.environ.get("ORCHESTRATOR_TEST_BROKER", "redis").lower()
+ON_RABBITMQ = TEST_BROKER == "rabbitmq"
+if TEST_BROKER not in ("redis", "rabbitmq"):
+    raise pytest.UsageError(
+        f"ORCHESTRATOR_TEST_BROKER must be redis or rabbitmq, not {TEST_BROKER!r}"
+    )
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_node() -> Iterator[LocalRabbitMQ]:
+    """One private RabbitMQ node for the session (it takes seconds to start)."""
+    node = start_or_skip()
+    yield node
+    node.stop()
+
+
+@pytest.fixture(autouse=True)
+def _broker_of_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """On RabbitMQ, a test that does not use the session's workers gets a virtual host of its
+    own: workers of one Redis must not take the messages of another Redis's runs."""
+    if not ON_RABBITMQ or "worker_env" in request.fixturenames:
+        yield
+        return
+    node: LocalRabbitMQ = request.getfixturevalue("rabbitmq_node")
+    saved = os.environ.get(BROKER_VARIABLE)
+    os.environ[BROKER_VARIABLE] = node.vhost_url()
+    from orchestrator.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    if saved is None:
+        os.environ.pop(BROKER_VARIABLE, None)
+    else:
+        os.environ[BROKER_VARIABLE] = saved
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +85,13 @@ def private_redis() -> Iterator[LocalRedis]:
 
 
 @pytest.fixture(scope="session")
-def worker_env(redis_server: LocalRedis) -> Iterator[dict[str, str]]:
+def worker_env(
+    redis_server: LocalRedis, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
     env = {"ORCHESTRATOR_REDIS_URL": redis_server.url, **FAST_TIMINGS}
+    if ON_RABBITMQ:
+        node: LocalRabbitMQ = request.getfixturevalue("rabbitmq_node")
+        env[BROKER_VARIABLE] = node.vhost_url(keep=True)
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     from orchestrator.settings import get_settings

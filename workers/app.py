@@ -64,8 +64,11 @@ def _check_worker(sender: Any = None, **_: Any) -> None:
 
 @worker_ready.connect
 def _start_watchdog(sender: Any = None, **_: Any) -> None:
-    from workers.runtime import watchdog
+    from workers.liveness import process_presence
+    from workers.runtime import store, watchdog
 
+    # Named in Redis from now on, so that the leases it takes name it (workers/liveness.py).
+    process_presence(store().client)
     hostname = getattr(sender, "hostname", None) or "worker"
     watchdog(app).start(hostname)
 

@@ -12,7 +12,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cache
 from typing import Protocol
-from uuid import uuid4
 
 from celery import Celery
 from opentelemetry.trace import Span
@@ -30,6 +29,7 @@ from workers.cancellation import CancelToken
 from workers.coordinator import after_members, apply_admission
 from workers.kinds import Execution, MemberStart, kind_of
 from workers.leases import LeaseKeeper
+from workers.liveness import holder_gone, new_token
 from workers.member_events import MemberEvents
 from workers.node import node_name
 from workers.plan_cache import PlanCache
@@ -95,7 +95,8 @@ def execute_member(
     # The span is named after the agent once the request is read.
     with spans.run_span(runtime.store, run_id, "invoke_agent") as span:
         try:
-            return _execute(runtime, run_id, member, span, token or uuid4().hex, lane)
+            token = token or new_token(runtime.store.client)
+            return _execute(runtime, run_id, member, span, token, lane)
         finally:
             runtime.keeper.forget_reception(run_id, member)
 
@@ -126,6 +127,10 @@ def _execute(
     started = time.monotonic()
     start_event = AgentStart(run_id=run_id, worker=worker_id(), **identity.event_fields())
     claim = store.claim(run_id, member, token, spec.timeout_s, start_event)
+    if claim.action == "busy" and claim.input and holder_gone(store.client, claim.input):
+        # A delivery that finds its member held by a process that is gone (RabbitMQ delivers
+        # a dead worker's messages again at once) takes it over now, not after the lease.
+        claim = store.claim(run_id, member, token, spec.timeout_s, start_event, claim.input)
     span.set_attribute("orchestrator.claim", claim.action)
     if claim.action in ("busy", "gone"):
         return None

@@ -1,8 +1,9 @@
 -- A member execution starts: take the lease, or learn that it must not run.
--- ARGV: member, token, lease_ms, timeout_ms, start_event_json.
+-- ARGV: member, token, lease_ms, timeout_ms, start_event_json, gone_holder ('' for none): the
+-- token of an execution whose worker process is known to be gone (workers/liveness.py).
 -- Returns {'done', output} for a member already completed (a late duplicate),
 -- {'cancelled', reason} when the run is being cancelled, {'busy'} when another live execution
--- holds the lease (or the member is not in flight), {'gone'} when the run no longer exists,
+-- holds the lease (with its token, {'busy', holder}; or the member is not in flight), {'gone'} when the run no longer exists,
 -- {'timeout', timeout_ms} when the member's time limit (counted from its first claim) has
 -- passed (the lease is taken, so the caller ends it), and {'run', input, checkpoint or '',
 -- ms left, taken over} otherwise: a member that an earlier execution left mid-way resumes from
@@ -20,9 +21,11 @@ if not expiry then return {'busy'} end
 local now = now_ms()
 local holder = redis.call('HGET', K_HOLDERS, member)
 -- A queued or prefetched member may be claimed by any execution; a running one only once its
--- lease expired (the watchdog would hand it over next).
-if holder and holder ~= token and not is_placeholder(holder) and tonumber(expiry) > now then
-    return {'busy'}
+-- lease expired (the watchdog would hand it over next), or at once when its holder's process
+-- is known to be gone (and is still the holder).
+if holder and holder ~= token and not is_placeholder(holder) and tonumber(expiry) > now
+    and holder ~= ARGV[6] then
+    return {'busy', holder}
 end
 redis.call('HSET', K_HOLDERS, member, token)
 redis.call('ZADD', K_LEASES, now + lease_ms, member)
