@@ -116,3 +116,12 @@ def store_client(settings: Settings) -> redis.Redis:
     if settings.redis_cluster:
         return cast(redis.Redis, cluster_client(settings.redis_url))
     return redis_client(settings.redis_url)
+
+
+def get_many(client: redis.Redis, keys: list[str]) -> list[bytes | None]:
+    """The values of ``keys`` in one ``MGET``, or on a Redis Cluster in its per-shard form
+    (keys of different workers or agents live on different shards, and one MGET must stay
+    on one)."""
+    if isinstance(client, RedisCluster):
+        return cast(list[bytes | None], client.mget_nonatomic(keys))
+    return cast(list[bytes | None], client.mget(keys))

@@ -11,8 +11,8 @@ from typing import cast
 
 import redis
 from pydantic import TypeAdapter
-from redis.cluster import RedisCluster
 
+from orchestrator.connection import get_many
 from orchestrator.keys import WORKERS, worker_names_key, worker_tools_key
 from orchestrator.scripts import run_script
 from orchestrator.tools import ToolInfo
@@ -38,7 +38,7 @@ def live_tools(client: redis.Redis) -> list[ToolInfo]:
     if not hostnames:
         return []
     by_name: dict[str, ToolInfo] = {}
-    for raw in _get_many(client, [worker_tools_key(name) for name in hostnames]):
+    for raw in get_many(client, [worker_tools_key(name) for name in hostnames]):
         if raw is not None:
             for info in TOOL_LIST.validate_json(raw):
                 by_name.setdefault(info.name, info)
@@ -51,7 +51,7 @@ def live_names(client: redis.Redis, kind: str) -> list[str]:
     if not hostnames:
         return []
     names: set[str] = set()
-    for raw in _get_many(client, [worker_names_key(name) for name in hostnames]):
+    for raw in get_many(client, [worker_names_key(name) for name in hostnames]):
         if raw is not None:
             names.update(SERVED_NAMES.validate_json(raw).get(kind, []))
     return sorted(names)
@@ -77,17 +77,11 @@ def refresh(client: redis.Redis, hostname: str, ttl_ms: int) -> bool:
     return bool(tools) and bool(names)
 
 
-def _get_many(client: redis.Redis, keys: list[str]) -> list[bytes | None]:
-    """``MGET``, or on a Redis Cluster its per-shard form (the keys of different workers
-    live on different shards, and one MGET must stay on one)."""
-    if isinstance(client, RedisCluster):
-        return cast(list[bytes | None], client.mget_nonatomic(keys))
-    return cast(list[bytes | None], client.mget(keys))
-
-
 def leave(client: redis.Redis, hostname: str) -> None:
     """The worker stops: it leaves the live workers, and its tools with it."""
     with client.pipeline(transaction=False) as pipe:
         pipe.zrem(WORKERS, hostname)
-        pipe.delete(worker_tools_key(hostname), worker_names_key(hostname))
+        # One key per DEL: on a Redis Cluster they live on different shards.
+        pipe.delete(worker_tools_key(hostname))
+        pipe.delete(worker_names_key(hostname))
         pipe.execute()
