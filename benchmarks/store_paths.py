@@ -158,19 +158,50 @@ def report(figures: dict[str, list[float]], members: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def encoding_us(rounds: int = 5, calls: int = 20_000) -> str:
+    """Client-side cost of one script call's command (redis-py packing it, no I/O): with the
+    run's hash key alone (as before the Cluster layout) and with all 15 keys of the run, the
+    names cached (``keys.run_keys``). Medians of ``rounds`` rounds, microseconds per call."""
+    from redis.connection import Connection
+
+    from orchestrator.keys import new_run_id, run_keys
+
+    pack = Connection().pack_command
+    run_id = new_run_id()
+    args = ["0", "node", "token", 30000, '{"name": "m_0", "outcome": "ok"}', "ok", "", ""]
+    figures: dict[str, list[float]] = {"1 key": [], "15 keys": []}
+    for _ in range(rounds):
+        for label in figures:
+            started = time.perf_counter()
+            for _ in range(calls):
+                keys = run_keys(run_id).all if label == "15 keys" else (run_keys(run_id).run,)
+                pack("EVALSHA", "0" * 40, len(keys), *keys, *args)
+            figures[label].append((time.perf_counter() - started) / calls * 1e6)
+    one, all_keys = figures["1 key"], figures["15 keys"]
+    ratio = statistics.median(all_keys) / statistics.median(one)
+    return (
+        f"- packing one script call: 1 key {spread(one, 2)} us, 15 keys {spread(all_keys, 2)} us "
+        f"(median ratio {ratio:.2f})\n"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--kinds", default="plain,cluster")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--encoding-only", action="store_true", help="only the packing cost")
     args = parser.parse_args()
+    if args.encoding_only:
+        print(encoding_us())
+        return
     kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
     unknown = sorted(set(kinds) - set(STORES))
     if unknown:
         parser.error(f"unknown kinds {unknown}; known: {sorted(STORES)}")
     os.environ.pop("ORCHESTRATOR_REDIS_CLUSTER", None)
     figures = measure(kinds, args.rounds, args.members)
-    print(report(figures, args.members))
+    print(report(figures, args.members) + encoding_us())
 
 
 if __name__ == "__main__":

@@ -13,12 +13,16 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+import redis
 from redis.cluster import RedisCluster
 
 from orchestrator import Budget, Client
+from orchestrator import groups as group_limits
 from orchestrator.events import AgentEnd, AgentStart
-from orchestrator.keys import ACTIVE_RUNS, GroupKeys, RunKeys, group_tag, run_tag
+from orchestrator.keys import ACTIVE_RUNS, GroupKeys, RunKeys, group_tag, new_run_id, run_tag
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from orchestrator.requests import MapReduceRequest
+from orchestrator.scripts import run_script
 from orchestrator.settings import Settings, get_settings
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted
@@ -226,8 +230,6 @@ def test_runs_spread_over_the_shards_and_each_run_stays_on_one(
         nodes.add(node)
         # The run really lives there: its hash and outputs are on that node, nowhere else.
         for port in cluster.ports:
-            import redis
-
             plain = redis.Redis.from_url(cluster.node_url(port))
             try:
                 found = plain.execute_command("EXISTS", keys[0], RunKeys(handle.id).outputs)
@@ -252,3 +254,32 @@ def test_a_deadline_ends_a_run_on_the_cluster(client: Client) -> None:
     while client.redis.zscore(ACTIVE_RUNS, handle.id) is not None:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_a_grouped_script_that_missed_a_run_of_its_group_stops_before_writing(
+    client: Client,
+) -> None:
+    # A group of its own, declared by a worker that does not exist, so that no real worker's
+    # admission comes between the steps below.
+    name = f"stale-{uuid4().hex[:8]}"
+    group_limits.declare(client.redis, "nobody", {name: 1}, 60_000)
+    request = MapReduceRequest(
+        task="t", mapper=scripted("m"), reducer=scripted("r"), max_concurrent=1, item_count=2,
+        group=name,
+    )  # fmt: skip
+    first, second = new_run_id(name), new_run_id(name)
+    client.store.create_run(first, request, items(2))
+    client.store.create_run(second, request, items(2))
+    assert client.store.start(first, "node").admitted == [0]  # `first` is in the rotation now
+    # `second`'s start declaring no other run of the group, as a caller that read the rotation
+    # before `first` joined would: the script refuses before it writes anything.
+    stale_keys = [*RunKeys(second).all, *GroupKeys(name).all]
+    with pytest.raises(redis.ResponseError, match=r"^STALE"):
+        run_script(client.redis, "start_run", stale_keys, ["node", 2000])
+    assert client.redis.hget(RunKeys(second).run, "state") == b"pending"
+    assert client.redis.lrange(GroupKeys(name).rotation, 0, -1) == [first.encode()]
+    # The store reads the rotation first and declares `first`: the start goes through.
+    assert client.store.start(second, "node").admitted == []  # the group's one slot is taken
+    assert client.redis.hget(RunKeys(second).run, "state") == b"running"
+    for run_id in (first, second):
+        client.store.request_cancel(run_id, "test over")
