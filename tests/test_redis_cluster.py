@@ -19,7 +19,15 @@ from redis.cluster import RedisCluster
 from orchestrator import Budget, Client
 from orchestrator import groups as group_limits
 from orchestrator.events import AgentEnd, AgentStart
-from orchestrator.keys import ACTIVE_RUNS, GroupKeys, RunKeys, group_tag, new_run_id, run_tag
+from orchestrator.keys import (
+    ACTIVE_RUNS,
+    WORKERS,
+    GroupKeys,
+    RunKeys,
+    group_tag,
+    new_run_id,
+    run_tag,
+)
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.requests import MapReduceRequest
 from orchestrator.scripts import run_script
@@ -31,7 +39,6 @@ from tests.test_branches import branch
 from tests.test_learning import fanout_agent, wait_for_plan
 from tests.test_map_reduce import max_overlap
 
-GROUP = "cluster-shared"
 GROUP_LIMIT = 2
 
 
@@ -53,14 +60,29 @@ def broker() -> Iterator[LocalRedis]:
 
 
 @pytest.fixture(scope="module")
-def cluster_env(cluster: LocalRedisCluster, broker: LocalRedis) -> Iterator[dict[str, str]]:
+def group(cluster: LocalRedisCluster) -> str:
+    """The concurrency group the workers declare: one whose shard is not the one of
+    ``ao:workers``, so that a group script reading that key would fail (Redis lets a script
+    reach an undeclared key only on its own node)."""
+    workers_node = cluster.node_of(WORKERS)
+    for number in range(100):
+        name = f"cluster-shared-{number}"
+        if cluster.node_of(GroupKeys(name).limits) != workers_node:
+            return name
+    raise AssertionError("every group name landed on the workers' shard")
+
+
+@pytest.fixture(scope="module")
+def cluster_env(
+    cluster: LocalRedisCluster, broker: LocalRedis, group: str
+) -> Iterator[dict[str, str]]:
     env = {
         **FAST_TIMINGS,
         "ORCHESTRATOR_REDIS_URL": cluster.url,
         "ORCHESTRATOR_REDIS_CLUSTER": "1",
         "ORCHESTRATOR_BROKER_URL": broker.url,
         "ORCHESTRATOR_RESULT_BACKEND": broker.url.removesuffix("/0") + "/1",
-        "ORCHESTRATOR_GROUP_LIMITS": f'{{"{GROUP}": {GROUP_LIMIT}}}',
+        "ORCHESTRATOR_GROUP_LIMITS": f'{{"{group}": {GROUP_LIMIT}}}',
     }
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
@@ -163,11 +185,11 @@ def test_branches_pick_by_strategy(client: Client) -> None:
 
 
 def test_the_runs_of_a_group_share_its_limit_on_the_groups_shard(
-    client: Client, cluster: LocalRedisCluster
+    client: Client, cluster: LocalRedisCluster, group: str
 ) -> None:
     mapper = scripted("mapper", latency_ms=150, jitter_ms=50, seed=2)
     handles = [
-        client.map_reduce(f"Group {i}", items(6), mapper, scripted("reducer"), 6, group=GROUP)
+        client.map_reduce(f"Group {i}", items(6), mapper, scripted("reducer"), 6, group=group)
         for i in range(3)
     ]
     results = [handle.result(90) for handle in handles]
@@ -182,11 +204,11 @@ def test_the_runs_of_a_group_share_its_limit_on_the_groups_shard(
     # The group's limit held across the three runs (each could run 6 at once on its own).
     assert max_overlap(intervals) == GROUP_LIMIT
     # Each run carries the group's tag, so the group's admission reached them all in one script.
-    group_node = cluster.node_of(GroupKeys(GROUP).rotation)
+    group_node = cluster.node_of(GroupKeys(group).rotation)
     for handle in handles:
-        assert run_tag(handle.id) == group_tag(GROUP)
+        assert run_tag(handle.id) == group_tag(group)
         assert cluster.node_of(RunKeys(handle.id).run) == group_node
-    assert int(client.redis.scard(GroupKeys(GROUP).inflight)) == 0
+    assert int(client.redis.scard(GroupKeys(group).inflight)) == 0
 
 
 def test_the_learner_produces_plans_of_agents_on_different_shards(client: Client) -> None:
