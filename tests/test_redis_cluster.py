@@ -14,6 +14,7 @@ from uuid import uuid4
 
 import pytest
 import redis
+from pydantic import ValidationError
 from redis.cluster import RedisCluster
 
 from orchestrator import Budget, Client
@@ -31,7 +32,7 @@ from orchestrator.keys import (
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.requests import MapReduceRequest
 from orchestrator.scripts import run_script
-from orchestrator.settings import Settings, get_settings
+from orchestrator.settings import Settings, describe_invalid, get_settings
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted
 from tests.redis_cluster import LocalRedisCluster, cluster_missing
@@ -305,3 +306,26 @@ def test_a_grouped_script_that_missed_a_run_of_its_group_stops_before_writing(
     assert client.redis.hget(RunKeys(second).run, "state") == b"running"
     for run_id in (first, second):
         client.store.request_cancel(run_id, "test over")
+
+
+def test_a_cluster_run_store_needs_a_broker_and_a_backend_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("ORCHESTRATOR_BROKER_URL", "ORCHESTRATOR_RESULT_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    url = "redis://:secret-pass@127.0.0.1:7000/0"
+    with pytest.raises(ValidationError) as refused:
+        Settings(redis_url=url, redis_cluster=True, broker_url="redis://127.0.0.1:6400/0")
+    message = describe_invalid(refused.value)
+    assert "ORCHESTRATOR_RESULT_BACKEND must be set" in message
+    assert "ORCHESTRATOR_BROKER_URL" not in message.split("so ")[1].split(" must")[0]
+    assert "secret-pass" not in message
+    with pytest.raises(ValidationError, match="redis:// or rediss://"):
+        Settings(
+            redis_url="sentinel://127.0.0.1:26379/0",
+            redis_cluster=True,
+            broker_url="redis://127.0.0.1:6400/0",
+            result_backend="redis://127.0.0.1:6400/1",
+        )
+    # Off, nothing more is asked of the settings than before.
+    assert Settings(redis_url=url).broker == url
