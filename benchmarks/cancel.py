@@ -15,6 +15,7 @@ import time
 
 from benchmarks.harness import cluster, write_section
 from orchestrator import AgentSpec, ModelConfig
+from orchestrator.keys import RunKeys
 from tests.model_server import SlowModelServer
 
 ROUNDS = 3
@@ -48,7 +49,7 @@ def deadline_round() -> float:
         )
         created = bench.client.store.now_ms()  # within milliseconds of the run's creation
         handle.wait(timeout=300)
-        ended = int(bench.client.redis.hget(f"ao:run:{handle.id}", "ended_ms") or 0)
+        ended = int(bench.client.redis.hget(RunKeys(handle.id).run, "ended_ms") or 0)
         return (ended - created) / 1000 - 2
 
 

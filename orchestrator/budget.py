@@ -20,7 +20,7 @@ from typing import Literal
 
 import redis
 
-from orchestrator.keys import RunKeys
+from orchestrator.keys import RunKeys, run_keys
 from orchestrator.models import AgentSpec, Budget, ModelConfig
 from orchestrator.prices import cost_bound
 from orchestrator.requests import RunRequest
@@ -99,7 +99,7 @@ class RunBudget:
         self.run_id = run_id
 
     def _run(self, script: str, *args: object) -> object:
-        return run_script(self._client, script, [RunKeys(self.run_id).run], list(args))
+        return run_script(self._client, script, run_keys(self.run_id).all, list(args))
 
     def reserve(
         self, member: str, token: str, call_id: str, tokens: int, nusd: int

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, AuthorizationError
 from redis.retry import Retry
+
+if TYPE_CHECKING:
+    from orchestrator.settings import Settings
 
 T = TypeVar("T")
 
@@ -68,6 +72,7 @@ def size_pools(concurrency: int) -> None:
     global _pool_size
     _pool_size = pool_size_for(concurrency)
     redis_client.cache_clear()
+    cluster_client.cache_clear()
 
 
 def pool_size() -> int:
@@ -87,3 +92,36 @@ def redis_client(url: str) -> redis.Redis:
         retry=OutageRetry(),
     )
     return redis.Redis(connection_pool=pool)
+
+
+@lru_cache(maxsize=8)
+def cluster_client(url: str) -> RedisCluster:
+    """A Redis Cluster client found from the node at ``url``, shared by the whole process, with
+    the same outage retries and pool sizes as ``redis_client`` (a blocking pool per node)."""
+    return RedisCluster.from_url(
+        url,
+        retry=OutageRetry(),
+        connection_pool_class=redis.BlockingConnectionPool,
+        max_connections=_pool_size,
+        timeout=POOL_WAIT_S,
+        socket_connect_timeout=5,
+    )
+
+
+def store_client(settings: Settings) -> redis.Redis:
+    """The client of the run store: ``redis_client(settings.redis_url)``, or a Redis Cluster
+    client when ``settings.redis_cluster`` is on. A ``RedisCluster`` offers the commands the
+    store uses under the same names (scripts and pipelines that need it tell the two apart),
+    so it is typed as the one callers already take."""
+    if settings.redis_cluster:
+        return cast(redis.Redis, cluster_client(settings.redis_url))
+    return redis_client(settings.redis_url)
+
+
+def get_many(client: redis.Redis, keys: list[str]) -> list[bytes | None]:
+    """The values of ``keys`` in one ``MGET``, or on a Redis Cluster in its per-shard form
+    (keys of different workers or agents live on different shards, and one MGET must stay
+    on one)."""
+    if isinstance(client, RedisCluster):
+        return cast(list[bytes | None], client.mget_nonatomic(keys))
+    return cast(list[bytes | None], client.mget(keys))

@@ -11,25 +11,39 @@ worker is live, the lowest recorded declaration holds until one starts again.
 
 from __future__ import annotations
 
-from itertools import chain
 from typing import cast
 
 import redis
 
-from orchestrator.keys import GROUPS, WORKERS, GroupKeys
+from orchestrator.keys import GROUPS, GroupKeys
 from orchestrator.presence import live_workers
 from orchestrator.scripts import run_script
 
 
-def declare(client: redis.Redis, hostname: str, limits: dict[str, int]) -> None:
-    """Record that worker ``hostname`` declares ``limits`` (group name -> limit), dropping the
-    declarations of workers no longer present (see ``declare_groups.lua``)."""
+def declare(client: redis.Redis, hostname: str, limits: dict[str, int], ttl_ms: int) -> None:
+    """Record that worker ``hostname`` declares ``limits`` (group name -> limit) for the next
+    ``ttl_ms`` (its presence), dropping the declarations that lapsed (see
+    ``declare_group.lua``): one script per group, each on its group's shard of a Redis Cluster,
+    after the group's name is listed in ``GROUPS`` (a plain command: that set lives elsewhere)."""
     if not limits:
         return
     names = sorted(limits)
-    keys = [WORKERS, GROUPS, *(GroupKeys(name).limits for name in names)]
-    args = [hostname, *chain.from_iterable((name, limits[name]) for name in names)]
-    run_script(client, "declare_groups", keys, args, common=False)
+    client.sadd(GROUPS, *names)
+    for name in names:
+        keys = GroupKeys(name)
+        args = [hostname, limits[name], ttl_ms]
+        run_script(client, "declare_group", [keys.limits, keys.live], args, common=False)
+
+
+def leave(client: redis.Redis, hostname: str, limits: dict[str, int]) -> None:
+    """Worker ``hostname`` stops: its declarations no longer hold (another worker's next
+    declaration drops them)."""
+    if not limits:
+        return
+    with client.pipeline(transaction=False) as pipe:
+        for name in sorted(limits):
+            pipe.zrem(GroupKeys(name).live, hostname)
+        pipe.execute()
 
 
 def withdraw_undeclared(client: redis.Redis, hostname: str, limits: dict[str, int]) -> None:
@@ -39,6 +53,7 @@ def withdraw_undeclared(client: redis.Redis, hostname: str, limits: dict[str, in
     with client.pipeline(transaction=False) as pipe:
         for name in sorted(known - set(limits)):
             pipe.zrem(GroupKeys(name).limits, hostname)
+            pipe.zrem(GroupKeys(name).live, hostname)
         pipe.execute()
 
 

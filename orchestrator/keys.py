@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from uuid import uuid4
 
 ACTIVE_RUNS = "ao:runs:due"
@@ -25,48 +27,51 @@ CANCELS = "ao:cancels"
 """A pub/sub channel: ``run_id\nreason`` when a run is cancelled (by a user or its deadline),
 so that workers stop its running members at once rather than at their next heartbeat."""
 
-LEARNER_REJECTED = "ao:learner:rejected"
-LEARNER_LAST_REJECTION = "ao:learner:last_rejection"
+# Keys that one command or one script uses together carry the same Redis Cluster hash tag
+# (the part in braces), so that they live on one shard of a Redis Cluster; a standalone Redis
+# ignores the braces.
+LEARNER_REJECTED = "ao:learner:{learner}:rejected"
+LEARNER_LAST_REJECTION = "ao:learner:{learner}:last_rejection"
 
 
 def plan_key(agent_id: str) -> str:
     """An agent's plan, as JSON."""
-    return f"ao:plan:{agent_id}"
+    return f"ao:plan:{{{agent_id}}}"
 
 
 def plan_version_key(agent_id: str) -> str:
     """The version of an agent's plan, apart so that workers can check it cheaply."""
-    return f"ao:plan:{agent_id}:version"
+    return f"ao:plan:{{{agent_id}}}:version"
 
 
 def plan_seen_key(agent_id: str) -> str:
     """How many run records of the agent the learners ingested."""
-    return f"ao:plan:{agent_id}:seen"
+    return f"ao:plan:{{{agent_id}}}:seen"
 
 
 def cache_plan_key(agent_id: str) -> str:
     """An agent's cache plan (``CachePlan``), as JSON."""
-    return f"ao:cacheplan:{agent_id}"
+    return f"ao:cacheplan:{{{agent_id}}}"
 
 
 def cache_plan_version_key(agent_id: str) -> str:
     """The version of an agent's cache plan, apart so that workers can check it cheaply."""
-    return f"ao:cacheplan:{agent_id}:version"
+    return f"ao:cacheplan:{{{agent_id}}}:version"
 
 
 def cache_window_key(agent_id: str) -> str:
     """The cache learner's window of observations per learning key, as JSON."""
-    return f"ao:cacheplan:{agent_id}:window"
+    return f"ao:cacheplan:{{{agent_id}}}:window"
 
 
 def semaphore_key(name: str) -> str:
     """A limit shared by all workers: a sorted set of holder token -> expiry in ms."""
-    return f"ao:limit:{name}:holders"
+    return f"ao:limit:{{{name}}}:holders"
 
 
 def rate_key(name: str) -> str:
     """Calls of the last minute under a per-minute limit: a sorted set of call -> time in ms."""
-    return f"ao:limit:{name}:calls"
+    return f"ao:limit:{{{name}}}:calls"
 
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -81,38 +86,73 @@ GROUPS = "ao:groups"
 longer declares one can withdraw its limit from it."""
 
 
+TAG_DIGITS = 4
+"""A run's hash tag is the first ``TAG_DIGITS`` hex digits of its id (65,536 tags, spread
+over a Redis Cluster's 16,384 slots): every key of the run carries it, so a run lives on one
+shard and its scripts may touch all of its keys."""
+
+
+def group_tag(name: str) -> str:
+    """The hash tag of concurrency group ``name``, which its keys and the ids of its runs
+    carry: a group's admission (``lua/group.lua``) admits members of all its runs in one
+    script, so they must all live on one shard."""
+    return hashlib.sha1(name.encode()).hexdigest()[:TAG_DIGITS]
+
+
+def run_tag(run_id: str) -> str:
+    return run_id[:TAG_DIGITS]
+
+
 @dataclass(frozen=True)
 class GroupKeys:
-    """The keys of one concurrency group (see ``lua/group.lua``, which names them alike).
+    """The keys of one concurrency group, in the order ``lua/group.lua`` expects them.
 
     ``limits`` is a sorted set worker hostname -> the limit it declares (the lowest a live
-    worker declares holds); ``inflight`` a set of ``run_id:member``, one per member in flight
-    in the group's runs (a member holds a group slot exactly while it is in its run's
-    ``leases``); ``rotation`` a list of the run ids waiting for slots, the next turn first;
-    ``repaired`` a short-lived marker: the group's slots were checked within a lease.
+    worker declares holds); ``live`` a sorted set of the same hostnames -> when that worker's
+    declaration lapses unless renewed (its presence expiry, ms: the group's scripts read it
+    here rather than in ``ao:workers``, which lives on another shard); ``inflight`` a set of
+    ``run_id:member``, one per member in flight in the group's runs (a member holds a group
+    slot exactly while it is in its run's ``leases``); ``rotation`` a list of the run ids
+    waiting for slots, the next turn first; ``repaired`` a short-lived marker: the group's
+    slots were checked within a lease.
     """
 
     name: str
+    all: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        base = f"ao:group:{{{group_tag(self.name)}}}{self.name}"
+        parts = ("limits", "live", "inflight", "rotation", "repaired")
+        object.__setattr__(self, "all", tuple(f"{base}:{part}" for part in parts))
 
     @property
     def limits(self) -> str:
-        return f"ao:group:{self.name}:limits"
+        return self.all[0]
+
+    @property
+    def live(self) -> str:
+        return self.all[1]
 
     @property
     def inflight(self) -> str:
-        return f"ao:group:{self.name}:inflight"
+        return self.all[2]
 
     @property
     def rotation(self) -> str:
-        return f"ao:group:{self.name}:rotation"
+        return self.all[3]
 
     @property
     def repaired(self) -> str:
-        return f"ao:group:{self.name}:repaired"
+        return self.all[4]
 
 
-def new_run_id() -> str:
-    return uuid4().hex
+def new_run_id(group: str | None = None) -> str:
+    """A new run id: 32 random hex digits, except that a run in concurrency group ``group``
+    begins with the group's tag (see ``group_tag``), so that it shares the group's shard."""
+    fresh = uuid4().hex
+    if group is None:
+        return fresh
+    return group_tag(group) + fresh[TAG_DIGITS:]
 
 
 @dataclass(frozen=True)
@@ -133,6 +173,11 @@ class RunKeys:
     ``level.chunk`` -> the AgentOutput of that partial reducer, and ``agent:level.chunk`` -> 1
     once it was counted as an agent.
 
+    Every key carries the run's hash tag (``{TAG}``, see ``TAG_DIGITS``), so that a run lives
+    on one shard of a Redis Cluster. ``deadlines`` (member -> its time limit, ms) and
+    ``denied`` (member -> why the budget denied it, until it is ended) are used by scripts
+    alone.
+
     Once the run ended, its ``items``, ``leases``, ``holders``, ``checkpoints`` and limits are
     deleted and the rest expires after ``result_ttl_s``.
 
@@ -141,58 +186,101 @@ class RunKeys:
     """
 
     run_id: str
+    all: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """Every key of the run, in the order ``lua/common.lua`` expects them (``RUN_PARTS``):
+    built once, since every script call sends them all."""
+
+    def __post_init__(self) -> None:
+        run = f"ao:run:{{{run_tag(self.run_id)}}}{self.run_id}"
+        names = (run, *(f"{run}:{part}" for part in RUN_PARTS[1:]))
+        object.__setattr__(self, "all", names)
 
     @property
     def run(self) -> str:
-        return f"ao:run:{self.run_id}"
+        return self.all[0]
 
     @property
     def items(self) -> str:
-        return f"{self.run}:items"
+        return self.all[1]
 
     @property
     def leases(self) -> str:
-        return f"{self.run}:leases"
+        return self.all[2]
 
     @property
     def holders(self) -> str:
-        return f"{self.run}:holders"
+        return self.all[3]
 
     @property
     def outputs(self) -> str:
-        return f"{self.run}:outputs"
+        return self.all[4]
 
     @property
     def budget(self) -> str:
-        return f"{self.run}:budget"
+        return self.all[5]
 
     @property
     def reserved(self) -> str:
-        return f"{self.run}:reserved"
+        return self.all[6]
 
     @property
     def events(self) -> str:
-        return f"{self.run}:events"
+        return self.all[7]
 
     @property
     def done(self) -> str:
-        return f"{self.run}:done"
+        return self.all[8]
 
     @property
     def messages(self) -> str:
-        return f"{self.run}:messages"
+        return self.all[9]
 
     @property
     def checkpoints(self) -> str:
-        return f"{self.run}:checkpoints"
+        return self.all[10]
 
     @property
     def records(self) -> str:
-        return f"{self.run}:records"
+        return self.all[11]
+
+    @property
+    def deadlines(self) -> str:
+        return self.all[12]
+
+    @property
+    def denied(self) -> str:
+        return self.all[13]
 
     @property
     def partials(self) -> str:
-        return f"{self.run}:partials"
+        return self.all[14]
+
+
+RUN_PARTS = (
+    "",
+    "items",
+    "leases",
+    "holders",
+    "outputs",
+    "budget",
+    "reserved",
+    "events",
+    "done",
+    "messages",
+    "checkpoints",
+    "records",
+    "deadlines",
+    "denied",
+    "partials",
+)
+"""The parts of a run's keys, the hash first (``ao:run:{TAG}ID``, the others
+``ao:run:{TAG}ID:PART``), in the order of ``KEYS`` of every run script (``lua/common.lua``)."""
+
+
+@lru_cache(maxsize=4096)
+def run_keys(run_id: str) -> RunKeys:
+    """``RunKeys(run_id)``, cached: a worker calls scripts of the same runs over and over."""
+    return RunKeys(run_id)
 
 
 def member_task_id(run_id: str, index: int) -> str:

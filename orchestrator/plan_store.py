@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import redis
 
+from orchestrator.connection import get_many
 from orchestrator.keys import (
     LEARNER_LAST_REJECTION,
     LEARNER_REJECTED,
@@ -42,7 +43,7 @@ class PlanStore:
 
     def get_many(self, agent_ids: list[str]) -> dict[str, ExecutionPlan | None]:
         """The plans of ``agent_ids`` in one round trip (records-seen counts not filled)."""
-        raws = self.client.mget([plan_key(agent_id) for agent_id in agent_ids])
+        raws = get_many(self.client, [plan_key(agent_id) for agent_id in agent_ids])
         return {
             agent_id: ExecutionPlan.model_validate_json(raw) if raw is not None else None
             for agent_id, raw in zip(agent_ids, raws, strict=True)

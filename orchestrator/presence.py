@@ -12,6 +12,7 @@ from typing import cast
 import redis
 from pydantic import TypeAdapter
 
+from orchestrator.connection import get_many
 from orchestrator.keys import WORKERS, worker_names_key, worker_tools_key
 from orchestrator.scripts import run_script
 from orchestrator.tools import ToolInfo
@@ -37,7 +38,7 @@ def live_tools(client: redis.Redis) -> list[ToolInfo]:
     if not hostnames:
         return []
     by_name: dict[str, ToolInfo] = {}
-    for raw in client.mget([worker_tools_key(name) for name in hostnames]):
+    for raw in get_many(client, [worker_tools_key(name) for name in hostnames]):
         if raw is not None:
             for info in TOOL_LIST.validate_json(raw):
                 by_name.setdefault(info.name, info)
@@ -50,7 +51,7 @@ def live_names(client: redis.Redis, kind: str) -> list[str]:
     if not hostnames:
         return []
     names: set[str] = set()
-    for raw in client.mget([worker_names_key(name) for name in hostnames]):
+    for raw in get_many(client, [worker_names_key(name) for name in hostnames]):
         if raw is not None:
             names.update(SERVED_NAMES.validate_json(raw).get(kind, []))
     return sorted(names)
@@ -65,15 +66,22 @@ def publish_names(
 
 
 def refresh(client: redis.Redis, hostname: str, ttl_ms: int) -> bool:
-    """Push the worker's presence and its tools key to now + ``ttl_ms`` in one script (which
-    also drops expired workers); False when the tools key is gone and must be written again."""
-    keys = [WORKERS, worker_tools_key(hostname), worker_names_key(hostname)]
-    return bool(run_script(client, "worker_presence", keys, [hostname, ttl_ms], common=False))
+    """Push the worker's presence (a script, which also drops expired workers), then its
+    tools and names keys, to now + ``ttl_ms``; False when one of those keys is gone and must be
+    written again. Not one script: on a Redis Cluster the keys live on different shards."""
+    run_script(client, "worker_presence", [WORKERS], [hostname, ttl_ms], common=False)
+    with client.pipeline(transaction=False) as pipe:
+        pipe.pexpire(worker_tools_key(hostname), ttl_ms)
+        pipe.pexpire(worker_names_key(hostname), ttl_ms)
+        tools, names = pipe.execute()
+    return bool(tools) and bool(names)
 
 
 def leave(client: redis.Redis, hostname: str) -> None:
     """The worker stops: it leaves the live workers, and its tools with it."""
-    with client.pipeline(transaction=True) as pipe:
+    with client.pipeline(transaction=False) as pipe:
         pipe.zrem(WORKERS, hostname)
-        pipe.delete(worker_tools_key(hostname), worker_names_key(hostname))
+        # One key per DEL: on a Redis Cluster they live on different shards.
+        pipe.delete(worker_tools_key(hostname))
+        pipe.delete(worker_names_key(hostname))
         pipe.execute()

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import redis
 from pydantic import TypeAdapter
+from redis.exceptions import NoScriptError, ResponseError
 
 from orchestrator.budget import ledger_fields
 from orchestrator.events import AgentStart, Event, RunEnd, RunStart
@@ -21,7 +22,10 @@ from orchestrator.keys import (
     CANCELS,
     RECENT_RUNS,
     RECENT_RUNS_KEPT,
-    RunKeys,
+    GroupKeys,
+    group_tag,
+    run_keys,
+    run_tag,
 )
 from orchestrator.models import (
     OUTCOMES,
@@ -34,11 +38,19 @@ from orchestrator.models import (
     RunStatus,
 )
 from orchestrator.requests import RUN_REQUEST, RunRequest
-from orchestrator.scripts import run_script
+from orchestrator.scripts import load_script, run_script
 from orchestrator.settings import Settings
 
 OUTPUT_PAGE = 500
 """Outputs read per round trip when paging through a run's outputs."""
+GROUP_SCRIPTS = {"start_run": False, "complete_member": False, "end_members": False}
+"""The run scripts that may admit members of the other runs of the run's concurrency group,
+by name -> whether they also reach the runs with a member in flight (``sweep_group``)."""
+GROUP_SCRIPTS["sweep_group"] = True
+STALE_TRIES = 50
+"""How often a grouped run's script is tried again when a run joined its group's rotation
+between the read of the rotation and the script (see ``lua/group.lua``): each try follows a
+fresh read, and a run joins once, so a few tries always do."""
 _MESSAGES = TypeAdapter(list[Message])
 
 
@@ -170,7 +182,48 @@ class RunStore:
         return max(int(self.settings.sweep_s * 1000), 1)
 
     def _run(self, run_id: str, script: str, *args: object) -> Any:
-        return run_script(self.client, script, [RunKeys(run_id).run], list(args))
+        """Run a run script with every key of the run declared (and, for a script that may
+        admit members of the run's concurrency group, the group's keys and its runs')."""
+        if script in GROUP_SCRIPTS:
+            group = self._group_of(run_id)
+            if group is not None:
+                return self._run_grouped(run_id, group, script, args)
+        return run_script(self.client, script, run_keys(run_id).all, args)
+
+    def _group_of(self, run_id: str) -> str | None:
+        try:
+            return self.request(run_id).group
+        except (LookupError, ValueError):  # gone or unreadable: its scripts find out
+            return None
+
+    def _run_grouped(self, run_id: str, group: str, script: str, args: tuple[object, ...]) -> Any:
+        """Run ``script`` declaring the group's keys and the keys of the group's runs that it
+        may reach, read just before: those in the rotation (and, for a repair, those with a
+        member in flight). A run that joined in between makes the script stop before it writes
+        (a ``STALE`` error): it is read again and tried again."""
+        group_keys = GroupKeys(group)
+        with_inflight = GROUP_SCRIPTS[script]
+        for _ in range(STALE_TRIES):
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.lrange(group_keys.rotation, 0, -1)
+                if with_inflight:
+                    pipe.smembers(group_keys.inflight)
+                replies = pipe.execute()
+            ids = {_text(other) for other in replies[0]}
+            if with_inflight:
+                ids.update(_text(slot).partition(":")[0] for slot in replies[1])
+            ids.discard(run_id)
+            keys = [*run_keys(run_id).all, *group_keys.all]
+            for other in sorted(ids):
+                other_keys = run_keys(other)
+                keys += [other_keys.run, other_keys.leases, other_keys.holders]
+                keys += [other_keys.budget, other_keys.denied]
+            try:
+                return run_script(self.client, script, keys, args)
+            except ResponseError as error:
+                if not str(error).startswith("STALE"):
+                    raise
+        raise RuntimeError(f"the rotation of group {group!r} kept changing")
 
     def now_ms(self) -> int:
         """Redis's clock in milliseconds (the clock every lease and deadline uses)."""
@@ -186,8 +239,12 @@ class RunStore:
         traceparent: str | None = None,
     ) -> None:
         """Write a new pending run: its request, items (map-reduce), budget and first events,
-        and ``traceparent``, the W3C trace context its spans hang from (when tracing is on)."""
-        keys = RunKeys(run_id)
+        and ``traceparent``, the W3C trace context its spans hang from (when tracing is on).
+        A run in a concurrency group must have an id made for it (``keys.new_run_id(group)``),
+        which puts it on its group's shard of a Redis Cluster: ``ValueError`` otherwise."""
+        if request.group is not None and run_tag(run_id) != group_tag(request.group):
+            raise ValueError(f"run {run_id} was not given an id of group {request.group!r}")
+        keys = run_keys(run_id)
         total = request.member_count
         fields: dict[Any, str | int] = {
             "id": run_id,
@@ -208,6 +265,14 @@ class RunStore:
         if request.deadline_s is not None:
             fields["deadline_ms"] = int(fields["created_ms"]) + int(request.deadline_s * 1000)
         events = (RunStart(run_id=run_id, kind=request.kind, total=total), *first_events)
+        # Three steps, since on a Redis Cluster the run, the active runs and the recent runs
+        # live on different shards. The run is made active first: should this process die
+        # before the run is written, its sweep finds no run and drops it; the other way round,
+        # a run written but never active would be swept by no one. Its first sweep is due one
+        # interval on (or at its deadline if that comes first), long after the run is written.
+        first_sweep = int(fields["created_ms"]) + self._sweep_ms
+        due = min(first_sweep, int(fields.get("deadline_ms", first_sweep)))
+        self.client.zadd(ACTIVE_RUNS, {run_id: due})
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(keys.run, mapping=fields)
             if items:
@@ -215,18 +280,15 @@ class RunStore:
             pipe.hset(keys.budget, mapping=ledger_fields(request))  # type: ignore[arg-type]
             for event in events:
                 pipe.xadd(keys.events, {"e": event.model_dump_json()})
-            # Its first sweep is due one interval on, or at its deadline if that comes first.
-            first_sweep = int(fields["created_ms"]) + self._sweep_ms
-            pipe.zadd(
-                ACTIVE_RUNS, {run_id: min(first_sweep, int(fields.get("deadline_ms", first_sweep)))}
-            )
-            # The index of recent runs, bounded: the newest RECENT_RUNS_KEPT by creation time.
+            pipe.execute()
+        # The index of recent runs, bounded: the newest RECENT_RUNS_KEPT by creation time.
+        with self.client.pipeline(transaction=False) as pipe:
             pipe.zadd(RECENT_RUNS, {run_id: int(fields["created_ms"])})
             pipe.zremrangebyrank(RECENT_RUNS, 0, -RECENT_RUNS_KEPT - 1)
             pipe.execute()
 
     def exists(self, run_id: str) -> bool:
-        return bool(self.client.exists(RunKeys(run_id).run))
+        return bool(self.client.exists(run_keys(run_id).run))
 
     def request(self, run_id: str) -> RunRequest:
         """The run's validated request (cached: a request never changes)."""
@@ -234,7 +296,7 @@ class RunStore:
 
     def traceparent(self, run_id: str) -> str | None:
         """The W3C traceparent of the run's trace, or None when it has none (yet)."""
-        raw = self.client.hget(RunKeys(run_id).run, "traceparent")
+        raw = self.client.hget(run_keys(run_id).run, "traceparent")
         return _text(raw) if raw else None
 
     def adopt_traceparent(self, run_id: str, traceparent: str) -> str | None:
@@ -359,20 +421,31 @@ class RunStore:
     def renew(self, leases: list[tuple[str, str, str]]) -> list[Renewal]:
         """Renew the leases ``(run_id, member, holder)`` in one round trip (see
         ``renew_lease.lua``)."""
+        try:
+            replies = self._renew(leases)
+        except NoScriptError:
+            # A shard of a Redis Cluster lacked the script (a cluster pipeline cannot load it
+            # as it executes, see scripts.py); renewing twice does no harm.
+            load_script(self.client, "renew_lease")
+            replies = self._renew(leases)
+        return [Renewal(_text(status), _text(cancel)) for status, cancel in replies]
+
+    def _renew(self, leases: list[tuple[str, str, str]]) -> list[Any]:
         with self.client.pipeline(transaction=False) as pipe:
             for run_id, member, holder in leases:
-                run_script(
-                    pipe, "renew_lease", [RunKeys(run_id).run], [member, holder, self._lease_ms]
-                )
-            replies = pipe.execute()
-        return [Renewal(_text(status), _text(cancel)) for status, cancel in replies]
+                args = [member, holder, self._lease_ms]
+                run_script(pipe, "renew_lease", run_keys(run_id).all, args)
+            return pipe.execute()
 
     def sweep(self, run_id: str, node: str) -> Sweep:
         """Apply the deadline, take over expired leases and end what a cancel abandons (see
         ``sweep_run.lua``); worker ``node`` publishes what is handed back."""
-        keys = [RunKeys(run_id).run, ACTIVE_RUNS]
-        reply = run_script(self.client, "sweep_run", keys, [self._lease_ms, node, CANCELS])
-        state, cancel, republish, abandon, expire, first, last, action, denied = reply
+        args = [self._lease_ms, node, CANCELS, self._sweep_ms]
+        reply = run_script(self.client, "sweep_run", run_keys(run_id).all, args)
+        state, cancel, republish, abandon, expire, first, last, action, denied, sweep_at = reply
+        if sweep_at:
+            # Its deadline comes before its next sweep: it is swept then, so that it ends on time.
+            self.client.zadd(ACTIVE_RUNS, {run_id: int(sweep_at)}, xx=True, lt=True)
         pairs = [(_text(denied[i]), _text(denied[i + 1])) for i in range(0, len(denied), 2)]
         return Sweep(
             state=_text(state),
@@ -451,9 +524,12 @@ class RunStore:
         ended = run_script(
             self.client,
             "finalize_run",
-            [RunKeys(run_id).run, ACTIVE_RUNS],
+            run_keys(run_id).all,
             [state, ending_json, error, self.settings.result_ttl_s, *emitted],
         )
+        # Not in the script: the active runs may live on another shard. Should this be lost,
+        # the run's next sweep finds it ended and drops it.
+        self.client.zrem(ACTIVE_RUNS, run_id)
         return bool(ended)
 
     def outputs(self, run_id: str) -> list[AgentOutput]:
@@ -472,9 +548,9 @@ class RunStore:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         if stop is None:
-            total = self.client.hget(RunKeys(run_id).run, "total")
+            total = self.client.hget(run_keys(run_id).run, "total")
             stop = int(total) if total else 0
-        return self._output_pages(RunKeys(run_id).outputs, range(start, stop), page_size)
+        return self._output_pages(run_keys(run_id).outputs, range(start, stop), page_size)
 
     def _output_pages(
         self, key: str, indices: range, page_size: int
@@ -488,22 +564,22 @@ class RunStore:
 
     def messages(self, run_id: str, member: str) -> list[Message]:
         """The messages member ``member`` added to its context (empty if none were kept)."""
-        raw = self.client.hget(RunKeys(run_id).messages, member)
+        raw = self.client.hget(run_keys(run_id).messages, member)
         return _MESSAGES.validate_json(raw) if raw else []
 
     def record(self, run_id: str, member: str) -> RunRecord | None:
         """The stored record of member ``member`` (kept for single runs only: the others' go
         to the learners alone)."""
-        raw = self.client.hget(RunKeys(run_id).records, member)
+        raw = self.client.hget(run_keys(run_id).records, member)
         return RunRecord.model_validate_json(raw) if raw else None
 
     def stored_output(self, run_id: str, member: str) -> AgentOutput | None:
-        raw = self.client.hget(RunKeys(run_id).outputs, member)
+        raw = self.client.hget(run_keys(run_id).outputs, member)
         return AgentOutput.model_validate_json(raw) if raw else None
 
     def status(self, run_id: str) -> RunStatus | None:
         """A snapshot of the run, or None when no such run exists."""
-        keys = RunKeys(run_id)
+        keys = run_keys(run_id)
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hgetall(keys.run)
             pipe.zcard(keys.leases)
@@ -525,7 +601,7 @@ class RunStore:
 
     def ending_json(self, run_id: str) -> str | None:
         """What the run's end stored for its result (see ``finalize``), None when nothing."""
-        raw = self.client.hget(RunKeys(run_id).run, "result")
+        raw = self.client.hget(run_keys(run_id).run, "result")
         return _text(raw) if raw else None
 
     def active_runs(self) -> list[str]:
@@ -551,7 +627,7 @@ class RunStore:
 
 @lru_cache(maxsize=256)
 def _cached_request(client: redis.Redis, run_id: str) -> RunRequest:
-    raw = client.hget(RunKeys(run_id).run, "request")
+    raw = client.hget(run_keys(run_id).run, "request")
     if raw is None:
         raise LookupError(f"run {run_id} has no request")
     return RUN_REQUEST.validate_json(raw)

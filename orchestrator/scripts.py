@@ -5,12 +5,16 @@ stand alone."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
 import redis
+from redis.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import NoScriptError
+
+Client = redis.Redis | redis.client.Pipeline | RedisCluster
 
 
 class LuaScript:
@@ -23,19 +27,27 @@ class LuaScript:
         self.script = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    def __call__(
-        self, client: redis.Redis | redis.client.Pipeline, keys: list[str], args: list[Any]
-    ) -> Any:
+    def __call__(self, client: Client, keys: Sequence[str], args: Sequence[Any]) -> Any:
         if isinstance(client, redis.client.Pipeline):
             # The pipeline loads the scripts it lacks before executing (redis-py checks
             # ``sha`` and ``script`` on what it is given).
             client.scripts.add(self)  # type: ignore[arg-type]
             return client.evalsha(self.sha, len(keys), *keys, *args)
+        if isinstance(client, ClusterPipeline):
+            # redis-py refuses ``evalsha`` by name on a cluster pipeline, but routes the command
+            # by its first key; a shard that lacks the script answers NOSCRIPT at execute,
+            # and the caller loads it (``load``) and executes again.
+            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
         try:
             return client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
+            # On a Redis Cluster, SCRIPT LOAD goes to every primary.
             client.script_load(self.script)
             return client.evalsha(self.sha, len(keys), *keys, *args)
+
+    def load(self, client: redis.Redis | RedisCluster) -> None:
+        """Load the script on ``client``'s server (every primary of a Redis Cluster)."""
+        client.script_load(self.script)
 
 
 # In this order: each part uses what the ones before it define.
@@ -51,11 +63,17 @@ def _script(name: str, common: bool) -> LuaScript:
 
 
 def run_script(
-    client: redis.Redis | redis.client.Pipeline,
+    client: Client,
     name: str,
-    keys: list[str],
-    args: list[Any],
+    keys: Sequence[str],
+    args: Sequence[Any],
     common: bool = True,
 ) -> Any:
     """Run script ``name`` with ``keys`` and ``args`` on ``client`` (a pipeline queues it)."""
     return _script(name, common)(client, keys, args)
+
+
+def load_script(client: redis.Redis | RedisCluster, name: str, common: bool = True) -> None:
+    """Load script ``name`` on ``client``'s server(s): what a cluster pipeline that met
+    NOSCRIPT does before executing again."""
+    _script(name, common).load(client)

@@ -9,7 +9,15 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from kombu.utils.url import maybe_sanitize_url
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from orchestrator.cache_config import CacheGovernorConfig
@@ -143,6 +151,9 @@ class Settings(BaseSettings):
             (``workers/lanes.py``).
         lane_s: a member that took less than this goes on, in its thread, with a member its
             completion let in instead of publishing it; 0: never.
+        redis_cluster: ``redis_url`` names a node of a Redis Cluster, which then holds the
+            run state (``ORCHESTRATOR_REDIS_CLUSTER=1``); the broker and the result backend
+            cannot be a Cluster, so ``broker_url`` and ``result_backend`` must be set.
         group_limits: concurrency groups this worker declares (``ORCHESTRATOR_GROUP_LIMITS``),
             e.g. ``{"team-a": 50}``: the members of all runs that name the group stay within
             its limit across all workers (see ``lua/group.lua``).
@@ -172,6 +183,7 @@ class Settings(BaseSettings):
     # Parsed by the validator, so that a mistake is named in one line (pydantic-settings' own
     # JSON decoding would only say that the value could not be parsed).
     group_limits: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
+    redis_cluster: bool = False
 
     @field_validator("redis_url", "broker_url", "result_backend")
     @classmethod
@@ -185,6 +197,30 @@ class Settings(BaseSettings):
             found = f"scheme {scheme!r}" if scheme else "no scheme"
             raise ValueError(f"the URL has {found}; expected one of {', '.join(allowed)}")
         return url
+
+    @model_validator(mode="after")
+    def _cluster_apart(self) -> Settings:
+        """A Cluster run store needs a broker and a result backend of their own (kombu and
+        Celery have no Cluster transport), and a plain node URL to find the Cluster by."""
+        if not self.redis_cluster:
+            return self
+        missing = [
+            f"{ENV_PREFIX}{name.upper()}"
+            for name in ("broker_url", "result_backend")
+            if getattr(self, name) is None
+        ]
+        if missing:
+            raise ValueError(
+                f"{ENV_PREFIX}REDIS_CLUSTER is on, so {' and '.join(missing)} must be set: the "
+                "broker and the result backend cannot be a Redis Cluster"
+            )
+        scheme = urlsplit(self.redis_url).scheme.lower()
+        if scheme not in ("redis", "rediss"):
+            raise ValueError(
+                f"{ENV_PREFIX}REDIS_CLUSTER is on, so {ENV_PREFIX}REDIS_URL must be a redis:// "
+                f"or rediss:// URL of a node of the Cluster, not scheme {scheme!r}"
+            )
+        return self
 
     @field_validator("group_limits", mode="before")
     @classmethod

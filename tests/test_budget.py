@@ -18,6 +18,7 @@ from orchestrator import AgentRunResult, Client, RunHandle
 from orchestrator.budget import RunBudget
 from orchestrator.errors import RunFailedError
 from orchestrator.events import AgentStart
+from orchestrator.keys import RunKeys
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentOutput, AgentSpec, Budget, ModelConfig
 from orchestrator.requests import MapReduceRequest
@@ -146,7 +147,7 @@ def test_an_execution_that_lost_its_lease_still_pays_for_its_calls(
     assert store.claim(run_id, "0", "first", 60, start_event).action == "run"
     assert budget.reserve("0", "first", "first/0", 700, 0)[0] == "ok"
     # The first execution hangs past its lease: the watchdog hands the member on.
-    store.client.zadd(f"ao:run:{run_id}:leases", {"0": 0})
+    store.client.zadd(RunKeys(run_id).leases, {"0": 0})
     assert store.sweep(run_id, "node").republish == ["0"]
     assert store.claim(run_id, "0", "second", 60, start_event).action == "run"
     assert budget.reserve("0", "second", "second/0", 700, 0)[0] == "ok"

@@ -9,6 +9,7 @@ from uuid import uuid4
 import redis
 
 from orchestrator.events import AgentEnd, AgentStart
+from orchestrator.keys import RunKeys
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentOutput, Budget
 from orchestrator.requests import MapReduceRequest
@@ -79,7 +80,7 @@ def test_concurrent_completions_never_exceed_cap_or_budget(redis_server: LocalRe
             output = AgentOutput(name=f"m_{index}")
             event = AgentEnd(run_id=run_id, name=output.name, index=index, outcome="ok")
             completion = store.complete(run_id, str(index), output, [event], node="node")
-            in_flight = store.client.zcard(f"ao:run:{run_id}:leases")
+            in_flight = store.client.zcard(RunKeys(run_id).leases)
             with lock:
                 peak[0] = max(peak[0], in_flight)
                 queue.extend(completion.admission.admitted)

@@ -18,7 +18,7 @@ import redis
 from orchestrator import AgentSpec, Client, InvalidRunError, ModelConfig, presence
 from orchestrator import groups as group_limits
 from orchestrator.events import AgentEnd, AgentStart
-from orchestrator.keys import RECENT_RUNS, GroupKeys
+from orchestrator.keys import RECENT_RUNS, GroupKeys, RunKeys, new_run_id
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.models import AgentOutput
 from orchestrator.requests import MapReduceRequest
@@ -180,7 +180,7 @@ def test_the_sweep_frees_the_slots_of_a_run_deleted_with_members_in_flight(
     assert waiting.status().in_flight == 0
     # The run's keys go (as when it is deleted, or expires) while its members hold the slots:
     # nothing is left to release them but the watchdog.
-    client.redis.delete(*client.redis.keys(f"ao:run:{lost.id}*"))
+    client.redis.delete(*client.redis.keys(f"{RunKeys(lost.id).run}*"))
     result = waiting.result(timeout=30)
     assert [o.outcome for o in result.map_outputs] == ["ok"] * 2
 
@@ -258,12 +258,12 @@ def declare(store: RunStore, limits_by_host: dict[str, int]) -> str:
     name = f"g-{uuid4().hex[:12]}"
     for host, limit in limits_by_host.items():
         presence.refresh(store.client, host, 60_000)
-        group_limits.declare(store.client, host, {name: limit})
+        group_limits.declare(store.client, host, {name: limit}, 60_000)
     return name
 
 
 def new_run(store: RunStore, group: str, total: int, cap: int) -> str:
-    run_id = uuid4().hex
+    run_id = new_run_id(group)
     request = MapReduceRequest(
         task="t",
         mapper=scripted("m"),
@@ -320,8 +320,10 @@ def test_the_lowest_limit_a_live_worker_declares_holds(store: RunStore) -> None:
     group = declare(store, {"host-high": 3, "host-low": 1})
     first = new_run(store, group, total=4, cap=4)
     assert store.start(first, "node").admitted == [0]
-    # The worker that declared 1 leaves: the other's 3 holds from the next admission on.
+    # The worker that declared 1 leaves (as its watchdog does as it stops): the other's 3 holds
+    # from the next admission on.
     presence.leave(store.client, "host-low")
+    group_limits.leave(store.client, "host-low", {group: 1})
     second = new_run(store, group, total=4, cap=4)
     admission = store.start(second, "node")
     assert admission.admitted == [0] and admission.others[first].admitted == [1]

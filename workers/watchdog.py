@@ -93,6 +93,7 @@ class Watchdog:
             thread.join(timeout_s)
         if self._hostname:
             presence.leave(self._store.client, self._hostname)
+            groups.leave(self._store.client, self._hostname, self._group_limits)
 
     def announce(self) -> None:
         """Push this worker's presence on, and its tools key with it. A tools key that is gone
@@ -105,7 +106,7 @@ class Watchdog:
         if not present and self._tools is not None:
             self._publish(client, ttl_ms)
             declare_queues(self._app)
-        groups.declare(client, self._hostname, self._group_limits)
+        groups.declare(client, self._hostname, self._group_limits, ttl_ms)
 
     def _publish(self, client: redis.Redis, ttl_ms: int) -> None:
         """Publish what this worker serves: its tools, and its strategies and endpoints."""

@@ -1,27 +1,19 @@
 -- Shared by every run script: the loader prepends this file, budget.lua, window.lua and
--- group.lua. KEYS[1] is the run's hash; its other keys are named after it (see
--- orchestrator/keys.py RunKeys), so a call sends one key name instead of ten: encoding key
--- names was most of a call's client-side cost.
-local K_RUN = KEYS[1]
-local K_ITEMS, K_LEASES, K_HOLDERS = K_RUN .. ':items', K_RUN .. ':leases', K_RUN .. ':holders'
-local K_OUTPUTS, K_BUDGET = K_RUN .. ':outputs', K_RUN .. ':budget'
-local K_RESERVED = K_RUN .. ':reserved'
-local K_EVENTS, K_DONE, K_MESSAGES = K_RUN .. ':events', K_RUN .. ':done', K_RUN .. ':messages'
-local K_CHECKPOINTS, K_RECORDS = K_RUN .. ':checkpoints', K_RUN .. ':records'
-local K_DEADLINES, K_DENIED = K_RUN .. ':deadlines', K_RUN .. ':denied'
-local K_PARTIALS = K_RUN .. ':partials'
+-- group.lua. KEYS[1..15] are the run's keys, the hash first, in the order of
+-- orchestrator/keys.py RUN_PARTS: every key a script touches is declared, and all of them
+-- carry the run's hash tag, so a run's scripts run on the one shard of a Redis Cluster that
+-- holds the run. A run in a concurrency group declares its group's keys and its group's
+-- other runs' keys after them (see group.lua).
+local K_RUN, K_ITEMS, K_LEASES, K_HOLDERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_OUTPUTS, K_BUDGET, K_RESERVED = KEYS[5], KEYS[6], KEYS[7]
+local K_EVENTS, K_DONE, K_MESSAGES = KEYS[8], KEYS[9], KEYS[10]
+local K_CHECKPOINTS, K_RECORDS = KEYS[11], KEYS[12]
+local K_DEADLINES, K_DENIED, K_PARTIALS = KEYS[13], KEYS[14], KEYS[15]
+local RUN_KEY_COUNT = 15
 local RUN_KEYS = {K_RUN, K_ITEMS, K_LEASES, K_HOLDERS, K_OUTPUTS, K_BUDGET, K_RESERVED, K_EVENTS,
     K_DONE, K_MESSAGES, K_CHECKPOINTS, K_RECORDS, K_DEADLINES, K_DENIED, K_PARTIALS}
--- 'ao:run:' and the run's id: a concurrency group's admission reaches the other runs of its
--- group by their ids (see group.lua).
-local RUN_PREFIX = string.match(K_RUN, '^(.*:)')
-local RUN_ID = string.sub(K_RUN, #RUN_PREFIX + 1)
-
--- The keys of any run, by its hash key, that admission writes.
-local function run_keys(run_key)
-    return {run = run_key, leases = run_key .. ':leases', holders = run_key .. ':holders',
-        budget = run_key .. ':budget', denied = run_key .. ':denied'}
-end
+-- The run's id: its hash key is 'ao:run:{TAG}' and the id.
+local RUN_ID = string.match(K_RUN, '}([^:}]*)$')
 
 -- A member in flight is in K_LEASES with a holder in K_HOLDERS:
 --   'a:NODE'  admitted by worker NODE, to be published: a lease, so that a publish lost with

@@ -10,6 +10,8 @@
 -- does not hold the lease (it was taken over, or the member was ended without it): its result
 -- is discarded (its calls counted when they settled); {3} when the run no longer exists.
 if not run_exists() then return {3} end
+local group = run_group()
+if group then check_declared(group, false) end
 local member, node, token = ARGV[1], ARGV[2], ARGV[3]
 if token ~= '' and redis.call('HGET', K_HOLDERS, member) ~= token then return {2} end
 if redis.call('HSETNX', K_OUTPUTS, member, ARGV[5]) == 0 then
@@ -26,7 +28,6 @@ if ARGV[8] ~= '' then
 end
 redis.call('HSET', K_RUN, 'last_change_ms', now_ms())
 redis.call('ZREM', K_LEASES, member)
-local group = run_group()
 if group and member ~= 'final' then release_slot(group, member) end
 -- An execution's token stays as the holder: a retried call (its reply lost with a connection)
 -- then finds its own output stored instead of a lost lease.

@@ -8,6 +8,7 @@
 if not run_exists() then return {0, 0, {}} end
 local outcome, ended = ARGV[1], 0
 local group = run_group()
+if group then check_declared(group, false) end
 for i = 5, #ARGV, 3 do
     local member = ARGV[i]
     if redis.call('HSETNX', K_OUTPUTS, member, ARGV[i + 1]) == 1 then

@@ -1,11 +1,12 @@
--- The run ends once. KEYS[2] is the sorted set of active runs.
+-- The run ends once. The caller then removes it from the active runs (a key of no run,
+-- which may live on another shard): a run ended whose removal was lost is dropped by its next
+-- sweep, which finds it ended.
 -- ARGV: state, ending_json (what the run's result adds to its outputs; '' for none), error,
 -- keep_s, then events to emit before RunEnd, RunEnd last.
 -- Returns 1 when this call ended the run, 0 when it had already ended.
 local state = redis.call('HGET', K_RUN, 'state')
 if state ~= 'running' and state ~= 'pending' then return 0 end
 redis.call('HSET', K_RUN, 'state', ARGV[1], 'result', ARGV[2], 'error', ARGV[3], 'ended_ms', now_ms())
-redis.call('ZREM', KEYS[2], redis.call('HGET', K_RUN, 'id'))
 for i = 5, #ARGV do emit(ARGV[i]) end
 redis.call('XADD', K_DONE, '*', 'state', ARGV[1])
 -- What only a running run needs goes now: its items (a big run's inputs may be most of its

@@ -1,15 +1,35 @@
 -- Concurrency groups (prepended to run scripts after window.lua). The runs that name a group
 -- share its limit: a member of any of them holds one of the group's slots exactly while it is
 -- in flight in its run (in its run's leases), and the slots that free go round-robin to the
--- group's runs that have members waiting. The group's keys (orchestrator/keys.py GroupKeys):
---   ao:group:NAME:limits    sorted set: worker hostname -> the limit that worker declares
---   ao:group:NAME:inflight  set: 'run_id:member' of each member in flight
---   ao:group:NAME:rotation  list: the ids of the runs waiting for slots, the next turn first
---   ao:group:NAME:repaired  present for a lease after a sweep checked the group's slots
-local WORKERS = 'ao:workers' -- orchestrator/keys.py WORKERS: hostname -> presence expiry
+-- group's runs that have members waiting. A script of a run in a group declares, after the
+-- run's own keys, the group's keys (orchestrator/keys.py GroupKeys, in this order):
+--   limits    sorted set: worker hostname -> the limit that worker declares
+--   live      sorted set: the same hostnames -> when their declaration lapses (presence, ms)
+--   inflight  set: 'run_id:member' of each member in flight
+--   rotation  list: the ids of the runs waiting for slots, the next turn first
+--   repaired  present for a lease after a sweep checked the group's slots
+-- and then, five keys each (run hash, leases, holders, budget, denied), the group's other runs
+-- that the caller read in the rotation (and, for a repair, in inflight) just before. The
+-- group's keys and all its runs' keys carry the group's hash tag (one shard of a Cluster).
+-- Should a run have joined since that read, the script stops before writing anything with a
+-- 'STALE' error, and the caller reads again and retries (check_declared).
+local GROUP_FIRST = RUN_KEY_COUNT + 1
+local GROUP_PARTS = {limits = 0, live = 1, inflight = 2, rotation = 3, repaired = 4}
+local OTHERS_FIRST = GROUP_FIRST + 5
 
 local function group_key(group, part)
-    return 'ao:group:' .. group .. ':' .. part
+    local key = KEYS[GROUP_FIRST + GROUP_PARTS[part]]
+    if not key then return error('the keys of group ' .. group .. ' were not declared') end
+    return key
+end
+
+-- The keys of the runs this call declared, by run id (this run's own among them).
+local DECLARED = {[RUN_ID] = {run = K_RUN, leases = K_LEASES, holders = K_HOLDERS,
+    budget = K_BUDGET, denied = K_DENIED}}
+for first = OTHERS_FIRST, #KEYS, 5 do
+    local run_id = string.match(KEYS[first], '}([^:}]*)$')
+    DECLARED[run_id] = {run = KEYS[first], leases = KEYS[first + 1],
+        holders = KEYS[first + 2], budget = KEYS[first + 3], denied = KEYS[first + 4]}
 end
 
 -- KEYS[1]'s run's group, or nil.
@@ -17,13 +37,30 @@ local function run_group()
     return redis.call('HGET', K_RUN, 'group') or nil
 end
 
+-- Stop, before any write, when a run this script may reach in the group was not declared:
+-- one in the rotation, and for a repair (with_inflight) one with a member in flight.
+local function check_declared(group, with_inflight)
+    local ids = redis.call('LRANGE', group_key(group, 'rotation'), 0, -1)
+    if with_inflight then
+        for _, slot in ipairs(redis.call('SMEMBERS', group_key(group, 'inflight'))) do
+            table.insert(ids, string.match(slot, '^([^:]*):'))
+        end
+    end
+    for _, run_id in ipairs(ids) do
+        if not DECLARED[run_id] then
+            return error({err = 'STALE run ' .. run_id .. ' of the group was not declared'})
+        end
+    end
+end
+
 -- The group's limit: the lowest a live worker declares; when no declaring worker is live,
 -- the lowest ever declared (admission goes on while workers come and go); nil when no worker
 -- ever declared the group, which then admits nothing.
 local function group_limit(group, now)
     local declared = redis.call('ZRANGE', group_key(group, 'limits'), 0, -1, 'WITHSCORES')
+    local live = group_key(group, 'live')
     for i = 1, #declared, 2 do
-        local expiry = redis.call('ZSCORE', WORKERS, declared[i])
+        local expiry = redis.call('ZSCORE', live, declared[i])
         if expiry and tonumber(expiry) > now then return tonumber(declared[i + 1]) end
     end
     if #declared > 0 then return tonumber(declared[2]) end
@@ -59,7 +96,7 @@ local function group_fill(group, node, lease_ms)
     local passed = 0 -- turns in a row that admitted nothing
     while free > 0 and passed < turns do
         local run_id = redis.call('LINDEX', rotation, 0)
-        local keys = run_keys(RUN_PREFIX .. run_id)
+        local keys = DECLARED[run_id]
         local admitted, denied, stop = admit_run(keys, node, lease_ms, now, 1)
         for _, index in ipairs(admitted) do
             redis.call('SADD', inflight, run_id .. ':' .. index)
@@ -103,6 +140,6 @@ end
 -- (denied index, reason) pairs, and the other runs' shares (see group_fill).
 local function fill_window(node, lease_ms, group)
     if group then return group_fill(group, node, lease_ms) end
-    local admitted, denied = admit_run(run_keys(K_RUN), node, lease_ms, now_ms(), nil)
+    local admitted, denied = admit_run(DECLARED[RUN_ID], node, lease_ms, now_ms(), nil)
     return admitted, denied, {}
 end

@@ -8,13 +8,14 @@
 local group = run_group()
 if not group or not run_exists() then return {0, {}, {}, {}} end
 local lease_ms = tonumber(ARGV[2])
+check_declared(group, true)
 if not redis.call('SET', group_key(group, 'repaired'), '1', 'NX', 'PX', lease_ms) then
     return {0, {}, {}, {}}
 end
 local inflight, freed = group_key(group, 'inflight'), 0
 for _, slot in ipairs(redis.call('SMEMBERS', inflight)) do
     local run_id, member = string.match(slot, '^([^:]*):(.*)$')
-    if not redis.call('ZSCORE', RUN_PREFIX .. run_id .. ':leases', member) then
+    if not redis.call('ZSCORE', DECLARED[run_id].leases, member) then
         redis.call('SREM', inflight, slot)
         freed = freed + 1
     end

@@ -1,7 +1,9 @@
--- The watchdog's look at one run. KEYS[2]: the active runs (run id -> next sweep due, ms): a
--- run whose deadline comes before its next sweep is due at its deadline, so that it ends on
--- time. ARGV: lease_ms, node (the sweeping worker, which publishes what is handed back to
--- it), the cancel channel.
+-- The watchdog's look at one run. A run whose deadline comes before its next sweep should be
+-- swept at its deadline, so that it ends on time: the reply's last element is then the
+-- deadline (ms, else ''), and the caller moves the run's next sweep to it in the active runs
+-- (a key of no run, which may live on another shard). ARGV: lease_ms, node (the sweeping
+-- worker, which publishes what is handed back to it), the cancel channel, sweep_ms (the
+-- interval the run's next sweep was pushed on by).
 -- Applies the deadline. A member whose lease expired is handed back to be published again
 -- (its worker died or hung, or its admitter never confirmed publishing it), or ended as timed
 -- out when its time limit has passed. In a cancelled run every member not running (queued,
@@ -15,22 +17,23 @@
 -- (the final agent stored its output but the run did not end). Each is claimed by bumping
 -- last_change_ms, so one watchdog acts per lease period.
 -- Returns {state, cancel_reason, republish, abandon, expire, unstarted_from, unstarted_to,
--- action, denied (member, reason) pairs}.
+-- action, denied (member, reason) pairs, sweep_at}.
 local lease_ms, node = tonumber(ARGV[1]), ARGV[2]
 -- One read of the run's fields: most runs are idle, and a sweep of one should cost little.
 local fields = redis.call('HMGET', K_RUN, 'state', 'deadline_ms', 'cancel', 'last_change_ms', 'id')
 local state = fields[1]
-if not state then return {'missing', '', {}, {}, {}, 0, 0, '', {}} end
-if state ~= 'running' and state ~= 'pending' then return {state, '', {}, {}, {}, 0, 0, '', {}} end
+if not state then return {'missing', '', {}, {}, {}, 0, 0, '', {}, ''} end
+if state ~= 'running' and state ~= 'pending' then return {state, '', {}, {}, {}, 0, 0, '', {}, ''} end
 local now = now_ms()
 local deadline, cancel, run_id = tonumber(fields[2]), fields[3] or '', fields[5]
+local sweep_at = ''
 if deadline and cancel == '' then
     if now > deadline then
         cancel = 'deadline exceeded'
         redis.call('HSET', K_RUN, 'cancel', cancel)
         redis.call('PUBLISH', ARGV[3], run_id .. '\n' .. cancel)
-    else
-        redis.call('ZADD', KEYS[2], 'XX', 'LT', deadline + 1, run_id)
+    elseif deadline + 1 < now + tonumber(ARGV[4]) then
+        sweep_at = deadline + 1
     end
 end
 local quiet = now - (tonumber(fields[4]) or 0) > lease_ms
@@ -38,9 +41,9 @@ local republish, abandon, expire = {}, {}, {}
 if state == 'pending' then
     if quiet or cancel ~= '' then
         redis.call('HSET', K_RUN, 'last_change_ms', now)
-        return {state, cancel, republish, abandon, expire, 0, 0, 'readmit', {}}
+        return {state, cancel, republish, abandon, expire, 0, 0, 'readmit', {}, sweep_at}
     end
-    return {state, cancel, republish, abandon, expire, 0, 0, '', {}}
+    return {state, cancel, republish, abandon, expire, 0, 0, '', {}, sweep_at}
 end
 local function hold(member, holder, into)
     redis.call('HSET', K_HOLDERS, member, holder)
@@ -86,4 +89,5 @@ if redis.call('ZCARD', K_LEASES) == 0 and #abandon == 0 and unstarted_from >= un
     end
     if action ~= '' then redis.call('HSET', K_RUN, 'last_change_ms', now, 'regated_ms', now) end
 end
-return {state, cancel, republish, abandon, expire, unstarted_from, unstarted_to, action, denied}
+return {state, cancel, republish, abandon, expire, unstarted_from, unstarted_to, action, denied,
+    sweep_at}

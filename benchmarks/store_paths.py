@@ -1,0 +1,208 @@
+"""The cost of the run store's path: W1 (1,000 zero-latency members and a reduce, ms per
+member, as in ``benchmarks/scale.py``) with the run store on a plain standalone Redis and on a
+3-primary Redis Cluster, in the same run.
+
+Each kind of store gets its own workers (2 x 8 threads) and its own standalone Redis for the
+broker and the result backend, so that only the run store differs. Rounds alternate which kind
+goes first, each after the machine is idle; the figure is the median ratio (Cluster / plain)
+over the rounds, with the spread. A kind is a name in ``STORES``: another path (Sentinel) is
+one more entry.
+
+``python -m benchmarks.store_paths [--kinds plain,cluster] [--rounds 5] [--members 1000]``
+prints a Markdown section; it writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
+
+from benchmarks.scale import idle_gate, spread, table
+from orchestrator import AgentSpec, Client, ModelConfig
+from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from orchestrator.settings import Settings
+
+QUEUES = ("coordinator", "agents", "tools")  # no learner: W1 measures the run's own path
+LAYOUT = (2, 8)  # workers x threads, as W1 in scale.py
+CAP = 64
+
+
+@contextmanager
+def plain_store() -> Iterator[dict[str, str]]:
+    """A standalone Redis as the run store: the environment naming it."""
+    server = LocalRedis()
+    try:
+        yield {"ORCHESTRATOR_REDIS_URL": server.url}
+    finally:
+        server.stop()
+
+
+@contextmanager
+def cluster_store() -> Iterator[dict[str, str]]:
+    """A 3-primary Redis Cluster as the run store (``tests/redis_cluster.py``)."""
+    from tests.redis_cluster import LocalRedisCluster
+
+    started = LocalRedisCluster(primaries=3)
+    try:
+        yield {"ORCHESTRATOR_REDIS_URL": started.url, "ORCHESTRATOR_REDIS_CLUSTER": "1"}
+    finally:
+        started.stop()
+
+
+STORES: dict[str, Callable[[], AbstractContextManager[dict[str, str]]]] = {
+    "plain": plain_store,
+    "cluster": cluster_store,
+}
+"""Each kind of run store: a context that starts it and gives the environment naming it."""
+
+
+class Deployment:
+    """Workers and a client against one kind of run store, with a broker of their own."""
+
+    def __init__(self, kind: str, stack: ExitStack) -> None:
+        self.kind = kind
+        store_env = stack.enter_context(STORES[kind]())
+        broker = LocalRedis()
+        stack.callback(broker.stop)
+        self.env = {
+            **store_env,
+            "ORCHESTRATOR_BROKER_URL": broker.url,
+            "ORCHESTRATOR_RESULT_BACKEND": broker.url.removesuffix("/0") + "/1",
+        }
+        logs = Path(tempfile.mkdtemp(prefix=f"ao-bench-{kind}-"))
+        self.workers = [
+            LocalWorker(
+                f"{kind}{i}", self.env, queues=QUEUES, concurrency=LAYOUT[1],
+                log_path=logs / f"w{i}.log",
+            )
+            for i in range(LAYOUT[0])
+        ]  # fmt: skip
+        for worker in self.workers:
+            stack.callback(worker.stop)
+        stack.callback(gc.collect)  # result objects go while their backend is still up
+        settings = Settings.model_validate(
+            {
+                "redis_url": self.env["ORCHESTRATOR_REDIS_URL"],
+                "broker_url": self.env["ORCHESTRATOR_BROKER_URL"],
+                "result_backend": self.env["ORCHESTRATOR_RESULT_BACKEND"],
+                **({"redis_cluster": True} if kind != "plain" else {}),
+            }
+        )
+        self.client = Client(settings=settings)
+        wait_for_workers(self.client.redis, [w.hostname for w in self.workers], timeout_s=60)
+
+
+def w1_ms_per_member(deployment: Deployment, members: int) -> float:
+    """Wall from submission to result of one W1 run, per member (ms)."""
+    model = ModelConfig(provider="scripted")
+    mapper, reducer = AgentSpec(name="m", model=model), AgentSpec(name="r", model=model)
+    items = [f"item {i}" for i in range(members)]
+    started = time.perf_counter()
+    handle = deployment.client.map_reduce("Bench", items, mapper, reducer, max_concurrent=CAP)
+    result = handle.result(timeout=600)
+    elapsed = time.perf_counter() - started
+    assert len(result.map_outputs) == members and result.all_succeeded(), "a member failed"
+    return elapsed / members * 1000
+
+
+def measure(kinds: list[str], rounds: int, members: int) -> dict[str, list[float]]:
+    """W1 ms per member of each kind, ``rounds`` times, the order turning each round."""
+    figures: dict[str, list[float]] = {kind: [] for kind in kinds}
+    with ExitStack() as stack:
+        deployments = [Deployment(kind, stack) for kind in kinds]
+        for deployment in deployments:  # warm-up: imports, script loading, connections
+            w1_ms_per_member(deployment, members)
+        for number in range(rounds):
+            shift = number % len(deployments)
+            for deployment in deployments[shift:] + deployments[:shift]:
+                idle_gate()
+                figures[deployment.kind].append(w1_ms_per_member(deployment, members))
+    return figures
+
+
+def report(figures: dict[str, list[float]], members: int) -> str:
+    kinds = list(figures)
+    base = kinds[0]
+    rounds = len(figures[base])
+    rows = []
+    for number in range(rounds):
+        row = [str(number + 1)] + [f"{figures[kind][number]:.3f}" for kind in kinds]
+        row += [f"{figures[kind][number] / figures[base][number]:.2f}" for kind in kinds[1:]]
+        rows.append(row)
+    headers = ["round", *(f"{kind} (ms)" for kind in kinds)]
+    headers += [f"{kind} / {base}" for kind in kinds[1:]]
+    lines = [
+        f"### Run store paths: W1, {members} zero-latency members and a reduce, ms per member",
+        "",
+        f"{LAYOUT[0]} workers x {LAYOUT[1]} threads per kind of store, cap {CAP}; broker and "
+        "result backend on a standalone Redis of their own for every kind.",
+        "",
+        table(headers, rows),
+        "",
+    ]
+    for kind in kinds:
+        lines.append(f"- {kind}: {spread(figures[kind])} ms per member (median, min - max)")
+    for kind in kinds[1:]:
+        ratios = [k / b for k, b in zip(figures[kind], figures[base], strict=True)]
+        lines.append(
+            f"- **{kind} / {base}: median ratio {statistics.median(ratios):.2f}** "
+            f"(range {min(ratios):.2f} - {max(ratios):.2f})"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def encoding_us(rounds: int = 5, calls: int = 20_000) -> str:
+    """Client-side cost of one script call's command (redis-py packing it, no I/O): with the
+    run's hash key alone (as before the Cluster layout) and with all 15 keys of the run, the
+    names cached (``keys.run_keys``). Medians of ``rounds`` rounds, microseconds per call."""
+    from redis.connection import Connection
+
+    from orchestrator.keys import new_run_id, run_keys
+
+    pack = Connection().pack_command
+    run_id = new_run_id()
+    args = ["0", "node", "token", 30000, '{"name": "m_0", "outcome": "ok"}', "ok", "", ""]
+    figures: dict[str, list[float]] = {"1 key": [], "15 keys": []}
+    for _ in range(rounds):
+        for label in figures:
+            started = time.perf_counter()
+            for _ in range(calls):
+                keys = run_keys(run_id).all if label == "15 keys" else (run_keys(run_id).run,)
+                pack("EVALSHA", "0" * 40, len(keys), *keys, *args)
+            figures[label].append((time.perf_counter() - started) / calls * 1e6)
+    one, all_keys = figures["1 key"], figures["15 keys"]
+    ratio = statistics.median(all_keys) / statistics.median(one)
+    return (
+        f"- packing one script call: 1 key {spread(one, 2)} us, 15 keys {spread(all_keys, 2)} us "
+        f"(median ratio {ratio:.2f})\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--kinds", default="plain,cluster")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--encoding-only", action="store_true", help="only the packing cost")
+    args = parser.parse_args()
+    if args.encoding_only:
+        print(encoding_us())
+        return
+    kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
+    unknown = sorted(set(kinds) - set(STORES))
+    if unknown:
+        parser.error(f"unknown kinds {unknown}; known: {sorted(STORES)}")
+    os.environ.pop("ORCHESTRATOR_REDIS_CLUSTER", None)
+    figures = measure(kinds, args.rounds, args.members)
+    print(report(figures, args.members) + encoding_us())
+
+
+if __name__ == "__main__":
+    main()
