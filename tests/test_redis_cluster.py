@@ -311,7 +311,12 @@ def test_a_grouped_script_that_missed_a_run_of_its_group_stops_before_writing(
 def test_a_cluster_run_store_needs_a_broker_and_a_backend_of_its_own(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name in ("ORCHESTRATOR_BROKER_URL", "ORCHESTRATOR_RESULT_BACKEND"):
+    # The module's Cluster fixture may still have these set for the tests around this one.
+    for name in (
+        "ORCHESTRATOR_BROKER_URL",
+        "ORCHESTRATOR_RESULT_BACKEND",
+        "ORCHESTRATOR_REDIS_CLUSTER",
+    ):
         monkeypatch.delenv(name, raising=False)
     url = "redis://:secret-pass@127.0.0.1:7000/0"
     with pytest.raises(ValidationError) as refused:
