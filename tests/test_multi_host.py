@@ -1,0 +1,322 @@
+"""Several hosts (network namespaces joined by a bridge): one runs Redis, three run a worker
+each, one runs the client. A map-reduce spreads across the worker hosts; a worker host cut
+off mid-run has its members run again elsewhere after the lease, and its stale executions
+discard their results once it is back; a host cut off for longer than a Redis command waits
+comes back and serves again.
+
+The test process stays in the root namespace and watches the runs through the Redis server's
+unix socket (no network path into the namespaces); every host talks over the bridge.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from orchestrator.events import AgentEnd, AgentStart, Event, follow
+from orchestrator.keys import member_task_id
+from orchestrator.local import LocalWorker, wait_for_workers
+from orchestrator.presence import live_workers
+from tests.conftest import FAST_TIMINGS
+from tests.netns import NamespacedRedis, Network, namespaces_unavailable
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER_HOSTS = ("w1", "w2", "w3")
+VICTIM = "w1"
+SLOTS_PER_HOST = 2
+# A Redis command meeting a dropped connection is retried for about this long
+# (orchestrator/connection.py); a cut longer than it makes those commands fail.
+REDIS_RETRY_WINDOW_S = 30
+LONG_CUT_S = REDIS_RETRY_WINDOW_S + 10
+
+pytestmark = pytest.mark.skipif(
+    (reason := namespaces_unavailable()) is not None,
+    reason=f"multi-host tests build network namespaces: {reason}",
+)
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    """Wait for a positive signal; fail naming it if it never comes."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.1)
+
+
+@dataclass
+class ClientRun:
+    """A map-reduce submitted by the client host: its run id, and its result when it ends."""
+
+    process: subprocess.Popen[str]
+    lines: queue.Queue[str] = field(default_factory=queue.Queue)
+    run_id: str = ""
+
+    def line(self, timeout_s: float) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.lines.get(timeout=timeout_s)))
+        except queue.Empty:
+            raise AssertionError(f"the client printed nothing in {timeout_s} s") from None
+
+    def result(self, timeout_s: float = 180) -> dict[str, Any]:
+        got = self.line(timeout_s)
+        self.process.wait(30)
+        return got
+
+
+@dataclass
+class Hosts:
+    """The running topology: the network, Redis on its host and one worker per worker host."""
+
+    network: Network
+    redis: NamespacedRedis
+    workers: dict[str, LocalWorker]
+    log_dir: Path
+
+    def host_of(self, worker: str | None) -> str:
+        """The host whose worker process wrote ``worker`` (``host:pid``) in an event."""
+        pid = int((worker or ":0").rsplit(":", 1)[1])
+        return next(host for host, w in self.workers.items() if w.pid == pid)
+
+    def events(self, run_id: str) -> list[Event]:
+        return list(follow(self.redis.client, run_id, follow=False))
+
+    def submit(self, items: int, latency_ms: int, max_concurrent: int) -> ClientRun:
+        """Submit a map-reduce from the client host; returns once it is submitted."""
+        process = subprocess.Popen(
+            [*self.network.prefix("client"), sys.executable, "-m", "tests.netns_client"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        run = ClientRun(process)
+        threading.Thread(target=_read_lines, args=(process, run.lines), daemon=True).start()
+        assert process.stdin is not None
+        spec = {
+            "redis_url": self.redis.url,
+            "items": items,
+            "latency_ms": latency_ms,
+            "max_concurrent": max_concurrent,
+            "timeout_s": 180,
+        }
+        process.stdin.write(json.dumps(spec))
+        process.stdin.close()
+        run.run_id = str(run.line(60)["run_id"])
+        return run
+
+    def log(self, host: str) -> str:
+        return (self.log_dir / f"{host}.log").read_text(errors="replace")
+
+
+def _read_lines(process: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.put(line)
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
+    network = Network(["redis", *WORKER_HOSTS, "client"])
+    started: list[LocalWorker] = []
+    server: NamespacedRedis | None = None
+    try:
+        server = NamespacedRedis(network, "redis")
+        log_dir = tmp_path_factory.mktemp("multi-host-logs")
+        env = {
+            "ORCHESTRATOR_REDIS_URL": server.url,
+            **FAST_TIMINGS,
+            # A message per member: each execution is one task in its worker's log.
+            "ORCHESTRATOR_MEMBERS_PER_MESSAGE": "1",
+        }
+        for host in WORKER_HOSTS:
+            started.append(
+                LocalWorker(
+                    host,
+                    env,
+                    concurrency=SLOTS_PER_HOST,
+                    log_path=log_dir / f"{host}.log",
+                    command_prefix=network.prefix(host),
+                )
+            )
+        wait_for_workers(server.client, [w.hostname for w in started], timeout_s=90)
+        yield Hosts(network, server, dict(zip(WORKER_HOSTS, started, strict=True)), log_dir)
+    finally:
+        for worker in started:
+            worker.stop()
+        if server is not None:
+            server.stop()
+        network.close()
+
+
+def starts_by_index(events: list[Event]) -> dict[int | None, list[AgentStart]]:
+    found: dict[int | None, list[AgentStart]] = {}
+    for event in events:
+        if isinstance(event, AgentStart):
+            found.setdefault(event.index, []).append(event)
+    return found
+
+
+def assert_one_output_each(result: dict[str, Any], events: list[Event], items: int) -> None:
+    """Every item ends with exactly one output, and the reducer ran once."""
+    assert result["state"] == "succeeded"
+    assert result["outputs"] == [[f"mapper_{i}", "ok"] for i in range(items)]
+    assert result["reducer"] == "ok"
+    ends = Counter(e.index for e in events if isinstance(e, AgentEnd))
+    assert ends == Counter([*range(items), None]), "one AgentEnd per item and one for the reducer"
+    assert len(starts_by_index(events)[None]) == 1, "the reducer ran once"
+
+
+def test_a_map_reduce_spreads_across_the_worker_hosts(hosts: Hosts) -> None:
+    run = hosts.submit(items=12, latency_ms=1500, max_concurrent=6)
+    result = run.result()
+    events = hosts.events(run.run_id)
+    assert_one_output_each(result, events, 12)
+    starts = starts_by_index(events)
+    assert all(len(starts[i]) == 1 for i in range(12)), "no member ran twice"
+    by_host = Counter(hosts.host_of(starts[i][0].worker) for i in range(12))
+    assert set(by_host) == set(WORKER_HOSTS), f"every worker host ran members: {by_host}"
+
+
+def _cut_mid_run(hosts: Hosts, run: ClientRun) -> set[int]:
+    """Wait until the victim runs members of ``run`` (and every host has started some), cut
+    it off, and return the members it was running then."""
+    held: set[int] = set()
+
+    def victim_runs_members() -> bool:
+        events = hosts.events(run.run_id)
+        ended = {e.index for e in events if isinstance(e, AgentEnd)}
+        starts = starts_by_index(events)
+        on_hosts = {hosts.host_of(s.worker) for index in starts for s in starts[index]}
+        held.clear()
+        held.update(
+            index
+            for index, found in starts.items()
+            if index is not None
+            and index not in ended
+            and hosts.host_of(found[-1].worker) == VICTIM
+        )
+        return bool(held) and on_hosts == set(WORKER_HOSTS)
+
+    wait_for(victim_runs_members, "the victim host runs members of the run")
+    hosts.network.cut(VICTIM)
+    return held
+
+
+def _run_again_elsewhere(hosts: Hosts, run_id: str, held: set[int]) -> Callable[[], bool]:
+    """True once some member the victim held has started again on another host."""
+
+    def check() -> bool:
+        starts = starts_by_index(hosts.events(run_id))
+        return any(
+            len(starts.get(i, [])) > 1 and hosts.host_of(starts[i][-1].worker) != VICTIM
+            for i in held
+        )
+
+    return check
+
+
+def _assert_stale_executions_discarded(hosts: Hosts, run_id: str, events: list[Event]) -> None:
+    """Each member the victim ran and another host ran again: the victim's execution, back on
+    the network, found its lease lost and dropped its delivery without a result."""
+    starts = starts_by_index(events)
+    taken_over = [
+        index
+        for index, found in starts.items()
+        if index is not None and len(found) > 1 and hosts.host_of(found[0].worker) == VICTIM
+    ]
+    assert taken_over, "the victim's members ran again on the other hosts"
+    for index in taken_over:
+        assert all(hosts.host_of(s.worker) != VICTIM for s in starts[index][1:])
+        wait_for(
+            lambda index=index: (
+                f"run_member[{member_task_id(run_id, index)}] ignored" in hosts.log(VICTIM)
+            ),
+            f"the victim's stale execution of member {index} discarded its result",
+        )
+
+
+def test_a_cut_off_worker_host_s_members_run_again_and_its_stale_results_are_dropped(
+    hosts: Hosts,
+) -> None:
+    # Members of 4 s: the victim surely holds running ones when its link goes down.
+    run = hosts.submit(items=12, latency_ms=4000, max_concurrent=6)
+    held: set[int] = set()
+    try:
+        held = _cut_mid_run(hosts, run)
+        # Longer than the lease (its expiry is what lets another host take a member over),
+        # shorter than a Redis command's retries: the victim's commands are still waiting.
+        wait_for(_run_again_elsewhere(hosts, run.run_id, held), "a member ran again elsewhere")
+    finally:
+        hosts.network.restore(VICTIM)
+    result = run.result()
+    events = hosts.events(run.run_id)
+    assert_one_output_each(result, events, 12)
+    _assert_stale_executions_discarded(hosts, run.run_id, events)
+
+
+def test_a_host_cut_off_past_the_redis_retry_window_comes_back_and_serves(hosts: Hosts) -> None:
+    run = hosts.submit(items=12, latency_ms=4000, max_concurrent=6)
+    try:
+        _cut_mid_run(hosts, run)
+        cut_at = time.monotonic()
+        # The run finishes on the two hosts left while the victim is still cut off.
+        result = run.result()
+        # Keep the link down past the window in which the victim's Redis commands are retried,
+        # so that they fail rather than wait (the length of the fault, not a check of timing).
+        time.sleep(max(0.0, LONG_CUT_S - (time.monotonic() - cut_at)))
+    finally:
+        hosts.network.restore(VICTIM)
+    events = hosts.events(run.run_id)
+    assert_one_output_each(result, events, 12)
+    _assert_stale_executions_discarded(hosts, run.run_id, events)
+
+    victim = hosts.workers[VICTIM]
+    assert victim.process.poll() is None, "the victim's worker process survived the cut"
+    wait_for(lambda: victim.hostname in live_workers(hosts.redis.client), "the victim rejoined")
+
+    # It takes work again: runs are submitted until one has a member on the victim.
+    def victim_serves() -> bool:
+        again = hosts.submit(items=6, latency_ms=1500, max_concurrent=6)
+        result = again.result()
+        events = hosts.events(again.run_id)
+        assert_one_output_each(result, events, 6)
+        starts = starts_by_index(events)
+        return any(hosts.host_of(s.worker) == VICTIM for i in range(6) for s in starts[i])
+
+    wait_for(victim_serves, "the victim ran members again", timeout_s=180)
+
+
+def test_namespaces_are_removed_when_the_network_closes() -> None:
+    network = Network(["a", "b"])
+    made = [network.switch, *(h.namespace for h in network.hosts.values())]
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert all(name in listed for name in made)
+    network.close()
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not any(name in listed for name in made)
+
+
+def _redis_reachable_from_root(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def test_the_root_namespace_has_no_path_to_the_hosts(hosts: Hosts) -> None:
+    # The addresses exist only inside the namespaces: from here the Redis host is unreachable,
+    # while the workers reach it (they announced themselves over the bridge).
+    assert set(live_workers(hosts.redis.client)) >= {w.hostname for w in hosts.workers.values()}
+    assert not _redis_reachable_from_root(hosts.redis.url)
