@@ -57,6 +57,28 @@ def namespaces_unavailable() -> str | None:
     return None
 
 
+def libfaketime() -> str | None:
+    """Debian's multithreaded libfaketime (package ``faketime``), or None if not installed."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))
+    return str(found[0]) if found else None
+
+
+def skewed_clock_env(library: str, offset_s: int) -> dict[str, str]:
+    """Environment that runs a process with its wall clock ``offset_s`` seconds off.
+
+    The monotonic clock is left alone: libfaketime 0.9.10 (Debian 12) hands a faked monotonic
+    deadline straight to the kernel in ``sem_clockwait``, so every timed wait of a Python
+    thread would hang. Left alone, only ``time.sleep`` breaks (it fails with EINVAL, libfaketime
+    bug #426 with Python 3.11's absolute ``clock_nanosleep``); a healthy worker never calls it
+    (redis-py does, backing off in an outage: so a skewed host is never the one cut off).
+    """
+    return {
+        "LD_PRELOAD": library,
+        "FAKETIME": f"{offset_s:+d}",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+
+
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
 

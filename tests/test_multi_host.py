@@ -30,7 +30,13 @@ from orchestrator.keys import member_task_id
 from orchestrator.local import LocalWorker, wait_for_workers
 from orchestrator.presence import live_workers
 from tests.conftest import FAST_TIMINGS
-from tests.netns import NamespacedRedis, Network, namespaces_unavailable
+from tests.netns import (
+    NamespacedRedis,
+    Network,
+    libfaketime,
+    namespaces_unavailable,
+    skewed_clock_env,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_HOSTS = ("w1", "w2", "w3")
@@ -40,6 +46,11 @@ SLOTS_PER_HOST = 2
 # (orchestrator/connection.py); a cut longer than it makes those commands fail.
 REDIS_RETRY_WINDOW_S = 30
 LONG_CUT_S = REDIS_RETRY_WINDOW_S + 10
+# The wall clocks of the hosts that take the victim's members over are five minutes fast and
+# five minutes slow (when libfaketime is installed): leases, sweeps and deadlines go by Redis's
+# clock only, so a fast host takes nothing over early and a slow one misses no expiry.
+SKEWS_S = {"w2": 300, "w3": -300}
+FAKETIME = libfaketime()
 
 pytestmark = pytest.mark.skipif(
     (reason := namespaces_unavailable()) is not None,
@@ -141,10 +152,11 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
             "ORCHESTRATOR_MEMBERS_PER_MESSAGE": "1",
         }
         for host in WORKER_HOSTS:
+            skew = skewed_clock_env(FAKETIME, SKEWS_S[host]) if FAKETIME and host in SKEWS_S else {}
             started.append(
                 LocalWorker(
                     host,
-                    env,
+                    {**env, **skew},
                     concurrency=SLOTS_PER_HOST,
                     log_path=log_dir / f"{host}.log",
                     command_prefix=network.prefix(host),
@@ -189,6 +201,25 @@ def test_a_map_reduce_spreads_across_the_worker_hosts(hosts: Hosts) -> None:
     assert set(by_host) == set(WORKER_HOSTS), f"every worker host ran members: {by_host}"
 
 
+def test_the_worker_hosts_clocks_are_skewed(hosts: Hosts) -> None:
+    """The skew is real: events carry their worker's wall-clock time, Redis's clock is the
+    reference (the other tests then show it changes nothing)."""
+    if FAKETIME is None:
+        pytest.skip("libfaketime is not installed (Debian package faketime): clocks not skewed")
+    run = hosts.submit(items=6, latency_ms=1500, max_concurrent=6)
+    run.result()
+    seconds, micros = hosts.redis.client.time()
+    redis_now = int(seconds) + int(micros) / 1e6
+    offsets: dict[str, list[float]] = {}
+    for event in hosts.events(run.run_id):
+        if isinstance(event, AgentStart) and event.index is not None:
+            offsets.setdefault(hosts.host_of(event.worker), []).append(event.ts - redis_now)
+    for host, skew in SKEWS_S.items():
+        assert host in offsets, f"{host} ran members"
+        # Within a minute of the skew: the members started seconds before Redis was asked.
+        assert all(abs(offset - skew) < 60 for offset in offsets[host]), (host, offsets[host])
+
+
 def _cut_mid_run(hosts: Hosts, run: ClientRun) -> set[int]:
     """Wait until the victim runs members of ``run`` (and every host has started some), cut
     it off, and return the members it was running then."""
@@ -227,6 +258,13 @@ def _run_again_elsewhere(hosts: Hosts, run_id: str, held: set[int]) -> Callable[
     return check
 
 
+def _assert_only_the_victims_members_ran_again(hosts: Hosts, events: list[Event]) -> None:
+    """No premature takeover: a member the (clock-skewed) hosts left alone ran once."""
+    for index, found in starts_by_index(events).items():
+        if hosts.host_of(found[0].worker) != VICTIM:
+            assert len(found) == 1, f"member {index} was taken over from a live host"
+
+
 def _assert_stale_executions_discarded(hosts: Hosts, run_id: str, events: list[Event]) -> None:
     """Each member the victim ran and another host ran again: the victim's execution, back on
     the network, found its lease lost and dropped its delivery without a result."""
@@ -263,6 +301,7 @@ def test_a_cut_off_worker_host_s_members_run_again_and_its_stale_results_are_dro
     result = run.result()
     events = hosts.events(run.run_id)
     assert_one_output_each(result, events, 12)
+    _assert_only_the_victims_members_ran_again(hosts, events)
     _assert_stale_executions_discarded(hosts, run.run_id, events)
 
 
@@ -280,6 +319,7 @@ def test_a_host_cut_off_past_the_redis_retry_window_comes_back_and_serves(hosts:
         hosts.network.restore(VICTIM)
     events = hosts.events(run.run_id)
     assert_one_output_each(result, events, 12)
+    _assert_only_the_victims_members_ran_again(hosts, events)
     _assert_stale_executions_discarded(hosts, run.run_id, events)
 
     victim = hosts.workers[VICTIM]
