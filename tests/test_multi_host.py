@@ -10,40 +10,34 @@ unix socket (no network path into the namespaces); every host talks over the bri
 
 from __future__ import annotations
 
-import json
-import queue
 import subprocess
-import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 
-from orchestrator.events import AgentEnd, AgentStart, Event, follow
+from orchestrator.events import AgentEnd, AgentStart, Event
 from orchestrator.keys import member_task_id
-from orchestrator.local import LocalWorker, wait_for_workers
 from orchestrator.presence import live_workers
 from tests.conftest import FAST_TIMINGS
-from tests.netns import (
-    NamespacedRedis,
-    Network,
-    libfaketime,
-    namespaces_unavailable,
-    skewed_clock_env,
+from tests.multi_host import (
+    WORKER_HOSTS,
+    Hosts,
+    cut_mid_run,
+    run_again_elsewhere,
+    running_hosts,
+    starts_by_index,
+    wait_for,
 )
+from tests.netns import Network, libfaketime, namespaces_unavailable
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKER_HOSTS = ("w1", "w2", "w3")
 VICTIM = "w1"
-SLOTS_PER_HOST = 2
 # A Redis command meeting a dropped connection is retried for about this long
-# (orchestrator/connection.py); a cut longer than it makes those commands fail.
+# (orchestrator/connection.py): past it, a command that has to reconnect fails instead of
+# waiting (one on a connection made before the cut just waits: TCP retransmits for minutes).
 REDIS_RETRY_WINDOW_S = 30
 LONG_CUT_S = REDIS_RETRY_WINDOW_S + 10
 # The wall clocks of the hosts that take the victim's members over are five minutes fast and
@@ -58,126 +52,15 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
-    """Wait for a positive signal; fail naming it if it never comes."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.1)
-
-
-@dataclass
-class ClientRun:
-    """A map-reduce submitted by the client host: its run id, and its result when it ends."""
-
-    process: subprocess.Popen[str]
-    lines: queue.Queue[str] = field(default_factory=queue.Queue)
-    run_id: str = ""
-
-    def line(self, timeout_s: float) -> dict[str, Any]:
-        try:
-            return dict(json.loads(self.lines.get(timeout=timeout_s)))
-        except queue.Empty:
-            raise AssertionError(f"the client printed nothing in {timeout_s} s") from None
-
-    def result(self, timeout_s: float = 180) -> dict[str, Any]:
-        got = self.line(timeout_s)
-        self.process.wait(30)
-        return got
-
-
-@dataclass
-class Hosts:
-    """The running topology: the network, Redis on its host and one worker per worker host."""
-
-    network: Network
-    redis: NamespacedRedis
-    workers: dict[str, LocalWorker]
-    log_dir: Path
-
-    def host_of(self, worker: str | None) -> str:
-        """The host whose worker process wrote ``worker`` (``host:pid``) in an event."""
-        pid = int((worker or ":0").rsplit(":", 1)[1])
-        return next(host for host, w in self.workers.items() if w.pid == pid)
-
-    def events(self, run_id: str) -> list[Event]:
-        return list(follow(self.redis.client, run_id, follow=False))
-
-    def submit(self, items: int, latency_ms: int, max_concurrent: int) -> ClientRun:
-        """Submit a map-reduce from the client host; returns once it is submitted."""
-        process = subprocess.Popen(
-            [*self.network.prefix("client"), sys.executable, "-m", "tests.netns_client"],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        run = ClientRun(process)
-        threading.Thread(target=_read_lines, args=(process, run.lines), daemon=True).start()
-        assert process.stdin is not None
-        spec = {
-            "redis_url": self.redis.url,
-            "items": items,
-            "latency_ms": latency_ms,
-            "max_concurrent": max_concurrent,
-            "timeout_s": 180,
-        }
-        process.stdin.write(json.dumps(spec))
-        process.stdin.close()
-        run.run_id = str(run.line(60)["run_id"])
-        return run
-
-    def log(self, host: str) -> str:
-        return (self.log_dir / f"{host}.log").read_text(errors="replace")
-
-
-def _read_lines(process: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
-    assert process.stdout is not None
-    for line in process.stdout:
-        lines.put(line)
-
-
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
-    network = Network(["redis", *WORKER_HOSTS, "client"])
-    started: list[LocalWorker] = []
-    server: NamespacedRedis | None = None
-    try:
-        server = NamespacedRedis(network, "redis")
-        log_dir = tmp_path_factory.mktemp("multi-host-logs")
-        env = {
-            "ORCHESTRATOR_REDIS_URL": server.url,
-            **FAST_TIMINGS,
-            # A message per member: each execution is one task in its worker's log.
-            "ORCHESTRATOR_MEMBERS_PER_MESSAGE": "1",
-        }
-        for host in WORKER_HOSTS:
-            skew = skewed_clock_env(FAKETIME, SKEWS_S[host]) if FAKETIME and host in SKEWS_S else {}
-            started.append(
-                LocalWorker(
-                    host,
-                    {**env, **skew},
-                    concurrency=SLOTS_PER_HOST,
-                    log_path=log_dir / f"{host}.log",
-                    command_prefix=network.prefix(host),
-                )
-            )
-        wait_for_workers(server.client, [w.hostname for w in started], timeout_s=90)
-        yield Hosts(network, server, dict(zip(WORKER_HOSTS, started, strict=True)), log_dir)
-    finally:
-        for worker in started:
-            worker.stop()
-        if server is not None:
-            server.stop()
-        network.close()
-
-
-def starts_by_index(events: list[Event]) -> dict[int | None, list[AgentStart]]:
-    found: dict[int | None, list[AgentStart]] = {}
-    for event in events:
-        if isinstance(event, AgentStart):
-            found.setdefault(event.index, []).append(event)
-    return found
+    env = {
+        **FAST_TIMINGS,
+        # A message per member: each execution is one task in its worker's log.
+        "ORCHESTRATOR_MEMBERS_PER_MESSAGE": "1",
+    }
+    with running_hosts(tmp_path_factory.mktemp("multi-host-logs"), env, SKEWS_S) as running:
+        yield running
 
 
 def assert_one_output_each(result: dict[str, Any], events: list[Event], items: int) -> None:
@@ -220,44 +103,6 @@ def test_the_worker_hosts_clocks_are_skewed(hosts: Hosts) -> None:
         assert all(abs(offset - skew) < 60 for offset in offsets[host]), (host, offsets[host])
 
 
-def _cut_mid_run(hosts: Hosts, run: ClientRun) -> set[int]:
-    """Wait until the victim runs members of ``run`` (and every host has started some), cut
-    it off, and return the members it was running then."""
-    held: set[int] = set()
-
-    def victim_runs_members() -> bool:
-        events = hosts.events(run.run_id)
-        ended = {e.index for e in events if isinstance(e, AgentEnd)}
-        starts = starts_by_index(events)
-        on_hosts = {hosts.host_of(s.worker) for index in starts for s in starts[index]}
-        held.clear()
-        held.update(
-            index
-            for index, found in starts.items()
-            if index is not None
-            and index not in ended
-            and hosts.host_of(found[-1].worker) == VICTIM
-        )
-        return bool(held) and on_hosts == set(WORKER_HOSTS)
-
-    wait_for(victim_runs_members, "the victim host runs members of the run")
-    hosts.network.cut(VICTIM)
-    return held
-
-
-def _run_again_elsewhere(hosts: Hosts, run_id: str, held: set[int]) -> Callable[[], bool]:
-    """True once some member the victim held has started again on another host."""
-
-    def check() -> bool:
-        starts = starts_by_index(hosts.events(run_id))
-        return any(
-            len(starts.get(i, [])) > 1 and hosts.host_of(starts[i][-1].worker) != VICTIM
-            for i in held
-        )
-
-    return check
-
-
 def _assert_only_the_victims_members_ran_again(hosts: Hosts, events: list[Event]) -> None:
     """No premature takeover: a member the (clock-skewed) hosts left alone ran once."""
     for index, found in starts_by_index(events).items():
@@ -292,10 +137,12 @@ def test_a_cut_off_worker_host_s_members_run_again_and_its_stale_results_are_dro
     run = hosts.submit(items=12, latency_ms=4000, max_concurrent=6)
     held: set[int] = set()
     try:
-        held = _cut_mid_run(hosts, run)
+        held = cut_mid_run(hosts, run, VICTIM)
         # Longer than the lease (its expiry is what lets another host take a member over),
         # shorter than a Redis command's retries: the victim's commands are still waiting.
-        wait_for(_run_again_elsewhere(hosts, run.run_id, held), "a member ran again elsewhere")
+        wait_for(
+            run_again_elsewhere(hosts, run.run_id, held, VICTIM), "a member ran again elsewhere"
+        )
     finally:
         hosts.network.restore(VICTIM)
     result = run.result()
@@ -308,7 +155,7 @@ def test_a_cut_off_worker_host_s_members_run_again_and_its_stale_results_are_dro
 def test_a_host_cut_off_past_the_redis_retry_window_comes_back_and_serves(hosts: Hosts) -> None:
     run = hosts.submit(items=12, latency_ms=4000, max_concurrent=6)
     try:
-        _cut_mid_run(hosts, run)
+        cut_mid_run(hosts, run, VICTIM)
         cut_at = time.monotonic()
         # The run finishes on the two hosts left while the victim is still cut off.
         result = run.result()

@@ -1,0 +1,142 @@
+"""Recovery from a worker host cut off mid-run, on hosts built as network namespaces.
+
+Five hosts (``tests/multi_host.py``): Redis, three workers of two slots each, a client. Each
+round runs the same map-reduce twice, from the same point: the moment worker host ``w1`` is
+running members of the run (and every host has started some).
+
+(a) Baseline: nothing happens; the time from that point to the client having its result.
+(b) Cut: ``w1``'s link goes down at that point and stays down until the run has finished (a
+host that is gone); the time from the cut to the client having its result, and from the cut to
+the first of ``w1``'s members starting again on another host (the takeover).
+
+Between rounds ``w1`` is plugged back in and the next round waits until it serves again (its
+stale executions discarded, its presence back). The ratio (b) / (a) and the difference (b) -
+(a) give the recovery window: about lease + sweep interval + one re-run of the member.
+
+Needs root and ``ip netns`` (as the multi-host tests); prints why and returns None if not.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.harness import write_section
+from tests.conftest import FAST_TIMINGS
+from tests.multi_host import (
+    Hosts,
+    cut_mid_run,
+    run_again_elsewhere,
+    running_hosts,
+    starts_by_index,
+    victim_running,
+    wait_for,
+)
+from tests.netns import namespaces_unavailable
+
+VICTIM = "w1"
+ROUNDS = 5
+# Four members at once on six slots: the two hosts left have free slots for the members they
+# take over, so the takeover measures the lease and the sweep, not a wait for a slot.
+ITEMS, LATENCY_MS, MAX_CONCURRENT = 12, 2000, 4
+LEASE_S = FAST_TIMINGS["ORCHESTRATOR_LEASE_S"]
+SWEEP_S = FAST_TIMINGS["ORCHESTRATOR_SWEEP_S"]
+
+
+def baseline(hosts: Hosts) -> float:
+    """Seconds from the moment the victim runs members to the result, nothing cut."""
+    run = hosts.submit(ITEMS, LATENCY_MS, MAX_CONCURRENT)
+    victim_running(hosts, run, VICTIM)  # the point the cut would come at
+    started = time.monotonic()
+    run.result()
+    return time.monotonic() - started
+
+
+def with_cut(hosts: Hosts) -> tuple[float, float]:
+    """Seconds from the cut to the first takeover, and from the cut to the result."""
+    run = hosts.submit(ITEMS, LATENCY_MS, MAX_CONCURRENT)
+    try:
+        held = cut_mid_run(hosts, run, VICTIM)
+        cut_at = time.monotonic()
+        wait_for(run_again_elsewhere(hosts, run.run_id, held, VICTIM), "a takeover", 120)
+        takeover = time.monotonic() - cut_at
+        run.result()
+        finished = time.monotonic() - cut_at
+    finally:
+        hosts.network.restore(VICTIM)
+    rejoin(hosts, run.run_id, held)
+    return takeover, finished
+
+
+def rejoin(hosts: Hosts, run_id: str, held: set[int]) -> None:
+    """Wait until the victim is back: its stale executions ended (dropped without a result)
+    and its presence renewed."""
+    from orchestrator.keys import member_task_id
+    from orchestrator.presence import live_workers
+
+    starts = starts_by_index(hosts.events(run_id))
+    rerun = [i for i in held if len(starts.get(i, [])) > 1]
+
+    def back() -> bool:
+        log = hosts.log(VICTIM)
+        ended = all(f"run_member[{member_task_id(run_id, i)}] ignored" in log for i in rerun)
+        return ended and hosts.workers[VICTIM].hostname in live_workers(hosts.redis.client)
+
+    wait_for(back, "the victim rejoined", 120)
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} s ({min(values):.2f} - {max(values):.2f})"
+
+
+def main(write: bool = True) -> float | None:
+    """Run the rounds; return the median ratio cut / baseline (None when skipped)."""
+    reason = namespaces_unavailable()
+    if reason is not None:
+        print(f"host_cut: skipped: {reason}")
+        return None
+    env = {**FAST_TIMINGS, "ORCHESTRATOR_MEMBERS_PER_MESSAGE": "1"}
+    rounds: list[tuple[float, float, float]] = []
+    with running_hosts(Path(tempfile.mkdtemp(prefix="ao-bench-host-cut-")), env) as hosts:
+        baseline(hosts)  # warm-up: imports, connections, the first queue declarations
+        for _ in range(ROUNDS):
+            base = baseline(hosts)
+            takeover, finished = with_cut(hosts)
+            rounds.append((base, takeover, finished))
+    bases = [r[0] for r in rounds]
+    takeovers = [r[1] for r in rounds]
+    cuts = [r[2] for r in rounds]
+    ratios = [c / b for b, _, c in rounds]
+    extra = [c - b for b, _, c in rounds]
+    table = "\n".join(
+        [
+            "| round | baseline (s) | cut: to takeover (s) | cut: to result (s) | ratio |",
+            "| --- | --- | --- | --- | --- |",
+            *(
+                f"| {n} | {b:.2f} | {t:.2f} | {c:.2f} | {c / b:.2f} |"
+                for n, (b, t, c) in enumerate(rounds, 1)
+            ),
+        ]
+    )
+    body = f"""Three worker hosts (network namespaces, 2 slots each), a map-reduce of {ITEMS} items
+of {LATENCY_MS} ms, {MAX_CONCURRENT} at once; lease {LEASE_S} s, heartbeat
+{FAST_TIMINGS["ORCHESTRATOR_HEARTBEAT_S"]} s, sweep interval {SWEEP_S} s. Measured from the
+moment host `{VICTIM}` runs members of the run: with nothing cut (baseline), and with its link
+cut then (kept down until the run finished). {ROUNDS} rounds, median (min - max).
+
+{table}
+
+Baseline {spread(bases)}; cut: takeover {spread(takeovers)}, result {spread(cuts)}.
+**Median ratio {statistics.median(ratios):.2f}**; the cut costs {spread(extra)} more: the
+lease running out, the sweep that finds it, and the member run again from its start."""
+    print(body)
+    if write:
+        write_section("Worker host cut off (network namespaces)", body)
+    return statistics.median(ratios)
+
+
+if __name__ == "__main__":
+    main(write="--print-only" not in sys.argv)
