@@ -1,16 +1,18 @@
 """Recovery from a worker host cut off mid-run, on hosts built as network namespaces.
 
-Five hosts (``tests/multi_host.py``): Redis, three workers of two slots each, a client. Each
-round runs the same map-reduce twice, from the same point: the moment worker host ``w1`` is
-running members of the run (and every host has started some).
+Five hosts (``tests/multi_host.py``): Redis, three workers of three slots each, a client. Each
+round runs the same map-reduce twice, from the same point: the moment every worker host has
+started members of the run, one of them (the victim) still running some.
 
 (a) Baseline: nothing happens; the time from that point to the client having its result.
-(b) Cut: ``w1``'s link goes down at that point and stays down until the run has finished (a
-host that is gone); the time from the cut to the client having its result, and from the cut to
-the first of ``w1``'s members starting again on another host (the takeover).
+(b) Cut: the victim's link goes down at that point and stays down until the run has finished
+(a host that is gone); the time from the cut to the client having its result, and from the cut
+to the first of the victim's members starting again on another host (the takeover).
 
-Between rounds ``w1`` is plugged back in and the next round waits until it serves again (its
-stale executions discarded, its presence back). The ratio (b) / (a) and the difference (b) -
+Six members run at once on nine slots: the two hosts left have a free slot for each member they
+take over, so the takeover measures the lease and the sweep, not a wait for a slot. Between
+rounds the victim is plugged back in and the next round waits until it is back (its stale
+executions discarded, its presence renewed). The ratio (b) / (a) and the difference (b) -
 (a) give the recovery window: about lease + sweep interval + one re-run of the member.
 
 Needs root and ``ip netns`` (as the multi-host tests); prints why and returns None if not.
@@ -25,31 +27,53 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import write_section
+from orchestrator.events import AgentEnd
 from tests.conftest import FAST_TIMINGS
 from tests.multi_host import (
+    WORKER_HOSTS,
+    ClientRun,
     Hosts,
-    cut_mid_run,
     run_again_elsewhere,
     running_hosts,
     starts_by_index,
-    victim_running,
     wait_for,
 )
 from tests.netns import namespaces_unavailable
 
-VICTIM = "w1"
 ROUNDS = 5
-# Four members at once on six slots: the two hosts left have free slots for the members they
-# take over, so the takeover measures the lease and the sweep, not a wait for a slot.
-ITEMS, LATENCY_MS, MAX_CONCURRENT = 12, 2000, 4
+SLOTS = 3
+ITEMS, LATENCY_MS, MAX_CONCURRENT = 12, 2000, 6
 LEASE_S = FAST_TIMINGS["ORCHESTRATOR_LEASE_S"]
 SWEEP_S = FAST_TIMINGS["ORCHESTRATOR_SWEEP_S"]
 
 
+def mid_run(hosts: Hosts, run: ClientRun) -> tuple[str, set[int]]:
+    """Wait until every worker host has started members of ``run`` and one still runs some;
+    return that host and the members it runs."""
+    found: list[tuple[str, set[int]]] = []
+
+    def point() -> bool:
+        events = hosts.events(run.run_id)
+        ended = {e.index for e in events if isinstance(e, AgentEnd)}
+        running: dict[str, set[int]] = {host: set() for host in WORKER_HOSTS}
+        started_on: set[str] = set()
+        for index, starts in starts_by_index(events).items():
+            host = hosts.host_of(starts[-1].worker)
+            started_on.add(host)
+            if index is not None and index not in ended:
+                running[host].add(index)
+        busiest = max(WORKER_HOSTS, key=lambda host: len(running[host]))
+        found[:] = [(busiest, running[busiest])]
+        return started_on == set(WORKER_HOSTS) and bool(running[busiest])
+
+    wait_for(point, "every host started members, one still runs some", 120)
+    return found[0]
+
+
 def baseline(hosts: Hosts) -> float:
-    """Seconds from the moment the victim runs members to the result, nothing cut."""
+    """Seconds from the point a cut would come at to the result, nothing cut."""
     run = hosts.submit(ITEMS, LATENCY_MS, MAX_CONCURRENT)
-    victim_running(hosts, run, VICTIM)  # the point the cut would come at
+    mid_run(hosts, run)
     started = time.monotonic()
     run.result()
     return time.monotonic() - started
@@ -58,20 +82,21 @@ def baseline(hosts: Hosts) -> float:
 def with_cut(hosts: Hosts) -> tuple[float, float]:
     """Seconds from the cut to the first takeover, and from the cut to the result."""
     run = hosts.submit(ITEMS, LATENCY_MS, MAX_CONCURRENT)
+    victim, held = mid_run(hosts, run)
+    hosts.network.cut(victim)
+    cut_at = time.monotonic()
     try:
-        held = cut_mid_run(hosts, run, VICTIM)
-        cut_at = time.monotonic()
-        wait_for(run_again_elsewhere(hosts, run.run_id, held, VICTIM), "a takeover", 120)
+        wait_for(run_again_elsewhere(hosts, run.run_id, held, victim), "a takeover", 120)
         takeover = time.monotonic() - cut_at
         run.result()
         finished = time.monotonic() - cut_at
     finally:
-        hosts.network.restore(VICTIM)
-    rejoin(hosts, run.run_id, held)
+        hosts.network.restore(victim)
+    rejoin(hosts, victim, run.run_id, held)
     return takeover, finished
 
 
-def rejoin(hosts: Hosts, run_id: str, held: set[int]) -> None:
+def rejoin(hosts: Hosts, victim: str, run_id: str, held: set[int]) -> None:
     """Wait until the victim is back: its stale executions ended (dropped without a result)
     and its presence renewed."""
     from orchestrator.keys import member_task_id
@@ -81,9 +106,9 @@ def rejoin(hosts: Hosts, run_id: str, held: set[int]) -> None:
     rerun = [i for i in held if len(starts.get(i, [])) > 1]
 
     def back() -> bool:
-        log = hosts.log(VICTIM)
+        log = hosts.log(victim)
         ended = all(f"run_member[{member_task_id(run_id, i)}] ignored" in log for i in rerun)
-        return ended and hosts.workers[VICTIM].hostname in live_workers(hosts.redis.client)
+        return ended and hosts.workers[victim].hostname in live_workers(hosts.redis.client)
 
     wait_for(back, "the victim rejoined", 120)
 
@@ -100,7 +125,8 @@ def main(write: bool = True) -> float | None:
         return None
     env = {**FAST_TIMINGS, "ORCHESTRATOR_MEMBERS_PER_MESSAGE": "1"}
     rounds: list[tuple[float, float, float]] = []
-    with running_hosts(Path(tempfile.mkdtemp(prefix="ao-bench-host-cut-")), env) as hosts:
+    logs = Path(tempfile.mkdtemp(prefix="ao-bench-host-cut-"))
+    with running_hosts(logs, env, slots=SLOTS) as hosts:
         baseline(hosts)  # warm-up: imports, connections, the first queue declarations
         for _ in range(ROUNDS):
             base = baseline(hosts)
@@ -121,11 +147,13 @@ def main(write: bool = True) -> float | None:
             ),
         ]
     )
-    body = f"""Three worker hosts (network namespaces, 2 slots each), a map-reduce of {ITEMS} items
-of {LATENCY_MS} ms, {MAX_CONCURRENT} at once; lease {LEASE_S} s, heartbeat
-{FAST_TIMINGS["ORCHESTRATOR_HEARTBEAT_S"]} s, sweep interval {SWEEP_S} s. Measured from the
-moment host `{VICTIM}` runs members of the run: with nothing cut (baseline), and with its link
-cut then (kept down until the run finished). {ROUNDS} rounds, median (min - max).
+    heartbeat = FAST_TIMINGS["ORCHESTRATOR_HEARTBEAT_S"]
+    body = f"""Three worker hosts (network namespaces, {SLOTS} slots each), a map-reduce of
+{ITEMS} items of {LATENCY_MS} ms, {MAX_CONCURRENT} at once; lease {LEASE_S} s, heartbeat
+{heartbeat} s, sweep interval {SWEEP_S} s (workers and client). Measured from the moment every
+worker host has started members and one (the victim) still runs some: with nothing cut
+(baseline), and with the victim's link cut then (kept down until the run finished).
+{ROUNDS} rounds, median (min - max).
 
 {table}
 

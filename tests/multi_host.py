@@ -9,6 +9,7 @@ server's unix socket (``tests/netns.py``); every host talks over the bridge.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -65,6 +66,8 @@ class Hosts:
     redis: NamespacedRedis
     workers: dict[str, LocalWorker]
     log_dir: Path
+    # The client's settings too: it schedules a new run's first sweep (its ``sweep_s``).
+    env: Mapping[str, str] = field(default_factory=dict)
 
     def host_of(self, worker: str | None) -> str:
         """The host whose worker process wrote ``worker`` (``host:pid``) in an event."""
@@ -79,6 +82,7 @@ class Hosts:
         process = subprocess.Popen(
             [*self.network.prefix("client"), sys.executable, "-m", "tests.netns_client"],
             cwd=ROOT,
+            env={**os.environ, **self.env},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -110,9 +114,12 @@ def _read_lines(process: subprocess.Popen[str], lines: queue.Queue[str]) -> None
 
 @contextmanager
 def running_hosts(
-    log_dir: Path, env: Mapping[str, str], skews_s: Mapping[str, int] | None = None
+    log_dir: Path,
+    env: Mapping[str, str],
+    skews_s: Mapping[str, int] | None = None,
+    slots: int = SLOTS_PER_HOST,
 ) -> Iterator[Hosts]:
-    """Hosts ``redis``, ``w1``-``w3`` (a worker each, ``SLOTS_PER_HOST`` slots, ``env`` added)
+    """Hosts ``redis``, ``w1``-``w3`` (a worker each, ``slots`` slots, ``env`` added)
     and ``client``; worker hosts in ``skews_s`` run with their wall clock that many seconds
     off (when libfaketime is installed). Everything is stopped and removed at the end."""
     network = Network(["redis", *WORKER_HOSTS, "client"])
@@ -128,13 +135,14 @@ def running_hosts(
                 LocalWorker(
                     host,
                     {"ORCHESTRATOR_REDIS_URL": server.url, **env, **skew},
-                    concurrency=SLOTS_PER_HOST,
+                    concurrency=slots,
                     log_path=log_dir / f"{host}.log",
                     command_prefix=network.prefix(host),
                 )
             )
         wait_for_workers(server.client, [w.hostname for w in started], timeout_s=90)
-        yield Hosts(network, server, dict(zip(WORKER_HOSTS, started, strict=True)), log_dir)
+        workers = dict(zip(WORKER_HOSTS, started, strict=True))
+        yield Hosts(network, server, workers, log_dir, env)
     finally:
         for worker in started:
             worker.stop()
