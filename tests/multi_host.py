@@ -102,6 +102,18 @@ class Hosts:
         run.run_id = str(run.line(60)["run_id"])
         return run
 
+    def drop_connections(self, host: str) -> int:
+        """Close every connection ``host`` has to Redis, on Redis's side (as Redis's TCP
+        keepalive, or a firewall forgetting the flows, does to a host gone for long); returns
+        how many were closed."""
+        address = self.network.hosts[host].address
+        ids = [
+            c["id"] for c in self.redis.client.client_list() if c["addr"].startswith(f"{address}:")
+        ]
+        for client_id in ids:
+            self.redis.client.client_kill_filter(_id=client_id)
+        return len(ids)
+
     def log(self, host: str) -> str:
         return (self.log_dir / f"{host}.log").read_text(errors="replace")
 

@@ -162,6 +162,9 @@ def test_a_host_cut_off_past_the_redis_retry_window_comes_back_and_serves(hosts:
         # Keep the link down past the window in which the victim's Redis commands are retried,
         # so that they fail rather than wait (the length of the fault, not a check of timing).
         time.sleep(max(0.0, LONG_CUT_S - (time.monotonic() - cut_at)))
+        # And Redis gives up on the host's connections: back on the network, the victim finds
+        # them gone (reset) and must reconnect its broker consumer and its run-store clients.
+        assert hosts.drop_connections(VICTIM) > 0
     finally:
         hosts.network.restore(VICTIM)
     events = hosts.events(run.run_id)
