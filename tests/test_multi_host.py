@@ -10,6 +10,8 @@ unix socket (no network path into the namespaces); every host talks over the bri
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from collections import Counter
@@ -186,6 +188,47 @@ def test_a_host_cut_off_past_the_redis_retry_window_comes_back_and_serves(hosts:
         return any(hosts.host_of(s.worker) == VICTIM for i in range(6) for s in starts[i])
 
     wait_for(victim_serves, "the victim ran members again", timeout_s=180)
+
+
+def test_the_host_with_the_slow_clock_alone_takes_over_expired_leases(hosts: Hosts) -> None:
+    """No missed expiry: the other two hosts freeze while they run members (SIGSTOP), and the
+    host whose clock is five minutes slow, the only one left, takes every member over once its
+    lease has expired by Redis's clock."""
+    if FAKETIME is None:
+        pytest.skip("libfaketime is not installed (Debian package faketime): clocks not skewed")
+    slow = min(SKEWS_S, key=lambda host: SKEWS_S[host])
+    frozen = [host for host in WORKER_HOSTS if host != slow]
+    run = hosts.submit(items=6, latency_ms=3000, max_concurrent=6)
+    held: dict[str, set[int]] = {}
+
+    def every_host_runs_members() -> bool:
+        events = hosts.events(run.run_id)
+        ended = {e.index for e in events if isinstance(e, AgentEnd)}
+        held.clear()
+        for index, found in starts_by_index(events).items():
+            if index is not None and index not in ended:
+                held.setdefault(hosts.host_of(found[-1].worker), set()).add(index)
+        return all(held.get(host) for host in WORKER_HOSTS)
+
+    wait_for(every_host_runs_members, "every host runs members")
+    for host in frozen:
+        os.kill(hosts.workers[host].pid, signal.SIGSTOP)
+    try:
+        taken = {i for host in frozen for i in held[host]}
+        wait_for(
+            lambda: all(
+                len(starts_by_index(hosts.events(run.run_id)).get(i, [])) > 1 for i in taken
+            ),
+            "the slow host took every frozen member over",
+        )
+    finally:
+        for host in frozen:
+            os.kill(hosts.workers[host].pid, signal.SIGCONT)
+    result = run.result()
+    events = hosts.events(run.run_id)
+    assert_one_output_each(result, events, 6)
+    starts = starts_by_index(events)
+    assert all(hosts.host_of(starts[i][-1].worker) == slow for i in taken)
 
 
 def test_namespaces_are_removed_when_the_network_closes() -> None:
