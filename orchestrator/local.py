@@ -140,6 +140,8 @@ class LocalWorker:
         queues, pool, concurrency: as for ``celery worker``.
         log_path: where its log goes (discarded when None).
         extra_args: more ``celery worker`` options (``--prefetch-multiplier 4``).
+        command_prefix: a command the worker runs under (``ip netns exec HOST``: a worker on
+            another host of a test's network); it must exec the worker, keeping its pid.
     """
 
     def __init__(
@@ -151,6 +153,7 @@ class LocalWorker:
         concurrency: int = 16,
         log_path: Path | None = None,
         extra_args: Sequence[str] = (),
+        command_prefix: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.hostname = f"{name}@{socket.gethostname()}"
@@ -170,7 +173,7 @@ class LocalWorker:
         )
         output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            command,
+            [*command_prefix, *command],
             env={**os.environ, **env},
             stdout=output,
             stderr=subprocess.STDOUT,
