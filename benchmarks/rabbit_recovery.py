@@ -9,7 +9,7 @@ the Redis broker the dead worker's messages come back only after the visibility 
 again; with RabbitMQ they are delivered again at once and taken over from the dead holder.
 Both include running the killed members again (one second each).
 
-    python -m benchmarks.rabbit_recovery [--rounds N] [--lease-s S]
+    python -m benchmarks.rabbit_recovery [--rounds N] [--lease-s S] [--print-only]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import redis
 
+from benchmarks.harness import write_section
 from orchestrator import AgentSpec, Client, ModelConfig
 from orchestrator.events import AgentStart
 from orchestrator.keys import RunKeys
@@ -96,40 +97,54 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f} - {max(values):.2f})"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=ROUNDS)
-    parser.add_argument("--lease-s", type=float, default=DEFAULT_LEASE_S)
-    args = parser.parse_args()
+def main(rounds: int = ROUNDS, lease_s: float = DEFAULT_LEASE_S, write: bool = True) -> float:
+    """Run the rounds, print them, write the RESULTS.md section (unless ``write`` is False) and
+    return the median ratio of the Redis broker's recovery to RabbitMQ's."""
     logs = Path(tempfile.mkdtemp(prefix="ao-bench-rabbit-"))
     rabbit = LocalRabbitMQ()
     pairs: list[tuple[float, float]] = []
     try:
-        for number in range(args.rounds):
+        for number in range(rounds):
             figures: dict[str, float] = {}
             order = ["rabbitmq", "redis"] if number % 2 == 0 else ["redis", "rabbitmq"]
             for broker in order:
                 node = rabbit if broker == "rabbitmq" else None
-                figures[broker] = recovery_s(node, args.lease_s, logs, f"{broker}{number}")
+                figures[broker] = recovery_s(node, lease_s, logs, f"{broker}{number}")
             pairs.append((figures["rabbitmq"], figures["redis"]))
             print(f"round {number + 1}: rabbitmq {pairs[-1][0]:.2f} s, redis {pairs[-1][1]:.2f} s")
     finally:
         rabbit.stop()
-    print(
-        f"\n### Recovery from a SIGKILLed worker, lease {args.lease_s:g} s, "
-        f"{ITEMS} mappers of {MAPPER_S:g} s, seconds from the kill to the result\n"
-    )
-    print("| round | RabbitMQ (takeover) | Redis broker (lease) | Redis / RabbitMQ |")
-    print("| --- | --- | --- | --- |")
-    for number, (fast, slow) in enumerate(pairs, 1):
-        print(f"| {number} | {fast:.2f} | {slow:.2f} | {slow / fast:.1f} |")
+    rows = [
+        f"| {number} | {fast:.2f} | {slow:.2f} | {slow / fast:.1f} |"
+        for number, (fast, slow) in enumerate(pairs, 1)
+    ]
     rabbits, redises = [p[0] for p in pairs], [p[1] for p in pairs]
     ratios = [slow / fast for fast, slow in pairs]
-    print(
-        f"\nMedian (min - max): RabbitMQ {spread(rabbits)} s, Redis broker {spread(redises)} s,"
-        f" ratio {spread(ratios)}."
+    body = "\n".join(
+        [
+            f"`python -m benchmarks.rabbit_recovery`: two workers of 3 slots, a map-reduce of "
+            f"{ITEMS} mappers of {MAPPER_S:g} s at cap {ITEMS}, lease {lease_s:g} s (the "
+            "default); the worker running some of them is SIGKILLed once all run. Seconds from "
+            "the kill to the run's result, the killed members' own second of work included.",
+            "",
+            "| round | RabbitMQ (takeover) | Redis broker (lease) | Redis / RabbitMQ |",
+            "| --- | --- | --- | --- |",
+            *rows,
+            "",
+            f"Median (min - max): RabbitMQ {spread(rabbits)} s, Redis broker {spread(redises)} "
+            f"s, ratio {spread(ratios)}.",
+        ]
     )
+    print(body)
+    if write:
+        write_section("Recovery from a SIGKILLed worker: RabbitMQ against the Redis broker", body)
+    return statistics.median(ratios)
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--lease-s", type=float, default=DEFAULT_LEASE_S)
+    parser.add_argument("--print-only", action="store_true", help="leave RESULTS.md alone")
+    args = parser.parse_args()
+    main(args.rounds, args.lease_s, write=not args.print_only)
