@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator import Client
+from orchestrator import Client, RunTimeoutError
 from orchestrator.connection import store_client
 from orchestrator.events import AgentEnd, AgentStart
 from orchestrator.local import LocalWorker, redis_server_binary, wait_for_workers
@@ -86,6 +86,23 @@ def ends_by_name(handle: Any) -> Counter[str]:
     return Counter(e.name for e in handle.events(follow=False) if isinstance(e, AgentEnd))
 
 
+def result_or_state(client: Client, handle: Any) -> Any:
+    """The run's result; on a timeout, fail showing what Redis holds of the run."""
+    try:
+        return handle.result(timeout=RUN_TIMEOUT_S)
+    except RunTimeoutError:
+        lines = []
+        for key in sorted(client.redis.keys(f"*{handle.id}*")):
+            kind = client.redis.type(key).decode()
+            value: Any = kind
+            if kind == "hash":
+                value = client.redis.hgetall(key)
+            elif kind == "zset":
+                value = client.redis.zrange(key, 0, -1, withscores=True)
+            lines.append(f"{key.decode()}: {str(value)[:800]}")
+        pytest.fail(f"run {handle.id} did not finish:\n" + "\n".join(lines))
+
+
 def starts(handle: Any) -> int:
     return sum(isinstance(e, AgentStart) for e in handle.events(follow=False))
 
@@ -109,6 +126,7 @@ def test_a_map_reduce_and_branches_run_through_sentinel(deployment: Deployment) 
     assert master.keys(f"*{mapped.id}*")
 
 
+@pytest.mark.timeout(600)
 def test_the_primary_killed_mid_run_every_run_finishes_once(deployment: Deployment) -> None:
     deployment.start_workers(["k1", "k2", "k3"])
     client = deployment.client()
@@ -132,24 +150,19 @@ def test_the_primary_killed_mid_run_every_run_finishes_once(deployment: Deployme
     third = client.map_reduce("During", items(4), scripted("m3"), scripted("r3"), 4)
     deployment.sentinels.wait_for_new_master(old)
 
-    results = {
-        "first": first.result(timeout=RUN_TIMEOUT_S),
-        "third": third.result(timeout=RUN_TIMEOUT_S),
-    }
+    finished = {first.id: result_or_state(client, first), third.id: result_or_state(client, third)}
     waiter.join(RUN_TIMEOUT_S)
     assert "error" not in waited, waited.get("error")
-    results["second"] = waited["result"]
-    for (name, result), (count, mapper_name, reducer_name) in zip(
-        results.items(), [(12, "mapper", "reducer"), (6, "m2", "r2"), (4, "m3", "r3")], strict=True
-    ):
-        assert [o.outcome for o in result.map_outputs] == ["ok"] * count, name
-        assert [o.name for o in result.map_outputs] == [f"{mapper_name}_{i}" for i in range(count)]
-        assert result.reducer_output is not None and result.reducer_output.outcome == "ok", name
+    finished[second.id] = waited["result"]
     for handle, count, mapper_name, reducer_name in (
         (first, 12, "mapper", "reducer"),
         (second, 6, "m2", "r2"),
         (third, 4, "m3", "r3"),
     ):
+        result = finished[handle.id]
+        assert [o.outcome for o in result.map_outputs] == ["ok"] * count
+        assert [o.name for o in result.map_outputs] == [f"{mapper_name}_{i}" for i in range(count)]
+        assert result.reducer_output is not None and result.reducer_output.outcome == "ok"
         ends = ends_by_name(handle)
         expected = {f"{mapper_name}_{i}": 1 for i in range(count)} | {reducer_name: 1}
         assert dict(ends) == expected, "each member and the reducer stored one output, once"
