@@ -420,6 +420,13 @@ class RunStore:
         """Append one event to the run's stream (nothing when the run no longer exists)."""
         self._run(run_id, "emit_event", event.model_dump_json())
 
+    def requeue_queued(self, run_id: str, node: str) -> list[str]:
+        """The run's members that wait in the queue, handed to worker ``node`` to publish
+        again under an admission lease (after a change of Redis server, which may have lost
+        their messages; see ``requeue_queued.lua``)."""
+        members = self._run(run_id, "requeue_queued", node, self._lease_ms)
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
     def confirm_published(self, run_id: str, node: str, members: list[str]) -> None:
         """Worker ``node`` published ``members``: they wait in the queue without a lease to
         expire from now on (see ``confirm_published.lua``)."""

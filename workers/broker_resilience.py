@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 import redis
 from celery import Celery
-from redis import sentinel
 from kombu.transport import redis as kombu_redis
+from redis import sentinel
 
 from orchestrator.connection import OutageRetry
 
@@ -84,13 +84,13 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):  # type: ignore[mis
     def _make_own_pool(self) -> redis.ConnectionPool:
         params = {k: v for k, v in self._own_connparams.items() if k not in ("host", "port")}
         credentials = {k: params[k] for k in ("username", "password") if params.get(k)}
-        manager = sentinel.Sentinel(
+        manager = sentinel.Sentinel(  # type: ignore[no-untyped-call]
             self._sentinels or [(self._own_connparams["host"], self._own_connparams["port"])],
             min_other_sentinels=getattr(self, "min_other_sentinels", 0),
             sentinel_kwargs=getattr(self, "sentinel_kwargs", None),
             **params,
         )
-        pool: redis.ConnectionPool = manager.master_for(
+        pool: redis.ConnectionPool = manager.master_for(  # type: ignore[no-untyped-call]
             self.master_name, redis.Redis, **credentials
         ).connection_pool
         return pool
