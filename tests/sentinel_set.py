@@ -205,6 +205,22 @@ class SentinelSet:
         _wait(promoted, "the failover", timeout_s)
         return self.master_port()
 
+    def rejoin(self, port: int) -> None:
+        """Start the killed server on ``port`` again, as a replica of the current master, and
+        wait until the master and the sentinels count it as one again."""
+        master = self.master_port()
+        self._start_server(port, replica_of=master)
+        _wait(lambda: self._replicas_linked(master), "the rejoined replica's sync")
+        _wait(self._replicas_up, "the sentinels seeing every replica up")
+
+    def _replicas_up(self) -> bool:
+        for sentinel_port in self.sentinel_ports:
+            replicas = self.sentinel(sentinel_port).sentinel_slaves(MASTER_NAME)
+            up = [r for r in replicas if not (r["is_sdown"] or r["is_odown"])]
+            if len(up) != len(self.server_ports) - 1:
+                return False
+        return True
+
     def pause(self, port: int) -> None:
         """SIGSTOP the server on ``port``: it answers nothing (and replicates nothing)."""
         self.servers[port].send_signal(signal.SIGSTOP)

@@ -173,7 +173,7 @@ def test_the_primary_killed_mid_run_every_run_finishes_once(deployment: Deployme
         (third, 4, "m3", "r3"),
     ):
         result = finished[handle.id]
-        assert [o.outcome for o in result.map_outputs] == ["ok"] * count
+        assert [(o.outcome, o.error) for o in result.map_outputs] == [("ok", None)] * count
         assert [o.name for o in result.map_outputs] == [f"{mapper_name}_{i}" for i in range(count)]
         assert result.reducer_output is not None and result.reducer_output.outcome == "ok"
         ends = ends_by_name(handle)
@@ -257,3 +257,42 @@ def test_writes_the_old_primary_acknowledged_and_lost_are_redone(deployment: Dep
     expected = {f"mapper_{i}": 1 for i in range(40)} | {"reducer": 1}
     assert dict(ends_by_name(handle)) == expected, "each member and the reducer stored one output"
     assert all(worker.process.poll() is None for worker in deployment.workers), "no worker died"
+
+
+SERVER_PASSWORD = "srv p@ss:w/rd"  # characters a URL reserves: percent-encoded in it
+SENTINEL_PASSWORD = "sentinel-own-secret"
+
+
+@pytest.fixture
+def guarded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+    _skip_without_sentinel()
+    sentinels = SentinelSet(password=SERVER_PASSWORD, sentinel_password=SENTINEL_PASSWORD)
+    made = Deployment(sentinels, tmp_path, monkeypatch)
+    yield made
+    made.stop()
+    sentinels.stop()
+
+
+@pytest.mark.timeout(400)
+def test_passwords_of_servers_and_sentinels_work_and_are_never_shown(guarded: Deployment) -> None:
+    guarded.start_workers(["p1", "p2"])
+    client = guarded.client()
+    handle = client.map_reduce("Guarded", items(6), scripted("m", latency_ms=800), scripted("r"), 3)
+    wait_for(lambda: starts(handle) >= 2, "members are running", 60)
+    old = guarded.sentinels.kill_master()
+    guarded.sentinels.wait_for_new_master(old)
+    result = result_or_state(client, handle)
+    assert [o.outcome for o in result.map_outputs] == ["ok"] * 6
+    secrets = [SERVER_PASSWORD, SENTINEL_PASSWORD, "p%40ss"]
+    shown = [
+        guarded.worker_logs(),
+        "".join(event.model_dump_json() for event in handle.events(follow=False)),
+        repr(client.settings),
+        str(client.settings),
+    ]
+    master = client.redis
+    shown += [str(master.dump(key)) for key in master.scan_iter(count=1000)]
+    for text in shown:
+        for secret in secrets:
+            assert secret not in text
+    assert ":**@127.0.0.1" in guarded.worker_logs(), "the banner shows the URL, masked"
