@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import redis
 from pydantic import TypeAdapter
+from redis.exceptions import NoScriptError
 
 from orchestrator.budget import ledger_fields
 from orchestrator.events import AgentStart, Event, RunEnd, RunStart
@@ -350,6 +351,15 @@ class RunStore:
     def renew(self, leases: list[tuple[str, str, str]]) -> list[Renewal]:
         """Renew the leases ``(run_id, member, holder)`` in one round trip (see
         ``renew_lease.lua``)."""
+        try:
+            return self._renew(leases)
+        except NoScriptError:
+            # The pipeline checked for its script on one server and was sent to another (a
+            # failover or a restart came in between; redis-py retries the send, not the
+            # check), which lacks it. A renewal is safe to repeat: check again and resend.
+            return self._renew(leases)
+
+    def _renew(self, leases: list[tuple[str, str, str]]) -> list[Renewal]:
         with self.client.pipeline(transaction=False) as pipe:
             for run_id, member, holder in leases:
                 run_script(

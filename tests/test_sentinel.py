@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from orchestrator import Client, RunTimeoutError
 from orchestrator.celery_config import QUEUES
 from orchestrator.connection import store_client
 from orchestrator.events import AgentEnd, AgentStart
 from orchestrator.local import LocalWorker, redis_server_binary, wait_for_workers
+from orchestrator.run_store import RunStore
 from orchestrator.settings import Settings, get_settings
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted
@@ -296,3 +298,35 @@ def test_passwords_of_servers_and_sentinels_work_and_are_never_shown(guarded: De
         for secret in secrets:
             assert secret not in text
     assert ":**@127.0.0.1" in guarded.worker_logs(), "the banner shows the URL, masked"
+
+
+class ScriptsLostPipeline(redis.client.Pipeline):
+    """A pipeline whose server forgets every script right after the first pipeline checked
+    that it has them: what a failover (or a restart) between the check and the send looks
+    like."""
+
+    lost = False
+
+    def load_scripts(self) -> None:
+        super().load_scripts()
+        if not ScriptsLostPipeline.lost:
+            ScriptsLostPipeline.lost = True
+            self.immediate_execute_command("SCRIPT", "FLUSH")
+
+
+class ScriptsLostClient(redis.Redis):
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        return ScriptsLostPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+
+
+def test_a_heartbeat_sent_to_a_server_without_its_script_renews(private_redis: Any) -> None:
+    client = ScriptsLostClient.from_url(private_redis.url)
+    store = RunStore(client, Settings(redis_url=private_redis.url))
+    assert client.script_flush()
+    # A run that no longer exists answers 'gone': the script ran, on a server that had lost it.
+    assert [(r.status, r.cancel) for r in store.renew([("no-such-run", "0", "r:w")])] == [
+        ("gone", "")
+    ]
+    assert ScriptsLostPipeline.lost, "the server lost the script between the check and the send"
