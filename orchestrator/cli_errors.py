@@ -131,7 +131,11 @@ def print_error(error: BaseException, urls: Iterable[str | None] = ()) -> None:
 def print_error_line(text: str, urls: Iterable[str | None] = ()) -> None:
     """``error: text`` on one line of stderr, passwords masked, whitespace folded."""
     configured = [os.environ.get(f"{ENV_PREFIX}{field.upper()}") for field in URL_FIELDS]
-    for password in sorted(url_passwords([*urls, *configured]), key=len, reverse=True):
+    passwords = url_passwords([*urls, *configured])
+    sentinel_password = os.environ.get(f"{ENV_PREFIX}SENTINEL_PASSWORD")
+    if sentinel_password:  # the sentinels' own, not in any URL
+        passwords.add(sentinel_password)
+    for password in sorted(passwords, key=len, reverse=True):
         text = text.replace(password, "**")
     line = Text.assemble(("error:", "red"), " ", plain(" ".join(text.split())))
     # soft_wrap: one line however narrow the terminal, so that it greps as one.

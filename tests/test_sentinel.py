@@ -330,3 +330,23 @@ def test_a_heartbeat_sent_to_a_server_without_its_script_renews(private_redis: A
         ("gone", "")
     ]
     assert ScriptsLostPipeline.lost, "the server lost the script between the check and the send"
+
+
+def test_a_sentinel_url_needs_the_master_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.settings import InvalidSettingsError, load_settings
+
+    url = "sentinel://:s3cret@127.0.0.1:26379/0;sentinel://:s3cret@127.0.0.1:26380/0"
+    monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", url)
+    monkeypatch.delenv("ORCHESTRATOR_SENTINEL_MASTER", raising=False)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(InvalidSettingsError, match="ORCHESTRATOR_SENTINEL_MASTER") as refused:
+            load_settings()
+        assert "s3cret" not in str(refused.value)
+        monkeypatch.setenv("ORCHESTRATOR_SENTINEL_MASTER", "mymaster")
+        monkeypatch.setenv("ORCHESTRATOR_SENTINEL_PASSWORD", "own-s3cret")
+        get_settings.cache_clear()
+        shown = repr(load_settings())
+        assert "s3cret" not in shown and "sentinel://:**@127.0.0.1:26380/0" in shown
+    finally:
+        get_settings.cache_clear()
