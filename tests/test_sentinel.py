@@ -181,6 +181,15 @@ def test_the_primary_killed_mid_run_every_run_finishes_once(deployment: Deployme
         ends = ends_by_name(handle)
         expected = {f"{mapper_name}_{i}": 1 for i in range(count)} | {reducer_name: 1}
         assert dict(ends) == expected, "each member and the reducer stored one output, once"
+    # A second failover, onto the last replica, while members run: the workers reconnected
+    # after the first with the same resilient transport, and survive this one too.
+    fourth = client.map_reduce("Again", items(6), mapper, scripted("r4"), 6)
+    wait_for(lambda: starts(fourth) >= 6, "the fourth run's members are running", 60)
+    again = deployment.sentinels.kill_master()
+    deployment.sentinels.wait_for_new_master(again)
+    result = result_or_state(client, fourth)
+    assert [(o.outcome, o.error) for o in result.map_outputs] == [("ok", None)] * 6
+    assert dict(ends_by_name(fourth)) == {f"mapper_{i}": 1 for i in range(6)} | {"r4": 1}
     assert all(worker.process.poll() is None for worker in deployment.workers), "no worker died"
 
 

@@ -20,6 +20,7 @@ from queue import Empty
 from typing import Any
 from urllib.parse import urlsplit
 
+import kombu.transport as kombu_transport
 import redis
 from celery import Celery
 from kombu.transport import redis as kombu_redis
@@ -120,4 +121,8 @@ def use_resilient_broker(app: Celery) -> None:
     if scheme == "redis":
         app.conf.broker_transport = TRANSPORT
     elif scheme == "sentinel":
-        app.conf.broker_transport = SENTINEL_TRANSPORT
+        # By alias, not ``broker_transport``: after a failover kombu switches to the next URL
+        # of the list and takes the transport from its scheme, which would bring kombu's own
+        # channel back for the next failover.
+        kombu_transport.TRANSPORT_ALIASES["sentinel"] = SENTINEL_TRANSPORT
+        kombu_transport._transport_cache.pop("sentinel", None)
