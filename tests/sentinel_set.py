@@ -101,6 +101,7 @@ class SentinelSet:
 
     def _server_config(self, port: int, replica_of: int | None) -> Path:
         lines = [f"port {port}", "bind 127.0.0.1", 'save ""', "appendonly no"]
+        lines.append("repl-diskless-sync-delay 0")  # a rejoining replica syncs at once
         lines += [f"dir {self.dir}", f"dbfilename dump-{port}.rdb", "loglevel warning"]
         lines.append(f"logfile {self.dir / f'redis-{port}.log'}")
         if replica_of is not None:
