@@ -161,12 +161,13 @@ Plain Redis {spread(plain)} ms per member; through Sentinel {spread(through)}.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--recovery-only", action="store_true", help="skip W1")
     args = parser.parse_args()
     started = time.monotonic()
-    sections = [
-        recovery(2 if args.quick else 5),
-        w1(2 if args.quick else 5, 300 if args.quick else 1000),
-    ]
+    rounds = 2 if args.quick else 5
+    sections = [recovery(rounds)]
+    if not args.recovery_only:
+        sections.append(w1(rounds, 300 if args.quick else 1000))
     print("\n".join(sections))
     print(f"(benchmark ran {time.monotonic() - started:.0f} s)", file=sys.stderr)
 

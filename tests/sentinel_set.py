@@ -211,8 +211,20 @@ class SentinelSet:
         wait until the master and the sentinels count it as one again."""
         master = self.master_port()
         self._start_server(port, replica_of=master)
-        _wait(lambda: self._replicas_linked(master), "the rejoined replica's sync")
+        _wait(lambda: self._replicas_linked(master), f"the sync ({self._roles()})")
         _wait(self._replicas_up, "the sentinels seeing every replica up")
+
+    def _roles(self) -> str:
+        """Each server's role and master, for an error message."""
+        roles = []
+        for port in self.server_ports:
+            try:
+                info = self.server(port).info("replication")
+                link = info.get("master_link_status", "")
+                roles.append(f"{port}: {info['role']} {info.get('master_port', '')} {link}")
+            except (redis.RedisError, OSError) as error:
+                roles.append(f"{port}: {error}")
+        return "; ".join(roles)
 
     def _replicas_up(self) -> bool:
         for sentinel_port in self.sentinel_ports:

@@ -82,6 +82,16 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):  # type: ignore[mis
             if parts.scheme == "sentinel"
         ]
 
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        params: dict[str, Any] = super()._connparams(asynchronous)
+        if not asynchronous:
+            # A new channel pings the master before the consumer uses it. During a failover
+            # there is none for a moment: the ping waits for the new one as run-state commands
+            # do, so the consumer reconnects as soon as it is promoted instead of failing and
+            # trying again after Celery's 2, then 4 s.
+            params["retry"] = OutageRetry()
+        return params
+
     def _make_own_pool(self) -> redis.ConnectionPool:
         params = {k: v for k, v in self._own_connparams.items() if k not in ("host", "port")}
         credentials = {k: params[k] for k in ("username", "password") if params.get(k)}
