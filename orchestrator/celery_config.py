@@ -10,6 +10,7 @@ from typing import Any
 
 from kombu import Exchange, Queue
 
+from orchestrator import sentinel
 from orchestrator.settings import Settings
 
 QUEUES = ("coordinator", "agents", "tools", "learner")
@@ -35,6 +36,16 @@ TASK_ROUTES = {
 BROKER_RETRY_INTERVALS = {"interval_start": 0, "interval_step": 0.5, "interval_max": 2}
 BROKER_WAIT_S = 35
 PUBLISH_RETRY_POLICY = {"max_retries": 20, **BROKER_RETRY_INTERVALS}
+
+
+def sentinel_options(settings: Settings, url: str) -> dict[str, Any]:
+    """The transport options a ``sentinel://`` broker or backend needs (the master's name,
+    the sentinels' own password); none for any other URL."""
+    if not sentinel.is_sentinel_url(url) or settings.sentinel_master is None:
+        return {}
+    password = settings.sentinel_password
+    secret = password.get_secret_value() if password is not None else None
+    return sentinel.transport_options(settings.sentinel_master, secret)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -63,8 +74,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # Connecting to publish (kombu's default channel): the wait above, not 4 s.
             **BROKER_RETRY_INTERVALS,
             "connect_retries_timeout": BROKER_WAIT_S,
+            **sentinel_options(settings, settings.broker),
         },
-        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        "result_backend_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_s,
+            **sentinel_options(settings, settings.backend),
+        },
         "broker_connection_retry_on_startup": True,
         # A Redis restart: the worker reconnects by itself, and the members it runs keep
         # running (their messages are acknowledged once Redis is back; see

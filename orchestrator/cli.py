@@ -335,7 +335,11 @@ def _run(args: argparse.Namespace, out: Console) -> int:
             get_settings.cache_clear()
         return run_demo(out, worker_count=args.workers, max_concurrent=args.max_concurrent)
     client = Client(settings=_settings(args.redis_url))
-    require_redis(client.settings.redis_url)
+    found = client.settings
+    password = found.sentinel_password.get_secret_value() if found.sentinel_password else None
+    require_redis(
+        found.redis_url, sentinel_master=found.sentinel_master, sentinel_password=password
+    )
     if args.command in ("watch", "runs"):  # the live run view and the recent runs
         from orchestrator.watch_cli import run_command
 

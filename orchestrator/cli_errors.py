@@ -21,6 +21,7 @@ from redis.retry import Retry
 from rich.console import Console
 from rich.text import Text
 
+from orchestrator import sentinel
 from orchestrator.errors import InvalidRunError, OrchestratorError
 from orchestrator.render import plain
 from orchestrator.settings import (
@@ -88,13 +89,25 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def require_redis(url: str, timeout_s: float = 5) -> None:
+def require_redis(
+    url: str,
+    timeout_s: float = 5,
+    sentinel_master: str | None = None,
+    sentinel_password: str | None = None,
+) -> None:
     """Ping the Redis at ``url`` once, without the client's retries, so that a Redis that is
     not there is reported at once, naming its URL (password masked), rather than after the
-    half minute a running command rides out an outage for."""
-    probe = redis.Redis.from_url(
-        url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
-    )
+    half minute a running command rides out an outage for. A ``sentinel://`` URL pings the
+    master the sentinels name ``sentinel_master``."""
+    if sentinel_master is not None and sentinel.is_sentinel_url(url):
+        probe = sentinel.probe_client(url, sentinel_master, sentinel_password, timeout_s)
+    else:
+        probe = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=timeout_s,
+            socket_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
+        )
     try:
         probe.ping()
     except (AuthenticationError, AuthorizationError) as refused:
@@ -118,7 +131,11 @@ def print_error(error: BaseException, urls: Iterable[str | None] = ()) -> None:
 def print_error_line(text: str, urls: Iterable[str | None] = ()) -> None:
     """``error: text`` on one line of stderr, passwords masked, whitespace folded."""
     configured = [os.environ.get(f"{ENV_PREFIX}{field.upper()}") for field in URL_FIELDS]
-    for password in sorted(url_passwords([*urls, *configured]), key=len, reverse=True):
+    passwords = url_passwords([*urls, *configured])
+    sentinel_password = os.environ.get(f"{ENV_PREFIX}SENTINEL_PASSWORD")
+    if sentinel_password:  # the sentinels' own, not in any URL
+        passwords.add(sentinel_password)
+    for password in sorted(passwords, key=len, reverse=True):
         text = text.replace(password, "**")
     line = Text.assemble(("error:", "red"), " ", plain(" ".join(text.split())))
     # soft_wrap: one line however narrow the terminal, so that it greps as one.

@@ -109,13 +109,22 @@ def cluster_client(url: str) -> RedisCluster:
 
 
 def store_client(settings: Settings) -> redis.Redis:
-    """The client of the run store: ``redis_client(settings.redis_url)``, or a Redis Cluster
-    client when ``settings.redis_cluster`` is on. A ``RedisCluster`` offers the commands the
-    store uses under the same names (scripts and pipelines that need it tell the two apart),
-    so it is typed as the one callers already take."""
+    """The client of the run store that ``settings`` name: a Redis Cluster client when
+    ``settings.redis_cluster`` is on (a ``RedisCluster`` offers the commands the store uses
+    under the same names; scripts and pipelines that need it tell the two apart, so it is typed
+    as the one callers already take), through Sentinel for a ``sentinel://`` URL
+    (``orchestrator/sentinel.py``), else ``redis_client``."""
+    from orchestrator import sentinel  # imports this module
+
+    url = settings.redis_url
     if settings.redis_cluster:
-        return cast(redis.Redis, cluster_client(settings.redis_url))
-    return redis_client(settings.redis_url)
+        return cast(redis.Redis, cluster_client(url))
+    if sentinel.is_sentinel_url(url):
+        assert settings.sentinel_master is not None  # the settings check it
+        password = settings.sentinel_password
+        secret = password.get_secret_value() if password is not None else None
+        return sentinel.sentinel_client(url, settings.sentinel_master, secret)
+    return redis_client(url)
 
 
 def get_many(client: redis.Redis, keys: list[str]) -> list[bytes | None]:

@@ -424,8 +424,10 @@ class RunStore:
         try:
             replies = self._renew(leases)
         except NoScriptError:
-            # A shard of a Redis Cluster lacked the script (a cluster pipeline cannot load it
-            # as it executes, see scripts.py); renewing twice does no harm.
+            # The server lacked the script: a shard of a Redis Cluster (a cluster pipeline
+            # cannot load it as it executes, see scripts.py), or a new master after a failover
+            # or a restart (the pipeline checked for it on the old one; redis-py retries the
+            # send, not the check). Renewing twice does no harm.
             load_script(self.client, "renew_lease")
             replies = self._renew(leases)
         return [Renewal(_text(status), _text(cancel)) for status, cancel in replies]
@@ -501,6 +503,13 @@ class RunStore:
     def emit(self, run_id: str, event: Event) -> None:
         """Append one event to the run's stream (nothing when the run no longer exists)."""
         self._run(run_id, "emit_event", event.model_dump_json())
+
+    def requeue_queued(self, run_id: str, node: str) -> list[str]:
+        """The run's members that wait in the queue, handed to worker ``node`` to publish
+        again under an admission lease (after a change of Redis server, which may have lost
+        their messages; see ``requeue_queued.lua``)."""
+        members = self._run(run_id, "requeue_queued", node, self._lease_ms)
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
     def confirm_published(self, run_id: str, node: str, members: list[str]) -> None:
         """Worker ``node`` published ``members``: they wait in the queue without a lease to

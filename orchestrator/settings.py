@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -31,6 +32,10 @@ AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")  # the broker alone may be RabbitMQ
 ENV_PREFIX = "ORCHESTRATOR_"
 URL_FIELDS = ("redis_url", "broker_url", "result_backend")
 """The settings that are URLs, which may hold a password."""
+
+
+def _is_sentinel(url: str) -> bool:
+    return urlsplit(url.split(";", 1)[0]).scheme.lower() == "sentinel"
 
 
 def masked_url(url: str) -> str:
@@ -157,6 +162,10 @@ class Settings(BaseSettings):
         group_limits: concurrency groups this worker declares (``ORCHESTRATOR_GROUP_LIMITS``),
             e.g. ``{"team-a": 50}``: the members of all runs that name the group stay within
             its limit across all workers (see ``lua/group.lua``).
+        sentinel_master: the master the sentinels of a ``sentinel://`` URL monitor
+            (``ORCHESTRATOR_SENTINEL_MASTER``); required with such a URL.
+        sentinel_password: the sentinels' own password, when they require one
+            (``ORCHESTRATOR_SENTINEL_PASSWORD``); the servers' password goes in the URL.
     """
 
     model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
@@ -184,6 +193,8 @@ class Settings(BaseSettings):
     # JSON decoding would only say that the value could not be parsed).
     group_limits: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
     redis_cluster: bool = False
+    sentinel_master: str | None = None
+    sentinel_password: SecretStr | None = None
 
     @field_validator("redis_url", "broker_url", "result_backend")
     @classmethod
@@ -219,6 +230,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{ENV_PREFIX}REDIS_CLUSTER is on, so {ENV_PREFIX}REDIS_URL must be a redis:// "
                 f"or rediss:// URL of a node of the Cluster, not scheme {scheme!r}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _sentinel_needs_master(self) -> Settings:
+        urls = (self.redis_url, self.broker_url, self.result_backend)
+        if not self.sentinel_master and any(url and _is_sentinel(url) for url in urls):
+            raise ValueError(
+                "a sentinel:// URL needs ORCHESTRATOR_SENTINEL_MASTER, the name of the master "
+                "the sentinels monitor"
             )
         return self
 
@@ -262,7 +283,8 @@ def describe_invalid(error: ValidationError) -> str:
         field = ".".join(str(part) for part in item["loc"])
         ctx = item.get("ctx") or {}
         message = str(ctx["error"]) if item["type"] == "value_error" else item["msg"]
-        causes.append(f"{ENV_PREFIX}{field.upper()}: {message}")
+        # A check across settings (a model validator) has no field: its message names them.
+        causes.append(f"{ENV_PREFIX}{field.upper()}: {message}" if field else message)
     return "; ".join(causes)
 
 

@@ -20,9 +20,11 @@ from queue import Empty
 from typing import Any
 from urllib.parse import urlsplit
 
+import kombu.transport as kombu_transport
 import redis
 from celery import Celery
 from kombu.transport import redis as kombu_redis
+from redis import sentinel
 
 from orchestrator.connection import OutageRetry
 
@@ -58,9 +60,51 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             # Closed after a connection loss: a late ack (or restore) of a message this
             # channel delivered goes to the same Redis through a pool of its own.
             if self._own_pool is None:
-                self._own_pool = redis.ConnectionPool(**self._own_connparams)
+                self._own_pool = self._make_own_pool()
             return self._own_pool
         return super()._get_pool(asynchronous=asynchronous)
+
+    def _make_own_pool(self) -> redis.ConnectionPool:
+        return redis.ConnectionPool(**self._own_connparams)
+
+
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):  # type: ignore[misc]
+    """kombu's Sentinel channel, closing cleanly after a lost connection (a failover drops
+    it just as a restart does); a late ack goes to the master the sentinels name then."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # What kombu reads from the transport each time it builds a pool (the transport may
+        # be gone when a late ack needs one).
+        self._sentinels = [
+            (parts.hostname or "127.0.0.1", parts.port or self.connection.default_port)
+            for parts in map(urlsplit, self.connection.client.alt)
+            if parts.scheme == "sentinel"
+        ]
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        params: dict[str, Any] = super()._connparams(asynchronous)
+        if not asynchronous:
+            # A new channel pings the master before the consumer uses it. During a failover
+            # there is none for a moment: the ping waits for the new one as run-state commands
+            # do, so the consumer reconnects as soon as it is promoted instead of failing and
+            # trying again after Celery's 2, then 4 s.
+            params["retry"] = OutageRetry()
+        return params
+
+    def _make_own_pool(self) -> redis.ConnectionPool:
+        params = {k: v for k, v in self._own_connparams.items() if k not in ("host", "port")}
+        credentials = {k: params[k] for k in ("username", "password") if params.get(k)}
+        manager = sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            self._sentinels or [(self._own_connparams["host"], self._own_connparams["port"])],
+            min_other_sentinels=getattr(self, "min_other_sentinels", 0),
+            sentinel_kwargs=getattr(self, "sentinel_kwargs", None),
+            **params,
+        )
+        pool: redis.ConnectionPool = manager.master_for(  # type: ignore[no-untyped-call]
+            self.master_name, redis.Redis, **credentials
+        ).connection_pool
+        return pool
 
 
 class Transport(kombu_redis.Transport):  # type: ignore[misc]
@@ -69,12 +113,26 @@ class Transport(kombu_redis.Transport):  # type: ignore[misc]
     Channel = Channel
 
 
+class SentinelTransport(kombu_redis.SentinelTransport):  # type: ignore[misc]
+    """kombu's Sentinel transport with :class:`SentinelChannel`."""
+
+    Channel = SentinelChannel
+
+
 TRANSPORT = f"{__name__}:Transport"
+SENTINEL_TRANSPORT = f"{__name__}:SentinelTransport"
 
 
 def use_resilient_broker(app: Celery) -> None:
     """Make the worker's broker connections use :class:`Transport` when the broker is a
-    plain ``redis://`` URL (``rediss://`` keeps kombu's own transport, which sets up TLS
-    from the scheme)."""
-    if urlsplit(str(app.conf.broker_url or "")).scheme == "redis":
+    plain ``redis://`` URL, :class:`SentinelTransport` for ``sentinel://`` (``rediss://``
+    keeps kombu's own transport, which sets up TLS from the scheme)."""
+    scheme = urlsplit(str(app.conf.broker_url or "").split(";", 1)[0]).scheme
+    if scheme == "redis":
         app.conf.broker_transport = TRANSPORT
+    elif scheme == "sentinel":
+        # By alias, not ``broker_transport``: after a failover kombu switches to the next URL
+        # of the list and takes the transport from its scheme, which would bring kombu's own
+        # channel back for the next failover.
+        kombu_transport.TRANSPORT_ALIASES["sentinel"] = SENTINEL_TRANSPORT
+        kombu_transport._transport_cache.pop("sentinel", None)

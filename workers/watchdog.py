@@ -22,6 +22,7 @@ from orchestrator import groups, presence
 from orchestrator.run_store import RunStore
 from workers.coordinator import sweep_run
 from workers.queues import declare_queues
+from workers.server_change import requeue_after_server_change, server_changed
 from workers.tool_registry import ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,8 @@ class Watchdog:
         """One pass: announce the worker, then claim due runs and sweep them, again while a
         claim comes full. Returns how many runs it swept."""
         self.announce()
+        if server_changed(self._store.client):
+            requeue_after_server_change(self._app, self._store)
         announced = time.monotonic()
         swept = 0
         while not self._stop.is_set():
