@@ -19,6 +19,7 @@ from orchestrator import Client, RunTimeoutError
 from orchestrator.celery_config import QUEUES
 from orchestrator.connection import store_client
 from orchestrator.events import AgentEnd, AgentStart
+from orchestrator.keys import RunKeys
 from orchestrator.local import LocalWorker, redis_server_binary, wait_for_workers
 from orchestrator.run_store import RunStore
 from orchestrator.settings import Settings, get_settings
@@ -195,7 +196,7 @@ def test_the_primary_killed_mid_run_every_run_finishes_once(deployment: Deployme
 
 def member_scores(client: Client, run_id: str) -> list[float]:
     """The lease scores of the run's members in flight (QUEUED for those in the queue)."""
-    scores = client.redis.zrange(f"ao:run:{run_id}:leases", 0, -1, withscores=True)
+    scores = client.redis.zrange(RunKeys(run_id).leases, 0, -1, withscores=True)
     return [score for _, score in scores]
 
 
