@@ -13,7 +13,8 @@ point (all 8 started) to its result, is the *baseline*: what the run had left to
 member, through Sentinel and through a plain Redis, two deployments of 2 workers x 8 threads up
 at once, rounds alternating which goes first.
 
-``python -m benchmarks.failover [--quick]``: ``--quick`` runs fewer rounds and smaller sizes.
+``python -m benchmarks.failover [--quick] [--recovery-only] [--print-only]``: ``--quick`` runs
+fewer rounds and smaller sizes; the section is written to RESULTS.md unless ``--print-only``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks.harness import Cluster, cluster
+from benchmarks.harness import Cluster, cluster, write_section
 from benchmarks.scale import idle_gate, map_reduce, spread, table
 from orchestrator import AgentSpec, Client, ModelConfig
 from orchestrator.connection import store_client
@@ -158,19 +159,24 @@ Plain Redis {spread(plain)} ms per member; through Sentinel {spread(through)}.
 """
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--recovery-only", action="store_true", help="skip W1")
-    args = parser.parse_args()
+def main(quick: bool = False, with_w1: bool = True, write: bool = True) -> None:
+    """Measure, print and (unless ``write`` is False) write the section."""
     started = time.monotonic()
-    rounds = 2 if args.quick else 5
+    rounds = 2 if quick else 5
     sections = [recovery(rounds)]
-    if not args.recovery_only:
-        sections.append(w1(rounds, 300 if args.quick else 1000))
-    print("\n".join(sections))
+    if with_w1:
+        sections.append(w1(rounds, 300 if quick else 1000))
+    body = "\n".join(sections)
+    print(body)
     print(f"(benchmark ran {time.monotonic() - started:.0f} s)", file=sys.stderr)
+    if write:
+        write_section("Redis failover with Sentinel", body)
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--recovery-only", action="store_true", help="skip W1")
+    parser.add_argument("--print-only", action="store_true", help="leave RESULTS.md alone")
+    args = parser.parse_args()
+    main(args.quick, not args.recovery_only, write=not args.print_only)

@@ -1,6 +1,6 @@
 """The cost of the run store's path: W1 (1,000 zero-latency members and a reduce, ms per
 member, as in ``benchmarks/scale.py``) with the run store on a plain standalone Redis and on a
-3-primary Redis Cluster, in the same run.
+3-primary Redis Cluster, and reached through Sentinel, in the same run.
 
 Each kind of store gets its own workers (2 x 8 threads) and its own standalone Redis for the
 broker and the result backend, so that only the run store differs. Rounds alternate which kind
@@ -8,8 +8,9 @@ goes first, each after the machine is idle; the figure is the median ratio (Clus
 over the rounds, with the spread. A kind is a name in ``STORES``: another path (Sentinel) is
 one more entry.
 
-``python -m benchmarks.store_paths [--kinds plain,cluster] [--rounds 5] [--members 1000]``
-prints a Markdown section; it writes nothing.
+``python -m benchmarks.store_paths [--kinds plain,sentinel,cluster] [--rounds 5] [--members
+1000] [--print-only]`` prints a Markdown section and writes it to RESULTS.md (unless
+``--print-only``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
+from benchmarks.harness import write_section
 from benchmarks.scale import idle_gate, spread, table
 from orchestrator import AgentSpec, Client, ModelConfig
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
@@ -56,8 +58,22 @@ def cluster_store() -> Iterator[dict[str, str]]:
         started.stop()
 
 
+@contextmanager
+def sentinel_store() -> Iterator[dict[str, str]]:
+    """A primary, two replicas and three sentinels (``tests/sentinel_set.py``): the run store
+    reached through Sentinel."""
+    from tests.sentinel_set import SentinelSet
+
+    started = SentinelSet()
+    try:
+        yield started.env()
+    finally:
+        started.stop()
+
+
 STORES: dict[str, Callable[[], AbstractContextManager[dict[str, str]]]] = {
     "plain": plain_store,
+    "sentinel": sentinel_store,
     "cluster": cluster_store,
 }
 """Each kind of run store: a context that starts it and gives the environment naming it."""
@@ -88,12 +104,7 @@ class Deployment:
             stack.callback(worker.stop)
         stack.callback(gc.collect)  # result objects go while their backend is still up
         settings = Settings.model_validate(
-            {
-                "redis_url": self.env["ORCHESTRATOR_REDIS_URL"],
-                "broker_url": self.env["ORCHESTRATOR_BROKER_URL"],
-                "result_backend": self.env["ORCHESTRATOR_RESULT_BACKEND"],
-                **({"redis_cluster": True} if kind != "plain" else {}),
-            }
+            {name.removeprefix("ORCHESTRATOR_").lower(): value for name, value in self.env.items()}
         )
         self.client = Client(settings=settings)
         wait_for_workers(self.client.redis, [w.hostname for w in self.workers], timeout_s=60)
@@ -139,7 +150,7 @@ def report(figures: dict[str, list[float]], members: int) -> str:
     headers = ["round", *(f"{kind} (ms)" for kind in kinds)]
     headers += [f"{kind} / {base}" for kind in kinds[1:]]
     lines = [
-        f"### Run store paths: W1, {members} zero-latency members and a reduce, ms per member",
+        f"W1, {members} zero-latency members and a reduce, ms per member",
         "",
         f"{LAYOUT[0]} workers x {LAYOUT[1]} threads per kind of store, cap {CAP}; broker and "
         "result backend on a standalone Redis of their own for every kind.",
@@ -185,24 +196,38 @@ def encoding_us(rounds: int = 5, calls: int = 20_000) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--kinds", default="plain,cluster")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--members", type=int, default=1000)
-    parser.add_argument("--encoding-only", action="store_true", help="only the packing cost")
-    args = parser.parse_args()
-    if args.encoding_only:
-        print(encoding_us())
-        return
-    kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
-    unknown = sorted(set(kinds) - set(STORES))
-    if unknown:
-        parser.error(f"unknown kinds {unknown}; known: {sorted(STORES)}")
-    os.environ.pop("ORCHESTRATOR_REDIS_CLUSTER", None)
-    figures = measure(kinds, args.rounds, args.members)
-    print(report(figures, args.members) + encoding_us())
+def main(
+    kinds: tuple[str, ...] = tuple(STORES), rounds: int = 5, members: int = 1000, write: bool = True
+) -> dict[str, float]:
+    """Measure, print and (unless ``write`` is False) write the section; returns each kind's
+    median ratio to the first kind."""
+    for name in ("ORCHESTRATOR_REDIS_CLUSTER", "ORCHESTRATOR_SENTINEL_MASTER"):
+        os.environ.pop(name, None)
+    figures = measure(list(kinds), rounds, members)
+    body = report(figures, members) + encoding_us()
+    print(body)
+    if write:
+        write_section("Run store paths: plain Redis, Sentinel and Cluster on W1", body)
+    base = figures[kinds[0]]
+    return {
+        kind: statistics.median(k / b for k, b in zip(figures[kind], base, strict=True))
+        for kind in kinds[1:]
+    }
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--kinds", default=",".join(STORES))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--encoding-only", action="store_true", help="only the packing cost")
+    parser.add_argument("--print-only", action="store_true", help="leave RESULTS.md alone")
+    args = parser.parse_args()
+    chosen = tuple(kind.strip() for kind in args.kinds.split(",") if kind.strip())
+    unknown = sorted(set(chosen) - set(STORES))
+    if unknown:
+        parser.error(f"unknown kinds {unknown}; known: {sorted(STORES)}")
+    if args.encoding_only:
+        print(encoding_us())
+    else:
+        main(chosen, args.rounds, args.members, write=not args.print_only)
