@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import statistics
 import sys
 import tempfile
@@ -36,7 +35,8 @@ from orchestrator import AgentSpec, Client, ModelConfig
 from orchestrator.connection import store_client
 from orchestrator.events import AgentStart
 from orchestrator.local import LocalWorker, wait_for_workers
-from orchestrator.settings import Settings, get_settings
+from orchestrator.settings import Settings
+from tests.helpers import environment
 from tests.sentinel_set import SentinelSet
 
 QUEUES = ("coordinator", "agents", "tools")
@@ -47,30 +47,22 @@ MEMBERS, LATENCY_MS = 8, 1500
 def sentinel_cluster(worker_count: int, concurrency: int) -> Iterator[tuple[Cluster, SentinelSet]]:
     """Workers and a client on a fresh Sentinel set."""
     sentinels = SentinelSet()
-    saved = {name: os.environ.get(name) for name in sentinels.env()}
-    os.environ.update(sentinels.env())
-    get_settings.cache_clear()
     logs = Path(tempfile.mkdtemp(prefix="ao-bench-sentinel-"))
-    workers = [
-        LocalWorker(f"sbench{i}", sentinels.env(), QUEUES, concurrency=concurrency,
-                    log_path=logs / f"w{i}.log")
-        for i in range(worker_count)
-    ]  # fmt: skip
-    try:
-        settings = Settings()
-        wait_for_workers(store_client(settings), [w.hostname for w in workers], 60)
-        yield Cluster(Client(settings=settings), workers), sentinels
-    finally:
-        gc.collect()
-        for worker in workers:
-            worker.stop()
-        sentinels.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        get_settings.cache_clear()
+    with environment(sentinels.env()):
+        workers = [
+            LocalWorker(f"sbench{i}", sentinels.env(), QUEUES, concurrency=concurrency,
+                        log_path=logs / f"w{i}.log")
+            for i in range(worker_count)
+        ]  # fmt: skip
+        try:
+            settings = Settings()
+            wait_for_workers(store_client(settings), [w.hostname for w in workers], 60)
+            yield Cluster(Client(settings=settings), workers), sentinels
+        finally:
+            gc.collect()
+            for worker in workers:
+                worker.stop()
+            sentinels.stop()
 
 
 def _all_started(handle: object) -> bool:

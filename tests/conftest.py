@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from tests.helpers import environment
 from tests.rabbitmq import LocalRabbitMQ, start_or_skip
 
 BROKER_VARIABLE = "ORCHESTRATOR_BROKER_URL"
@@ -92,18 +93,8 @@ def worker_env(
     if ON_RABBITMQ:
         node: LocalRabbitMQ = request.getfixturevalue("rabbitmq_node")
         env[BROKER_VARIABLE] = node.vhost_url(keep=True)
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    from orchestrator.settings import get_settings
-
-    get_settings.cache_clear()
-    yield env
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    get_settings.cache_clear()
+    with environment(env):
+        yield env
 
 
 @pytest.fixture(scope="session")

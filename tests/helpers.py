@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from orchestrator import AgentSpec, ModelConfig
@@ -50,3 +52,23 @@ def local_endpoints(port: int) -> str:
             for provider, base in bases.items()
         }
     )
+
+
+@contextmanager
+def environment(env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """``env`` in ``os.environ`` (and the settings read anew) for the block, then the variables
+    as they were."""
+    from orchestrator.settings import get_settings
+
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    try:
+        yield env
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()

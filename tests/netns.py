@@ -31,7 +31,7 @@ from pathlib import Path
 
 import redis
 
-from orchestrator.local import redis_server_binary
+from orchestrator.local import redis_server_binary, stop_processes
 
 NAME_PREFIX = "aons"
 SWITCH = "switch"
@@ -233,11 +233,5 @@ class NamespacedRedis:
             return False
 
     def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_processes([self._process])
         shutil.rmtree(self._dir, ignore_errors=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import redis
 from redis.cluster import RedisCluster
 
-from orchestrator.local import redis_answers, redis_server_binary
+from orchestrator.local import redis_answers, redis_server_binary, stop_processes
 
 BUS_OFFSET = 10_000
 """A cluster node also listens on its port + 10,000 (the cluster bus), so its port is at most
@@ -137,13 +137,5 @@ class LocalRedisCluster:
             return int(node.port)
 
     def stop(self) -> None:
-        for process in self._processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self._processes:
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self._processes)
         shutil.rmtree(self._dir, ignore_errors=True)

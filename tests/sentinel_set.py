@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import redis
 
-from orchestrator.local import free_port, redis_server_binary
+from orchestrator.local import free_port, redis_server_binary, stop_processes
 
 MASTER_NAME = "mymaster"
 DOWN_AFTER_MS = 1000
@@ -247,14 +247,5 @@ class SentinelSet:
 
     def stop(self) -> None:
         """Stop every process (paused ones too) and remove the directory."""
-        for process in [*self.sentinels.values(), *self.servers.values()]:
-            if process.poll() is None:
-                process.send_signal(signal.SIGCONT)
-                process.terminate()
-        for process in [*self.sentinels.values(), *self.servers.values()]:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes([*self.sentinels.values(), *self.servers.values()], wait_s=10)
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -5,7 +5,6 @@ the reason, where ``redis-server`` / ``redis-cli`` cannot be found."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,9 +31,9 @@ from orchestrator.keys import (
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.requests import MapReduceRequest
 from orchestrator.scripts import run_script
-from orchestrator.settings import Settings, describe_invalid, get_settings
+from orchestrator.settings import Settings, describe_invalid
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
+from tests.helpers import environment, items, scripted
 from tests.redis_cluster import LocalRedisCluster, cluster_missing
 from tests.test_branches import branch
 from tests.test_learning import fanout_agent, wait_for_plan
@@ -85,16 +84,8 @@ def cluster_env(
         "ORCHESTRATOR_RESULT_BACKEND": broker.url.removesuffix("/0") + "/1",
         "ORCHESTRATOR_GROUP_LIMITS": f'{{"{group}": {GROUP_LIMIT}}}',
     }
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    get_settings.cache_clear()
-    yield env
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    get_settings.cache_clear()
+    with environment(env):
+        yield env
 
 
 @pytest.fixture(scope="module")
