@@ -98,8 +98,9 @@ class Watchdog:
 
     def announce(self) -> None:
         """Push this worker's presence on, and its tools key with it. A tools key that is gone
-        means Redis lost this worker's keys (a flush, a restart that kept nothing): the tools
-        are written again, and the queues declared again, lest the broker drop messages. The
+        means Redis lost this worker's keys (a flush, a restart that kept nothing, a failover to
+        a replica that had not caught up): the tools are written again, the queues declared
+        again, lest the broker drop messages, and the queued members published again. The
         group limits are recorded again at every pass: another worker drops the declarations
         of workers it finds absent, this one's included should its presence have lapsed."""
         client, ttl_ms = self._store.client, self.presence_ms
@@ -107,6 +108,11 @@ class Watchdog:
         if not present and self._tools is not None:
             self._publish(client, ttl_ms)
             declare_queues(self._app)
+            # Until then the broker dropped what was sent to the queues it had forgotten (a
+            # Redis that lost its keys keeps no bindings): members published meanwhile wait as
+            # queued with no message. Each queued member is published again; a second message
+            # of one whose message survived is dropped by its claim.
+            requeue_after_server_change(self._app, self._store)
         groups.declare(client, self._hostname, self._group_limits, ttl_ms)
 
     def _publish(self, client: redis.Redis, ttl_ms: int) -> None:
