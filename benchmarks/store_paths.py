@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
-from benchmarks.harness import write_section
-from benchmarks.scale import idle_gate, spread, table
-from orchestrator import AgentSpec, Client, ModelConfig
+from benchmarks.harness import Cluster, write_section
+from benchmarks.scale import idle_gate, map_reduce, spread, table
+from orchestrator import Client
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.settings import Settings
 
@@ -111,16 +111,9 @@ class Deployment:
 
 
 def w1_ms_per_member(deployment: Deployment, members: int) -> float:
-    """Wall from submission to result of one W1 run, per member (ms)."""
-    model = ModelConfig(provider="scripted")
-    mapper, reducer = AgentSpec(name="m", model=model), AgentSpec(name="r", model=model)
-    items = [f"item {i}" for i in range(members)]
-    started = time.perf_counter()
-    handle = deployment.client.map_reduce("Bench", items, mapper, reducer, max_concurrent=CAP)
-    result = handle.result(timeout=600)
-    elapsed = time.perf_counter() - started
-    assert len(result.map_outputs) == members and result.all_succeeded(), "a member failed"
-    return elapsed / members * 1000
+    """Wall from submission to result of one W1 run, per member (ms), as ``scale.py`` runs it."""
+    cluster = Cluster(deployment.client, deployment.workers)
+    return map_reduce(cluster, members, CAP, {})[0] / members * 1000
 
 
 def measure(kinds: list[str], rounds: int, members: int) -> dict[str, list[float]]:
