@@ -99,9 +99,8 @@ def _sentinel_client(
     url: str, master: str, sentinel_password: str | None, size: int
 ) -> redis.Redis:
     address = parse_sentinel_url(url)
-    sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=sentinel_kwargs(sentinel_password))  # type: ignore[no-untyped-call]
-    credentials = {"username": address.username, "password": address.password}
-    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=sentinel_kwargs(sentinel_password))  # type: ignore[no-untyped-call, unused-ignore]
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
         master,
         connection_pool_class=BlockingSentinelPool,
         max_connections=size,
@@ -110,7 +109,8 @@ def _sentinel_client(
         socket_connect_timeout=5,
         retry=OutageRetry(),
         db=address.db,
-        **{name: value for name, value in credentials.items() if value},
+        username=address.username or None,
+        password=address.password or None,
     )
     return client
 
@@ -136,14 +136,14 @@ def probe_client(
     probe, which reports a Redis that is not there at once."""
     address = parse_sentinel_url(url)
     kwargs = {**sentinel_kwargs(sentinel_password), "socket_timeout": timeout_s}
-    sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=kwargs)  # type: ignore[no-untyped-call]
-    credentials = {"username": address.username, "password": address.password}
-    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=kwargs)  # type: ignore[no-untyped-call, unused-ignore]
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
         master,
         socket_connect_timeout=timeout_s,
         socket_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
         db=address.db,
-        **{name: value for name, value in credentials.items() if value},
+        username=address.username or None,
+        password=address.password or None,
     )
     return client

@@ -95,13 +95,13 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):  # type: ignore[mis
     def _make_own_pool(self) -> redis.ConnectionPool:
         params = {k: v for k, v in self._own_connparams.items() if k not in ("host", "port")}
         credentials = {k: params[k] for k in ("username", "password") if params.get(k)}
-        manager = sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        manager = sentinel.Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             self._sentinels or [(self._own_connparams["host"], self._own_connparams["port"])],
             min_other_sentinels=getattr(self, "min_other_sentinels", 0),
             sentinel_kwargs=getattr(self, "sentinel_kwargs", None),
             **params,
         )
-        pool: redis.ConnectionPool = manager.master_for(  # type: ignore[no-untyped-call]
+        pool: redis.ConnectionPool = manager.master_for(  # type: ignore[no-untyped-call, unused-ignore]
             self.master_name, redis.Redis, **credentials
         ).connection_pool
         return pool

@@ -146,9 +146,9 @@ class LeaseKeeper:
         heartbeat relays it too, should an announcement be missed)."""
         while True:
             try:
-                pubsub = self._store.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                pubsub = self._store.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call, unused-ignore]
                 pubsub.subscribe(CANCELS)
-                for message in pubsub.listen():
+                for message in pubsub.listen():  # type: ignore[no-untyped-call, unused-ignore]
                     run_id, _, reason = message["data"].decode().partition("\n")
                     with self._lock:
                         running = [h for h in self._holds.values() if h.run_id == run_id]
