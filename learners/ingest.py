@@ -58,9 +58,9 @@ def ingest_records(
     if cache_plans is not None:
         config = cache_config or CacheGovernorConfig()
         report.changed_cache_plans = learn_prompts(by_agent, cache_plans, config)
-    # One read for every plan of the batch: a plan that already holds what the batch saw needs
-    # no transaction. Learners only add to plans, so what is there stays there.
-    current = plans.get_many(list(by_agent))
+    # Each plan is read under WATCH in its update, which writes nothing when the plan already
+    # holds what the batch saw: a plan read earlier could be reset in between, and the batch
+    # would be lost.
     for agent_id, records in by_agent.items():
         report.ingested += len(records)
         cohorts: dict[tuple[str, ...], None] = {}
@@ -69,9 +69,6 @@ def ingest_records(
         if not cohorts:
             continue  # no overlap: the plan stays as it is
         merge = _merger([list(cohort) for cohort in cohorts], records[-1].run_id)
-        known = current[agent_id]
-        if known is not None and merge(known) is None:
-            continue
         if plans.update(agent_id, merge) is not None:
             report.changed_agents.append(agent_id)
     return report

@@ -3,6 +3,11 @@
 Several learner workers may change one agent's plan at once. Each change is read, merged and
 written under ``WATCH``: a write that raced another is retried on the newer plan, so every
 update lands. The version has its own key so that workers can check it cheaply.
+
+The invariant: an agent's plan version only grows. A reset deletes the plan but moves the
+version on, and the next plan learned after it takes the number after that: a worker's hot
+cache (``workers/plan_cache.py``), which trusts an entry whose version matches, can never
+mistake a new plan, or no plan, for the one it holds.
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ class PlanStore:
         }
 
     def version(self, agent_id: str) -> int | None:
-        """The plan's version, or None without a plan (one cheap GET)."""
+        """The plan's version (one cheap GET): it changes whenever the plan does, a reset
+        included; None when the agent never had a plan."""
         raw = self.client.get(plan_version_key(agent_id))
         return int(raw) if raw is not None else None
 
@@ -59,12 +65,12 @@ class PlanStore:
     ) -> ExecutionPlan | None:
         """Apply ``change`` to the current plan (an empty one if there is none) and store the
         result as the next version; ``change`` returns None to leave the plan as it is."""
-        key = plan_key(agent_id)
+        key, version_key = plan_key(agent_id), plan_version_key(agent_id)
         with self.client.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(key)  # type: ignore[no-untyped-call]
-                    raw = pipe.get(key)
+                    pipe.watch(key, version_key)  # type: ignore[no-untyped-call]
+                    raw, raw_version = pipe.mget(key, version_key)
                     current = (
                         ExecutionPlan.model_validate_json(raw)
                         if raw is not None
@@ -74,11 +80,12 @@ class PlanStore:
                     if changed is None:
                         pipe.unwatch()
                         return None
-                    changed.version = current.version + 1
+                    # After a reset the version key is ahead of the (absent) plan's.
+                    changed.version = max(current.version, int(raw_version or 0)) + 1
                     changed.records_seen = 0  # counted in its own key
                     pipe.multi()
                     pipe.set(key, changed.model_dump_json())
-                    pipe.set(plan_version_key(agent_id), changed.version)
+                    pipe.set(version_key, changed.version)
                     pipe.execute()
                     return changed
                 except redis.WatchError:
@@ -104,9 +111,11 @@ class PlanStore:
         return int(count or 0), text
 
     def reset(self, agent_id: str) -> bool:
-        """Forget the agent's plan; True when there was one."""
-        return bool(
-            self.client.delete(
-                plan_key(agent_id), plan_version_key(agent_id), plan_seen_key(agent_id)
-            )
-        )
+        """Forget the agent's plan; True when there was one. Its version moves on (it is never
+        reused), so that workers drop the plan from their caches at their next check."""
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(plan_key(agent_id))
+            pipe.delete(plan_seen_key(agent_id))
+            pipe.incr(plan_version_key(agent_id))
+            deleted, _, _ = pipe.execute()
+        return bool(deleted)

@@ -191,10 +191,10 @@ class RunStore:
         return run_script(self.client, script, run_keys(run_id).all, args)
 
     def _group_of(self, run_id: str) -> str | None:
-        try:
-            return self.request(run_id).group
-        except (LookupError, ValueError):  # gone or unreadable: its scripts find out
-            return None
+        """The run's concurrency group, from its stored state (never from its request, which a
+        worker of another version may be unable to read: the scripts read the group from the
+        run's hash, and must be given its keys whatever the request says)."""
+        return _cached_group(self.client, run_id)
 
     def _run_grouped(self, run_id: str, group: str, script: str, args: tuple[object, ...]) -> Any:
         """Run ``script`` declaring the group's keys and the keys of the group's runs that it
@@ -364,12 +364,16 @@ class RunStore:
         token: str = "",
         messages: list[Message] | None = None,
         record: RunRecord | None = None,
+        calls: tuple[str, int] | None = None,
     ) -> Completion:
         """Store a member's output (and the messages it added, and its record) once, emit
         ``events`` with it and admit the next members, which worker ``node`` publishes (its
         calls settled their usage in the budget as they ended). ``token`` is the execution's
         lease token ('' for a member that never ran): an execution that lost its lease has its
-        result discarded."""
+        result discarded. ``calls``: the execution's budget attempt and how many calls it
+        reserved (``CallBudget.made``); those whose settle was lost are charged at their
+        reservation."""
+        attempt, count = calls or ("", 0)
         reply = self._run(
             run_id,
             "complete_member",
@@ -381,6 +385,8 @@ class RunStore:
             output.outcome,
             _MESSAGES.dump_json(messages).decode() if messages else "",
             record.model_dump_json() if record else "",
+            attempt,
+            count,
             *(event.model_dump_json() for event in events),
         )
         status = int(reply[0])
@@ -511,6 +517,14 @@ class RunStore:
         members = self._run(run_id, "requeue_queued", node, self._lease_ms)
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
+    def hand_back(self, run_id: str, node: str, members: list[str]) -> list[str]:
+        """Put ``members``, which a worker took but will not run, back under an admission
+        lease of worker ``node`` that expires, before it publishes them again: should that
+        publish fail, the watchdog publishes them when the lease expires. Returns the members
+        to publish (those not yet claimed by an execution nor ended; see ``hand_back.lua``)."""
+        handed = self._run(run_id, "hand_back", node, self._lease_ms, *members)
+        return [_text(member) for member in handed]
+
     def confirm_published(self, run_id: str, node: str, members: list[str]) -> None:
         """Worker ``node`` published ``members``: they wait in the queue without a lease to
         expire from now on (see ``confirm_published.lua``)."""
@@ -632,6 +646,23 @@ class RunStore:
 
     def forget_active(self, run_id: str) -> None:
         self.client.zrem(ACTIVE_RUNS, run_id)
+
+
+@lru_cache(maxsize=4096)
+def _stored_group(client: redis.Redis, run_id: str) -> tuple[str | None]:
+    fields = cast(list[bytes | None], client.hmget(run_keys(run_id).run, ["id", "group"]))
+    if fields[0] is None:
+        raise LookupError(run_id)  # not cached: a run not yet written may still be
+    return (_text(fields[1]) if fields[1] is not None else None,)
+
+
+def _cached_group(client: redis.Redis, run_id: str) -> str | None:
+    """A run's group as stored when it was created (cached: it never changes); None for a run
+    without one, or one that does not exist (its scripts find that out)."""
+    try:
+        return _stored_group(client, run_id)[0]
+    except LookupError:
+        return None
 
 
 @lru_cache(maxsize=256)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from itertools import islice
 
 from celery import Celery
@@ -186,7 +187,8 @@ def end_cancelled_members(app: Celery, store: RunStore, run_id: str, sweep: Swee
     for chunk in _chunks(map(str, sweep.unstarted), BULK_END_CHUNK):
         ended = list(_not_run(store, run_id, chunk, reason))
         advance = int(chunk[-1]) + 1
-        _, drained, _ = store.end_members(run_id, "cancelled", ended, advance, node=node_name())
+        _, drained, freed = store.end_members(run_id, "cancelled", ended, advance, node=node_name())
+        apply_admission(app, store, run_id, freed)
     if FINAL_MEMBER in sweep.abandon:
         end_unrun_member(app, store, run_id, FINAL_MEMBER, "cancelled", reason)
     elif drained:
@@ -201,17 +203,24 @@ def end_unreadable_run(
     from workers.records import finish_run
 
     reason = f"the workers cannot read this run's request: {problem}"
-    state: RunState = "cancelled" if sweep.cancel else "failed"
+    cancelled = bool(sweep.cancel) and sweep.cancel != reason
+    state: RunState = "cancelled" if cancelled else "failed"
     store.request_cancel(run_id, reason)
     # A pending run starts, and its cancel admits none of its own members (but its group may
     # have room for another run's).
     apply_admission(app, store, run_id, store.start(run_id, node_name()))
+    # What the sweep that found the run unreadable took over (expired leases it re-leased, to
+    # publish, end or time out) is ended first: a later sweep sees those members held under
+    # fresh leases, and would leave them be until the leases expire again, for ever.
+    taken = [*sweep.abandon, *sweep.republish, *sweep.expire, *(m for m, _ in sweep.denied)]
+    given = replace(sweep, cancel=sweep.cancel or reason, abandon=taken, republish=[], expire=[])
+    end_cancelled_members(app, store, run_id, replace(given, denied=[]))
     end_cancelled_members(app, store, run_id, store.sweep(run_id, node_name()))
     # Another watchdog or cancel may be ending members at the same time: whoever sees the
     # last of them ended ends the run.
     status = store.status(run_id)
     if status is not None and status.in_flight == 0 and status.finished_members >= status.total:
-        finish_run(app, store, run_id, state, "", sweep.cancel or reason)
+        finish_run(app, store, run_id, state, "", sweep.cancel if cancelled else reason)
 
 
 def _not_run(

@@ -27,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from orchestrator.models import AgentOutput
 from workers import canvas
 from workers.member import MemberRuntime, execute_member
+from workers.node import node_name
 
 log = logging.getLogger(__name__)
 
@@ -164,18 +165,26 @@ def run_batch(runtime: MemberRuntime, run_id: str, members: list[int], short_s: 
 
 
 def _hand_back(runtime: MemberRuntime, run_id: str, members: list[int]) -> None:
-    """Publish ``members`` again, a message each; should that fail, their leases expire and
-    the watchdog publishes them. (A member whose reception was already written keeps it until
-    it expires; if no worker has claimed the member by then, the watchdog publishes it once
-    more, and the claim of one of its two messages drops the other.)"""
+    """Publish ``members`` again, a message each. They are first put back under an admission
+    lease of this worker that expires (``RunStore.hand_back``): should the publish fail, the
+    watchdog publishes them when it expires; once sent, they are confirmed as queued. (A member
+    already claimed meanwhile is not handed back: its execution has it.)"""
     for member in members:
         runtime.keeper.forget_reception(run_id, str(member))
+    store = runtime.store
+    handed = store.hand_back(run_id, node_name(), [str(member) for member in members])
     try:
-        canvas.publish_members(runtime.app, run_id, members)
+        canvas.publish_members(runtime.app, run_id, [int(member) for member in handed])
     except Exception as error:
         log.warning(
-            "run %s: members %s not handed back (%s); left to the watchdog", run_id, members, error
+            "run %s: members %s not handed back (%s); the watchdog publishes them when their"
+            " lease expires",
+            run_id,
+            handed,
+            error,
         )
+        return
+    store.confirm_published(run_id, node_name(), handed)
 
 
 def _lane_thread(runtime: MemberRuntime, run_id: str, member: int, short_s: float) -> None:

@@ -141,6 +141,7 @@ def _execute(
     events = MemberEvents(store, run_id, identity)
     new_messages: list[Message] = []
     record: RunRecord | None = None
+    budget: CallBudget | None = None
     # The lease is held until the output is stored: a completion that waits for Redis (an
     # outage) must not see its member handed to another execution meanwhile.
     with ExitStack() as held:
@@ -221,6 +222,7 @@ def _execute(
             token=token,
             messages=new_messages if kind.keeps_messages else None,
             record=record if kind.keeps_records else None,
+            calls=budget.made if budget is not None else None,
         )
     spans.end_agent(span, output)
     if completion.status == "discarded":

@@ -27,6 +27,12 @@ if holder and holder ~= token and not is_placeholder(holder) and tonumber(expiry
     and holder ~= ARGV[6] then
     return {'busy', holder}
 end
+-- The execution displaced (whose lease expired, whose process is gone, or an earlier attempt
+-- of this delivery taking its token back) makes no more calls that count: what it has in
+-- flight is charged now, so that its reservations never hold the budget for good.
+if holder and not is_placeholder(holder) and not is_ending(holder) then
+    budget_charge_orphans(holder)
+end
 redis.call('HSET', K_HOLDERS, member, token)
 redis.call('ZADD', K_LEASES, now + lease_ms, member)
 local deadline = num(K_DEADLINES, member)

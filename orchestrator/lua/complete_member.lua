@@ -2,8 +2,9 @@
 -- members, which the caller (worker NODE) publishes. Its usage is already in the budget: each
 -- model call settles its own (budget.lua).
 -- ARGV: member, node, token ('' for a member that never ran), lease_ms, output_json, outcome,
--- messages_json and record_json ('' for none), then the events to emit in order (the last one
--- is AgentEnd).
+-- messages_json and record_json ('' for none), the execution's budget attempt ('TOKEN/ATTEMPT',
+-- '' for none) and how many calls it made, then the events to emit in order (the last one is
+-- AgentEnd). Calls of the attempt still reserved (their settle was lost) are charged.
 -- Returns {1, admitted, denied, drained, other runs' shares} when stored (the shares: members
 -- of the other runs of its concurrency group that its freed slot let in, see group.lua);
 -- {0, stored_output} when a member that never ran was already stored; {2} when the execution
@@ -14,6 +15,7 @@ local group = run_group()
 if group then check_declared(group, false) end
 local member, node, token = ARGV[1], ARGV[2], ARGV[3]
 if token ~= '' and redis.call('HGET', K_HOLDERS, member) ~= token then return {2} end
+if ARGV[9] ~= '' then budget_close_attempt(ARGV[9], tonumber(ARGV[10])) end
 if redis.call('HSETNX', K_OUTPUTS, member, ARGV[5]) == 0 then
     return {0, redis.call('HGET', K_OUTPUTS, member)}
 end
@@ -35,7 +37,7 @@ if token == '' then redis.call('HDEL', K_HOLDERS, member) end
 redis.call('HDEL', K_CHECKPOINTS, member)
 redis.call('HDEL', K_DEADLINES, member)
 redis.call('HDEL', K_DENIED, member)
-for i = 9, #ARGV do emit(ARGV[i]) end
+for i = 11, #ARGV do emit(ARGV[i]) end
 local admitted, denied, others = fill_window(node, tonumber(ARGV[4]), group)
 local is_drained = 0
 if member ~= 'final' and drained() and redis.call('HEXISTS', K_OUTPUTS, 'final') == 0 then

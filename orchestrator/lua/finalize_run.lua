@@ -9,6 +9,9 @@ if state ~= 'running' and state ~= 'pending' then return 0 end
 redis.call('HSET', K_RUN, 'state', ARGV[1], 'result', ARGV[2], 'error', ARGV[3], 'ended_ms', now_ms())
 for i = 5, #ARGV do emit(ARGV[i]) end
 redis.call('XADD', K_DONE, '*', 'state', ARGV[1])
+-- Nothing stays reserved once a run ended: a call still in flight (its execution went away
+-- unseen) is charged at its bound, and a settle that comes later changes nothing.
+budget_charge_all()
 -- What only a running run needs goes now: its items (a big run's inputs may be most of its
 -- size), who holds which member, leases, checkpoints and limits. Every member has its output,
 -- so a late delivery of one finds it stored without reading anything else.

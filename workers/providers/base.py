@@ -40,6 +40,9 @@ class ModelResponse(BaseModel):
     text: str = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
+    usage_reported: bool = True
+    """False when the provider's answer had no usage (some OpenAI-compatible servers omit it):
+    ``usage`` is then zero, and the run's budget charges the call at its reservation."""
     started_at: datetime | None = None
     """When the call really began, if later than asked: the attempt that answered, once it
     had its pool slot (pooled calls only)."""

@@ -8,6 +8,8 @@ pool slot. See ``orchestrator/budget.py`` for the rules.
 from __future__ import annotations
 
 import itertools
+import secrets
+import threading
 from dataclasses import dataclass, field
 
 from orchestrator.budget import RunBudget, to_nusd
@@ -43,10 +45,26 @@ class CallBudget:
     member: str
     token: str
     cost_limited: bool
+    attempt: str = field(default_factory=lambda: secrets.token_hex(6))
+    """This execution attempt's part of its call ids: a retried delivery claims with the same
+    token, and its calls must never take the ids (and so the reservations) of the attempt
+    before it."""
     _numbers: itertools.count[int] = field(default_factory=itertools.count)
+    _made: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_call_id(self) -> str:
-        return f"{self.token}/{next(self._numbers)}"
+        """A new call id, ``TOKEN/ATTEMPT/N``: unique across executions, attempts and calls."""
+        with self._lock:
+            number = next(self._numbers)
+            self._made = number + 1
+        return f"{self.token}/{self.attempt}/{number}"
+
+    @property
+    def made(self) -> tuple[str, int]:
+        """The attempt's call-id prefix and how many ids it handed out, for the member's
+        completion to charge any call whose settle was lost (``RunStore.complete``)."""
+        return f"{self.token}/{self.attempt}", self._made
 
 
 class BudgetedProvider:
@@ -96,7 +114,11 @@ class BudgetedProvider:
             self._budget.budget.settle(call_id, tokens, nusd)
             raise
         usage = response.usage
-        self._budget.budget.settle(call_id, usage.total_tokens, to_nusd(usage.cost_usd))
+        if response.usage_reported:
+            self._budget.budget.settle(call_id, usage.total_tokens, to_nusd(usage.cost_usd))
+        else:
+            # Billed, by how much unknown: the bound it was reserved at, never less.
+            self._budget.budget.settle(call_id, tokens, nusd)
         return response
 
     def _reserve(self, call_id: str, tokens: int, nusd: int, cancel: CancelToken) -> None:

@@ -112,6 +112,7 @@ class OpenAIChat(BodySurface):
             text=message.content or "",
             tool_calls=calls,
             usage=priced(usage, config),
+            usage_reported=used is not None,
             surface=SURFACE,
             request_digest=request_digest(body),
         )

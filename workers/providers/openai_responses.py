@@ -117,6 +117,7 @@ class OpenAIResponses(BodySurface):
             text="".join(texts),
             tool_calls=calls,
             usage=priced(usage, config),
+            usage_reported=used is not None,
             surface=SURFACE,
             request_digest=request_digest(body),
         )

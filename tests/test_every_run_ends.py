@@ -1,0 +1,160 @@
+"""Every run ends, and every admitted member is published or held under a lease that expires:
+members a batch hands back when the broker is out of reach, a run in a concurrency group whose
+request the workers cannot read, members a bulk cancel lets in, members a sweep took over just
+before it found the run unreadable. The coordinator's steps run here as a worker runs them,
+with a real Celery app on a Redis no worker consumes from."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+from uuid import uuid4
+
+import pytest
+import redis
+from celery import Celery
+
+from orchestrator import groups as group_limits
+from orchestrator import presence
+from orchestrator.celery_config import celery_config
+from orchestrator.events import AgentStart
+from orchestrator.keys import GroupKeys, RunKeys, new_run_id
+from orchestrator.local import LocalRedis
+from orchestrator.requests import MapReduceRequest
+from orchestrator.run_store import RunStore
+from orchestrator.settings import Settings
+from tests.helpers import items, scripted
+from workers import coordinator, lanes
+from workers.leases import LeaseKeeper
+from workers.node import node_name
+
+QUEUED = 4_000_000_000_000_000
+"""The lease score of a member whose message was sent (``lua/common.lua``): it never expires."""
+UNREADABLE = '{"kind": "from-a-newer-client", "shape": "unknown"}'
+
+
+@pytest.fixture(scope="module")
+def quiet() -> Iterator[LocalRedis]:
+    private = LocalRedis()
+    yield private
+    private.stop()
+
+
+@pytest.fixture
+def store(quiet: LocalRedis) -> RunStore:
+    settings = Settings(redis_url=quiet.url, lease_s=0.3)
+    return RunStore(redis.Redis.from_url(quiet.url), settings)
+
+
+@pytest.fixture
+def app(quiet: LocalRedis) -> Celery:
+    """A Celery app on the quiet Redis, as a worker's (no worker consumes its queues)."""
+    app = Celery("every-run-ends", set_as_current=False)
+    app.conf.update(celery_config(Settings(redis_url=quiet.url)))
+    return app
+
+
+def new_run(store: RunStore, total: int, cap: int, group: str | None = None) -> str:
+    run_id = new_run_id(group) if group else uuid4().hex
+    request = MapReduceRequest(
+        task="t", mapper=scripted("m"), reducer=scripted("r"), item_count=total,
+        max_concurrent=cap, group=group,
+    )  # fmt: skip
+    store.create_run(run_id, request, items(total))
+    return run_id
+
+
+def declare(store: RunStore, limit: int, group: str | None = None) -> str:
+    group = group or f"g-{uuid4().hex[:12]}"
+    presence.refresh(store.client, "host-a", 60_000)
+    group_limits.declare(store.client, "host-a", {group: limit}, 60_000)
+    return group
+
+
+def lease(store: RunStore, run_id: str, member: str) -> float | None:
+    return store.client.zscore(RunKeys(run_id).leases, member)
+
+
+def test_members_a_batch_could_not_hand_back_are_published_by_the_watchdog(
+    store: RunStore,
+) -> None:
+    run_id = new_run(store, total=4, cap=4)
+    assert store.start(run_id, node_name()).admitted == [0, 1, 2, 3]
+    store.confirm_published(run_id, node_name(), ["0", "1", "2", "3"])
+    # The batch's worker is full, and the broker is out of reach when it hands two back.
+    unreachable = Celery("no-broker", set_as_current=False)
+    unreachable.conf.update(broker_url="redis://127.0.0.1:1/0", task_publish_retry=False)
+    keeper = LeaseKeeper(store, 0.1, store.settings.lease_s)
+    runtime = SimpleNamespace(app=unreachable, store=store, keeper=keeper)
+    lanes._hand_back(runtime, run_id, [2, 3])  # type: ignore[arg-type]
+    expiry = lease(store, run_id, "3")
+    assert expiry is not None and expiry < QUEUED, "held under a lease that expires"
+    while store.now_ms() <= expiry:  # Redis's clock passes the lease (a fraction of a second)
+        time.sleep(0.01)
+    assert sorted(store.sweep(run_id, "watchdog").republish) == ["2", "3"]
+    assert lease(store, run_id, "0") == QUEUED, "the members it never took wait as they were"
+
+
+def test_a_grouped_run_whose_request_cannot_be_read_ends_and_frees_its_slots(
+    store: RunStore, app: Celery
+) -> None:
+    group = declare(store, 2)
+    unreadable = new_run(store, total=2, cap=2, group=group)
+    waiting = new_run(store, total=2, cap=2, group=group)
+    assert store.start(unreadable, node_name()).admitted == [0, 1]
+    store.confirm_published(unreadable, node_name(), ["0", "1"])
+    assert store.start(waiting, node_name()).admitted == [], "the group is full"
+    store.client.hset(RunKeys(unreadable).run, "request", UNREADABLE)
+    coordinator.sweep_run(app, store, unreadable)
+    status = store.status(unreadable)
+    assert status is not None and status.state == "failed" and status.in_flight == 0
+    assert status.error is not None and "cannot read this run's request" in status.error
+    # Its slots went to the other run of the group, whose members were published.
+    assert group_limits.in_flight(store.client, group) == 2
+    assert [lease(store, waiting, m) for m in ("0", "1")] == [QUEUED, QUEUED]
+
+
+def test_members_let_in_by_a_bulk_cancel_are_published(store: RunStore, app: Celery) -> None:
+    group = declare(store, 1)
+    running = new_run(store, total=3, cap=3, group=group)
+    cancelled = new_run(store, total=3, cap=3, group=group)
+    assert store.start(running, node_name()).admitted == [0]
+    store.confirm_published(running, node_name(), ["0"])
+    assert store.start(cancelled, node_name()).admitted == []
+    declare(store, 3, group)  # the group's limit is raised to 3 ...
+    store.request_cancel(cancelled, "test")  # ... and the waiting run cancelled
+    sweep = store.sweep(cancelled, node_name())
+    assert sweep.unstarted == range(0, 3)
+    coordinator.end_cancelled_members(app, store, cancelled, sweep)
+    # Ending the never-published range let in the other run's members: they were published.
+    assert group_limits.in_flight(store.client, group) == 3
+    assert [lease(store, running, m) for m in ("0", "1", "2")] == [QUEUED] * 3
+
+
+def test_members_a_sweep_took_over_in_an_unreadable_run_are_ended(
+    store: RunStore, app: Celery
+) -> None:
+    """A worker holding the members of a run already being ended as unreadable was replaced:
+    the sweep that finds their leases expired re-leases them to end them, and they end."""
+    run_id = new_run(store, total=2, cap=2)
+    assert store.start(run_id, node_name()).admitted == [0, 1]
+    store.confirm_published(run_id, node_name(), ["0", "1"])
+    start = AgentStart(run_id=run_id, name="m")
+    for member in ("0", "1"):
+        assert store.claim(run_id, member, f"gone-{member}", 60, start).action == "run"
+    store.client.hset(RunKeys(run_id).run, "request", UNREADABLE)
+    store.request_cancel(run_id, "an earlier sweep found it unreadable")
+    store.client.zadd(RunKeys(run_id).leases, {"0": 0, "1": 0})  # their worker is gone
+    coordinator.sweep_run(app, store, run_id)
+    status = store.status(run_id)
+    assert status is not None and status.state == "cancelled" and status.in_flight == 0
+    assert status.counts["cancelled"] == 2
+
+
+def test_a_group_is_read_from_the_run_not_from_its_request(store: RunStore) -> None:
+    group = declare(store, 1)
+    run_id = new_run(store, total=1, cap=1, group=group)
+    store.client.hset(RunKeys(run_id).run, "request", UNREADABLE)
+    assert store.start(run_id, node_name()).admitted == [0]
+    assert store.client.smembers(GroupKeys(group).inflight) == {f"{run_id}:0".encode()}
