@@ -10,6 +10,12 @@ settle.
 
 Amounts are whole numbers: tokens, and cost in nano-USD, rounded up, so that sums in Redis never
 drift and a rounded figure is never below the real one.
+
+The invariant: every reservation ends exactly once, settled (with the usage reported) or
+charged (at its reservation), whatever process dies or Redis loses. Call ids are unique per
+execution attempt; a claim that displaces an execution, the sweep of an expired lease, a
+member's completion and the run's end charge what is left in flight; an ended call leaves a mark
+so that a second ending changes nothing (``lua/budget.lua``).
 """
 
 from __future__ import annotations

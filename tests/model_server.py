@@ -1,7 +1,8 @@
 """A local server speaking the OpenAI Chat Completions wire format, slow on purpose: each call
 takes ``delay_s`` before its answer, and the server records every call it received, every call
 it answered, every call it refused (``refuse``), and every call whose client closed the
-connection before the answer."""
+connection before the answer. A call can also be held unanswered until its client goes away
+(``hang``: a worker killed inside the call)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from orchestrator import AgentSpec, ModelConfig
+
+HANG_S = 3600.0
+"""How long a call given no answer (``hang``) waits for its client to go away."""
 
 
 class SlowModelServer:
@@ -27,6 +31,7 @@ class SlowModelServer:
         self.refused: list[str] = []
         self.abandoned: list[str] = []
         self._refusals: dict[str, tuple[int, int, float]] = {}
+        self._hangs: set[str] = set()
         self._changed = threading.Condition()
         server = self
 
@@ -45,7 +50,8 @@ class SlowModelServer:
                     self._refuse(*refusal)
                     server._note(server.refused, prompt)
                     return
-                if not self._wait_or_hang_up(server.delay_s):
+                delay_s = HANG_S if server._hung(prompt) else server.delay_s
+                if not self._wait_or_hang_up(delay_s):
                     server._note(server.abandoned, prompt)
                     self.close_connection = True
                     return
@@ -103,6 +109,19 @@ class SlowModelServer:
         ``status`` and ``Retry-After: retry_after_s``."""
         with self._changed:
             self._refusals[prompt] = (times, status, retry_after_s)
+
+    def hang(self, prompt: str) -> None:
+        """Give the next call whose last user message is ``prompt`` no answer until its client
+        closes the connection (it is then in ``abandoned``)."""
+        with self._changed:
+            self._hangs.add(prompt)
+
+    def _hung(self, prompt: str) -> bool:
+        with self._changed:
+            if prompt not in self._hangs:
+                return False
+            self._hangs.discard(prompt)
+            return True
 
     def _refusal(self, prompt: str) -> tuple[int, float] | None:
         with self._changed:

@@ -4,6 +4,10 @@ An admitted member holds a lease in its admitter's name until the admitter confi
 message was sent; a publish lost with the process, with a reply or with the broker is thus
 redone by the watchdog when that lease expires, and a confirmed member never expires while it
 waits in the queue, however long the queue.
+
+The invariant: every admitted member is published or held under a lease that expires. Every
+admission a script returns is published (``apply_admission``), and a member a worker gives back
+unrun goes under an admission lease again before its publish is tried (``RunStore.hand_back``).
 """
 
 from __future__ import annotations
