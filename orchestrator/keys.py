@@ -163,8 +163,9 @@ class RunKeys:
     what its result adds to the rest, see ``orchestrator/run_results.py``); ``items`` a list of
     item JSON; ``leases`` a sorted set member -> lease expiry in ms (a member is in flight while
     it is there); ``holders`` a hash member -> token of the execution that holds the lease;
-    ``outputs`` a hash index -> AgentOutput JSON (first write wins); ``budget`` the ledger hash and
-    ``reserved`` the model calls in flight (see ``lua/budget.lua``); ``events`` the run's
+    ``outputs`` a hash index -> AgentOutput JSON (first write wins); ``budget`` the ledger hash,
+    ``reserved`` the model calls in flight and ``ended`` how each ended call ended, settled or
+    charged, until its member completes (see ``lua/budget.lua``); ``events`` the run's
     stream; ``done`` a stream with one entry once the run has ended (what waiters block on);
     ``messages`` a hash member -> the messages it added to its context (branches and single
     runs); ``checkpoints`` a hash member -> the agent state after its last completed turn,
@@ -255,6 +256,10 @@ class RunKeys:
     def partials(self) -> str:
         return self.all[14]
 
+    @property
+    def ended(self) -> str:
+        return self.all[15]
+
 
 RUN_PARTS = (
     "",
@@ -272,6 +277,7 @@ RUN_PARTS = (
     "deadlines",
     "denied",
     "partials",
+    "ended",
 )
 """The parts of a run's keys, the hash first (``ao:run:{TAG}ID``, the others
 ``ao:run:{TAG}ID:PART``), in the order of ``KEYS`` of every run script (``lua/common.lua``)."""

@@ -70,7 +70,10 @@ class PlanStore:
             while True:
                 try:
                     pipe.watch(key, version_key)  # type: ignore[no-untyped-call]
-                    raw, raw_version = pipe.mget(key, version_key)
+                    # Two reads, not MGET: a Cluster's pipeline refuses MGET (the keys share
+                    # the agent's hash tag, so WATCH holds them both).
+                    raw = pipe.get(key)
+                    raw_version = pipe.get(version_key)
                     current = (
                         ExecutionPlan.model_validate_json(raw)
                         if raw is not None

@@ -6,22 +6,22 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.keys import FINAL_MEMBER
 from orchestrator.settings import get_settings
 from workers.app import app
 from workers.canvas import member_result
 from workers.kinds import kind_of
-from workers.lanes import run_batch, run_lane
+from workers.lanes import (
+    MAX_OUTAGE_RETRIES,
+    REDIS_OUTAGES,
+    RETRY_BACKOFF_MAX_S,
+    run_batch,
+    run_lane,
+)
 from workers.liveness import new_token
 from workers.member import execute_member
 from workers.runtime import member_runtime, store
-
-REDIS_OUTAGES = (RedisConnectionError, RedisTimeoutError)
-MAX_OUTAGE_RETRIES = 20
-RETRY_BACKOFF_MAX_S = 30
 
 
 def _retry_after_outage(task: Task, outage: Exception, **kwargs: Any) -> Exception:
@@ -43,11 +43,15 @@ def _retry_after_outage(task: Task, outage: Exception, **kwargs: Any) -> Excepti
 def run_member(self: Task, run_id: str, index: int, token: str | None = None) -> dict[str, Any]:
     """Member ``index`` of a run (a mapper, a branch, a single agent); its output is stored
     with the run and the chord gets a reference to it. A short member goes on with the
-    members its completion lets in (``workers/lanes.py``). ``token``: the lease token of an
-    earlier attempt of this delivery, which its retry takes back."""
-    token = token or new_token(store().client)
+    members its completion lets in (``workers/lanes.py``). ``token``: the lease token of the
+    earlier attempt of this delivery (a retry after a Redis outage), which this attempt takes
+    over if it still holds the member. Each attempt claims with a token of its own, so that a
+    second copy of a retry's message (a broker's redelivery) finds the member busy."""
+    previous, token = token, new_token(store().client)
     try:
-        output = run_lane(member_runtime(app), run_id, index, get_settings().lane_s, token)
+        output = run_lane(
+            member_runtime(app), run_id, index, get_settings().lane_s, token, previous=previous
+        )
     except REDIS_OUTAGES as outage:
         raise _retry_after_outage(self, outage, token=token) from outage
     if output is None:
@@ -67,11 +71,14 @@ def run_members(run_id: str, indices: list[int]) -> None:
 # Its output is kept with the run (the result reads it there): no task result is stored.
 @app.task(name="tasks.agents.run_final", bind=True, ignore_result=True)
 def run_final(self: Task, run_id: str, token: str | None = None) -> dict[str, Any]:
-    """The final agent of a run (a reducer, a judge); ends the run with its answer."""
+    """The final agent of a run (a reducer, a judge); ends the run with its answer. ``token``:
+    as for ``run_member``."""
     runs = store()
-    token = token or new_token(store().client)
+    previous, token = token, new_token(runs.client)
     try:
-        output = execute_member(member_runtime(app), run_id, FINAL_MEMBER, token=token)
+        output = execute_member(
+            member_runtime(app), run_id, FINAL_MEMBER, token=token, previous=previous
+        )
         if output is None:
             raise Ignore()
         kind_of(runs.request(run_id)).after_final(app, runs, run_id, output)

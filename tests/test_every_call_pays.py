@@ -14,6 +14,7 @@ import redis
 from orchestrator import Client
 from orchestrator.budget import RunBudget
 from orchestrator.events import AgentEnd, AgentStart
+from orchestrator.keys import RunKeys
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentOutput, AgentSpec, Budget, ModelConfig
 from orchestrator.requests import MapReduceRequest
@@ -104,7 +105,8 @@ def test_a_retried_delivery_never_reuses_the_call_ids_of_the_attempt_before(
     store: RunStore,
 ) -> None:
     """The provider billed 6,000 in the first attempt (settle and completion lost in an outage)
-    and 3,000 in the retry, which claims with the same token: both are counted."""
+    and 3,000 in a retry that claims with the same token (as retries did before each attempt
+    had a token of its own, and as a claim retried after a lost reply does): both count."""
     run_id = running_member(store)
     budget = RunBudget(store.client, run_id)
     assert store.claim(run_id, "0", "t", 60, START).action == "run"
@@ -179,3 +181,32 @@ def test_a_response_without_usage_is_charged_at_its_reservation(
     # At least its output limit: what it was reserved at (its input bound on top).
     assert ledger.spent_tokens > 3_000 and ledger.calls == 1
     assert ledger.reserved_tokens == 0
+
+
+def test_the_reserved_calls_are_only_the_calls_in_flight(store: RunStore) -> None:
+    """What a takeover or a sweep scans is what is in flight, however many calls ended (and a
+    worker of the version before reads nothing there but reservations)."""
+    run_id = running_member(store, max_tokens=10_000_000)
+    budget = RunBudget(store.client, run_id)
+    assert store.claim(run_id, "0", "t", 60, START).action == "run"
+    calls = CallBudget(budget, "0", "t", False)
+    for _ in range(200):
+        call = calls.next_call_id()
+        assert budget.reserve("0", "t", call, 100, 0)[0] == "ok"
+        assert budget.settle(call, 10, 0)
+    in_flight = calls.next_call_id()
+    assert budget.reserve("0", "t", in_flight, 100, 0)[0] == "ok"
+    assert store.client.hgetall(RunKeys(run_id).reserved) == {in_flight.encode(): b"100 0"}
+    assert complete(store, run_id, "t", calls) == "stored"
+    assert store.client.hlen(RunKeys(run_id).ended) == 0, "a completed member leaves no marks"
+    assert budget.ledger().spent_tokens == 200 * 10 + 100
+
+
+def test_a_second_copy_of_a_retried_delivery_finds_the_member_busy(store: RunStore) -> None:
+    """A retry takes over from the attempt before it with a token of its own; a broker's
+    second delivery of the same retry message (same previous token) then finds it taken."""
+    run_id = running_member(store)
+    assert store.claim(run_id, "0", "first", 60, START).action == "run"
+    assert store.claim(run_id, "0", "retry", 60, START, gone_holder="first").action == "run"
+    copy = store.claim(run_id, "0", "copy", 60, START, gone_holder="first")
+    assert (copy.action, copy.input) == ("busy", "retry")

@@ -18,9 +18,10 @@ from celery import Celery
 from orchestrator import groups as group_limits
 from orchestrator import presence
 from orchestrator.celery_config import celery_config
-from orchestrator.events import AgentStart
+from orchestrator.events import AgentEnd, AgentStart
 from orchestrator.keys import GroupKeys, RunKeys, new_run_id
 from orchestrator.local import LocalRedis
+from orchestrator.models import AgentOutput
 from orchestrator.requests import MapReduceRequest
 from orchestrator.run_store import RunStore
 from orchestrator.settings import Settings
@@ -158,3 +159,67 @@ def test_a_group_is_read_from_the_run_not_from_its_request(store: RunStore) -> N
     store.client.hset(RunKeys(run_id).run, "request", UNREADABLE)
     assert store.start(run_id, node_name()).admitted == [0]
     assert store.client.smembers(GroupKeys(group).inflight) == {f"{run_id}:0".encode()}
+
+
+def test_members_handed_back_while_redis_is_away_are_published_all_the_same(
+    store: RunStore, app: Celery, quiet: LocalRedis
+) -> None:
+    run_id = new_run(store, total=2, cap=2)
+    assert store.start(run_id, node_name()).admitted == [0, 1]
+    store.confirm_published(run_id, node_name(), ["0", "1"])
+    # The run store is out of reach (no retries), the broker is not.
+    away = RunStore(redis.Redis(port=1, socket_connect_timeout=1), store.settings)
+    keeper = LeaseKeeper(store, 0.1, store.settings.lease_s)
+    queued = store.client.llen("agents")
+    lanes._hand_back(SimpleNamespace(app=app, store=away, keeper=keeper), run_id, [0, 1])  # type: ignore[arg-type]
+    assert store.client.llen("agents") == queued + 2, "their messages were sent"
+
+
+def test_an_unreadable_run_leaves_a_member_a_live_execution_claimed_to_it(
+    store: RunStore, app: Celery
+) -> None:
+    group = declare(store, 1)
+    run_id = new_run(store, total=1, cap=1, group=group)
+    assert store.start(run_id, node_name()).admitted == [0]
+    store.client.hset(RunKeys(run_id).run, "request", UNREADABLE)
+    store.client.zadd(RunKeys(run_id).leases, {"0": 0})  # its admitter died unconfirmed
+    sweep = store.sweep(run_id, node_name())
+    assert sweep.republish == ["0"]
+    # A worker that can read the request (another version) claims it before the run is ended.
+    live = store.claim(run_id, "0", "live", 60, AgentStart(run_id=run_id, name="m_0"))
+    assert live.action == "run"
+    coordinator.end_unreadable_run(app, store, run_id, sweep, "unknown kind")
+    assert store.stored_output(run_id, "0") is None, "the live execution ends it"
+    assert store.client.hget(RunKeys(run_id).holders, "0") == b"live"
+    assert group_limits.in_flight(store.client, group) == 1, "its slot stays taken"
+
+
+def test_an_unreadable_run_ends_failed_whoever_worded_the_problem(
+    store: RunStore, app: Celery
+) -> None:
+    run_id = new_run(store, total=1, cap=1)
+    store.client.hset(RunKeys(run_id).run, "request", UNREADABLE)
+    # An earlier pass, by a worker whose validation words the problem differently.
+    store.request_cancel(run_id, f"{coordinator.UNREADABLE} worded by another version")
+    coordinator.sweep_run(app, store, run_id)
+    status = store.status(run_id)
+    assert status is not None and status.state == "failed"
+
+
+def test_an_unreadable_run_whose_final_agent_was_taken_over_ends(
+    store: RunStore, app: Celery
+) -> None:
+    run_id = new_run(store, total=1, cap=1)
+    assert store.start(run_id, node_name()).admitted == [0]
+    output = AgentOutput(name="m_0")
+    end = AgentEnd(run_id=run_id, name="m_0", index=0, outcome="ok")
+    assert store.complete(run_id, "0", output, [end], node=node_name()).stored
+    assert store.gate_final(run_id, node_name(), "")[0] == "admitted"
+    start = AgentStart(run_id=run_id, name="reducer")
+    assert store.claim(run_id, "final", "gone", 60, start).action == "run"
+    store.client.hset(RunKeys(run_id).run, "request", UNREADABLE)
+    store.request_cancel(run_id, "cancelled by its owner")
+    store.client.zadd(RunKeys(run_id).leases, {"final": 0})  # its worker died
+    coordinator.sweep_run(app, store, run_id)
+    status = store.status(run_id)
+    assert status is not None and status.state == "cancelled" and status.in_flight == 0

@@ -24,6 +24,7 @@ from workers.publishing import publish
 
 log = logging.getLogger(__name__)
 
+UNREADABLE = "the workers cannot read this run's request:"
 # Members ended in one script call when a run is cancelled: large enough that a 100,000-item
 # run ends in a few seconds, small enough that one call does not hold Redis for long.
 BULK_END_CHUNK = 5000
@@ -80,7 +81,11 @@ def end_unrun_member(
     if not completion.stored:
         return Admission()
     if member == FINAL_MEMBER:
-        kind_of(store.request(run_id)).after_final(app, store, run_id, output)
+        try:
+            request = store.request(run_id)
+        except ValueError:
+            return completion.admission  # unreadable: ``end_unreadable_run`` ends the run
+        kind_of(request).after_final(app, store, run_id, output)
     else:
         canvas.count_member(app, run_id, int(member), output)
     if completion.drained:
@@ -190,7 +195,8 @@ def end_cancelled_members(app: Celery, store: RunStore, run_id: str, sweep: Swee
         _, drained, freed = store.end_members(run_id, "cancelled", ended, advance, node=node_name())
         apply_admission(app, store, run_id, freed)
     if FINAL_MEMBER in sweep.abandon:
-        end_unrun_member(app, store, run_id, FINAL_MEMBER, "cancelled", reason)
+        freed = end_unrun_member(app, store, run_id, FINAL_MEMBER, "cancelled", reason)
+        apply_admission(app, store, run_id, freed)
     elif drained:
         after_members(app, store, run_id)
 
@@ -202,19 +208,21 @@ def end_unreadable_run(
     ``cancelled`` if it was cancelled, else ``failed``, with the reason."""
     from workers.records import finish_run
 
-    reason = f"the workers cannot read this run's request: {problem}"
-    cancelled = bool(sweep.cancel) and sweep.cancel != reason
+    reason = f"{UNREADABLE} {problem}"
+    # A cancel of its own (not one an earlier pass made, worded by whatever worker made it).
+    cancelled = bool(sweep.cancel) and not sweep.cancel.startswith(UNREADABLE)
     state: RunState = "cancelled" if cancelled else "failed"
     store.request_cancel(run_id, reason)
     # A pending run starts, and its cancel admits none of its own members (but its group may
     # have room for another run's).
     apply_admission(app, store, run_id, store.start(run_id, node_name()))
-    # What the sweep that found the run unreadable took over (expired leases it re-leased, to
-    # publish, end or time out) is ended first: a later sweep sees those members held under
-    # fresh leases, and would leave them be until the leases expire again, for ever.
-    taken = [*sweep.abandon, *sweep.republish, *sweep.expire, *(m for m, _ in sweep.denied)]
-    given = replace(sweep, cancel=sweep.cancel or reason, abandon=taken, republish=[], expire=[])
-    end_cancelled_members(app, store, run_id, replace(given, denied=[]))
+    # What the sweep that found the run unreadable took over to end (expired leases it
+    # re-leased as being ended) is ended first: a later sweep sees those members held under
+    # fresh leases, and would leave them be until the leases expire again, for ever. (What it
+    # handed back to publish is held as admitted: the next sweep abandons it, cancel now set.)
+    taken = [*sweep.abandon, *sweep.expire, *(member for member, _ in sweep.denied)]
+    given = replace(sweep, cancel=sweep.cancel or reason, abandon=taken, expire=[], denied=[])
+    end_cancelled_members(app, store, run_id, replace(given, republish=[]))
     end_cancelled_members(app, store, run_id, store.sweep(run_id, node_name()))
     # Another watchdog or cancel may be ending members at the same time: whoever sees the
     # last of them ended ends the run.

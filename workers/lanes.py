@@ -17,6 +17,7 @@ task id, and keeps its lease, events and record: only Flower sees fewer task mes
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -26,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.models import AgentOutput
 from workers import canvas
+from workers.liveness import new_token
 from workers.member import MemberRuntime, execute_member
 from workers.node import node_name
 
@@ -34,6 +36,11 @@ log = logging.getLogger(__name__)
 LANE_MAX_S = 10.0
 """How long a lane goes on before it hands over to the broker: its message is acknowledged,
 and Flower sees the lane's task end."""
+
+REDIS_OUTAGES = (RedisConnectionError, RedisTimeoutError)
+MAX_OUTAGE_RETRIES = 20
+RETRY_BACKOFF_MAX_S = 30
+"""How a member tries again after Redis stayed away (as a task message's retry does)."""
 
 _shutting_down = threading.Event()
 
@@ -117,17 +124,20 @@ def run_lane(
     token: str | None = None,
     count_first: bool = False,
     slot_taken: bool = False,
+    previous: str | None = None,
 ) -> AgentOutput | None:
-    """Run member ``first`` of a run (with lease token ``token`` when given), then the members
-    the lane keeps, in one of the worker's member slots (``slot_taken``: the caller took it).
-    Returns the output of ``first`` (None: see ``execute_member``); the members after it are
-    counted in the chord here, and so is ``first`` when ``count_first`` (its task message is
-    not a chord member)."""
+    """Run member ``first`` of a run (with lease token ``token`` when given, taking over from
+    ``previous``, an earlier attempt of the same delivery), then the members the lane keeps, in
+    one of the worker's member slots (``slot_taken``: the caller took it). Returns the output
+    of ``first`` (None: see ``execute_member``); the members after it are counted in the chord
+    here, and so is ``first`` when ``count_first`` (its task message is not a chord member)."""
     lane = Lane(short_s)
     if not slot_taken:
         member_slots.take()
     try:
-        output = execute_member(runtime, run_id, str(first), token=token, lane=lane)
+        output = execute_member(
+            runtime, run_id, str(first), token=token, lane=lane, previous=previous
+        )
         if count_first and output is not None:
             canvas.count_member(runtime.app, run_id, first, output)
         while lane.next is not None:
@@ -146,33 +156,42 @@ def run_batch(runtime: MemberRuntime, run_id: str, members: list[int], short_s: 
     for a worker with room to take: a batch never waits in a full worker while others idle."""
     started: list[threading.Thread] = []
     spilled: list[int] = []
-    for member in members:
-        if not member_slots.take(wait=False):
-            spilled.append(member)
-            continue
-        thread = threading.Thread(
-            target=_lane_thread,
-            args=(runtime, run_id, member, short_s),
-            name=f"ao-member-{run_id}-{member}",
-            daemon=True,
-        )
-        thread.start()
-        started.append(thread)
-    if spilled:
-        _hand_back(runtime, run_id, spilled)
-    for thread in started:
-        thread.join()
+    try:
+        for member in members:
+            if not member_slots.take(wait=False):
+                spilled.append(member)
+                continue
+            thread = threading.Thread(
+                target=_lane_thread,
+                args=(runtime, run_id, member, short_s),
+                name=f"ao-member-{run_id}-{member}",
+                daemon=True,
+            )
+            thread.start()
+            started.append(thread)
+        if spilled:
+            _hand_back(runtime, run_id, spilled)
+    finally:
+        for thread in started:
+            thread.join()
 
 
 def _hand_back(runtime: MemberRuntime, run_id: str, members: list[int]) -> None:
     """Publish ``members`` again, a message each. They are first put back under an admission
     lease of this worker that expires (``RunStore.hand_back``): should the publish fail, the
     watchdog publishes them when it expires; once sent, they are confirmed as queued. (A member
-    already claimed meanwhile is not handed back: its execution has it.)"""
+    already claimed meanwhile is not handed back: its execution has it.) With Redis out of
+    reach they are published all the same: their state says a message of theirs waits, and a
+    second message of a member is dropped by its claim."""
     for member in members:
         runtime.keeper.forget_reception(run_id, str(member))
-    store = runtime.store
-    handed = store.hand_back(run_id, node_name(), [str(member) for member in members])
+    store, names = runtime.store, [str(member) for member in members]
+    try:
+        handed, leased = store.hand_back(run_id, node_name(), names), True
+    except REDIS_OUTAGES as outage:
+        log.warning("run %s: Redis unreachable (%s); members %s published as queued", run_id,
+                    outage, names)  # fmt: skip
+        handed, leased = names, False
     try:
         canvas.publish_members(runtime.app, run_id, [int(member) for member in handed])
     except Exception as error:
@@ -184,17 +203,30 @@ def _hand_back(runtime: MemberRuntime, run_id: str, members: list[int]) -> None:
             error,
         )
         return
-    store.confirm_published(run_id, node_name(), handed)
+    if leased:
+        # Unconfirmed, their lease expires and the watchdog publishes them again: one runs.
+        with contextlib.suppress(*REDIS_OUTAGES):
+            store.confirm_published(run_id, node_name(), handed)
 
 
 def _lane_thread(runtime: MemberRuntime, run_id: str, member: int, short_s: float) -> None:
-    try:
-        run_lane(runtime, run_id, member, short_s, count_first=True, slot_taken=True)
-    except (RedisConnectionError, RedisTimeoutError) as outage:
-        # Redis stayed away longer than a command waits for it: the member keeps its lease
-        # (or its admission), which expires, and the watchdog publishes it again.
-        log.warning(
-            "run %s member %s: Redis unreachable (%s); left to the watchdog", run_id, member, outage
-        )
-    except Exception:  # a bug: the member's lease expires and it runs again elsewhere
-        log.exception("run %s member %s failed outside its agent", run_id, member)
+    """A batch member's lane. Should Redis stay away longer than a command waits for it, the
+    member is tried again once it is back, by a new attempt that takes over the one before:
+    the batch's message is its only message, and a member whose claim never reached Redis
+    holds no lease that could expire."""
+    token, previous, slot_taken = new_token(runtime.store.client), None, True
+    for retry in range(MAX_OUTAGE_RETRIES + 1):
+        try:
+            run_lane(runtime, run_id, member, short_s, token, True, slot_taken, previous)
+            return
+        except REDIS_OUTAGES as outage:
+            log.warning(
+                "run %s member %s: Redis unreachable (%s); trying again", run_id, member, outage
+            )
+            time.sleep(min(2**retry, RETRY_BACKOFF_MAX_S))
+        except Exception:  # a bug: the member's lease expires and it runs again elsewhere
+            log.exception("run %s member %s failed outside its agent", run_id, member)
+            return
+        previous, slot_taken = token, False
+        token = new_token(runtime.store.client)
+    log.error("run %s member %s: Redis stayed unreachable; left to the watchdog", run_id, member)

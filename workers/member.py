@@ -79,12 +79,14 @@ def execute_member(
     member: str,
     token: str | None = None,
     lane: NextMember | None = None,
+    previous: str | None = None,
 ) -> AgentOutput | None:
     """Run member ``member`` (an item index, or ``final``) of a run.
 
-    ``token`` is the lease token to claim with: a retry of the same delivery (after a Redis
-    outage) passes the one it claimed with, and takes its own lease back. With ``lane``, a
-    member let in by this one's completion may be kept for the lane instead of published
+    ``token`` is the lease token to claim with (a new one when None); ``previous`` the token
+    of an earlier attempt of the same delivery (a retry after a Redis outage), which ended:
+    the member is taken over from it at once if it still holds it. With ``lane``, a member let
+    in by this one's completion may be kept for the lane instead of published
     (``workers/lanes.py``).
 
     Returns its output (the stored one for a late duplicate delivery, which never calls the
@@ -96,7 +98,7 @@ def execute_member(
     with spans.run_span(runtime.store, run_id, "invoke_agent") as span:
         try:
             token = token or new_token(runtime.store.client)
-            return _execute(runtime, run_id, member, span, token, lane)
+            return _execute(runtime, run_id, member, span, token, lane, previous or "")
         finally:
             runtime.keeper.forget_reception(run_id, member)
 
@@ -108,6 +110,7 @@ def _execute(
     span: Span,
     token: str,
     lane: NextMember | None,
+    previous: str,
 ) -> AgentOutput | None:
     app, store = runtime.app, runtime.store
     try:
@@ -126,7 +129,7 @@ def _execute(
     span.set_attributes(spans.agent_attributes(spec, identity.name, member, conversation))
     started = time.monotonic()
     start_event = AgentStart(run_id=run_id, worker=worker_id(), **identity.event_fields())
-    claim = store.claim(run_id, member, token, spec.timeout_s, start_event)
+    claim = store.claim(run_id, member, token, spec.timeout_s, start_event, previous)
     if claim.action == "busy" and claim.input and holder_gone(store.client, claim.input):
         # A delivery that finds its member held by a process that is gone (RabbitMQ delivers
         # a dead worker's messages again at once) takes it over now, not after the lease.

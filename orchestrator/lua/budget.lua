@@ -6,21 +6,22 @@
 --   reserved_tokens, reserved_nusd     the upper bounds of the calls in flight
 --   floor_tokens, floor_nusd           the least a member's call can reserve (its output
 --   final_floor_tokens, ...            limit): admission stops when even that cannot fit
--- K_RESERVED holds each call: call id ('TOKEN/ATTEMPT/N': the execution's lease token, one id
--- per execution attempt, N counting the attempt's calls, so no two calls ever share an id) ->
--- 'tokens nusd' while it is in flight, then a mark of how it ended: SETTLED (its usage was
--- counted) or CHARGED (its execution went away, and its bound was counted). Spent plus
--- reserved never passes a limit, and a call's usage never passes its reservation, so what a
--- run spends never passes its limits.
+-- K_RESERVED holds each call in flight: call id ('TOKEN/ATTEMPT/N': the execution's lease
+-- token, one id per execution attempt, N counting the attempt's calls, so no two calls ever
+-- share an id) -> 'tokens nusd'. K_ENDED marks each call that ended, until its member completes:
+-- SETTLED (its usage was counted) or CHARGED (its execution went away, and its bound was
+-- counted). Spent plus reserved never passes a limit, and a call's usage never passes its
+-- reservation, so what a run spends never passes its limits. K_RESERVED holds only calls in
+-- flight, so the scans below cost what is in flight, however many calls the run made.
 --
 -- The invariant: every reservation ends exactly once, settled or charged, whatever process
 -- dies or Redis loses. A settle ends its own call; a claim that displaces an execution (its
--- lease expired, its process is gone, or a retried delivery takes its own token back), the
--- sweep of an expired lease and the completion of a member charge what that execution left in
--- flight; the end of a run charges whatever is still reserved. A mark makes a second ending of
--- the same call (a settle retried after its reply was lost, a late settle of a charged call)
--- change nothing; a settle that finds no entry at all (its reservation was lost in a
--- failover) counts the usage it reports.
+-- lease expired, its process is gone, or a retried delivery takes over the attempt before it),
+-- the sweep of an expired lease and the completion of a member charge what that execution left
+-- in flight; the end of a run charges whatever is still reserved. A mark makes a second ending
+-- of the same call (a settle retried after its reply was lost, a late settle of a charged call)
+-- change nothing; a settle that finds neither a reservation nor a mark (its reservation was
+-- lost in a failover) counts the usage it reports.
 
 local SETTLED, CHARGED = 's', 'c'
 
@@ -86,7 +87,10 @@ end
 -- settled to nothing; 'wait' when it would fit then. A call id already known (a reserve
 -- retried after its reply was lost) is 'ok' without a second reservation.
 local function budget_reserve_call(call_id, tokens, nusd)
-    if redis.call('HEXISTS', K_RESERVED, call_id) == 1 then return 'ok', '' end
+    if redis.call('HEXISTS', K_RESERVED, call_id) == 1
+        or redis.call('HEXISTS', K_ENDED, call_id) == 1 then
+        return 'ok', ''
+    end
     local verdict, limit, spent, need = budget_fit({tokens = tokens, nusd = nusd}, true)
     if verdict == 'deny' then
         return 'deny', 'budget: ' .. limit .. ': a call that may use ' .. need
@@ -100,47 +104,48 @@ local function budget_reserve_call(call_id, tokens, nusd)
     return verdict, ''
 end
 
--- A call in flight's reservation as numbers, or nil when the entry is a mark or missing.
+-- A reservation ('tokens nusd') as numbers, or nil for none.
 local function reservation(entry)
-    if not entry or entry == SETTLED or entry == CHARGED then return nil end
+    if not entry then return nil end
     local res_tokens, res_nusd = string.match(entry, '^(%S+) (%S+)$')
     return tonumber(res_tokens), tonumber(res_nusd)
 end
 
--- End one call: its reservation (if still in flight) leaves the reserved sums, `tokens` and
+-- End one call: its reservation (if it is in flight) leaves the reserved sums, `tokens` and
 -- `nusd` are spent, and `mark` says how it ended.
 local function budget_end_call(call_id, entry, tokens, nusd, mark)
     local res_tokens, res_nusd = reservation(entry)
     if res_tokens then
         redis.call('HINCRBY', K_BUDGET, 'reserved_tokens', int(-res_tokens))
         redis.call('HINCRBY', K_BUDGET, 'reserved_nusd', int(-res_nusd))
+        redis.call('HDEL', K_RESERVED, call_id)
     end
-    redis.call('HSET', K_RESERVED, call_id, mark)
+    redis.call('HSET', K_ENDED, call_id, mark)
     redis.call('HINCRBY', K_BUDGET, 'spent_tokens', int(tokens))
     redis.call('HINCRBY', K_BUDGET, 'spent_nusd', int(nusd))
     redis.call('HINCRBY', K_BUDGET, 'calls', 1)
 end
 
 -- Replace a call's reservation with what it used. Once only: a settle retried after a lost
--- reply, or of a call already charged, changes nothing (0). A call with no entry at all had
--- its reservation lost with a Redis write (a failover): what it reports is counted all the
--- same, for the provider billed it.
+-- reply, or of a call already charged, changes nothing (0). A call with neither a reservation
+-- nor a mark had its reservation lost with a Redis write (a failover): what it reports is
+-- counted all the same, for the provider billed it.
 local function budget_settle_call(call_id, tokens, nusd)
-    local entry = redis.call('HGET', K_RESERVED, call_id)
-    if entry == SETTLED or entry == CHARGED then return 0 end
-    budget_end_call(call_id, entry, tokens, nusd, SETTLED)
+    if redis.call('HEXISTS', K_ENDED, call_id) == 1 then return 0 end
+    budget_end_call(call_id, redis.call('HGET', K_RESERVED, call_id), tokens, nusd, SETTLED)
     return 1
 end
 
--- Charge a call in flight at its reservation: its execution went away, the provider may have
--- billed it, and its settle may never come.
+-- Charge a call in flight (`entry`: its reservation, nil when it is not in flight) at its
+-- reservation: its execution went away, the provider may have billed it, and its settle may
+-- never come.
 local function budget_charge_call(call_id, entry)
     local res_tokens, res_nusd = reservation(entry)
     if res_tokens then budget_end_call(call_id, entry, res_tokens, res_nusd, CHARGED) end
 end
 
 -- The calls in flight of execution `token` (any of its attempts) are charged at their
--- reservations: it lost its lease, was displaced by a claim, or its retry starts afresh.
+-- reservations: it lost its lease, or was displaced by a claim.
 local function budget_charge_orphans(token)
     local prefix = token .. '/'
     local entries = redis.call('HGETALL', K_RESERVED)
@@ -152,13 +157,13 @@ local function budget_charge_orphans(token)
 end
 
 -- A member's execution ended: the calls of its attempt `attempt` ('TOKEN/ATTEMPT', calls 0 to
--- count - 1) still in flight (a settle lost in an outage) are charged, and the marks of its
--- calls go, since nothing of that attempt can settle any more.
+-- count - 1) still in flight (a settle lost in an outage) are charged, and their marks go,
+-- since nothing of that attempt can settle any more.
 local function budget_close_attempt(attempt, count)
     for n = 0, count - 1 do
         local call_id = attempt .. '/' .. n
         budget_charge_call(call_id, redis.call('HGET', K_RESERVED, call_id))
-        redis.call('HDEL', K_RESERVED, call_id)
+        redis.call('HDEL', K_ENDED, call_id)
     end
 end
 

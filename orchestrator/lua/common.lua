@@ -1,5 +1,5 @@
 -- Shared by every run script: the loader prepends this file, budget.lua, window.lua and
--- group.lua. KEYS[1..15] are the run's keys, the hash first, in the order of
+-- group.lua. KEYS[1..16] are the run's keys, the hash first, in the order of
 -- orchestrator/keys.py RUN_PARTS: every key a script touches is declared, and all of them
 -- carry the run's hash tag, so a run's scripts run on the one shard of a Redis Cluster that
 -- holds the run. A run in a concurrency group declares its group's keys and its group's
@@ -8,10 +8,10 @@ local K_RUN, K_ITEMS, K_LEASES, K_HOLDERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_OUTPUTS, K_BUDGET, K_RESERVED = KEYS[5], KEYS[6], KEYS[7]
 local K_EVENTS, K_DONE, K_MESSAGES = KEYS[8], KEYS[9], KEYS[10]
 local K_CHECKPOINTS, K_RECORDS = KEYS[11], KEYS[12]
-local K_DEADLINES, K_DENIED, K_PARTIALS = KEYS[13], KEYS[14], KEYS[15]
-local RUN_KEY_COUNT = 15
+local K_DEADLINES, K_DENIED, K_PARTIALS, K_ENDED = KEYS[13], KEYS[14], KEYS[15], KEYS[16]
+local RUN_KEY_COUNT = 16
 local RUN_KEYS = {K_RUN, K_ITEMS, K_LEASES, K_HOLDERS, K_OUTPUTS, K_BUDGET, K_RESERVED, K_EVENTS,
-    K_DONE, K_MESSAGES, K_CHECKPOINTS, K_RECORDS, K_DEADLINES, K_DENIED, K_PARTIALS}
+    K_DONE, K_MESSAGES, K_CHECKPOINTS, K_RECORDS, K_DEADLINES, K_DENIED, K_PARTIALS, K_ENDED}
 -- The run's id: its hash key is 'ao:run:{TAG}' and the id.
 local RUN_ID = string.match(K_RUN, '}([^:}]*)$')
 

@@ -1,7 +1,7 @@
 -- End members that will never run, in bulk (a cancelled run's queued and unpublished members).
 -- ARGV: outcome, advance_to ('' or the index past the last of a never-published range, which
 -- then counts as handled), node, lease_ms, then (member, output_json, event_json) triples. A
--- member already ended keeps its output. The members are not counted by the chord: a
+-- member already ended keeps its output; one that an execution holds is left to it. The members are not counted by the chord: a
 -- cancelled run ends by its final step once drained. The group slots they free go to the
 -- other runs of the run's concurrency group, whose admitted members worker NODE publishes.
 -- Returns {ended, drained, other runs' shares} (drained: see common.lua; shares: group.lua).
@@ -11,7 +11,10 @@ local group = run_group()
 if group then check_declared(group, false) end
 for i = 5, #ARGV, 3 do
     local member = ARGV[i]
-    if redis.call('HSETNX', K_OUTPUTS, member, ARGV[i + 1]) == 1 then
+    -- A member an execution claimed meanwhile is that execution's to end (it finds the cancel).
+    local holder = redis.call('HGET', K_HOLDERS, member)
+    local running = holder and not is_placeholder(holder) and not is_ending(holder)
+    if not running and redis.call('HSETNX', K_OUTPUTS, member, ARGV[i + 1]) == 1 then
         ended = ended + 1
         redis.call('ZREM', K_LEASES, member)
         if group and member ~= 'final' then release_slot(group, member) end
