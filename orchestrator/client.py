@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from orchestrator import events as run_events
 from orchestrator import groups as group_limits
 from orchestrator import tracing
+from orchestrator.agent_ids import check_agent_id
 from orchestrator.budget import Ledger, RunBudget
 from orchestrator.cache_plan_store import CachePlanStore
 from orchestrator.cache_plans import CachePlan
@@ -38,7 +39,6 @@ from orchestrator.models import (
     Message,
     RunRecord,
     RunStatus,
-    check_agent_id,
 )
 from orchestrator.plan_store import PlanStore
 from orchestrator.plans import ExecutionPlan
