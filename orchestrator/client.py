@@ -31,6 +31,7 @@ from orchestrator.errors import (
 from orchestrator.events import ParallelLoopStart
 from orchestrator.input_limits import check_items, check_request_value
 from orchestrator.keys import RUN_ID, RunKeys, admit_task_id, new_run_id
+from orchestrator.learner_limits import record_over_limits
 from orchestrator.models import (
     TERMINAL_STATES,
     AgentOutput,
@@ -292,6 +293,9 @@ class Client:
             valid = RunRecord.model_validate(record)
         except ValidationError as error:
             raise InvalidRunError(f"invalid run record: {_validation_message(error)}") from None
+        problem = record_over_limits(valid)
+        if problem is not None:
+            raise InvalidRunError(f"run record over the learners' limits: {problem}")
         self.send_records([valid.model_dump(mode="json")])
 
     def send_records(self, records: list[Any]) -> None:

@@ -12,6 +12,11 @@ LEARNER_REJECTED = "ao:learner:{learner}:rejected"
 LEARNER_LAST_REJECTION = "ao:learner:{learner}:last_rejection"
 
 
+def learner_deliveries_key(task_id: str) -> str:
+    """How many times a learner batch (its task id) was started and not finished."""
+    return f"ao:learner:{{learner}}:deliveries:{task_id}"
+
+
 def _agent_tag(agent_id: str) -> str:
     """``{agent_id}``, the hash tag of an agent's keys; ``ValueError`` for an id holding a
     brace, whose keys would hash by another tag (or none) and land apart on a Cluster. Ids are

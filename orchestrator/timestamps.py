@@ -19,6 +19,10 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 """The first time a record may hold: the POSIX epoch."""
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 """The first time a record may not hold: far enough for any run, far from ``datetime.max``."""
+OUT_OF_RANGE = (
+    f"timestamp out of range: records hold times from {EARLIEST:%Y-%m-%d} to "
+    f"{LATEST:%Y-%m-%d} (UTC)"
+)
 
 
 def in_utc(value: datetime) -> datetime:
@@ -29,12 +33,9 @@ def in_utc(value: datetime) -> datetime:
     try:
         value = value.astimezone(UTC)
     except OverflowError:  # an offset that moves it past year 1 or 9999
-        value = EARLIEST if value.year < EARLIEST.year else LATEST
+        raise ValueError(OUT_OF_RANGE) from None
     if not EARLIEST <= value < LATEST:
-        raise ValueError(
-            f"timestamp out of range: records hold times from {EARLIEST:%Y-%m-%d} to "
-            f"{LATEST:%Y-%m-%d} (UTC)"
-        )
+        raise ValueError(OUT_OF_RANGE)
     return value
 
 

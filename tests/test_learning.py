@@ -22,8 +22,10 @@ from orchestrator import (
 )
 from orchestrator.cache_records import PromptBlock
 from orchestrator.events import ToolCallEnd, ToolCallStart
+from orchestrator.learner_limits import MAX_DELIVERIES
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.models import CallRecord
+from orchestrator.plan_keys import learner_deliveries_key
 from orchestrator.settings import get_settings
 from tests.conftest import FAST_TIMINGS
 from tests.fake_api import FakeAPI
@@ -31,6 +33,7 @@ from tests.helpers import local_endpoints, run_cli
 from tests.test_learner_logic import record
 from tests.test_providers import CHAT_ANSWER
 from workers.agent_loop import run_agent
+from workers.records import INGEST_TASK
 
 
 def wait_for_plan(
@@ -186,6 +189,29 @@ def test_inject_hints_tells_the_model_and_sets_the_providers_parallel_flag(
 def test_record_run_refuses_an_invalid_record(client: Client) -> None:
     with pytest.raises(InvalidRunError, match="invalid run record"):
         client.record_run({"run_id": "r"})
+
+
+def test_a_batch_its_learners_died_on_is_set_aside_not_delivered_for_ever(
+    client: Client,
+) -> None:
+    agent = f"poison-{uuid4().hex[:8]}"
+    batch = [record(("a", 0, 2), ("b", 1, 3), agent=agent).model_dump(mode="json")] * 7
+    task_id = uuid4().hex
+    # What three learners killed on this batch leave behind: three starts, no finish.
+    client.redis.set(learner_deliveries_key(task_id), MAX_DELIVERIES)
+    before, _ = client.plans.rejected()
+    client._celery.send_task(INGEST_TASK, args=(batch,), queue="learner", task_id=task_id)
+    deadline = time.monotonic() + 30
+    while (rejected := client.plans.rejected())[0] < before + 7:
+        assert time.monotonic() < deadline, f"the batch was never set aside: {rejected}"
+        time.sleep(0.05)
+    assert rejected == (
+        before + 7,
+        "a batch of 7 records was started 3 times and never finished (its learner died on "
+        "it): set aside",
+    )
+    assert client.plan(agent) is None  # the learner that set it aside learned nothing of it
+    assert client.redis.exists(learner_deliveries_key(task_id)) == 0
 
 
 def test_learn_cli_feeds_records_counts_rejects_then_plans_show_and_reset(
