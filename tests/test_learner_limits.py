@@ -3,6 +3,7 @@ the limits of ``orchestrator.learner_limits`` and the timestamp rule, on a real 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import uuid4
@@ -21,7 +22,7 @@ from orchestrator.learner_limits import (
     MAX_PLAN_BYTES,
 )
 from orchestrator.local import LocalRedis
-from orchestrator.models import CallRecord, RunRecord
+from orchestrator.models import AgentSpec, CallRecord, RunRecord
 from orchestrator.plan_store import PlanStore
 from tests.test_learner_logic import T0, at, record
 
@@ -214,3 +215,11 @@ def test_calls_of_a_record_come_back_in_utc() -> None:
     paris = timezone(timedelta(hours=1))
     call = CallRecord(kind="tool", name="a", started_at=datetime(2026, 1, 1, 1, tzinfo=paris))
     assert call.started_at == datetime(2026, 1, 1, tzinfo=UTC) and call.started_at.tzinfo is UTC
+
+
+@pytest.mark.parametrize("agent_id", ["}x", "a{b", "{a}"])
+def test_agent_ids_holding_a_hash_tag_brace_are_refused(agent_id: str) -> None:
+    with pytest.raises(ValueError, match=re.escape("without ':', '{', '}' or control characters")):
+        AgentSpec(name="a", agent_id=agent_id)
+    with pytest.raises(ValueError, match="String should match pattern"):
+        RunRecord(run_id="r", agent_name="a", agent_id=agent_id, started_at=T0)
