@@ -75,7 +75,7 @@ def _continued_after(call: CallRecord, following: CallRecord | None) -> float | 
 
 
 def _hinted_prefix_tokens(call: CallRecord) -> int:
-    if call.cache is None or not call.cache.breakpoints or call.prompt is None:
+    if call.cache is None or call.cache.refused or not call.cache.breakpoints or not call.prompt:
         return 0
     last = max(call.cache.breakpoints)
     return sum(block.tokens for block in call.prompt[: last + 1])
