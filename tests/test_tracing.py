@@ -234,7 +234,7 @@ def test_an_invalid_otlp_setting_stops_the_worker_naming_it_never_its_value(
     assert "SECRET" not in started.stderr + started.stdout
 
 
-def test_otlp_settings_in_the_forms_the_exporter_reads_are_taken() -> None:
+def test_otlp_settings_in_the_exporters_forms_are_taken_and_curls_is_refused() -> None:
     valid = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": "https://user:pw@collector.example:4318",
         "OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Bearer%20otlp-token, x-tenant = 7,",
@@ -245,3 +245,6 @@ def test_otlp_settings_in_the_forms_the_exporter_reads_are_taken() -> None:
     started = _python(SETUP, **valid)
     assert started.returncode == 0, started.stderr
     assert started.stdout.split()[:2] == ["True", "True"]
+    curl = _python(SETUP, **(valid | {"OTEL_EXPORTER_OTLP_HEADERS": SECRET_HEADER}))
+    assert curl.returncode != 0 and "SECRET" not in curl.stderr + curl.stdout
+    assert "OTEL_EXPORTER_OTLP_HEADERS: entry 1 of 1 is not name=value" in curl.stderr
