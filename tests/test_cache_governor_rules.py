@@ -114,10 +114,11 @@ def test_no_1h_breakpoint_after_the_callers_5m_one(
     # Calls ten minutes apart: only the 1 h lifetime pays, on the prefix after the caller's
     # 5 min marker, where Anthropic refuses it.
     agent_id = learn(server, config, ["What is 2 + 3?"] * 20, timedelta(minutes=10), cache_plans)
+    first = len(server.received)
     response = call(
         governed(server, config, agent_id, "apply", cache_plans), config, "What is 2 + 3?"
     )
-    sent = server.received[-1]
+    (sent,) = server.received[first:]  # accepted the first time
     assert anthropic_prompt(sent)[1] == {0: "5m"}  # the caller's marker alone: no 1 h after it
     assert response.cache is None
     assert server.usages[-1]["cache_read_input_tokens"] > 0  # the caller's marker still reads
