@@ -3,6 +3,7 @@ the limits of ``orchestrator.learner_limits`` and the timestamp rule, on a real 
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -14,7 +15,9 @@ import redis
 import learners.ingest
 from learners.ingest import ingest_records
 from learners.tool_parallelism import observed_cohorts
+from orchestrator import Client, InvalidRunError
 from orchestrator.cache_plan_store import CachePlanStore
+from orchestrator.cli_input import read_records
 from orchestrator.learner_limits import (
     MAX_CALLS_PER_RECORD,
     MAX_GROUP_CALLS,
@@ -223,3 +226,14 @@ def test_agent_ids_holding_a_hash_tag_brace_are_refused(agent_id: str) -> None:
         AgentSpec(name="a", agent_id=agent_id)
     with pytest.raises(ValueError, match="String should match pattern"):
         RunRecord(run_id="r", agent_name="a", agent_id=agent_id, started_at=T0)
+
+
+def test_record_run_and_learn_refuse_a_record_over_the_call_limit(
+    redis_server: LocalRedis,
+) -> None:
+    big = overlapping(MAX_CALLS_PER_RECORD + 1, "big")
+    why = "calls: 10,001 calls, more than the 10,000 a record may hold"
+    with pytest.raises(InvalidRunError, match=f"over the learners' limits: {why}"):
+        Client(redis_url=redis_server.url).record_run(big)
+    records, skipped = read_records(json.dumps(big))
+    assert records == [] and skipped == [f"line 1: over the learners' limits ({why}), skipped"]
