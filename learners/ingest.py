@@ -54,13 +54,15 @@ def ingest_records(
     plans: PlanStore,
     cache_plans: CachePlanStore | None = None,
     cache_config: CacheGovernorConfig | None = None,
+    first_position: int = 0,
 ) -> IngestReport:
     """Validate ``raw_records`` and merge what they show into their agents' plans: tool
-    plans, and cache plans when ``cache_plans`` is given."""
+    plans, and cache plans when ``cache_plans`` is given. Reasons name each record by its
+    position in its batch, the first being ``first_position``."""
     report = IngestReport()
     config = cache_config or CacheGovernorConfig()
     by_agent: dict[str, list[Learned]] = {}
-    for position, raw in enumerate(raw_records):
+    for position, raw in enumerate(raw_records, first_position):
         learned = _read(position, raw, config, report.rejected)
         if learned is not None:
             by_agent.setdefault(learned.record.agent_id, []).append(learned)

@@ -14,8 +14,8 @@ a learner's plan is read by every later run of its agent, so each is bounded:
   it had. ``schedule`` agents check their calls against the plan every turn, and every record
   of the agent reads and copies it.
 
-- ``MAX_DELIVERIES`` starts of one batch: a batch started that often without finishing (its
-  learner died each time) is set aside whole rather than delivered again.
+A record a learner dies on (its batch is delivered again) is set aside alone the next time
+(``learners.redelivery``).
 
 A record set aside is counted with the learners' rejected records (``PlanStore.rejected``:
 ``ao:learner:{learner}:rejected`` and the last reason) and logged by the learner; it is
@@ -30,10 +30,6 @@ MAX_CALLS_PER_RECORD = 10_000
 MAX_GROUP_CALLS = 32
 MAX_GROUPS_PER_PLAN = 256
 MAX_PLAN_BYTES = 256 * 1024
-MAX_DELIVERIES = 3
-"""How many times a batch of records is started before it is set aside: a batch whose learner
-died on it (killed for memory, say) is delivered again (late acks), and must not kill learners
-for ever."""
 
 
 def record_over_limits(record: RunRecord) -> str | None:

@@ -13,7 +13,8 @@ LEARNER_LAST_REJECTION = "ao:learner:{learner}:last_rejection"
 
 
 def learner_deliveries_key(task_id: str) -> str:
-    """How many times a learner batch (its task id) was started and not finished."""
+    """A learner batch (its task id) delivered again: a hash of its ``starts`` and the records
+    ``done`` one at a time (``learners.redelivery``)."""
     return f"ao:learner:{{learner}}:deliveries:{task_id}"
 
 
