@@ -4,7 +4,8 @@ It sits innermost, around the surface itself (Retrying(Budgeted(Pooled(Governed(
 so that each attempt sends the same hinted request and the budget bounds the request as sent.
 In ``observe`` mode it only records the request's blocks; in ``apply`` mode it plans from the
 agent's learned profile and adds the surface's hints. It fails open: a plan that cannot be
-read or applied leaves the request as it was.
+read or applied leaves the request as it was, and a request the provider refuses as invalid
+once hints were added is sent once more without them (the decision says ``refused``).
 """
 
 from __future__ import annotations
