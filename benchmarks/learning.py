@@ -33,9 +33,9 @@ from benchmarks.dependent_tools import (
 from benchmarks.harness import cluster, write_section
 from orchestrator import AgentSpec, Client, ModelConfig, ToolPolicy
 from orchestrator.events import RunEnd
-from orchestrator.keys import plan_seen_key
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.models import CallRecord, RunRecord
+from orchestrator.plan_keys import plan_seen_key
 from orchestrator.plan_store import PlanStore
 from orchestrator.plans import PlanMode
 from workers.plan_cache import PlanCache

@@ -1,21 +1,29 @@
-"""Ingest run records into plans: validate, group by agent, run every learner.
+"""Ingest run records into plans: validate, bound, group by agent, run every learner.
 
-A malformed record is rejected with its reason and counted; it never stops the others nor
-touches a plan.
+Each record is learned or set aside on its own. A record is set aside, with its reason, when
+it is malformed, over the limits of ``orchestrator.learner_limits``, when a learner fails on
+it, or when its cohorts would take its agent's tool plan past the plan limits; it is counted
+(``PlanStore.count_rejected``), touches no plan and no seen-count, and never stops the other
+records of its batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from learners.prompt_cache import learn_prompts
+from learners.prompt_cache import Keyed, learn_prompts, observations_of
 from learners.tool_parallelism import merge_cohorts, observed_cohorts
 from orchestrator.cache_config import CacheGovernorConfig
 from orchestrator.cache_plan_store import CachePlanStore
+from orchestrator.cache_plans import Observation
+from orchestrator.learner_limits import (
+    MAX_GROUPS_PER_PLAN,
+    MAX_PLAN_BYTES,
+    record_over_limits,
+)
 from orchestrator.models import RunRecord
 from orchestrator.plan_store import PlanStore
 from orchestrator.plans import ExecutionPlan
@@ -23,7 +31,7 @@ from orchestrator.plans import ExecutionPlan
 
 @dataclass
 class IngestReport:
-    """What one batch did: records taken, records rejected (with reasons), plans changed."""
+    """What one batch did: records taken, records set aside (with reasons), plans changed."""
 
     ingested: int = 0
     rejected: list[str] = field(default_factory=list)
@@ -31,60 +39,129 @@ class IngestReport:
     changed_cache_plans: list[str] = field(default_factory=list)
 
 
+@dataclass(eq=False)  # records are told apart by identity, not by a deep comparison
+class Learned:
+    """What the learners read in one record: its tool cohorts and its prompt observations."""
+
+    position: int
+    record: RunRecord
+    cohorts: list[list[str]]
+    observations: list[tuple[Keyed, Observation]]
+
+
 def ingest_records(
     raw_records: list[Any],
     plans: PlanStore,
     cache_plans: CachePlanStore | None = None,
     cache_config: CacheGovernorConfig | None = None,
+    first_position: int = 0,
 ) -> IngestReport:
     """Validate ``raw_records`` and merge what they show into their agents' plans: tool
-    plans, and cache plans when ``cache_plans`` is given."""
+    plans, and cache plans when ``cache_plans`` is given. Reasons name each record by its
+    position in its batch, the first being ``first_position``."""
     report = IngestReport()
-    by_agent: dict[str, list[RunRecord]] = {}
-    for position, raw in enumerate(raw_records):
-        try:
-            record = RunRecord.model_validate(raw)
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "record"
-            report.rejected.append(f"record {position}: {where}: {first['msg']}")
-            continue
-        by_agent.setdefault(record.agent_id, []).append(record)
+    config = cache_config or CacheGovernorConfig()
+    by_agent: dict[str, list[Learned]] = {}
+    for position, raw in enumerate(raw_records, first_position):
+        learned = _read(position, raw, config, report.rejected)
+        if learned is not None:
+            by_agent.setdefault(learned.record.agent_id, []).append(learned)
+    # Each plan is read under WATCH in its update, which writes nothing when the plan already
+    # holds what the batch saw: a plan read earlier could be reset in between, and the batch
+    # would be lost.
+    for agent_id, records in by_agent.items():
+        if not any(learned.cohorts for learned in records):
+            continue  # no overlap: the plan stays as it is
+        merge = _Merger(records)
+        if plans.update(agent_id, merge) is not None:
+            report.changed_agents.append(agent_id)
+        for learned, reason in merge.set_aside:
+            report.rejected.append(f"record {learned.position}: {reason}")
+        by_agent[agent_id] = [each for each in records if each not in merge.kept_out]
+    by_agent = {agent_id: records for agent_id, records in by_agent.items() if records}
     if report.rejected:
         plans.count_rejected(len(report.rejected), report.rejected[-1])
     if not by_agent:
         return report
     plans.count_seen({agent_id: len(records) for agent_id, records in by_agent.items()})
+    report.ingested = sum(len(records) for records in by_agent.values())
     if cache_plans is not None:
-        config = cache_config or CacheGovernorConfig()
-        report.changed_cache_plans = learn_prompts(by_agent, cache_plans, config)
-    # Each plan is read under WATCH in its update, which writes nothing when the plan already
-    # holds what the batch saw: a plan read earlier could be reset in between, and the batch
-    # would be lost.
-    for agent_id, records in by_agent.items():
-        report.ingested += len(records)
-        cohorts: dict[tuple[str, ...], None] = {}
-        for record in records:
-            cohorts.update(dict.fromkeys(tuple(c) for c in observed_cohorts(record)))
-        if not cohorts:
-            continue  # no overlap: the plan stays as it is
-        merge = _merger([list(cohort) for cohort in cohorts], records[-1].run_id)
-        if plans.update(agent_id, merge) is not None:
-            report.changed_agents.append(agent_id)
+        observed = {
+            agent_id: [found for learned in records for found in learned.observations]
+            for agent_id, records in by_agent.items()
+        }
+        report.changed_cache_plans = learn_prompts(observed, cache_plans, config)
     return report
 
 
-def _merger(
-    cohorts: list[list[str]], run_id: str
-) -> Callable[[ExecutionPlan], ExecutionPlan | None]:
-    """The change that merges ``cohorts``; None (no write) when the plan already has them."""
+def _read(
+    position: int, raw: Any, config: CacheGovernorConfig, rejected: list[str]
+) -> Learned | None:
+    """What the learners read in ``raw``, or None (and why, in ``rejected``) when it is set
+    aside: malformed, over the limits, or a learner failed on it."""
+    try:
+        record = RunRecord.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "record"
+        rejected.append(f"record {position}: {where}: {first['msg']}")
+        return None
+    problem = record_over_limits(record)
+    if problem is not None:
+        rejected.append(f"record {position}: {problem}")
+        return None
+    try:
+        return Learned(position, record, observed_cohorts(record), observations_of(record, config))
+    except Exception as error:  # a learner's bug on one record must not cost the batch
+        rejected.append(f"record {position}: a learner failed on it ({type(error).__name__})")
+        return None
 
-    def merge(plan: ExecutionPlan) -> ExecutionPlan | None:
-        merged = merge_cohorts(plan, cohorts, run_id)
+
+class _Merger:
+    """The change that merges the cohorts of an agent's records into its plan, record by
+    record: a record whose cohorts would take the plan past ``MAX_GROUPS_PER_PLAN`` groups or
+    ``MAX_PLAN_BYTES`` is left out (``set_aside``, with why). Returns None (no write) when
+    the plan already holds everything kept."""
+
+    def __init__(self, records: list[Learned]) -> None:
+        self._records = records
+        self.set_aside: list[tuple[Learned, str]] = []
+
+    @property
+    def kept_out(self) -> list[Learned]:
+        return [learned for learned, _ in self.set_aside]
+
+    def __call__(self, plan: ExecutionPlan) -> ExecutionPlan | None:
+        self.set_aside = []  # a retried transaction merges again, into a newer plan
+        merged = plan
+        for learned in self._records:
+            if not learned.cohorts:
+                continue
+            candidate = merge_cohorts(merged, learned.cohorts, learned.record.run_id)
+            reason = _over_plan_limits(candidate, merged)
+            if reason is None:
+                merged = candidate
+            else:
+                self.set_aside.append((learned, reason))
+        if merged is plan:
+            return None  # every record was set aside
         same_groups = merged.parallel_groups == plan.parallel_groups
         same_hints = (
             merged.metadata_template.parallel_hints == plan.metadata_template.parallel_hints
         )
         return None if same_groups and same_hints and plan.version > 0 else merged
 
-    return merge
+
+def _over_plan_limits(candidate: ExecutionPlan, before: ExecutionPlan) -> str | None:
+    """Why ``candidate`` breaks the plan limits ``before`` kept, or None."""
+    if len(candidate.parallel_groups) == len(before.parallel_groups):
+        return None  # nothing new: the plan is as large as it was
+    if len(candidate.parallel_groups) > MAX_GROUPS_PER_PLAN:
+        return (
+            f"its cohorts would give the tool plan {len(candidate.parallel_groups):,} groups, "
+            f"more than {MAX_GROUPS_PER_PLAN:,}"
+        )
+    size = len(candidate.model_dump_json())
+    if size > MAX_PLAN_BYTES:
+        return f"its cohorts would make the tool plan {size:,} bytes, more than {MAX_PLAN_BYTES:,}"
+    return None

@@ -75,7 +75,7 @@ def _continued_after(call: CallRecord, following: CallRecord | None) -> float | 
 
 
 def _hinted_prefix_tokens(call: CallRecord) -> int:
-    if call.cache is None or not call.cache.breakpoints or call.prompt is None:
+    if call.cache is None or call.cache.refused or not call.cache.breakpoints or not call.prompt:
         return 0
     last = max(call.cache.breakpoints)
     return sum(block.tokens for block in call.prompt[: last + 1])
@@ -168,14 +168,14 @@ def merger(
 
 
 def learn_prompts(
-    records_by_agent: dict[str, list[RunRecord]],
+    observed: dict[str, list[tuple[Keyed, Observation]]],
     store: CachePlanStore,
     config: CacheGovernorConfig,
 ) -> list[str]:
-    """Merge what the records show of their agents' prompts; the agents whose plans changed."""
+    """Merge each agent's new observations (``observations_of`` its records) into its cache
+    plan; the agents whose plans changed."""
     changed = []
-    for agent_id, records in records_by_agent.items():
-        new = [found for record in records for found in observations_of(record, config)]
+    for agent_id, new in observed.items():
         if new and store.update(agent_id, merger(new, config)) is not None:
             changed.append(agent_id)
     return changed

@@ -4,19 +4,25 @@ Completed tool calls of a run, sorted by start, are swept once: a call that over
 running forms a cohort with them (their names, sorted). Deduplicated cohorts merge into the
 agent's plan as ``parallel_groups`` with one hint per (tool, group). Calls without an end are
 ignored; touching intervals (one ends as the next starts) do not overlap; a run with no overlap
-leaves the plan untouched.
+leaves the plan untouched. A cohort of more than ``MAX_GROUP_CALLS`` calls is not learned, so
+the sweep costs O(n log n) for n calls (a heap of the running calls' ends) and each cohort at
+most ``MAX_GROUP_CALLS`` names, however many calls overlap.
 """
 
 from __future__ import annotations
 
+import heapq
+from collections import Counter
 from datetime import datetime
 
+from orchestrator.learner_limits import MAX_GROUP_CALLS
 from orchestrator.models import RunRecord
 from orchestrator.plans import ExecutionPlan, ParallelGroup, ParallelHint
 
 
 def observed_cohorts(record: RunRecord) -> list[list[str]]:
-    """The distinct cohorts of tools that overlapped in ``record``, sorted."""
+    """The distinct cohorts of tools that overlapped in ``record``, sorted; none of more than
+    ``MAX_GROUP_CALLS`` calls."""
     calls = sorted(
         (
             (call.started_at, call.ended_at, call.name)
@@ -25,14 +31,16 @@ def observed_cohorts(record: RunRecord) -> list[list[str]]:
         ),
         key=lambda call: call[0],
     )
-    active: list[tuple[datetime, datetime, str]] = []
+    running: list[tuple[datetime, int, str]] = []  # a heap of (end, order, name)
+    names: Counter[str] = Counter()  # the names of the running calls
     cohorts: set[tuple[str, ...]] = set()
-    for current in calls:
-        started = current[0]
-        active = [call for call in active if call[1] > started]
-        if active:
-            cohorts.add(tuple(sorted([call[2] for call in active] + [current[2]])))
-        active.append(current)
+    for order, (started, ended, name) in enumerate(calls):
+        while running and running[0][0] <= started:
+            names[heapq.heappop(running)[2]] -= 1
+        if 0 < len(running) < MAX_GROUP_CALLS:
+            cohorts.add(tuple(sorted([*names.elements(), name])))
+        heapq.heappush(running, (ended, order, name))
+        names[name] += 1
     return [list(cohort) for cohort in sorted(cohorts)]
 
 

@@ -13,7 +13,7 @@ import redis
 from pydantic import TypeAdapter
 
 from orchestrator.cache_plans import CachePlan, Observation
-from orchestrator.keys import cache_plan_key, cache_plan_version_key, cache_window_key
+from orchestrator.plan_keys import cache_plan_key, cache_plan_version_key, cache_window_key
 
 Window = dict[str, list[Observation]]
 """Observations by learning key, oldest first."""

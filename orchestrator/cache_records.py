@@ -47,6 +47,9 @@ class CacheDecision(BaseModel):
     """The OpenAI ``prompt_cache_retention`` sent."""
     expected_gain_tokens: float = 0.0
     """What the plan expected to save, in input-token prices (the planner's net gain)."""
+    refused: bool = False
+    """The provider refused the request with these hints (an invalid-request answer, 400 or
+    422): it was sent once more without any, and none of them applied."""
 
 
 class HashedBlock(Protocol):

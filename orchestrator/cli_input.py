@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from orchestrator.cli_errors import UsageError, field_errors
 from orchestrator.client import Client
+from orchestrator.learner_limits import record_over_limits
 from orchestrator.models import AgentSpec, RunRecord
 
 # What a branches file may hold: the arguments of Client.parallel_branches.
@@ -97,10 +98,16 @@ def read_records(text: str) -> tuple[list[dict[str, Any]], list[str]]:
         if not line.strip():
             continue
         try:
-            records.append(RunRecord.model_validate_json(line).model_dump(mode="json"))
+            record = RunRecord.model_validate_json(line)
         except ValidationError as error:
             if error.errors()[0]["type"] == "json_invalid":
                 skipped.append(f"line {number}: not JSON ({error.errors()[0]['msg']}), skipped")
             else:
                 skipped.append(f"line {number}: not a run record ({field_errors(error)}), skipped")
+            continue
+        problem = record_over_limits(record)
+        if problem is not None:
+            skipped.append(f"line {number}: over the learners' limits ({problem}), skipped")
+            continue
+        records.append(record.model_dump(mode="json"))
     return records, skipped

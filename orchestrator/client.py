@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from orchestrator import events as run_events
 from orchestrator import groups as group_limits
 from orchestrator import tracing
+from orchestrator.agent_ids import check_agent_id
 from orchestrator.budget import Ledger, RunBudget
 from orchestrator.cache_plan_store import CachePlanStore
 from orchestrator.cache_plans import CachePlan
@@ -30,6 +31,7 @@ from orchestrator.errors import (
 from orchestrator.events import ParallelLoopStart
 from orchestrator.input_limits import check_items, check_request_value
 from orchestrator.keys import RUN_ID, RunKeys, admit_task_id, new_run_id
+from orchestrator.learner_limits import record_over_limits
 from orchestrator.models import (
     TERMINAL_STATES,
     AgentOutput,
@@ -38,7 +40,6 @@ from orchestrator.models import (
     Message,
     RunRecord,
     RunStatus,
-    check_agent_id,
 )
 from orchestrator.plan_store import PlanStore
 from orchestrator.plans import ExecutionPlan
@@ -292,6 +293,9 @@ class Client:
             valid = RunRecord.model_validate(record)
         except ValidationError as error:
             raise InvalidRunError(f"invalid run record: {_validation_message(error)}") from None
+        problem = record_over_limits(valid)
+        if problem is not None:
+            raise InvalidRunError(f"run record over the learners' limits: {problem}")
         self.send_records([valid.model_dump(mode="json")])
 
     def send_records(self, records: list[Any]) -> None:

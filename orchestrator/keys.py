@@ -29,39 +29,7 @@ so that workers stop its running members at once rather than at their next heart
 
 # Keys that one command or one script uses together carry the same Redis Cluster hash tag
 # (the part in braces), so that they live on one shard of a Redis Cluster; a standalone Redis
-# ignores the braces.
-LEARNER_REJECTED = "ao:learner:{learner}:rejected"
-LEARNER_LAST_REJECTION = "ao:learner:{learner}:last_rejection"
-
-
-def plan_key(agent_id: str) -> str:
-    """An agent's plan, as JSON."""
-    return f"ao:plan:{{{agent_id}}}"
-
-
-def plan_version_key(agent_id: str) -> str:
-    """The version of an agent's plan, apart so that workers can check it cheaply."""
-    return f"ao:plan:{{{agent_id}}}:version"
-
-
-def plan_seen_key(agent_id: str) -> str:
-    """How many run records of the agent the learners ingested."""
-    return f"ao:plan:{{{agent_id}}}:seen"
-
-
-def cache_plan_key(agent_id: str) -> str:
-    """An agent's cache plan (``CachePlan``), as JSON."""
-    return f"ao:cacheplan:{{{agent_id}}}"
-
-
-def cache_plan_version_key(agent_id: str) -> str:
-    """The version of an agent's cache plan, apart so that workers can check it cheaply."""
-    return f"ao:cacheplan:{{{agent_id}}}:version"
-
-
-def cache_window_key(agent_id: str) -> str:
-    """The cache learner's window of observations per learning key, as JSON."""
-    return f"ao:cacheplan:{{{agent_id}}}:window"
+# ignores the braces. An agent's keys are in ``orchestrator.plan_keys``.
 
 
 def semaphore_key(name: str) -> str:

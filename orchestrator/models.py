@@ -5,15 +5,16 @@ Every model here serializes to plain JSON; tasks receive and return them as dict
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.agent_ids import AGENT_ID_PATTERN, check_agent_id
 from orchestrator.cache_records import CacheDecision, CacheMode, PromptBlock
 from orchestrator.plans import PlanMode
 from orchestrator.providers import KNOWN_PROVIDERS
+from orchestrator.timestamps import UtcTimestamp
 from orchestrator.tools import ToolPolicy
 
 WORKER_OWNED_OPTIONS = frozenset({"base_url", "api_key_env"})
@@ -41,24 +42,6 @@ REQUEST_OPTIONS = frozenset(
 )
 """Options a client may not set: the request a worker sends with its key is built from the
 agent's spec alone."""
-
-AGENT_ID_PATTERN = r"^[^:\x00-\x1f\x7f]{1,200}$"
-"""What an agent id may be. It names Redis keys, ``ao:plan:{agent_id}`` and beside it
-``ao:plan:{agent_id}:version`` and ``:seen``: without ``:`` no agent id names another agent's
-keys (``a:version`` would be the version of ``a``'s plan); without control characters it
-prints on one line."""
-_AGENT_ID = re.compile(AGENT_ID_PATTERN)
-
-
-def check_agent_id(agent_id: str) -> str:
-    """``agent_id`` if it matches ``AGENT_ID_PATTERN``, else ``ValueError`` saying why."""
-    if not _AGENT_ID.match(agent_id):
-        raise ValueError(
-            f"agent_id {agent_id[:60]!r} names Redis keys: 1 to 200 characters, without ':' "
-            "or control characters (it defaults to the name)"
-        )
-    return agent_id
-
 
 OUTPUT_LIMIT_OPTIONS = frozenset({"max_tokens", "max_completion_tokens", "max_output_tokens"})
 """Options that would set a call's output limit behind ``ModelConfig.max_output_tokens``, the
@@ -150,7 +133,8 @@ class AgentSpec(BaseModel):
         thinking: a thinking level, passed to providers that have one; part of loop ids.
         agent_id: whose plan the learners keep and this agent uses (default: ``name``; the
             mappers of a run share their spec's name, not ``name_i``). It names Redis keys, so
-            it has 1 to 200 characters and no ``:`` or control characters.
+            it has 1 to 200 characters and no ``:``, ``{``, ``}`` or control characters
+            (``orchestrator.agent_ids``).
         plan_mode: ``observe_only`` (learn only, the default), ``inject_hints`` (tell the
             model which tools may be called together) or ``schedule`` (the ``plan`` tool
             policy runs calls of one learned group concurrently, the rest one at a time).
@@ -296,8 +280,8 @@ class CallRecord(BaseModel):
 
     kind: Literal["model", "tool"]
     name: str
-    started_at: datetime
-    ended_at: datetime | None = None
+    started_at: UtcTimestamp
+    ended_at: UtcTimestamp | None = None
     usage: Usage = Field(default_factory=Usage)
     status: Literal["ok", "error", "timeout", "cancelled"] = "ok"
     error: str | None = None
@@ -313,13 +297,14 @@ class CallRecord(BaseModel):
 
 
 class RunRecord(BaseModel):
-    """The trace of one agent run, for learners: every model and tool call in order."""
+    """The trace of one agent run, for learners: every model and tool call in order. Its
+    times, and its calls', are aware UTC times within ``orchestrator.timestamps``' range."""
 
     run_id: str
     agent_name: str
     agent_id: str = Field(pattern=AGENT_ID_PATTERN)
-    started_at: datetime
-    ended_at: datetime | None = None
+    started_at: UtcTimestamp
+    ended_at: UtcTimestamp | None = None
     outcome: Outcome = "ok"
     calls: list[CallRecord] = Field(default_factory=list)
 

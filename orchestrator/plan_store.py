@@ -17,7 +17,7 @@ from collections.abc import Callable
 import redis
 
 from orchestrator.connection import get_many
-from orchestrator.keys import (
+from orchestrator.plan_keys import (
     LEARNER_LAST_REJECTION,
     LEARNER_REJECTED,
     plan_key,

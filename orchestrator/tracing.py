@@ -30,6 +30,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import AttributeValue
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.otlp_settings import otlp_problem
 
 if TYPE_CHECKING:  # the SDK is imported only when tracing is turned on
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -106,6 +107,9 @@ def _exporter(name: str) -> SpanExporter:
             raise TracingConfigError(
                 f"{variable}: only http/protobuf is supported, not {protocol!r}"
             )
+    problem = otlp_problem()
+    if problem is not None:
+        raise TracingConfigError(problem)
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from learners.ingest import ingest_records
-from orchestrator.cache_plan_store import CachePlanStore
-from orchestrator.plan_store import PlanStore
+from celery import Task
+
+from learners.redelivery import ingest_batch
 from orchestrator.settings import get_settings
 from workers.app import app
 from workers.runtime import store
@@ -17,12 +17,13 @@ log = logging.getLogger(__name__)
 
 # Every agent run ships a record: a stored result per batch would be one more key per agent
 # that nothing reads. What a batch did shows in the worker's log and in Flower.
-@app.task(name="tasks.learner.ingest", ignore_result=True)
-def ingest(records: list[Any]) -> dict[str, Any]:
-    """Merge a batch of run records into plans; returns what it did."""
-    client = store().client
-    config = get_settings().cache_governor
-    report = ingest_records(records, PlanStore(client), CachePlanStore(client), config)
+@app.task(name="tasks.learner.ingest", ignore_result=True, bind=True)
+def ingest(self: Task[Any, Any], records: list[Any]) -> dict[str, Any]:
+    """Merge a batch of run records into plans; returns what it did. A batch delivered again
+    after its learner died on it is learned a record at a time, and the record a learner died
+    on is set aside (``learners.redelivery``)."""
+    task_id = str(self.request.id)
+    report = ingest_batch(store().client, task_id, records, get_settings().cache_governor)
     for reason in report.rejected:
         log.warning("rejected a run record: %s", reason)
     return {

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Unpack
 
 from benchmarks.prompt_cache_sim import OPENAI_RETENTION_S, Block, OpenAICache, OpenAIUsage
@@ -17,7 +17,8 @@ class OpenAICacheServer(CacheServer):
     """What the two OpenAI formats share: ``OpenAICache`` (its knobs are this constructor's),
     fed ``prompt_cache_key`` and ``prompt_cache_retention``, and the error body. The newer
     ``prompt_cache_options`` (explicit breakpoints, gpt-5.6 and later) is recorded, not
-    modelled."""
+    modelled. ``refuses`` names body fields the server does not know and answers with a 400,
+    as OpenAI-compatible servers that forbid unknown fields do."""
 
     provider = "openai"
     key_env = "OPENAI_API_KEY"
@@ -33,8 +34,10 @@ class OpenAICacheServer(CacheServer):
         window_s: float = 60.0,
         retention_s: Mapping[str, float] = OPENAI_RETENTION_S,
         default_retention: str = "in_memory",
+        refuses: Collection[str] = (),
         **options: Unpack[ServerOptions],
     ) -> None:
+        self.refuses = frozenset(refuses)
         self.cache = OpenAICache(
             min_tokens, increment, route_tokens, key_rpm, window_s, retention_s, default_retention
         )
@@ -55,6 +58,13 @@ class OpenAICacheServer(CacheServer):
         """The blocks of ``body``'s prompt."""
         raise NotImplementedError
 
+    def refusal(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The error body for a field of ``body`` this server refuses, or None."""
+        unknown = sorted(self.refuses & body.keys())
+        if not unknown:
+            return None
+        return self.error(f"Unrecognized request argument supplied: {unknown[0]}")
+
     def error(self, message: str, kind: str = "invalid_request_error") -> dict[str, Any]:
         """An OpenAI error body."""
         return {"error": {"message": message, "type": kind, "param": None, "code": None}}
@@ -71,8 +81,11 @@ class OpenAIChatCacheServer(OpenAICacheServer):
 
     def answer(
         self, body: dict[str, Any], now: float, available_at: float
-    ) -> tuple[int, dict[str, Any], OpenAIUsage]:
-        """The chat completion answering ``body``."""
+    ) -> tuple[int, dict[str, Any], OpenAIUsage | None]:
+        """The chat completion answering ``body``, or its 400."""
+        refused = self.refusal(body)
+        if refused is not None:
+            return 400, refused, None
         used = self.simulate(body, now, available_at)
         turns = sum(message["role"] == "assistant" for message in body["messages"])
         message: dict[str, Any] = {"role": "assistant", "content": self.script.final_text}
@@ -122,6 +135,9 @@ class OpenAIResponsesCacheServer(OpenAICacheServer):
         """The response answering ``body``."""
         if body.get("previous_response_id"):
             return 400, self.error("previous_response_id: this test server keeps none"), None
+        refused = self.refusal(body)
+        if refused is not None:
+            return 400, refused, None
         used = self.simulate(body, now, available_at)
         turns = _assistant_turns(body.get("input") or [])
         if self.tool_turn(turns):

@@ -132,6 +132,23 @@ def test_never_more_than_four_breakpoints_with_the_callers() -> None:
     assert plan_breakpoints(hashes, tokens, learned, CONFIG, reserved=4) is None
 
 
+def test_lifetimes_keep_anthropics_order_around_the_callers_markers() -> None:
+    hashes, tokens = ["a", "b", "x"], [1000, 1000, 500]
+    often = profile([("a", 1.0), ("b", 1.0)])  # calls within 5 minutes: 5m is cheaper
+    plan = plan_breakpoints(hashes, tokens, often, CONFIG, reserved=1)
+    assert plan is not None and plan.breakpoints == [1] and plan.ttl == "5m"
+    # Before the caller's 1 h marker only a 1 h breakpoint may come; never on its block.
+    plan = plan_breakpoints(hashes, tokens, often, CONFIG, reserved=1, caller=[(2, "1h")])
+    assert plan is not None and plan.breakpoints == [1] and plan.ttl == "1h"
+    plan = plan_breakpoints(hashes, tokens, often, CONFIG, reserved=1, caller=[(1, "5m")])
+    assert plan is None
+    # After the caller's 5 min marker no 1 h breakpoint: calls an hour apart get none.
+    hourly = often.model_copy(update={"reuse_within": {"5m": 0.0, "1h": 1.0}})
+    plan = plan_breakpoints(hashes, tokens, hourly, CONFIG, reserved=1)
+    assert plan is not None and plan.ttl == "1h"
+    assert plan_breakpoints(hashes, tokens, hourly, CONFIG, reserved=1, caller=[(0, "5m")]) is None
+
+
 def test_lookback_adds_a_breakpoint_on_the_previous_turn() -> None:
     # Nothing shared with other calls; 90% of calls are continued by their next turn.
     learned = profile([], continued_within={"5m": 0.9, "1h": 0.9})

@@ -24,6 +24,7 @@ from orchestrator.cache_records import PromptBlock
 from orchestrator.events import ToolCallEnd, ToolCallStart
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.models import CallRecord
+from orchestrator.plan_keys import learner_deliveries_key
 from orchestrator.settings import get_settings
 from tests.conftest import FAST_TIMINGS
 from tests.fake_api import FakeAPI
@@ -31,6 +32,7 @@ from tests.helpers import local_endpoints, run_cli
 from tests.test_learner_logic import record
 from tests.test_providers import CHAT_ANSWER
 from workers.agent_loop import run_agent
+from workers.records import INGEST_TASK
 
 
 def wait_for_plan(
@@ -186,6 +188,27 @@ def test_inject_hints_tells_the_model_and_sets_the_providers_parallel_flag(
 def test_record_run_refuses_an_invalid_record(client: Client) -> None:
     with pytest.raises(InvalidRunError, match="invalid run record"):
         client.record_run({"run_id": "r"})
+
+
+def test_the_record_a_learner_died_on_is_set_aside_alone_when_delivered_again(
+    client: Client,
+) -> None:
+    agents = [f"redelivered-{uuid4().hex[:8]}" for _ in range(3)]
+    batch = [record(("a", 0, 2), ("b", 1, 3), agent=a).model_dump(mode="json") for a in agents]
+    task_id = uuid4().hex
+    # What a learner killed on record 1 leaves behind: the batch started twice, the second
+    # time a record at a time, record 0 done.
+    client.redis.hset(learner_deliveries_key(task_id), mapping={"starts": 2, "done": 1})
+    before, _ = client.plans.rejected()
+    client._celery.send_task(INGEST_TASK, args=(batch,), queue="learner", task_id=task_id)
+    wait_for_plan(client, agents[2], lambda p: bool(p.parallel_groups))  # learned after 0, 1
+    assert client.plans.rejected() == (
+        before + 1,
+        "record 1: its learner died on it (delivered 3 times)",
+    )
+    assert client.plan(agents[1]) is None  # set aside
+    assert client.plan(agents[0]) is None  # done before: not learned again
+    assert client.redis.exists(learner_deliveries_key(task_id)) == 0
 
 
 def test_learn_cli_feeds_records_counts_rejects_then_plans_show_and_reset(

@@ -16,8 +16,10 @@ import redis
 from pydantic import ValidationError
 from redis.cluster import RedisCluster
 
+from learners.ingest import ingest_records
 from orchestrator import Budget, Client
 from orchestrator import groups as group_limits
+from orchestrator.cache_plan_store import CachePlanStore
 from orchestrator.events import AgentEnd, AgentStart
 from orchestrator.keys import (
     ACTIVE_RUNS,
@@ -29,6 +31,8 @@ from orchestrator.keys import (
     run_tag,
 )
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from orchestrator.plan_keys import plan_key, plan_version_key
+from orchestrator.plan_store import PlanStore
 from orchestrator.requests import MapReduceRequest
 from orchestrator.scripts import run_script
 from orchestrator.settings import Settings, describe_invalid
@@ -36,6 +40,7 @@ from tests.conftest import FAST_TIMINGS
 from tests.helpers import environment, items, scripted
 from tests.redis_cluster import LocalRedisCluster, cluster_missing
 from tests.test_branches import branch
+from tests.test_learner_logic import record
 from tests.test_learning import fanout_agent, wait_for_plan
 from tests.test_map_reduce import max_overlap
 
@@ -222,6 +227,29 @@ def test_the_learner_produces_plans_of_agents_on_different_shards(client: Client
         plan = wait_for_plan(client, agent_id, lambda p: bool(p.parallel_groups), timeout_s=60)
         assert [g.tool_names for g in plan.parallel_groups] == [["echo", "tracked"]]
         assert plan.version >= 1
+
+
+def test_an_agent_id_that_would_break_the_hash_tag_costs_no_other_record(
+    client: Client, cluster: LocalRedisCluster
+) -> None:
+    # ``ao:plan:{}x}`` has no hash tag: the plan and its version would land on other slots.
+    braced = record(("a", 0, 2), ("b", 1, 3), agent="x").model_dump(mode="json") | {
+        "agent_id": "}x"
+    }
+    agents = [f"tagged-{uuid4().hex[:8]}" for _ in range(2)]
+    batches = [
+        [braced, record(("a", 0, 2), ("b", 1, 3), agent=a).model_dump(mode="json")] for a in agents
+    ]
+    with cluster.client() as store:  # in this process, and through real workers' learners
+        report = ingest_records(batches[0], PlanStore(store), CachePlanStore(store))
+    assert report.changed_agents == agents[:1] and len(report.rejected) == 1
+    assert report.rejected[0].startswith("record 0: agent_id: String should match pattern")
+    client.send_records(batches[1])
+    plan = wait_for_plan(client, agents[1], lambda p: bool(p.parallel_groups), timeout_s=60)
+    assert [g.tool_names for g in plan.parallel_groups] == [["a", "b"]]
+    with pytest.raises(ValueError, match="hash tag"):
+        plan_key("}x")
+    assert len({cluster.node_of(key(agents[0])) for key in (plan_key, plan_version_key)}) == 1
 
 
 def test_runs_spread_over_the_shards_and_each_run_stays_on_one(

@@ -20,9 +20,10 @@ from pydantic import ValidationError
 from benchmarks.footprint import run_footprint
 from orchestrator import Client, MapReduceResult, RunHandle
 from orchestrator.events import AgentEnd
-from orchestrator.keys import RunKeys, plan_seen_key
+from orchestrator.keys import RunKeys
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentOutput
+from orchestrator.plan_keys import plan_seen_key
 from orchestrator.requests import MapReduceRequest
 from orchestrator.settings import Settings
 from tests.conftest import FAST_TIMINGS, start_workers

@@ -12,11 +12,13 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 import redis
 
 from orchestrator import AgentSpec, Client, ModelConfig, Usage, tracing
 from orchestrator.keys import RunKeys
 from orchestrator.local import LocalRedis
+from orchestrator.otlp_settings import otlp_problem
 from tests.helpers import scripted
 from tests.trace_support import TEST_SERVICE, SpanRecord, finished, memory_exporter
 from workers.agent_loop import run_agent
@@ -205,3 +207,49 @@ def test_a_worker_refuses_tracing_it_cannot_do_naming_the_variable() -> None:
         "error: OTEL_EXPORTER_OTLP_PROTOCOL: only http/protobuf is supported, not 'grpc'"
     )
     assert "pw-7d1c" not in started.stderr
+
+
+SECRET_HEADER = "Authorization: Bearer otlp-SECRET-token"  # curl's form, not the OTLP one
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OTEL_EXPORTER_OTLP_HEADERS", SECRET_HEADER),
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", f"x-tenant=7,{SECRET_HEADER}"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "otlp-SECRET-token"),
+        ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "otlp-SECRET-token"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otlp-SECRET-token"),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/nonexistent/otlp-SECRET-token.pem"),
+    ],
+)
+def test_an_invalid_otlp_setting_is_refused_naming_it_never_its_value(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(tracing.TracingConfigError) as refused:
+        tracing._exporter("otlp")
+    assert str(refused.value).startswith(f"{variable}: ")
+    assert "SECRET" not in str(refused.value) + caplog.text
+
+
+def test_otlp_settings_in_the_exporters_forms_are_taken_and_curls_is_refused() -> None:
+    valid = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "https://user:pw@collector.example:4318",
+        "OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Bearer%20otlp-token, x-tenant = 7,",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "2.5",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "GZIP",
+    }
+    assert otlp_problem(valid) is None
+    started = _python(SETUP, **valid)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.split()[:2] == ["True", "True"]
+    # A worker given curl's form stops, naming the variable and not the credential.
+    curl = _python("import workers.app", **(valid | {"OTEL_EXPORTER_OTLP_HEADERS": SECRET_HEADER}))
+    assert curl.returncode != 0 and "SECRET" not in curl.stderr + curl.stdout
+    assert (
+        curl.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: OTEL_EXPORTER_OTLP_HEADERS: entry 1 of 1 is not name=value")
+    )

@@ -4,7 +4,8 @@ It sits innermost, around the surface itself (Retrying(Budgeted(Pooled(Governed(
 so that each attempt sends the same hinted request and the budget bounds the request as sent.
 In ``observe`` mode it only records the request's blocks; in ``apply`` mode it plans from the
 agent's learned profile and adds the surface's hints. It fails open: a plan that cannot be
-read or applied leaves the request as it was.
+read or applied leaves the request as it was, and a request the provider refuses as invalid
+once hints were added is sent once more without them (the decision says ``refused``).
 """
 
 from __future__ import annotations
@@ -28,9 +29,19 @@ from workers.cache.prompt_ir import (
     previous_call_end,
     prompt_blocks,
 )
-from workers.cache.translate import count_breakpoints, openai_hints, with_breakpoints
+from workers.cache.translate import (
+    caller_marks,
+    count_breakpoints,
+    openai_hints,
+    with_breakpoints,
+)
 from workers.cancellation import CancelToken
-from workers.providers.base import ModelResponse, ModelSurface
+from workers.providers.base import (
+    ModelResponse,
+    ModelSurface,
+    ProviderError,
+    RetryableProviderError,
+)
 from workers.providers.http_common import BodySurface
 
 log = logging.getLogger(__name__)
@@ -38,6 +49,21 @@ log = logging.getLogger(__name__)
 HINT_TOKENS = 512
 """More than the hints can add to a request's input bound (four ``cache_control`` markers
 with the array forms they need, or a cache key and retention)."""
+
+
+INVALID_REQUEST_STATUSES = frozenset({400, 422})
+"""The answers of a provider refusing a request as invalid (OpenAI-compatible servers answer
+an unknown field with either)."""
+
+_REFUSING: set[tuple[str, str | None]] = set()
+"""The (surface, endpoint) pairs that refused the OpenAI hint fields while the same request
+without them went through: this process sends them no hints any more."""
+
+
+def _invalid_request(error: ProviderError) -> bool:
+    return (
+        not isinstance(error, RetryableProviderError) and error.status in INVALID_REQUEST_STATUSES
+    )
 
 
 @dataclass(frozen=True)
@@ -92,16 +118,41 @@ class GovernedSurface:
         body = surface.request_body(config, messages, tools)
         blocks = prompt_blocks(surface.surface, body, self._config.bytes_per_token)
         decision: CacheDecision | None = None
+        original = body
         if self._context.mode == "apply" and blocks:
             try:
-                decision, body = self._apply(surface.surface, config.model, body, blocks)
+                decision, body = self._apply(surface.surface, config, body, blocks)
             except Exception:  # fail open: the request goes out as it was
                 log.exception("cache governor: request left unchanged")
                 decision = None
-        response = surface.send(config, body, cancel)
+        response, decision = self._send(surface, config, body, decision, original, cancel)
         response.prompt = [block.record() for block in blocks]
         response.cache = decision
         return response
+
+    def _send(
+        self,
+        surface: BodySurface,
+        config: ModelConfig,
+        body: dict[str, Any],
+        decision: CacheDecision | None,
+        original: dict[str, Any],
+        cancel: CancelToken,
+    ) -> tuple[ModelResponse, CacheDecision | None]:
+        """Send ``body``; when the provider refuses it as an invalid request and the governor
+        added hints, send ``original`` (the request without them) once more, and say so in
+        the decision."""
+        try:
+            return surface.send(config, body, cancel), decision
+        except ProviderError as error:
+            if decision is None or not _invalid_request(error):
+                raise
+            log.warning("cache governor: %s refused the hints; sent without them", surface.surface)
+        response = surface.send(config, original, cancel)
+        if surface.surface in (OPENAI_CHAT, OPENAI_RESPONSES):
+            # The endpoint does not take the hint fields at all: stop adding them there.
+            _REFUSING.add((surface.surface, config.endpoint))
+        return response, decision.model_copy(update={"refused": True})
 
     def _profile(self, surface: str, model: str, blocks: list[IRBlock]) -> CacheProfile | None:
         plan = self._plans(self._context.agent_id)
@@ -110,8 +161,9 @@ class GovernedSurface:
         return plan.profiles.get(learning_key(surface, model, toolset_hash(blocks)))
 
     def _apply(
-        self, surface: str, model: str, body: dict[str, Any], blocks: list[IRBlock]
+        self, surface: str, model_config: ModelConfig, body: dict[str, Any], blocks: list[IRBlock]
     ) -> tuple[CacheDecision | None, dict[str, Any]]:
+        model = model_config.model
         profile = self._profile(surface, model, blocks)
         if profile is None:
             return None, body
@@ -124,6 +176,7 @@ class GovernedSurface:
                 config,
                 previous_end=previous_call_end(blocks),
                 reserved=count_breakpoints(body),
+                caller=caller_marks(body, blocks),
             )
             if plan is None:
                 return None, body
@@ -131,7 +184,12 @@ class GovernedSurface:
                 breakpoints=plan.breakpoints, ttl=plan.ttl, expected_gain_tokens=plan.gain
             )
             return decision, with_breakpoints(body, blocks, plan.breakpoints, plan.ttl)
-        if surface in (OPENAI_CHAT, OPENAI_RESPONSES) and "prompt_cache_key" not in body:
+        takes_hints = (surface, model_config.endpoint) not in _REFUSING
+        if (
+            surface in (OPENAI_CHAT, OPENAI_RESPONSES)
+            and takes_hints
+            and "prompt_cache_key" not in body
+        ):
             seed = f"{self._context.agent_id}|{learning_key(surface, model, profile.toolset)}"
             hints = openai_hints(blocks, profile, config, seed, self._context.conversation)
             if hints is None:

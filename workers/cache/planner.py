@@ -23,6 +23,7 @@ when nothing gains.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.cache_config import CacheGovernorConfig, Ttl
@@ -79,11 +80,15 @@ def plan_breakpoints(
     *,
     previous_end: int | None = None,
     reserved: int = 0,
+    caller: Sequence[tuple[int, str]] = (),
 ) -> BreakpointPlan | None:
     """The most profitable breakpoints for a request (its blocks' ``hashes`` and ``tokens``),
     or None when none gains or the profile has too few observations. ``previous_end`` is the
     last block of the previous call of the conversation (None: none); ``reserved`` counts
-    breakpoints the request already carries."""
+    breakpoints the request already carries; ``caller`` lists the caller's own markers (block
+    index, lifetime). No breakpoint goes on a block the caller marked, and lifetimes stay in
+    the order Anthropic accepts with the caller's: never longer than a marker before, nor
+    shorter than one after."""
     slots = config.max_breakpoints - reserved
     if profile.observations < config.min_observations or slots <= 0 or not hashes:
         return None
@@ -108,11 +113,30 @@ def plan_breakpoints(
                 or reads[index + 1] != reads[index]
                 or index == previous_end
             )
+            and _fits(index, ttl, caller, config)
         ]
         plan = _best_placement(prefix, reads, candidates, slots, ttl, config, previous_end)
         if plan is not None and (best is None or plan.gain > best.gain):
             best = plan
     return best
+
+
+def _fits(
+    index: int, ttl: Ttl, caller: Sequence[tuple[int, str]], config: CacheGovernorConfig
+) -> bool:
+    """Whether a ``ttl`` breakpoint on block ``index`` keeps the caller's markers as they are:
+    not on a marked block, no longer than a marker before it, no shorter than one after."""
+    lifetimes: dict[str, float] = {str(name): seconds for name, seconds in config.ttl_s.items()}
+    life = lifetimes[ttl]
+    for at, theirs in caller:
+        their_life = lifetimes.get(theirs)
+        if at == index:
+            return False
+        if their_life is None:
+            continue  # a lifetime the provider does not know: the request fails without us too
+        if (at < index and their_life < life) or (at > index and their_life > life):
+            return False
+    return True
 
 
 def _best_placement(

@@ -31,10 +31,39 @@ def count_breakpoints(value: Any) -> int:
     return 0
 
 
+def caller_marks(body: dict[str, Any], blocks: list[IRBlock]) -> list[tuple[int, str]]:
+    """The caller's own ``cache_control`` markers, in prompt order: the index of the block
+    each is on (or inside) and its lifetime (``5m`` when it names none). A top-level marker
+    (automatic mode) is on the last block, unless that block has its own."""
+    marks: list[tuple[int, str]] = []
+    for index, block in enumerate(blocks):
+        value: Any = body
+        for step in block.path:
+            value = value[step]
+        marks += [(index, ttl) for ttl in _lifetimes(value)]
+    top = body.get("cache_control")
+    if isinstance(top, dict) and blocks and not (marks and marks[-1][0] == len(blocks) - 1):
+        marks.append((len(blocks) - 1, str(top.get("ttl", "5m"))))
+    return marks
+
+
+def _lifetimes(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        marker = value.get("cache_control")
+        own = [str(marker.get("ttl", "5m"))] if isinstance(marker, dict) else []
+        return own + [
+            ttl for key, v in value.items() if key != "cache_control" for ttl in _lifetimes(v)
+        ]
+    if isinstance(value, list):
+        return [ttl for item in value for ttl in _lifetimes(item)]
+    return []
+
+
 def with_breakpoints(
     body: dict[str, Any], blocks: list[IRBlock], breakpoints: list[int], ttl: Ttl
 ) -> dict[str, Any]:
-    """A copy of an Anthropic request with a ``cache_control`` on each planned block."""
+    """A copy of an Anthropic request with a ``cache_control`` on each planned block; a block
+    the caller marked keeps the caller's marker."""
     marked = copy.deepcopy(body)
     for index in breakpoints:
         _mark(marked, blocks[index].path, {"type": "ephemeral", "ttl": ttl})
@@ -50,7 +79,7 @@ def _mark(body: dict[str, Any], path: tuple[str | int, ...], hint: dict[str, str
     if isinstance(value, str):  # the string form has nowhere to put a hint
         parent[last] = [{"type": "text", "text": value, "cache_control": hint}]
     else:
-        value["cache_control"] = hint
+        value.setdefault("cache_control", hint)  # never another lifetime than the caller's
 
 
 def shared_prefix_tokens(

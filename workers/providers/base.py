@@ -16,11 +16,13 @@ from workers.cancellation import CancelToken
 class ProviderError(Exception):
     """A model call failed (the agent run ends with an ``error`` output). ``unbilled`` when
     the provider answered with an error, so the call cost nothing; otherwise (a connection
-    lost mid-call) it may have been billed."""
+    lost mid-call) it may have been billed. ``status`` is the HTTP status the provider
+    answered with, if it answered."""
 
-    def __init__(self, message: str, *, unbilled: bool = False) -> None:
+    def __init__(self, message: str, *, unbilled: bool = False, status: int | None = None) -> None:
         super().__init__(message)
         self.unbilled = unbilled
+        self.status = status
 
 
 class RetryableProviderError(ProviderError):

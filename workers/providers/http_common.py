@@ -162,7 +162,7 @@ def translate_error(error: Exception, surface: str, secrets: Iterable[str] = ())
     answered = isinstance(status, int)
     if status == 429 or (isinstance(status, int) and status >= 500) or connection_failure:
         return RetryableProviderError(message, retry_after, unbilled=answered)
-    return ProviderError(message, unbilled=answered)
+    return ProviderError(message, unbilled=answered, status=status if answered else None)
 
 
 def _retry_after(headers: Any) -> float | None:
