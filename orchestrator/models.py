@@ -256,13 +256,27 @@ class ToolCall(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
 
 
+class ThinkingBlock(BaseModel):
+    """A model's reasoning as its provider returned it (Anthropic's ``thinking`` and
+    ``redacted_thinking`` blocks), kept whole, signature included, so that it can go back with
+    the tool calls it led to, as the provider requires."""
+
+    type: Literal["thinking", "redacted_thinking"]
+    thinking: str = ""
+    signature: str = ""
+    data: str = ""
+    """The encrypted reasoning of a ``redacted_thinking`` block."""
+
+
 class Message(BaseModel):
-    """One message of an agent's context."""
+    """One message of an agent's context. ``thinking``: the reasoning an assistant message
+    came with, for the providers that must get it back."""
 
     role: Literal["system", "user", "assistant", "tool"]
     content: str = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None
+    thinking: list[ThinkingBlock] = Field(default_factory=list)
 
 
 class AgentOutput(BaseModel):

@@ -8,7 +8,7 @@ from typing import Protocol
 from pydantic import BaseModel, Field
 
 from orchestrator.cache_records import CacheDecision, PromptBlock
-from orchestrator.models import Message, ModelConfig, ToolCall, Usage
+from orchestrator.models import Message, ModelConfig, ThinkingBlock, ToolCall, Usage
 from orchestrator.tools import ToolInfo
 from workers.cancellation import CancelToken
 
@@ -39,6 +39,9 @@ class ModelResponse(BaseModel):
 
     text: str = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    thinking: list[ThinkingBlock] = Field(default_factory=list)
+    """The reasoning blocks the answer came with (Anthropic), to be sent back with its tool
+    calls."""
     usage: Usage = Field(default_factory=Usage)
     started_at: datetime | None = None
     """When the call really began, if later than asked: the attempt that answered, once it
