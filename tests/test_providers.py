@@ -30,6 +30,11 @@ TOOLS = ToolRunner(ToolRegistry({"add": add}))
 
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
+    yield from serve_api(monkeypatch)
+
+
+def serve_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
+    """A local API declared as every HTTP provider's endpoint, with a key and prices."""
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
     prices = {
