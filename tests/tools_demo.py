@@ -183,6 +183,24 @@ def remote_slow_mark(key: str, seconds: float) -> str:
 
 
 @tool
+def slow_report(key: str) -> str:
+    """Say it started (``test:started:{key}``), then wait until ``test:release:{key}`` exists
+    (read, not taken: a release set while a killed worker still waited is not lost)."""
+    client = _redis()
+    client.incr(f"test:started:{key}")
+    end = time.monotonic() + 60
+    while time.monotonic() < end and not client.exists(f"test:release:{key}"):
+        time.sleep(0.05)
+    return "report ready"
+
+
+@tool
+def big(size: int) -> str:
+    """A result of ``size`` characters."""
+    return "x" * size
+
+
+@tool
 def raises_timeout(message: str) -> str:
     """Fail with a socket timeout of the tool's own."""
     raise TimeoutError(message)
