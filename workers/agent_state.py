@@ -40,6 +40,8 @@ class AgentState:
     tool_calls: int = 0
     tools_used: list[str] = field(default_factory=list)
     calls: list[CallRecord] = field(default_factory=list)
+    _call_ids: dict[int, str] = field(default_factory=dict, repr=False)
+    """The call id of each tool record this run made (by object id), to order them."""
 
     @classmethod
     def resumed(cls, checkpoint: AgentCheckpoint) -> AgentState:
@@ -69,16 +71,16 @@ class AgentState:
         self.tool_calls += 1
         if result.call.name not in self.tools_used:
             self.tools_used.append(result.call.name)
-        self.calls.append(
-            CallRecord(
-                kind="tool",
-                name=result.call.name,
-                started_at=result.started_at or utcnow(),
-                ended_at=result.ended_at,
-                status=result.status,
-                error=None if result.ok else result.content,
-            )
+        record = CallRecord(
+            kind="tool",
+            name=result.call.name,
+            started_at=result.started_at or utcnow(),
+            ended_at=result.ended_at,
+            status=result.status,
+            error=None if result.ok else result.content,
         )
+        self.calls.append(record)
+        self._call_ids[id(record)] = result.call.id
         content = cut_result(result.content, context_window)
         self.new_messages.append(Message(role="tool", content=content, tool_call_id=result.call.id))
 
@@ -93,8 +95,8 @@ class AgentState:
         return [call for call in calls if call.id not in answered]
 
     def order_results(self) -> bool:
-        """Put the last turn's results in the order of its calls (they arrive as they end);
-        True when that changed their order."""
+        """Put the last turn's results and their records in the order of its calls (they
+        arrive as they end); True when that changed the order of the results."""
         turn = self._last_turn()
         if turn is None:
             return False
@@ -102,6 +104,13 @@ class AgentState:
         results = self.new_messages[turn + 1 :]
         ordered = sorted(results, key=lambda m: order.get(m.tool_call_id or "", len(order)))
         self.new_messages[turn + 1 :] = ordered
+        # The turn's records follow its model call; those of an earlier execution (resumed)
+        # ended first and stay first.
+        models = [i for i, record in enumerate(self.calls) if record.kind == "model"]
+        start = models[-1] + 1 if models else 0
+        self.calls[start:] = sorted(
+            self.calls[start:], key=lambda r: order.get(self._call_ids.get(id(r), ""), -1)
+        )
         return ordered != results
 
     def _last_turn(self) -> int | None:
