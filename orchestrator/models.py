@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from orchestrator.cache_records import CacheDecision, CacheMode, PromptBlock
 from orchestrator.plans import PlanMode
 from orchestrator.providers import KNOWN_PROVIDERS
+from orchestrator.thinking import ThinkingBlock
 from orchestrator.tools import ToolPolicy
 
 WORKER_OWNED_OPTIONS = frozenset({"base_url", "api_key_env"})
@@ -256,18 +257,6 @@ class ToolCall(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
 
 
-class ThinkingBlock(BaseModel):
-    """A model's reasoning as its provider returned it (Anthropic's ``thinking`` and
-    ``redacted_thinking`` blocks), kept whole, signature included, so that it can go back with
-    the tool calls it led to, as the provider requires."""
-
-    type: Literal["thinking", "redacted_thinking"]
-    thinking: str = ""
-    signature: str = ""
-    data: str = ""
-    """The encrypted reasoning of a ``redacted_thinking`` block."""
-
-
 class Message(BaseModel):
     """One message of an agent's context. ``thinking``: the reasoning an assistant message
     came with, for the providers that must get it back."""
@@ -339,8 +328,9 @@ class RunRecord(BaseModel):
 
 
 class AgentCheckpoint(BaseModel):
-    """An agent run's state after a completed turn: enough to resume without repeating the
-    model and tool calls it already made."""
+    """An agent run's state after its last tool result: enough to resume without repeating
+    the model calls and the completed tool calls it already made (the calls of the turn that
+    have no result yet run on resume)."""
 
     started_at: datetime
     new_messages: list[Message]

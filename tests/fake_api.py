@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import pytest
+
+from orchestrator.settings import get_settings
+from tests.helpers import local_endpoints
+
+SECRET = "sk-test-not-a-real-key-1234"
 
 Rule = Callable[[dict[str, Any]], tuple[int, dict[str, Any]] | None]
 """Looks at a request body; (status, error body) to refuse it, None to let it through."""
@@ -59,3 +66,27 @@ class FakeAPI:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def serve_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
+    """A local API declared as every HTTP provider's endpoint, with a key and prices."""
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    prices = {
+        "openai:gpt-test": {"input": 1.0, "output": 2.0, "cached_input": 0.5},
+        "openai_responses:gpt-test": {"input": 1.0, "output": 2.0, "cached_input": 0.5},
+        "anthropic:claude-test": {
+            "input": 3.0,
+            "output": 15.0,
+            "cached_input": 0.3,
+            "cache_write": 3.75,
+        },
+    }
+    monkeypatch.setenv("ORCHESTRATOR_PRICES", json.dumps(prices))
+    get_settings.cache_clear()
+    server = FakeAPI()
+    monkeypatch.setenv("ORCHESTRATOR_ENDPOINTS", local_endpoints(server.port))
+    get_settings.cache_clear()
+    yield server
+    server.close()
+    get_settings.cache_clear()

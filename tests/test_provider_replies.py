@@ -10,16 +10,8 @@ from typing import Any
 import pytest
 
 from tests.anthropic_wire import THINKING, thinking_rule
-from tests.fake_api import FakeAPI
-from tests.test_providers import (
-    ANTHROPIC_ANSWER,
-    CHAT_ANSWER,
-    SECRET,
-    agent,
-    assert_no_secret,
-    run,
-    serve_api,
-)
+from tests.fake_api import SECRET, FakeAPI, serve_api
+from tests.test_providers import ANTHROPIC_ANSWER, CHAT_ANSWER, agent, assert_no_secret, run
 
 
 @pytest.fixture

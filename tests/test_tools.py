@@ -15,7 +15,7 @@ from orchestrator import AgentSpec, Client, InvalidRunError, ModelConfig, ToolPo
 from orchestrator.events import AgentStart, ModelTurn, ToolCallEnd, ToolCallStart
 from orchestrator.local import LocalRedis
 from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items
+from tests.helpers import items, parent_of
 
 
 def calls(*pairs: tuple[str, dict[str, Any]]) -> dict[str, Any]:
@@ -48,12 +48,6 @@ def remote_outcomes(state: redis.Redis) -> list[Any]:
         elif meta.get("status") == "SUCCESS" and "content" in (meta.get("result") or {}):
             outcomes.append(("SUCCESS", meta["result"]["content"]))
     return outcomes
-
-
-def parent_of(pid: int) -> int:
-    """The parent process of the live process ``pid``."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 @pytest.fixture

@@ -23,12 +23,9 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from functools import partial
 from typing import Any
-from uuid import uuid4
 
 from orchestrator import tracing
 from orchestrator.models import ToolCall, utcnow
@@ -47,71 +44,18 @@ from workers.tool_calls import (
     render,
 )
 from workers.tool_registry import ToolRegistry
+from workers.tool_slots import (
+    REMOTE_NOT_STARTED,
+    REMOTE_STOPPED,
+    SYNC_MAY_COMPLETE,
+    Attempt,
+    Slot,
+)
 
 __all__ = ["RemoteCall", "ToolEvents", "ToolResult", "ToolRunner", "render"]
 
 ResultSink = Callable[[int, ToolResult], object]
 """Gets each call's result (its index in the turn) as soon as it is known."""
-
-_SYNC_MAY_COMPLETE = "; it keeps running in its thread and may still complete (its result unread)"
-_REMOTE_NOT_STARTED = "; it had not started on a tools worker, and never will"
-_REMOTE_STOPPED = (
-    "; it was running on a tools worker, which stops it: it may have done part or all of its work"
-)
-
-
-class _Slot:
-    """A call's place in its tool's shared limit (none when the tool has no limit)."""
-
-    def __init__(self, limit: SharedLimit | None) -> None:
-        self._limit = limit
-        self._token = uuid4().hex
-        self._held = False
-        self._handed_over = False
-
-    async def acquire(self) -> None:
-        if self._limit is None:
-            return
-        while (wait_s := self._limit.try_acquire(self._token)) > 0:
-            await asyncio.sleep(self._limit.pause(wait_s))
-        self._held = True
-
-    def release_when_done(self, future: Future[Any]) -> None:
-        """The slot is released when ``future`` is done, not when the call's waiter stops."""
-        if self._limit is not None:
-            self._handed_over = True
-            limit, token = self._limit, self._token
-            future.add_done_callback(lambda _: limit.release(token))
-
-    def abandon(self) -> None:
-        """Stop renewing: the slot is free one lease after this, if not released before."""
-        if self._limit is not None:
-            self._limit.abandon(self._token)
-
-    def release_after(self, remote: RemoteCall) -> None:
-        """Release the slot once ``remote`` has really ended, on a thread of its own."""
-        if self._limit is None or not self._held:
-            return
-        self._handed_over = True
-        limit, token = self._limit, self._token
-
-        def wait_then_release() -> None:
-            try:
-                remote.wait_ended()
-            finally:
-                limit.release(token)
-
-        threading.Thread(target=wait_then_release, name="ao-remote-slot", daemon=True).start()
-
-    def settle(self) -> None:
-        if self._limit is not None and not self._handed_over:
-            self._limit.release(self._token)
-
-
-class _Attempt:
-    """What the runner learnt about a call that was stopped: appended to what the model reads."""
-
-    note = ""
 
 
 class ToolRunner:
@@ -163,7 +107,7 @@ class ToolRunner:
         policy: ToolPolicy,
         events: ToolEvents,
         key: str,
-        attempt: _Attempt,
+        attempt: Attempt,
     ) -> ToolResult:
         """One call in an ``execute_tool`` span, which gets the call's status (never its
         arguments or result)."""
@@ -181,7 +125,7 @@ class ToolRunner:
         policy: ToolPolicy,
         events: ToolEvents,
         key: str,
-        attempt: _Attempt,
+        attempt: Attempt,
     ) -> ToolResult:
         started = utcnow()
 
@@ -208,7 +152,7 @@ class ToolRunner:
         except ToolArgumentsError as invalid:
             return ended("error", str(invalid))
         timeout = tool.info.timeout_s or policy.timeout_s
-        slot = _Slot(self._limit_for(tool))
+        slot = Slot(self._limit_for(tool))
         deadline = asyncio.timeout(timeout)
         try:
             async with deadline:
@@ -232,10 +176,10 @@ class ToolRunner:
         self,
         tool: Tool,
         arguments: dict[str, Any],
-        slot: _Slot,
+        slot: Slot,
         key: str,
         deadline: asyncio.Timeout,
-        attempt: _Attempt,
+        attempt: Attempt,
     ) -> Any:
         if tool.info.remote:
             assert self._remote is not None
@@ -246,9 +190,9 @@ class ToolRunner:
                 return await remote.outcome()
             except asyncio.CancelledError:
                 if remote.stop():
-                    attempt.note = _REMOTE_NOT_STARTED
+                    attempt.note = REMOTE_NOT_STARTED
                 else:
-                    attempt.note = _REMOTE_STOPPED
+                    attempt.note = REMOTE_STOPPED
                     slot.release_after(remote)
                 raise
         if tool.is_async:
@@ -260,7 +204,7 @@ class ToolRunner:
         try:
             return await asyncio.wrap_future(thread)
         except asyncio.CancelledError:
-            attempt.note = _SYNC_MAY_COMPLETE
+            attempt.note = SYNC_MAY_COMPLETE
             slot.abandon()
             raise
 
@@ -282,7 +226,7 @@ class _Turn:
         self.runner, self.calls, self.allowed, self.policy = runner, calls, allowed, policy
         self.cancel, self.events, self.scope, self.on_result = cancel, events, scope, on_result
         self.results: list[ToolResult | None] = [None] * len(calls)
-        self.attempts = [_Attempt() for _ in calls]
+        self.attempts = [Attempt() for _ in calls]
         self.failed = ""
 
     def stop_reason(self) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.models import Message, ModelConfig, ThinkingBlock, ToolCall, Usage
+from orchestrator.models import Message, ModelConfig, ToolCall, Usage
+from orchestrator.thinking import ThinkingBlock
 from orchestrator.tools import ToolInfo
 from workers.cancellation import CancelToken
 from workers.providers.base import ModelResponse, ProviderError

@@ -8,7 +8,8 @@ from typing import Protocol
 from pydantic import BaseModel, Field
 
 from orchestrator.cache_records import CacheDecision, PromptBlock
-from orchestrator.models import Message, ModelConfig, ThinkingBlock, ToolCall, Usage
+from orchestrator.models import Message, ModelConfig, ToolCall, Usage
+from orchestrator.thinking import ThinkingBlock
 from orchestrator.tools import ToolInfo
 from workers.cancellation import CancelToken
 
