@@ -69,6 +69,8 @@ def run_in_child(
             if not child.is_alive() and not receiving.poll(0):
                 raise ToolStopped(f"its process ended without a result ({child.exitcode})")
         status, text = receiving.recv()
+    except EOFError:  # it died (killed from outside, out of memory) before it answered
+        raise ToolStopped(f"its process ended without a result ({child.exitcode})") from None
     finally:
         if child.is_alive():
             child.kill()
@@ -83,7 +85,9 @@ def run_in_child(
 def _context() -> ForkServerContext:
     context = multiprocessing.get_context("forkserver")
     assert isinstance(context, ForkServerContext)
-    context.set_forkserver_preload([__name__, *get_settings().tool_module_names])
+    # ``__main__`` too: else every child would run the worker's main script again (the
+    # ``celery`` entry point) before its tool.
+    context.set_forkserver_preload(["__main__", __name__, *get_settings().tool_module_names])
     return context
 
 
