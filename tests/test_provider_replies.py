@@ -11,7 +11,14 @@ import pytest
 
 from tests.anthropic_wire import THINKING, thinking_rule
 from tests.fake_api import SECRET, FakeAPI, serve_api
-from tests.test_providers import ANTHROPIC_ANSWER, CHAT_ANSWER, agent, assert_no_secret, run
+from tests.test_providers import (
+    ANTHROPIC_ANSWER,
+    CHAT_ANSWER,
+    RESPONSES_ANSWER,
+    agent,
+    assert_no_secret,
+    run,
+)
 
 
 @pytest.fixture
@@ -55,16 +62,23 @@ HTML_ECHO = (
 
 
 @pytest.mark.parametrize(
-    "broken",
-    [HTML_ECHO, {**CHAT_ANSWER, "choices": []}],
-    ids=["not-json", "no-choices"],
+    ("provider", "model", "broken", "answer"),
+    [
+        ("openai", "gpt-test", HTML_ECHO, CHAT_ANSWER),
+        ("openai", "gpt-test", {**CHAT_ANSWER, "choices": []}, CHAT_ANSWER),
+        ("openai_responses", "gpt-test", {**RESPONSES_ANSWER, "output": None}, RESPONSES_ANSWER),
+        ("anthropic", "claude-test", {**ANTHROPIC_ANSWER, "content": None}, ANTHROPIC_ANSWER),
+    ],
+    ids=["chat-not-json", "chat-no-choices", "responses-no-output", "anthropic-no-content"],
 )
-def test_an_unexpected_200_is_retried_as_a_provider_error(api: FakeAPI, broken: Any) -> None:
+def test_an_unexpected_200_is_retried_as_a_provider_error(
+    api: FakeAPI, provider: str, model: str, broken: Any, answer: dict[str, Any]
+) -> None:
     headers = {"content-type": "text/html"} if isinstance(broken, bytes) else {}
     api.reply(broken, **headers)
-    api.reply(CHAT_ANSWER)
-    result = run(agent("openai", "gpt-test", api))
-    assert result.output.succeeded() and result.output.answer == "The sum is 5."
+    api.reply(answer)
+    result = run(agent(provider, model, api))
+    assert result.output.succeeded(), result.output.error
     assert len(api.requests) == 2
 
 

@@ -71,17 +71,17 @@ class AgentState:
         self.tool_calls += 1
         if result.call.name not in self.tools_used:
             self.tools_used.append(result.call.name)
+        content = cut_result(result.content, context_window)
         record = CallRecord(
             kind="tool",
             name=result.call.name,
             started_at=result.started_at or utcnow(),
             ended_at=result.ended_at,
             status=result.status,
-            error=None if result.ok else result.content,
+            error=None if result.ok else content,
         )
         self.calls.append(record)
         self._call_ids[id(record)] = result.call.id
-        content = cut_result(result.content, context_window)
         self.new_messages.append(Message(role="tool", content=content, tool_call_id=result.call.id))
 
     def unanswered(self) -> list[ToolCall]:
