@@ -157,3 +157,10 @@ def test_fail_fast_starts_no_call_queued_behind_a_failure(
     started = [e.call_id for e in handle.events(follow=False) if isinstance(e, ToolCallStart)]
     assert started == ["call_0_0"]
     assert all(state.get(f"test:mark:{key}") is None for key in keys)
+
+
+def test_every_kind_of_tool_reads_its_calls_idempotency_key(client: Client) -> None:
+    turn = calls(("remote_key", {}), ("async_key", {}))
+    handle = client.run_agent(agent([turn, {"text": "ok"}], ["remote_key", "async_key"]), "go")
+    result = handle.result(30)
+    assert tool_messages(result.context) == [f"{handle.id}/0/call_0_0", f"{handle.id}/0/call_0_1"]

@@ -200,6 +200,18 @@ def big(size: int) -> str:
     return "x" * size
 
 
+@tool(remote=True)
+def remote_key() -> str:
+    """The idempotency key this remote call runs under."""
+    return idempotency_key()
+
+
+@tool
+async def async_key() -> str:
+    """The idempotency key this async call runs under."""
+    return idempotency_key()
+
+
 @tool
 def raises_timeout(message: str) -> str:
     """Fail with a socket timeout of the tool's own."""
