@@ -172,11 +172,8 @@ def run_agent(
             calls, spec.tools, spec.tool_policy, cancel, events, scheduled,
             scope=scope, on_result=keep,
         )  # fmt: skip
-        answered = {m.tool_call_id for m in new_messages if m.role == "tool"}
-        unreported = [result for result in results if result.call.id not in answered]
-        for result in unreported:  # calls stopped before their end report no result
-            state.add_result(result, spec.model.context_window)
-        if state.order_results() or unreported:
+        added = state.add_unreported(results, spec.model.context_window)
+        if state.order_results() or added:
             save()
 
     def stopped(stop: Cancelled) -> AgentRun:

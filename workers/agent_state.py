@@ -94,6 +94,15 @@ class AgentState:
         calls = self.new_messages[turn].tool_calls
         return [call for call in calls if call.id not in answered]
 
+    def add_unreported(self, results: list[ToolResult], context_window: int) -> bool:
+        """Add the results of ``results`` that the last turn has none for yet (calls stopped
+        before they ended report none); True when there were some."""
+        missing = {call.id for call in self.unanswered()}
+        unreported = [result for result in results if result.call.id in missing]
+        for result in unreported:
+            self.add_result(result, context_window)
+        return bool(unreported)
+
     def order_results(self) -> bool:
         """Put the last turn's results and their records in the order of its calls (they
         arrive as they end); True when that changed the order of the results."""
