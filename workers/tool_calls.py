@@ -58,6 +58,7 @@ class RemoteCall:
     def wait_ended(self) -> None:
         """Block until a call that had started has really ended where it runs (or can run no
         longer: the bound its tools worker applies has passed)."""
+        raise NotImplementedError
 
 
 RemoteStarter = Callable[[str, dict[str, Any], str, float], RemoteCall]
