@@ -120,6 +120,7 @@ class AgentState:
         self.calls[start:] = sorted(
             self.calls[start:], key=lambda r: order.get(self._call_ids.get(id(r), ""), -1)
         )
+        self.tools_used = list(dict.fromkeys(r.name for r in self.calls if r.kind == "tool"))
         return ordered != results
 
     def _last_turn(self) -> int | None:
