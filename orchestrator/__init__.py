@@ -25,7 +25,7 @@ from orchestrator.models import (
 from orchestrator.plans import ExecutionPlan, ParallelGroup, ParallelHint
 from orchestrator.results import AgentRunResult, BranchOutcome, MapReduceResult, ParallelResult
 from orchestrator.strategies import Strategy, strategy
-from orchestrator.tools import Tool, ToolInfo, ToolPolicy, tool
+from orchestrator.tools import Tool, ToolInfo, ToolPolicy, idempotency_key, tool
 
 __all__ = [
     "AgentOutput",
@@ -59,6 +59,7 @@ __all__ = [
     "ToolInfo",
     "ToolPolicy",
     "Usage",
+    "idempotency_key",
     "strategy",
     "tool",
 ]

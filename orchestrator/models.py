@@ -14,6 +14,7 @@ from orchestrator.agent_ids import AGENT_ID_PATTERN, check_agent_id
 from orchestrator.cache_records import CacheDecision, CacheMode, PromptBlock
 from orchestrator.plans import PlanMode
 from orchestrator.providers import KNOWN_PROVIDERS
+from orchestrator.thinking import ThinkingBlock
 from orchestrator.timestamps import UtcTimestamp
 from orchestrator.tools import ToolPolicy
 
@@ -241,12 +242,14 @@ class ToolCall(BaseModel):
 
 
 class Message(BaseModel):
-    """One message of an agent's context."""
+    """One message of an agent's context. ``thinking``: the reasoning an assistant message
+    came with, for the providers that must get it back."""
 
     role: Literal["system", "user", "assistant", "tool"]
     content: str = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None
+    thinking: list[ThinkingBlock] = Field(default_factory=list)
 
 
 class AgentOutput(BaseModel):
@@ -310,8 +313,9 @@ class RunRecord(BaseModel):
 
 
 class AgentCheckpoint(BaseModel):
-    """An agent run's state after a completed turn: enough to resume without repeating the
-    model and tool calls it already made."""
+    """An agent run's state after its last tool result: enough to resume without repeating
+    the model calls and the completed tool calls it already made (the calls of the turn that
+    have no result yet run on resume)."""
 
     started_at: datetime
     new_messages: list[Message]

@@ -8,7 +8,9 @@ before the function runs. Workers load the modules named in ``ORCHESTRATOR_TOOL_
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, get_type_hints, overload
 
@@ -17,6 +19,32 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 class ToolArgumentsError(ValueError):
     """The model's arguments do not match the tool's schema."""
+
+
+_CALL_KEY: ContextVar[str | None] = ContextVar("orchestrator_tool_call_key", default=None)
+
+
+def idempotency_key() -> str:
+    """The key of the tool call running in this context: ``run id/member/call id``.
+
+    It is the same on every execution of one call (the call in flight when its worker died
+    runs again on resume, with the same key) and different for every other call, so a tool
+    with side effects can use it to make them once (``SET key NX``, an API's idempotency
+    header). Raises ``LookupError`` outside a tool call."""
+    key = _CALL_KEY.get()
+    if key is None:
+        raise LookupError("idempotency_key() is only known inside a tool call")
+    return key
+
+
+@contextmanager
+def calling(key: str) -> Iterator[None]:
+    """``idempotency_key()`` is ``key`` in this block (for the workers that run tools)."""
+    reset = _CALL_KEY.set(key)
+    try:
+        yield
+    finally:
+        _CALL_KEY.reset(reset)
 
 
 class ToolInfo(BaseModel):
@@ -87,6 +115,13 @@ class Tool:
             )
             raise ToolArgumentsError(f"invalid arguments for {self.name}: {problems}") from None
         return {name: getattr(parsed, name) for name in self.arguments.model_fields}
+
+    def wire_arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Validated ``arguments`` (from ``validate``) as JSON values, for a call that crosses
+        the wire: models become objects, sets lists, enums their values; ``validate`` on the
+        other side turns them back."""
+        dumped: dict[str, Any] = self.arguments.model_validate(arguments).model_dump(mode="json")
+        return dumped
 
 
 def _arguments_model(function: Callable[..., Any], name: str) -> type[BaseModel]:

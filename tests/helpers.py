@@ -36,6 +36,12 @@ def run_cli(
     )
 
 
+def parent_of(pid: int) -> int:
+    """The parent process of the live process ``pid``."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
 def local_endpoints(port: int) -> str:
     """``ORCHESTRATOR_ENDPOINTS`` declaring a local server on ``port`` for every HTTP provider,
     each under the name ``test-{provider}``."""

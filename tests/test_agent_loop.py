@@ -58,7 +58,7 @@ def test_max_turns_without_a_final_answer_is_an_error() -> None:
     script = [{"tool_calls": [{"name": "t", "arguments": {}}]}] * 3
     run = run_agent(spec(max_turns=2, script=script), "q", run_id="r1")
     assert run.output.outcome == "error"
-    assert run.output.error == "max_turns (2) reached without a final answer"
+    assert run.output.error == "max_turns (2) reached: the last turn's 1 tool call(s) were not run"
 
 
 def test_provider_failure_becomes_an_error_output() -> None:

@@ -9,14 +9,10 @@ from typing import Any
 import pytest
 
 from orchestrator import AgentSpec, ModelConfig, tool
-from orchestrator.settings import get_settings
-from tests.fake_api import FakeAPI
-from tests.helpers import local_endpoints
+from tests.fake_api import SECRET, FakeAPI, serve_api
 from workers.agent_loop import AgentRun, run_agent
 from workers.tool_registry import ToolRegistry
 from workers.tool_runner import ToolRunner
-
-SECRET = "sk-test-not-a-real-key-1234"
 
 
 @tool
@@ -30,26 +26,7 @@ TOOLS = ToolRunner(ToolRegistry({"add": add}))
 
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
-    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
-    prices = {
-        "openai:gpt-test": {"input": 1.0, "output": 2.0, "cached_input": 0.5},
-        "openai_responses:gpt-test": {"input": 1.0, "output": 2.0, "cached_input": 0.5},
-        "anthropic:claude-test": {
-            "input": 3.0,
-            "output": 15.0,
-            "cached_input": 0.3,
-            "cache_write": 3.75,
-        },
-    }
-    monkeypatch.setenv("ORCHESTRATOR_PRICES", json.dumps(prices))
-    get_settings.cache_clear()
-    server = FakeAPI()
-    monkeypatch.setenv("ORCHESTRATOR_ENDPOINTS", local_endpoints(server.port))
-    get_settings.cache_clear()
-    yield server
-    server.close()
-    get_settings.cache_clear()
+    yield from serve_api(monkeypatch)
 
 
 def agent(provider: str, model: str, api: FakeAPI) -> AgentSpec:

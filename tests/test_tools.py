@@ -15,7 +15,7 @@ from orchestrator import AgentSpec, Client, InvalidRunError, ModelConfig, ToolPo
 from orchestrator.events import AgentStart, ModelTurn, ToolCallEnd, ToolCallStart
 from orchestrator.local import LocalRedis
 from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items
+from tests.helpers import items, parent_of
 
 
 def calls(*pairs: tuple[str, dict[str, Any]]) -> dict[str, Any]:
@@ -36,13 +36,15 @@ def tool_messages(context: list[Any]) -> list[str]:
 
 
 def remote_outcomes(state: redis.Redis) -> list[Any]:
-    """The remote tool calls that are over, from Celery's result backend: "REVOKED", or
-    ("SUCCESS", the content)."""
+    """The remote tool calls that are over, from Celery's result backend: "REVOKED",
+    ("FAILURE", the exception's type) or ("SUCCESS", the content)."""
     outcomes: list[Any] = []
     for key in state.scan_iter("celery-task-meta-*"):
         meta = json.loads(state.get(key) or "{}")
         if meta.get("status") == "REVOKED":
             outcomes.append("REVOKED")
+        elif meta.get("status") == "FAILURE":
+            outcomes.append(("FAILURE", (meta.get("result") or {}).get("exc_type")))
         elif meta.get("status") == "SUCCESS" and "content" in (meta.get("result") or {}):
             outcomes.append(("SUCCESS", meta["result"]["content"]))
     return outcomes
@@ -144,7 +146,10 @@ def test_a_running_sync_tool_is_not_waited_for_past_the_policy_timeout(
         result = client.run_agent(spec, "go").result(30)
     finally:
         state.lpush(f"test:release:{key}", "go")
-    assert tool_messages(result.context) == ["tool 'sync_blocks' timed out after 0.3 s"]
+    assert tool_messages(result.context) == [
+        "tool 'sync_blocks' timed out after 0.3 s; it keeps running in its thread and may still "
+        "complete (its result unread)"
+    ]
     assert result.output.answer == "moved on"
 
 
@@ -212,7 +217,9 @@ def test_remote_tools_run_on_the_tools_queue_workers(tmp_path: Path) -> None:
         handle = client.run_agent(agent([calls(("where", {})), {"text": "ok"}], ["where"]), "go")
         result = handle.result(30)
         (ran_at,) = tool_messages(result.context)
-        assert ran_at.endswith(f":{tools.pid}")
+        # In a child of the tools worker's fork server, which is a child of the tools worker.
+        fork_server = int(ran_at.rsplit(":", 1)[1])
+        assert parent_of(fork_server) == tools.pid
         starts = [e for e in handle.events(follow=False) if isinstance(e, AgentStart)]
         assert starts[0].worker is not None and starts[0].worker.endswith(f":{agents.pid}")
     finally:
@@ -285,6 +292,8 @@ def test_fail_fast_revokes_a_remote_call_still_waiting_for_a_tools_worker(
             time.sleep(0.05)
         assert "REVOKED" in outcomes and ("SUCCESS", "revoked") not in outcomes
         assert state.get("test:mark:revoked") is None
+        # The running one was stopped on the tools worker, not left to finish.
+        assert ("FAILURE", "RemoteToolStopped") in outcomes
     finally:
         agents.stop()
         tools.stop()

@@ -7,6 +7,7 @@ ran, how many ran at once, and which side effects happened.
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 import socket
 import time
@@ -14,8 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+from pydantic import BaseModel
 
-from orchestrator import tool
+from orchestrator import idempotency_key, tool
 
 _TRACK = """
 local now = redis.call('INCR', KEYS[1])
@@ -106,8 +108,9 @@ def sync_sleep(seconds: float) -> str:
 
 @tool(remote=True)
 def where() -> str:
-    """The host and process this call ran in."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """The host and process this call ran in, and that process's parent (a sync remote tool
+    runs in a child process of its tools worker's fork server)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.getppid()}"
 
 
 @tool(remote=True)
@@ -133,6 +136,100 @@ async def fails_after(seconds: float) -> str:
 
 @tool
 def sync_blocks(key: str) -> str:
-    """Block a thread until ``test:release:{key}`` is pushed (at most a minute)."""
-    _redis().blpop([f"test:release:{key}"], timeout=60)
-    return "released"
+    """Say it started (``test:started:{key}``), then block a thread until
+    ``test:release:{key}`` is pushed (at most a minute)."""
+    client = _redis()
+    client.incr(f"test:started:{key}")
+    end = time.monotonic() + 60
+    # Short waits: one longer than the client's socket timeout would end in an error.
+    while time.monotonic() < end:
+        if client.blpop([f"test:release:{key}"], timeout=1):
+            return "released"
+    return "never released"
+
+
+@tool(max_concurrency=1)
+def limited_blocks(key: str) -> str:
+    """``sync_blocks`` allowed once at a time across all workers."""
+    return str(sync_blocks(key))
+
+
+@tool
+def charge(account: str, cents: int) -> str:
+    """A side effect to make once: count a charge under ``test:charges:{account}`` and keep
+    the idempotency key it ran under in ``test:charge-keys:{account}``."""
+    client = _redis()
+    client.rpush(f"test:charge-keys:{account}", idempotency_key())
+    client.incrby(f"test:charges:{account}", cents)
+    return f"charged {cents}"
+
+
+@tool(remote=True, max_concurrency=1)
+def remote_slow_mark(key: str, seconds: float) -> str:
+    """A remote side effect after ``seconds``; counts in ``test:overlap:{key}`` every start
+    that found another call of it still running (its process alive)."""
+    client = _redis()
+    running = f"test:running:{key}"
+    for pid in client.smembers(running):
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            continue
+        client.incr(f"test:overlap:{key}")
+    client.sadd(running, os.getpid())
+    time.sleep(seconds)
+    client.set(f"test:mark:{key}", "1")
+    return key
+
+
+@tool
+def slow_report(key: str) -> str:
+    """Say it started (``test:started:{key}``), then wait until ``test:release:{key}`` exists
+    (read, not taken: a release set while a killed worker still waited is not lost)."""
+    client = _redis()
+    client.incr(f"test:started:{key}")
+    end = time.monotonic() + 60
+    while time.monotonic() < end and not client.exists(f"test:release:{key}"):
+        time.sleep(0.05)
+    return "report ready"
+
+
+@tool
+def big(size: int) -> str:
+    """A result of ``size`` characters."""
+    return "x" * size
+
+
+@tool(remote=True)
+def remote_key() -> str:
+    """The idempotency key this remote call runs under."""
+    return idempotency_key()
+
+
+@tool
+async def async_key() -> str:
+    """The idempotency key this async call runs under."""
+    return idempotency_key()
+
+
+@tool
+def raises_timeout(message: str) -> str:
+    """Fail with a socket timeout of the tool's own."""
+    raise TimeoutError(message)
+
+
+class Invoice(BaseModel):
+    number: str
+    cents: int
+
+
+class Priority(enum.Enum):
+    LOW = "low"
+    HIGH = "high"
+
+
+@tool(remote=True)
+def file_invoice(invoice: Invoice, tags: set[str], priority: Priority) -> str:
+    """A remote tool whose parameters are a model, a set and an enum."""
+    assert isinstance(invoice, Invoice) and isinstance(priority, Priority)
+    return f"{invoice.number}:{invoice.cents}:{','.join(sorted(tags))}:{priority.name}"

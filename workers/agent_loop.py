@@ -22,18 +22,22 @@ from orchestrator.models import (
     Message,
     Outcome,
     RunRecord,
+    ToolCall,
     Usage,
     utcnow,
 )
 from workers import spans
+from workers.agent_state import AgentState
 from workers.cancellation import Cancelled, CancelToken
 from workers.plan_use import PARALLEL_FLAG_PROVIDERS, hint_text
 from workers.providers import ModelProvider, get_provider
 from workers.providers.budgeted import BudgetExceeded
 from workers.tool_registry import ToolRegistry
-from workers.tool_runner import ToolEvents, ToolRunner
+from workers.tool_runner import ToolEvents, ToolResult, ToolRunner
 
 _NO_TOOLS = ToolRunner(ToolRegistry({}))
+NOT_RUN = "not run: this was the last turn max_turns allows, and no model would read the result"
+MAX_TURNS = "max_turns ({}) reached: the last turn's {} tool call(s) were not run"
 
 
 class AgentEvents(ToolEvents):
@@ -80,13 +84,20 @@ def run_agent(
     checkpoint: Callable[[AgentCheckpoint], object] | None = None,
     groups: list[list[str]] | None = None,
     guard: Callable[[], None] | None = None,
+    call_scope: str | None = None,
 ) -> AgentRun:
     """Run ``spec`` on ``context`` plus ``prompt`` (as a new user message, when given); its
     tool calls run on ``tools`` under ``spec.tool_policy``.
 
-    After each turn that goes on (its tool results added), ``checkpoint`` gets the agent's
-    state; a run given that state as ``resume`` continues from there, without repeating the
-    model and tool calls it records.
+    After each tool result, ``checkpoint`` gets the agent's state; a run given that state as
+    ``resume`` continues from there, without repeating the model and tool calls it records
+    (the calls of a turn still running when the state was saved run again: tools are
+    at-least-once for the call in flight). A call's idempotency key is
+    ``call_scope/call id`` (default scope: ``run_id/name``). A tool result is cut to
+    ``RESULT_SHARE`` of the model's context window.
+
+    The last turn ``max_turns`` allows runs no tool calls: the run ends ``error`` saying
+    ``max_turns`` was reached, its calls answered as not run.
 
     ``groups`` are the tools that may run together (the agent's plan with its own groups):
     with ``plan_mode="inject_hints"`` the model is told, with ``"schedule"`` the ``plan`` tool
@@ -102,6 +113,7 @@ def run_agent(
     events = events or AgentEvents()
     guard = guard or cancel.check
     agent_name = name or spec.name
+    scope = call_scope or f"{run_id}/{agent_name}"
     clock = time.perf_counter()
     base = list(context or [])
     groups = groups or []
@@ -111,24 +123,19 @@ def run_agent(
     system = [Message(role="system", content=instructions)] if instructions else []
     scheduled = groups if spec.plan_mode == "schedule" else []
     if resume is not None:
-        started, new_messages, usage = resume.started_at, list(resume.new_messages), resume.usage
-        turns, tool_call_count, tools_used = (
-            resume.turns,
-            resume.tool_calls,
-            list(resume.tools_used),
-        )
-        calls = list(resume.calls)
+        state = AgentState.resumed(resume)
     else:
-        started, usage, turns, tool_call_count = utcnow(), Usage(), 0, 0
-        new_messages = [Message(role="user", content=prompt)] if prompt is not None else []
-        tools_used, calls = [], []
+        prompted = [Message(role="user", content=prompt)] if prompt is not None else []
+        state = AgentState(started_at=utcnow(), new_messages=prompted)
+    new_messages = state.new_messages
     record = RunRecord(
         run_id=run_id,
         agent_name=agent_name,
         agent_id=spec.agent_id,
-        started_at=started,
-        calls=calls,
+        started_at=state.started_at,
+        calls=state.calls,
     )
+    state.calls = record.calls  # the record keeps a copy: one list, kept by both
 
     def finish(outcome: Outcome, answer: str = "", error: str | None = None) -> AgentRun:
         ended = utcnow()
@@ -139,15 +146,39 @@ def run_agent(
             answer=answer,
             outcome=outcome,
             error=error,
-            turns=turns,
-            tool_calls=tool_call_count,
-            tokens=usage,
-            started_at=started,
+            turns=state.turns,
+            tool_calls=state.tool_calls,
+            tokens=state.usage,
+            started_at=state.started_at,
             ended_at=ended,
             duration_ms=(time.perf_counter() - clock) * 1000,
-            tools_used=tools_used,
+            tools_used=state.tools_used,
         )
         return AgentRun(output, new_messages, base + new_messages, record)
+
+    def save() -> None:
+        if checkpoint is not None:
+            checkpoint(state.checkpoint())
+
+    def run_tools(calls: list[ToolCall]) -> None:
+        """Run the turn's ``calls``, checkpointing after each result: a resumed run repeats
+        only the calls that had not ended."""
+
+        def keep(_: int, result: ToolResult) -> None:
+            state.add_result(result, spec.model.context_window)
+            save()
+
+        results = tools.run(
+            calls, spec.tools, spec.tool_policy, cancel, events, scheduled,
+            scope=scope, on_result=keep,
+        )  # fmt: skip
+        added = state.add_unreported(results, spec.model.context_window)
+        if state.order_results() or added:
+            save()
+
+    def stopped(stop: Cancelled) -> AgentRun:
+        error = f"cancelled: {stop}" if cancel.outcome == "cancelled" else str(stop)
+        return finish(cancel.outcome, error=error)
 
     try:
         provider = provider_for(spec.model.provider)
@@ -160,7 +191,13 @@ def run_agent(
     if spec.plan_mode == "inject_hints" and groups and model.provider in PARALLEL_FLAG_PROVIDERS:
         options = {**model.options, "parallel_tool_calls": True}
         model = model.model_copy(update={"options": options})
-    while turns < spec.max_turns:
+    if unanswered := state.unanswered():  # resumed in the middle of a turn's tool calls
+        try:
+            guard()
+        except Cancelled as stop:
+            return stopped(stop)
+        run_tools(unanswered)
+    while state.turns < spec.max_turns:
         call = CallRecord(kind="model", name=spec.model.model, started_at=utcnow())
         record.calls.append(call)
         try:
@@ -170,77 +207,58 @@ def run_agent(
         except Cancelled as stop:
             call.ended_at, call.status = utcnow(), "cancelled"
             error = f"cancelled: {stop}" if cancel.outcome == "cancelled" else str(stop)
-            events.model_turn(turns + 1, call.started_at, Usage(), [], error, final=True)
+            events.model_turn(state.turns + 1, call.started_at, Usage(), [], error, final=True)
             return finish(cancel.outcome, error=error)
         except BudgetExceeded as denied:
             # The call was not made, so it is no call of the record (and has no span).
             record.calls.pop()
             spans.budget_denied(str(denied))
-            events.model_turn(turns + 1, call.started_at, Usage(), [], str(denied), final=True)
-            return finish("skipped" if turns == 0 else "error", error=str(denied))
+            reason = str(denied)
+            events.model_turn(state.turns + 1, call.started_at, Usage(), [], reason, final=True)
+            return finish("skipped" if state.turns == 0 else "error", error=reason)
         except Exception as failure:  # a provider failure must not crash the member
             call.ended_at, call.status = utcnow(), "error"
             call.error = f"{type(failure).__name__}: {failure}"
-            events.model_turn(turns + 1, call.started_at, Usage(), [], call.error, final=True)
+            events.model_turn(state.turns + 1, call.started_at, Usage(), [], call.error, final=True)
             return finish("error", error=call.error)
         call.started_at = response.started_at or call.started_at
         call.ended_at, call.usage = response.ended_at or utcnow(), response.usage
         call.surface, call.request_digest = response.surface, response.request_digest
         call.prompt, call.cache = response.prompt, response.cache
-        usage = usage + response.usage
-        turns += 1
+        state.usage = state.usage + response.usage
+        state.turns += 1
         names = [tool_call.name for tool_call in response.tool_calls]
-        final = not response.tool_calls
+        last = not response.tool_calls or state.turns >= spec.max_turns
         events.model_turn(
-            turns,
+            state.turns,
             call.started_at,
             response.usage,
             names,
             None,
-            final=final,
+            final=last,
             ended=call.ended_at,
             cache=response.cache,
         )
         new_messages.append(
-            Message(role="assistant", content=response.text, tool_calls=response.tool_calls)
+            Message(
+                role="assistant",
+                content=response.text,
+                tool_calls=response.tool_calls,
+                thinking=response.thinking,
+            )
         )
         if not response.tool_calls:
             return finish("ok", answer=response.text)
+        if state.turns >= spec.max_turns:
+            # No model would read their results: the calls are not made, and the context
+            # says so (every tool call answered, so that it can be continued).
+            for tool_call in response.tool_calls:
+                message = Message(role="tool", content=NOT_RUN, tool_call_id=tool_call.id)
+                new_messages.append(message)
+            return finish("error", error=MAX_TURNS.format(spec.max_turns, len(names)))
         try:
             guard()
         except Cancelled as stop:
-            error = f"cancelled: {stop}" if cancel.outcome == "cancelled" else str(stop)
-            return finish(cancel.outcome, error=error)
-        results = tools.run(
-            response.tool_calls, spec.tools, spec.tool_policy, cancel, events, scheduled
-        )
-        for result in results:
-            tool_call_count += 1
-            if result.call.name not in tools_used:
-                tools_used.append(result.call.name)
-            record.calls.append(
-                CallRecord(
-                    kind="tool",
-                    name=result.call.name,
-                    started_at=result.started_at or utcnow(),
-                    ended_at=result.ended_at,
-                    status=result.status,
-                    error=None if result.ok else result.content,
-                )
-            )
-            new_messages.append(
-                Message(role="tool", content=result.content, tool_call_id=result.call.id)
-            )
-        if checkpoint is not None:
-            checkpoint(
-                AgentCheckpoint(
-                    started_at=started,
-                    new_messages=new_messages,
-                    usage=usage,
-                    turns=turns,
-                    tool_calls=tool_call_count,
-                    tools_used=tools_used,
-                    calls=record.calls,
-                )
-            )
+            return stopped(stop)
+        run_tools(response.tool_calls)
     return finish("error", error=f"max_turns ({spec.max_turns}) reached without a final answer")

@@ -98,6 +98,15 @@ class SharedLimit:
                 renewal.stop()
             self._client.zrem(semaphore_key(self.name), token)
 
+    def abandon(self, token: str) -> None:
+        """Stop renewing ``token``'s slot without giving it back: it stays taken until
+        ``release(token)`` or, at the latest, until its lease runs out (``lease_s``). For a
+        holder that may never end (a sync tool past its timeout)."""
+        with self._lock:
+            renewal = self._renewals.pop(token, None)
+        if renewal is not None:
+            renewal.stop()
+
     @staticmethod
     def pause(wait_s: float) -> float:
         """How long to sleep before the next try: the wait, capped and jittered so that

@@ -188,6 +188,7 @@ def _execute(
                     resume=resume,
                     checkpoint=checkpoint,
                     guard=lease.guard,
+                    call_scope=f"{run_id}/{member}",
                     groups=effective_groups(spec, plan) if spec.plan_mode != "observe_only" else [],
                 )
 

@@ -1,10 +1,18 @@
 """Remote tool calls: a task on the ``tools`` queue (visible in Flower), awaited without
 holding anything a tools worker would need.
 
+Who may run a call is settled by a ticket in Redis that the agent and the tools worker race
+for: the worker marks it ``started`` before it runs the tool, the agent marks it ``stopped``
+when it stops waiting (timeout, fail-fast, cancel). Only the first mark counts, so a call the
+agent stopped before it started never runs, whatever the timing, and a started call is
+asked to stop (``stopping``): its tools worker watches the ticket and stops it (an async tool
+is cancelled, a sync one runs in a child process that is killed). The tools worker also
+stops a call at its time limit itself, so a call outlives no agent by more than that.
+
 The agent waits in its own slot. If the only workers serving ``tools`` have no free slot (for
 instance one worker serving both queues with concurrency 1, whose only slot runs this agent),
 the call would never start: the caller notices that it was not picked up within
-``remote_start_timeout_s``, revokes it and fails the call with a message that says why, so the
+``remote_start_timeout_s``, stops it and fails the call with a message that says why, so the
 run goes on instead of hanging.
 """
 
@@ -13,12 +21,19 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
+from uuid import uuid4
 
+import redis
 from celery import Celery, states
 
-from workers.tool_runner import RemoteCall
+from workers.tool_calls import RemoteCall
 
 CALL_TOOL_TASK = "tasks.tools.call_tool"
+# A ticket outlives any message that could still carry its call (Celery's results live a day).
+TICKET_TTL_S = 86_400
+# How long after its time limit a started call may take to be seen ended (its kill and the
+# write of its state).
+END_GRACE_S = 30.0
 
 
 class RemoteToolNotStarted(Exception):
@@ -29,22 +44,59 @@ class RemoteToolFailed(Exception):
     """A remote tool call raised on the tools worker."""
 
 
+class RemoteToolStopped(Exception):
+    """A remote tool call was stopped (by its agent, or at its time limit) on its worker."""
+
+
+def ticket_key(ticket: str) -> str:
+    return f"ao:toolcall:{ticket}"
+
+
+def claim_start(client: redis.Redis, ticket: str) -> bool:
+    """The tools worker's mark: True when the call may run (the agent had not stopped it)."""
+    return bool(client.set(ticket_key(ticket), "started", nx=True, ex=TICKET_TTL_S))
+
+
+def stop_requested(client: redis.Redis, ticket: str) -> bool:
+    """Whether the agent asked the started call to stop."""
+    return client.get(ticket_key(ticket)) == b"stopping"
+
+
 class CeleryRemoteCall(RemoteCall):
     """One remote call in flight.
 
     Parameters:
         app: the Celery app.
-        name, arguments: the tool and its validated arguments.
+        client: the state Redis (where the call's ticket lives).
+        name, arguments: the tool and its validated arguments, as JSON values.
+        key: the call's idempotency key.
+        limit_s: the call's time limit (its tools worker stops it past this).
         start_timeout_s: how long the call may wait to be picked up.
     """
 
     def __init__(
-        self, app: Celery, name: str, arguments: dict[str, Any], start_timeout_s: float
+        self,
+        app: Celery,
+        client: redis.Redis,
+        name: str,
+        arguments: dict[str, Any],
+        key: str,
+        limit_s: float,
+        start_timeout_s: float,
     ) -> None:
+        self._client = client
         self._name = name
+        self._limit_s = limit_s
         self._start_timeout_s = start_timeout_s
+        # The task id names the tool (in Flower, in the result backend) and is the ticket.
+        self._ticket = f"tool:{name}:{uuid4().hex}"
         self._result = app.send_task(
-            CALL_TOOL_TASK, args=(name, arguments), queue="tools", add_to_parent=False
+            CALL_TOOL_TASK,
+            args=(name, arguments),
+            kwargs={"key": key, "ticket": self._ticket, "limit_s": limit_s},
+            queue="tools",
+            task_id=self._ticket,
+            add_to_parent=False,
         )
 
     async def outcome(self) -> str:
@@ -56,8 +108,7 @@ class CeleryRemoteCall(RemoteCall):
             state = self._result.state
             if state in states.READY_STATES:
                 break
-            if state == states.PENDING and time.monotonic() > deadline:
-                self.cancel()
+            if state == states.PENDING and time.monotonic() > deadline and self.stop():
                 raise RemoteToolNotStarted(
                     f"remote tool {self._name!r} was not picked up within "
                     f"{self._start_timeout_s:g} s: no worker with a free slot serves the 'tools' "
@@ -69,5 +120,14 @@ class CeleryRemoteCall(RemoteCall):
             return str(self._result.result["content"])
         raise RemoteToolFailed(f"remote tool {self._name!r} failed: {self._result.result!r}")
 
-    def cancel(self) -> None:
-        self._result.revoke()
+    def stop(self) -> bool:
+        if self._client.set(ticket_key(self._ticket), "stopped", nx=True, ex=TICKET_TTL_S):
+            self._result.revoke()  # its message is dropped unrun, not only refused when run
+            return True
+        self._client.set(ticket_key(self._ticket), "stopping", xx=True, ex=TICKET_TTL_S)
+        return False
+
+    def wait_ended(self) -> None:
+        bound = time.monotonic() + self._limit_s + END_GRACE_S
+        while self._result.state not in states.READY_STATES and time.monotonic() < bound:
+            time.sleep(0.05)

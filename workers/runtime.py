@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from celery import Celery
 
@@ -81,8 +82,8 @@ def _tool_limit(tool: Tool) -> SharedLimit | None:
 def tool_runner(app: Celery) -> ToolRunner:
     timeout = get_settings().remote_start_timeout_s
 
-    def start_remote(name: str, arguments: dict[str, object]) -> RemoteCall:
-        return CeleryRemoteCall(app, name, arguments, timeout)
+    def start_remote(name: str, arguments: dict[str, Any], key: str, limit_s: float) -> RemoteCall:
+        return CeleryRemoteCall(app, store().client, name, arguments, key, limit_s, timeout)
 
     return ToolRunner(tool_registry(), _tool_limit, start_remote)
 

@@ -4,91 +4,58 @@
   ``plan`` runs consecutive calls that fit one group of the agent's plan together and every
   other call alone.
 - ``join_all`` returns every result, with failures as error results the model reads.
-  ``fail_fast`` stops at the first failure: calls still queued never start, running async
-  functions are cancelled, running remote calls are revoked.
-- A call past its timeout (the tool's own, else the policy's) returns a timeout error at once.
+  ``fail_fast`` stops at the first failure: the stop is decided before the failed call gives
+  up its place, so calls still queued never start; running async functions are cancelled,
+  running remote calls are stopped where they run.
+- A call's timeout (the tool's own, else the policy's) bounds everything it waits for, its
+  shared slot included; past it the call returns a timeout error at once. Only that timeout
+  is reported as one: a tool that raises ``TimeoutError`` itself gets an ordinary error.
 - A sync function already running in a thread cannot be interrupted in CPython. On a timeout
-  or a fail-fast stop, the agent does not wait for it: its late result is discarded, and its
-  shared concurrency slot is released only when the thread really ends.
+  or a fail-fast stop, the agent does not wait for it: its late result is discarded, the
+  model is told it may still complete, and its shared slot is held until the thread ends or,
+  at the latest, one lease (``lease_s``) after the agent stopped waiting.
+- A remote call that is stopped (timeout, fail-fast, cancel) either had not started, and then
+  never will, or is stopped on its tools worker; its shared slot is held until it has really
+  ended there.
 - A tool with ``max_concurrency`` takes a slot of a limit shared by all workers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import json
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
-from typing import Any, Literal
-from uuid import uuid4
-
-from pydantic import BaseModel
+from typing import Any
 
 from orchestrator import tracing
 from orchestrator.models import ToolCall, utcnow
-from orchestrator.tools import Tool, ToolArgumentsError, ToolInfo, ToolPolicy
+from orchestrator.tools import Tool, ToolArgumentsError, ToolInfo, ToolPolicy, calling
 from workers import spans
 from workers.cancellation import CancelToken
 from workers.limits import SharedLimit
 from workers.plan_use import plan_batches
+from workers.tool_calls import (
+    RemoteCall,
+    RemoteStarter,
+    ToolEvents,
+    ToolResult,
+    ToolStatus,
+    in_thread,
+    render,
+)
 from workers.tool_registry import ToolRegistry
+from workers.tool_slots import (
+    REMOTE_NOT_STARTED,
+    REMOTE_STOPPED,
+    SYNC_MAY_COMPLETE,
+    Attempt,
+    Slot,
+)
 
-ToolStatus = Literal["ok", "error", "timeout", "cancelled"]
+__all__ = ["RemoteCall", "ToolEvents", "ToolResult", "ToolRunner", "render"]
 
-# Sync tools run here. A thread abandoned after a timeout keeps its slot until it returns.
-_SYNC_TOOLS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="ao-tool")
-
-
-@dataclass
-class ToolResult:
-    """The result of one tool call, as the model will read it."""
-
-    call: ToolCall
-    status: ToolStatus
-    content: str
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-
-class ToolEvents:
-    """Where the runner reports calls starting and ending (the agent's event sink)."""
-
-    def tool_start(self, call: ToolCall) -> None:
-        """A call begins."""
-
-    def tool_end(self, call: ToolCall, status: str, error: str | None) -> None:
-        """A call ended."""
-
-
-class RemoteCall:
-    """A tool call running as a task elsewhere; the runner awaits or cancels it."""
-
-    async def outcome(self) -> str:
-        """The call's content; raises on failure."""
-        raise NotImplementedError
-
-    def cancel(self) -> None:
-        """Stop the call (revoke it)."""
-
-
-RemoteStarter = Callable[[str, dict[str, Any]], RemoteCall]
-
-
-def render(value: Any) -> str:
-    """A tool's return value as the text the model reads."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, BaseModel):
-        return value.model_dump_json()
-    return json.dumps(value, default=str)
+ResultSink = Callable[[int, ToolResult], object]
+"""Gets each call's result (its index in the turn) as soon as it is known."""
 
 
 class ToolRunner:
@@ -122,92 +89,43 @@ class ToolRunner:
         cancel: CancelToken,
         events: ToolEvents,
         groups: list[list[str]] | None = None,
+        *,
+        scope: str = "",
+        on_result: ResultSink | None = None,
     ) -> list[ToolResult]:
         """Run ``calls`` (tools outside ``allowed`` get an error result) and return their
         results in the order of ``calls``. ``groups`` are the plan's groups, for mode
-        ``plan``."""
-        return asyncio.run(self._run_all(calls, set(allowed), policy, cancel, events, groups or []))
+        ``plan``. A call's idempotency key is ``scope/call id``; ``on_result`` gets each
+        result when it is known, before the call gives up its place to a queued one."""
+        turn = _Turn(self, calls, set(allowed), policy, cancel, events, scope, on_result)
+        return asyncio.run(turn.run_all(groups or []))
 
-    async def _run_all(
+    async def call(
         self,
-        calls: list[ToolCall],
+        call: ToolCall,
         allowed: set[str],
         policy: ToolPolicy,
-        cancel: CancelToken,
         events: ToolEvents,
-        groups: list[list[str]],
-    ) -> list[ToolResult]:
-        everything = list(range(len(calls)))
-        if policy.mode == "plan":
-            batches = [(batch, len(batch)) for batch in plan_batches(calls, groups)]
-        elif policy.mode == "sequential":
-            batches = [(everything, 1)]
-        else:
-            batches = [(everything, policy.max_concurrency or len(calls))]
-        results: list[ToolResult | None] = [None] * len(calls)
-        stop_reason = ""
-        for batch, width in batches:
-            stop_reason = await self._run_batch(
-                [(i, calls[i]) for i in batch], width, results, allowed, policy, cancel, events
-            )
-            if stop_reason:
-                break
-        return [
-            result or ToolResult(call=call, status="cancelled", content=stop_reason)
-            for call, result in zip(calls, results, strict=True)
-        ]
-
-    async def _run_batch(
-        self,
-        batch: list[tuple[int, ToolCall]],
-        width: int,
-        results: list[ToolResult | None],
-        allowed: set[str],
-        policy: ToolPolicy,
-        cancel: CancelToken,
-        events: ToolEvents,
-    ) -> str:
-        """Run ``batch`` at most ``width`` at once into ``results``; returns why the turn must
-        stop ('' to go on)."""
-        gate = asyncio.Semaphore(width)
-
-        async def one(index: int, call: ToolCall) -> None:
-            async with gate:  # queued calls wait here; a fail-fast stop cancels them unstarted
-                results[index] = await self._traced_call(call, allowed, policy, events)
-
-        pending: set[asyncio.Task[None]] = {asyncio.create_task(one(i, c)) for i, c in batch}
-        stop_reason = ""
-        while pending:
-            _, pending = await asyncio.wait(
-                pending, timeout=0.1, return_when=asyncio.FIRST_COMPLETED
-            )
-            if cancel.cancelled:
-                stop_reason = f"cancelled: {cancel.reason}"
-            elif policy.join == "fail_fast":
-                failed = next((r for r in results if r is not None and not r.ok), None)
-                if failed is not None:
-                    stop_reason = f"cancelled: {failed.call.name} ({failed.call.id}) failed"
-            if stop_reason and pending:
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-                pending = set()
-        return stop_reason
-
-    async def _traced_call(
-        self, call: ToolCall, allowed: set[str], policy: ToolPolicy, events: ToolEvents
+        key: str,
+        attempt: Attempt,
     ) -> ToolResult:
-        """``_call`` in an ``execute_tool`` span, which gets the call's status (never its
+        """One call in an ``execute_tool`` span, which gets the call's status (never its
         arguments or result)."""
         name = f"execute_tool {call.name}"
         with tracing.span_under(None, name, spans.tool_attributes(call)) as span:
-            result = await self._call(call, allowed, policy, events)
+            result = await self._call(call, allowed, policy, events, key, attempt)
             if not result.ok:
                 tracing.fail(span, result.status)
             return result
 
     async def _call(
-        self, call: ToolCall, allowed: set[str], policy: ToolPolicy, events: ToolEvents
+        self,
+        call: ToolCall,
+        allowed: set[str],
+        policy: ToolPolicy,
+        events: ToolEvents,
+        key: str,
+        attempt: Attempt,
     ) -> ToolResult:
         started = utcnow()
 
@@ -234,44 +152,134 @@ class ToolRunner:
         except ToolArgumentsError as invalid:
             return ended("error", str(invalid))
         timeout = tool.info.timeout_s or policy.timeout_s
-        limit = self._limit_for(tool)
-        token = uuid4().hex
+        slot = Slot(self._limit_for(tool))
+        deadline = asyncio.timeout(timeout)
         try:
-            if limit is not None:
-                while (wait_s := limit.try_acquire(token)) > 0:
-                    await asyncio.sleep(limit.pause(wait_s))
-            value = await asyncio.wait_for(self._invoke(tool, arguments, limit, token), timeout)
+            async with deadline:
+                await slot.acquire()
+                value = await self._invoke(tool, arguments, slot, key, deadline, attempt)
             return ended("ok", render(value))
-        except TimeoutError:
-            return ended("timeout", f"tool {call.name!r} timed out after {timeout:g} s")
+        except TimeoutError as failure:
+            if not deadline.expired():  # the tool's own TimeoutError, not the runner's
+                return ended("error", f"{type(failure).__name__}: {failure}")
+            message = f"tool {call.name!r} timed out after {timeout:g} s{attempt.note}"
+            return ended("timeout", message)
         except asyncio.CancelledError:
             events.tool_end(call, "cancelled", "cancelled")
             raise
         except Exception as failure:  # a tool's failure is a result the model reads
             return ended("error", f"{type(failure).__name__}: {failure}")
         finally:
-            # A local sync call releases its slot when its thread ends (see _invoke).
-            releases_itself = not tool.is_async and not tool.info.remote
-            if limit is not None and not releases_itself:
-                limit.release(token)
+            slot.settle()
 
     async def _invoke(
-        self, tool: Tool, arguments: dict[str, Any], limit: SharedLimit | None, token: str
+        self,
+        tool: Tool,
+        arguments: dict[str, Any],
+        slot: Slot,
+        key: str,
+        deadline: asyncio.Timeout,
+        attempt: Attempt,
     ) -> Any:
         if tool.info.remote:
             assert self._remote is not None
-            remote = self._remote(tool.name, arguments)
+            when = deadline.when()
+            left = max(0.0, when - asyncio.get_running_loop().time()) if when else 0.0
+            remote = self._remote(tool.name, tool.wire_arguments(arguments), key, left)
             try:
                 return await remote.outcome()
             except asyncio.CancelledError:
-                remote.cancel()
+                if remote.stop():
+                    attempt.note = REMOTE_NOT_STARTED
+                else:
+                    attempt.note = REMOTE_STOPPED
+                    slot.release_after(remote)
                 raise
         if tool.is_async:
-            return await tool.function(**arguments)
-        # In the caller's context, so that spans the tool makes hang from its call's span.
-        context = contextvars.copy_context()
-        thread: Future[Any] = _SYNC_TOOLS.submit(context.run, partial(tool.function, **arguments))
-        if limit is not None:
-            # The slot is held until the thread really ends, even if the agent stops waiting.
-            thread.add_done_callback(lambda _: limit.release(token))
-        return await asyncio.wrap_future(thread)
+            with calling(key):
+                return await tool.function(**arguments)
+        with calling(key):  # the thread runs in a copy of this context
+            thread = in_thread(partial(tool.function, **arguments))
+        slot.release_when_done(thread)
+        try:
+            return await asyncio.wrap_future(thread)
+        except asyncio.CancelledError:
+            attempt.note = SYNC_MAY_COMPLETE
+            slot.abandon()
+            raise
+
+
+class _Turn:
+    """The calls of one model turn, run batch by batch."""
+
+    def __init__(
+        self,
+        runner: ToolRunner,
+        calls: list[ToolCall],
+        allowed: set[str],
+        policy: ToolPolicy,
+        cancel: CancelToken,
+        events: ToolEvents,
+        scope: str,
+        on_result: ResultSink | None,
+    ) -> None:
+        self.runner, self.calls, self.allowed, self.policy = runner, calls, allowed, policy
+        self.cancel, self.events, self.scope, self.on_result = cancel, events, scope, on_result
+        self.results: list[ToolResult | None] = [None] * len(calls)
+        self.attempts = [Attempt() for _ in calls]
+        self.failed = ""
+
+    def stop_reason(self) -> str:
+        """Why no further call of the turn may start ('' while they may)."""
+        if self.cancel.cancelled:
+            return f"cancelled: {self.cancel.reason}"
+        return self.failed
+
+    async def run_all(self, groups: list[list[str]]) -> list[ToolResult]:
+        everything = list(range(len(self.calls)))
+        if self.policy.mode == "plan":
+            batches = [(batch, len(batch)) for batch in plan_batches(self.calls, groups)]
+        elif self.policy.mode == "sequential":
+            batches = [(everything, 1)]
+        else:
+            batches = [(everything, self.policy.max_concurrency or len(self.calls))]
+        for batch, width in batches:
+            await self._run_batch(batch, width)
+            if self.stop_reason():
+                break
+        reason = self.stop_reason()
+        return [
+            result or ToolResult(call=call, status="cancelled", content=reason + attempt.note)
+            for call, result, attempt in zip(self.calls, self.results, self.attempts, strict=True)
+        ]
+
+    async def _run_batch(self, batch: list[int], width: int) -> None:
+        """Run ``batch`` at most ``width`` at once; returns when all ended or the turn stops."""
+        gate = asyncio.Semaphore(width)
+
+        async def one(index: int) -> None:
+            async with gate:  # queued calls wait here
+                if self.stop_reason():
+                    return  # a call queued behind a stop never starts
+                call = self.calls[index]
+                key = f"{self.scope}/{call.id}"
+                result = await self.runner.call(
+                    call, self.allowed, self.policy, self.events, key, self.attempts[index]
+                )
+                self.results[index] = result
+                # Decided before ``gate`` is released: no queued call can start in between.
+                if self.policy.join == "fail_fast" and not result.ok and not self.failed:
+                    self.failed = f"cancelled: {call.name} ({call.id}) failed"
+                if self.on_result is not None:
+                    self.on_result(index, result)
+
+        pending = {asyncio.create_task(one(index)) for index in batch}
+        while pending:
+            _, pending = await asyncio.wait(
+                pending, timeout=0.1, return_when=asyncio.FIRST_COMPLETED
+            )
+            if self.stop_reason() and pending:
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                pending = set()

@@ -86,7 +86,7 @@ class Execution:
 
     def run(self, start: MemberStart) -> AgentRun:
         """The member's own agent run from ``start``: resumed from its checkpoint, if any, and
-        checkpointed after each turn that goes on."""
+        checkpointed after each tool result."""
 
         def checkpoint(state: AgentCheckpoint) -> bool:
             return self.store.save_checkpoint(self.run_id, self.member, self.token, state)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
+from orchestrator.thinking import ThinkingBlock
 from orchestrator.tools import ToolInfo
 from workers.cancellation import CancelToken
 from workers.providers.base import ModelResponse, ProviderError
@@ -13,6 +14,7 @@ from workers.providers.http_common import (
     anthropic_client,
     api_params,
     priced,
+    reads_response,
     request_digest,
     sdk_call,
 )
@@ -42,7 +44,9 @@ def anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
                 turns.append({"role": "user", "content": [block]})
             continue
         if message.role == "assistant" and message.tool_calls:
-            blocks: list[dict[str, Any]] = []
+            # Thinking first, whole and signed: the API refuses a tool use without the
+            # reasoning that led to it (with thinking on).
+            blocks: list[dict[str, Any]] = [thinking_block(block) for block in message.thinking]
             if message.content:
                 blocks.append({"type": "text", "text": message.content})
             blocks.extend(
@@ -53,6 +57,26 @@ def anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
             continue
         turns.append({"role": message.role, "content": message.content})
     return turns
+
+
+def thinking_block(block: ThinkingBlock) -> dict[str, Any]:
+    """A kept reasoning block as the Messages API takes it back."""
+    if block.type == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.data}
+    return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+
+
+def kept_thinking(content: list[Any]) -> list[ThinkingBlock]:
+    """The reasoning blocks of a response's content, as returned."""
+    kept: list[ThinkingBlock] = []
+    for block in content:
+        if block.type == "thinking":
+            kept.append(
+                ThinkingBlock(type="thinking", thinking=block.thinking, signature=block.signature)
+            )
+        elif block.type == "redacted_thinking":
+            kept.append(ThinkingBlock(type="redacted_thinking", data=block.data))
+    return kept
 
 
 class AnthropicMessages(BodySurface):
@@ -98,6 +122,7 @@ class AnthropicMessages(BodySurface):
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
         return body
 
+    @reads_response("ANTHROPIC_API_KEY")
     def send(self, config: ModelConfig, body: dict[str, Any], cancel: CancelToken) -> ModelResponse:
         """Make the call ``body`` describes."""
         cancel.check()
@@ -119,6 +144,7 @@ class AnthropicMessages(BodySurface):
         return ModelResponse(
             text="".join(texts),
             tool_calls=calls,
+            thinking=kept_thinking(response.content),
             usage=priced(usage, config),
             surface=SURFACE,
             request_digest=request_digest(body),

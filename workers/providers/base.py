@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator.cache_records import CacheDecision, PromptBlock
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
+from orchestrator.thinking import ThinkingBlock
 from orchestrator.tools import ToolInfo
 from workers.cancellation import CancelToken
 
@@ -41,6 +42,9 @@ class ModelResponse(BaseModel):
 
     text: str = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    thinking: list[ThinkingBlock] = Field(default_factory=list)
+    """The reasoning blocks the answer came with (Anthropic), to be sent back with its tool
+    calls."""
     usage: Usage = Field(default_factory=Usage)
     usage_reported: bool = True
     """False when the provider's answer had no usage (some OpenAI-compatible servers omit it):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -128,11 +129,55 @@ def sdk_call(
     """``request()`` through ``inflight.run`` within the call's time limit; an SDK error
     becomes a provider error redacted of ``client``'s key."""
     try:
-        return inflight.run(surface, request, cancel, call_timeout_s(config))
+        response = inflight.run(surface, request, cancel, call_timeout_s(config))
     except (Cancelled, ProviderError):
         raise
     except Exception as error:
         raise translate_error(error, surface, [client.api_key]) from None
+    if isinstance(response, str):
+        # The SDKs hand back the text of a 200 whose body is not JSON (a proxy's page).
+        raise unexpected_response(surface, f"a body that is not JSON: {response}", client.api_key)
+    return response
+
+
+# The errors that reading a successful response can raise when it is not the documented shape
+# (``choices: []``, a missing field): the SDKs build their objects without validating them.
+SHAPE_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
+S = TypeVar("S", bound=Callable[..., ModelResponse])
+
+
+def unexpected_response(surface: str, what: str, key: str) -> RetryableProviderError:
+    """A successful response that cannot be read: retried (a proxy or an overloaded server may
+    answer so for a while), redacted, and charged at its reservation (it may have been
+    billed)."""
+    message = redact(f"{surface}: unexpected response: {what}", [key])
+    return RetryableProviderError(message, unbilled=False)
+
+
+def reads_response(default_key_env: str) -> Callable[[S], S]:
+    """Make a surface's ``send`` end as an ``unexpected_response`` when reading its response
+    fails on its shape, instead of raising a raw ``AttributeError`` or ``IndexError``."""
+
+    def wrap(send: S) -> S:
+        @functools.wraps(send)
+        def reading(self: Any, config: ModelConfig, *args: Any, **kwargs: Any) -> ModelResponse:
+            try:
+                return send(self, config, *args, **kwargs)
+            except SHAPE_ERRORS as error:
+                what = f"{type(error).__name__}: {error}"
+                key = _known_key(config, default_key_env)
+                raise unexpected_response(self.surface, what, key) from None
+
+        return reading  # type: ignore[return-value]
+
+    return wrap
+
+
+def _known_key(config: ModelConfig, default_env: str) -> str:
+    try:
+        return api_key(config, default_env)
+    except ProviderError:
+        return ""
 
 
 def request_digest(body: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from workers.providers.http_common import (
     api_params,
     openai_client,
     priced,
+    reads_response,
     request_digest,
     sdk_call,
 )
@@ -89,6 +90,7 @@ class OpenAIChat(BodySurface):
             body["reasoning_effort"] = thinking
         return body
 
+    @reads_response("OPENAI_API_KEY")
     def send(self, config: ModelConfig, body: dict[str, Any], cancel: CancelToken) -> ModelResponse:
         """Make the call ``body`` describes."""
         cancel.check()
