@@ -223,3 +223,19 @@ def test_an_unreadable_run_whose_final_agent_was_taken_over_ends(
     coordinator.sweep_run(app, store, run_id)
     status = store.status(run_id)
     assert status is not None and status.state == "cancelled" and status.in_flight == 0
+
+
+def test_a_retry_in_a_cancelled_run_ends_its_member_at_once(store: RunStore) -> None:
+    """The retry of a delivery (or a takeover from a dead process) in a cancelled run takes the
+    member, so that its cancelled output is stored now, not after the dead attempt's lease."""
+    run_id = new_run(store, total=1, cap=1)
+    assert store.start(run_id, node_name()).admitted == [0]
+    start = AgentStart(run_id=run_id, name="m_0")
+    assert store.claim(run_id, "0", "first", 60, start).action == "run"
+    store.request_cancel(run_id, "test")
+    retry = store.claim(run_id, "0", "retry", 60, start, gone_holder="first")
+    assert (retry.action, retry.input) == ("cancelled", "test")
+    output = AgentOutput.not_run("m_0", "cancelled", "cancelled: test")
+    end = AgentEnd(run_id=run_id, name="m_0", index=0, outcome="cancelled")
+    completion = store.complete(run_id, "0", output, [end], node=node_name(), token="retry")
+    assert completion.status == "stored"

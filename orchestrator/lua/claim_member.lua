@@ -2,8 +2,10 @@
 -- ARGV: member, token, lease_ms, timeout_ms, start_event_json, gone_holder ('' for none): the
 -- token of an execution whose worker process is known to be gone (workers/liveness.py).
 -- Returns {'done', output} for a member already completed (a late duplicate),
--- {'cancelled', reason} when the run is being cancelled, {'busy'} when another live execution
--- holds the lease (with its token, {'busy', holder}; or the member is not in flight), {'gone'} when the run no longer exists,
+-- {'cancelled', reason} when the run is being cancelled (the lease is taken, so the caller
+-- ends it as cancelled at once), {'busy'} when another live execution holds the lease (with
+-- its token, {'busy', holder}; or the member is not in flight), {'gone'} when the run no
+-- longer exists,
 -- {'timeout', timeout_ms} when the member's time limit (counted from its first claim) has
 -- passed (the lease is taken, so the caller ends it), and {'run', input, checkpoint or '',
 -- ms left, taken over} otherwise: a member that an earlier execution left mid-way resumes from
@@ -14,10 +16,12 @@ local member, token = ARGV[1], ARGV[2]
 local lease_ms, timeout_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 local output = redis.call('HGET', K_OUTPUTS, member)
 if output then return {'done', output} end
-local cancel = redis.call('HGET', K_RUN, 'cancel')
-if cancel then return {'cancelled', cancel} end
 local expiry = redis.call('ZSCORE', K_LEASES, member)
-if not expiry then return {'busy'} end
+if not expiry then
+    local cancel = redis.call('HGET', K_RUN, 'cancel')
+    if cancel then return {'cancelled', cancel} end
+    return {'busy'}
+end
 local now = now_ms()
 local holder = redis.call('HGET', K_HOLDERS, member)
 -- A queued or prefetched member may be claimed by any execution; a running one only once its
@@ -35,6 +39,10 @@ if holder and not is_placeholder(holder) and not is_ending(holder) then
 end
 redis.call('HSET', K_HOLDERS, member, token)
 redis.call('ZADD', K_LEASES, now + lease_ms, member)
+-- A cancelled run's member is taken all the same, so that this execution ends it now (its
+-- cancelled output is stored under its lease) instead of the lease of one that went away.
+local cancel = redis.call('HGET', K_RUN, 'cancel')
+if cancel then return {'cancelled', cancel} end
 local deadline = num(K_DEADLINES, member)
 -- Only a claim sets a member's deadline: one already there means another execution held it.
 local taken_over = deadline and '1' or '0'
