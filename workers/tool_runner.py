@@ -12,8 +12,9 @@
   is reported as one: a tool that raises ``TimeoutError`` itself gets an ordinary error.
 - A sync function already running in a thread cannot be interrupted in CPython. On a timeout
   or a fail-fast stop, the agent does not wait for it: its late result is discarded, the
-  model is told it may still complete, and its shared slot is held until the thread ends or,
-  at the latest, one lease (``lease_s``) after the agent stopped waiting.
+  model is told it may still complete, and its shared slot is held until the thread ends (it
+  still runs, so it still counts). At most ``max_abandoned_threads`` such threads per process:
+  past that, a sync call is refused with an error rather than given another thread.
 - A remote call that is stopped (timeout, fail-fast, cancel) either had not started, and then
   never will, or is stopped on its tools worker; its shared slot is held until it has really
   ended there.
