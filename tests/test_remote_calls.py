@@ -1,7 +1,8 @@
 """Remote tool calls as their tools worker runs them, messages sent as an agent sends them:
 the call lives as long as its agent and holds its slot as long as it runs, its process dies
 with its tools worker, a redelivered call says it may have run, an agent of an earlier version
-is still served, and the agent's start deadline never stops a call a worker took."""
+is still served, the agent's start deadline never stops a call a worker took, and the rerun
+of a call whose agent's worker died never runs beside it."""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ import redis
 from celery import Celery
 from celery.result import AsyncResult
 
+from orchestrator import Client
 from orchestrator.celery_config import celery_config
 from orchestrator.keys import semaphore_key
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.settings import get_settings
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import environment
+from tests.test_tools import agent, calls, tool_messages
 from workers.limits import SharedLimit
 from workers.remote_tools import (
     CALL_TOOL_TASK,
@@ -206,3 +209,33 @@ def test_past_the_start_deadline_an_agent_waits_for_a_call_a_worker_took(
         return await waiting
 
     assert asyncio.run(agent_waits()) == "done"
+
+
+def test_an_agent_workers_death_never_lets_the_rerun_of_its_remote_call_run_beside_it(
+    own_redis: tuple[LocalRedis, dict[str, str]], tmp_path: Path
+) -> None:
+    server, env = own_redis
+    state = redis.Redis.from_url(server.url)
+    agents = ("coordinator", "agents", "learner")
+    tools = LocalWorker("tools", env, queues=("tools",), concurrency=4, log_path=tmp_path / "t")
+    first = LocalWorker("a1", env, queues=agents, concurrency=2, log_path=tmp_path / "a1")
+    second: LocalWorker | None = None
+    try:
+        wait_for_workers(state, [tools.hostname, first.hostname])
+        key = uuid4().hex
+        # max_concurrency=1; it runs two leases, so that it outlives its agent's slot lease.
+        slow = ("remote_slow_mark", {"key": key, "seconds": 2 * LEASE_S})
+        handle = Client(redis_url=server.url).run_agent(
+            agent([calls(slow), {"text": "ok"}], ["remote_slow_mark"], timeout_s=60), "go"
+        )
+        wait_for(lambda: state.smembers(f"test:running:{key}"), "the call started")
+        first.kill()  # the agent's worker dies; the call runs on, on its tools worker
+        second = LocalWorker("a2", env, queues=agents, concurrency=2, log_path=tmp_path / "a2")
+        # The resumed agent runs the call again (at-least-once): never while the first runs.
+        result = handle.result(60)
+        assert tool_messages(result.context) == [key]
+        assert state.get(f"test:overlap:{key}") is None, "two calls ran at once"
+    finally:
+        for worker in (first, second, tools):
+            if worker is not None:
+                worker.kill()
