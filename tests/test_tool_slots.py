@@ -21,7 +21,7 @@ from workers.tool_calls import RemoteCall, SlotRef, ToolEvents, ToolResult
 from workers.tool_registry import ToolRegistry
 from workers.tool_runner import ToolRunner
 
-LEASE_S = 0.5
+LEASE_S = 1.0  # renewed every third of it: a busy machine may delay a renewal or two
 HANG = threading.Event()  # set by each test that leaves threads hanging, once it is done
 STORES: list[LocalRedis] = []  # the Redis the next ``stops_the_store`` call stops
 
