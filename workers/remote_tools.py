@@ -80,11 +80,6 @@ def claim_start(client: redis.Redis, ticket: str) -> Claim:
     return "stopped" if client.get(ticket_key(ticket)) == b"stopped" else "lost"
 
 
-def stop_requested(client: redis.Redis, ticket: str) -> bool:
-    """Whether the agent asked the started call to stop."""
-    return client.get(ticket_key(ticket)) == b"stopping"
-
-
 class CeleryRemoteCall(RemoteCall):
     """One remote call in flight.
 
