@@ -4,25 +4,42 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from uuid import uuid4
 
 from opentelemetry.trace import SpanKind
 
 from orchestrator import tracing
+from orchestrator.settings import get_settings
 from orchestrator.tools import calling
 from workers.app import app
-from workers.remote_tools import RemoteToolStopped, claim_start, stop_requested
+from workers.remote_tools import RemoteToolStopped, claim_start
+from workers.remote_watch import RemoteWatch
 from workers.runtime import store, tool_registry
+from workers.tool_calls import SlotRef
 from workers.tool_process import ToolStopped, run_in_child, until_stopped
 from workers.tool_runner import render
+
+# The time limit of a call from an agent of a version that sends none (rolling upgrade).
+DEFAULT_LIMIT_S = 300.0
 
 
 @app.task(name="tasks.tools.call_tool")
 def call_tool(
-    name: str, arguments: dict[str, Any], *, key: str, ticket: str, limit_s: float
+    name: str,
+    arguments: dict[str, Any],
+    *,
+    key: str = "",
+    ticket: str | None = None,
+    limit_s: float | None = None,
+    caller: bool = False,
+    slot: SlotRef | None = None,
 ) -> dict[str, str]:
     """Run tool ``name`` here, unless its agent stopped the call first (``ticket``), and stop
-    it when its agent asks or past ``limit_s``; its exceptions fail the task and reach the
-    calling agent."""
+    it when its agent asks, when its agent is gone (``caller``: the agent keeps a heartbeat) or
+    past ``limit_s``; ``slot`` is renewed while it runs. Its exceptions fail the task and
+    reach the calling agent. Every keyword has a default, so that a message of an agent of an
+    earlier version (``name`` and ``arguments`` only) still runs: without a ticket, nothing
+    can stop it before it starts."""
     # Under the calling agent's ``execute_tool`` span (its context came with the message).
     attributes = {tracing.GEN_AI_TOOL_NAME: name}
     with tracing.span_under(None, f"call_tool {name}", attributes, SpanKind.CONSUMER):
@@ -31,18 +48,24 @@ def call_tool(
             raise LookupError(f"tool {name!r} is not served by this worker")
         kwargs = found.validate(arguments)
         client = store().client
-        if not claim_start(client, ticket):
+        ticket = ticket or f"tool:{name}:{uuid4().hex}"
+        claim = claim_start(client, ticket)
+        if claim == "stopped":
             raise RemoteToolStopped(f"remote tool {name!r} was stopped before it started")
-
-        def stopped() -> bool:
-            return stop_requested(client, ticket)
-
+        if claim == "lost":
+            raise RemoteToolStopped(
+                f"remote tool {name!r} was started by a tools worker that was lost: it may have "
+                "done part or all of its work"
+            )
+        watch = RemoteWatch(client, ticket, caller, slot, get_settings().lease_s)
+        limit = DEFAULT_LIMIT_S if limit_s is None else limit_s
         try:
             if found.is_async:
                 with calling(key):
-                    content = render(asyncio.run(until_stopped(found(**kwargs), stopped, limit_s)))
+                    content = render(asyncio.run(until_stopped(found(**kwargs), watch, limit)))
             else:
-                content = run_in_child(name, arguments, key, stopped, limit_s)
+                content = run_in_child(name, arguments, key, watch, limit)
         except ToolStopped as stop:
-            raise RemoteToolStopped(f"remote tool {name!r}: {stop}") from None
+            reason = f" ({watch.reason})" if watch.reason else ""
+            raise RemoteToolStopped(f"remote tool {name!r}: {stop}{reason}") from None
         return {"content": content}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from orchestrator import ToolPolicy, tool
 from orchestrator.cache_records import CacheDecision
 from orchestrator.models import AgentCheckpoint, AgentSpec, Message, ModelConfig, ToolCall, Usage
 from orchestrator.providers import KNOWN_PROVIDERS
 from workers.agent_loop import AgentEvents, run_agent
 from workers.cancellation import CancelToken
 from workers.providers import PROVIDERS
+from workers.tool_registry import ToolRegistry
+from workers.tool_runner import ToolRunner
 
 
 def spec(max_turns: int = 5, **options: object) -> AgentSpec:
@@ -163,3 +166,42 @@ def test_a_resumed_run_does_not_repeat_the_turns_of_its_checkpoint() -> None:
     assert resumed.new_messages == whole.new_messages
     assert resumed.output.turns == 3 and resumed.output.tokens == whole.output.tokens
     assert [c.kind for c in resumed.record.calls] == ["model", "tool", "model", "tool", "model"]
+
+
+STARTED: list[str] = []  # the tags of the ``side`` calls that ran
+
+
+@tool
+def boom() -> str:
+    """Fail."""
+    raise RuntimeError("broken")
+
+
+@tool
+def side(tag: str) -> str:
+    """A side effect, noted in ``STARTED``."""
+    STARTED.append(tag)
+    return f"done {tag}"
+
+
+def test_a_run_resumed_after_a_fail_fast_failure_starts_no_call_queued_behind_it() -> None:
+    turn = {
+        "tool_calls": [{"name": "boom"}, *[{"name": "side", "arguments": {"tag": t}} for t in "AB"]]
+    }
+    agent = AgentSpec(
+        name="agent",
+        model=ModelConfig(provider="scripted", options={"script": [turn, {"text": "after"}]}),
+        tools=["boom", "side"],
+        tool_policy=ToolPolicy(mode="parallel", max_concurrency=1, join="fail_fast"),
+    )
+    tools = ToolRunner(ToolRegistry({"boom": boom, "side": side}))
+    saved: list[AgentCheckpoint] = []
+    STARTED.clear()
+    whole = run_agent(agent, "go", run_id="r", tools=tools, checkpoint=saved.append)
+    # The state saved when the failure was known: its worker may die right after saving it.
+    failed = next(c for c in saved if any(m.role == "tool" for m in c.new_messages))
+    resumed = run_agent(agent, "go", run_id="r", tools=tools, resume=failed)
+    assert STARTED == []
+    assert [m.content for m in resumed.new_messages if m.role == "tool"] == [
+        m.content for m in whole.new_messages if m.role == "tool"
+    ]

@@ -109,7 +109,7 @@ def sync_sleep(seconds: float) -> str:
 @tool(remote=True)
 def where() -> str:
     """The host and process this call ran in, and that process's parent (a sync remote tool
-    runs in a child process of its tools worker's fork server)."""
+    runs in a child process of its tools worker)."""
     return f"{socket.gethostname()}:{os.getpid()}:{os.getppid()}"
 
 

@@ -168,10 +168,14 @@ def run_agent(
             state.add_result(result, spec.model.context_window)
             save()
 
-        results = tools.run(
-            calls, spec.tools, spec.tool_policy, cancel, events, scheduled,
-            scope=scope, on_result=keep,
-        )  # fmt: skip
+        stop = state.turn_failure() if spec.tool_policy.join == "fail_fast" else ""
+        if stop:  # resumed after the turn failed: the calls queued behind it never start
+            results = [ToolResult(call=call, status="cancelled", content=stop) for call in calls]
+        else:
+            results = tools.run(
+                calls, spec.tools, spec.tool_policy, cancel, events, scheduled,
+                scope=scope, on_result=keep,
+            )  # fmt: skip
         added = state.add_unreported(results, spec.model.context_window)
         if state.order_results() or added:
             save()

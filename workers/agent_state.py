@@ -94,6 +94,21 @@ class AgentState:
         calls = self.new_messages[turn].tool_calls
         return [call for call in calls if call.id not in answered]
 
+    def turn_failure(self) -> str:
+        """The fail-fast stop of the last turn when one of its results is a failure (a resumed
+        turn whose failure was saved before the stop of its queued calls), else ''."""
+        turn = self._last_turn()
+        if turn is None:
+            return ""
+        models = [i for i, record in enumerate(self.calls) if record.kind == "model"]
+        records = [r for r in self.calls[models[-1] + 1 if models else 0 :] if r.kind == "tool"]
+        results = [m for m in self.new_messages[turn + 1 :] if m.role == "tool"]
+        # A result and its record are added together, so they pair up in order.
+        for record, message in zip(records, results, strict=False):
+            if record.status != "ok":
+                return f"cancelled: {record.name} ({message.tool_call_id}) failed"
+        return ""
+
     def add_unreported(self, results: list[ToolResult], context_window: int) -> bool:
         """Add the results of ``results`` that the last turn has none for yet (calls stopped
         before they ended report none); True when there were some."""

@@ -27,6 +27,7 @@ from workers.providers.pooled import PooledProvider
 from workers.providers.traced import TracedProvider
 from workers.remote_tools import CeleryRemoteCall
 from workers.strategy_registry import registered_strategies
+from workers.tool_calls import SlotRef
 from workers.tool_registry import ToolRegistry
 from workers.tool_runner import RemoteCall, ToolRunner
 from workers.watchdog import Watchdog
@@ -80,10 +81,14 @@ def _tool_limit(tool: Tool) -> SharedLimit | None:
 
 @cache
 def tool_runner(app: Celery) -> ToolRunner:
-    timeout = get_settings().remote_start_timeout_s
+    settings = get_settings()
 
-    def start_remote(name: str, arguments: dict[str, Any], key: str, limit_s: float) -> RemoteCall:
-        return CeleryRemoteCall(app, store().client, name, arguments, key, limit_s, timeout)
+    def start_remote(
+        name: str, arguments: dict[str, Any], key: str, limit_s: float, slot: SlotRef | None
+    ) -> RemoteCall:
+        timeout, lease_s = settings.remote_start_timeout_s, settings.lease_s
+        client = store().client
+        return CeleryRemoteCall(app, client, name, arguments, key, limit_s, timeout, lease_s, slot)
 
     return ToolRunner(tool_registry(), _tool_limit, start_remote)
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel
 
@@ -61,8 +61,53 @@ class RemoteCall:
         raise NotImplementedError
 
 
-RemoteStarter = Callable[[str, dict[str, Any], str, float], RemoteCall]
-"""Starts a remote call: tool name, JSON arguments, idempotency key, time limit in seconds."""
+class SlotRef(TypedDict):
+    """A held slot of a shared limit, as a tools worker renews it: the limit's name and the
+    holder's token (a random id, no secret)."""
+
+    name: str
+    token: str
+
+
+RemoteStarter = Callable[[str, dict[str, Any], str, float, SlotRef | None], RemoteCall]
+"""Starts a remote call: tool name, JSON arguments, idempotency key, time limit in seconds,
+and the call's slot (None when its tool has no limit), which its tools worker renews while
+the call runs."""
+
+
+class ThreadsExhausted(Exception):
+    """Too many sync calls of this process still run past their timeout: no new one starts."""
+
+
+class AbandonedThreads:
+    """Counts the sync calls whose waiter stopped (timeout, fail-fast) while their thread still
+    runs. Such a thread cannot be interrupted, so the count is capped: past ``cap`` a new sync
+    call is refused with an error instead of adding a thread, and a process whose tools hang
+    holds at most ``cap`` such threads."""
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        """Raise ``ThreadsExhausted`` when no further sync call may start."""
+        with self._lock:
+            if self._count >= self._cap:
+                raise ThreadsExhausted(
+                    f"{self._count} sync tool calls of this worker still run past their timeout "
+                    f"(at most {self._cap}): no new one starts until some end"
+                )
+
+    def add(self, thread: Future[Any]) -> None:
+        """``thread`` was abandoned: it counts until it ends."""
+        with self._lock:
+            self._count += 1
+        thread.add_done_callback(self._ended)
+
+    def _ended(self, _: Future[Any]) -> None:
+        with self._lock:
+            self._count -= 1
 
 
 def render(value: Any) -> str:

@@ -1,26 +1,28 @@
 """Remote tool calls as the tools worker runs them, stoppable where they run.
 
 An async tool is cancelled when its call must stop. A sync tool cannot be interrupted in a
-thread, so it runs in a child process (forked from a server process that has the tool
-modules loaded, so a call costs a fork, not an import), which is killed when its call must
-stop: a sync remote tool therefore keeps no state in its module between calls.
+thread, so it runs in a child process (``python -m workers.tool_child``), killed with its
+whole process group when its call must stop. The two speak JSON only: the request is one JSON
+line on the child's stdin, the result one JSON document on its stdout. The child's stdin stays
+open as its lifeline: when the tools worker dies (even SIGKILL), the pipe closes and the child
+kills its process group, so no tool outlives the worker that ran it. A sync remote tool
+therefore keeps no state in its module between calls, and each call costs a process start
+and the import of the tool modules.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Coroutine
-from functools import cache
-from multiprocessing.connection import Connection
-from multiprocessing.context import ForkServerContext
 from typing import Any
-
-from orchestrator.settings import get_settings
-from orchestrator.tools import calling
-from workers.tool_calls import render
-from workers.tool_registry import ToolRegistry
 
 # How often a running call looks whether it must stop.
 WATCH_S = 0.05
@@ -55,51 +57,50 @@ def run_in_child(
 ) -> str:
     """Sync tool ``name`` in a child process, killed (raising ``ToolStopped``) once
     ``stopped()`` or past ``limit_s``; its rendered value, or ``ToolRaised``."""
-    receiving, sending = multiprocessing.Pipe(duplex=False)
-    child = _context().Process(
-        target=_child, args=(name, arguments, key, sending), name=f"ao-tool-{name}", daemon=True
+    # The child imports what this process imports from: same modules, same versions.
+    path = os.pathsep.join(entry for entry in sys.path if entry)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "workers.tool_child"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": path},
+        start_new_session=True,  # its own process group: a kill takes what it started too
     )
-    child.start()
-    sending.close()
-    end = time.monotonic() + limit_s
+    assert child.stdin is not None and child.stdout is not None
     try:
-        while not receiving.poll(WATCH_S):
-            if stopped() or time.monotonic() > end:
-                raise ToolStopped("stopped while running: its process was killed")
-            if not child.is_alive() and not receiving.poll(0):
-                raise ToolStopped(f"its process ended without a result ({child.exitcode})")
-        status, text = receiving.recv()
-    except EOFError:  # it died (killed from outside, out of memory) before it answered
-        raise ToolStopped(f"its process ended without a result ({child.exitcode})") from None
+        request = {"name": name, "arguments": arguments, "key": key}
+        child.stdin.write(json.dumps(request).encode() + b"\n")
+        child.stdin.flush()  # stdin stays open: it is the child's lifeline
+        output = _read_all(child.stdout.fileno(), stopped, time.monotonic() + limit_s)
     finally:
-        if child.is_alive():
-            child.kill()
-        child.join()
-        receiving.close()
-    if status != "ok":
-        raise ToolRaised(text)
-    return str(text)
+        if child.poll() is None:
+            _kill_group(child.pid)
+        child.wait()
+        child.stdin.close()
+        child.stdout.close()
+    if not output:  # killed from outside, out of memory: it died before it answered
+        raise ToolStopped(f"its process ended without a result ({child.returncode})")
+    reply = json.loads(output)
+    if reply["status"] != "ok":
+        raise ToolRaised(str(reply["text"]))
+    return str(reply["text"])
 
 
-@cache
-def _context() -> ForkServerContext:
-    context = multiprocessing.get_context("forkserver")
-    assert isinstance(context, ForkServerContext)
-    # ``__main__`` too: else every child would run the worker's main script again (the
-    # ``celery`` entry point) before its tool.
-    context.set_forkserver_preload(["__main__", __name__, *get_settings().tool_module_names])
-    return context
+def _read_all(fd: int, stopped: Stopped, end: float) -> bytes:
+    """Everything the child writes before it closes ``fd``; ``ToolStopped`` once
+    ``stopped()`` or past ``end``."""
+    chunks: list[bytes] = []
+    while True:
+        ready, _, _ = select.select([fd], [], [], WATCH_S)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+        elif stopped() or time.monotonic() > end:
+            raise ToolStopped("stopped while running: its process was killed")
 
 
-def _child(name: str, arguments: dict[str, Any], key: str, result: Connection) -> None:
-    tool = ToolRegistry.from_modules(get_settings().tool_module_names).get(name)
-    try:
-        if tool is None:
-            raise LookupError(f"tool {name!r} is not served by this worker")
-        with calling(key):
-            value = tool.function(**tool.validate(arguments))
-        result.send(("ok", render(value)))
-    except Exception as failure:  # the parent reports it as the tool's error
-        result.send(("error", f"{type(failure).__name__}: {failure}"))
-    finally:
-        result.close()
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it ended in the meantime
+        os.killpg(pid, signal.SIGKILL)

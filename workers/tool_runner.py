@@ -12,8 +12,9 @@
   is reported as one: a tool that raises ``TimeoutError`` itself gets an ordinary error.
 - A sync function already running in a thread cannot be interrupted in CPython. On a timeout
   or a fail-fast stop, the agent does not wait for it: its late result is discarded, the
-  model is told it may still complete, and its shared slot is held until the thread ends or,
-  at the latest, one lease (``lease_s``) after the agent stopped waiting.
+  model is told it may still complete, and its shared slot is held until the thread ends (it
+  still runs, so it still counts). At most ``max_abandoned_threads`` such threads per process:
+  past that, a sync call is refused with an error rather than given another thread.
 - A remote call that is stopped (timeout, fail-fast, cancel) either had not started, and then
   never will, or is stopped on its tools worker; its shared slot is held until it has really
   ended there.
@@ -23,9 +24,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from functools import partial
 from typing import Any
+
+import redis
 
 from orchestrator import tracing
 from orchestrator.models import ToolCall, utcnow
@@ -33,8 +37,8 @@ from orchestrator.tools import Tool, ToolArgumentsError, ToolInfo, ToolPolicy, c
 from workers import spans
 from workers.cancellation import CancelToken
 from workers.limits import SharedLimit
-from workers.plan_use import plan_batches
 from workers.tool_calls import (
+    AbandonedThreads,
     RemoteCall,
     RemoteStarter,
     ToolEvents,
@@ -46,16 +50,21 @@ from workers.tool_calls import (
 from workers.tool_registry import ToolRegistry
 from workers.tool_slots import (
     REMOTE_NOT_STARTED,
+    REMOTE_STOP_FAILED,
     REMOTE_STOPPED,
     SYNC_MAY_COMPLETE,
     Attempt,
     Slot,
 )
+from workers.tool_turn import ResultSink, Turn
 
 __all__ = ["RemoteCall", "ToolEvents", "ToolResult", "ToolRunner", "render"]
 
-ResultSink = Callable[[int, ToolResult], object]
-"""Gets each call's result (its index in the turn) as soon as it is known."""
+log = logging.getLogger(__name__)
+
+# At most this many sync calls per process may still run past their timeout (see
+# ``AbandonedThreads``): a bound on the threads hung tools can pile up.
+MAX_ABANDONED_THREADS = 64
 
 
 class ToolRunner:
@@ -65,6 +74,8 @@ class ToolRunner:
         registry: the tools this worker serves.
         limit_for: the shared limit of a tool, or None when it has none.
         remote: starts a remote call (None: remote tools are unavailable here).
+        max_abandoned_threads: how many sync calls may still run past their timeout before
+            new sync calls are refused.
     """
 
     def __init__(
@@ -72,10 +83,12 @@ class ToolRunner:
         registry: ToolRegistry,
         limit_for: Callable[[Tool], SharedLimit | None] = lambda tool: None,
         remote: RemoteStarter | None = None,
+        max_abandoned_threads: int = MAX_ABANDONED_THREADS,
     ) -> None:
         self._registry = registry
         self._limit_for = limit_for
         self._remote = remote
+        self._abandoned = AbandonedThreads(max_abandoned_threads)
 
     def infos(self, names: list[str]) -> list[ToolInfo]:
         """What the model is shown of the tools ``names`` that this worker serves."""
@@ -97,7 +110,7 @@ class ToolRunner:
         results in the order of ``calls``. ``groups`` are the plan's groups, for mode
         ``plan``. A call's idempotency key is ``scope/call id``; ``on_result`` gets each
         result when it is known, before the call gives up its place to a queued one."""
-        turn = _Turn(self, calls, set(allowed), policy, cancel, events, scope, on_result)
+        turn = Turn(self, calls, set(allowed), policy, cancel, events, scope, on_result)
         return asyncio.run(turn.run_all(groups or []))
 
     async def call(
@@ -185,19 +198,17 @@ class ToolRunner:
             assert self._remote is not None
             when = deadline.when()
             left = max(0.0, when - asyncio.get_running_loop().time()) if when else 0.0
-            remote = self._remote(tool.name, tool.wire_arguments(arguments), key, left)
+            arguments = tool.wire_arguments(arguments)
+            remote = self._remote(tool.name, arguments, key, left, slot.ref())
             try:
                 return await remote.outcome()
             except asyncio.CancelledError:
-                if remote.stop():
-                    attempt.note = REMOTE_NOT_STARTED
-                else:
-                    attempt.note = REMOTE_STOPPED
-                    slot.release_after(remote)
+                _stop(remote, slot, attempt)
                 raise
         if tool.is_async:
             with calling(key):
                 return await tool.function(**arguments)
+        self._abandoned.check()
         with calling(key):  # the thread runs in a copy of this context
             thread = in_thread(partial(tool.function, **arguments))
         slot.release_when_done(thread)
@@ -205,81 +216,23 @@ class ToolRunner:
             return await asyncio.wrap_future(thread)
         except asyncio.CancelledError:
             attempt.note = SYNC_MAY_COMPLETE
-            slot.abandon()
+            self._abandoned.add(thread)
             raise
 
 
-class _Turn:
-    """The calls of one model turn, run batch by batch."""
-
-    def __init__(
-        self,
-        runner: ToolRunner,
-        calls: list[ToolCall],
-        allowed: set[str],
-        policy: ToolPolicy,
-        cancel: CancelToken,
-        events: ToolEvents,
-        scope: str,
-        on_result: ResultSink | None,
-    ) -> None:
-        self.runner, self.calls, self.allowed, self.policy = runner, calls, allowed, policy
-        self.cancel, self.events, self.scope, self.on_result = cancel, events, scope, on_result
-        self.results: list[ToolResult | None] = [None] * len(calls)
-        self.attempts = [Attempt() for _ in calls]
-        self.failed = ""
-
-    def stop_reason(self) -> str:
-        """Why no further call of the turn may start ('' while they may)."""
-        if self.cancel.cancelled:
-            return f"cancelled: {self.cancel.reason}"
-        return self.failed
-
-    async def run_all(self, groups: list[list[str]]) -> list[ToolResult]:
-        everything = list(range(len(self.calls)))
-        if self.policy.mode == "plan":
-            batches = [(batch, len(batch)) for batch in plan_batches(self.calls, groups)]
-        elif self.policy.mode == "sequential":
-            batches = [(everything, 1)]
-        else:
-            batches = [(everything, self.policy.max_concurrency or len(self.calls))]
-        for batch, width in batches:
-            await self._run_batch(batch, width)
-            if self.stop_reason():
-                break
-        reason = self.stop_reason()
-        return [
-            result or ToolResult(call=call, status="cancelled", content=reason + attempt.note)
-            for call, result, attempt in zip(self.calls, self.results, self.attempts, strict=True)
-        ]
-
-    async def _run_batch(self, batch: list[int], width: int) -> None:
-        """Run ``batch`` at most ``width`` at once; returns when all ended or the turn stops."""
-        gate = asyncio.Semaphore(width)
-
-        async def one(index: int) -> None:
-            async with gate:  # queued calls wait here
-                if self.stop_reason():
-                    return  # a call queued behind a stop never starts
-                call = self.calls[index]
-                key = f"{self.scope}/{call.id}"
-                result = await self.runner.call(
-                    call, self.allowed, self.policy, self.events, key, self.attempts[index]
-                )
-                self.results[index] = result
-                # Decided before ``gate`` is released: no queued call can start in between.
-                if self.policy.join == "fail_fast" and not result.ok and not self.failed:
-                    self.failed = f"cancelled: {call.name} ({call.id}) failed"
-                if self.on_result is not None:
-                    self.on_result(index, result)
-
-        pending = {asyncio.create_task(one(index)) for index in batch}
-        while pending:
-            _, pending = await asyncio.wait(
-                pending, timeout=0.1, return_when=asyncio.FIRST_COMPLETED
-            )
-            if self.stop_reason() and pending:
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-                pending = set()
+def _stop(remote: RemoteCall, slot: Slot, attempt: Attempt) -> None:
+    """Stop ``remote`` as its call is cancelled; its slot is held until it really ended. When
+    the stop itself fails (Redis unreachable), the call may still run: the model is told so,
+    and the cancellation goes on."""
+    try:
+        started = not remote.stop()
+    except redis.RedisError as outage:
+        log.warning("stopping a remote tool call failed (%s)", outage)
+        attempt.note = REMOTE_STOP_FAILED
+        slot.release_after(remote)
+        return
+    if started:
+        attempt.note = REMOTE_STOPPED
+        slot.release_after(remote)
+    else:
+        attempt.note = REMOTE_NOT_STARTED
