@@ -59,5 +59,6 @@ def ingest_batch(
         report.rejected += one.rejected
         report.changed_agents += one.changed_agents
         report.changed_cache_plans += one.changed_cache_plans
+        report.dropped_cohorts += one.dropped_cohorts
     client.delete(key)
     return report

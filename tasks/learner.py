@@ -26,9 +26,12 @@ def ingest(self: Task[Any, Any], records: list[Any]) -> dict[str, Any]:
     report = ingest_batch(store().client, task_id, records, get_settings().cache_governor)
     for reason in report.rejected:
         log.warning("rejected a run record: %s", reason)
+    if report.dropped_cohorts:
+        log.info("tool plans full: %d new cohorts not learned", report.dropped_cohorts)
     return {
         "ingested": report.ingested,
         "rejected": len(report.rejected),
         "changed_agents": report.changed_agents,
         "changed_cache_plans": report.changed_cache_plans,
+        "dropped_cohorts": report.dropped_cohorts,
     }

@@ -4,6 +4,7 @@ the limits of ``orchestrator.learner_limits`` and the timestamp rule, on a real 
 from __future__ import annotations
 
 import json
+import random
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -98,22 +99,62 @@ def distinct_pairs(count: int, agent: str) -> dict[str, Any]:
     return record(*calls, agent=agent).model_dump(mode="json")
 
 
-def test_a_record_that_would_overflow_its_agents_plan_is_set_aside_alone(
+def test_a_full_tool_plan_drops_only_the_new_cohorts_and_the_record_is_learned(
     redis_server: LocalRedis,
 ) -> None:
     plans, cache_plans = stores(redis_server)
     agent = f"wide-{uuid4().hex[:8]}"
-    first = record(("a", 0, 2), ("b", 1, 3), agent=agent).model_dump(mode="json")
-    last = record(("c", 0, 2), ("d", 1, 3), agent=agent).model_dump(mode="json")
+    full = distinct_pairs(MAX_GROUPS_PER_PLAN, agent)  # the plan's history fills it
+    assert ingest_records([full], plans, cache_plans).rejected == []
     before, _ = plans.rejected()
-    wide = distinct_pairs(MAX_GROUPS_PER_PLAN, agent)  # one group too many with ``first``'s
-    report = ingest_records([first, wide, last], plans, cache_plans)
-    count, reason = plans.rejected()
-    assert count == before + 1 and report.rejected == [reason]
-    assert reason == ("record 1: its cohorts would give the tool plan 257 groups, more than 256")
+    # A record with one group the plan knows, one it has no room for, and a model call.
+    late = record(("x0", 0, 2), ("y0", 1, 3), ("c", 10, 12), ("d", 11, 13), agent=agent)
+    raw = late.model_dump(mode="json")
+    raw["calls"].append(model_call(T0, ["s"]))
+    report = ingest_records([raw], plans, cache_plans)
+    assert report.rejected == [] and report.ingested == 1 and report.dropped_cohorts == 1
+    assert plans.rejected()[0] == before
     plan = plans.get(agent)
     assert plan is not None and plan.records_seen == 2
-    assert sorted(g.tool_names for g in plan.parallel_groups) == [["a", "b"], ["c", "d"]]
+    assert len(plan.parallel_groups) == MAX_GROUPS_PER_PLAN
+    assert ["c", "d"] not in [g.tool_names for g in plan.parallel_groups]
+    cached = cache_plans.get(agent)
+    assert cached is not None
+    assert sum(p.total_observations for p in cached.profiles.values()) == 1
+
+
+def test_many_records_of_a_few_tools_are_all_learned_once_the_plan_is_full(
+    redis_server: LocalRedis,
+) -> None:
+    # The review's case: 3 overlapping tools of 24 per record; 2,024 possible groups.
+    plans, cache_plans = stores(redis_server)
+    agent = f"many-{uuid4().hex[:8]}"
+    before, _ = plans.rejected()
+    tools = random.Random(22)
+    batch = []
+    for _ in range(600):
+        names = tools.sample([f"t{number}" for number in range(24)], 3)
+        calls = [(name, float(offset), 5.0) for offset, name in enumerate(names)]
+        batch.append(record(*calls, agent=agent).model_dump(mode="json"))
+    report = ingest_records(batch, plans, cache_plans)
+    assert report.rejected == [] and report.ingested == 600 and plans.rejected()[0] == before
+    plan = plans.get(agent)
+    assert plan is not None and plan.records_seen == 600
+    assert len(plan.parallel_groups) == MAX_GROUPS_PER_PLAN and report.dropped_cohorts > 0
+
+
+def test_a_record_too_wide_for_any_plan_is_set_aside_alone(redis_server: LocalRedis) -> None:
+    plans, cache_plans = stores(redis_server)
+    agent = f"wider-{uuid4().hex[:8]}"
+    first = record(("a", 0, 2), ("b", 1, 3), agent=agent).model_dump(mode="json")
+    wide = distinct_pairs(MAX_GROUPS_PER_PLAN + 1, agent)  # too many groups on its own
+    report = ingest_records([first, wide], plans, cache_plans)
+    assert report.rejected == [
+        "record 1: its cohorts would give the tool plan 257 groups, more than 256"
+    ]
+    plan = plans.get(agent)
+    assert plan is not None and plan.records_seen == 1
+    assert [g.tool_names for g in plan.parallel_groups] == [["a", "b"]]
 
 
 def test_a_record_that_would_make_the_plan_too_large_is_set_aside(
