@@ -41,6 +41,8 @@ class IngestReport:
     rejected: list[str] = field(default_factory=list)
     changed_agents: list[str] = field(default_factory=list)
     changed_cache_plans: list[str] = field(default_factory=list)
+    seen_agents: list[str] = field(default_factory=list)
+    """The agents whose records were counted as seen."""
     dropped_cohorts: int = 0
     """New cohorts left out of tool plans that were full."""
 
@@ -61,16 +63,23 @@ def ingest_records(
     cache_plans: CachePlanStore | None = None,
     cache_config: CacheGovernorConfig | None = None,
     first_position: int = 0,
+    once: tuple[str, int] | None = None,
 ) -> IngestReport:
     """Validate ``raw_records`` and merge what they show into their agents' plans: tool
     plans, and cache plans when ``cache_plans`` is given. Reasons name each record by its
-    position in its batch, the first being ``first_position``."""
+    position in its batch, the first being ``first_position``. With ``once`` (the batch's
+    task id and how long to remember it), each record is counted once for its batch however
+    often it is learned (``PlanStore.count_once``), and only after every learner ran on it: a
+    record counted is a record learned to the end."""
     report = IngestReport()
     config = cache_config or CacheGovernorConfig()
     by_agent: dict[str, list[Learned]] = {}
+    rejected: list[tuple[int, str]] = []
     for position, raw in enumerate(raw_records, first_position):
         learned = _read(position, raw, config, report.rejected)
-        if learned is not None:
+        if learned is None:
+            rejected.append((position, report.rejected[-1]))
+        else:
             by_agent.setdefault(learned.record.agent_id, []).append(learned)
     # Each plan is read under WATCH in its update, which writes nothing when the plan already
     # holds what the batch saw: a plan read earlier could be reset in between, and the batch
@@ -84,20 +93,25 @@ def ingest_records(
         report.dropped_cohorts += merge.dropped
         for learned, reason in merge.set_aside:
             report.rejected.append(f"record {learned.position}: {reason}")
+            rejected.append((learned.position, report.rejected[-1]))
         by_agent[agent_id] = [each for each in records if each not in merge.kept_out]
     by_agent = {agent_id: records for agent_id, records in by_agent.items() if records}
-    if report.rejected:
-        plans.count_rejected(len(report.rejected), report.rejected[-1])
-    if not by_agent:
-        return report
-    plans.count_seen({agent_id: len(records) for agent_id, records in by_agent.items()})
     report.ingested = sum(len(records) for records in by_agent.values())
-    if cache_plans is not None:
+    report.seen_agents = list(by_agent)
+    if cache_plans is not None and by_agent:
         observed = {
             agent_id: [found for learned in records for found in learned.observations]
             for agent_id, records in by_agent.items()
         }
         report.changed_cache_plans = learn_prompts(observed, cache_plans, config)
+    if once is not None:
+        seen = {agent: [each.position for each in records] for agent, records in by_agent.items()}
+        plans.count_once(once[0], seen, rejected, once[1])
+        return report
+    if rejected:
+        plans.count_rejected(len(rejected), rejected[-1][1])
+    if by_agent:
+        plans.count_seen({agent_id: len(records) for agent_id, records in by_agent.items()})
     return report
 
 

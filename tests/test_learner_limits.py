@@ -15,10 +15,8 @@ import redis
 
 import learners.ingest
 from learners.ingest import ingest_records
-from learners.redelivery import ingest_batch
 from learners.tool_parallelism import observed_cohorts
 from orchestrator import Client, InvalidRunError
-from orchestrator.cache_config import CacheGovernorConfig
 from orchestrator.cache_plan_store import CachePlanStore
 from orchestrator.cli_input import read_records
 from orchestrator.learner_limits import (
@@ -29,7 +27,6 @@ from orchestrator.learner_limits import (
 )
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentSpec, CallRecord, RunRecord
-from orchestrator.plan_keys import learner_deliveries_key
 from orchestrator.plan_store import PlanStore
 from tests.test_learner_logic import T0, at, record
 
@@ -281,25 +278,3 @@ def test_record_run_and_learn_refuse_a_record_over_the_call_limit(
         Client(redis_url=redis_server.url).record_run(big)
     records, skipped = read_records(json.dumps(big))
     assert records == [] and skipped == [f"line 1: over the learners' limits ({why}), skipped"]
-
-
-def test_a_batch_delivered_again_is_learned_a_record_at_a_time_from_where_it_died(
-    redis_server: LocalRedis,
-) -> None:
-    client = redis.Redis.from_url(redis_server.url)
-    plans = PlanStore(client)
-    agents = [f"again-{uuid4().hex[:8]}" for _ in range(3)]
-    batch = [record(("a", 0, 2), ("b", 1, 3), agent=a).model_dump(mode="json") for a in agents]
-    before, _ = plans.rejected()
-    # The first start died somewhere: the second learns every record, one at a time.
-    client.hset(learner_deliveries_key("t1"), mapping={"starts": 1})
-    report = ingest_batch(client, "t1", batch, CacheGovernorConfig())
-    assert report.ingested == 3 and report.rejected == [] and plans.rejected()[0] == before
-    assert all(plans.get(agent) is not None for agent in agents)
-    # The second start died on record 2: the third sets it aside and finishes.
-    others = [dict(raw, agent_id=f"{raw['agent_id']}-b") for raw in batch]
-    client.hset(learner_deliveries_key("t2"), mapping={"starts": 2, "done": 2})
-    report = ingest_batch(client, "t2", others, CacheGovernorConfig())
-    assert report.rejected == ["record 2: its learner died on it (delivered 3 times)"]
-    assert report.ingested == 0 and plans.get(f"{agents[2]}-b") is None
-    assert client.exists(learner_deliveries_key("t1"), learner_deliveries_key("t2")) == 0
