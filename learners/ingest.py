@@ -189,6 +189,8 @@ def _merge_within_limits(plan: ExecutionPlan, learned: Learned) -> tuple[Executi
     always do, then new ones in order), and how many new ones were dropped."""
     run_id = learned.record.run_id
     fresh = new_cohorts(plan, learned.cohorts)
+    if not fresh:  # no new group: the plan stays as large as it was, no need to measure it
+        return merge_cohorts(plan, learned.cohorts, run_id), 0
     added = {tuple(cohort) for cohort in fresh}
     known = [cohort for cohort in learned.cohorts if tuple(cohort) not in added]
     candidate = merge_cohorts(plan, learned.cohorts, run_id)
