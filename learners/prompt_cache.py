@@ -9,6 +9,7 @@ cache hints and usage showed. A profile is derived from the newest ``window`` ob
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -58,6 +59,7 @@ def observations_of(
                 + call.usage.cache_read_input_tokens
                 + call.usage.cached_tokens
             ),
+            call=hashlib.sha256(f"{record.run_id}/{index}".encode()).hexdigest()[:16],
         )
         found.append((keyed, observation))
     return found
@@ -148,12 +150,22 @@ def merger(
             by_key.setdefault(keyed[0], (keyed, []))[1].append(observation)
         merged = plan.model_copy(deep=True)
         window = dict(window)
-        for key, (keyed, added) in by_key.items():
+        changed = False
+        for key, (keyed, observed) in by_key.items():
+            # A batch learned again (its learner killed before it counted it) brings what the
+            # window already holds: each observation joins it once.
+            known = {o.call for o in window.get(key, []) if o.call}
+            added = [o for o in observed if not o.call or o.call not in known]
+            if not added:
+                continue
+            changed = True
             kept = sorted([*window.get(key, []), *added], key=lambda o: o.at)
             window[key] = kept[-config.window :]
             merged.profiles[key] = derive_profile(
                 keyed, window[key], plan.profiles.get(key), added, config
             )
+        if not changed:
+            return None
         # Keep the most recently updated profiles: an agent whose tool set or model keeps
         # changing must not grow its plan without bound.
         if len(merged.profiles) > config.max_profiles:

@@ -44,6 +44,12 @@ def observed_cohorts(record: RunRecord) -> list[list[str]]:
     return [list(cohort) for cohort in sorted(cohorts)]
 
 
+def new_cohorts(plan: ExecutionPlan, cohorts: list[list[str]]) -> list[list[str]]:
+    """The ``cohorts`` that ``plan`` has no group for yet."""
+    known = {group.group_id for group in plan.parallel_groups}
+    return [cohort for cohort in cohorts if ParallelGroup.of(cohort).group_id not in known]
+
+
 def merge_cohorts(plan: ExecutionPlan, cohorts: list[list[str]], run_id: str) -> ExecutionPlan:
     """``plan`` with ``cohorts`` added: groups by id, one learned hint per (tool, group). Merging
     the same cohorts again changes nothing but the last run id."""

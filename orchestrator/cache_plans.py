@@ -45,6 +45,9 @@ class Observation(BaseModel):
     """The longest prefix it gave a breakpoint (token estimate); 0 without breakpoints."""
     cache_tokens: int = 0
     """Cache tokens its usage reported (written, read, or OpenAI's cached)."""
+    call: str = ""
+    """Which call of which run record it is (a short hash of both), so that a record learned
+    again (its batch delivered again) joins the window once; empty when unknown."""
 
 
 class CacheProfile(BaseModel):

@@ -48,8 +48,10 @@ class CacheDecision(BaseModel):
     expected_gain_tokens: float = 0.0
     """What the plan expected to save, in input-token prices (the planner's net gain)."""
     refused: bool = False
-    """The provider refused the request with these hints (an invalid-request answer, 400 or
-    422): it was sent once more without any, and none of them applied."""
+    """The provider refused the request with the hints first planned (an invalid-request
+    answer, 400 or 422): it was sent again with fewer (the retention dropped first) or none;
+    the other fields are what the request finally sent carried (the first plan's when it
+    carried none)."""
 
 
 class HashedBlock(Protocol):

@@ -10,9 +10,10 @@ a learner's plan is read by every later run of its agent, so each is bounded:
   not learned (a plan cannot schedule more than it would run together anyway), which keeps
   the tool learner's work per record linear in its calls.
 - ``MAX_GROUPS_PER_PLAN`` groups and ``MAX_PLAN_BYTES`` of JSON in an agent's tool plan: a
-  record whose cohorts would take the plan past either is set aside, and the plan keeps what
-  it had. ``schedule`` agents check their calls against the plan every turn, and every record
-  of the agent reads and copies it.
+  record whose own cohorts would take an empty plan past either is set aside; a plan full from
+  its history drops only the new cohorts that do not fit, and the record is otherwise learned
+  (``learners.ingest``). ``schedule`` agents check their calls against the plan every turn,
+  and every record of the agent reads and copies it.
 
 A record a learner dies on (its batch is delivered again) is set aside alone the next time
 (``learners.redelivery``).

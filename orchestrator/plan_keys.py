@@ -13,9 +13,20 @@ LEARNER_LAST_REJECTION = "ao:learner:{learner}:last_rejection"
 
 
 def learner_deliveries_key(task_id: str) -> str:
-    """A learner batch (its task id) delivered again: a hash of its ``starts`` and the records
-    ``done`` one at a time (``learners.redelivery``)."""
+    """A learner batch (its task id) delivered again: a hash of its ``starts``, the records
+    ``done`` one at a time, and ``finished`` once it is learned whole (``learners.redelivery``)."""
     return f"ao:learner:{{learner}}:deliveries:{task_id}"
+
+
+def learner_rejected_once_key(task_id: str) -> str:
+    """The positions of a learner batch's records counted as rejected (a set)."""
+    return f"ao:learner:{{learner}}:deliveries:{task_id}:rejected"
+
+
+def plan_seen_once_key(agent_id: str, task_id: str) -> str:
+    """The positions of a learner batch's records of the agent counted as seen (a set, on the
+    shard of the agent's seen-count)."""
+    return f"ao:plan:{_agent_tag(agent_id)}:seen:{task_id}"
 
 
 def _agent_tag(agent_id: str) -> str:

@@ -20,11 +20,14 @@ from orchestrator.connection import get_many
 from orchestrator.plan_keys import (
     LEARNER_LAST_REJECTION,
     LEARNER_REJECTED,
+    learner_rejected_once_key,
     plan_key,
     plan_seen_key,
+    plan_seen_once_key,
     plan_version_key,
 )
 from orchestrator.plans import ExecutionPlan
+from orchestrator.scripts import run_script
 
 
 class PlanStore:
@@ -106,6 +109,53 @@ class PlanStore:
             pipe.incrby(LEARNER_REJECTED, count)
             pipe.set(LEARNER_LAST_REJECTION, reason)
             pipe.execute()
+
+    def count_once(
+        self, task_id: str, seen: dict[str, list[int]], rejected: list[tuple[int, str]], ttl_s: int
+    ) -> None:
+        """Count the records of batch ``task_id`` at these positions as seen (by agent) or
+        rejected, each position once however often this is called for the batch (its sets
+        live ``ttl_s``). One script per agent: each runs on the shard of its keys."""
+        for agent_id, positions in seen.items():
+            self._count_once(
+                plan_seen_key(agent_id), plan_seen_once_key(agent_id, task_id), "", positions, ttl_s
+            )
+        if rejected:
+            reason = rejected[-1][1]
+            keys = (LEARNER_REJECTED, learner_rejected_once_key(task_id), LEARNER_LAST_REJECTION)
+            self._count_once(*keys, [position for position, _ in rejected], ttl_s, reason)
+
+    def counted(self, task_id: str, agent_id: str | None, position: int) -> bool:
+        """Whether the record of batch ``task_id`` at ``position`` (of ``agent_id``, when it
+        has a valid one) was counted, as seen or rejected: learned to the end."""
+        if self.client.sismember(learner_rejected_once_key(task_id), str(position)):
+            return True
+        key = plan_seen_once_key(agent_id, task_id) if agent_id is not None else None
+        return key is not None and bool(self.client.sismember(key, str(position)))
+
+    def forget_counted(self, task_id: str, agent_ids: list[str]) -> None:
+        """Drop what ``count_once`` kept for batch ``task_id``: once the batch is finished, a
+        later delivery of it learns nothing, so its positions are not read again."""
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.delete(learner_rejected_once_key(task_id))
+            for agent_id in agent_ids:
+                pipe.delete(plan_seen_once_key(agent_id, task_id))
+            pipe.execute()
+
+    def _count_once(
+        self,
+        counter: str,
+        positions_key: str,
+        last_key: str,
+        positions: list[int],
+        ttl_s: int,
+        last: str = "",
+    ) -> None:
+        keys = [counter, positions_key, *([last_key] if last_key else [])]
+        # In slices: Lua's unpack takes a few thousand arguments at most.
+        for start in range(0, len(positions), 1000):
+            chunk = positions[start : start + 1000]
+            run_script(self.client, "count_once", keys, [ttl_s, last, *chunk], common=False)
 
     def rejected(self) -> tuple[int, str]:
         """How many records learners rejected, and why the last one was."""

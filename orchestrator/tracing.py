@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import Token
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from celery.signals import before_task_publish, task_postrun, task_prerun
 from opentelemetry import context as otel_context
@@ -30,7 +31,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import AttributeValue
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.otlp_settings import otlp_problem
+from orchestrator.otlp_settings import otlp_problem, sdk_problem
 
 if TYPE_CHECKING:  # the SDK is imported only when tracing is turned on
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -72,6 +73,7 @@ LEASE_LOST = "orchestrator.lease.lost"
 
 TRACEPARENT = "traceparent"
 _W3C = TraceContextTextMapPropagator()
+T = TypeVar("T")
 _lock = threading.Lock()
 _connected = False
 
@@ -117,7 +119,19 @@ def _exporter(name: str) -> SpanExporter:
             f"OTEL_EXPORTER_OTLP_ENDPOINT is set but the OTLP exporter is not installed "
             f"(pip install '{OTLP_EXTRA}')"
         ) from None
-    return OTLPSpanExporter()
+    return _built(OTLPSpanExporter, "OTEL_EXPORTER_OTLP_*", "the OTLP exporter")
+
+
+def _built(make: Callable[[], T], variables: str, what: str) -> T:
+    """``make()``; any failure becomes a ``TracingConfigError`` naming ``variables``. The SDK's
+    errors quote settings (a credential provider's name), so neither their message nor the
+    exception is kept (raised once the handler is left: no cause, no context)."""
+    failure = ""
+    try:
+        return make()
+    except Exception as error:
+        failure = type(error).__name__
+    raise TracingConfigError(f"{variables}: {what} refused these settings ({failure})") from None
 
 
 def _install_provider(exporters: list[str]) -> None:
@@ -127,12 +141,19 @@ def _install_provider(exporters: list[str]) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    resource = Resource.create()
+    problem = sdk_problem()
+    if problem is not None:
+        raise TracingConfigError(problem)
+    resource = _built(Resource.create, "OTEL_RESOURCE_ATTRIBUTES", "the resource")
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
     provider = TracerProvider(resource=resource)
     for name in exporters:
-        provider.add_span_processor(BatchSpanProcessor(_exporter(name)))
+        exporter = _exporter(name)
+        processor = _built(
+            partial(BatchSpanProcessor, exporter), "OTEL_BSP_*", "the batch span processor"
+        )
+        provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
 
 

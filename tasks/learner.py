@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Task
 
-from learners.redelivery import ingest_batch
+from learners.redelivery import deliveries_ttl_s, ingest_batch
 from orchestrator.settings import get_settings
 from workers.app import app
 from workers.runtime import store
@@ -21,14 +21,22 @@ log = logging.getLogger(__name__)
 def ingest(self: Task[Any, Any], records: list[Any]) -> dict[str, Any]:
     """Merge a batch of run records into plans; returns what it did. A batch delivered again
     after its learner died on it is learned a record at a time, and the record a learner died
-    on is set aside (``learners.redelivery``)."""
+    on is set aside; no record is counted twice, and one learner at a time learns a batch
+    (``learners.redelivery``)."""
     task_id = str(self.request.id)
-    report = ingest_batch(store().client, task_id, records, get_settings().cache_governor)
+    settings = get_settings()
+    ttl_s = deliveries_ttl_s(settings.visibility_timeout_s)
+    report = ingest_batch(
+        store().client, task_id, records, settings.cache_governor, ttl_s, settings.lease_s
+    )
     for reason in report.rejected:
         log.warning("rejected a run record: %s", reason)
+    if report.dropped_cohorts:
+        log.info("tool plans full: %d new cohorts not learned", report.dropped_cohorts)
     return {
         "ingested": report.ingested,
         "rejected": len(report.rejected),
         "changed_agents": report.changed_agents,
         "changed_cache_plans": report.changed_cache_plans,
+        "dropped_cohorts": report.dropped_cohorts,
     }

@@ -52,6 +52,9 @@ class ServerOptions(TypedDict, total=False):
     clock: Callable[[], float]
 
 
+KEY = "test-cache-server-key"
+
+
 class CacheServer:
     """A local HTTP server answering ``POST {path}`` from a prompt-cache simulator, on a free
     loopback port. ``received`` lists every request body, ``usages`` the wire ``usage`` of
@@ -121,7 +124,8 @@ class CacheServer:
     def worker_env(self, name: str) -> dict[str, str]:
         """What a worker needs to serve this server as the endpoint ``name``."""
         endpoint = {"provider": self.provider, "base_url": self.base_url}
-        return {"ORCHESTRATOR_ENDPOINTS": json.dumps({name: endpoint}), self.key_env: "k"}
+        # A key of a key's length: errors are redacted of the key, and "k" would mangle them.
+        return {"ORCHESTRATOR_ENDPOINTS": json.dumps({name: endpoint}), self.key_env: KEY}
 
     def answer(
         self, body: dict[str, Any], now: float, available_at: float

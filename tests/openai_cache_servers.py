@@ -18,7 +18,8 @@ class OpenAICacheServer(CacheServer):
     fed ``prompt_cache_key`` and ``prompt_cache_retention``, and the error body. The newer
     ``prompt_cache_options`` (explicit breakpoints, gpt-5.6 and later) is recorded, not
     modelled. ``refuses`` names body fields the server does not know and answers with a 400,
-    as OpenAI-compatible servers that forbid unknown fields do."""
+    as OpenAI-compatible servers that forbid unknown fields do; ``model_refuses`` the same
+    for one model (a model that takes no ``prompt_cache_retention``, say)."""
 
     provider = "openai"
     key_env = "OPENAI_API_KEY"
@@ -35,9 +36,11 @@ class OpenAICacheServer(CacheServer):
         retention_s: Mapping[str, float] = OPENAI_RETENTION_S,
         default_retention: str = "in_memory",
         refuses: Collection[str] = (),
+        model_refuses: Mapping[str, Collection[str]] | None = None,
         **options: Unpack[ServerOptions],
     ) -> None:
         self.refuses = frozenset(refuses)
+        self.model_refuses = {model: frozenset(f) for model, f in (model_refuses or {}).items()}
         self.cache = OpenAICache(
             min_tokens, increment, route_tokens, key_rpm, window_s, retention_s, default_retention
         )
@@ -60,7 +63,8 @@ class OpenAICacheServer(CacheServer):
 
     def refusal(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """The error body for a field of ``body`` this server refuses, or None."""
-        unknown = sorted(self.refuses & body.keys())
+        refused = self.refuses | self.model_refuses.get(body.get("model", ""), frozenset())
+        unknown = sorted(refused & body.keys())
         if not unknown:
             return None
         return self.error(f"Unrecognized request argument supplied: {unknown[0]}")

@@ -26,6 +26,7 @@ from tests.cache_wire import anthropic_prompt
 from tests.helpers import environment
 from tests.openai_cache_servers import OpenAIResponsesCacheServer
 from workers.cache.governed import CacheContext, GovernedSurface
+from workers.cache.refusals import ResendWithoutHints
 from workers.cancellation import CancelToken
 from workers.providers import ModelProvider, ModelResponse, ProviderError, get_provider
 
@@ -58,7 +59,8 @@ def governed(
 ) -> ModelProvider:
     context = CacheContext(agent_id, mode, f"conversation-{uuid4().hex}")  # type: ignore[arg-type]
     return get_provider(
-        server.provider, lambda surface: GovernedSurface(surface, context, plans.get, CONFIG)
+        server.provider,
+        lambda surface: ResendWithoutHints(GovernedSurface(surface, context, plans.get, CONFIG)),
     )
 
 

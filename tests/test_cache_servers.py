@@ -15,6 +15,7 @@ import pytest
 from benchmarks.prompt_cache_sim import AnthropicUsage, OpenAIUsage
 from orchestrator import AgentSpec, ModelConfig, tool
 from orchestrator.settings import get_settings
+from tests.cache_server_base import KEY
 from tests.cache_servers import (
     AnthropicCacheServer,
     CacheServer,
@@ -283,7 +284,7 @@ def test_worker_env_declares_the_endpoint_and_key() -> None:
             "e1": {"provider": "openai", "base_url": servers[1].base_url},
             "e2": {"provider": "openai_responses", "base_url": servers[2].base_url},
         }
-        assert env["ANTHROPIC_API_KEY"] == env["OPENAI_API_KEY"] == "k"
+        assert env["ANTHROPIC_API_KEY"] == env["OPENAI_API_KEY"] == KEY
         assert servers[0].base_url.count("/v1") == 0 and servers[1].base_url.endswith("/v1")
     finally:
         for server in servers:

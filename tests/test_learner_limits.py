@@ -4,6 +4,7 @@ the limits of ``orchestrator.learner_limits`` and the timestamp rule, on a real 
 from __future__ import annotations
 
 import json
+import random
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -14,10 +15,8 @@ import redis
 
 import learners.ingest
 from learners.ingest import ingest_records
-from learners.redelivery import ingest_batch
 from learners.tool_parallelism import observed_cohorts
 from orchestrator import Client, InvalidRunError
-from orchestrator.cache_config import CacheGovernorConfig
 from orchestrator.cache_plan_store import CachePlanStore
 from orchestrator.cli_input import read_records
 from orchestrator.learner_limits import (
@@ -28,7 +27,6 @@ from orchestrator.learner_limits import (
 )
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentSpec, CallRecord, RunRecord
-from orchestrator.plan_keys import learner_deliveries_key
 from orchestrator.plan_store import PlanStore
 from tests.test_learner_logic import T0, at, record
 
@@ -98,22 +96,62 @@ def distinct_pairs(count: int, agent: str) -> dict[str, Any]:
     return record(*calls, agent=agent).model_dump(mode="json")
 
 
-def test_a_record_that_would_overflow_its_agents_plan_is_set_aside_alone(
+def test_a_full_tool_plan_drops_only_the_new_cohorts_and_the_record_is_learned(
     redis_server: LocalRedis,
 ) -> None:
     plans, cache_plans = stores(redis_server)
     agent = f"wide-{uuid4().hex[:8]}"
-    first = record(("a", 0, 2), ("b", 1, 3), agent=agent).model_dump(mode="json")
-    last = record(("c", 0, 2), ("d", 1, 3), agent=agent).model_dump(mode="json")
+    full = distinct_pairs(MAX_GROUPS_PER_PLAN, agent)  # the plan's history fills it
+    assert ingest_records([full], plans, cache_plans).rejected == []
     before, _ = plans.rejected()
-    wide = distinct_pairs(MAX_GROUPS_PER_PLAN, agent)  # one group too many with ``first``'s
-    report = ingest_records([first, wide, last], plans, cache_plans)
-    count, reason = plans.rejected()
-    assert count == before + 1 and report.rejected == [reason]
-    assert reason == ("record 1: its cohorts would give the tool plan 257 groups, more than 256")
+    # A record with one group the plan knows, one it has no room for, and a model call.
+    late = record(("x0", 0, 2), ("y0", 1, 3), ("c", 10, 12), ("d", 11, 13), agent=agent)
+    raw = late.model_dump(mode="json")
+    raw["calls"].append(model_call(T0, ["s"]))
+    report = ingest_records([raw], plans, cache_plans)
+    assert report.rejected == [] and report.ingested == 1 and report.dropped_cohorts == 1
+    assert plans.rejected()[0] == before
     plan = plans.get(agent)
     assert plan is not None and plan.records_seen == 2
-    assert sorted(g.tool_names for g in plan.parallel_groups) == [["a", "b"], ["c", "d"]]
+    assert len(plan.parallel_groups) == MAX_GROUPS_PER_PLAN
+    assert ["c", "d"] not in [g.tool_names for g in plan.parallel_groups]
+    cached = cache_plans.get(agent)
+    assert cached is not None
+    assert sum(p.total_observations for p in cached.profiles.values()) == 1
+
+
+def test_many_records_of_a_few_tools_are_all_learned_once_the_plan_is_full(
+    redis_server: LocalRedis,
+) -> None:
+    # The review's case: 3 overlapping tools of 24 per record; 2,024 possible groups.
+    plans, cache_plans = stores(redis_server)
+    agent = f"many-{uuid4().hex[:8]}"
+    before, _ = plans.rejected()
+    tools = random.Random(22)
+    batch = []
+    for _ in range(600):
+        names = tools.sample([f"t{number}" for number in range(24)], 3)
+        calls = [(name, float(offset), 5.0) for offset, name in enumerate(names)]
+        batch.append(record(*calls, agent=agent).model_dump(mode="json"))
+    report = ingest_records(batch, plans, cache_plans)
+    assert report.rejected == [] and report.ingested == 600 and plans.rejected()[0] == before
+    plan = plans.get(agent)
+    assert plan is not None and plan.records_seen == 600
+    assert len(plan.parallel_groups) == MAX_GROUPS_PER_PLAN and report.dropped_cohorts > 0
+
+
+def test_a_record_too_wide_for_any_plan_is_set_aside_alone(redis_server: LocalRedis) -> None:
+    plans, cache_plans = stores(redis_server)
+    agent = f"wider-{uuid4().hex[:8]}"
+    first = record(("a", 0, 2), ("b", 1, 3), agent=agent).model_dump(mode="json")
+    wide = distinct_pairs(MAX_GROUPS_PER_PLAN + 1, agent)  # too many groups on its own
+    report = ingest_records([first, wide], plans, cache_plans)
+    assert report.rejected == [
+        "record 1: its cohorts would give the tool plan 257 groups, more than 256"
+    ]
+    plan = plans.get(agent)
+    assert plan is not None and plan.records_seen == 1
+    assert [g.tool_names for g in plan.parallel_groups] == [["a", "b"]]
 
 
 def test_a_record_that_would_make_the_plan_too_large_is_set_aside(
@@ -240,25 +278,3 @@ def test_record_run_and_learn_refuse_a_record_over_the_call_limit(
         Client(redis_url=redis_server.url).record_run(big)
     records, skipped = read_records(json.dumps(big))
     assert records == [] and skipped == [f"line 1: over the learners' limits ({why}), skipped"]
-
-
-def test_a_batch_delivered_again_is_learned_a_record_at_a_time_from_where_it_died(
-    redis_server: LocalRedis,
-) -> None:
-    client = redis.Redis.from_url(redis_server.url)
-    plans = PlanStore(client)
-    agents = [f"again-{uuid4().hex[:8]}" for _ in range(3)]
-    batch = [record(("a", 0, 2), ("b", 1, 3), agent=a).model_dump(mode="json") for a in agents]
-    before, _ = plans.rejected()
-    # The first start died somewhere: the second learns every record, one at a time.
-    client.hset(learner_deliveries_key("t1"), mapping={"starts": 1})
-    report = ingest_batch(client, "t1", batch, CacheGovernorConfig())
-    assert report.ingested == 3 and report.rejected == [] and plans.rejected()[0] == before
-    assert all(plans.get(agent) is not None for agent in agents)
-    # The second start died on record 2: the third sets it aside and finishes.
-    others = [dict(raw, agent_id=f"{raw['agent_id']}-b") for raw in batch]
-    client.hset(learner_deliveries_key("t2"), mapping={"starts": 2, "done": 2})
-    report = ingest_batch(client, "t2", others, CacheGovernorConfig())
-    assert report.rejected == ["record 2: its learner died on it (delivered 3 times)"]
-    assert report.ingested == 0 and plans.get(f"{agents[2]}-b") is None
-    assert client.exists(learner_deliveries_key("t1"), learner_deliveries_key("t2")) == 0

@@ -208,7 +208,10 @@ def test_the_record_a_learner_died_on_is_set_aside_alone_when_delivered_again(
     )
     assert client.plan(agents[1]) is None  # set aside
     assert client.plan(agents[0]) is None  # done before: not learned again
-    assert client.redis.exists(learner_deliveries_key(task_id)) == 0
+    # Marked finished, not deleted: a delivery after this one (killed before its ack) learns
+    # nothing; the mark lives past the broker's visibility timeout.
+    assert client.redis.hget(learner_deliveries_key(task_id), "finished") == b"1"
+    assert client.redis.ttl(learner_deliveries_key(task_id)) > get_settings().visibility_timeout_s
 
 
 def test_learn_cli_feeds_records_counts_rejects_then_plans_show_and_reset(

@@ -221,6 +221,13 @@ SECRET_HEADER = "Authorization: Bearer otlp-SECRET-token"  # curl's form, not th
         ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "otlp-SECRET-token"),
         ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otlp-SECRET-token"),
         ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/nonexistent/otlp-SECRET-token.pem"),
+        # URL-encoded, these pass the SDK's parser and fail at the first export, quoted.
+        ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20otlp-SECRET%0Atoken"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20otlp-SECRET%0D%0Atoken"),
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-otlp-SECRET%3A=1"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20otlp-SECRET-%E2%82%AC"),
+        ("OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER", "otlp-SECRET-token"),
+        ("OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER", "otlp-SECRET-token"),
     ],
 )
 def test_an_invalid_otlp_setting_is_refused_naming_it_never_its_value(
@@ -253,3 +260,47 @@ def test_otlp_settings_in_the_exporters_forms_are_taken_and_curls_is_refused() -
         .splitlines()[-1]
         .startswith("error: OTEL_EXPORTER_OTLP_HEADERS: entry 1 of 1 is not name=value")
     )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OTEL_BSP_SCHEDULE_DELAY", "otlp-SECRET-token"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "otlp-SECRET-token"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "team=a,otlp-SECRET-token"),
+    ],
+)
+def test_invalid_sdk_settings_stop_a_worker_naming_the_variable_never_its_value(
+    variable: str, value: str
+) -> None:
+    started = _python(
+        "import workers.app", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", **{variable: value}
+    )
+    assert started.returncode != 0
+    assert started.stderr.strip().splitlines()[-1].startswith(f"error: {variable}: ")
+    assert "SECRET" not in started.stderr + started.stdout
+
+
+def test_an_sdk_error_while_building_the_exporter_is_refused_without_its_text(
+    tmp_path: Any,
+) -> None:
+    # A credential provider that exists but gives no requests.Session: the SDK raises a
+    # RuntimeError quoting the provider's name, the setting's value.
+    info = tmp_path / "otlp_secret_provider-0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: otlp-secret\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(
+        "[opentelemetry_otlp_credential_provider]\notlp-SECRET-provider = builtins:object\n"
+    )
+    started = _python(
+        "import workers.app",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER="otlp-SECRET-provider",
+        PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    )
+    assert started.returncode != 0
+    assert started.stderr.strip().splitlines()[-1] == (
+        "error: OTEL_EXPORTER_OTLP_*: the OTLP exporter refused these settings (RuntimeError)"
+    )
+    assert "SECRET" not in started.stderr + started.stdout

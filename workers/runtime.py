@@ -17,6 +17,7 @@ from orchestrator.run_store import RunStore
 from orchestrator.settings import get_settings
 from orchestrator.tools import Tool
 from workers.cache.governed import CacheContext, GovernedSurface
+from workers.cache.refusals import ResendWithoutHints
 from workers.leases import LeaseKeeper
 from workers.limits import SharedLimit
 from workers.member import MemberRuntime
@@ -110,7 +111,14 @@ def provider(
             surface = TracedProvider(surface)
         # The pool is inside the budget, so that a slot is held only while a request is in
         # flight; a call waiting for budget holds none.
-        pooled = PooledProvider(surface, store().client, settings.provider_limits, settings.lease_s)
+        pooled: ModelProvider = PooledProvider(
+            surface, store().client, settings.provider_limits, settings.lease_s
+        )
+        if cache is not None:
+            # Outside the pool: a request resent without the hints it was refused for takes a
+            # slot of its own; inside the budget: one reservation covers both (a refusal is
+            # unbilled).
+            pooled = ResendWithoutHints(pooled)
         return BudgetedProvider(pooled, surface, budget) if budget is not None else pooled
 
     return get_provider(name, attempt)

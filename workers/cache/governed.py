@@ -1,11 +1,13 @@
 """The provider wrapper that puts the cache governor on a model surface's request path.
 
-It sits innermost, around the surface itself (Retrying(Budgeted(Pooled(Governed(surface))))),
-so that each attempt sends the same hinted request and the budget bounds the request as sent.
-In ``observe`` mode it only records the request's blocks; in ``apply`` mode it plans from the
-agent's learned profile and adds the surface's hints. It fails open: a plan that cannot be
-read or applied leaves the request as it was, and a request the provider refuses as invalid
-once hints were added is sent once more without them (the decision says ``refused``).
+It sits innermost, around the surface itself
+(Retrying(Budgeted(ResendWithoutHints(Pooled(Governed(surface)))))), so that each attempt
+sends the same hinted request and the budget bounds the request as sent. In ``observe`` mode it
+only records the request's blocks; in ``apply`` mode it plans from the agent's learned profile
+and adds the surface's hints. It fails open: a plan that cannot be read or applied leaves the
+request as it was, and a request the provider refuses as invalid once hints were added is sent
+again, as an attempt of its own, with fewer or none (``workers.cache.refusals``; the decision
+says ``refused``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from workers.cache.prompt_ir import (
     previous_call_end,
     prompt_blocks,
 )
+from workers.cache.refusals import CACHE_CONTROL, KEY, RETENTION, refusal, refused_fields
 from workers.cache.translate import (
     caller_marks,
     count_breakpoints,
@@ -54,10 +57,6 @@ with the array forms they need, or a cache key and retention)."""
 INVALID_REQUEST_STATUSES = frozenset({400, 422})
 """The answers of a provider refusing a request as invalid (OpenAI-compatible servers answer
 an unknown field with either)."""
-
-_REFUSING: set[tuple[str, str | None]] = set()
-"""The (surface, endpoint) pairs that refused the OpenAI hint fields while the same request
-without them went through: this process sends them no hints any more."""
 
 
 def _invalid_request(error: ProviderError) -> bool:
@@ -118,14 +117,13 @@ class GovernedSurface:
         body = surface.request_body(config, messages, tools)
         blocks = prompt_blocks(surface.surface, body, self._config.bytes_per_token)
         decision: CacheDecision | None = None
-        original = body
         if self._context.mode == "apply" and blocks:
             try:
                 decision, body = self._apply(surface.surface, config, body, blocks)
             except Exception:  # fail open: the request goes out as it was
                 log.exception("cache governor: request left unchanged")
                 decision = None
-        response, decision = self._send(surface, config, body, decision, original, cancel)
+        response, decision = self._send(surface, config, body, decision, cancel)
         response.prompt = [block.record() for block in blocks]
         response.cache = decision
         return response
@@ -136,23 +134,18 @@ class GovernedSurface:
         config: ModelConfig,
         body: dict[str, Any],
         decision: CacheDecision | None,
-        original: dict[str, Any],
         cancel: CancelToken,
     ) -> tuple[ModelResponse, CacheDecision | None]:
         """Send ``body``; when the provider refuses it as an invalid request and the governor
-        added hints, send ``original`` (the request without them) once more, and say so in
-        the decision."""
+        added hints, raise ``HintsRefused``: ``ResendWithoutHints``, outside the pool, sends
+        it again with fewer hints, as an attempt of its own."""
         try:
             return surface.send(config, body, cancel), decision
         except ProviderError as error:
             if decision is None or not _invalid_request(error):
                 raise
-            log.warning("cache governor: %s refused the hints; sent without them", surface.surface)
-        response = surface.send(config, original, cancel)
-        if surface.surface in (OPENAI_CHAT, OPENAI_RESPONSES):
-            # The endpoint does not take the hint fields at all: stop adding them there.
-            _REFUSING.add((surface.surface, config.endpoint))
-        return response, decision.model_copy(update={"refused": True})
+            log.warning("cache governor: %s refused the hints; sending again", surface.surface)
+            raise refusal(surface.surface, config, decision, error) from None
 
     def _profile(self, surface: str, model: str, blocks: list[IRBlock]) -> CacheProfile | None:
         plan = self._plans(self._context.agent_id)
@@ -168,7 +161,8 @@ class GovernedSurface:
         if profile is None:
             return None, body
         config = self._config
-        if surface == ANTHROPIC:
+        refused = refused_fields(surface, model_config)
+        if surface == ANTHROPIC and CACHE_CONTROL not in refused:
             plan = plan_breakpoints(
                 [block.hash for block in blocks],
                 [block.tokens for block in blocks],
@@ -184,10 +178,9 @@ class GovernedSurface:
                 breakpoints=plan.breakpoints, ttl=plan.ttl, expected_gain_tokens=plan.gain
             )
             return decision, with_breakpoints(body, blocks, plan.breakpoints, plan.ttl)
-        takes_hints = (surface, model_config.endpoint) not in _REFUSING
         if (
             surface in (OPENAI_CHAT, OPENAI_RESPONSES)
-            and takes_hints
+            and KEY not in refused
             and "prompt_cache_key" not in body
         ):
             seed = f"{self._context.agent_id}|{learning_key(surface, model, profile.toolset)}"
@@ -196,6 +189,8 @@ class GovernedSurface:
                 return None, body
             key, retention = hints
             hinted = {**body, "prompt_cache_key": key}
+            if RETENTION in refused:
+                retention = None
             if retention is not None and "prompt_cache_retention" not in body:
                 hinted["prompt_cache_retention"] = retention
             return CacheDecision(cache_key=key, retention=retention), hinted
