@@ -230,23 +230,9 @@ class RunKeys:
 
 
 RUN_PARTS = (
-    "",
-    "items",
-    "leases",
-    "holders",
-    "outputs",
-    "budget",
-    "reserved",
-    "events",
-    "done",
-    "messages",
-    "checkpoints",
-    "records",
-    "deadlines",
-    "denied",
-    "partials",
-    "ended",
-)
+    "", "items", "leases", "holders", "outputs", "budget", "reserved", "events", "done",
+    "messages", "checkpoints", "records", "deadlines", "denied", "partials", "ended",
+)  # fmt: skip
 """The parts of a run's keys, the hash first (``ao:run:{TAG}ID``, the others
 ``ao:run:{TAG}ID:PART``), in the order of ``KEYS`` of every run script (``lua/common.lua``)."""
 
