@@ -16,6 +16,8 @@ to be delivered again after the visibility timeout.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from queue import Empty
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,15 +26,61 @@ import kombu.transport as kombu_transport
 import redis
 from celery import Celery
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from redis import sentinel
 
-from orchestrator.connection import OutageRetry
+from orchestrator.connection import WRITES_REFUSED, OutageRetry, refusal_message
 
 log = logging.getLogger(__name__)
 
 
+class QoS(kombu_redis.QoS):  # type: ignore[misc]
+    """kombu's acknowledgement emulation, going on while Redis refuses writes (it is full).
+
+    Redis refuses every command queued in a transaction then, but never a ZREM or an HDEL on
+    its own: an ack (or a reject) removes its message from the unacknowledged index without a
+    transaction, and goes through. The index's other writers wait for room: a delivery Redis
+    would not index still runs (its member's lease in the run state stands for it should this
+    worker die), a restore leaves its messages where kombu restores them from once their
+    visibility timeout passes, and a visibility scan is left to the next one.
+    """
+
+    @contextmanager
+    def pipe_or_acquire(self, pipe: Any = None, client: Any = None) -> Iterator[Any]:
+        if pipe is not None:
+            yield pipe
+        else:
+            with self.channel.conn_or_acquire(client) as connection:
+                # Atomicity buys nothing here: a restore WATCHes the hash this writes.
+                yield connection.pipeline(transaction=False)
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        try:
+            super().append(message, delivery_tag)
+        except WRITES_REFUSED as refused:
+            log.warning("delivery %s not indexed for restore: Redis refuses writes (%s)",
+                        delivery_tag, refusal_message(refused))  # fmt: skip
+            virtual.QoS.append(self, message, delivery_tag)
+
+    def restore_unacked(self, client: Any = None) -> None:
+        try:
+            super().restore_unacked(client)
+        except WRITES_REFUSED as refused:
+            log.warning("unacknowledged messages left to their visibility timeout: Redis refuses"
+                        " writes (%s)", refusal_message(refused))  # fmt: skip
+
+    def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
+        try:
+            super().restore_visible(start, num, interval)
+        except WRITES_REFUSED as refused:
+            log.warning("visibility scan skipped: Redis refuses writes (%s)",
+                        refusal_message(refused))  # fmt: skip
+
+
 class Channel(kombu_redis.Channel):  # type: ignore[misc]
-    """kombu's Redis channel, closing cleanly after a lost connection."""
+    """kombu's Redis channel, closing cleanly after a lost connection, with :class:`QoS`."""
+
+    QoS = QoS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -38,6 +38,7 @@ redis.call('HDEL', K_CHECKPOINTS, member)
 redis.call('HDEL', K_DEADLINES, member)
 redis.call('HDEL', K_DENIED, member)
 for i = 11, #ARGV do emit(ARGV[i]) end
+flag_deadline()
 local admitted, denied, others = fill_window(node, tonumber(ARGV[4]), group)
 local is_drained = 0
 if member ~= 'final' and drained() and redis.call('HEXISTS', K_OUTPUTS, 'final') == 0 then
