@@ -288,6 +288,13 @@ class RunStore:
             pipe.zremrangebyrank(RECENT_RUNS, 0, -RECENT_RUNS_KEPT - 1)
             pipe.execute()
 
+    def discard(self, run_id: str) -> None:
+        """Delete whatever a submit that failed wrote of run ``run_id`` (its keys, its entries
+        in the active and recent runs): deletions pass even while Redis refuses writes."""
+        self.client.delete(*run_keys(run_id).all)
+        self.client.zrem(ACTIVE_RUNS, run_id)
+        self.client.zrem(RECENT_RUNS, run_id)
+
     def exists(self, run_id: str) -> bool:
         return bool(self.client.exists(run_keys(run_id).run))
 
