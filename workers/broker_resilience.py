@@ -173,10 +173,10 @@ SENTINEL_TRANSPORT = f"{__name__}:SentinelTransport"
 
 def use_resilient_broker(app: Celery) -> None:
     """Make the worker's broker connections use :class:`Transport` when the broker is a
-    plain ``redis://`` URL, :class:`SentinelTransport` for ``sentinel://`` (``rediss://``
-    keeps kombu's own transport, which sets up TLS from the scheme)."""
+    ``redis://`` or ``rediss://`` URL (TLS is set up from the URL's options as kombu's own
+    transport does it), :class:`SentinelTransport` for ``sentinel://``."""
     scheme = urlsplit(str(app.conf.broker_url or "").split(";", 1)[0]).scheme
-    if scheme == "redis":
+    if scheme in ("redis", "rediss"):
         app.conf.broker_transport = TRANSPORT
     elif scheme == "sentinel":
         # By alias, not ``broker_transport``: after a failover kombu switches to the next URL
