@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from celery import Celery
 from kombu import Connection
 
 from orchestrator import Client
@@ -20,7 +21,7 @@ from tests.helpers import items, scripted
 from tests.test_leases import start, wait_for
 from tests.test_redis_restart import started
 from tests.tls_certs import make_certs, openssl_missing
-from workers.broker_resilience import TRANSPORT
+from workers.broker_resilience import TRANSPORT, use_resilient_broker
 
 PASSWORD = "tls-secret-90d2"
 
@@ -92,3 +93,15 @@ def test_a_certificate_the_urls_ca_did_not_sign_is_refused_without_showing_the_p
     assert "certificate verify failed" in str(broker_error.value).lower()
     for error in (store.value, broker_error.value):
         assert PASSWORD not in str(error) and PASSWORD not in repr(error)
+
+
+def test_a_rediss_broker_url_without_tls_options_still_checks_the_certificate(
+    tls_redis: LocalRedis,
+) -> None:
+    bare = tls_redis.url.partition("?")[0]  # no CA named: the system's CAs do not know ours
+    app = Celery(broker=bare)
+    use_resilient_broker(app)
+    with app.connection_for_write() as connection, pytest.raises(Exception) as refused:
+        connection.ensure_connection(max_retries=1)
+    assert "certificate verify failed" in str(refused.value).lower()
+    assert PASSWORD not in str(refused.value)

@@ -16,6 +16,7 @@ to be delivered again after the visibility timeout.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from queue import Empty
@@ -174,10 +175,16 @@ SENTINEL_TRANSPORT = f"{__name__}:SentinelTransport"
 def use_resilient_broker(app: Celery) -> None:
     """Make the worker's broker connections use :class:`Transport` when the broker is a
     ``redis://`` or ``rediss://`` URL (TLS is set up from the URL's options as kombu's own
-    transport does it), :class:`SentinelTransport` for ``sentinel://``."""
-    scheme = urlsplit(str(app.conf.broker_url or "").split(";", 1)[0]).scheme
+    transport does it; without any, the server's certificate is checked against the system's
+    CAs), :class:`SentinelTransport` for ``sentinel://``."""
+    url = urlsplit(str(app.conf.broker_url or "").split(";", 1)[0])
+    scheme = url.scheme
     if scheme in ("redis", "rediss"):
         app.conf.broker_transport = TRANSPORT
+    if scheme == "rediss" and not app.conf.broker_use_ssl and "ssl_" not in url.query:
+        # A URL that names no TLS options: the certificate is checked against the system's
+        # CAs, as redis-py does for the run store (kombu's own transport would not check it).
+        app.conf.broker_use_ssl = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
     elif scheme == "sentinel":
         # By alias, not ``broker_transport``: after a failover kombu switches to the next URL
         # of the list and takes the transport from its scheme, which would bring kombu's own
