@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from queue import Empty
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,21 +37,12 @@ class QoS(kombu_redis.QoS):  # type: ignore[misc]
     """kombu's acknowledgement emulation, going on while Redis refuses writes (it is full).
 
     Redis refuses every command queued in a transaction then, but never a ZREM or an HDEL on
-    its own: an ack (or a reject) removes its message from the unacknowledged index without a
-    transaction, and goes through. The index's other writers wait for room: a delivery Redis
-    would not index still runs (its member's lease in the run state stands for it should this
-    worker die), a restore leaves its messages where kombu restores them from once their
-    visibility timeout passes, and a visibility scan is left to the next one.
+    its own: an ack (or a reject) that its transaction could not make removes its message from
+    the unacknowledged index with the two commands alone. The index's other writers wait for
+    room: a delivery Redis would not index still runs (its member's lease in the run state
+    stands for it should this worker die), a restore leaves its messages where kombu restores
+    them from once their visibility timeout passes, and a visibility scan is left to the next.
     """
-
-    @contextmanager
-    def pipe_or_acquire(self, pipe: Any = None, client: Any = None) -> Iterator[Any]:
-        if pipe is not None:
-            yield pipe
-        else:
-            with self.channel.conn_or_acquire(client) as connection:
-                # Atomicity buys nothing here: a restore WATCHes the hash this writes.
-                yield connection.pipeline(transaction=False)
 
     def append(self, message: Any, delivery_tag: str) -> None:
         try:
@@ -62,6 +51,29 @@ class QoS(kombu_redis.QoS):  # type: ignore[misc]
             log.warning("delivery %s not indexed for restore: Redis refuses writes (%s)",
                         delivery_tag, refusal_message(refused))  # fmt: skip
             virtual.QoS.append(self, message, delivery_tag)
+
+    def ack(self, delivery_tag: str) -> None:
+        try:
+            super().ack(delivery_tag)
+        except WRITES_REFUSED:
+            self._remove_alone(delivery_tag)
+            virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        try:
+            super().reject(delivery_tag, requeue)
+        except WRITES_REFUSED as refused:
+            if requeue:
+                log.warning("message %s left to its visibility timeout: Redis refuses writes"
+                            " (%s)", delivery_tag, refusal_message(refused))  # fmt: skip
+            else:
+                self._remove_alone(delivery_tag)
+            virtual.QoS.ack(self, delivery_tag)
+
+    def _remove_alone(self, delivery_tag: str) -> None:
+        with self.channel.conn_or_acquire() as client:
+            client.zrem(self.unacked_index_key, delivery_tag)
+            client.hdel(self.unacked_key, delivery_tag)
 
     def restore_unacked(self, client: Any = None) -> None:
         try:
@@ -101,6 +113,9 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
                 pass
             except self.connection_errors as exc:  # the connection is gone: nothing to drain
                 log.debug("pending BRPOP lost with the connection: %r", exc)
+            finally:
+                # As kombu's own read does as it ends: kombu's close must not drain again.
+                self._in_poll: Any = None
         super().close()
 
     def _get_pool(self, asynchronous: bool = False) -> Any:
