@@ -395,6 +395,7 @@ class RunStore:
             record.model_dump_json() if record else "",
             attempt,
             count,
+            CANCELS,
             *(event.model_dump_json() for event in events),
         )
         status = int(reply[0])

@@ -57,15 +57,15 @@ local function write_while_full()
     redis.call('ZREM', K_LEASES, '')
 end
 
--- Flags a run past its deadline as the sweep due at it does: called by a completion before it
--- admits, since one that waited for room in a full Redis may be the first write after the
--- deadline (the sweep could not write either). Running members learn of the cancel from their
--- lease renewals.
-local function flag_deadline()
+-- Flags a run past its deadline and announces it on the cancel channel, as the sweep due at it
+-- does: called by a completion before it admits, since one that waited for room in a full
+-- Redis may be the first write after the deadline (the sweep could not write either).
+local function flag_deadline(cancel_channel)
     local fields = redis.call('HMGET', K_RUN, 'deadline_ms', 'cancel')
     local deadline = tonumber(fields[1])
     if deadline and (fields[2] or '') == '' and now_ms() > deadline then
         redis.call('HSET', K_RUN, 'cancel', 'deadline exceeded')
+        redis.call('PUBLISH', cancel_channel, RUN_ID .. '\n' .. 'deadline exceeded')
     end
 end
 
