@@ -17,6 +17,7 @@ from benchmarks import (
     learning,
     overhead,
     rabbit_recovery,
+    redis_pressure,
     scale,
     store_paths,
     tools,
@@ -43,6 +44,7 @@ def main() -> int:
     host_cut.main()
     failover.main()
     rabbit_recovery.main()
+    redis_pressure.main()
     store_paths.main()
     met = ratio <= 1.3 and parallel >= 0.9 and branch_ratio <= 1.15 and fanout <= 1.3
     # The learner's schedule is reported against parallel, not gated on it: on a workload with a

@@ -9,6 +9,7 @@ from orchestrator.errors import (
     RunFailedError,
     RunNotFoundError,
     RunTimeoutError,
+    WritesRefusedError,
 )
 from orchestrator.models import (
     AgentOutput,
@@ -59,6 +60,7 @@ __all__ = [
     "ToolInfo",
     "ToolPolicy",
     "Usage",
+    "WritesRefusedError",
     "idempotency_key",
     "strategy",
     "tool",

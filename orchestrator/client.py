@@ -21,12 +21,13 @@ from orchestrator.budget import Ledger, RunBudget
 from orchestrator.cache_plan_store import CachePlanStore
 from orchestrator.cache_plans import CachePlan
 from orchestrator.celery_config import celery_config
-from orchestrator.connection import store_client
+from orchestrator.connection import refusal_message, store_client, write_refusal
 from orchestrator.errors import (
     InvalidRunError,
     RunFailedError,
     RunNotFoundError,
     RunTimeoutError,
+    WritesRefusedError,
 )
 from orchestrator.events import ParallelLoopStart
 from orchestrator.input_limits import check_items, check_request_value
@@ -259,13 +260,23 @@ class Client:
         attributes = tracing.workflow_attributes(run_id, request.kind, request.member_count)
         with tracing.span_under(None, name, attributes, SpanKind.PRODUCER):
             traceparent = tracing.current_traceparent()
-            self.store.create_run(run_id, request, items, first_events, traceparent)
-            self._celery.send_task(
-                "tasks.coordinator.admit_run",
-                args=(run_id,),
-                task_id=admit_task_id(run_id),
-                queue="coordinator",
-            )
+            try:
+                self.store.create_run(run_id, request, items, first_events, traceparent)
+                self._celery.send_task(
+                    "tasks.coordinator.admit_run",
+                    args=(run_id,),
+                    task_id=admit_task_id(run_id),
+                    queue="coordinator",
+                )
+            except Exception as error:
+                refused = write_refusal(error)
+                if refused is None:
+                    raise
+                # Whatever was written goes (deleting is what a full Redis still allows): a
+                # run left pending would be admitted by a sweep, though its submit failed.
+                self.store.discard(run_id)
+                message = f"Redis refuses writes: {refusal_message(refused)} (nothing submitted)"
+                raise WritesRefusedError(message) from None
         return RunHandle(self, run_id, result_model)
 
     def plan(self, agent_id: str) -> ExecutionPlan | None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import RedisCluster
-from redis.exceptions import AuthenticationError, AuthorizationError
+from redis.exceptions import AuthenticationError, AuthorizationError, OutOfMemoryError
 from redis.retry import Retry
 
 if TYPE_CHECKING:
@@ -37,6 +37,37 @@ DEFAULT_POOL_SIZE = 100
 POOL_HEADROOM = 32
 POOL_WAIT_S = 30.0
 _pool_size = DEFAULT_POOL_SIZE
+
+WRITES_REFUSED = (OutOfMemoryError,)
+"""What Redis answers while it refuses writes: it is full (``maxmemory`` reached under
+``noeviction``, the policy a queue needs). Reads, deletions and a script's writes after its
+first still pass. Like an outage it ends (memory is freed, the limit raised), so a refused
+write is waited out, never taken as the failure of what it was writing."""
+REFUSAL_WAIT_CAP_S = 2.0
+
+
+def refusal_wait_s(attempt: int) -> float:
+    """How long to wait before trying a refused write again, the ``attempt``-th time (from 0):
+    doubling from 50 ms to ``REFUSAL_WAIT_CAP_S``, so a write goes through within about two
+    seconds of Redis having room again."""
+    return float(min(0.05 * 2 ** min(attempt, 8), REFUSAL_WAIT_CAP_S))
+
+
+def write_refusal(error: BaseException) -> BaseException | None:
+    """The refused write behind ``error``: itself, or what it was raised from (kombu reraises
+    Redis's errors as its own), else None."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, WRITES_REFUSED):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def refusal_message(error: BaseException) -> str:
+    """Redis's own words for a refused write, without what redis-py adds before them (a
+    pipeline's command and its arguments, which may carry run data)."""
+    return str(error).rpartition(" of pipeline caused error: ")[2]
 
 
 class OutageRetry(Retry):

@@ -11,6 +11,12 @@ class InvalidRunError(OrchestratorError, ValueError):
     """A submission was rejected before anything was dispatched."""
 
 
+class WritesRefusedError(OrchestratorError):
+    """Redis refused to store a submission (it is full: ``maxmemory`` reached under
+    ``noeviction``); the message gives Redis's words. Nothing of the run was left behind: no
+    run state, no message queued. Submit it again once Redis has room."""
+
+
 class RunNotFoundError(OrchestratorError, LookupError):
     """No run with this id exists in Redis."""
 

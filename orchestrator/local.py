@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -64,6 +65,15 @@ def redis_answers(url: str, timeout_s: float = 0.5) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A server's certificate and key (PEM) and the CA that signed it, which clients trust."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
 class LocalRedis:
     """A private redis-server on a free loopback port.
 
@@ -74,12 +84,24 @@ class LocalRedis:
         password: require it (``requirepass``); ``url`` then carries it. It is written to a
             configuration file readable by this user only, not put on the command line,
             where any user of the machine could read it.
+        tls: serve TLS only, with these files; ``url`` is then a ``rediss://`` URL that checks
+            the server's certificate against the CA.
     """
 
-    def __init__(self, appendonly: bool = False, password: str | None = None) -> None:
+    def __init__(
+        self, appendonly: bool = False, password: str | None = None, tls: TlsFiles | None = None
+    ) -> None:
         self.port = free_port()
         credentials = f":{quote(password, safe='')}@" if password else ""
         self.url = f"redis://{credentials}127.0.0.1:{self.port}/0"
+        self._listen = ["--port", str(self.port)]
+        if tls is not None:
+            ca = quote(str(tls.ca), safe="/")
+            self.url = f"rediss://{credentials}127.0.0.1:{self.port}/0"
+            self.url += f"?ssl_cert_reqs=required&ssl_ca_certs={ca}"
+            self._listen = ["--port", "0", "--tls-port", str(self.port)]
+            self._listen += ["--tls-cert-file", str(tls.cert), "--tls-key-file", str(tls.key)]
+            self._listen += ["--tls-ca-cert-file", str(tls.ca), "--tls-auth-clients", "no"]
         self._appendonly = appendonly
         self._dir = tempfile.mkdtemp(prefix="ao-redis-")
         self._config = Path(self._dir) / "redis.conf"
@@ -96,8 +118,7 @@ class LocalRedis:
             [
                 redis_server_binary(),
                 str(self._config),
-                "--port",
-                str(self.port),
+                *self._listen,
                 "--bind",
                 "127.0.0.1",
                 "--save",

@@ -343,6 +343,10 @@ class RunStatus(BaseModel):
     error: str | None = None
     group: str | None = None
     """The concurrency group the run shares a limit with, if it names one."""
+    writes_refused: str | None = None
+    """While the run has not ended and Redis refuses writes (it is full), Redis's own words
+    (``command not allowed when used memory > 'maxmemory'.``): the run is paused, its members
+    keep what they produced, and it resumes once Redis has room."""
 
     @property
     def finished_members(self) -> int:

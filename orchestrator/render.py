@@ -113,6 +113,8 @@ def print_status(console: Console, status: RunStatus) -> None:
             ),
         )
     )
+    if status.writes_refused:
+        console.print(plain(f"paused, Redis refuses writes: {status.writes_refused}", "yellow"))
     if status.cancel_reason:
         console.print(plain(f"cancel: {status.cancel_reason}"))
     if status.error:

@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 from redis.exceptions import NoScriptError, ResponseError
 
 from orchestrator.budget import ledger_fields
+from orchestrator.connection import WRITES_REFUSED, refusal_message
 from orchestrator.events import AgentStart, Event, RunEnd, RunStart
 from orchestrator.keys import (
     ACTIVE_RUNS,
@@ -287,6 +288,13 @@ class RunStore:
             pipe.zremrangebyrank(RECENT_RUNS, 0, -RECENT_RUNS_KEPT - 1)
             pipe.execute()
 
+    def discard(self, run_id: str) -> None:
+        """Delete whatever a submit that failed wrote of run ``run_id`` (its keys, its entries
+        in the active and recent runs): deletions pass even while Redis refuses writes."""
+        self.client.delete(*run_keys(run_id).all)
+        self.client.zrem(ACTIVE_RUNS, run_id)
+        self.client.zrem(RECENT_RUNS, run_id)
+
     def exists(self, run_id: str) -> bool:
         return bool(self.client.exists(run_keys(run_id).run))
 
@@ -387,6 +395,7 @@ class RunStore:
             record.model_dump_json() if record else "",
             attempt,
             count,
+            CANCELS,
             *(event.model_dump_json() for event in events),
         )
         status = int(reply[0])
@@ -603,13 +612,15 @@ class RunStore:
     def status(self, run_id: str) -> RunStatus | None:
         """A snapshot of the run, or None when no such run exists."""
         keys = run_keys(run_id)
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.hgetall(keys.run)
-            pipe.zcard(keys.leases)
-            fields, in_flight = pipe.execute()
+        try:
+            fields, in_flight = self._read_status(keys.run, keys.leases, transaction=True)
+        except WRITES_REFUSED:
+            # A full Redis refuses a transaction, even of reads: the two reads then come apart.
+            fields, in_flight = self._read_status(keys.run, keys.leases, transaction=False)
         if b"kind" not in fields:
             return None  # no run, or the remains of one that a flush or a lost Redis took
         get = {_text(k): _text(v) for k, v in fields.items() if k != b"result"}
+        ended = get["state"] not in ("pending", "running")
         return RunStatus(
             run_id=run_id,
             kind=get["kind"],
@@ -620,7 +631,25 @@ class RunStore:
             cancel_reason=get.get("cancel") or None,
             error=get.get("error") or None,
             group=get.get("group") or None,
+            writes_refused=None if ended else self._writes_refused(run_id),
         )
+
+    def _read_status(self, run: str, leases: str, transaction: bool) -> list[Any]:
+        with self.client.pipeline(transaction=transaction) as pipe:
+            pipe.hgetall(run)
+            pipe.zcard(leases)
+            replies: list[Any] = pipe.execute()
+            return replies
+
+    def _writes_refused(self, run_id: str) -> str | None:
+        """Redis's words if it refuses writes on the run's shard now, else None. Asked with a
+        write that writes nothing (SET XX of a key that does not exist), which Redis refuses
+        as it would any other while it is full."""
+        try:
+            self.client.set(f"{run_keys(run_id).run}:write-probe", "", xx=True)
+        except WRITES_REFUSED as refused:
+            return refusal_message(refused)
+        return None
 
     def ending_json(self, run_id: str) -> str | None:
         """What the run's end stored for its result (see ``finalize``), None when nothing."""

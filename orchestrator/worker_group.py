@@ -8,12 +8,14 @@ per-member work (Redis scripts, Celery messages), the threads hold the waiting m
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from orchestrator.local import worker_command
@@ -30,6 +32,29 @@ def default_processes() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
+PR_SET_PDEATHSIG = 1
+"""Linux ``prctl`` option: the signal a process gets when its parent dies."""
+
+
+def _die_with(parent: int) -> None:
+    """Run in a worker process between fork and exec: have the kernel SIGKILL it when the
+    supervisor dies, however it dies (a SIGKILL gives it no chance to stop its workers). A
+    parent that died before this took effect is caught by comparing the parent's pid."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def die_with_this_process() -> Callable[[], None] | None:
+    """The ``preexec_fn`` that makes a child end with this process (on Linux; elsewhere None:
+    the children then outlive a supervisor that is killed)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+    return lambda: _die_with(parent)
+
+
 def run_workers(
     processes: int,
     queues: Sequence[str],
@@ -41,7 +66,9 @@ def run_workers(
 
     SIGTERM and SIGINT go to every worker (a warm shutdown each); should one worker end, the
     others are stopped too, so a supervisor (systemd, Docker) sees the group end and restarts
-    it. Returns the first non-zero exit status, else 0.
+    it. Should the supervisor itself be killed, every worker is killed with it (a worker
+    left running would be unsupervised); their members are then taken over as any dead
+    worker's are. Returns the first non-zero exit status, else 0.
     """
     named = any(arg in ("-n", "--hostname") or arg.startswith("--hostname=") for arg in extra)
     children = []
@@ -50,7 +77,7 @@ def run_workers(
         # --processes 1 is what it wants).
         hostname = [] if named else ["-n", f"w{number}@%h"]
         command = worker_command(queues, pool, concurrency, [*hostname, *extra])
-        children.append(subprocess.Popen(command))
+        children.append(subprocess.Popen(command, preexec_fn=die_with_this_process()))
 
     def forward(signum: int, _: FrameType | None) -> None:
         for child in children:

@@ -8,6 +8,7 @@ from celery import Task
 from celery.exceptions import Ignore
 
 from orchestrator.keys import FINAL_MEMBER
+from orchestrator.models import AgentOutput
 from orchestrator.settings import get_settings
 from workers.app import app
 from workers.canvas import member_result
@@ -16,6 +17,7 @@ from workers.lanes import (
     MAX_OUTAGE_RETRIES,
     REDIS_OUTAGES,
     RETRY_BACKOFF_MAX_S,
+    riding_refusals,
     run_batch,
     run_lane,
 )
@@ -35,6 +37,10 @@ def _retry_after_outage(task: Task, outage: Exception, **kwargs: Any) -> Excepti
     return retry  # task.retry raises it itself; the caller's raise is for the reader
 
 
+def _fresh_token() -> str:
+    return new_token(store().client)
+
+
 # Members report progress through their leases and events; the result backend's STARTED state
 # would be one more write per member that nothing reads (Flower follows worker events). Nor is
 # their result stored: with ``ignore_result`` the backend still counts it in the chord (and
@@ -48,9 +54,20 @@ def run_member(self: Task, run_id: str, index: int, token: str | None = None) ->
     over if it still holds the member. Each attempt claims with a token of its own, so that a
     second copy of a retry's message (a broker's redelivery) finds the member busy."""
     previous, token = token, new_token(store().client)
+
+    def attempt(attempt_token: str, attempt_previous: str | None) -> AgentOutput | None:
+        nonlocal token
+        token = attempt_token
+        lane_s = get_settings().lane_s
+        return run_lane(
+            member_runtime(app), run_id, index, lane_s, token, previous=attempt_previous
+        )
+
     try:
-        output = run_lane(
-            member_runtime(app), run_id, index, get_settings().lane_s, token, previous=previous
+        # A full Redis is waited out here, holding the message: a retry would be a publish,
+        # which a full Redis refuses too.
+        output = riding_refusals(
+            attempt, token, previous, _fresh_token, f"run {run_id} member {index}"
         )
     except REDIS_OUTAGES as outage:
         raise _retry_after_outage(self, outage, token=token) from outage
@@ -75,13 +92,21 @@ def run_final(self: Task, run_id: str, token: str | None = None) -> dict[str, An
     as for ``run_member``."""
     runs = store()
     previous, token = token, new_token(runs.client)
-    try:
+
+    def attempt(attempt_token: str, attempt_previous: str | None) -> AgentOutput | None:
+        nonlocal token
+        token = attempt_token
         output = execute_member(
-            member_runtime(app), run_id, FINAL_MEMBER, token=token, previous=previous
+            member_runtime(app), run_id, FINAL_MEMBER, token=token, previous=attempt_previous
         )
-        if output is None:
-            raise Ignore()
-        kind_of(runs.request(run_id)).after_final(app, runs, run_id, output)
+        if output is not None:
+            kind_of(runs.request(run_id)).after_final(app, runs, run_id, output)
+        return output
+
+    try:
+        output = riding_refusals(attempt, token, previous, _fresh_token, f"run {run_id} final")
     except REDIS_OUTAGES as outage:
         raise _retry_after_outage(self, outage, token=token) from outage
+    if output is None:
+        raise Ignore()
     return output.model_dump(mode="json")

@@ -212,3 +212,25 @@ def test_kombu_redis_channel_keeps_what_the_resilient_broker_overrides() -> None
         assert callable(getattr(channel, name, None)), name
     assert "_in_poll" in vars(channel) or hasattr(channel, "_in_poll")
     assert kombu_redis.Transport.Channel is channel
+
+
+def test_kombu_redis_qos_keeps_what_the_resilient_broker_builds_on() -> None:
+    """The private parts of kombu's Redis ``QoS`` and transport registry that
+    ``workers/broker_resilience.py`` uses: its ``QoS`` falls back to the in-memory bookkeeping
+    of kombu's virtual ``QoS`` when Redis refuses a write, writes kombu's unacknowledged index
+    itself, and the Sentinel transport is registered through kombu's alias table and cache."""
+    import kombu.transport as kombu_transport
+    from kombu.transport import redis as kombu_redis
+    from kombu.transport import virtual
+
+    qos = kombu_redis.QoS
+    assert issubclass(qos, virtual.QoS) and kombu_redis.Channel.QoS is qos
+    for name in ("append", "ack", "reject", "restore_unacked", "restore_visible"):
+        assert callable(getattr(qos, name, None)), name
+    for name in ("append", "ack"):
+        assert callable(getattr(virtual.QoS, name, None)), name
+    for name in ("unacked_key", "unacked_index_key"):
+        assert name in vars(qos), name
+    assert callable(getattr(kombu_redis.Channel, "conn_or_acquire", None))
+    assert isinstance(kombu_transport.TRANSPORT_ALIASES, dict)
+    assert isinstance(kombu_transport._transport_cache, dict)

@@ -16,6 +16,7 @@ to be delivered again after the visibility timeout.
 from __future__ import annotations
 
 import logging
+import ssl
 from queue import Empty
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,15 +25,75 @@ import kombu.transport as kombu_transport
 import redis
 from celery import Celery
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from redis import sentinel
 
-from orchestrator.connection import OutageRetry
+from orchestrator.connection import WRITES_REFUSED, OutageRetry, refusal_message
 
 log = logging.getLogger(__name__)
 
 
+class QoS(kombu_redis.QoS):  # type: ignore[misc]
+    """kombu's acknowledgement emulation, going on while Redis refuses writes (it is full).
+
+    Redis refuses every command queued in a transaction then, but never a ZREM or an HDEL on
+    its own: an ack (or a reject) that its transaction could not make removes its message from
+    the unacknowledged index with the two commands alone. The index's other writers wait for
+    room: a delivery Redis would not index still runs (its member's lease in the run state
+    stands for it should this worker die), a restore leaves its messages where kombu restores
+    them from once their visibility timeout passes, and a visibility scan is left to the next.
+    """
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        try:
+            super().append(message, delivery_tag)
+        except WRITES_REFUSED as refused:
+            log.warning("delivery %s not indexed for restore: Redis refuses writes (%s)",
+                        delivery_tag, refusal_message(refused))  # fmt: skip
+            virtual.QoS.append(self, message, delivery_tag)
+
+    def ack(self, delivery_tag: str) -> None:
+        try:
+            super().ack(delivery_tag)
+        except WRITES_REFUSED:
+            self._remove_alone(delivery_tag)
+            virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        try:
+            super().reject(delivery_tag, requeue)
+        except WRITES_REFUSED as refused:
+            if requeue:
+                log.warning("message %s left to its visibility timeout: Redis refuses writes"
+                            " (%s)", delivery_tag, refusal_message(refused))  # fmt: skip
+            else:
+                self._remove_alone(delivery_tag)
+            virtual.QoS.ack(self, delivery_tag)
+
+    def _remove_alone(self, delivery_tag: str) -> None:
+        with self.channel.conn_or_acquire() as client:
+            client.zrem(self.unacked_index_key, delivery_tag)
+            client.hdel(self.unacked_key, delivery_tag)
+
+    def restore_unacked(self, client: Any = None) -> None:
+        try:
+            super().restore_unacked(client)
+        except WRITES_REFUSED as refused:
+            log.warning("unacknowledged messages left to their visibility timeout: Redis refuses"
+                        " writes (%s)", refusal_message(refused))  # fmt: skip
+
+    def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
+        try:
+            super().restore_visible(start, num, interval)
+        except WRITES_REFUSED as refused:
+            log.warning("visibility scan skipped: Redis refuses writes (%s)",
+                        refusal_message(refused))  # fmt: skip
+
+
 class Channel(kombu_redis.Channel):  # type: ignore[misc]
-    """kombu's Redis channel, closing cleanly after a lost connection."""
+    """kombu's Redis channel, closing cleanly after a lost connection, with :class:`QoS`."""
+
+    QoS = QoS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -52,6 +113,9 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
                 pass
             except self.connection_errors as exc:  # the connection is gone: nothing to drain
                 log.debug("pending BRPOP lost with the connection: %r", exc)
+            finally:
+                # As kombu's own read does as it ends: kombu's close must not drain again.
+                self._in_poll: Any = None
         super().close()
 
     def _get_pool(self, asynchronous: bool = False) -> Any:
@@ -125,11 +189,17 @@ SENTINEL_TRANSPORT = f"{__name__}:SentinelTransport"
 
 def use_resilient_broker(app: Celery) -> None:
     """Make the worker's broker connections use :class:`Transport` when the broker is a
-    plain ``redis://`` URL, :class:`SentinelTransport` for ``sentinel://`` (``rediss://``
-    keeps kombu's own transport, which sets up TLS from the scheme)."""
-    scheme = urlsplit(str(app.conf.broker_url or "").split(";", 1)[0]).scheme
-    if scheme == "redis":
+    ``redis://`` or ``rediss://`` URL (TLS is set up from the URL's options as kombu's own
+    transport does it; without any, the server's certificate is checked against the system's
+    CAs), :class:`SentinelTransport` for ``sentinel://``."""
+    url = urlsplit(str(app.conf.broker_url or "").split(";", 1)[0])
+    scheme = url.scheme
+    if scheme in ("redis", "rediss"):
         app.conf.broker_transport = TRANSPORT
+    if scheme == "rediss" and not app.conf.broker_use_ssl and "ssl_" not in url.query:
+        # A URL that names no TLS options: the certificate is checked against the system's
+        # CAs, as redis-py does for the run store (kombu's own transport would not check it).
+        app.conf.broker_use_ssl = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
     elif scheme == "sentinel":
         # By alias, not ``broker_transport``: after a failover kombu switches to the next URL
         # of the list and takes the transport from its scheme, which would bring kombu's own

@@ -18,13 +18,17 @@ task id, and keeps its lease, events and record: only Flower sees fewer task mes
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from orchestrator.connection import refusal_message, refusal_wait_s, write_refusal
 from orchestrator.models import AgentOutput
 from workers import canvas
 from workers.liveness import new_token
@@ -43,6 +47,7 @@ RETRY_BACKOFF_MAX_S = 30
 """How a member tries again after Redis stayed away (as a task message's retry does)."""
 
 _shutting_down = threading.Event()
+T = TypeVar("T")
 
 
 class MemberSlots:
@@ -150,6 +155,33 @@ def run_lane(
     return output
 
 
+def riding_refusals(
+    attempt: Callable[[str, str | None], T],
+    token: str,
+    previous: str | None,
+    fresh_token: Callable[[], str],
+    what: str,
+) -> T:
+    """``attempt(token, previous)``, made again while Redis refuses writes (it is full), each
+    time with a fresh lease token that takes over the attempt before, as after an outage. What
+    a refusal interrupts is a step before the model call (a claim), which is redone, or one
+    after the output was stored (publishing, counting), which the new attempt finds done: a
+    completion itself waits for room with its output (``workers/member.py``)."""
+    for count in itertools.count():
+        try:
+            return attempt(token, previous)
+        except Exception as error:
+            refused = write_refusal(error)
+            if refused is None:
+                raise
+            if count == 0:
+                log.warning("%s: Redis refuses writes (%s); waiting for room", what,
+                            refusal_message(refused))  # fmt: skip
+            time.sleep(refusal_wait_s(count))
+            previous, token = token, fresh_token()
+    raise AssertionError("unreachable")  # itertools.count never ends
+
+
 def run_batch(runtime: MemberRuntime, run_id: str, members: list[int], short_s: float) -> None:
     """Run the members of one message at once, each on a thread of its own, in the worker's
     free member slots. Members that find no free slot go back to the broker, a message each,
@@ -215,9 +247,21 @@ def _lane_thread(runtime: MemberRuntime, run_id: str, member: int, short_s: floa
     the batch's message is its only message, and a member whose claim never reached Redis
     holds no lease that could expire."""
     token, previous, slot_taken = new_token(runtime.store.client), None, True
+
+    def attempt(attempt_token: str, attempt_previous: str | None) -> None:
+        nonlocal token, slot_taken
+        taken, slot_taken, token = slot_taken, False, attempt_token  # run_lane gives it back
+        run_lane(runtime, run_id, member, short_s, token, True, taken, attempt_previous)
+
     for retry in range(MAX_OUTAGE_RETRIES + 1):
         try:
-            run_lane(runtime, run_id, member, short_s, token, True, slot_taken, previous)
+            riding_refusals(
+                attempt,
+                token,
+                previous,
+                lambda: new_token(runtime.store.client),
+                f"run {run_id} member {member}",
+            )
             return
         except REDIS_OUTAGES as outage:
             log.warning(
@@ -227,6 +271,5 @@ def _lane_thread(runtime: MemberRuntime, run_id: str, member: int, short_s: floa
         except Exception:  # a bug: the member's lease expires and it runs again elsewhere
             log.exception("run %s member %s failed outside its agent", run_id, member)
             return
-        previous, slot_taken = token, False
-        token = new_token(runtime.store.client)
+        previous, token = token, new_token(runtime.store.client)
     log.error("run %s member %s: Redis stayed unreachable; left to the watchdog", run_id, member)

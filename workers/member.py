@@ -3,6 +3,7 @@ once and let the next members in."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
@@ -11,17 +12,18 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from celery import Celery
 from opentelemetry.trace import Span
 
 from orchestrator.budget import RunBudget
+from orchestrator.connection import WRITES_REFUSED, refusal_message, refusal_wait_s
 from orchestrator.events import AgentEnd, AgentStart
 from orchestrator.models import AgentCheckpoint, AgentOutput, Message, RunRecord
 from orchestrator.plans import ExecutionPlan
 from orchestrator.requests import RunRequest
-from orchestrator.run_store import RunStore
+from orchestrator.run_store import Completion, RunStore
 from workers import spans
 from workers.agent_loop import AgentEvents, AgentRun, run_agent
 from workers.cache.governed import CacheContext
@@ -217,7 +219,8 @@ def _execute(
             error=output.error,
             **identity.event_fields(),
         )
-        completion = store.complete(
+        completion = _complete(
+            store,
             run_id,
             member,
             output,
@@ -242,6 +245,26 @@ def _execute(
         # or break a run.
         ship_record(app, record)
     return completion.output
+
+
+def _complete(store: RunStore, run_id: str, member: str, *args: Any, **kwargs: Any) -> Completion:
+    """``store.complete``, waiting while Redis refuses writes (it is full). The execution keeps
+    its output and its lease meanwhile (a full Redis lets lease renewals through), so no other
+    execution takes the member over, and its model is never called again for it."""
+    for attempt in itertools.count():
+        try:
+            return store.complete(run_id, member, *args, **kwargs)
+        except WRITES_REFUSED as refused:
+            if attempt == 0:
+                log.warning(
+                    "run %s member %s: Redis refuses writes (%s); its output is kept until"
+                    " Redis has room",
+                    run_id,
+                    member,
+                    refusal_message(refused),
+                )
+            time.sleep(refusal_wait_s(attempt))
+    raise AssertionError("unreachable")  # itertools.count never ends
 
 
 def _call_budget(

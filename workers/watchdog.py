@@ -19,6 +19,7 @@ import redis
 from celery import Celery
 
 from orchestrator import groups, presence
+from orchestrator.connection import refusal_message, write_refusal
 from orchestrator.run_store import RunStore
 from workers.coordinator import sweep_run
 from workers.queues import declare_queues
@@ -150,8 +151,13 @@ class Watchdog:
         while True:
             try:
                 self.sweep_once()
-            except Exception:
-                log.exception("watchdog pass failed")
+            except Exception as error:
+                refused = write_refusal(error)
+                if refused is None:
+                    log.exception("watchdog pass failed")
+                else:  # a full Redis: every pass fails the same way until it has room
+                    log.warning("watchdog pass skipped: Redis refuses writes (%s)",
+                                refusal_message(refused))  # fmt: skip
             self._wake.wait(self._until_next_pass())
             self._wake.clear()
             if self._stop.is_set():

@@ -3,8 +3,9 @@
 -- model call settles its own (budget.lua).
 -- ARGV: member, node, token ('' for a member that never ran), lease_ms, output_json, outcome,
 -- messages_json and record_json ('' for none), the execution's budget attempt ('TOKEN/ATTEMPT',
--- '' for none) and how many calls it made, then the events to emit in order (the last one is
--- AgentEnd). Calls of the attempt still reserved (their settle was lost) are charged.
+-- '' for none) and how many calls it made, the cancel channel, then the events to emit in
+-- order (the last one is AgentEnd). Calls of the attempt still reserved (their settle was lost)
+-- are charged.
 -- Returns {1, admitted, denied, drained, other runs' shares} when stored (the shares: members
 -- of the other runs of its concurrency group that its freed slot let in, see group.lua);
 -- {0, stored_output} when a member that never ran was already stored; {2} when the execution
@@ -37,7 +38,8 @@ if token == '' then redis.call('HDEL', K_HOLDERS, member) end
 redis.call('HDEL', K_CHECKPOINTS, member)
 redis.call('HDEL', K_DEADLINES, member)
 redis.call('HDEL', K_DENIED, member)
-for i = 11, #ARGV do emit(ARGV[i]) end
+for i = 12, #ARGV do emit(ARGV[i]) end
+flag_deadline(ARGV[11])
 local admitted, denied, others = fill_window(node, tonumber(ARGV[4]), group)
 local is_drained = 0
 if member ~= 'final' and drained() and redis.call('HEXISTS', K_OUTPUTS, 'final') == 0 then
