@@ -35,7 +35,7 @@ def _type_name(field: FieldInfo) -> str:
     text = str(field.annotation)
     text = re.sub(r"<class '([\w.]+)'>", r"\1", text)
     text = re.sub(r"\b[\w]+\.", "", text)  # module prefixes
-    return text.replace("typing.", "")
+    return text.replace("typing.", "").replace(" | ", " or ")
 
 
 def _default(field: FieldInfo) -> str:
@@ -56,7 +56,8 @@ def _cell(text: str) -> str:
 
 
 def settings_markdown() -> str:
-    """A Markdown table: variable, type, default, meaning (from the model's docstring)."""
+    """A Markdown table: variable, type, default, meaning (from the model's docstring). A field
+    the docstring does not describe fails the build, so a new setting cannot go undocumented."""
     prefix = str(Settings.model_config.get("env_prefix", ""))
     described = _descriptions(Settings.__doc__ or "")
     rows = [
@@ -65,8 +66,8 @@ def settings_markdown() -> str:
     ]
     for name, field in Settings.model_fields.items():
         variable = f"{prefix}{name}".upper()
-        meaning = _cell(described.get(name, ""))
-        rows.append(
-            f"| `{variable}` | `{_cell(_type_name(field))}` | {_default(field)} | {meaning} |"
-        )
+        if name not in described:
+            raise ValueError(f"Settings.{name} is not described in the Settings docstring")
+        meaning = _cell(described[name])
+        rows.append(f"| `{variable}` | `{_type_name(field)}` | {_default(field)} | {meaning} |")
     return "\n".join(rows)
