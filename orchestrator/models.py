@@ -62,7 +62,7 @@ def utcnow() -> datetime:
 class ModelConfig(BaseModel):
     """Which model an agent talks to.
 
-    Parameters:
+    Attributes:
         provider: a provider name known to the workers (``scripted`` is the offline one).
         model: the provider's model name.
         options: provider options (for ``scripted``: ``latency_ms``, ``jitter_ms``, ``seed``,
@@ -123,7 +123,7 @@ class ModelConfig(BaseModel):
 class AgentSpec(BaseModel):
     """One agent: its name, instructions (the system prompt), model and limits.
 
-    Parameters:
+    Attributes:
         name: the agent's name; map-reduce mappers are named ``{name}_{i}``.
         instructions: the system prompt.
         model: the model configuration.

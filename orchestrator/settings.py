@@ -125,14 +125,14 @@ class Settings(BaseSettings):
         result_backend: a separate Redis result backend.
         lease_s: how long a running member may go without a heartbeat before the watchdog
             publishes it again.
-        heartbeat_s: how often a worker renews the leases of the members it runs (this is also
-            how fast a cancel reaches running members).
-        sweep_s: how often each worker's watchdog looks for expired leases and deadlines.
-        visibility_timeout_s: the Redis broker's redelivery timeout; above the longest task.
+        heartbeat_s: how often a worker renews the leases of the members it runs (cancels are
+            announced at once, not at renewal).
+        sweep_s: how often each active run is swept (by one worker) for lost members, deadlines.
+        visibility_timeout_s: the broker's redelivery timeout; keep it above your longest task.
         events_maxlen: the approximate length bound of each run's event stream.
         result_ttl_s: how long what a run keeps (its state, outputs, events and result) stays
-            in Redis once it ended (``ORCHESTRATOR_RESULT_TTL_S``); set on the workers, which
-            end runs.
+            in Redis once it ended (``ORCHESTRATOR_RESULT_TTL_S``, 7 days by default); set on the
+            workers, which end runs.
         tool_modules: comma-separated modules whose ``@tool`` functions this worker serves.
         strategy_modules: comma-separated modules whose ``@strategy`` functions this worker
             serves (the only strategies besides the built-ins that a run may name).

@@ -61,7 +61,7 @@ class ToolInfo(BaseModel):
 class ToolPolicy(BaseModel):
     """How the tool calls of one model turn run.
 
-    Parameters:
+    Attributes:
         mode: ``parallel`` (the default), ``sequential``, or ``plan``: calls that form one
             group of the agent's plan run concurrently, everything else one at a time (with
             ``plan_mode="schedule"``; without a plan, ``plan`` is sequential). Every mode

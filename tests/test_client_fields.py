@@ -1,5 +1,5 @@
 """What a client submits names no other Redis key, does not rewrite the request a worker sends
-with its key, and is shown in the terminal as plain text (see the README's Security section)."""
+with its key, and is shown in the terminal as plain text (see docs/operate/security.md)."""
 
 from __future__ import annotations
 

@@ -169,7 +169,8 @@ def test_a_killed_worker_s_prefetched_and_running_members_run_elsewhere(
 
         # All four messages (or the batch) taken: one member running, the others received.
         # (A worker killed in the moment between taking a message and recording its
-        # reception leaves its members to the broker's visibility timeout: README, Guarantees.)
+        # reception leaves its members to the broker's visibility timeout: see
+        # docs/how-it-works/guarantees.md.)
         if count == 6:
             wait_for(lambda: holding() == (3, 1), "the victim prefetched")
         else:  # the second batch waits for the slot the first holds, its members received
