@@ -117,9 +117,11 @@ def test_a_channel_whose_pending_brpop_lost_its_connection_closes(
     admin.close()
 
 
-def late_ack_leaves(conn: Connection, name: str) -> None:
+def late_ack(conn: Connection, name: str) -> tuple[Any, Any]:
     """Deliver one message unacknowledged, close the connection (the transport goes), then
-    acknowledge it: the ack goes through the channel's own connections."""
+    acknowledge it: the ack goes through the channel's own connections. The channel and the
+    message are returned, for the caller to hold: as a worker does, and so that no connection
+    is closed by the garbage collector instead."""
     queue = Queue(name, Exchange(name), name)
     channel = conn.channel()
     Producer(channel).publish({"n": 1}, exchange=queue.exchange, routing_key=name,
@@ -128,6 +130,7 @@ def late_ack_leaves(conn: Connection, name: str) -> None:
     assert message is not None
     conn.close()
     message.ack()
+    return channel, message
 
 
 def test_a_late_ack_leaves_no_connection_to_redis_open(private_redis: LocalRedis) -> None:
@@ -135,10 +138,11 @@ def test_a_late_ack_leaves_no_connection_to_redis_open(private_redis: LocalRedis
     name = f"late-{uuid.uuid4().hex}"
     conn = Connection(private_redis.url, transport=Transport,
                       transport_options={"client_name": name})  # fmt: skip
-    late_ack_leaves(conn, name)
+    held = late_ack(conn, name)
     wait_for(lambda: named_clients(admin, name) == [], "every connection closed")
     assert admin.hlen("unacked") == 0  # the late ack went through
     admin.close()
+    del held
 
 
 def test_a_late_ack_leaves_no_connection_to_the_master_or_sentinel_open(
@@ -149,11 +153,12 @@ def test_a_late_ack_leaves_no_connection_to_the_master_or_sentinel_open(
     conn = Connection(one_sentinel.url, transport=SentinelTransport,
                       transport_options={"master_name": MASTER, "client_name": name,
                                          "sentinel_kwargs": {"client_name": name}})  # fmt: skip
-    late_ack_leaves(conn, name)
+    held = late_ack(conn, name)
     wait_for(lambda: named_clients(master, name) == [], "every connection to the master closed")
     wait_for(lambda: named_clients(one_sentinel.admin, name) == [], "every one to the sentinel")
     assert master.hlen("unacked") == 0
     master.close()
+    del held
 
 
 def test_a_sentinel_publish_whose_reply_is_lost_is_queued_once(one_sentinel: OneSentinel) -> None:
