@@ -289,11 +289,11 @@ class RunStore:
             pipe.execute()
 
     def discard(self, run_id: str) -> None:
-        """Delete whatever a submit that failed wrote of run ``run_id`` (its keys, its entries
-        in the active and recent runs): deletions pass even while Redis refuses writes."""
-        self.client.delete(*run_keys(run_id).all)
-        self.client.zrem(ACTIVE_RUNS, run_id)
-        self.client.zrem(RECENT_RUNS, run_id)
+        """Delete what a submit that failed wrote of run ``run_id``, unless a sweep admitted it
+        meanwhile (see ``discard_run.lua``: it runs even while Redis refuses writes)."""
+        if run_script(self.client, "discard_run", run_keys(run_id).all, [], common=False):
+            self.client.zrem(ACTIVE_RUNS, run_id)
+            self.client.zrem(RECENT_RUNS, run_id)
 
     def exists(self, run_id: str) -> bool:
         return bool(self.client.exists(run_keys(run_id).run))
