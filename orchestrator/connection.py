@@ -3,6 +3,8 @@ connection pool as large as the process's concurrency."""
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -51,6 +53,24 @@ def refusal_wait_s(attempt: int) -> float:
     doubling from 50 ms to ``REFUSAL_WAIT_CAP_S``, so a write goes through within about two
     seconds of Redis having room again."""
     return float(min(0.05 * 2 ** min(attempt, 8), REFUSAL_WAIT_CAP_S))
+
+
+def wait_out_refusals(
+    write: Callable[[], T],
+    waiting: Callable[[str], object],
+    sleep: Callable[[float], object] = time.sleep,
+) -> T:
+    """``write()``, tried again while Redis refuses writes (it is full) until it goes through;
+    ``waiting`` gets Redis's words at the first refusal (to say what waits), ``sleep`` the
+    waits between tries (a cancellable sleep may end the wait by raising)."""
+    for attempt in itertools.count():
+        try:
+            return write()
+        except WRITES_REFUSED as refused:
+            if attempt == 0:
+                waiting(refusal_message(refused))
+            sleep(refusal_wait_s(attempt))
+    raise AssertionError("unreachable")  # itertools.count never ends
 
 
 def write_refusal(error: BaseException) -> BaseException | None:

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 from redis.exceptions import NoScriptError, ResponseError
 
 from orchestrator.budget import ledger_fields
-from orchestrator.connection import WRITES_REFUSED, refusal_message
+from orchestrator.connection import WRITES_REFUSED, refusal_message, write_refusal
 from orchestrator.events import AgentStart, Event, RunEnd, RunStart
 from orchestrator.keys import (
     ACTIVE_RUNS,
@@ -289,11 +289,11 @@ class RunStore:
             pipe.execute()
 
     def discard(self, run_id: str) -> None:
-        """Delete whatever a submit that failed wrote of run ``run_id`` (its keys, its entries
-        in the active and recent runs): deletions pass even while Redis refuses writes."""
-        self.client.delete(*run_keys(run_id).all)
-        self.client.zrem(ACTIVE_RUNS, run_id)
-        self.client.zrem(RECENT_RUNS, run_id)
+        """Delete what a submit that failed wrote of run ``run_id``, unless a sweep admitted it
+        meanwhile (see ``discard_run.lua``: it runs even while Redis refuses writes)."""
+        if run_script(self.client, "discard_run", run_keys(run_id).all, [], common=False):
+            self.client.zrem(ACTIVE_RUNS, run_id)
+            self.client.zrem(RECENT_RUNS, run_id)
 
     def exists(self, run_id: str) -> bool:
         return bool(self.client.exists(run_keys(run_id).run))
@@ -642,13 +642,13 @@ class RunStore:
             return replies
 
     def _writes_refused(self, run_id: str) -> str | None:
-        """Redis's words if it refuses writes on the run's shard now, else None. Asked with a
-        write that writes nothing (SET XX of a key that does not exist), which Redis refuses
-        as it would any other while it is full."""
+        """Redis's words if it refuses writes on the run's shard (it is full) now, else None:
+        asked with a write that writes nothing (SET XX of a key that does not exist)."""
         try:
             self.client.set(f"{run_keys(run_id).run}:write-probe", "", xx=True)
-        except WRITES_REFUSED as refused:
-            return refusal_message(refused)
+        except redis.ResponseError as error:  # NOREPLICAS, READONLY...: no reason to fail
+            refused = write_refusal(error)
+            return None if refused is None else refusal_message(refused)
         return None
 
     def ending_json(self, run_id: str) -> str | None:

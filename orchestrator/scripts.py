@@ -53,13 +53,27 @@ class LuaScript:
 # In this order: each part uses what the ones before it define.
 RUN_PRELUDE = ("common", "budget", "window", "group")
 
+# Run scripts declare Redis 7 script flags (a shebang, the first line of the script's text):
+# without ``allow-oom`` a full Redis (maxmemory under noeviction) refuses the whole script up
+# front, whatever its first write (a deletion would otherwise let the rest through). Only a
+# lease renewal runs while Redis is full: it adds almost nothing, and without it the leases of
+# the members that wait for room would expire and the members run again.
+RUN_FLAGS = {"renew_lease": "allow-oom"}
+
+
+def shebang(name: str) -> str:
+    """The first line of run script ``name``: its flags, none (deny-oom) unless listed."""
+    flags = RUN_FLAGS.get(name)
+    return f"#!lua flags={flags}\n" if flags else "#!lua\n"
+
 
 @cache
 def _script(name: str, common: bool) -> LuaScript:
     folder = files("orchestrator") / "lua"
     parts = RUN_PRELUDE if common else ()
     prelude = "".join((folder / f"{part}.lua").read_text() + "\n" for part in parts)
-    return LuaScript(prelude + (folder / f"{name}.lua").read_text())
+    first = shebang(name) if common else ""
+    return LuaScript(first + prelude + (folder / f"{name}.lua").read_text())
 
 
 def run_script(

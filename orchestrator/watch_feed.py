@@ -10,13 +10,16 @@ end may have been dropped are checked against the run's leases.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 from pydantic import ValidationError
+from redis.client import Pipeline
 
 from orchestrator.budget import Ledger, RunBudget
+from orchestrator.connection import WRITES_REFUSED
 from orchestrator.errors import RunNotFoundError
 from orchestrator.events import parse_event
 from orchestrator.keys import FINAL_MEMBER, RunKeys
@@ -31,6 +34,20 @@ def _text(value: bytes | str | None) -> str:
     if value is None:
         return ""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _reads(client: redis.Redis, queue: Callable[[Pipeline], object]) -> list[Any]:
+    """The replies of the reads ``queue`` puts on a pipeline, run as one transaction; a full
+    Redis refuses a transaction even of reads, and they are then sent without one."""
+    try:
+        with client.pipeline(transaction=True) as pipe:
+            queue(pipe)
+            replies: list[Any] = pipe.execute()
+    except WRITES_REFUSED:
+        with client.pipeline(transaction=False) as pipe:
+            queue(pipe)
+            replies = pipe.execute()
+    return replies
 
 
 @dataclass(frozen=True)
@@ -79,11 +96,14 @@ class RunFeed:
 
     def snapshot(self) -> Snapshot:
         """The run's state now; ``RunNotFoundError`` once its keys are gone."""
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.hmget(self.keys.run, [*_FIELDS, *_COUNTS])
-            pipe.zcard(self.keys.leases)
-            pipe.time()
-            values, in_flight, (seconds, micros) = pipe.execute()
+        values, in_flight, (seconds, micros) = _reads(
+            self.client,
+            lambda pipe: (
+                pipe.hmget(self.keys.run, [*_FIELDS, *_COUNTS]),
+                pipe.zcard(self.keys.leases),
+                pipe.time(),
+            ),
+        )
         got = dict(zip((*_FIELDS, *_COUNTS), values, strict=True))
         if got["kind"] is None:
             raise RunNotFoundError(f"no run with id {self.run_id!r}")
@@ -116,12 +136,14 @@ class RunFeed:
         # Only member ids the leases know (item indexes, branch positions, ``final``).
         check = [k for k in state.running if k.isdigit() or k == FINAL_MEMBER] if self._gap else []
         try:
-            with self.client.pipeline(transaction=True) as pipe:
-                pipe.xread({self.keys.events: self.cursor}, count=self.batch)
-                pipe.xinfo_stream(self.keys.events)
-                if check:
-                    pipe.zmscore(self.keys.leases, check)
-                replies = pipe.execute()
+            replies = _reads(
+                self.client,
+                lambda pipe: (
+                    pipe.xread({self.keys.events: self.cursor}, count=self.batch),
+                    pipe.xinfo_stream(self.keys.events),
+                    pipe.zmscore(self.keys.leases, check) if check else None,
+                ),
+            )
         except redis.ResponseError as error:
             if "no such key" in str(error).lower():
                 raise RunNotFoundError(f"no run with id {self.run_id!r}") from None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from orchestrator.cache_records import CacheDecision
+from orchestrator.connection import write_refusal
 from orchestrator.models import (
     AgentCheckpoint,
     AgentOutput,
@@ -221,6 +222,8 @@ def run_agent(
             events.model_turn(state.turns + 1, call.started_at, Usage(), [], reason, final=True)
             return finish("skipped" if state.turns == 0 else "error", error=reason)
         except Exception as failure:  # a provider failure must not crash the member
+            if write_refusal(failure) is not None:
+                raise  # Redis is full: the call's fate is not the model's (see budgeted.py)
             call.ended_at, call.status = utcnow(), "error"
             call.error = f"{type(failure).__name__}: {failure}"
             events.model_turn(state.turns + 1, call.started_at, Usage(), [], call.error, final=True)

@@ -3,7 +3,6 @@ once and let the next members in."""
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import socket
@@ -18,7 +17,7 @@ from celery import Celery
 from opentelemetry.trace import Span
 
 from orchestrator.budget import RunBudget
-from orchestrator.connection import WRITES_REFUSED, refusal_message, refusal_wait_s
+from orchestrator.connection import wait_out_refusals, write_refusal
 from orchestrator.events import AgentEnd, AgentStart
 from orchestrator.models import AgentCheckpoint, AgentOutput, Message, RunRecord
 from orchestrator.plans import ExecutionPlan
@@ -210,6 +209,8 @@ def _execute(
                 run = kind.run(request, member, start, execution)
                 output, new_messages, record = run.output, run.new_messages, run.record
             except Exception as bug:  # a member never raises: it ends as an error at its index
+                if write_refusal(bug) is not None:
+                    raise  # Redis is full: no reason for the member to fail (never its output)
                 error = f"internal error: {type(bug).__name__}: {bug}"
                 output = AgentOutput.not_run(identity.name, "error", error)
         end = AgentEnd(
@@ -251,20 +252,16 @@ def _complete(store: RunStore, run_id: str, member: str, *args: Any, **kwargs: A
     """``store.complete``, waiting while Redis refuses writes (it is full). The execution keeps
     its output and its lease meanwhile (a full Redis lets lease renewals through), so no other
     execution takes the member over, and its model is never called again for it."""
-    for attempt in itertools.count():
-        try:
-            return store.complete(run_id, member, *args, **kwargs)
-        except WRITES_REFUSED as refused:
-            if attempt == 0:
-                log.warning(
-                    "run %s member %s: Redis refuses writes (%s); its output is kept until"
-                    " Redis has room",
-                    run_id,
-                    member,
-                    refusal_message(refused),
-                )
-            time.sleep(refusal_wait_s(attempt))
-    raise AssertionError("unreachable")  # itertools.count never ends
+
+    def waiting(refusal: str) -> None:
+        log.warning(
+            "run %s member %s: Redis refuses writes (%s); its output is kept until Redis has room",
+            run_id,
+            member,
+            refusal,
+        )
+
+    return wait_out_refusals(lambda: store.complete(run_id, member, *args, **kwargs), waiting)
 
 
 def _call_budget(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from orchestrator.cache_records import CacheDecision
+from orchestrator.connection import wait_out_refusals
 from orchestrator.events import Event, ModelTurn, ToolCallEnd, ToolCallStart
 from orchestrator.models import ToolCall, Usage
 from orchestrator.run_store import RunStore
 from workers.agent_loop import AgentEvents
 from workers.kinds.base import MemberIdentity
+
+log = logging.getLogger(__name__)
 
 
 class MemberEvents(AgentEvents):
@@ -48,11 +52,11 @@ class MemberEvents(AgentEvents):
         if final:
             self.deferred.append(event)
         else:
-            self._store.emit(self._run_id, event)
+            self._emit(event)
 
     def tool_start(self, call: ToolCall) -> None:
         event = ToolCallStart(run_id=self._run_id, call_id=call.id, tool=call.name, **self._fields)
-        self._store.emit(self._run_id, event)
+        self._emit(event)
 
     def tool_end(self, call: ToolCall, status: str, error: str | None) -> None:
         event = ToolCallEnd(
@@ -63,4 +67,16 @@ class MemberEvents(AgentEvents):
             error=error,
             **self._fields,
         )
-        self._store.emit(self._run_id, event)
+        self._emit(event)
+
+    def _emit(self, event: Event) -> None:
+        """Write ``event``, waiting while Redis refuses writes (it is full): the member's work
+        goes on once Redis has room, its events in order."""
+        wait_out_refusals(lambda: self._store.emit(self._run_id, event), self._waiting)
+
+    def _waiting(self, refusal: str) -> None:
+        log.warning(
+            "run %s: Redis refuses writes (%s); a member's events wait until it has room",
+            self._run_id,
+            refusal,
+        )

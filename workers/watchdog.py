@@ -19,7 +19,7 @@ import redis
 from celery import Celery
 
 from orchestrator import groups, presence
-from orchestrator.connection import refusal_message, write_refusal
+from orchestrator.connection import refusal_message, refusal_wait_s, write_refusal
 from orchestrator.run_store import RunStore
 from workers.coordinator import sweep_run
 from workers.queues import declare_queues
@@ -148,6 +148,7 @@ class Watchdog:
         return swept
 
     def _loop(self) -> None:
+        refusals = 0  # passes refused in a row: a full Redis refuses every one until it has room
         while True:
             try:
                 self.sweep_once()
@@ -155,10 +156,15 @@ class Watchdog:
                 refused = write_refusal(error)
                 if refused is None:
                     log.exception("watchdog pass failed")
-                else:  # a full Redis: every pass fails the same way until it has room
-                    log.warning("watchdog pass skipped: Redis refuses writes (%s)",
-                                refusal_message(refused))  # fmt: skip
-            self._wake.wait(self._until_next_pass())
+                elif not refusals:  # said once per outage, not once per pass
+                    log.warning("watchdog pass skipped: Redis refuses writes (%s); passes wait"
+                                " until it has room", refusal_message(refused))  # fmt: skip
+                refusals = refusals + 1 if refused is not None else 0
+            else:
+                if refusals:
+                    log.info("watchdog: Redis has room again after %d skipped passes", refusals)
+                refusals = 0
+            self._wake.wait(self._until_next_pass(refusals))
             self._wake.clear()
             if self._stop.is_set():
                 return
@@ -167,8 +173,12 @@ class Watchdog:
         """Work out the next pass now (a run was admitted whose sweep may be due soon)."""
         self._wake.set()
 
-    def _until_next_pass(self) -> float:
-        """The interval, or less when a run's sweep (its deadline, say) is due sooner."""
+    def _until_next_pass(self, refusals: int = 0) -> float:
+        """The interval, or less when a run's sweep (its deadline, say) is due sooner; after
+        ``refusals`` passes refused in a row, at least the interval, longer as they go on (a
+        sweep due now stays due: it must not make the passes spin)."""
+        if refusals:
+            return max(self._interval_s, refusal_wait_s(refusals))
         try:
             due_in = self._store.next_sweep_in_s()
         except Exception:  # Redis unreachable: the next pass will say so

@@ -48,15 +48,6 @@ local function now_ms()
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Lets the script write while Redis is full (maxmemory reached under noeviction). Redis refuses
--- a script's first write that may grow memory, never the writes after one it accepted (a script
--- is atomic), and a ZREM never grows it: this one removes nothing, and opens the door. Only for
--- writes that must go on while members wait for room to store their outputs, and that add
--- almost nothing: a lease renewal (else the leases expire and the members run again).
-local function write_while_full()
-    redis.call('ZREM', K_LEASES, '')
-end
-
 -- Flags a run past its deadline and announces it on the cancel channel, as the sweep due at it
 -- does: called by a completion before it admits, since one that waited for room in a full
 -- Redis may be the first write after the deadline (the sweep could not write either).

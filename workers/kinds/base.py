@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from celery import Celery
 
+from orchestrator.connection import wait_out_refusals
 from orchestrator.models import AgentCheckpoint, AgentOutput, AgentSpec, Message
 from orchestrator.requests import RunRequest
 from orchestrator.run_store import RunStore
 from workers.agent_loop import AgentEvents, AgentRun
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,12 +88,24 @@ class Execution:
     resume: AgentCheckpoint | None
     agent: AgentCall
 
+    def waiting(self, refusal: str) -> None:
+        """Say that the member waits for a full Redis to have room, Redis's words ``refusal``."""
+        log.warning(
+            "run %s member %s: Redis refuses writes (%s); the member waits until it has room",
+            self.run_id,
+            self.member,
+            refusal,
+        )
+
     def run(self, start: MemberStart) -> AgentRun:
         """The member's own agent run from ``start``: resumed from its checkpoint, if any, and
         checkpointed after each tool result."""
 
         def checkpoint(state: AgentCheckpoint) -> bool:
-            return self.store.save_checkpoint(self.run_id, self.member, self.token, state)
+            return wait_out_refusals(
+                lambda: self.store.save_checkpoint(self.run_id, self.member, self.token, state),
+                self.waiting,
+            )
 
         return self.agent(
             start,

@@ -8,11 +8,13 @@ pool slot. See ``orchestrator/budget.py`` for the rules.
 from __future__ import annotations
 
 import itertools
+import logging
 import secrets
 import threading
 from dataclasses import dataclass, field
 
 from orchestrator.budget import RunBudget, to_nusd
+from orchestrator.connection import wait_out_refusals
 from orchestrator.models import Message, ModelConfig
 from orchestrator.prices import cost_bound
 from orchestrator.tools import ToolInfo
@@ -23,6 +25,8 @@ from workers.providers.base import ModelProvider, ModelResponse, ModelSurface, P
 FIRST_WAIT_S = 0.05
 LONGEST_WAIT_S = 1.0
 LEASE_LOST = "lease lost: another execution holds this member"
+
+log = logging.getLogger(__name__)
 
 
 class BudgetExceeded(Exception):
@@ -108,24 +112,43 @@ class BudgetedProvider:
             response = self._inner.complete(config, messages, cancel, tools)
         except ProviderError as failure:
             spent = (0, 0) if failure.unbilled else (tokens, nusd)
-            self._budget.budget.settle(call_id, *spent)
+            self._settle(call_id, *spent)
             raise
         except BaseException:
-            self._budget.budget.settle(call_id, tokens, nusd)
+            self._settle(call_id, tokens, nusd)
             raise
         usage = response.usage
         if response.usage_reported:
-            self._budget.budget.settle(call_id, usage.total_tokens, to_nusd(usage.cost_usd))
+            self._settle(call_id, usage.total_tokens, to_nusd(usage.cost_usd))
         else:
             # Billed, by how much unknown: the bound it was reserved at, never less.
-            self._budget.budget.settle(call_id, tokens, nusd)
+            self._settle(call_id, tokens, nusd)
         return response
+
+    def _settle(self, call_id: str, tokens: int, nusd: int) -> None:
+        """Settle the call, waiting while Redis refuses writes (it is full): the call was
+        made, its answer is kept (never turned into an error for want of room), its lease held
+        meanwhile, and its model never called again for it."""
+        ledger = self._budget.budget
+        wait_out_refusals(lambda: ledger.settle(call_id, tokens, nusd), self._waiting)
+
+    def _waiting(self, refusal: str) -> None:
+        log.warning(
+            "member %s: Redis refuses writes (%s); its budget waits until Redis has room",
+            self._budget.member,
+            refusal,
+        )
 
     def _reserve(self, call_id: str, tokens: int, nusd: int, cancel: CancelToken) -> None:
         wait_s = FIRST_WAIT_S
         own = self._budget
         while True:
-            verdict, reason = own.budget.reserve(own.member, own.token, call_id, tokens, nusd)
+            # Before the call: waiting for a full Redis to have room is safe (and cancellable).
+            verdict, reason = wait_out_refusals(
+                lambda: own.budget.reserve(own.member, own.token, call_id, tokens, nusd),
+                self._waiting,
+                cancel.sleep,
+            )
             if verdict == "ok":
                 return
             if verdict == "deny":
