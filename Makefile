@@ -30,10 +30,10 @@ format: $(STAMP)
 
 # The docs site (mkdocs.yml, docs/) into site/; docs-serve serves it on 127.0.0.1:8000.
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 docs-serve: $(STAMP)
-	$(BIN)/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all

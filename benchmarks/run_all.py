@@ -1,4 +1,5 @@
-"""Run every benchmark and write benchmarks/RESULTS.md; exits non-zero if a target is missed."""
+"""Run every benchmark and write benchmarks/RESULTS.md, then draw its charts into
+docs/benchmarks/ (``benchmarks/charts.py``); exits non-zero if a target is missed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from benchmarks import (
     budget,
     cache_governor,
     cancel,
+    charts,
     efficiency,
     failover,
     fairness,
@@ -46,6 +48,7 @@ def main() -> int:
     rabbit_recovery.main()
     redis_pressure.main()
     store_paths.main()
+    charts.main()  # from the RESULTS.md this run wrote
     met = ratio <= 1.3 and parallel >= 0.9 and branch_ratio <= 1.15 and fanout <= 1.3
     # The learner's schedule is reported against parallel, not gated on it: on a workload with a
     # dependent call no safe schedule matches parallel (see RESULTS.md, Learning).

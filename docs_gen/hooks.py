@@ -19,8 +19,15 @@ MARKERS: dict[str, Callable[[], str]] = {
 }
 
 
+GITHUB_ONLY = "<!-- github only -->"
+"""Ends a line that is for readers of the page on GitHub, where nothing is generated (a note
+saying where the content comes from): the site drops it."""
+
+
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
-    """Put each marker's generated Markdown in its place."""
+    """Drop the GitHub-only lines and put each marker's generated Markdown in its place."""
+    lines = markdown.split("\n")
+    markdown = "\n".join(line for line in lines if not line.rstrip().endswith(GITHUB_ONLY))
     for marker, generate in MARKERS.items():
         if marker in markdown:
             markdown = markdown.replace(marker, generate())

@@ -70,16 +70,18 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run a sample map-reduce on local workers")
-    demo.add_argument("--workers", type=int, default=2)
-    demo.add_argument("--max-concurrent", type=int, default=4)
+    demo.add_argument("--workers", type=int, default=2, help="local worker processes to start")
+    demo.add_argument("--max-concurrent", type=int, default=4, help="mapper agents running at once")
 
     worker = commands.add_parser(
         "worker",
         help="start Celery workers: one process per core, 500 threads each "
         "(extra arguments go to celery worker)",
     )
-    worker.add_argument("--queues", "-Q", default=",".join(QUEUES))
-    worker.add_argument("--pool", "-P", default="threads")
+    worker.add_argument(
+        "--queues", "-Q", default=",".join(QUEUES), help="comma-separated queues to consume"
+    )
+    worker.add_argument("--pool", "-P", default="threads", help="Celery execution pool")
     worker.add_argument(
         "--concurrency", "-c", type=int, default=DEFAULT_THREADS, help="threads per process"
     )
@@ -89,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="worker processes (default: one per core); 1 runs celery in this process",
     )
-    worker.add_argument("--loglevel", "-l", default="INFO")
+    worker.add_argument("--loglevel", "-l", default="INFO", help="Celery log level")
 
     submit = commands.add_parser("submit", help="submit a run")
     kinds = submit.add_subparsers(dest="kind", required=True)
@@ -98,11 +100,17 @@ def _parser() -> argparse.ArgumentParser:
     mr.add_argument("--items", default="-", help="file of items (JSON list or lines); - = stdin")
     mr.add_argument("--mapper", default=DEFAULT_MAPPER, help="AgentSpec JSON or @file")
     mr.add_argument("--reducer", default=DEFAULT_REDUCER, help="AgentSpec JSON or @file")
-    mr.add_argument("--max-concurrent", type=int, default=5)
-    mr.add_argument("--max-agents", type=int)
-    mr.add_argument("--max-tokens", type=int)
-    mr.add_argument("--max-cost-usd", type=float)
-    mr.add_argument("--deadline-s", type=float)
+    mr.add_argument(
+        "--max-concurrent", type=int, default=5, help="mappers running at once, all workers"
+    )
+    mr.add_argument("--max-agents", type=int, help="budget: agents the run may admit")
+    mr.add_argument("--max-tokens", type=int, help="budget: tokens its model calls may use")
+    mr.add_argument(
+        "--max-cost-usd", type=float, help="budget: USD its model calls may cost (known prices)"
+    )
+    mr.add_argument(
+        "--deadline-s", type=float, help="seconds from submission, then the run is cancelled"
+    )
     mr.add_argument("--group", help="the concurrency group whose limit the run shares")
     mr.add_argument("--no-wait", action="store_true", help="print the run id and return")
     mr.add_argument("--output", choices=("table", "json"), default="table")
@@ -124,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     branches.add_argument("--timeout", type=float, help="seconds to wait for the result")
 
     status = commands.add_parser("status", help="show a run's state and counts")
-    status.add_argument("run_id")
+    status.add_argument("run_id", help="the run's id (printed by submit)")
     status.add_argument("--output", choices=("table", "json"), default="table")
 
     commands.add_parser("tools", help="list the tools the workers serve")
@@ -132,28 +140,32 @@ def _parser() -> argparse.ArgumentParser:
     plans = commands.add_parser("plans", help="show or reset what the learners learned")
     plan_actions = plans.add_subparsers(dest="action", required=True)
     show = plan_actions.add_parser("show", help="an agent's plan: groups, hints, version")
-    show.add_argument("agent_id")
+    show.add_argument("agent_id", help="the AgentSpec's agent_id (default: its name)")
     show.add_argument("--output", choices=("table", "json"), default="table")
-    plan_actions.add_parser("reset", help="forget an agent's plan").add_argument("agent_id")
+    plan_actions.add_parser("reset", help="forget an agent's plan").add_argument(
+        "agent_id", help="the AgentSpec's agent_id (default: its name)"
+    )
 
     cache = commands.add_parser("cache", help="show or reset what the cache learner learned")
     cache_actions = cache.add_subparsers(dest="action", required=True)
     cache_show = cache_actions.add_parser(
         "show", help="an agent's cache profiles: stable prefix, reuse, breakpoints it would get"
     )
-    cache_show.add_argument("agent_id")
+    cache_show.add_argument("agent_id", help="the AgentSpec's agent_id (default: its name)")
     cache_show.add_argument("--output", choices=("table", "json"), default="table")
-    cache_actions.add_parser("reset", help="forget an agent's cache plan").add_argument("agent_id")
+    cache_actions.add_parser("reset", help="forget an agent's cache plan").add_argument(
+        "agent_id", help="the AgentSpec's agent_id (default: its name)"
+    )
 
     learn = commands.add_parser("learn", help="feed run records (JSON lines) to the learners")
     learn.add_argument("file", help="a .jsonl file of RunRecords; - for stdin")
 
     events = commands.add_parser("events", help="print a run's events as JSON lines, live")
-    events.add_argument("run_id")
+    events.add_argument("run_id", help="the run's id (printed by submit)")
     events.add_argument("--no-follow", action="store_true", help="print what is there and stop")
 
     cancel = commands.add_parser("cancel", help="cancel a run")
-    cancel.add_argument("run_id")
+    cancel.add_argument("run_id", help="the run's id (printed by submit)")
 
     # watch, runs: the live run view and the recent runs (all their logic: watch_cli.py).
     from orchestrator.watch_cli import add_commands as add_watch_commands

@@ -127,7 +127,8 @@ class Settings(BaseSettings):
             publishes it again.
         heartbeat_s: how often a worker renews the leases of the members it runs (cancels are
             announced at once, not at renewal).
-        sweep_s: how often each active run is swept (by one worker) for lost members, deadlines.
+        sweep_s: how often each active run is swept (by one worker): members whose lease
+            expired are published again, and a run past its deadline is cancelled.
         visibility_timeout_s: the broker's redelivery timeout; keep it above your longest task.
         events_maxlen: the approximate length bound of each run's event stream.
         result_ttl_s: how long what a run keeps (its state, outputs, events and result) stays
@@ -153,17 +154,17 @@ class Settings(BaseSettings):
             see ``orchestrator/cache_config.py``).
         members_per_message: members admitted together (a run's first window) travel up to
             this many to a task message, each run on a thread of its own; 1: a message each
-            (``workers/lanes.py``).
+            (``workers/lanes.py``; see the Worker layout and scale page).
         lane_s: a member that took less than this goes on, in its thread, with a member its
             completion let in instead of publishing it; 0: never.
-        redis_cluster: ``redis_url`` names a node of a Redis Cluster, which then holds the
-            run state (``ORCHESTRATOR_REDIS_CLUSTER=1``); the broker and the result backend
-            cannot be a Cluster, so ``broker_url`` and ``result_backend`` must be set.
+        redis_cluster: ``redis_url`` names a node of a Redis Cluster, which then holds the run
+            state (``ORCHESTRATOR_REDIS_CLUSTER=1``; see the Redis Cluster page); the broker and
+            the result backend cannot be one, so ``broker_url`` and ``result_backend`` must be set.
         group_limits: concurrency groups this worker declares (``ORCHESTRATOR_GROUP_LIMITS``),
             e.g. ``{"team-a": 50}``: the members of all runs that name the group stay within
             its limit across all workers (see ``lua/group.lua``).
         sentinel_master: the master the sentinels of a ``sentinel://`` URL monitor
-            (``ORCHESTRATOR_SENTINEL_MASTER``); required with such a URL.
+            (``ORCHESTRATOR_SENTINEL_MASTER``); required with such a URL (see the Sentinel page).
         sentinel_password: the sentinels' own password, when they require one
             (``ORCHESTRATOR_SENTINEL_PASSWORD``); the servers' password goes in the URL.
     """

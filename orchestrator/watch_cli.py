@@ -28,7 +28,7 @@ def add_commands(commands: Any) -> None:
         description="A live view of a run: state, budget, members, latest events. When stdout "
         "is not a terminal, prints the final screen as plain text once the run ends.",
     )
-    watch.add_argument("run_id")
+    watch.add_argument("run_id", help="the run's id (printed by submit)")
     watch.add_argument("--once", action="store_true", help="print the view now and return")
     watch.add_argument(
         "--rows", type=_positive, default=5, help="running members shown, and as many ended"
@@ -36,7 +36,7 @@ def add_commands(commands: Any) -> None:
     watch.add_argument("--events", type=_positive, default=6, help="latest events shown")
     watch.add_argument("--refresh-s", type=float, default=0.5, help="seconds between redraws")
     runs = commands.add_parser("runs", help="list recent runs, newest first")
-    runs.add_argument("--limit", type=_positive, default=20)
+    runs.add_argument("--limit", type=_positive, default=20, help="runs listed at most")
     runs.add_argument("--output", choices=("table", "json"), default="table")
 
 

@@ -34,7 +34,22 @@ def test_an_unmarked_block_is_not_collected(tmp_path: Any) -> None:
     (tmp_path / "docs" / "page.md").write_text(
         '```python title="a.py"\nx = 1\n```\n\n```python\ny = 2\n```\n'
     )
-    assert examples(tmp_path) == [Example(page="docs/page.md", title="a.py", code="x = 1\n")]
+    assert examples(tmp_path) == [
+        Example(page="docs/page.md", title="a.py", code="x = 1\n", line=2)
+    ]
+
+
+def test_an_indented_block_or_one_with_more_options_is_collected(tmp_path: Any) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text("")
+    (tmp_path / "docs" / "page.md").write_text(
+        'Text.\n\n1. A step:\n\n    ```python linenums="1" title="b.py"\n    if x:\n'
+        "        y = 2\n    ```\n\n````py title='no' title=\"c.py\"\nz = 3\n````\n"
+    )
+    assert examples(tmp_path) == [
+        Example(page="docs/page.md", title="b.py", code="if x:\n    y = 2\n", line=6),
+        Example(page="docs/page.md", title="c.py", code="z = 3\n", line=11),
+    ]
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[example.id for example in EXAMPLES])
@@ -47,5 +62,6 @@ def test_example_runs(
     for name, value in worker_env.items():
         if name.startswith("ORCHESTRATOR_"):
             monkeypatch.setenv(name, value)
-    code = compile(example.code, str(ROOT / example.page), "exec")
-    exec(code, {"__name__": "__docs_example__"})
+    # Blank lines before the code, so that a traceback names the line of the page.
+    code = compile("\n" * (example.line - 1) + example.code, str(ROOT / example.page), "exec")
+    exec(code, {"__name__": "__main__"})
