@@ -144,9 +144,12 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):  # type: ignore[mis
     """kombu's Sentinel channel, closing cleanly after a lost connection (a failover drops
     it just as a restart does); a late ack goes to the master the sentinels name then.
 
-    Its publishing connections keep kombu's settings, with no retry of their own: a retried
-    LPUSH whose reply was lost would queue its message twice (and kombu turns its batch
-    publishing off for connections that retry). A publish that fails is Celery's to retry."""
+    Its synchronous connections (kombu's QoS writes: acks, rejects, restores; and publishes)
+    wait out a failover as run-state commands do (``OutageRetry``): an ack that failed at once
+    would leave a finished task's message unacknowledged, and the channel's close would put it
+    back in the queue to run again. The cost: kombu turns its batch publishing off for
+    connections that retry, and a publish whose reply was lost can be sent twice (as Celery's
+    own publish retry can do anyway); a member's second message is dropped by its claim."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -157,6 +160,12 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):  # type: ignore[mis
             for parts in map(urlsplit, self.connection.client.alt)
             if parts.scheme == "sentinel"
         ]
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        params: dict[str, Any] = super()._connparams(asynchronous)
+        if not asynchronous:
+            params["retry"] = OutageRetry()
+        return params
 
     def _make_own_client(self) -> redis.Redis:
         params = {k: v for k, v in self._own_connparams.items() if k not in ("host", "port")}
