@@ -149,6 +149,7 @@ def test_a_sync_remote_tools_process_speaks_json_on_its_pipes(worker_env: dict[s
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env={**os.environ, **worker_env},
+        start_new_session=True,  # as the tools worker starts it: its lifeline kills its group
     )
     assert child.stdin is not None and child.stdout is not None
     request = {"name": "add", "arguments": {"a": 2, "b": 3}, "key": "r/a/c"}

@@ -23,7 +23,10 @@ def _watch_lifeline(fd: int) -> None:
     lock when the interpreter shuts down."""
     while os.read(fd, 65536):
         pass
-    os.killpg(os.getpgrp(), signal.SIGKILL)
+    if os.getpgrp() == os.getpid():  # it leads its group (started in a session of its own)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    # Started otherwise, its group is its parent's, which it must not kill: itself only.
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _run(request: dict[str, Any]) -> dict[str, str]:
