@@ -161,6 +161,29 @@ def test_a_sync_remote_tools_process_speaks_json_on_its_pipes(worker_env: dict[s
     assert json.loads(reply) == {"status": "ok", "text": "5"}
 
 
+# A parent of its own session that starts a tool child in its own group (not a session of the
+# child's) on a 30 s call, closes the child's lifeline at once, waits for the child, and then
+# says it is still alive.
+PARENT = """
+import json, subprocess, sys
+child = subprocess.Popen([sys.executable, "-m", "workers.tool_child"], stdin=subprocess.PIPE)
+call = {"name": "sync_sleep", "arguments": {"seconds": 30}, "key": "r/m/c"}
+child.stdin.write(json.dumps(call).encode() + b"\\n")
+child.stdin.close()
+child.wait()
+print("parent alive", child.returncode, flush=True)
+"""
+
+
+def test_a_tool_child_outside_a_session_of_its_own_kills_only_itself() -> None:
+    env = {**os.environ, "ORCHESTRATOR_TOOL_MODULES": "tests.tools_demo"}
+    parent = subprocess.run(
+        [sys.executable, "-c", PARENT], capture_output=True, timeout=60, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    assert parent.stdout == b"parent alive -9\n", "the lifeline killed the child's whole group"
+
+
 @pytest.fixture
 def own_redis() -> Iterator[tuple[LocalRedis, dict[str, str]]]:
     server = LocalRedis()
