@@ -155,9 +155,11 @@ def test_a_sync_remote_tools_process_speaks_json_on_its_pipes(worker_env: dict[s
     request = {"name": "add", "arguments": {"a": 2, "b": 3}, "key": "r/a/c"}
     child.stdin.write(json.dumps(request).encode() + b"\n")
     child.stdin.flush()
-    reply = child.stdout.read()  # until it exits; its stdin stays open meanwhile
-    child.stdin.close()
+    reply = child.stdout.read()  # until it writes its result; its stdin stays open meanwhile
+    # It ends by itself once it answered: the lifeline (stdin) is closed only after, as the
+    # tools worker does, or the child would end killed (its group's end, not a failure).
     assert child.wait(30) == 0
+    child.stdin.close()
     assert json.loads(reply) == {"status": "ok", "text": "5"}
 
 
