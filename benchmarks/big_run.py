@@ -25,7 +25,7 @@ import redis
 from benchmarks.footprint import Footprint, run_footprint
 from benchmarks.harness import cluster, write_section
 from orchestrator import AgentSpec, ModelConfig
-from orchestrator.plan_keys import plan_seen_key
+from orchestrator.plans.keys import plan_seen_key
 
 ITEMS = 20_000
 CAP = 200

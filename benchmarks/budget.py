@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from benchmarks.harness import Cluster, cluster, write_section
 from orchestrator import AgentSpec, Budget, MapReduceResult
-from orchestrator.demo import DEMO_TASK, SAMPLE_ITEMS, demo_specs
+from orchestrator.cli.demo import DEMO_TASK, SAMPLE_ITEMS, demo_specs
 
 ITEMS = [f"{SAMPLE_ITEMS[i % len(SAMPLE_ITEMS)]} (#{i})" for i in range(400)]
 CAP = 20

@@ -24,11 +24,11 @@ from benchmarks.cache_traces import MODEL, TRACES, TraceCall
 from benchmarks.harness import write_section
 from benchmarks.prompt_cache_sim import AnthropicCache, Block, cost
 from learners.prompt_cache import merger, observations_of
-from orchestrator.cache_config import CacheGovernorConfig, Ttl
-from orchestrator.cache_plan_store import Window
-from orchestrator.cache_plans import CachePlan, learning_key
-from orchestrator.cache_records import CacheDecision, PromptBlock, toolset_hash
+from orchestrator.config.governor import CacheGovernorConfig, Ttl
 from orchestrator.models import CallRecord, RunRecord, Usage
+from orchestrator.models.cache_records import CacheDecision, PromptBlock, toolset_hash
+from orchestrator.plans.cache_plans import CachePlan, learning_key
+from orchestrator.plans.cache_store import Window
 from workers.cache.planner import plan_breakpoints
 
 SURFACE = "anthropic.messages"

@@ -15,7 +15,7 @@ import time
 
 from benchmarks.harness import cluster, write_section
 from orchestrator import AgentSpec, ModelConfig
-from orchestrator.keys import RunKeys
+from orchestrator.state.keys import RunKeys
 from tests.model_server import SlowModelServer
 
 ROUNDS = 3

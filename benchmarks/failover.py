@@ -32,10 +32,10 @@ from pathlib import Path
 from benchmarks.harness import Cluster, cluster, write_section
 from benchmarks.scale import idle_gate, map_reduce, spread, table
 from orchestrator import AgentSpec, Client, ModelConfig
-from orchestrator.connection import store_client
-from orchestrator.events import AgentStart
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalWorker, wait_for_workers
-from orchestrator.settings import Settings
+from orchestrator.state.connection import store_client
+from orchestrator.state.events import AgentStart
 from tests.helpers import environment
 from tests.sentinel_set import SentinelSet
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from benchmarks.harness import cluster, rounds_table, write_section
 from orchestrator import AgentSpec, Client, ModelConfig
-from orchestrator import groups as group_limits
+from orchestrator.state import groups as group_limits
 
 GROUP, LIMIT = "bench", 20
 LATENCY_MS = 200

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from orchestrator.keys import RunKeys
+from orchestrator.state.keys import RunKeys
 
 LEARNER_QUEUE = "learner"
 

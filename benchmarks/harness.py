@@ -15,7 +15,7 @@ from pathlib import Path
 import redis
 
 from orchestrator import Client
-from orchestrator.celery_config import QUEUES
+from orchestrator.config.celery_config import QUEUES
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 
 RESULTS = Path(__file__).with_name("RESULTS.md")

@@ -95,8 +95,8 @@ def with_cut(hosts: Hosts) -> tuple[float, float]:
 def rejoin(hosts: Hosts, victim: str, run_id: str, held: set[int]) -> None:
     """Wait until the victim is back: its stale executions ended (dropped without a result)
     and its presence renewed."""
-    from orchestrator.keys import member_task_id
-    from orchestrator.presence import live_workers
+    from orchestrator.state.keys import member_task_id
+    from orchestrator.state.presence import live_workers
 
     starts = starts_by_index(hosts.events(run_id))
     rerun = [i for i in held if len(starts.get(i, [])) > 1]

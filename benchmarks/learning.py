@@ -32,13 +32,13 @@ from benchmarks.dependent_tools import (
 )
 from benchmarks.harness import cluster, write_section
 from orchestrator import AgentSpec, Client, ModelConfig, ToolPolicy
-from orchestrator.events import RunEnd
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.models import CallRecord, RunRecord
-from orchestrator.plan_keys import plan_seen_key
-from orchestrator.plan_store import PlanStore
 from orchestrator.plans import PlanMode
-from workers.plan_cache import PlanCache
+from orchestrator.plans.keys import plan_seen_key
+from orchestrator.plans.store import PlanStore
+from orchestrator.state.events import RunEnd
+from workers.agent.plan_cache import PlanCache
 
 RECORDS, CALLS_PER_RECORD, AGENTS = 20_000, 10, 20
 LOOKUPS = ["lookup_a", "lookup_b", "lookup_c", "lookup_d"]
@@ -401,7 +401,7 @@ from the `parallel` runs,
 **The learner's claim, `parallel`'s speed (>= 0.9x) with `sequential`'s safety (no dependent
 pair together, no stale read): {"shown" if claim else "NOT shown"}.** {summary}
 
-Not measured here: `plan` joins consecutive calls only (`workers/plan_use.py`), so the call
+Not measured here: `plan` joins consecutive calls only (`workers/agent/plan_use.py`), so the call
 order above is its best case; and groups are tool names, not arguments, so telemetry in which a
 write and a read of *different* keys overlapped would teach a group that also runs a read with
 its own write.

@@ -24,10 +24,10 @@ import redis
 
 from benchmarks.harness import write_section
 from orchestrator import AgentSpec, Client, ModelConfig
-from orchestrator.events import AgentStart
-from orchestrator.keys import RunKeys
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
-from orchestrator.settings import Settings
+from orchestrator.state.events import AgentStart
+from orchestrator.state.keys import RunKeys
 from tests.rabbitmq import LocalRabbitMQ
 
 ROUNDS = 3

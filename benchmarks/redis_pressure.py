@@ -28,8 +28,8 @@ import redis
 
 from benchmarks.harness import write_section
 from orchestrator import AgentSpec, Client, ModelConfig, RunHandle
-from orchestrator.events import AgentStart
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from orchestrator.state.events import AgentStart
 from tests.delay_proxy import DelayProxy
 
 ROUNDS = 3

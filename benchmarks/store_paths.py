@@ -28,8 +28,8 @@ from pathlib import Path
 from benchmarks.harness import Cluster, write_section
 from benchmarks.scale import idle_gate, map_reduce, spread, table
 from orchestrator import Client
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
-from orchestrator.settings import Settings
 
 QUEUES = ("coordinator", "agents", "tools")  # no learner: W1 measures the run's own path
 LAYOUT = (2, 8)  # workers x threads, as W1 in scale.py
@@ -168,7 +168,7 @@ def encoding_us(rounds: int = 5, calls: int = 20_000) -> str:
     names cached (``keys.run_keys``). Medians of ``rounds`` rounds, microseconds per call."""
     from redis.connection import Connection
 
-    from orchestrator.keys import new_run_id, run_keys
+    from orchestrator.state.keys import new_run_id, run_keys
 
     pack = Connection().pack_command
     run_id = new_run_id()

@@ -18,9 +18,9 @@ from benchmarks import bench_tools
 from benchmarks.harness import cluster, write_section
 from orchestrator import AgentSpec, ModelConfig, ToolPolicy
 from orchestrator.models import ToolCall
-from workers.cancellation import CancelToken
-from workers.tool_registry import ToolRegistry
-from workers.tool_runner import ToolEvents, ToolRunner
+from workers.execution.cancellation import CancelToken
+from workers.tools.registry import ToolRegistry
+from workers.tools.runner import ToolEvents, ToolRunner
 
 CALLS, MS, ROUNDS = 8, 100, 5
 

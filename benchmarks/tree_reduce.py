@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from benchmarks.harness import cluster, write_section
 from orchestrator import AgentSpec, ModelConfig
-from orchestrator.events import AgentEnd, AgentStart, Event, ModelTurn, RunEnd
-from orchestrator.results import MapReduceResult
+from orchestrator.models.results import MapReduceResult
+from orchestrator.state.events import AgentEnd, AgentStart, Event, ModelTurn, RunEnd
 from orchestrator.tokens import estimate_tokens
-from workers.reduce_prompts import INPUT_SHARE, reducer_prompt
+from workers.kinds.reduce_prompts import INPUT_SHARE, reducer_prompt
 
 ITEMS = 20_000
 WINDOW = ModelConfig().context_window

@@ -3,7 +3,8 @@ interval (5 s).
 
 (a) The former policy, written out here as the baseline: every watchdog sweeps every active
 run each pass (``for run in active runs: sweep_run``), so Redis work grows with workers x runs.
-(b) ``workers.watchdog.Watchdog``: each pass claims the runs whose sweep is due, so each run is
+(b) ``workers.coordination.watchdog.Watchdog``: each pass claims the runs whose sweep is due,
+so each run is
 swept about once per interval whoever claims it.
 
 An idle run is one in state ``running`` with two members running and heartbeating: their leases
@@ -26,16 +27,16 @@ from typing import Any
 import redis
 from celery import Celery
 
-import workers.watchdog as watchdog_module
+import workers.coordination.watchdog as watchdog_module
 from benchmarks.harness import write_section
 from orchestrator import AgentSpec
-from orchestrator.keys import RunKeys
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis
-from orchestrator.requests import MapReduceRequest
-from orchestrator.run_store import RunStore
-from orchestrator.settings import Settings
-from workers.coordinator import sweep_run
-from workers.watchdog import Watchdog
+from orchestrator.models.requests import MapReduceRequest
+from orchestrator.state.keys import RunKeys
+from orchestrator.state.store import RunStore
+from workers.coordination.steps import sweep_run
+from workers.coordination.watchdog import Watchdog
 
 # The default interval, at which the baseline keeps up: at 0.5 s it could not sweep as often
 # as it asks on 2 cores, and the ratio would measure its CPU ceiling, not the policies.

@@ -8,7 +8,7 @@ import re
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from orchestrator.settings import Settings
+from orchestrator.config.settings import Settings
 
 
 def _descriptions(doc: str) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Ingest run records into plans: validate, bound, group by agent, run every learner.
 
 Each record is learned or set aside on its own. A record is set aside, with its reason, when
-it is malformed, over the limits of ``orchestrator.learner_limits``, when a learner fails on
+it is malformed, over the limits of ``orchestrator.models.learner_limits``, when a learner fails on
 it, or when its own cohorts would take even an empty tool plan past the plan limits; it is
 counted (``PlanStore.count_rejected``), touches no plan and no seen-count, and never stops the
 other records of its batch.
@@ -20,17 +20,17 @@ from pydantic import ValidationError
 
 from learners.prompt_cache import Keyed, learn_prompts, observations_of
 from learners.tool_parallelism import merge_cohorts, new_cohorts, observed_cohorts
-from orchestrator.cache_config import CacheGovernorConfig
-from orchestrator.cache_plan_store import CachePlanStore
-from orchestrator.cache_plans import Observation
-from orchestrator.learner_limits import (
+from orchestrator.config.governor import CacheGovernorConfig
+from orchestrator.models import RunRecord
+from orchestrator.models.learner_limits import (
     MAX_GROUPS_PER_PLAN,
     MAX_PLAN_BYTES,
     record_over_limits,
 )
-from orchestrator.models import RunRecord
-from orchestrator.plan_store import PlanStore
 from orchestrator.plans import ExecutionPlan
+from orchestrator.plans.cache_plans import Observation
+from orchestrator.plans.cache_store import CachePlanStore
+from orchestrator.plans.store import PlanStore
 
 
 @dataclass

@@ -4,7 +4,7 @@ Each model call of a record that carries its prompt's blocks becomes an observat
 learning key (surface, model, tool set): the blocks' hashes, when it ran, whether the next
 call of its conversation sent its whole prompt again (and after how long), and what its
 cache hints and usage showed. A profile is derived from the newest ``window`` observations
-(``orchestrator.cache_plans``); the learner never sees prompt content.
+(``orchestrator.plans.cache_plans``); the learner never sees prompt content.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
-from orchestrator.cache_config import CacheGovernorConfig
-from orchestrator.cache_plan_store import CachePlanStore, Window
-from orchestrator.cache_plans import (
+from orchestrator.config.governor import CacheGovernorConfig
+from orchestrator.models import CallRecord, RunRecord, utcnow
+from orchestrator.models.cache_records import toolset_hash
+from orchestrator.plans.cache_plans import (
     CachePlan,
     CacheProfile,
     Observation,
     PositionStat,
     learning_key,
 )
-from orchestrator.cache_records import toolset_hash
-from orchestrator.models import CallRecord, RunRecord, utcnow
+from orchestrator.plans.cache_store import CachePlanStore, Window
 
 EXPLICIT_BREAKPOINT_SURFACES = frozenset({"anthropic.messages"})
 """Surfaces where a hinted prefix that shows no cache tokens was too short to cache (OpenAI

@@ -32,11 +32,11 @@ from typing import Any
 import redis
 
 from learners.ingest import IngestReport, ingest_records
-from orchestrator.cache_config import CacheGovernorConfig
-from orchestrator.cache_plan_store import CachePlanStore
+from orchestrator.config.governor import CacheGovernorConfig
 from orchestrator.models import RunRecord
-from orchestrator.plan_keys import learner_deliveries_key
-from orchestrator.plan_store import PlanStore
+from orchestrator.plans.cache_store import CachePlanStore
+from orchestrator.plans.keys import learner_deliveries_key
+from orchestrator.plans.store import PlanStore
 from workers.limits import SharedLimit
 
 DELIVERIES_TTL_S = 86_400

@@ -15,8 +15,8 @@ import heapq
 from collections import Counter
 from datetime import datetime
 
-from orchestrator.learner_limits import MAX_GROUP_CALLS
 from orchestrator.models import RunRecord
+from orchestrator.models.learner_limits import MAX_GROUP_CALLS
 from orchestrator.plans import ExecutionPlan, ParallelGroup, ParallelHint
 
 

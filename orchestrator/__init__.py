@@ -1,7 +1,5 @@
 """agent-orchestrator: run LLM-agent work across many machines on Celery + Redis."""
 
-from orchestrator.cache_plans import CachePlan, CacheProfile
-from orchestrator.cache_records import CacheDecision
 from orchestrator.client import Client, RunHandle
 from orchestrator.errors import (
     InvalidRunError,
@@ -23,8 +21,15 @@ from orchestrator.models import (
     ToolCall,
     Usage,
 )
+from orchestrator.models.cache_records import CacheDecision
+from orchestrator.models.results import (
+    AgentRunResult,
+    BranchOutcome,
+    MapReduceResult,
+    ParallelResult,
+)
 from orchestrator.plans import ExecutionPlan, ParallelGroup, ParallelHint
-from orchestrator.results import AgentRunResult, BranchOutcome, MapReduceResult, ParallelResult
+from orchestrator.plans.cache_plans import CachePlan, CacheProfile
 from orchestrator.strategies import Strategy, strategy
 from orchestrator.tools import Tool, ToolInfo, ToolPolicy, idempotency_key, tool
 

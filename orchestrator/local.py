@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import redis
 
-from orchestrator.celery_config import QUEUES
+from orchestrator.config.celery_config import QUEUES
 
 
 def stop_processes(processes: Sequence[subprocess.Popen[bytes]], wait_s: float = 5) -> None:
@@ -233,7 +233,7 @@ class LocalWorker:
 
 def wait_for_workers(client: redis.Redis, hostnames: Sequence[str], timeout_s: float = 30) -> None:
     """Block until every worker in ``hostnames`` has announced itself in Redis."""
-    from orchestrator.presence import live_workers
+    from orchestrator.state.presence import live_workers
 
     deadline = time.monotonic() + timeout_s
     while missing := sorted(set(hostnames) - set(live_workers(client))):

@@ -24,8 +24,8 @@ import genai_prices
 from genai_prices import data_snapshot
 from genai_prices.types import ModelPrice, TieredPrices
 
+from orchestrator.config.settings import Price, get_settings
 from orchestrator.models import ModelConfig, Usage
-from orchestrator.settings import Price, get_settings
 
 GENAI_PROVIDER_IDS: dict[str, str] = {
     "openai": "openai",

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import overload
 
-from orchestrator.results import BranchOutcome
+from orchestrator.models.results import BranchOutcome
 
 StrategyFunction = Callable[[str | None, list[BranchOutcome]], int]
 

@@ -30,8 +30,8 @@ from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
+from orchestrator.config.otlp import otlp_problem, sdk_problem
 from orchestrator.errors import OrchestratorError
-from orchestrator.otlp_settings import otlp_problem, sdk_problem
 
 if TYPE_CHECKING:  # the SDK is imported only when tracing is turned on
     from opentelemetry.sdk.trace.export import SpanExporter

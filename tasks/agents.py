@@ -7,13 +7,12 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore
 
-from orchestrator.keys import FINAL_MEMBER
+from orchestrator.config.settings import get_settings
 from orchestrator.models import AgentOutput
-from orchestrator.settings import get_settings
+from orchestrator.state.keys import FINAL_MEMBER
 from workers.app import app
-from workers.canvas import member_result
-from workers.kinds import kind_of
-from workers.lanes import (
+from workers.coordination.canvas import member_result
+from workers.execution.lanes import (
     MAX_OUTAGE_RETRIES,
     REDIS_OUTAGES,
     RETRY_BACKOFF_MAX_S,
@@ -21,8 +20,9 @@ from workers.lanes import (
     run_batch,
     run_lane,
 )
-from workers.liveness import new_token
-from workers.member import execute_member
+from workers.execution.liveness import new_token
+from workers.execution.member import execute_member
+from workers.kinds import kind_of
 from workers.runtime import member_runtime, store
 
 
@@ -49,7 +49,8 @@ def _fresh_token() -> str:
 def run_member(self: Task, run_id: str, index: int, token: str | None = None) -> dict[str, Any]:
     """Member ``index`` of a run (a mapper, a branch, a single agent); its output is stored
     with the run and the chord gets a reference to it. A short member goes on with the
-    members its completion lets in (``workers/lanes.py``). ``token``: the lease token of the
+    members its completion lets in (``workers/execution/lanes.py``). ``token``: the lease token of
+    the
     earlier attempt of this delivery (a retry after a Redis outage), which this attempt takes
     over if it still holds the member. Each attempt claims with a token of its own, so that a
     second copy of a retry's message (a broker's redelivery) finds the member busy."""
@@ -81,7 +82,7 @@ def run_member(self: Task, run_id: str, index: int, token: str | None = None) ->
 @app.task(name="tasks.agents.run_members", track_started=False, ignore_result=True)
 def run_members(run_id: str, indices: list[int]) -> None:
     """Several members of a run sharing one message, each on a thread of its own; each is
-    counted in the run's chord as it ends (``workers/lanes.py``)."""
+    counted in the run's chord as it ends (``workers/execution/lanes.py``)."""
     run_batch(member_runtime(app), run_id, indices, get_settings().lane_s)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers import coordinator
 from workers.app import app
+from workers.coordination import steps as coordinator
 from workers.runtime import store, watchdog
 
 

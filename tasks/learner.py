@@ -8,7 +8,7 @@ from typing import Any
 from celery import Task
 
 from learners.redelivery import deliveries_ttl_s, ingest_batch
-from orchestrator.settings import get_settings
+from orchestrator.config.settings import get_settings
 from workers.app import app
 from workers.runtime import store
 

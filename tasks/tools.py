@@ -9,15 +9,15 @@ from uuid import uuid4
 from opentelemetry.trace import SpanKind
 
 from orchestrator import tracing
-from orchestrator.settings import get_settings
+from orchestrator.config.settings import get_settings
 from orchestrator.tools import calling
 from workers.app import app
-from workers.remote_tools import RemoteToolStopped, claim_start
-from workers.remote_watch import RemoteWatch
 from workers.runtime import store, tool_registry
-from workers.tool_calls import SlotRef
-from workers.tool_process import ToolStopped, run_in_child, until_stopped
-from workers.tool_runner import render
+from workers.tools.calls import SlotRef
+from workers.tools.process import ToolStopped, run_in_child, until_stopped
+from workers.tools.remote import RemoteToolStopped, claim_start
+from workers.tools.remote_watch import RemoteWatch
+from workers.tools.runner import render
 
 # The time limit of a call from an agent of a version that sends none (rolling upgrade).
 DEFAULT_LIMIT_S = 300.0

@@ -59,7 +59,7 @@ def _broker_of_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
     node: LocalRabbitMQ = request.getfixturevalue("rabbitmq_node")
     saved = os.environ.get(BROKER_VARIABLE)
     os.environ[BROKER_VARIABLE] = node.vhost_url()
-    from orchestrator.settings import get_settings
+    from orchestrator.config.settings import get_settings
 
     get_settings.cache_clear()
     yield

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.settings import get_settings
+from orchestrator.config.settings import get_settings
 from tests.helpers import local_endpoints
 
 SECRET = "sk-test-not-a-real-key-1234"

@@ -64,7 +64,7 @@ def local_endpoints(port: int) -> str:
 def environment(env: dict[str, str]) -> Iterator[dict[str, str]]:
     """``env`` in ``os.environ`` (and the settings read anew) for the block, then the variables
     as they were."""
-    from orchestrator.settings import get_settings
+    from orchestrator.config.settings import get_settings
 
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)

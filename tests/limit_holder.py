@@ -9,7 +9,7 @@ import threading
 
 import redis
 
-from orchestrator.settings import get_settings
+from orchestrator.config.settings import get_settings
 from workers.limits import SharedLimit
 
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.events import AgentEnd, AgentStart, Event, follow
 from orchestrator.local import LocalWorker, wait_for_workers
+from orchestrator.state.events import AgentEnd, AgentStart, Event, follow
 from tests.netns import NamespacedRedis, Network, libfaketime, skewed_clock_env
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import amqp
 
-from orchestrator.celery_config import QUEUES
+from orchestrator.config.celery_config import QUEUES
 from orchestrator.local import free_port
 
 # The server script itself: /usr/sbin/rabbitmq-server is a wrapper that switches to the

@@ -1,5 +1,6 @@
 """The worker side of the run-state model (``tests/test_run_state_model.py``): what
-``workers/coordinator.py``, ``member.py`` and ``lanes.py`` do, as ``RunStore`` calls. The broker
+``workers/coordination/steps.py``, ``member.py`` and ``lanes.py`` do, as ``RunStore`` calls. The
+broker
 is a list of deliveries (run, member, and the token of the attempt a retried delivery takes over).
 Live workers' leases are long (renewed, they never expire here); a lease that passes (the dead's,
 what a lost step left) is written for 1 ms and the model waits until Redis's clock is past it:
@@ -14,12 +15,12 @@ from uuid import uuid4
 
 import redis
 
-from orchestrator.budget import RunBudget
-from orchestrator.events import AgentEnd, AgentStart
-from orchestrator.keys import RunKeys
+from orchestrator.config.settings import Settings
 from orchestrator.models import AgentOutput, Outcome, RunState
-from orchestrator.run_store import Admission, RunStore, Sweep, _cached_request
-from orchestrator.settings import Settings
+from orchestrator.state.budget import RunBudget
+from orchestrator.state.events import AgentEnd, AgentStart
+from orchestrator.state.keys import RunKeys
+from orchestrator.state.store import Admission, RunStore, Sweep, _cached_request
 
 NODE = "w1"
 FINAL = "final"

@@ -5,14 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 
 from orchestrator import ToolPolicy, tool
-from orchestrator.cache_records import CacheDecision
-from orchestrator.models import AgentCheckpoint, AgentSpec, Message, ModelConfig, ToolCall, Usage
-from orchestrator.providers import KNOWN_PROVIDERS
-from workers.agent_loop import AgentEvents, run_agent
-from workers.cancellation import CancelToken
+from orchestrator.models import (
+    KNOWN_PROVIDERS,
+    AgentCheckpoint,
+    AgentSpec,
+    Message,
+    ModelConfig,
+    ToolCall,
+    Usage,
+)
+from orchestrator.models.cache_records import CacheDecision
+from workers.agent.loop import AgentEvents, run_agent
+from workers.execution.cancellation import CancelToken
 from workers.providers import PROVIDERS
-from workers.tool_registry import ToolRegistry
-from workers.tool_runner import ToolRunner
+from workers.tools.registry import ToolRegistry
+from workers.tools.runner import ToolRunner
 
 
 def spec(max_turns: int = 5, **options: object) -> AgentSpec:

@@ -13,8 +13,8 @@ import redis
 
 from orchestrator import AgentRunResult, AgentSpec, Budget, Client, ModelConfig, ToolPolicy
 from orchestrator.errors import RunFailedError
-from orchestrator.events import ToolCallStart
 from orchestrator.local import LocalRedis
+from orchestrator.state.events import ToolCallStart
 from tests.conftest import FAST_TIMINGS, start_workers
 from tests.test_tools import agent, calls, tool_messages
 

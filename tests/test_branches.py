@@ -15,7 +15,7 @@ from orchestrator import (
     ModelConfig,
     RunFailedError,
 )
-from orchestrator.requests import branch_loop_ids
+from orchestrator.models.requests import branch_loop_ids
 from tests.helpers import scripted
 
 BASE = [

@@ -23,7 +23,7 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from orchestrator.local import LocalRedis, free_port, redis_server_binary, stop_processes
 from tests.drop_proxy import DropProxy
-from workers.broker_resilience import SentinelTransport, Transport
+from workers.broker.resilience import SentinelTransport, Transport
 
 MASTER = "channelmaster"
 WAIT_S = 15.0

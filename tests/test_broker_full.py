@@ -13,7 +13,7 @@ from kombu import Connection, Exchange, Queue
 
 from orchestrator.local import LocalRedis
 from tests.test_redis_full import fill
-from workers.broker_resilience import TRANSPORT
+from workers.broker.resilience import TRANSPORT
 
 QUEUE = Queue("full-test", Exchange("full-test"), "full-test")
 

@@ -15,15 +15,15 @@ import pytest
 import redis
 
 from orchestrator import AgentRunResult, Client, RunHandle
-from orchestrator.budget import RunBudget
+from orchestrator.config.settings import Settings
 from orchestrator.errors import RunFailedError
-from orchestrator.events import AgentStart
-from orchestrator.keys import RunKeys
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentOutput, AgentSpec, Budget, ModelConfig
-from orchestrator.requests import MapReduceRequest
-from orchestrator.run_store import RunStore
-from orchestrator.settings import Settings
+from orchestrator.models.requests import MapReduceRequest
+from orchestrator.state.budget import RunBudget
+from orchestrator.state.events import AgentStart
+from orchestrator.state.keys import RunKeys
+from orchestrator.state.store import RunStore
 from tests.conftest import FAST_TIMINGS
 from tests.fake_api import FakeAPI
 from tests.helpers import items, local_endpoints, scripted

@@ -8,13 +8,13 @@ from uuid import uuid4
 
 import redis
 
-from orchestrator.events import AgentEnd, AgentStart
-from orchestrator.keys import RunKeys
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentOutput, Budget
-from orchestrator.requests import MapReduceRequest
-from orchestrator.run_store import RunStore
-from orchestrator.settings import Settings
+from orchestrator.models.requests import MapReduceRequest
+from orchestrator.state.events import AgentEnd, AgentStart
+from orchestrator.state.keys import RunKeys
+from orchestrator.state.store import RunStore
 from tests.helpers import scripted
 
 

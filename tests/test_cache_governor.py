@@ -13,10 +13,10 @@ import pytest
 import redis
 
 from orchestrator import AgentSpec, Client, ModelConfig
-from orchestrator.cache_plans import CachePlan
-from orchestrator.events import ModelTurn
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.models import AgentOutput
+from orchestrator.plans.cache_plans import CachePlan
+from orchestrator.state.events import ModelTurn
 from tests.cache_servers import (
     AnthropicCacheServer,
     CacheServer,

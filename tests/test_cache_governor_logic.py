@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from learners.prompt_cache import derive_profile, merger, observations_of
-from orchestrator.cache_config import CacheGovernorConfig
-from orchestrator.cache_plans import CachePlan, CacheProfile, Observation, PositionStat
-from orchestrator.cache_records import CacheDecision, PromptBlock
+from orchestrator.config.governor import CacheGovernorConfig
 from orchestrator.models import CallRecord, RunRecord, Usage
+from orchestrator.models.cache_records import CacheDecision, PromptBlock
+from orchestrator.plans.cache_plans import CachePlan, CacheProfile, Observation, PositionStat
 from workers.cache.planner import expected_reads, plan_breakpoints
 from workers.cache.prompt_ir import ANTHROPIC, OPENAI_CHAT, previous_call_end, prompt_blocks
 from workers.cache.translate import count_breakpoints, openai_hints, with_breakpoints

@@ -9,11 +9,11 @@ from uuid import uuid4
 
 import redis
 
-from orchestrator.cache_plan_store import CachePlanStore
-from orchestrator.keys import rate_key
+from orchestrator.config.settings import PoolLimit
 from orchestrator.local import LocalRedis
 from orchestrator.models import ModelConfig
-from orchestrator.settings import PoolLimit
+from orchestrator.plans.cache_store import CachePlanStore
+from orchestrator.state.keys import rate_key
 from tests.cache_servers import AnthropicCacheServer, CacheServer, OpenAIChatCacheServer
 from tests.cache_wire import anthropic_prompt
 from tests.helpers import environment

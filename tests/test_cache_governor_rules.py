@@ -16,18 +16,18 @@ import pytest
 import redis
 
 from learners.ingest import ingest_records
-from orchestrator.cache_config import CacheGovernorConfig
-from orchestrator.cache_plan_store import CachePlanStore
+from orchestrator.config.governor import CacheGovernorConfig
 from orchestrator.local import LocalRedis
 from orchestrator.models import CallRecord, Message, ModelConfig, RunRecord
-from orchestrator.plan_store import PlanStore
+from orchestrator.plans.cache_store import CachePlanStore
+from orchestrator.plans.store import PlanStore
 from tests.cache_servers import AnthropicCacheServer, CacheServer, OpenAIChatCacheServer
 from tests.cache_wire import anthropic_prompt
 from tests.helpers import environment
 from tests.openai_cache_servers import OpenAIResponsesCacheServer
 from workers.cache.governed import CacheContext, GovernedSurface
 from workers.cache.refusals import ResendWithoutHints
-from workers.cancellation import CancelToken
+from workers.execution.cancellation import CancelToken
 from workers.providers import ModelProvider, ModelResponse, ProviderError, get_provider
 
 CONFIG = CacheGovernorConfig()

@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.prompt_cache_sim import AnthropicUsage, OpenAIUsage
 from orchestrator import AgentSpec, ModelConfig, tool
-from orchestrator.settings import get_settings
+from orchestrator.config.settings import get_settings
 from tests.cache_server_base import KEY
 from tests.cache_servers import (
     AnthropicCacheServer,
@@ -24,9 +24,9 @@ from tests.cache_servers import (
     OpenAIResponsesCacheServer,
     combined_env,
 )
-from workers.agent_loop import run_agent
-from workers.tool_registry import ToolRegistry
-from workers.tool_runner import ToolRunner
+from workers.agent.loop import run_agent
+from workers.tools.registry import ToolRegistry
+from workers.tools.runner import ToolRunner
 
 # {"text":"x...x","type":"text"}: 9 + 4975 + 16 = 5000 bytes, 1250 tokens.
 SYSTEM_TEXT = "x" * 4975

@@ -8,10 +8,10 @@ from pathlib import Path
 from uuid import uuid4
 
 from orchestrator import Client, MapReduceResult, RunHandle
-from orchestrator.events import AgentStart
-from orchestrator.keys import RunKeys, admit_task_id, member_task_id
 from orchestrator.local import LocalRedis
-from orchestrator.requests import MapReduceRequest
+from orchestrator.models.requests import MapReduceRequest
+from orchestrator.state.events import AgentStart
+from orchestrator.state.keys import RunKeys, admit_task_id, member_task_id
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted
 from tests.model_server import SlowModelServer

@@ -1,4 +1,5 @@
-"""The Celery internals ``workers.canvas`` relies on, checked against a real private Redis.
+"""The Celery internals ``workers.coordination.canvas`` relies on, checked against a real private
+Redis.
 
 A run's chord is registered with ``set_chord_size`` before any member is published, members that
 never run are counted with ``mark_as_done`` and a hand-built ``Context``, and the Redis backend
@@ -22,12 +23,12 @@ import pytest
 import redis
 from celery import Celery
 
-from orchestrator.celery_config import QUEUES, celery_config
-from orchestrator.keys import body_task_id, member_task_id
+from orchestrator.config.celery_config import QUEUES, celery_config
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentOutput, Outcome
-from orchestrator.settings import Settings
-from workers.canvas import (
+from orchestrator.state.keys import body_task_id, member_task_id
+from workers.coordination.canvas import (
     BODY_TASK,
     MEMBER_TASK,
     count_member,
@@ -203,7 +204,7 @@ def test_a_task_lands_in_its_queue_only(app: Celery, broker: redis.Redis, queue:
 
 
 def test_kombu_redis_channel_keeps_what_the_resilient_broker_overrides() -> None:
-    """``workers/broker_resilience.py`` builds on these private parts of kombu's Redis channel;
+    """``workers/broker/resilience.py`` builds on these private parts of kombu's Redis channel;
     a kombu that renames them must fail here, not in a Redis outage."""
     from kombu.transport import redis as kombu_redis
 
@@ -218,7 +219,7 @@ def test_kombu_redis_channel_keeps_what_the_resilient_broker_overrides() -> None
 
 def test_kombu_redis_qos_keeps_what_the_resilient_broker_builds_on() -> None:
     """The private parts of kombu's Redis ``QoS`` and transport registry that
-    ``workers/broker_resilience.py`` uses: its ``QoS`` falls back to the in-memory bookkeeping
+    ``workers/broker/resilience.py`` uses: its ``QoS`` falls back to the in-memory bookkeeping
     of kombu's virtual ``QoS`` when Redis refuses a write, writes kombu's unacknowledged index
     itself, and the Sentinel transport is registered through kombu's alias table and cache."""
     import kombu.transport as kombu_transport

@@ -8,9 +8,9 @@ from pathlib import Path
 import redis
 
 from orchestrator import AgentSpec, Client, ModelConfig
-from orchestrator.events import ModelTurn
-from orchestrator.keys import RunKeys
 from orchestrator.local import LocalRedis
+from orchestrator.state.events import ModelTurn
+from orchestrator.state.keys import RunKeys
 from tests.conftest import FAST_TIMINGS, start_workers
 
 

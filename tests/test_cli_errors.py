@@ -16,10 +16,10 @@ import pytest
 from rich.console import Console
 
 from orchestrator import Client
+from orchestrator.cli.render import outputs_table
 from orchestrator.local import LocalRedis, LocalWorker, free_port
 from orchestrator.models import AgentOutput
-from orchestrator.render import outputs_table
-from orchestrator.results import MapReduceResult
+from orchestrator.models.results import MapReduceResult
 from tests.helpers import items, run_cli, scripted
 
 PASSWORD = "pw-never-shown-7d1f"

@@ -13,13 +13,13 @@ from uuid import uuid4
 import pytest
 
 from orchestrator import Client, InvalidRunError, Message, ModelConfig, RunNotFoundError
+from orchestrator.config.settings import get_settings
 from orchestrator.local import LocalWorker
 from orchestrator.models import REQUEST_OPTIONS
-from orchestrator.settings import get_settings
 from tests.fake_api import FakeAPI
 from tests.helpers import items, local_endpoints, run_cli, scripted
 from tests.test_learner_logic import record
-from workers.cancellation import CancelToken
+from workers.execution.cancellation import CancelToken
 from workers.providers import get_provider
 
 # --- Redis key names -----------------------------------------------------------------------
@@ -200,8 +200,8 @@ def test_a_pickled_task_is_refused_unread(
 ) -> None:
     from celery import Celery
 
-    from orchestrator.celery_config import celery_config
-    from orchestrator.settings import load_settings
+    from orchestrator.config.celery_config import celery_config
+    from orchestrator.config.settings import load_settings
 
     sender = Celery("pickler", set_as_current=False)
     sender.conf.update(celery_config(load_settings()))

@@ -8,11 +8,11 @@ from uuid import uuid4
 
 import redis
 
-from orchestrator.keys import ACTIVE_RUNS, run_keys
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis
-from orchestrator.requests import MapReduceRequest
-from orchestrator.run_store import RunStore
-from orchestrator.settings import Settings
+from orchestrator.models.requests import MapReduceRequest
+from orchestrator.state.keys import ACTIVE_RUNS, run_keys
+from orchestrator.state.store import RunStore
 from tests.helpers import scripted
 from tests.test_redis_full import fill
 

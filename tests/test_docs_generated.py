@@ -8,7 +8,7 @@ import argparse
 from docs_gen.cli_options import cli_markdown
 from docs_gen.settings_table import settings_markdown
 from orchestrator.cli import _parser
-from orchestrator.settings import Settings
+from orchestrator.config.settings import Settings
 
 
 def test_every_setting_is_in_the_table_with_a_meaning() -> None:

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from orchestrator import AgentSpec, Client, InvalidRunError, Message, ModelConfig
-from orchestrator.settings import get_settings
+from orchestrator.config.settings import get_settings
 from tests.fake_api import FakeAPI
 from tests.helpers import items, local_endpoints, scripted
-from workers.cancellation import CancelToken
+from workers.execution.cancellation import CancelToken
 from workers.providers import get_provider
 
 ANSWER = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.models import AgentOutput, Usage
-from orchestrator.results import BranchOutcome
+from orchestrator.models.results import BranchOutcome
 from orchestrator.tokens import estimate_tokens
-from workers.evaluation import (
+from workers.kinds.evaluation import (
     StrategyError,
     checked_choice,
     elaborate,

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from orchestrator import Client
-from orchestrator.events import (
+from orchestrator.local import LocalRedis, LocalWorker
+from orchestrator.state.events import (
     AgentEnd,
     AgentStart,
     Event,
@@ -19,7 +20,6 @@ from orchestrator.events import (
     ToolCallEnd,
     ToolCallStart,
 )
-from orchestrator.local import LocalRedis, LocalWorker
 from tests.conftest import FAST_TIMINGS, start_workers
 from tests.helpers import items, run_cli, scripted
 

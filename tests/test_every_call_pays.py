@@ -12,14 +12,14 @@ import pytest
 import redis
 
 from orchestrator import Client
-from orchestrator.budget import RunBudget
-from orchestrator.events import AgentEnd, AgentStart
-from orchestrator.keys import RunKeys
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentOutput, AgentSpec, Budget, ModelConfig
-from orchestrator.requests import MapReduceRequest
-from orchestrator.run_store import RunStore
-from orchestrator.settings import Settings
+from orchestrator.models.requests import MapReduceRequest
+from orchestrator.state.budget import RunBudget
+from orchestrator.state.events import AgentEnd, AgentStart
+from orchestrator.state.keys import RunKeys
+from orchestrator.state.store import RunStore
 from tests.fake_api import FakeAPI
 from tests.helpers import scripted
 from tests.test_budget import api_worker  # noqa: F401  (a fixture)

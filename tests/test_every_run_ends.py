@@ -15,19 +15,20 @@ import pytest
 import redis
 from celery import Celery
 
-from orchestrator import groups as group_limits
-from orchestrator import presence
-from orchestrator.celery_config import celery_config
-from orchestrator.events import AgentEnd, AgentStart
-from orchestrator.keys import GroupKeys, RunKeys, new_run_id
+from orchestrator.config.celery_config import celery_config
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentOutput
-from orchestrator.requests import MapReduceRequest
-from orchestrator.run_store import RunStore
-from orchestrator.settings import Settings
+from orchestrator.models.requests import MapReduceRequest
+from orchestrator.state import groups as group_limits
+from orchestrator.state import presence
+from orchestrator.state.events import AgentEnd, AgentStart
+from orchestrator.state.keys import GroupKeys, RunKeys, new_run_id
+from orchestrator.state.store import RunStore
 from tests.helpers import items, scripted
-from workers import coordinator, lanes
-from workers.leases import LeaseKeeper
+from workers.coordination import steps as coordinator
+from workers.execution import lanes
+from workers.execution.leases import LeaseKeeper
 from workers.node import node_name
 
 QUEUED = 4_000_000_000_000_000

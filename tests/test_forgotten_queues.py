@@ -9,13 +9,13 @@ from pathlib import Path
 import redis
 
 from orchestrator import Client
-from orchestrator.keys import RunKeys, worker_tools_key
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from orchestrator.state.keys import RunKeys, worker_tools_key
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted
 from tests.test_leases import wait_for
 
-QUEUED = 4_000_000_000_000_000  # orchestrator/lua/common.lua: a member waiting in the queue
+QUEUED = 4_000_000_000_000_000  # orchestrator/state/lua/common.lua: a member waiting in the queue
 
 
 def test_members_published_while_the_broker_had_forgotten_its_queues_are_published_again(

@@ -11,14 +11,14 @@ import pytest
 import redis
 from redis.exceptions import OutOfMemoryError
 
-from orchestrator.budget import RunBudget
-from orchestrator.events import AgentEnd, AgentStart
-from orchestrator.keys import run_keys
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentOutput, Budget
-from orchestrator.requests import MapReduceRequest
-from orchestrator.run_store import RunStore
-from orchestrator.settings import Settings
+from orchestrator.models.requests import MapReduceRequest
+from orchestrator.state.budget import RunBudget
+from orchestrator.state.events import AgentEnd, AgentStart
+from orchestrator.state.keys import run_keys
+from orchestrator.state.store import RunStore
 from tests.helpers import scripted
 from tests.test_redis_full import fill
 from workers.providers.budgeted import CallBudget

@@ -15,15 +15,16 @@ from uuid import uuid4
 import pytest
 import redis
 
-from orchestrator import AgentSpec, Client, InvalidRunError, ModelConfig, presence
-from orchestrator import groups as group_limits
-from orchestrator.events import AgentEnd, AgentStart
-from orchestrator.keys import RECENT_RUNS, GroupKeys, RunKeys, new_run_id
+from orchestrator import AgentSpec, Client, InvalidRunError, ModelConfig
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.models import AgentOutput
-from orchestrator.requests import MapReduceRequest
-from orchestrator.run_store import RunStore
-from orchestrator.settings import Settings
+from orchestrator.models.requests import MapReduceRequest
+from orchestrator.state import groups as group_limits
+from orchestrator.state import presence
+from orchestrator.state.events import AgentEnd, AgentStart
+from orchestrator.state.keys import RECENT_RUNS, GroupKeys, RunKeys, new_run_id
+from orchestrator.state.store import RunStore
 from tests.conftest import FAST_TIMINGS, start_workers
 from tests.helpers import items, run_cli, scripted
 from tests.test_worker_start import assert_refused, worker_env

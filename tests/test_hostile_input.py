@@ -12,14 +12,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from orchestrator import Client, InvalidRunError
-from orchestrator.input_limits import (
+from orchestrator.models import TERMINAL_STATES
+from orchestrator.models.input_limits import (
     MAX_DEPTH,
     MAX_ITEMS,
     MAX_REQUEST_BYTES,
     MAX_STRING_CHARS,
     check_request_value,
 )
-from orchestrator.models import TERMINAL_STATES
 from tests.helpers import items, scripted
 
 SURROGATE = "\ud800"

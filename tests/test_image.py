@@ -29,9 +29,9 @@ import pytest
 import redis
 
 from orchestrator import AgentSpec, Client, ModelConfig
-from orchestrator.events import AgentStart
 from orchestrator.local import LocalRedis, free_port
-from orchestrator.presence import live_workers
+from orchestrator.state.events import AgentStart
+from orchestrator.state.presence import live_workers
 from tests import containers
 from tests.compose_file import (
     IMAGE_SERVICES,
@@ -141,7 +141,7 @@ def test_dockerignore_patterns_read_as_docker_reads_them() -> None:
     assert not ignore.excludes(".env")  # a comment is no pattern
     shipped = DockerIgnore((ROOT / ".dockerignore").read_text())
     assert shipped.excludes(".env") and shipped.excludes("orchestrator/__pycache__/x.pyc")
-    assert not shipped.excludes("orchestrator/lua/budget.lua")
+    assert not shipped.excludes("orchestrator/state/lua/budget.lua")
 
 
 @dataclass

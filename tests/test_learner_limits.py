@@ -1,5 +1,5 @@
 """What one record may cost a learner, and that one record never costs the others of its batch:
-the limits of ``orchestrator.learner_limits`` and the timestamp rule, on a real Redis."""
+the limits of ``orchestrator.models.learner_limits`` and the timestamp rule, on a real Redis."""
 
 from __future__ import annotations
 
@@ -17,17 +17,17 @@ import learners.ingest
 from learners.ingest import ingest_records
 from learners.tool_parallelism import observed_cohorts
 from orchestrator import Client, InvalidRunError
-from orchestrator.cache_plan_store import CachePlanStore
-from orchestrator.cli_input import read_records
-from orchestrator.learner_limits import (
+from orchestrator.cli.input import read_records
+from orchestrator.local import LocalRedis
+from orchestrator.models import AgentSpec, CallRecord, RunRecord
+from orchestrator.models.learner_limits import (
     MAX_CALLS_PER_RECORD,
     MAX_GROUP_CALLS,
     MAX_GROUPS_PER_PLAN,
     MAX_PLAN_BYTES,
 )
-from orchestrator.local import LocalRedis
-from orchestrator.models import AgentSpec, CallRecord, RunRecord
-from orchestrator.plan_store import PlanStore
+from orchestrator.plans.cache_store import CachePlanStore
+from orchestrator.plans.store import PlanStore
 from tests.test_learner_logic import T0, at, record
 
 

@@ -15,11 +15,11 @@ from learners.ingest import ingest_records
 from learners.tool_parallelism import merge_cohorts, observed_cohorts
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentSpec, CallRecord, RunRecord, ToolCall
-from orchestrator.plan_store import PlanStore
 from orchestrator.plans import ExecutionPlan, ParallelGroup, group_id
-from workers import plan_cache
-from workers.plan_cache import PlanCache
-from workers.plan_use import effective_groups, plan_batches
+from orchestrator.plans.store import PlanStore
+from workers.agent import plan_cache
+from workers.agent.plan_cache import PlanCache
+from workers.agent.plan_use import effective_groups, plan_batches
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

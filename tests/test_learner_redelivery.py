@@ -17,11 +17,11 @@ import redis
 
 from learners.ingest import ingest_records
 from learners.redelivery import deliveries_ttl_s, ingest_batch
-from orchestrator.cache_config import CacheGovernorConfig
-from orchestrator.cache_plan_store import CachePlanStore
+from orchestrator.config.governor import CacheGovernorConfig
 from orchestrator.local import LocalRedis
-from orchestrator.plan_keys import learner_deliveries_key, plan_seen_key
-from orchestrator.plan_store import PlanStore
+from orchestrator.plans.cache_store import CachePlanStore
+from orchestrator.plans.keys import learner_deliveries_key, plan_seen_key
+from orchestrator.plans.store import PlanStore
 from tests.test_learner_limits import model_call
 from tests.test_learner_logic import T0, record
 
@@ -151,8 +151,8 @@ import json, sys
 import redis
 from learners.ingest import ingest_records
 from learners.redelivery import ingest_batch
-from orchestrator.cache_config import CacheGovernorConfig
-from orchestrator.cache_plan_store import CachePlanStore
+from orchestrator.config.governor import CacheGovernorConfig
+from orchestrator.plans.cache_store import CachePlanStore
 url, task, path = sys.argv[1:]
 ingest_batch(redis.Redis.from_url(url), task, json.load(open(path)), CacheGovernorConfig(),
              lease_s=1.0)

@@ -20,19 +20,19 @@ from orchestrator import (
     ModelConfig,
     ToolPolicy,
 )
-from orchestrator.cache_records import PromptBlock
-from orchestrator.events import ToolCallEnd, ToolCallStart
+from orchestrator.config.settings import get_settings
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.models import CallRecord
-from orchestrator.plan_keys import learner_deliveries_key
-from orchestrator.settings import get_settings
+from orchestrator.models.cache_records import PromptBlock
+from orchestrator.plans.keys import learner_deliveries_key
+from orchestrator.state.events import ToolCallEnd, ToolCallStart
 from tests.conftest import FAST_TIMINGS
 from tests.fake_api import FakeAPI
 from tests.helpers import local_endpoints, run_cli
 from tests.test_learner_logic import record
 from tests.test_providers import CHAT_ANSWER
-from workers.agent_loop import run_agent
-from workers.records import INGEST_TASK
+from workers.agent.loop import run_agent
+from workers.execution.records import INGEST_TASK
 
 
 def wait_for_plan(

@@ -14,9 +14,9 @@ import pytest
 import redis
 
 from orchestrator import Client
-from orchestrator.events import AgentStart, ModelTurn, ToolCallStart
-from orchestrator.keys import RunKeys
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from orchestrator.state.events import AgentStart, ModelTurn, ToolCallStart
+from orchestrator.state.keys import RunKeys
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted
 from tests.model_server import SlowModelServer

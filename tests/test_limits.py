@@ -14,11 +14,11 @@ from uuid import uuid4
 import pytest
 import redis
 
-from orchestrator.keys import rate_key, semaphore_key
 from orchestrator.local import LocalRedis
 from orchestrator.models import Message, ModelConfig
+from orchestrator.state.keys import rate_key, semaphore_key
 from tests.conftest import FAST_TIMINGS
-from workers.cancellation import CancelToken
+from workers.execution.cancellation import CancelToken
 from workers.limits import SharedLimit
 from workers.providers import ModelResponse, RetryableProviderError
 from workers.providers.retrying import RetryingProvider
@@ -179,7 +179,7 @@ def test_retries_give_up_after_the_limit() -> None:
 def test_a_cancel_ends_the_wait_between_retries() -> None:
     cancel = CancelToken()
     cancel.cancel("user")
-    from workers.cancellation import Cancelled
+    from workers.execution.cancellation import Cancelled
 
     with pytest.raises(Cancelled):
         ask(RetryingProvider(Flaky(failures=1, retry_after_s=30), retries=1), cancel)

@@ -1,5 +1,5 @@
 """A lease holder's process is known gone only when it is: its named Redis connection closed
-with it (``workers/liveness.py``)."""
+with it (``workers/execution/liveness.py``)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import subprocess
 import sys
 import time
 
-from orchestrator.connection import redis_client
 from orchestrator.local import LocalRedis
-from workers.liveness import holder_gone, holder_process, new_token, process_presence
+from orchestrator.state.connection import redis_client
+from workers.execution.liveness import holder_gone, holder_process, new_token, process_presence
 
 HOLDER = """
 import sys
-from orchestrator.connection import redis_client
-from workers.liveness import new_token, process_presence
+from orchestrator.state.connection import redis_client
+from workers.execution.liveness import new_token, process_presence
 client = redis_client(sys.argv[1])
 assert process_presence(client).wait_up(30)
 print(new_token(client), flush=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from uuid import uuid4
 
 from orchestrator import Client, MapReduceResult, RunHandle
-from orchestrator.events import AgentEnd
 from orchestrator.models import AgentOutput, Budget
-from orchestrator.requests import MapReduceRequest
+from orchestrator.models.requests import MapReduceRequest
+from orchestrator.state.events import AgentEnd
 from tests.helpers import items, scripted
 
 

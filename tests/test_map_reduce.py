@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from orchestrator import Budget, Client
-from orchestrator.events import AgentEnd, AgentStart, RunEnd, RunStart
+from orchestrator.state.events import AgentEnd, AgentStart, RunEnd, RunStart
 from tests.helpers import items, scripted
 
 

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import redis
 
-from orchestrator.events import AgentEnd, AgentStart, Event
-from orchestrator.keys import member_task_id
-from orchestrator.presence import live_workers
+from orchestrator.state.events import AgentEnd, AgentStart, Event
+from orchestrator.state.keys import member_task_id
+from orchestrator.state.presence import live_workers
 from tests.conftest import FAST_TIMINGS
 from tests.multi_host import (
     WORKER_HOSTS,
@@ -38,7 +38,7 @@ from tests.netns import Network, libfaketime, namespaces_unavailable
 
 VICTIM = "w1"
 # A Redis command meeting a dropped connection is retried for about this long
-# (orchestrator/connection.py): past it, a command that has to reconnect fails instead of
+# (orchestrator/state/connection.py): past it, a command that has to reconnect fails instead of
 # waiting (one on a connection made before the cut just waits: TCP retransmits for minutes).
 REDIS_RETRY_WINDOW_S = 30
 LONG_CUT_S = REDIS_RETRY_WINDOW_S + 10

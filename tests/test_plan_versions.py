@@ -13,10 +13,10 @@ import redis
 from learners.ingest import ingest_records
 from learners.tool_parallelism import merge_cohorts
 from orchestrator.local import LocalRedis
-from orchestrator.plan_store import PlanStore
 from orchestrator.plans import ExecutionPlan
+from orchestrator.plans.store import PlanStore
 from tests.test_learner_logic import record
-from workers.plan_cache import PlanCache
+from workers.agent.plan_cache import PlanCache
 
 
 @pytest.fixture(scope="module")

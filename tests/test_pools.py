@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from orchestrator import Client
-from orchestrator.keys import rate_key
 from orchestrator.local import LocalRedis, LocalWorker
+from orchestrator.state.keys import rate_key
 from tests.conftest import FAST_TIMINGS, start_workers
 from tests.model_server import SlowModelServer
 

@@ -17,10 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator import AgentSpec, Budget, Client, InvalidRunError, ModelConfig
+from orchestrator.config.settings import Price, Settings, get_settings
 from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.models import Usage
 from orchestrator.prices import call_cost, cost_bound, price_known
-from orchestrator.settings import Price, Settings, get_settings
 from tests.conftest import FAST_TIMINGS
 from tests.fake_api import FakeAPI
 from tests.helpers import items, local_endpoints, scripted

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator.config.settings import get_settings
 from orchestrator.models import Message, ModelConfig
-from orchestrator.settings import get_settings
 from tests.helpers import local_endpoints
-from workers.cancellation import Cancelled, CancelToken
+from workers.execution.cancellation import Cancelled, CancelToken
 from workers.providers import PROVIDERS, ProviderError, RetryableProviderError, get_provider
 
 # Every wait here is for a positive signal; this is only how long to wait before failing.

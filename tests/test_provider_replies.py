@@ -86,7 +86,7 @@ def test_an_unexpected_200_that_lasts_ends_the_agent_with_a_clear_redacted_error
     api: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ORCHESTRATOR_PROVIDER_RETRIES", "1")
-    from orchestrator.settings import get_settings
+    from orchestrator.config.settings import get_settings
 
     get_settings.cache_clear()
     api.reply(HTML_ECHO, **{"content-type": "text/html"})

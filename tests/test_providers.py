@@ -10,9 +10,9 @@ import pytest
 
 from orchestrator import AgentSpec, ModelConfig, tool
 from tests.fake_api import SECRET, FakeAPI, serve_api
-from workers.agent_loop import AgentRun, run_agent
-from workers.tool_registry import ToolRegistry
-from workers.tool_runner import ToolRunner
+from workers.agent.loop import AgentRun, run_agent
+from workers.tools.registry import ToolRegistry
+from workers.tools.runner import ToolRunner
 
 
 @tool

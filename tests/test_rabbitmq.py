@@ -17,10 +17,10 @@ import pytest
 import redis
 
 from orchestrator import AgentSpec, Client, ModelConfig, ToolPolicy
-from orchestrator.events import AgentEnd, AgentStart, ToolCallEnd, ToolCallStart
-from orchestrator.keys import RunKeys
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis
-from orchestrator.settings import Settings
+from orchestrator.state.events import AgentEnd, AgentStart, ToolCallEnd, ToolCallStart
+from orchestrator.state.keys import RunKeys
 from tests.conftest import FAST_TIMINGS, start_workers
 from tests.helpers import items, scripted
 from tests.rabbitmq import LocalRabbitMQ

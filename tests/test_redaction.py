@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from orchestrator.config.settings import get_settings
 from orchestrator.models import Message, ModelConfig
-from orchestrator.settings import get_settings
-from workers.cancellation import CancelToken
+from workers.execution.cancellation import CancelToken
 from workers.providers import ProviderError, get_provider
 from workers.providers.redaction import MAX_CHARS, REDACTED, redact
 

@@ -18,10 +18,15 @@ from redis.cluster import RedisCluster
 
 from learners.ingest import ingest_records
 from orchestrator import Budget, Client
-from orchestrator import groups as group_limits
-from orchestrator.cache_plan_store import CachePlanStore
-from orchestrator.events import AgentEnd, AgentStart
-from orchestrator.keys import (
+from orchestrator.config.settings import Settings, describe_invalid
+from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from orchestrator.models.requests import MapReduceRequest
+from orchestrator.plans.cache_store import CachePlanStore
+from orchestrator.plans.keys import plan_key, plan_version_key
+from orchestrator.plans.store import PlanStore
+from orchestrator.state import groups as group_limits
+from orchestrator.state.events import AgentEnd, AgentStart
+from orchestrator.state.keys import (
     ACTIVE_RUNS,
     WORKERS,
     GroupKeys,
@@ -30,12 +35,7 @@ from orchestrator.keys import (
     new_run_id,
     run_tag,
 )
-from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
-from orchestrator.plan_keys import plan_key, plan_version_key
-from orchestrator.plan_store import PlanStore
-from orchestrator.requests import MapReduceRequest
-from orchestrator.scripts import run_script
-from orchestrator.settings import Settings, describe_invalid
+from orchestrator.state.scripts import run_script
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import environment, items, scripted
 from tests.redis_cluster import LocalRedisCluster, cluster_missing

@@ -12,9 +12,9 @@ import pytest
 import redis
 
 from orchestrator import Client
-from orchestrator.events import AgentStart
-from orchestrator.keys import run_keys
 from orchestrator.local import LocalRedis, LocalWorker
+from orchestrator.state.events import AgentStart
+from orchestrator.state.keys import run_keys
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, run_cli, scripted
 from tests.test_leases import start, wait_for

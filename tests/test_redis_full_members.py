@@ -8,9 +8,9 @@ from collections import Counter
 from pathlib import Path
 
 from orchestrator import Budget, Client
-from orchestrator.budget import RunBudget
-from orchestrator.events import ModelTurn
 from orchestrator.local import LocalRedis, LocalWorker
+from orchestrator.state.budget import RunBudget
+from orchestrator.state.events import ModelTurn
 from tests.helpers import items, scripted
 from tests.test_leases import wait_for
 from tests.test_redis_full import fill, full_redis, starts

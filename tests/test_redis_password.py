@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator import Client
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis, LocalWorker
-from orchestrator.settings import Settings
 from tests.conftest import FAST_TIMINGS, start_workers
 from tests.helpers import items, run_cli, scripted
 
@@ -121,7 +121,7 @@ def test_a_refused_password_is_reported_at_once_not_retried_as_an_outage(
 ) -> None:
     import redis
 
-    from orchestrator.connection import redis_client
+    from orchestrator.state.connection import redis_client
 
     admin = redis.Redis.from_url(protected.url)
 

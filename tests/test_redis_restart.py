@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator import Client, RunNotFoundError
-from orchestrator.events import AgentStart
 from orchestrator.local import LocalRedis, LocalWorker
+from orchestrator.state.events import AgentStart
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted
 from tests.test_leases import start, wait_for

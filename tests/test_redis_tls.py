@@ -21,7 +21,7 @@ from tests.helpers import items, scripted
 from tests.test_leases import start, wait_for
 from tests.test_redis_restart import started
 from tests.tls_certs import make_certs, openssl_missing
-from workers.broker_resilience import TRANSPORT, use_resilient_broker
+from workers.broker.resilience import TRANSPORT, use_resilient_broker
 
 PASSWORD = "tls-secret-90d2"
 

@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator import AgentSpec, ModelConfig
 from orchestrator.tokens import estimate_tokens
-from workers.reduce_prompts import CUT_MARK, NoRoom, TreeFrame, fits
+from workers.kinds.reduce_prompts import CUT_MARK, NoRoom, TreeFrame, fits
 
 INSTRUCTIONS = "Merge the summaries into one report."
 

@@ -5,8 +5,8 @@ that are no reason for a read to fail."""
 from __future__ import annotations
 
 from orchestrator import Client
+from orchestrator.cli.watch import Watcher
 from orchestrator.local import LocalRedis
-from orchestrator.watch import Watcher
 from tests.helpers import items, scripted
 from tests.test_redis_full import fill
 

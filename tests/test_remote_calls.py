@@ -23,15 +23,15 @@ from celery import Celery
 from celery.result import AsyncResult
 
 from orchestrator import Client
-from orchestrator.celery_config import celery_config
-from orchestrator.keys import semaphore_key
+from orchestrator.config.celery_config import celery_config
+from orchestrator.config.settings import get_settings
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
-from orchestrator.settings import get_settings
+from orchestrator.state.keys import semaphore_key
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import environment
 from tests.test_tools import agent, calls, tool_messages
 from workers.limits import SharedLimit
-from workers.remote_tools import (
+from workers.tools.remote import (
     CALL_TOOL_TASK,
     CeleryRemoteCall,
     caller_key,
@@ -145,7 +145,7 @@ def test_a_call_sent_by_an_agent_of_the_previous_version_still_runs(app: Celery)
 
 def test_a_sync_remote_tools_process_speaks_json_on_its_pipes(worker_env: dict[str, str]) -> None:
     child = subprocess.Popen(
-        [sys.executable, "-m", "workers.tool_child"],
+        [sys.executable, "-m", "workers.tools.child"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env={**os.environ, **worker_env},
@@ -168,7 +168,7 @@ def test_a_sync_remote_tools_process_speaks_json_on_its_pipes(worker_env: dict[s
 # says it is still alive.
 PARENT = """
 import json, subprocess, sys
-child = subprocess.Popen([sys.executable, "-m", "workers.tool_child"], stdin=subprocess.PIPE)
+child = subprocess.Popen([sys.executable, "-m", "workers.tools.child"], stdin=subprocess.PIPE)
 call = {"name": "sync_sleep", "arguments": {"seconds": 30}, "key": "r/m/c"}
 child.stdin.write(json.dumps(call).encode() + b"\\n")
 child.stdin.close()

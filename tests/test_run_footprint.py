@@ -19,13 +19,13 @@ from pydantic import ValidationError
 
 from benchmarks.footprint import run_footprint
 from orchestrator import Client, MapReduceResult, RunHandle
-from orchestrator.events import AgentEnd
-from orchestrator.keys import RunKeys
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentOutput
-from orchestrator.plan_keys import plan_seen_key
-from orchestrator.requests import MapReduceRequest
-from orchestrator.settings import Settings
+from orchestrator.models.requests import MapReduceRequest
+from orchestrator.plans.keys import plan_seen_key
+from orchestrator.state.events import AgentEnd
+from orchestrator.state.keys import RunKeys
 from tests.conftest import FAST_TIMINGS, start_workers
 from tests.helpers import items, scripted
 

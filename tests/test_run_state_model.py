@@ -41,17 +41,17 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine as Machine
 from hypothesis.stateful import invariant, precondition, rule, run_state_machine_as_test
 
-from orchestrator import groups
-from orchestrator.budget import RunBudget
-from orchestrator.keys import GroupKeys, RunKeys, new_run_id
 from orchestrator.local import LocalRedis
 from orchestrator.models import Budget
-from orchestrator.plan_store import PlanStore
+from orchestrator.models.requests import MapReduceRequest
 from orchestrator.plans import ExecutionPlan, ParallelGroup
-from orchestrator.requests import MapReduceRequest
+from orchestrator.plans.store import PlanStore
+from orchestrator.state import groups
+from orchestrator.state.budget import RunBudget
+from orchestrator.state.keys import GroupKeys, RunKeys, new_run_id
 from tests.helpers import items, scripted
 from tests.run_state_model import FINAL, LIVE, QUEUED, Execution, Workers
-from workers.plan_cache import PlanCache
+from workers.agent.plan_cache import PlanCache
 
 EXAMPLES = int(os.environ.get("ORCHESTRATOR_MODEL_EXAMPLES", "50"))
 STEPS = int(os.environ.get("ORCHESTRATOR_MODEL_STEPS", "40"))

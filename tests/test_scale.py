@@ -8,8 +8,8 @@ from pathlib import Path
 import redis
 
 from orchestrator import Client
-from orchestrator.events import AgentEnd, AgentStart, Event
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from orchestrator.state.events import AgentEnd, AgentStart, Event
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted
 

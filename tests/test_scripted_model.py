@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.models import Message, ModelConfig
 from orchestrator.tokens import estimate_tokens
-from workers.cancellation import Cancelled, CancelToken
+from workers.execution.cancellation import Cancelled, CancelToken
 from workers.providers import ProviderError
 from workers.providers.scripted import ScriptedModel
 

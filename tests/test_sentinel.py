@@ -16,13 +16,13 @@ import pytest
 import redis
 
 from orchestrator import Client, RunTimeoutError
-from orchestrator.celery_config import QUEUES
-from orchestrator.connection import store_client
-from orchestrator.events import AgentEnd, AgentStart
-from orchestrator.keys import RunKeys
+from orchestrator.config.celery_config import QUEUES
+from orchestrator.config.settings import Settings, get_settings
 from orchestrator.local import LocalWorker, redis_server_binary, wait_for_workers
-from orchestrator.run_store import RunStore
-from orchestrator.settings import Settings, get_settings
+from orchestrator.state.connection import store_client
+from orchestrator.state.events import AgentEnd, AgentStart
+from orchestrator.state.keys import RunKeys
+from orchestrator.state.store import RunStore
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted
 from tests.sentinel_set import SentinelSet
@@ -200,7 +200,7 @@ def member_scores(client: Client, run_id: str) -> list[float]:
     return [score for _, score in scores]
 
 
-QUEUED = 4_000_000_000_000_000  # orchestrator/lua/common.lua
+QUEUED = 4_000_000_000_000_000  # orchestrator/state/lua/common.lua
 
 
 @pytest.mark.timeout(400)
@@ -343,7 +343,7 @@ def test_a_heartbeat_sent_to_a_server_without_its_script_renews(private_redis: A
 
 
 def test_a_sentinel_url_needs_the_master_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator.settings import InvalidSettingsError, load_settings
+    from orchestrator.config.settings import InvalidSettingsError, load_settings
 
     url = "sentinel://:s3cret@127.0.0.1:26379/0;sentinel://:s3cret@127.0.0.1:26380/0"
     monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", url)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator import Client
-from orchestrator.events import AgentEnd, AgentStart
 from orchestrator.local import LocalRedis, LocalWorker
+from orchestrator.state.events import AgentEnd, AgentStart
 from tests.conftest import FAST_TIMINGS
 from tests.delay_proxy import DelayProxy
 from tests.helpers import items, scripted

@@ -10,11 +10,11 @@ from uuid import uuid4
 import pytest
 
 from orchestrator import Client, InvalidRunError, ParallelResult, RunHandle
-from orchestrator.keys import RunKeys, admit_task_id
-from orchestrator.requests import BranchesRequest
+from orchestrator.models.requests import BranchesRequest
+from orchestrator.state.keys import RunKeys, admit_task_id
 from tests.helpers import scripted
-from workers.evaluation import StrategyError, load_strategy
-from workers.strategy_registry import StrategyRegistry
+from workers.kinds.evaluation import StrategyError, load_strategy
+from workers.kinds.strategy_registry import StrategyRegistry
 
 
 @pytest.mark.parametrize("name", ["shutil:rmtree", "pty:spawn", "importlib:import_module"])

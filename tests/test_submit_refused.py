@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from orchestrator import Client, OrchestratorError, WritesRefusedError
-from orchestrator.keys import ACTIVE_RUNS, RECENT_RUNS
 from orchestrator.local import LocalRedis
+from orchestrator.state.keys import ACTIVE_RUNS, RECENT_RUNS
 from tests.helpers import items, scripted
 from tests.test_redis_full import fill
 

@@ -21,10 +21,10 @@ import pytest
 import redis
 
 from orchestrator import AgentRunResult, AgentSpec, Budget, ModelConfig
-from orchestrator.budget import RunBudget
 from orchestrator.client import RunHandle
-from orchestrator.events import AgentStart
 from orchestrator.local import LocalRedis, LocalWorker
+from orchestrator.state.budget import RunBudget
+from orchestrator.state.events import AgentStart
 from tests.conftest import start_workers
 from tests.model_server import SlowModelServer
 from tests.rabbitmq import LocalRabbitMQ

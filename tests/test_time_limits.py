@@ -8,8 +8,8 @@ import signal
 from pathlib import Path
 
 from orchestrator import AgentSpec, Client, ModelConfig, ToolPolicy
-from orchestrator.events import AgentStart
 from orchestrator.local import LocalRedis
+from orchestrator.state.events import AgentStart
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted
 from tests.test_leases import start, wait_for

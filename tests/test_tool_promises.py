@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from orchestrator import Client
-from orchestrator.events import ToolCallEnd, ToolCallStart
+from orchestrator.state.events import ToolCallEnd, ToolCallStart
 from tests.test_tools import agent, calls, tool_messages
 
 

@@ -12,14 +12,14 @@ from uuid import uuid4
 import redis
 
 from orchestrator import ToolPolicy, tool
-from orchestrator.keys import semaphore_key
 from orchestrator.local import LocalRedis
 from orchestrator.models import ToolCall
-from workers.cancellation import CancelToken
+from orchestrator.state.keys import semaphore_key
+from workers.execution.cancellation import CancelToken
 from workers.limits import SharedLimit
-from workers.tool_calls import RemoteCall, SlotRef, ToolEvents, ToolResult
-from workers.tool_registry import ToolRegistry
-from workers.tool_runner import ToolRunner
+from workers.tools.calls import RemoteCall, SlotRef, ToolEvents, ToolResult
+from workers.tools.registry import ToolRegistry
+from workers.tools.runner import ToolRunner
 
 LEASE_S = 1.0  # renewed every third of it: a busy machine may delay a renewal or two
 HANG = threading.Event()  # set by each test that leaves threads hanging, once it is done

@@ -12,8 +12,8 @@ import pytest
 import redis
 
 from orchestrator import AgentSpec, Client, InvalidRunError, ModelConfig, ToolPolicy
-from orchestrator.events import AgentStart, ModelTurn, ToolCallEnd, ToolCallStart
 from orchestrator.local import LocalRedis
+from orchestrator.state.events import AgentStart, ModelTurn, ToolCallEnd, ToolCallStart
 from tests.conftest import FAST_TIMINGS, start_workers
 from tests.helpers import items
 

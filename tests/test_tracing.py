@@ -16,17 +16,17 @@ import pytest
 import redis
 
 from orchestrator import AgentSpec, Client, ModelConfig, Usage, tracing
-from orchestrator.keys import RunKeys
+from orchestrator.config.otlp import otlp_problem
 from orchestrator.local import LocalRedis
-from orchestrator.otlp_settings import otlp_problem
+from orchestrator.state.keys import RunKeys
 from tests.helpers import scripted
 from tests.trace_support import TEST_SERVICE, SpanRecord, finished, memory_exporter
-from workers.agent_loop import run_agent
+from workers.agent.loop import run_agent
 from workers.providers import get_provider
 from workers.providers.traced import TracedProvider
 from workers.spans import usage_attributes
-from workers.tool_registry import ToolRegistry
-from workers.tool_runner import ToolRunner
+from workers.tools.registry import ToolRegistry
+from workers.tools.runner import ToolRunner
 
 PROMPT = "What is 2 + 3? (prompt-text-3f9a)"
 ANSWER = "five (answer-text-8c1d)"

@@ -18,8 +18,8 @@ import pytest
 import redis
 
 from orchestrator import AgentSpec, Budget, Client, ModelConfig, RunFailedError
-from orchestrator.keys import RunKeys
 from orchestrator.local import LocalRedis
+from orchestrator.state.keys import RunKeys
 from tests.conftest import FAST_TIMINGS, start_workers
 from tests.helpers import items, scripted
 from tests.otlp_receiver import OtlpReceiver

@@ -11,12 +11,12 @@ from pathlib import Path
 import redis
 
 from orchestrator import AgentSpec, Budget, Client, ModelConfig
-from orchestrator.events import AgentEnd, AgentStart, Event, ModelTurn
-from orchestrator.keys import RunKeys
+from orchestrator.cli.watch_state import WatchState
 from orchestrator.local import LocalRedis
 from orchestrator.models import AgentOutput
-from orchestrator.results import MapReduceResult
-from orchestrator.watch_state import WatchState
+from orchestrator.models.results import MapReduceResult
+from orchestrator.state.events import AgentEnd, AgentStart, Event, ModelTurn
+from orchestrator.state.keys import RunKeys
 from tests.conftest import FAST_TIMINGS, start_workers
 from tests.helpers import items, scripted
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 from orchestrator import Budget, Client
-from orchestrator.keys import RECENT_RUNS, RECENT_RUNS_KEPT, RunKeys
+from orchestrator.cli.watch import Watcher, follow
+from orchestrator.cli.watch_state import Strip
+from orchestrator.cli.watch_view import EVENTS_TITLE, MEMBERS_TITLE, as_text
+from orchestrator.config.settings import load_settings
 from orchestrator.local import LocalWorker
-from orchestrator.settings import load_settings
-from orchestrator.watch import Watcher, follow
-from orchestrator.watch_state import Strip
-from orchestrator.watch_view import EVENTS_TITLE, MEMBERS_TITLE, as_text
+from orchestrator.state.keys import RECENT_RUNS, RECENT_RUNS_KEPT, RunKeys
 from tests.helpers import items, run_cli, scripted
 
 

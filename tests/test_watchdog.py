@@ -13,15 +13,15 @@ import pytest
 import redis
 from celery import Celery
 
-import workers.watchdog as watchdog_module
+import workers.coordination.watchdog as watchdog_module
 from orchestrator import AgentSpec, Client
-from orchestrator.keys import ACTIVE_RUNS
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
-from orchestrator.requests import AgentRunRequest
-from orchestrator.run_store import RunStore
-from orchestrator.settings import Settings
+from orchestrator.models.requests import AgentRunRequest
+from orchestrator.state.keys import ACTIVE_RUNS
+from orchestrator.state.store import RunStore
 from tests.conftest import FAST_TIMINGS
-from workers.watchdog import Watchdog
+from workers.coordination.watchdog import Watchdog
 
 APP = Celery("watchdog-tests", set_as_current=False)
 

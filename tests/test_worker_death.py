@@ -9,9 +9,9 @@ from pathlib import Path
 import redis
 
 from orchestrator import Client
-from orchestrator.events import AgentStart
-from orchestrator.keys import RunKeys
 from orchestrator.local import LocalRedis
+from orchestrator.state.events import AgentStart
+from orchestrator.state.keys import RunKeys
 from tests.conftest import FAST_TIMINGS, start_workers
 from tests.helpers import items, scripted
 

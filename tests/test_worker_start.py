@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from orchestrator.celery_config import QUEUES
+from orchestrator.config.celery_config import QUEUES
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers, worker_command
 
 ROOT = Path(__file__).resolve().parents[1]

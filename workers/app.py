@@ -14,12 +14,12 @@ from celery.signals import (
     worker_shutting_down,
 )
 
-from orchestrator.celery_config import celery_config
-from orchestrator.connection import pool_size, size_pools
-from orchestrator.keys import member_of_task
+from orchestrator.config.celery_config import celery_config
+from orchestrator.state.connection import pool_size, size_pools
+from orchestrator.state.keys import member_of_task
 from orchestrator.tracing import flush as flush_spans
-from workers.broker_resilience import use_resilient_broker
-from workers.canvas import BATCH_TASK, FINAL_TASK, MEMBER_TASK
+from workers.broker.resilience import use_resilient_broker
+from workers.coordination.canvas import BATCH_TASK, FINAL_TASK, MEMBER_TASK
 from workers.node import set_node_name
 from workers.startup import (
     StartupError,
@@ -64,10 +64,11 @@ def _check_worker(sender: Any = None, **_: Any) -> None:
 
 @worker_ready.connect
 def _start_watchdog(sender: Any = None, **_: Any) -> None:
-    from workers.liveness import process_presence
+    from workers.execution.liveness import process_presence
     from workers.runtime import store, watchdog
 
-    # Named in Redis from now on, so that the leases it takes name it (workers/liveness.py).
+    # Named in Redis from now on, so that the leases it takes name it
+    # (workers/execution/liveness.py).
     process_presence(store().client)
     hostname = getattr(sender, "hostname", None) or "worker"
     watchdog(app).start(hostname)
@@ -79,7 +80,7 @@ def _stop_watchdog(**_: Any) -> None:
 
     watchdog(app).stop()
     flush_spans()  # the last spans leave before the process does
-    from workers.records import flush_records
+    from workers.execution.records import flush_records
 
     flush_records()
 
@@ -93,7 +94,7 @@ def _name_node(sender: Any = None, conf: Any = None, options: Any = None, **_: A
         set_node_name(sender)
     concurrency = (options or {}).get("concurrency") or app.conf.worker_concurrency or 0
     size_pools(int(concurrency))
-    from workers.lanes import member_slots
+    from workers.execution.lanes import member_slots
 
     member_slots.size(int(concurrency))
     # The result backend's pool (chord counting) is redis-py's too, and not a blocking one:
@@ -134,6 +135,6 @@ def _batch_members(args: Any) -> list[tuple[str, str]]:
 @worker_shutting_down.connect
 def _end_lanes(**_: Any) -> None:
     """Lanes stop taking members on once the worker starts its shutdown."""
-    from workers.lanes import stop_lanes
+    from workers.execution.lanes import stop_lanes
 
     stop_lanes()

@@ -19,9 +19,9 @@ from uuid import uuid4
 
 import redis
 
-from orchestrator.keys import rate_key, semaphore_key
-from orchestrator.scripts import run_script
-from workers.cancellation import CancelToken
+from orchestrator.state.keys import rate_key, semaphore_key
+from orchestrator.state.scripts import run_script
+from workers.execution.cancellation import CancelToken
 
 log = logging.getLogger(__name__)
 

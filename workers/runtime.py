@@ -8,30 +8,30 @@ from typing import Any
 from celery import Celery
 
 from orchestrator import tracing
-from orchestrator.cache_plan_store import CachePlanStore
-from orchestrator.cache_plans import CachePlan
-from orchestrator.connection import store_client
-from orchestrator.plan_store import PlanStore
+from orchestrator.config.settings import get_settings
 from orchestrator.plans import ExecutionPlan
-from orchestrator.run_store import RunStore
-from orchestrator.settings import get_settings
+from orchestrator.plans.cache_plans import CachePlan
+from orchestrator.plans.cache_store import CachePlanStore
+from orchestrator.plans.store import PlanStore
+from orchestrator.state.connection import store_client
+from orchestrator.state.store import RunStore
 from orchestrator.tools import Tool
+from workers.agent.plan_cache import PlanCache
 from workers.cache.governed import CacheContext, GovernedSurface
 from workers.cache.refusals import ResendWithoutHints
-from workers.leases import LeaseKeeper
+from workers.coordination.watchdog import Watchdog
+from workers.execution.leases import LeaseKeeper
+from workers.execution.member import MemberRuntime
+from workers.kinds.strategy_registry import registered_strategies
 from workers.limits import SharedLimit
-from workers.member import MemberRuntime
-from workers.plan_cache import PlanCache
 from workers.providers import ModelProvider, ModelSurface, get_provider
 from workers.providers.budgeted import BudgetedProvider, CallBudget
 from workers.providers.pooled import PooledProvider
 from workers.providers.traced import TracedProvider
-from workers.remote_tools import CeleryRemoteCall
-from workers.strategy_registry import registered_strategies
-from workers.tool_calls import SlotRef
-from workers.tool_registry import ToolRegistry
-from workers.tool_runner import RemoteCall, ToolRunner
-from workers.watchdog import Watchdog
+from workers.tools.calls import SlotRef
+from workers.tools.registry import ToolRegistry
+from workers.tools.remote import CeleryRemoteCall
+from workers.tools.runner import RemoteCall, ToolRunner
 
 
 @cache

@@ -21,7 +21,7 @@ from opentelemetry.util.types import AttributeValue
 
 from orchestrator import tracing as t
 from orchestrator.models import AgentOutput, AgentSpec, ModelConfig, ToolCall, Usage
-from orchestrator.run_store import RunStore, Sweep
+from orchestrator.state.store import RunStore, Sweep
 
 # ``gen_ai.provider.name`` is the API's vendor; the OpenAI surfaces are both OpenAI's. Other
 # names (``scripted``) are this project's own.

@@ -15,10 +15,10 @@ import sys
 from typing import NoReturn
 
 from orchestrator import tracing
-from orchestrator.settings import ENV_PREFIX, InvalidSettingsError, Settings, load_settings
+from orchestrator.config.settings import ENV_PREFIX, InvalidSettingsError, Settings, load_settings
 from orchestrator.tracing import TracingConfigError
-from workers.strategy_registry import StrategyRegistry
-from workers.tool_registry import ToolRegistry
+from workers.kinds.strategy_registry import StrategyRegistry
+from workers.tools.registry import ToolRegistry
 
 
 class StartupError(Exception):

@@ -1,5 +1,5 @@
 """Runs kombu's own Redis transport tests (``test_redis.py``, vendored unchanged) against
-``workers.broker_resilience``: our ``Channel``, ``SentinelChannel``, ``QoS``, ``Transport`` and
+``workers.broker.resilience``: our ``Channel``, ``SentinelChannel``, ``QoS``, ``Transport`` and
 ``SentinelTransport`` stand in for kombu's, as class attributes of ``kombu.transport.redis``.
 
 The swap is in place while the module is imported (it subclasses ``redis.Channel`` and
@@ -22,7 +22,7 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils import eventio
 
 from tests.kombu_contract.kombu_fixtures import module_exists, replace_module_value
-from workers import broker_resilience
+from workers.broker import resilience as broker_resilience
 
 __all__ = ["module_exists", "replace_module_value"]  # kombu's fixtures the module uses
 

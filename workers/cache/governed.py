@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.cache_config import CacheGovernorConfig
-from orchestrator.cache_plans import CachePlan, CacheProfile, learning_key
-from orchestrator.cache_records import CacheDecision, CacheMode, toolset_hash
+from orchestrator.config.governor import CacheGovernorConfig
 from orchestrator.models import Message, ModelConfig
+from orchestrator.models.cache_records import CacheDecision, CacheMode, toolset_hash
+from orchestrator.plans.cache_plans import CachePlan, CacheProfile, learning_key
 from orchestrator.tools import ToolInfo
 from workers.cache.planner import plan_breakpoints
 from workers.cache.prompt_ir import (
@@ -38,7 +38,7 @@ from workers.cache.translate import (
     openai_hints,
     with_breakpoints,
 )
-from workers.cancellation import CancelToken
+from workers.execution.cancellation import CancelToken
 from workers.providers.base import (
     ModelResponse,
     ModelSurface,

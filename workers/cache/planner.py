@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orchestrator.cache_config import CacheGovernorConfig, Ttl
-from orchestrator.cache_plans import CacheProfile
+from orchestrator.config.governor import CacheGovernorConfig, Ttl
+from orchestrator.plans.cache_plans import CacheProfile
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.cache_records import PromptBlock
+from orchestrator.models.cache_records import PromptBlock
 
 Path = tuple[str | int, ...]
 

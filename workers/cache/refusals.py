@@ -18,10 +18,10 @@ from __future__ import annotations
 import threading
 from contextvars import ContextVar
 
-from orchestrator.cache_records import CacheDecision
 from orchestrator.models import Message, ModelConfig
+from orchestrator.models.cache_records import CacheDecision
 from orchestrator.tools import ToolInfo
-from workers.cancellation import CancelToken
+from workers.execution.cancellation import CancelToken
 from workers.providers.base import ModelProvider, ModelResponse, ProviderError
 
 KEY = "prompt_cache_key"

@@ -17,8 +17,8 @@ import hashlib
 import math
 from typing import Any
 
-from orchestrator.cache_config import CacheGovernorConfig, Ttl
-from orchestrator.cache_plans import CacheProfile
+from orchestrator.config.governor import CacheGovernorConfig, Ttl
+from orchestrator.plans.cache_plans import CacheProfile
 from workers.cache.prompt_ir import IRBlock
 
 

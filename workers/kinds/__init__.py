@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.requests import RunRequest
+from orchestrator.models.requests import RunRequest
 from workers.kinds.base import Execution, MemberIdentity, MemberStart, RunKind
 from workers.kinds.branches import BranchesKind
 from workers.kinds.map_reduce import MapReduceKind

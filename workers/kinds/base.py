@@ -9,11 +9,11 @@ from typing import Any, Protocol
 
 from celery import Celery
 
-from orchestrator.connection import wait_out_refusals
 from orchestrator.models import AgentCheckpoint, AgentOutput, AgentSpec, Message
-from orchestrator.requests import RunRequest
-from orchestrator.run_store import RunStore
-from workers.agent_loop import AgentEvents, AgentRun
+from orchestrator.models.requests import RunRequest
+from orchestrator.state.connection import wait_out_refusals
+from orchestrator.state.store import RunStore
+from workers.agent.loop import AgentEvents, AgentRun
 
 log = logging.getLogger(__name__)
 

@@ -6,27 +6,27 @@ from __future__ import annotations
 
 from celery import Celery
 
-from orchestrator.events import ParallelLoopEnd
-from orchestrator.keys import FINAL_MEMBER
 from orchestrator.models import AgentOutput, AgentSpec, RunState, Usage
-from orchestrator.requests import BranchesRequest, RunRequest
-from orchestrator.results import BranchOutcome
-from orchestrator.run_results import BranchesEnding, branch_outcomes
-from orchestrator.run_store import RunStore
+from orchestrator.models.requests import BranchesRequest, RunRequest
+from orchestrator.models.results import BranchOutcome
+from orchestrator.state.events import ParallelLoopEnd
+from orchestrator.state.keys import FINAL_MEMBER
+from orchestrator.state.results import BranchesEnding, branch_outcomes
+from orchestrator.state.store import RunStore
 from workers import spans
-from workers.agent_loop import AgentRun
-from workers.evaluation import (
+from workers.agent.loop import AgentRun
+from workers.coordination.publishing import publish
+from workers.execution.records import finish_run
+from workers.kinds.base import Execution, MemberIdentity, MemberStart
+from workers.kinds.evaluation import (
     StrategyError,
     checked_choice,
     judge_choice,
     judge_prompt,
     load_strategy,
 )
-from workers.kinds.base import Execution, MemberIdentity, MemberStart
+from workers.kinds.strategy_registry import registered_strategies
 from workers.node import node_name
-from workers.publishing import publish
-from workers.records import finish_run
-from workers.strategy_registry import registered_strategies
 
 
 def _request(request: RunRequest) -> BranchesRequest:
@@ -169,6 +169,6 @@ class BranchesKind:
             evaluation_usage=evaluation_usage,
         )
         # The outcomes are kept in the run's outputs and messages: the result is built from
-        # them when asked (orchestrator/run_results.py), with the selection kept here.
+        # them when asked (orchestrator/state/results.py), with the selection kept here.
         ending = BranchesEnding(selected_index=selected, evaluation_usage=evaluation_usage)
         finish_run(app, store, run_id, state, ending.model_dump_json(), error, events=(end,))

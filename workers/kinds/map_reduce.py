@@ -1,21 +1,22 @@
 """Map-reduce runs: a mapper per item, then a budget-gated reducer over their summaries
-(a tree of partial reducers when they do not fit its window: ``workers/reduce_tree.py``)."""
+(a tree of partial reducers when they do not fit its window: ``workers/kinds/reduce_tree.py``)."""
 
 from __future__ import annotations
 
 from celery import Celery
 
-from orchestrator.keys import FINAL_MEMBER
 from orchestrator.models import AgentOutput, AgentSpec, Outcome
-from orchestrator.requests import MapReduceRequest, RunRequest
-from orchestrator.run_results import MapReduceEnding
-from orchestrator.run_store import RunStore
-from workers import reduce_tree, spans
-from workers.agent_loop import AgentRun
+from orchestrator.models.requests import MapReduceRequest, RunRequest
+from orchestrator.state.keys import FINAL_MEMBER
+from orchestrator.state.results import MapReduceEnding
+from orchestrator.state.store import RunStore
+from workers import spans
+from workers.agent.loop import AgentRun
+from workers.coordination.publishing import publish
+from workers.execution.records import finish_run
+from workers.kinds import reduce_tree
 from workers.kinds.base import Execution, MemberIdentity, MemberStart
 from workers.node import node_name
-from workers.publishing import publish
-from workers.records import finish_run
 
 
 def _request(request: RunRequest) -> MapReduceRequest:
@@ -81,7 +82,7 @@ class MapReduceKind:
         status = store.status(run_id)
         cancel = status.cancel_reason if status else None
         # The map outputs and a reducer that ran are kept once, in the run's outputs: the
-        # result is built from them when asked (orchestrator/run_results.py), the answer too.
+        # result is built from them when asked (orchestrator/state/results.py), the answer too.
         ending = MapReduceEnding(reducer_output=None if final_stored else final)
         result = ending.model_dump_json(exclude_none=True)
         if cancel:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from celery import Celery
 
 from orchestrator.models import AgentOutput, AgentSpec
-from orchestrator.requests import AgentRunRequest, RunRequest
-from orchestrator.run_results import AgentEnding
-from orchestrator.run_store import RunStore
-from workers.agent_loop import AgentRun
+from orchestrator.models.requests import AgentRunRequest, RunRequest
+from orchestrator.state.results import AgentEnding
+from orchestrator.state.store import RunStore
+from workers.agent.loop import AgentRun
+from workers.execution.records import finish_run
 from workers.kinds.base import Execution, MemberIdentity, MemberStart
-from workers.records import finish_run
 
 
 def _request(request: RunRequest) -> AgentRunRequest:
@@ -45,7 +45,7 @@ class SingleAgentKind:
         if output is None:
             return
         # The output, messages and record are kept with the run: the result is built from
-        # them when asked (orchestrator/run_results.py).
+        # them when asked (orchestrator/state/results.py).
         ending = AgentEnding().model_dump_json()
         status = store.status(run_id)
         if status and status.cancel_reason:

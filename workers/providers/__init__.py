@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from orchestrator.settings import get_settings
+from orchestrator.config.settings import get_settings
 from workers.providers.anthropic_messages import AnthropicMessages
 from workers.providers.base import (
     ModelProvider,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
-from orchestrator.thinking import ThinkingBlock
+from orchestrator.models.thinking import ThinkingBlock
 from orchestrator.tools import ToolInfo
-from workers.cancellation import CancelToken
+from workers.execution.cancellation import CancelToken
 from workers.providers.base import ModelResponse, ProviderError
 from workers.providers.http_common import (
     BodySurface,

@@ -7,11 +7,11 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
-from orchestrator.cache_records import CacheDecision, PromptBlock
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
-from orchestrator.thinking import ThinkingBlock
+from orchestrator.models.cache_records import CacheDecision, PromptBlock
+from orchestrator.models.thinking import ThinkingBlock
 from orchestrator.tools import ToolInfo
-from workers.cancellation import CancelToken
+from workers.execution.cancellation import CancelToken
 
 
 class ProviderError(Exception):

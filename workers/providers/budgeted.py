@@ -2,7 +2,7 @@
 
 It sits inside the retries and outside the provider pool (Retrying(Budgeted(Pooled(surface)))):
 each HTTP attempt is reserved and settled on its own, and a call waiting for budget holds no
-pool slot. See ``orchestrator/budget.py`` for the rules.
+pool slot. See ``orchestrator/state/budget.py`` for the rules.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 
-from orchestrator.budget import RunBudget, to_nusd
-from orchestrator.connection import wait_out_refusals
 from orchestrator.models import Message, ModelConfig
 from orchestrator.prices import cost_bound
+from orchestrator.state.budget import RunBudget, to_nusd
+from orchestrator.state.connection import wait_out_refusals
 from orchestrator.tools import ToolInfo
-from workers.cancellation import Cancelled, CancelToken
+from workers.execution.cancellation import Cancelled, CancelToken
 from workers.providers.base import ModelProvider, ModelResponse, ModelSurface, ProviderError
 
 # How long a call that fits only once calls in flight settle waits between looks.

@@ -9,11 +9,11 @@ import os
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+from orchestrator.config.settings import Endpoint, get_settings
 from orchestrator.models import OUTPUT_LIMIT_OPTIONS, REQUEST_OPTIONS, Message, ModelConfig, Usage
 from orchestrator.prices import call_cost
-from orchestrator.settings import Endpoint, get_settings
 from orchestrator.tools import ToolInfo
-from workers.cancellation import Cancelled, CancelToken
+from workers.execution.cancellation import Cancelled, CancelToken
 from workers.providers import inflight
 from workers.providers.base import ModelResponse, ProviderError, RetryableProviderError
 from workers.providers.inflight import thread_client

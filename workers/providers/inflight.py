@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Protocol, TypeVar
 
-from workers.cancellation import Cancelled, CancelToken
+from workers.execution.cancellation import Cancelled, CancelToken
 from workers.providers.base import ProviderError
 
 T = TypeVar("T")

@@ -7,7 +7,7 @@ from typing import Any
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
 from orchestrator.tools import ToolInfo
-from workers.cancellation import CancelToken
+from workers.execution.cancellation import CancelToken
 from workers.providers.base import ModelResponse
 from workers.providers.http_common import (
     BodySurface,

@@ -11,10 +11,10 @@ from functools import cache
 
 import redis
 
+from orchestrator.config.settings import PoolLimit
 from orchestrator.models import Message, ModelConfig, utcnow
-from orchestrator.settings import PoolLimit
 from orchestrator.tools import ToolInfo
-from workers.cancellation import CancelToken
+from workers.execution.cancellation import CancelToken
 from workers.limits import SharedLimit
 from workers.providers.base import ModelProvider, ModelResponse
 

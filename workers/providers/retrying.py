@@ -11,7 +11,7 @@ import random
 
 from orchestrator.models import Message, ModelConfig
 from orchestrator.tools import ToolInfo
-from workers.cancellation import CancelToken
+from workers.execution.cancellation import CancelToken
 from workers.providers.base import ModelProvider, ModelResponse, RetryableProviderError
 
 MAX_BACKOFF_S = 30.0

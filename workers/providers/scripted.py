@@ -25,7 +25,7 @@ from orchestrator.models import Message, ModelConfig, ToolCall, Usage
 from orchestrator.prices import call_cost
 from orchestrator.tokens import CHARS_PER_TOKEN, estimate_tokens
 from orchestrator.tools import ToolInfo
-from workers.cancellation import CancelToken
+from workers.execution.cancellation import CancelToken
 from workers.providers.base import ModelResponse, ProviderError
 
 

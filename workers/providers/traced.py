@@ -14,7 +14,7 @@ from orchestrator import tracing
 from orchestrator.models import Message, ModelConfig
 from orchestrator.tools import ToolInfo
 from workers import spans
-from workers.cancellation import CancelToken
+from workers.execution.cancellation import CancelToken
 from workers.providers.base import ModelResponse, ModelSurface
 
 

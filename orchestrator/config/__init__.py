@@ -1,0 +1,1 @@
+"""Settings and configuration: the environment's ``ORCHESTRATOR_*`` variables, Celery's, OTLP's."""

@@ -1,0 +1,314 @@
+"""Settings read from the environment (``ORCHESTRATOR_*``) with pydantic-settings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Annotated, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from kombu.utils.url import maybe_sanitize_url
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from orchestrator.config.governor import CacheGovernorConfig
+from orchestrator.errors import OrchestratorError
+from orchestrator.state.keys import GROUP_NAME
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_RESULT_TTL_S = 7 * 24 * 3600
+REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")  # the broker alone may be RabbitMQ
+ENV_PREFIX = "ORCHESTRATOR_"
+URL_FIELDS = ("redis_url", "broker_url", "result_backend")
+"""The settings that are URLs, which may hold a password."""
+
+
+def _is_sentinel(url: str) -> bool:
+    return urlsplit(url.split(";", 1)[0]).scheme.lower() == "sentinel"
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password replaced by ``**`` (``redis://:**@host:6379/0``), by kombu's
+    sanitizer, the one Celery's banner uses; each URL of a ``;``-separated failover list is
+    masked."""
+    return ";".join(str(maybe_sanitize_url(part)) for part in url.split(";"))
+
+
+def url_passwords(urls: Iterable[str | None]) -> set[str]:
+    """The passwords in ``urls`` (as written and percent-decoded, and ``?password=`` values),
+    for redacting text that might repeat them."""
+    found: set[str] = set()
+    for part in (part for url in urls for part in (url or "").split(";")):
+        try:
+            parts = urlsplit(part)
+        except ValueError:  # not a URL at all (a malformed IPv6 host): no password to find
+            continue
+        for value in (parts.password, *parse_qs(parts.query).get("password", [])):
+            if value:
+                found.update({value, unquote(value)})
+    return found
+
+
+class Price(BaseModel):
+    """USD per million tokens of one model: ``input`` (uncached), ``output``, ``cached_input``
+    (cache reads) and ``cache_write``; the two cache prices fall back to the input price."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+
+
+class Endpoint(BaseModel):
+    """Where a provider's model is served, and which variable of the worker's environment
+    holds its key (the provider's default variable when None)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: str
+    base_url: str
+    api_key_env: str | None = None
+
+
+class PoolLimit(BaseModel):
+    """A limit shared by every worker: calls at once, and calls per minute."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_concurrent: int | None = Field(default=None, ge=1)
+    rpm: int | None = Field(default=None, ge=1)
+
+
+def parse_group_limits(value: object) -> dict[str, int]:
+    """``ORCHESTRATOR_GROUP_LIMITS``: a JSON object of concurrency group name -> the most
+    members of the group's runs in flight at once, a positive integer; ``ValueError`` naming
+    the first thing wrong."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ValueError('a JSON object of group name -> limit was expected, e.g. {"team-a": 50}')
+    for name, limit in value.items():
+        if not isinstance(name, str) or not GROUP_NAME.match(name):
+            raise ValueError(
+                f"group {name!r}: a group name is 1 to 64 letters, digits, '_', '.' or '-', "
+                "starting with a letter or a digit"
+            )
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            shown = json.dumps(limit, default=repr)
+            raise ValueError(f"group {name!r}: the limit must be a positive integer, not {shown}")
+    return dict(value)
+
+
+class Settings(BaseSettings):
+    """Where Redis and the broker are, and the timings of leases and the watchdog.
+
+    Parameters:
+        redis_url: run state, budgets and events; also the broker and result backend unless
+            ``broker_url`` / ``result_backend`` are set (``ORCHESTRATOR_REDIS_URL``).
+        broker_url: a separate broker, e.g. ``amqp://guest:guest@localhost:5672//``.
+        result_backend: a separate Redis result backend.
+        lease_s: how long a running member may go without a heartbeat before the watchdog
+            publishes it again.
+        heartbeat_s: how often a worker renews the leases of the members it runs (cancels are
+            announced at once, not at renewal).
+        sweep_s: how often each active run is swept (by one worker): members whose lease
+            expired are published again, and a run past its deadline is cancelled.
+        visibility_timeout_s: the broker's redelivery timeout; keep it above your longest task.
+        events_maxlen: the approximate length bound of each run's event stream.
+        result_ttl_s: how long what a run keeps (its state, outputs, events and result) stays
+            in Redis once it ended (``ORCHESTRATOR_RESULT_TTL_S``, 7 days by default); set on the
+            workers, which end runs.
+        tool_modules: comma-separated modules whose ``@tool`` functions this worker serves.
+        strategy_modules: comma-separated modules whose ``@strategy`` functions this worker
+            serves (the only strategies besides the built-ins that a run may name).
+        remote_start_timeout_s: how long an agent waits for a remote tool call to be picked up
+            before it fails the call (no free worker serves the ``tools`` queue).
+        endpoints: named endpoints this worker serves (``ORCHESTRATOR_ENDPOINTS``), e.g.
+            ``{"local-vllm": {"provider": "openai", "base_url": "http://vllm:8000/v1",
+            "api_key_env": "VLLM_KEY"}}``; a run names one with ``ModelConfig.endpoint``, and a
+            worker sends a key only to a URL named here (or the provider's own).
+        provider_limits: pools shared by all workers, keyed ``provider`` or
+            ``provider:model``, e.g. ``{"openai:gpt-4o": {"max_concurrent": 8, "rpm": 500}}``.
+        prices: USD per million tokens by ``provider:model`` (``ORCHESTRATOR_PRICES``), e.g.
+            ``{"openai:my-finetune": {"input": 3, "output": 12, "cached_input": 1.5}}``; they
+            win over the ``genai-prices`` package's list (``orchestrator/prices.py``). A run
+            with ``max_cost_usd`` is refused at submit if one of its models has neither.
+        provider_retries: how many times a rate-limited or failing model call is retried.
+        cache_governor: the cache governor's numbers (``ORCHESTRATOR_CACHE_GOVERNOR``, JSON;
+            see ``orchestrator/config/governor.py``).
+        members_per_message: members admitted together (a run's first window) travel up to
+            this many to a task message, each run on a thread of its own; 1: a message each
+            (``workers/execution/lanes.py``; see the Worker layout and scale page).
+        lane_s: a member that took less than this goes on, in its thread, with a member its
+            completion let in instead of publishing it; 0: never.
+        redis_cluster: ``redis_url`` names a node of a Redis Cluster, which then holds the run
+            state (``ORCHESTRATOR_REDIS_CLUSTER=1``; see the Redis Cluster page); the broker and
+            the result backend cannot be one, so ``broker_url`` and ``result_backend`` must be set.
+        group_limits: concurrency groups this worker declares (``ORCHESTRATOR_GROUP_LIMITS``),
+            e.g. ``{"team-a": 50}``: the members of all runs that name the group stay within
+            its limit across all workers (see ``lua/group.lua``).
+        sentinel_master: the master the sentinels of a ``sentinel://`` URL monitor
+            (``ORCHESTRATOR_SENTINEL_MASTER``); required with such a URL (see the Sentinel page).
+        sentinel_password: the sentinels' own password, when they require one
+            (``ORCHESTRATOR_SENTINEL_PASSWORD``); the servers' password goes in the URL.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
+
+    redis_url: str = DEFAULT_REDIS_URL
+    broker_url: str | None = None
+    result_backend: str | None = None
+    lease_s: float = Field(default=30.0, gt=0)
+    heartbeat_s: float = Field(default=2.0, gt=0)
+    sweep_s: float = Field(default=5.0, gt=0)
+    visibility_timeout_s: int = Field(default=7200, gt=0)
+    events_maxlen: int = Field(default=10_000, gt=0)
+    result_ttl_s: int = Field(default=DEFAULT_RESULT_TTL_S, gt=0)
+    tool_modules: str = ""
+    strategy_modules: str = ""
+    remote_start_timeout_s: float = Field(default=30.0, gt=0)
+    provider_limits: dict[str, PoolLimit] = Field(default_factory=dict)
+    endpoints: dict[str, Endpoint] = Field(default_factory=dict)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    provider_retries: int = Field(default=4, ge=0)
+    cache_governor: CacheGovernorConfig = Field(default_factory=CacheGovernorConfig)
+    members_per_message: int = Field(default=16, ge=1)
+    lane_s: float = Field(default=1.0, ge=0)
+    # Parsed by the validator, so that a mistake is named in one line (pydantic-settings' own
+    # JSON decoding would only say that the value could not be parsed).
+    group_limits: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
+    redis_cluster: bool = False
+    sentinel_master: str | None = None
+    sentinel_password: SecretStr | None = None
+
+    @field_validator("redis_url", "broker_url", "result_backend")
+    @classmethod
+    def _redis_scheme(cls, url: str | None, info: ValidationInfo) -> str | None:
+        """A Redis URL; the error names the scheme only, never the rest (it may hold a password)."""
+        if url is None:
+            return None
+        allowed = REDIS_SCHEMES + (AMQP_SCHEMES if info.field_name == "broker_url" else ())
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in allowed:
+            found = f"scheme {scheme!r}" if scheme else "no scheme"
+            raise ValueError(f"the URL has {found}; expected one of {', '.join(allowed)}")
+        return url
+
+    @model_validator(mode="after")
+    def _cluster_apart(self) -> Settings:
+        """A Cluster run store needs a broker and a result backend of their own (kombu and
+        Celery have no Cluster transport), and a plain node URL to find the Cluster by."""
+        if not self.redis_cluster:
+            return self
+        missing = [
+            f"{ENV_PREFIX}{name.upper()}"
+            for name in ("broker_url", "result_backend")
+            if getattr(self, name) is None
+        ]
+        if missing:
+            raise ValueError(
+                f"{ENV_PREFIX}REDIS_CLUSTER is on, so {' and '.join(missing)} must be set: the "
+                "broker and the result backend cannot be a Redis Cluster"
+            )
+        scheme = urlsplit(self.redis_url).scheme.lower()
+        if scheme not in ("redis", "rediss"):
+            raise ValueError(
+                f"{ENV_PREFIX}REDIS_CLUSTER is on, so {ENV_PREFIX}REDIS_URL must be a redis:// "
+                f"or rediss:// URL of a node of the Cluster, not scheme {scheme!r}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _sentinel_needs_master(self) -> Settings:
+        urls = (self.redis_url, self.broker_url, self.result_backend)
+        if not self.sentinel_master and any(url and _is_sentinel(url) for url in urls):
+            raise ValueError(
+                "a sentinel:// URL needs ORCHESTRATOR_SENTINEL_MASTER, the name of the master "
+                "the sentinels monitor"
+            )
+        return self
+
+    @field_validator("group_limits", mode="before")
+    @classmethod
+    def _group_limits(cls, value: object) -> dict[str, int]:
+        return parse_group_limits(value)
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        """What ``repr()`` and ``str()`` show: the URLs with their passwords masked."""
+        for name, value in super().__repr_args__():
+            masked = name in URL_FIELDS and isinstance(value, str)
+            yield name, masked_url(value) if masked else value
+
+    @property
+    def tool_module_names(self) -> list[str]:
+        return [name.strip() for name in self.tool_modules.split(",") if name.strip()]
+
+    @property
+    def strategy_module_names(self) -> list[str]:
+        return [name.strip() for name in self.strategy_modules.split(",") if name.strip()]
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def backend(self) -> str:
+        return self.result_backend or self.redis_url
+
+
+class InvalidSettingsError(OrchestratorError, ValueError):
+    """The settings are invalid; the message names each variable and what is wrong with it,
+    never its value (a URL may hold a password)."""
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """The errors by environment variable, without the values."""
+    causes = []
+    for item in error.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in item["loc"])
+        ctx = item.get("ctx") or {}
+        message = str(ctx["error"]) if item["type"] == "value_error" else item["msg"]
+        # A check across settings (a model validator) has no field: its message names them.
+        causes.append(f"{ENV_PREFIX}{field.upper()}: {message}" if field else message)
+    return "; ".join(causes)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
+
+
+def load_settings() -> Settings:
+    """``get_settings()``, or ``InvalidSettingsError`` naming what is wrong without the values:
+    what the client, the CLI and a starting worker call."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        raise InvalidSettingsError(describe_invalid(error)) from None
+    except SettingsError as error:  # a value pydantic-settings could not decode (JSON)
+        raise InvalidSettingsError(f"settings: {error}") from None
+
+
+def with_redis_url(settings: Settings, redis_url: str) -> Settings:
+    """``settings`` with another Redis URL, validated as the environment's would be."""
+    try:
+        return Settings.model_validate({**settings.model_dump(), "redis_url": redis_url})
+    except ValidationError as error:
+        raise InvalidSettingsError(describe_invalid(error)) from None

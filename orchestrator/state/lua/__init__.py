@@ -1,0 +1,2 @@
+"""The run state's Lua scripts, shipped as package data, loaded by
+``orchestrator.state.scripts``."""

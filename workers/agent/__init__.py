@@ -1,0 +1,1 @@
+"""The agent runtime: the loop of model turns, its checkpointed state, the plans it applies."""

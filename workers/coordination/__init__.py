@@ -1,0 +1,1 @@
+"""Coordination of a capped chord: its steps, the canvas, publishing, the watchdog."""

@@ -1,0 +1,55 @@
+"""Publishing a run's admitted members: send their messages, then confirm it in the run.
+
+An admitted member holds a lease in its admitter's name until the admitter confirms that its
+message was sent; a publish lost with the process, with a reply or with the broker is thus
+redone by the watchdog when that lease expires, and a confirmed member never expires while it
+waits in the queue, however long the queue.
+
+The invariant: every admitted member is published or held under a lease that expires. Every
+admission a script returns is published (``apply_admission``), and a member a worker gives back
+unrun goes under an admission lease again before its publish is tried (``RunStore.hand_back``).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from orchestrator.config.settings import get_settings
+from orchestrator.state.keys import FINAL_MEMBER
+from orchestrator.state.store import RunStore
+from workers.coordination import canvas
+from workers.node import node_name
+
+BATCH_FROM = 32
+"""Members admitted together share messages from this many on (the first window of a wide run):
+a narrower window is spread better over the workers a message each, and lanes take over after
+it."""
+
+
+def messages_for(indices: list[int], per_message: int) -> tuple[list[int], list[list[int]]]:
+    """How ``indices`` admitted together travel: (members with a message each, batches of
+    several members a message). A few members get a message each (each a chord member that
+    Flower shows); more are spread evenly over messages of at most ``per_message``."""
+    if per_message <= 1 or len(indices) < BATCH_FROM:
+        return indices, []
+    count = -(-len(indices) // per_message)
+    size, extra = divmod(len(indices), count)
+    batches, start = [], 0
+    for number in range(count):
+        end = start + size + (1 if number < extra else 0)
+        batches.append(indices[start:end])
+        start = end
+    return [], batches
+
+
+def publish(app: Celery, store: RunStore, run_id: str, members: list[str]) -> None:
+    """Publish ``members`` (item indices, or ``final``) of the run, then confirm them."""
+    if not members:
+        return
+    indices = [int(member) for member in members if member != FINAL_MEMBER]
+    single, batches = messages_for(indices, get_settings().members_per_message)
+    canvas.publish_members(app, run_id, single)
+    canvas.publish_batches(app, run_id, batches)
+    if FINAL_MEMBER in members:
+        canvas.publish_final(app, run_id)
+    store.confirm_published(run_id, node_name(), members)

@@ -1,0 +1,1 @@
+"""One member's execution: its claim and lease, lanes, cancellation, events and records."""
