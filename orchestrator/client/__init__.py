@@ -52,7 +52,7 @@ from orchestrator.state import groups as group_limits
 from orchestrator.state.budget import Ledger, RunBudget
 from orchestrator.state.connection import refusal_message, store_client, write_refusal
 from orchestrator.state.events import ParallelLoopStart
-from orchestrator.state.keys import RUN_ID, RunKeys, admit_task_id, new_run_id
+from orchestrator.state.keys import RUN_ID, admit_task_id, new_run_id
 from orchestrator.state.presence import live_names, live_tools, live_workers
 from orchestrator.state.results import ended_result
 from orchestrator.state.store import OUTPUT_PAGE, RunStore
@@ -453,7 +453,6 @@ class RunHandle(Generic[ResultT]):
         persistence) raises ``RunNotFoundError``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        done = RunKeys(self.id).done
         while True:
             remaining = 1.0 if deadline is None else deadline - time.monotonic()
             try:
@@ -462,10 +461,8 @@ class RunHandle(Generic[ResultT]):
                     return status
                 if remaining <= 0:
                     raise RunTimeoutError(f"run {self.id} did not end within {timeout} s")
-                # The done stream gets one entry when the run ends: any number of waiters
-                # block on it, however busy the run, and one that arrives late finds it there.
                 block_ms = max(1, int(min(remaining, 1.0) * 1000))
-                self.client.redis.xread({done: "0-0"}, count=1, block=block_ms)
+                self.client.store.wait_for_end(self.id, block_ms)
             except (redis.ConnectionError, redis.TimeoutError) as outage:
                 if remaining <= 0:
                     raise RunTimeoutError(
