@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from workers.app import app
+from workers.coordination import advance
 from workers.coordination import steps as coordinator
 from workers.runtime import store, watchdog
 
@@ -25,7 +26,7 @@ def after_members(members: list[dict[str, Any]], run_id: str) -> None:
 
     ``members`` are the chord's member references; the outputs are read from the run.
     """
-    coordinator.after_members(app, store(), run_id)
+    advance.after_chord(app, store(), run_id)
 
 
 @app.task(name="tasks.coordinator.cancel_run", ignore_result=True)

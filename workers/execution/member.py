@@ -28,7 +28,8 @@ from workers.agent.loop import AgentEvents, AgentRun, run_agent
 from workers.agent.plan_cache import PlanCache
 from workers.agent.plan_use import effective_groups
 from workers.cache.governed import CacheContext
-from workers.coordination.steps import after_members, apply_admission
+from workers.coordination import advance
+from workers.coordination.steps import apply_admission
 from workers.execution.cancellation import CancelToken
 from workers.execution.leases import LeaseKeeper
 from workers.execution.liveness import holder_gone, new_token
@@ -239,8 +240,7 @@ def _execute(
     kept = apply_admission(app, store, run_id, completion.admission, keep)
     if lane is not None:
         lane.next = kept
-    if completion.drained:
-        after_members(app, store, run_id)
+    advance.after_completion(app, store, run_id, completion)
     if completion.stored and record is not None:
         # After the run's own next steps: a record is for learning, and must never hold up
         # or break a run.
