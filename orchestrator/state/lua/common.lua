@@ -4,7 +4,8 @@
 -- the hash first: every key a script touches is declared, and all of them carry the run's hash
 -- tag, so a run's scripts run on the one shard of a Redis Cluster that holds the run. A run in
 -- a concurrency group declares its group's keys and its group's other runs' keys after them
--- (see group.lua).
+-- (see group.lua). A script whose call can end in several ways replies the outcome's name
+-- first; a yes or no is 1 or 0 (orchestrator/state/store/replies.py).
 
 -- The run's id: its hash key is 'ao:run:{TAG}' and the id.
 local RUN_ID = string.match(K_RUN, '}([^:}]*)$')
