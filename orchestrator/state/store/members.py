@@ -32,9 +32,8 @@ class MemberLifecycle(RunScripts):
         """Take the lease of a member about to execute (see ``claim_member.lua``); its time
         limit ``timeout_s`` counts from its first claim. A ``busy`` claim's ``input`` is the
         execution that holds the member, when one does; ``gone_holder``: that execution, whose
-        process is known to be gone (``workers/execution/liveness.py``), so that its live lease is
-        taken
-        over now (only if it still holds the member)."""
+        process is known to be gone (``workers/execution/liveness.py``), so that its live
+        lease is taken over now (only if it still holds the member)."""
         timeout_ms = int(timeout_s * 1000)
         reply = self._run(
             run_id, "claim_member", member, token, self._lease_ms, timeout_ms,

@@ -53,9 +53,8 @@ class Completion:
     """The result of storing a member's output. ``status`` is ``stored``; ``duplicate`` when
     the member had already ended (its first output is in ``output``); ``discarded`` when the
     execution no longer held the member's lease (its result is dropped; its calls' usage was
-    counted as they settled);
-    ``gone`` when the run no longer exists. ``drained``: a cancelled run has nothing left in
-    flight, so its final step can run now."""
+    counted as they settled); ``gone`` when the run no longer exists. ``drained``: a cancelled
+    run has nothing left in flight, so its final step can run now."""
 
     status: str
     output: AgentOutput | None
