@@ -31,7 +31,7 @@ from workers import spans
 from workers.agent.plan_use import PARALLEL_FLAG_PROVIDERS, hint_text
 from workers.agent.state import AgentState
 from workers.execution.cancellation import Cancelled, CancelToken
-from workers.providers import ModelProvider, get_provider
+from workers.providers import ModelProvider
 from workers.providers.budgeted import BudgetExceeded
 from workers.tools.registry import ToolRegistry
 from workers.tools.runner import ToolEvents, ToolResult, ToolRunner
@@ -80,7 +80,7 @@ def run_agent(
     cancel: CancelToken | None = None,
     events: AgentEvents | None = None,
     tools: ToolRunner = _NO_TOOLS,
-    provider_for: Callable[[str], ModelProvider] = get_provider,
+    provider_for: Callable[[str], ModelProvider],
     resume: AgentCheckpoint | None = None,
     checkpoint: Callable[[AgentCheckpoint], object] | None = None,
     groups: list[list[str]] | None = None,

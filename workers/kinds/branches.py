@@ -117,7 +117,9 @@ class BranchesKind:
             # first successful branch.
             strategy = "pick_first"
         try:
-            choice = load_strategy(strategy, registered_strategies())(branches.prompt, outcomes)
+            choice = load_strategy(strategy, registered_strategies(store.settings))(
+                branches.prompt, outcomes
+            )
             selected = checked_choice(strategy, choice, outcomes)
         except StrategyError as error:
             self._finish(app, store, run_id, outcomes, None, Usage(), "failed", str(error))
