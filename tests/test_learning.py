@@ -174,7 +174,9 @@ def test_inject_hints_tells_the_model_and_sets_the_providers_parallel_flag(
             model=ModelConfig(provider="openai", model="gpt-test", endpoint="test-openai"),
             plan_mode="inject_hints",
         )
-        run_agent(spec, "q", run_id="r", groups=[["fetch", "search"]], provider_for=providers())
+        run_agent(
+            spec, "q", run_id="r", parallel_groups=[["fetch", "search"]], provider_for=providers()
+        )
     finally:
         api.close()
     body = api.requests[0][2]

@@ -20,7 +20,7 @@ from orchestrator.state.keys import member_of_task
 from orchestrator.tracing import flush as flush_spans
 from workers.broker.resilience import use_resilient_broker
 from workers.coordination.canvas import BATCH_TASK, FINAL_TASK, MEMBER_TASK
-from workers.node import set_node_name
+from workers.identity import node_name, set_node_name
 from workers.runtime import WorkerRuntime
 from workers.startup import (
     StartupError,
@@ -73,8 +73,9 @@ def _start_watchdog(sender: Any = None, **_: Any) -> None:
     # Named in Redis from now on, so that the leases it takes name it
     # (workers/execution/liveness.py).
     process_presence(runtime.store.client)
-    hostname = getattr(sender, "hostname", None) or "worker"
-    runtime.watchdog.start(hostname)
+    # Its presence is kept under its node name (Celery's ``name@host``, the sender's
+    # ``hostname``), the name it holds admissions and leases under too.
+    runtime.watchdog.start(node_name())
 
 
 @worker_shutdown.connect
@@ -88,9 +89,9 @@ def _stop_watchdog(**_: Any) -> None:
 
 @celeryd_init.connect
 def _name_node(sender: Any = None, conf: Any = None, options: Any = None, **_: Any) -> None:
-    """Members this worker admits and takes are held under its node name (``name@host``),
-    the name its presence is kept under; its Redis pools are sized for its concurrency (a
-    thread that finds them taken waits instead of failing its member)."""
+    """Members this worker admits and takes are held under its node name (``name@host``,
+    ``workers/identity.py``), the name its presence is kept under; its Redis pools are sized
+    for its concurrency (a thread that finds them taken waits instead of failing its member)."""
     if isinstance(sender, str):
         set_node_name(sender)
     concurrency = (options or {}).get("concurrency") or app.conf.worker_concurrency or 0

@@ -17,7 +17,7 @@ from celery import Celery
 from orchestrator.state.keys import FINAL_MEMBER
 from orchestrator.state.store import RunStore
 from workers.coordination import canvas
-from workers.node import node_name
+from workers.identity import node_name
 
 BATCH_FROM = 32
 """Members admitted together share messages from this many on (the first window of a wide run):

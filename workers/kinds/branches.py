@@ -17,6 +17,7 @@ from workers import spans
 from workers.agent.loop import AgentRun
 from workers.coordination.publishing import publish
 from workers.execution.records import finish_run
+from workers.identity import node_name
 from workers.kinds.base import Execution, MemberIdentity, MemberStart
 from workers.kinds.evaluation import (
     StrategyError,
@@ -26,7 +27,6 @@ from workers.kinds.evaluation import (
     load_strategy,
 )
 from workers.kinds.strategy_registry import registered_strategies
-from workers.node import node_name
 
 
 def _request(request: RunRequest) -> BranchesRequest:
