@@ -22,8 +22,10 @@ from workers.cache.refusals import ResendWithoutHints
 from workers.coordination.watchdog import Watchdog
 from workers.execution.leases import LeaseKeeper
 from workers.execution.member import MemberRuntime
+from workers.kinds.reducer_functions import registered_reducers
 from workers.kinds.strategy_registry import registered_strategies
 from workers.limits import SharedLimit
+from workers.module_scan import served_modules
 from workers.providers import ModelProvider, ModelSurface, get_provider
 from workers.providers.budgeted import BudgetedProvider, CallBudget
 from workers.providers.pooled import PooledProvider
@@ -51,6 +53,7 @@ def watchdog(app: Celery) -> Watchdog:
     settings = get_settings()
     served = {
         "strategies": registered_strategies().names,
+        "reducers": registered_reducers().names,
         "endpoints": sorted(settings.endpoints),
     }
     return Watchdog(
@@ -65,7 +68,8 @@ def watchdog(app: Celery) -> Watchdog:
 
 @cache
 def tool_registry() -> ToolRegistry:
-    return ToolRegistry.from_modules(get_settings().tool_module_names)
+    settings = get_settings()
+    return ToolRegistry.from_modules(served_modules(settings, settings.tool_module_names))
 
 
 def _tool_limit(tool: Tool) -> SharedLimit | None:

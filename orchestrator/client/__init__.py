@@ -32,7 +32,8 @@ from orchestrator.models import (
     RunRecord,
     RunStatus,
 )
-from orchestrator.models.input_limits import check_items, check_request_value
+from orchestrator.models.input_limits import check_request_value
+from orchestrator.models.items import item_texts
 from orchestrator.models.learner_limits import record_over_limits
 from orchestrator.models.requests import (
     AgentRunRequest,
@@ -114,9 +115,9 @@ class Client:
     def map_reduce(
         self,
         task: str,
-        items: Sequence[str],
+        items: Sequence[Any],
         mapper: AgentSpec | dict[str, Any],
-        reducer: AgentSpec | dict[str, Any],
+        reducer: AgentSpec | dict[str, Any] | str,
         max_concurrent: int = 5,
         budget: Budget | dict[str, Any] | None = None,
         deadline_s: float | None = None,
@@ -129,32 +130,33 @@ class Client:
         other run that names it, taking turns with them (see ``Client.groups()``); a group no
         live worker declares raises ``InvalidRunError``.
 
-        Mapper ``i`` is named ``{mapper.name}_{i}`` and gets ``"{task}\\n\\nProcess this item:
-        {item}"``. Raises ``InvalidRunError`` before anything is dispatched when the input is
-        bad (no items, a cap below 1, an unknown provider, a negative budget, a
-        ``max_cost_usd`` with a model whose price is not known).
+        Items are JSON values: mapper ``i`` is named ``{mapper.name}_{i}`` and gets
+        ``"{task}\\n\\nProcess this item: {item}"``, a string item as it is and any other as
+        its compact JSON. ``reducer`` is an agent, or the name of a function the workers
+        register with ``@reducer`` (see ``Client.reducers()``), whose return value is the
+        result's ``reduced_data``. Raises ``InvalidRunError`` before anything is dispatched
+        when the input is bad (no items, an item that is not JSON, a cap below 1, an unknown
+        provider or reducer function, a negative budget, a ``max_cost_usd`` with a model
+        whose price is not known).
         """
-        if isinstance(items, str) or not isinstance(items, Sequence):
-            raise InvalidRunError("items must be a list of strings")
-        if not items:
-            raise InvalidRunError("items must not be empty: a map-reduce needs at least one item")
-        for position, item in enumerate(items):
-            if not isinstance(item, str):
-                raise InvalidRunError(f"items[{position}] is {type(item).__name__}, not a string")
-        check_items(items)
+        texts = item_texts(items)
+        function = reducer if isinstance(reducer, str) else None
+        if function is not None:
+            self._check_reducer(function)
         # One model validates everything, so each error names its place (budget.max_agents).
         request = self._validated(
             MapReduceRequest,
             task=task,
             mapper=mapper,
-            reducer=reducer,
+            reducer=None if function is not None else reducer,
+            reducer_function=function,
             max_concurrent=max_concurrent,
             budget=budget,
             deadline_s=deadline_s,
             item_count=len(items),
             group=group,
         )
-        return self._submit(request, MapReduceResult, items=list(items))
+        return self._submit(request, MapReduceResult, items=texts)
 
     def parallel_branches(
         self,
@@ -383,6 +385,19 @@ class Client:
         """The strategies a run may name: the built-ins, then those the live workers
         register with ``@strategy`` in their ``ORCHESTRATOR_STRATEGY_MODULES``."""
         return [*BUILTIN_STRATEGIES, *live_names(self.redis, "strategies")]
+
+    def reducers(self) -> list[str]:
+        """The reducer functions a map-reduce may name: those the live workers register with
+        ``@reducer`` in their ``ORCHESTRATOR_MODULES``."""
+        return live_names(self.redis, "reducers")
+
+    def _check_reducer(self, name: str) -> None:
+        registered = self.reducers()
+        if name not in registered:
+            offer = ", ".join(registered) or "none"
+            raise InvalidRunError(
+                f"reducer: unknown reducer function {name!r} (registered on the workers: {offer})"
+            )
 
     def _check_strategy(self, name: str) -> None:
         if name in BUILTIN_STRATEGIES:

@@ -6,11 +6,12 @@ Every model here serializes to plain JSON; tasks receive and return them as dict
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from orchestrator.models.cache_records import CacheDecision, CacheMode, PromptBlock
+from orchestrator.models.schemas import OUTPUT_SCHEMA_OPTION, output_schema_of
 from orchestrator.models.thinking import ThinkingBlock
 from orchestrator.models.timestamps import UtcTimestamp
 from orchestrator.plans import PlanMode
@@ -42,6 +43,9 @@ REQUEST_OPTIONS = frozenset(
 )
 """Options a client may not set: the request a worker sends with its key is built from the
 agent's spec alone."""
+
+WORKER_SET_OPTIONS = frozenset({OUTPUT_SCHEMA_OPTION})
+"""Options a worker sets on its own calls from the agent's spec (``AgentSpec.output_schema``)."""
 
 OUTPUT_LIMIT_OPTIONS = frozenset({"max_tokens", "max_completion_tokens", "max_output_tokens"})
 """Options that would set a call's output limit behind ``ModelConfig.max_output_tokens``, the
@@ -106,6 +110,12 @@ class ModelConfig(BaseModel):
                 f"{', '.join(limits)}: set the output limit with ModelConfig.max_output_tokens, "
                 "which the budget reserves for before each call"
             )
+        derived = sorted(WORKER_SET_OPTIONS & value.keys())
+        if derived:
+            raise ValueError(
+                f"{', '.join(derived)} cannot be an option: set AgentSpec.output_schema, which "
+                "the workers ask of the model and validate its answers against"
+            )
         rewrites = sorted(REQUEST_OPTIONS & value.keys())
         if rewrites:
             raise ValueError(
@@ -151,6 +161,14 @@ class AgentSpec(BaseModel):
         timeout_s: the time limit of the whole agent run (900 s by default), counted from the
             first time it starts, including the time a redelivered execution resumes; past it
             the agent ends ``error`` with "timed out after N s" and frees its slot.
+        output_schema: the JSON Schema its final answer must match (a dict, or a pydantic
+            model class, turned into its JSON Schema here on the client): asked of the model
+            in its provider's native structured-output mode and validated on the worker
+            (``orchestrator/models/schemas.py``); the parsed value is ``AgentOutput.data``.
+        output_retries: how many more model calls an answer that does not match
+            ``output_schema`` gets, each told what was wrong (2 by default); each is a model
+            call like any other (budget, pools, time limit, cancel). An answer that never
+            matches ends the agent ``error``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -168,6 +186,13 @@ class AgentSpec(BaseModel):
     parallel_groups: list[list[str]] = Field(default_factory=list)
     cache_mode: CacheMode = "observe"
     timeout_s: float = Field(default=900.0, gt=0, allow_inf_nan=False)
+    output_schema: dict[str, Any] | None = None
+    output_retries: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("output_schema", mode="before")
+    @classmethod
+    def _schema_as_data(cls, value: object) -> dict[str, Any] | None:
+        return output_schema_of(value)
 
     @model_validator(mode="after")
     def _agent_id_defaults_to_name(self) -> AgentSpec:
@@ -257,11 +282,18 @@ class Message(BaseModel):
     thinking: list[ThinkingBlock] = Field(default_factory=list)
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
 class AgentOutput(BaseModel):
-    """What one agent run produced. Agent runs never raise: failures are ``error`` outputs."""
+    """What one agent run produced. Agent runs never raise: failures are ``error`` outputs.
+
+    ``data``: the parsed answer of an agent with an ``output_schema`` (or a reducer
+    function's return value), None otherwise; ``answer`` is then its compact JSON text."""
 
     name: str
     answer: str = ""
+    data: JsonValue = None
     outcome: Outcome = "ok"
     error: str | None = None
     turns: int = 0
@@ -275,6 +307,14 @@ class AgentOutput(BaseModel):
     def succeeded(self) -> bool:
         """True when the agent produced an answer without error."""
         return self.outcome == "ok" and self.error is None
+
+    def parsed(self, model: type[ModelT]) -> ModelT:
+        """``data`` validated into ``model`` (pydantic's ``ValidationError`` when it does not
+        fit); ``ValueError`` when there is no data (no schema, or the agent did not succeed)."""
+        if self.data is None:
+            why = self.error or "the agent had no output_schema"
+            raise ValueError(f"{self.name} has no data to parse: {why}")
+        return model.model_validate(self.data)
 
     @classmethod
     def not_run(cls, name: str, outcome: Outcome, reason: str) -> AgentOutput:
@@ -329,6 +369,8 @@ class AgentCheckpoint(BaseModel):
     tool_calls: int
     tools_used: list[str]
     calls: list[CallRecord]
+    output_retries: int = 0
+    """The retries of answers that did not match the agent's ``output_schema`` so far."""
 
 
 RunState = Literal["pending", "running", "succeeded", "failed", "cancelled"]

@@ -6,7 +6,7 @@ from functools import cache
 
 from orchestrator.config.settings import get_settings
 from orchestrator.strategies import Strategy
-from workers.module_scan import collect_named
+from workers.module_scan import collect_named, served_modules
 
 
 class StrategyRegistry:
@@ -34,5 +34,7 @@ class StrategyRegistry:
 
 @cache
 def registered_strategies() -> StrategyRegistry:
-    """This worker's registry, from ``ORCHESTRATOR_STRATEGY_MODULES`` (checked at start)."""
-    return StrategyRegistry.from_modules(get_settings().strategy_module_names)
+    """This worker's registry, from ``ORCHESTRATOR_MODULES`` and
+    ``ORCHESTRATOR_STRATEGY_MODULES`` (checked at start)."""
+    settings = get_settings()
+    return StrategyRegistry.from_modules(served_modules(settings, settings.strategy_module_names))

@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestrator.config.settings import get_settings
 from orchestrator.tools import calling
+from workers.module_scan import served_modules
 from workers.tools.calls import render
 from workers.tools.registry import ToolRegistry
 
@@ -31,7 +32,9 @@ def _watch_lifeline(fd: int) -> None:
 
 def _run(request: dict[str, Any]) -> dict[str, str]:
     name = request["name"]
-    tool = ToolRegistry.from_modules(get_settings().tool_module_names).get(name)
+    settings = get_settings()
+    modules = served_modules(settings, settings.tool_module_names)
+    tool = ToolRegistry.from_modules(modules).get(name)
     try:
         if tool is None:
             raise LookupError(f"tool {name!r} is not served by this worker")
