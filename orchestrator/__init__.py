@@ -30,6 +30,7 @@ from orchestrator.models.results import (
 )
 from orchestrator.plans import ExecutionPlan, ParallelGroup, ParallelHint
 from orchestrator.plans.cache_plans import CachePlan, CacheProfile
+from orchestrator.reducers import Reducer, reducer
 from orchestrator.strategies import Strategy, strategy
 from orchestrator.tools import Tool, ToolInfo, ToolPolicy, idempotency_key, tool
 
@@ -54,6 +55,7 @@ __all__ = [
     "ParallelHint",
     "ParallelResult",
     "RunFailedError",
+    "Reducer",
     "RunHandle",
     "RunNotFoundError",
     "RunRecord",
@@ -67,6 +69,7 @@ __all__ = [
     "Usage",
     "WritesRefusedError",
     "idempotency_key",
+    "reducer",
     "strategy",
     "tool",
 ]
