@@ -2,8 +2,9 @@
 
 The settings are checked, and tracing set up, when ``workers.app`` is imported (the app's
 configuration needs them; a forked pool child inherits both), the modules it serves (tools,
-strategies, reducer functions) when the worker initialises (``worker_init``, before its pool, consumer and watchdog exist). A failure is one
-line on stderr, ``error: <cause>``, and a non-zero exit.
+strategies, reducer functions) when the worker initialises (``worker_init``, before its pool,
+consumer and watchdog exist). A failure is one line on stderr, ``error: <cause>``, and a
+non-zero exit.
 """
 
 from __future__ import annotations

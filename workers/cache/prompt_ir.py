@@ -1,8 +1,8 @@
 """A provider-native request as blocks: the prompt IR the cache governor plans over.
 
 Blocks come in prompt order (tools, the output schema, then the system prompt, then
-messages), each with the path of the JSON value it was read from, so that a translator can put a hint on it. A
-block's hash is over its canonical JSON (sorted keys, no whitespace) without any
+messages), each with the path of the JSON value it was read from, so that a translator can put
+a hint on it. A block's hash is over its canonical JSON (sorted keys, no whitespace) without any
 ``cache_control``, so a tool schema hashes the same whatever the order of its keys, and a
 request hashes the same before and after hints are added.
 """
