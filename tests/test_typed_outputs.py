@@ -122,7 +122,8 @@ def test_the_scripted_model_answers_valid_json_for_a_pydantic_schema(client: Cli
 
 def test_parsed_says_why_there_is_no_data(client: Client) -> None:
     result = client.map_reduce("t", ["a"], scripted("m"), scripted("r")).result(30)
-    with pytest.raises(ValueError, match="m_0 has no data to parse: the agent had no output_schema"):
+    why = "m_0 has no data to parse: the agent had no output_schema"
+    with pytest.raises(ValueError, match=why):
         result.map_outputs[0].parsed(Invoice)
 
 
@@ -173,7 +174,9 @@ def test_an_item_nested_too_deep_is_refused_at_submit(client: Client) -> None:
         ("Invoice", "a JSON Schema \\(a dict\\) or a pydantic model class"),
     ],
 )
-def test_a_bad_output_schema_is_refused_at_submit(client: Client, schema: Any, message: str) -> None:
+def test_a_bad_output_schema_is_refused_at_submit(
+    client: Client, schema: Any, message: str
+) -> None:
     with pytest.raises(InvalidRunError, match=f"mapper.output_schema: .*{message}"):
         client.map_reduce("t", ["a"], {"name": "m", "output_schema": schema}, scripted("r"))
 
