@@ -118,6 +118,9 @@ def anthropic_rule(body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
     passes."""
     fmt = (body.get("output_config") or {}).get("format")
     problems = anthropic_violations(fmt["schema"]) if fmt else []
+    if fmt and set(fmt) - {"type", "schema"}:
+        extra = ", ".join(sorted(set(fmt) - {"type", "schema"}))
+        problems.append(f"output_config.format.{extra}: Extra inputs are not permitted")
     choice = body.get("tool_choice") or {}
     if choice.get("type") in ("any", "tool") and (body.get("thinking") or {}).get("type"):
         problems.append("Thinking may not be enabled when tool_choice forces tool use.")
