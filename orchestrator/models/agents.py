@@ -3,7 +3,7 @@ names the workers implement), its spec (``AgentSpec``) and a run's ``Budget``.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -173,8 +173,17 @@ class AgentSpec(BaseModel):
     parallel_groups: list[list[str]] = Field(default_factory=list)
     cache_mode: CacheMode = "observe"
     timeout_s: float = Field(default=900.0, gt=0, allow_inf_nan=False)
-    output_schema: dict[str, Any] | None = None
+    if TYPE_CHECKING:  # a pydantic model class may be given: its JSON Schema is what is kept
+        output_schema: dict[str, Any] | type[BaseModel] | None = None
+    else:
+        output_schema: dict[str, Any] | None = None
     output_retries: int = Field(default=2, ge=0, le=10)
+
+    @property
+    def output_json_schema(self) -> dict[str, Any] | None:
+        """``output_schema`` as it is kept and sent: a JSON Schema (None without one)."""
+        schema = self.output_schema
+        return schema if isinstance(schema, dict) else None
 
     @field_validator("output_schema", mode="before")
     @classmethod

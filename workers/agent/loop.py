@@ -187,7 +187,7 @@ def run_agent(
     if spec.plan_mode == "inject_hints" and groups and model.provider in PARALLEL_FLAG_PROVIDERS:
         options = {**model.options, "parallel_tool_calls": True}
         model = model.model_copy(update={"options": options})
-    schema = spec.output_schema
+    schema = spec.output_json_schema
     model = structured.asked(model, schema)  # each surface asks in its own native mode
 
     def turn_limit() -> int:

@@ -41,8 +41,9 @@ def room_chars(spec: AgentSpec) -> int:
     counts four characters a token, rounded up, of the instructions, a newline and the prompt;
     an output schema goes with every call and takes its room too."""
     budget = int(spec.model.context_window * INPUT_SHARE) * CHARS_PER_TOKEN
-    schema = len(canonical(spec.output_schema)) if spec.output_schema is not None else 0
-    return budget - (len(spec.instructions) + 1 if spec.instructions else 0) - schema
+    schema = spec.output_json_schema
+    taken = len(canonical(schema)) if schema is not None else 0
+    return budget - (len(spec.instructions) + 1 if spec.instructions else 0) - taken
 
 
 def fits(spec: AgentSpec, prompt: str) -> bool:
