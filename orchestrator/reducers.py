@@ -11,6 +11,7 @@ submit. Nothing a client submits is ever imported.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,47 +21,60 @@ from orchestrator.models import AgentOutput
 
 ReducerFunction = Callable[[str, Sequence[AgentOutput]], Any]
 
+DEFAULT_TIMEOUT_S = 900.0
+"""A reducer function's time limit unless its registration says otherwise (a member's)."""
+
 REDUCER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 """What a registered reducer may be called: a plain name, never a path."""
 
 
 @dataclass(frozen=True)
 class Reducer:
-    """A registered reducer function; calling it calls the function."""
+    """A registered reducer function; calling it calls the function. ``timeout_s``: its time
+    limit as the run's final step."""
 
     name: str
     function: ReducerFunction
+    timeout_s: float = DEFAULT_TIMEOUT_S
 
     def __call__(self, task: str, outputs: Sequence[AgentOutput]) -> Any:
         return self.function(task, outputs)
 
 
 @overload
-def reducer(function: ReducerFunction, *, name: str | None = None) -> Reducer: ...
+def reducer(
+    function: ReducerFunction, *, name: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> Reducer: ...
 
 
 @overload
 def reducer(
-    function: None = None, *, name: str | None = None
+    function: None = None, *, name: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> Callable[[ReducerFunction], Reducer]: ...
 
 
 def reducer(
-    function: ReducerFunction | None = None, *, name: str | None = None
+    function: ReducerFunction | None = None,
+    *,
+    name: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> Reducer | Callable[[ReducerFunction], Reducer]:
     """Register ``function`` as a reducer named ``name`` (default: the function's name).
 
-    Used bare (``@reducer``) or with a name (``@reducer(name="totals")``); the module must be
-    listed in the workers' ``ORCHESTRATOR_MODULES``. The function gets the task and a sequence
-    of every map output in item order, read from Redis a page at a time as it goes through
-    them, and returns a JSON value (a pydantic model is dumped to one); what it raises fails
-    the run, the map outputs kept.
+    Used bare (``@reducer``) or with options (``@reducer(name="totals", timeout_s=60)``); the
+    module must be listed in the workers' ``ORCHESTRATOR_MODULES``. ``timeout_s`` is its time
+    limit (900 s by default): past it the run fails, ``timed out after N s``. The function
+    gets the task and a sequence of every map output in item order, read from Redis a page at
+    a time as it goes through them, and returns a JSON value (a pydantic model is dumped to
+    one); what it raises fails the run, the map outputs kept.
     """
 
     def register(target: ReducerFunction) -> Reducer:
         chosen = name or target.__name__
         if not REDUCER_NAME.match(chosen):
             raise ValueError(f"reducer name {chosen!r} must match {REDUCER_NAME.pattern}")
-        return Reducer(chosen, target)
+        if not 0 < timeout_s < math.inf:
+            raise ValueError(f"reducer {chosen!r}: timeout_s must be a positive number of seconds")
+        return Reducer(chosen, target, float(timeout_s))
 
     return register(function) if function is not None else register

@@ -33,7 +33,7 @@ def not_json(task: str, outputs: Sequence[AgentOutput]) -> object:
     return {"when": time}
 
 
-@reducer
+@reducer(timeout_s=1)
 def stall(task: str, outputs: Sequence[AgentOutput]) -> None:
-    """Never returns in a test's time: its member is stopped (a cancel) while it runs."""
+    """Never returns in a test's time: its member is stopped by its time limit."""
     time.sleep(600)
