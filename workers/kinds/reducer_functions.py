@@ -25,7 +25,7 @@ from orchestrator.errors import InvalidRunError
 from orchestrator.models import AgentOutput, AgentSpec, RunRecord, utcnow
 from orchestrator.models.input_limits import check_request_value
 from orchestrator.models.schemas import compact
-from orchestrator.reducers import Reducer
+from orchestrator.reducers import DEFAULT_TIMEOUT_S, Reducer
 from orchestrator.state.store import OUTPUT_PAGE, RunStore
 from workers.agent.loop import AgentRun
 from workers.kinds.base import Execution
@@ -62,9 +62,11 @@ def registered_reducers() -> ReducerRegistry:
 
 
 def function_spec(name: str) -> AgentSpec:
-    """What the final member's execution holds a reducer function to: its name, and the
-    default time limit of a member (no model is called)."""
-    return AgentSpec(name=name)
+    """What the final member's execution holds a reducer function to: its name and its time
+    limit (no model is called)."""
+    registered = registered_reducers().get(name)
+    timeout_s = registered.timeout_s if registered is not None else DEFAULT_TIMEOUT_S
+    return AgentSpec(name=name, timeout_s=timeout_s)
 
 
 class MapOutputs(Sequence[AgentOutput]):
