@@ -12,6 +12,7 @@ import pytest
 
 from learners.prompt_cache import observations_of
 from orchestrator.config.governor import CacheGovernorConfig
+from orchestrator.config.settings import Settings
 from orchestrator.models import CallRecord, Message, ModelConfig, RunRecord
 from orchestrator.models.cache_records import PromptBlock, toolset_hash
 from orchestrator.plans.cache_plans import CachePlan, CacheProfile, PositionStat, learning_key
@@ -44,7 +45,7 @@ SURFACES = {"anthropic": ANTHROPIC, "openai": OPENAI_CHAT, "openai_responses": O
 def body(provider: str, question: str, schema: dict[str, Any] | None) -> dict[str, Any]:
     config = asked(ModelConfig(provider=provider, model=SONNET), schema)
     messages = [Message(role="system", content="Be brief."), Message(role="user", content=question)]
-    surface = PROVIDERS[provider]
+    surface = PROVIDERS[provider](Settings())
     assert isinstance(surface, BodySurface)
     return surface.request_body(config, messages, [TOOL])
 
@@ -99,7 +100,7 @@ def test_no_cache_hint_goes_on_the_output_schema(api: FakeAPI) -> None:
         ModelConfig(provider="anthropic", model=SONNET, endpoint="test-anthropic"), SCHEMA
     )
     messages = [Message(role="system", content="Be brief."), Message(role="user", content="2+2?")]
-    surface = PROVIDERS["anthropic"]
+    surface = PROVIDERS["anthropic"](Settings())  # the endpoints serve_api declared
     assert isinstance(surface, BodySurface)
     blocks = prompt_blocks(ANTHROPIC, surface.request_body(config, messages, [TOOL]), 4.0)
     assert [b.kind for b in blocks] == ["tool", "output_schema", "system", "user"]

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator import AgentSpec, ModelConfig
 from tests.fake_api import FakeAPI, serve_api
+from tests.helpers import providers
 from tests.structured_wire import (
     anthropic_rule,
     chat_completion,
@@ -59,7 +60,7 @@ def run(provider: str, model: str, schema: Any, thinking: str | None = None) -> 
         output_schema=schema,
         thinking=thinking,
     )
-    return run_agent(spec, "Invoice from ACME, 12.50", run_id="r1")
+    return run_agent(spec, "Invoice from ACME, 12.50", run_id="r1", provider_for=providers())
 
 
 def responses_answer(text: str) -> dict[str, Any]:
@@ -164,7 +165,7 @@ def test_anthropic_with_thinking_asks_a_free_form_schema_in_the_system_prompt(
         provider="anthropic", model="claude-test", endpoint="test-anthropic", max_output_tokens=4096
     )
     spec = AgentSpec(name="x", model=config, output_schema=FREE_FORM, thinking="low")
-    result = run_agent(spec, "Totals?", run_id="r1")
+    result = run_agent(spec, "Totals?", run_id="r1", provider_for=providers())
     assert result.output.data == {"totals": {}}, result.output.error
     body = api.requests[0][2]
     assert "tool_choice" not in body

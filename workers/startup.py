@@ -19,7 +19,7 @@ from typing import NoReturn, TypeVar
 from orchestrator import tracing
 from orchestrator.config.settings import ENV_PREFIX, InvalidSettingsError, Settings, load_settings
 from orchestrator.tracing import TracingConfigError
-from workers.kinds.reducer_functions import ReducerRegistry
+from workers.kinds.reducer_functions import registered_reducers
 from workers.kinds.strategy_registry import StrategyRegistry
 from workers.module_scan import served_modules
 from workers.tools.registry import ToolRegistry
@@ -71,7 +71,7 @@ def check_modules(settings: Settings) -> None:
     _import_modules(shared, settings.module_names)
     check_tool_modules(settings)
     check_strategy_modules(settings)
-    _registry(shared, lambda: ReducerRegistry.from_modules(served_modules(settings, [])))
+    _registry(shared, lambda: registered_reducers(settings))
 
 
 def check_tool_modules(settings: Settings) -> ToolRegistry:

@@ -15,10 +15,10 @@ from workers import spans
 from workers.agent.loop import AgentRun
 from workers.coordination.publishing import publish
 from workers.execution.records import finish_run
+from workers.identity import node_name
 from workers.kinds import reduce_tree
 from workers.kinds.base import Execution, MemberIdentity, MemberStart
 from workers.kinds.reducer_functions import MapOutputs, function_spec, reduce_with_function
-from workers.node import node_name
 
 
 def _request(request: RunRequest) -> MapReduceRequest:
@@ -52,9 +52,8 @@ class MapReduceKind:
     def run(
         self, request: RunRequest, member: str, start: MemberStart, execution: Execution
     ) -> AgentRun:
-        """A mapper's agent run, or the reduce over the stored outputs: the reducer function,
-        or the reducer agent (a tree of partial reducers when the summaries do not fit its
-        window)."""
+        """A mapper's agent run, or the reduce over the stored outputs (a tree of partial
+        reducers when the summaries do not fit the reducer's window)."""
         if member != FINAL_MEMBER:
             return execution.run(start)
         mr = _request(request)

@@ -3,9 +3,10 @@
 A run names a function (``MapReduceRequest.reducer_function``); it is looked up in this
 worker's registry, built from the modules its operator lists, and nothing the run names is
 ever imported. The function runs inside the final member's execution, under its lease and
-time limit: in a thread of its own, which the execution waits for until it returns or the
-member is stopped (a cancel, its time limit, a lost lease). Python cannot stop a thread, so a
-function still running then is left to finish in the background, its result dropped.
+time limit (a member's), and its own ``timeout_s`` within it: in a thread of its own, which
+the execution waits for until it returns, its time is up, or the member is stopped (a cancel,
+the member's time limit, a lost lease). Python cannot stop a thread, so a function still
+running then is left to finish in the background, its result dropped.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from typing import Any, overload
 
 from pydantic import BaseModel
 
-from orchestrator.config.settings import get_settings
+from orchestrator.config.settings import Settings
 from orchestrator.errors import InvalidRunError
 from orchestrator.models import AgentOutput, AgentSpec, RunRecord, utcnow
 from orchestrator.models.input_limits import check_request_value
 from orchestrator.models.schemas import compact
-from orchestrator.reducers import DEFAULT_TIMEOUT_S, Reducer
+from orchestrator.reducers import Reducer
 from orchestrator.state.store import OUTPUT_PAGE, RunStore
 from workers.agent.loop import AgentRun
 from workers.kinds.base import Execution
@@ -55,18 +56,22 @@ class ReducerRegistry:
         return sorted(self.reducers)
 
 
+def registered_reducers(settings: Settings) -> ReducerRegistry:
+    """This worker's registry, from its ``ORCHESTRATOR_MODULES`` (checked at start; built once
+    per list of modules)."""
+    return _registry(tuple(served_modules(settings, [])))
+
+
 @cache
-def registered_reducers() -> ReducerRegistry:
-    """This worker's registry, from ``ORCHESTRATOR_MODULES`` (checked at start)."""
-    return ReducerRegistry.from_modules(served_modules(get_settings(), []))
+def _registry(module_names: tuple[str, ...]) -> ReducerRegistry:
+    return ReducerRegistry.from_modules(list(module_names))
 
 
 def function_spec(name: str) -> AgentSpec:
-    """What the final member's execution holds a reducer function to: its name and its time
-    limit (no model is called)."""
-    registered = registered_reducers().get(name)
-    timeout_s = registered.timeout_s if registered is not None else DEFAULT_TIMEOUT_S
-    return AgentSpec(name=name, timeout_s=timeout_s)
+    """What the final member's execution is held to for a reducer function: its name, and a
+    member's time limit (no model is called; the function's own ``timeout_s`` applies within
+    it)."""
+    return AgentSpec(name=name)
 
 
 class MapOutputs(Sequence[AgentOutput]):
@@ -144,9 +149,10 @@ def reduce_with_function(
         )
         return AgentRun(output, [], [], record)
 
-    function = registered_reducers().get(name)
+    registry = registered_reducers(execution.store.settings)
+    function = registry.get(name)
     if function is None:
-        served = ", ".join(registered_reducers().names) or "none"
+        served = ", ".join(registry.names) or "none"
         return ended(outcome="error", error=f"reducer {name!r} is not registered here ({served})")
     done = threading.Event()
     box: dict[str, Any] = {}
@@ -165,8 +171,10 @@ def reduce_with_function(
     cancel = execution.cancel
     forget = cancel.on_cancel(done.set)
     worker.start()
-    done.wait()
+    in_time = done.wait(min(function.timeout_s, function_spec(name).timeout_s))
     forget()
+    if not in_time and not cancel.cancelled:
+        return ended(outcome="error", error=f"timed out after {function.timeout_s:g} s")
     if "value" not in box and "error" not in box:  # stopped: a cancel, a time limit, a lease
         reason = cancel.reason
         error = f"cancelled: {reason}" if cancel.outcome == "cancelled" else reason

@@ -99,7 +99,7 @@ class OpenAIChat(BodySurface):
     def send(self, config: ModelConfig, body: dict[str, Any], cancel: CancelToken) -> ModelResponse:
         """Make the call ``body`` describes."""
         cancel.check()
-        client = openai_client(config)
+        client = openai_client(config, self.settings.endpoints)
         response = sdk_call(
             SURFACE, client, lambda: client.chat.completions.create(**body), cancel, config
         )
@@ -119,7 +119,7 @@ class OpenAIChat(BodySurface):
             # A refusal (structured outputs) stands for the answer: its validation says why.
             text=message.content or getattr(message, "refusal", None) or "",
             tool_calls=calls,
-            usage=priced(usage, config),
+            usage=priced(usage, config, self.settings.prices),
             usage_reported=used is not None,
             surface=SURFACE,
             request_digest=request_digest(body),
