@@ -81,6 +81,15 @@ def check_group(client: redis.Redis, name: str | None) -> None:
     )
 
 
+def reducer_function(client: redis.Redis, reducer: object) -> str | None:
+    """The reducer function a map-reduce names (``reducer`` given as a name), None for an
+    agent; a name no live worker registers is refused."""
+    if not isinstance(reducer, str):
+        return None
+    check_reducer(client, reducer)
+    return reducer
+
+
 def check_reducer(client: redis.Redis, name: str) -> None:
     """Refuse a reducer function no live worker registers."""
     registered = live_names(client, "reducers")

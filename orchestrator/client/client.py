@@ -117,19 +117,16 @@ class Client:
         other run that names it, taking turns with them (see ``Client.groups()``); a group no
         live worker declares raises ``InvalidRunError``.
 
-        Items are JSON values: mapper ``i`` is named ``{mapper.name}_{i}`` and gets
-        ``"{task}\\n\\nProcess this item: {item}"``, a string item as it is and any other as
-        its compact JSON. ``reducer`` is an agent, or the name of a function the workers
-        register with ``@reducer`` (see ``Client.reducers()``), whose return value is the
-        result's ``reduced_data``. Raises ``InvalidRunError`` before anything is dispatched
-        when the input is bad (no items, an item that is not JSON, a cap below 1, an unknown
-        provider or reducer function, a negative budget, a ``max_cost_usd`` with a model
-        whose price is not known).
+        Items are JSON values: mapper ``i`` is ``{mapper.name}_{i}`` on ``"{task}\\n\\nProcess
+        this item: {item}"``, a string item as it is, any other as its compact JSON. ``reducer``
+        is an agent, or the name of a ``@reducer`` function the workers serve (``reducers()``),
+        whose return value is the result's ``reduced_data``. Raises ``InvalidRunError`` before
+        anything is dispatched when the input is bad (no items, an item that is not JSON, a cap
+        below 1, an unknown provider or reducer function, a negative budget, a ``max_cost_usd``
+        with a model whose price is not known).
         """
         texts = item_texts(items)
-        function = reducer if isinstance(reducer, str) else None
-        if function is not None:
-            checks.check_reducer(self.redis, function)
+        function = checks.reducer_function(self.redis, reducer)
         # One model validates everything, so each error names its place (budget.max_agents).
         request = validated(
             MapReduceRequest,
@@ -277,13 +274,11 @@ class Client:
 
     def strategies(self) -> list[str]:
         """The strategies a run may name: the built-ins, then those the live workers
-        register with ``@strategy`` (in their ``ORCHESTRATOR_MODULES`` or
-        ``ORCHESTRATOR_STRATEGY_MODULES``)."""
+        register with ``@strategy`` (``ORCHESTRATOR_MODULES``, ``..._STRATEGY_MODULES``)."""
         return [*BUILTIN_STRATEGIES, *live_names(self.redis, "strategies")]
 
     def reducers(self) -> list[str]:
-        """The reducer functions a map-reduce may name: those the live workers register with
-        ``@reducer`` in their ``ORCHESTRATOR_MODULES``."""
+        """The ``@reducer`` functions of the live workers' ``ORCHESTRATOR_MODULES``."""
         return live_names(self.redis, "reducers")
 
     def get_run(self, run_id: str) -> RunHandle[Any]:
