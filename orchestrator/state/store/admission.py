@@ -19,11 +19,16 @@ class AdmissionSteps(RunScripts):
         which may let in members of its other runs too)."""
         return replies.started(self._run(run_id, "start_run", node, self._lease_ms))
 
-    def gate_final(self, run_id: str, node: str, prompt: str) -> tuple[str, str]:
+    def gate_final(
+        self, run_id: str, node: str, prompt: str, agent: bool = True
+    ) -> tuple[str, str]:
         """Budget-gate the run's final agent: (``admitted`` | ``denied`` | ``cancelled`` |
         ``gone``, reason); ``prompt`` is what it will be given ('' for one that builds its own,
-        a map-reduce's reducer), ``node`` publishes it."""
-        return replies.verdict(self._run(run_id, "gate_final", node, prompt, self._lease_ms))
+        a map-reduce's reducer), ``node`` publishes it. ``agent=False``: the final step is a
+        reducer function, no agent of the budget (only a cancel stops it)."""
+        counts = "1" if agent else "0"
+        reply = self._run(run_id, "gate_final", node, prompt, self._lease_ms, counts)
+        return replies.verdict(reply)
 
     def requeue_queued(self, run_id: str, node: str) -> list[str]:
         """The run's members that wait in the queue, handed to worker ``node`` to publish
