@@ -1,5 +1,6 @@
 """agent-orchestrator: run LLM-agent work across many machines on Celery + Redis."""
 
+from orchestrator.agents import AgentContext, AgentFunction, ToolCallError, agent
 from orchestrator.client import Client, RunHandle
 from orchestrator.errors import (
     InvalidRunError,
@@ -34,6 +35,8 @@ from orchestrator.strategies import Strategy, strategy
 from orchestrator.tools import Tool, ToolInfo, ToolPolicy, idempotency_key, tool
 
 __all__ = [
+    "AgentContext",
+    "AgentFunction",
     "AgentOutput",
     "AgentRunResult",
     "AgentSpec",
@@ -62,10 +65,12 @@ __all__ = [
     "Strategy",
     "Tool",
     "ToolCall",
+    "ToolCallError",
     "ToolInfo",
     "ToolPolicy",
     "Usage",
     "WritesRefusedError",
+    "agent",
     "idempotency_key",
     "strategy",
     "tool",

@@ -23,6 +23,7 @@ from workers.coordination.canvas import BATCH_TASK, FINAL_TASK, MEMBER_TASK
 from workers.node import set_node_name
 from workers.startup import (
     StartupError,
+    check_agent_modules,
     check_settings,
     check_strategy_modules,
     check_tool_modules,
@@ -58,6 +59,7 @@ def _check_worker(sender: Any = None, **_: Any) -> None:
     try:
         check_tool_modules(_settings.tool_module_names)
         check_strategy_modules(_settings.strategy_module_names)
+        check_agent_modules(_settings.module_names)
     except StartupError as error:
         exit_with(error)
 

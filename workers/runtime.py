@@ -16,6 +16,7 @@ from orchestrator.plans.store import PlanStore
 from orchestrator.state.connection import store_client
 from orchestrator.state.store import RunStore
 from orchestrator.tools import Tool
+from workers.agent.functions import AgentFunctions
 from workers.agent.plan_cache import PlanCache
 from workers.cache.governed import CacheContext, GovernedSurface
 from workers.cache.refusals import ResendWithoutHints
@@ -52,6 +53,7 @@ def watchdog(app: Celery) -> Watchdog:
     served = {
         "strategies": registered_strategies().names,
         "endpoints": sorted(settings.endpoints),
+        "agents": agent_functions().names,
     }
     return Watchdog(
         app,
@@ -61,6 +63,14 @@ def watchdog(app: Celery) -> Watchdog:
         served=served,
         group_limits=settings.group_limits,
     )
+
+
+@cache
+def agent_functions() -> AgentFunctions:
+    """The ``@agent`` functions of ``ORCHESTRATOR_MODULES`` (checked when the worker starts)."""
+    settings = get_settings()
+    keys = [endpoint.api_key_env for endpoint in settings.endpoints.values()]
+    return AgentFunctions.from_modules(settings.module_names, [key for key in keys if key])
 
 
 @cache
@@ -136,4 +146,6 @@ def cache_plan_cache() -> PlanCache[CachePlan]:
 
 @cache
 def member_runtime(app: Celery) -> MemberRuntime:
-    return MemberRuntime(app, store(), lease_keeper(), tool_runner(app), provider, plan_cache())
+    return MemberRuntime(
+        app, store(), lease_keeper(), tool_runner(app), provider, plan_cache(), agent_functions()
+    )

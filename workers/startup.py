@@ -17,6 +17,7 @@ from typing import NoReturn
 from orchestrator import tracing
 from orchestrator.config.settings import ENV_PREFIX, InvalidSettingsError, Settings, load_settings
 from orchestrator.tracing import TracingConfigError
+from workers.agent.functions import AgentFunctions
 from workers.kinds.strategy_registry import StrategyRegistry
 from workers.tools.registry import ToolRegistry
 
@@ -75,6 +76,17 @@ def check_strategy_modules(module_names: list[str]) -> StrategyRegistry:
     _import_modules(variable, module_names)
     try:
         return StrategyRegistry.from_modules(module_names)
+    except Exception as error:
+        raise StartupError(f"{variable}: {_import_cause(error)}") from None
+
+
+def check_agent_modules(module_names: list[str]) -> AgentFunctions:
+    """Import every module of ``ORCHESTRATOR_MODULES`` and collect its agent functions, or
+    ``StartupError``."""
+    variable = f"{ENV_PREFIX}MODULES"
+    _import_modules(variable, module_names)
+    try:
+        return AgentFunctions.from_modules(module_names)
     except Exception as error:
         raise StartupError(f"{variable}: {_import_cause(error)}") from None
 

@@ -254,6 +254,7 @@ class Client:
             specs = [request.spec]
         self._check_prices(request.budget, specs)
         self._check_tools(specs)
+        self._check_agents(specs)
         self._check_endpoints(specs)
         self._check_group(request.group)
         run_id = new_run_id(request.group)
@@ -393,6 +394,24 @@ class Client:
             raise InvalidRunError(
                 f"strategy: unknown strategy {name!r} (registered on the workers: {offer}; "
                 f"built-in: {', '.join(BUILTIN_STRATEGIES)})"
+            )
+
+    def agents(self) -> list[str]:
+        """The agent functions the live workers register with ``@agent`` (in their
+        ``ORCHESTRATOR_MODULES``), which an ``AgentSpec.agent`` may name."""
+        return live_names(self.redis, "agents")
+
+    def _check_agents(self, specs: list[AgentSpec | None]) -> None:
+        wanted = {spec.agent for spec in specs if spec is not None and spec.agent}
+        if not wanted:
+            return
+        registered = self.agents()
+        unknown = sorted(wanted - set(registered))
+        if unknown:
+            offer = ", ".join(registered) or "none"
+            raise InvalidRunError(
+                f"agent: unknown agent function {', '.join(map(repr, unknown))} "
+                f"(registered on the workers: {offer})"
             )
 
     def get_run(self, run_id: str) -> RunHandle[Any]:

@@ -134,6 +134,8 @@ class Settings(BaseSettings):
         result_ttl_s: how long what a run keeps (its state, outputs, events and result) stays
             in Redis once it ended (``ORCHESTRATOR_RESULT_TTL_S``, 7 days by default); set on the
             workers, which end runs.
+        modules: comma-separated modules whose registrations this worker serves
+            (``ORCHESTRATOR_MODULES``): today its ``@agent`` functions.
         tool_modules: comma-separated modules whose ``@tool`` functions this worker serves.
         strategy_modules: comma-separated modules whose ``@strategy`` functions this worker
             serves (the only strategies besides the built-ins that a run may name).
@@ -180,6 +182,7 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(default=7200, gt=0)
     events_maxlen: int = Field(default=10_000, gt=0)
     result_ttl_s: int = Field(default=DEFAULT_RESULT_TTL_S, gt=0)
+    modules: str = ""
     tool_modules: str = ""
     strategy_modules: str = ""
     remote_start_timeout_s: float = Field(default=30.0, gt=0)
@@ -254,6 +257,10 @@ class Settings(BaseSettings):
         for name, value in super().__repr_args__():
             masked = name in URL_FIELDS and isinstance(value, str)
             yield name, masked_url(value) if masked else value
+
+    @property
+    def module_names(self) -> list[str]:
+        return [name.strip() for name in self.modules.split(",") if name.strip()]
 
     @property
     def tool_module_names(self) -> list[str]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from orchestrator.agents import AGENT_NAME
 from orchestrator.models.cache_records import CacheDecision, CacheMode, PromptBlock
 from orchestrator.models.thinking import ThinkingBlock
 from orchestrator.models.timestamps import UtcTimestamp
@@ -151,6 +152,9 @@ class AgentSpec(BaseModel):
         timeout_s: the time limit of the whole agent run (900 s by default), counted from the
             first time it starts, including the time a redelivered execution resumes; past it
             the agent ends ``error`` with "timed out after N s" and frees its slot.
+        agent: the name of an agent function the workers register with ``@agent``
+            (``orchestrator.agents``): the member runs that function, with ``model`` as the
+            model of its calls, instead of the built-in loop. None: the built-in loop.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -168,6 +172,7 @@ class AgentSpec(BaseModel):
     parallel_groups: list[list[str]] = Field(default_factory=list)
     cache_mode: CacheMode = "observe"
     timeout_s: float = Field(default=900.0, gt=0, allow_inf_nan=False)
+    agent: str | None = Field(default=None, pattern=AGENT_NAME.pattern)
 
     @model_validator(mode="after")
     def _agent_id_defaults_to_name(self) -> AgentSpec:
@@ -329,6 +334,8 @@ class AgentCheckpoint(BaseModel):
     tool_calls: int
     tools_used: list[str]
     calls: list[CallRecord]
+    state: JsonValue = None
+    """What an agent function last gave ``ctx.checkpoint`` (its ``resumed_state`` on resume)."""
 
 
 RunState = Literal["pending", "running", "succeeded", "failed", "cancelled"]
@@ -348,6 +355,10 @@ class RunStatus(BaseModel):
     error: str | None = None
     group: str | None = None
     """The concurrency group the run shares a limit with, if it names one."""
+    parent: str | None = None
+    """The run whose member started this one (a child run), if any."""
+    children: list[str] = Field(default_factory=list)
+    """The child runs the run's members started (``AgentContext.map_reduce`` and the like)."""
     writes_refused: str | None = None
     """While the run has not ended and Redis refuses writes (it is full), Redis's own words
     (``command not allowed when used memory > 'maxmemory'.``): the run is paused, its members

@@ -24,6 +24,7 @@ from orchestrator.state.connection import wait_out_refusals, write_refusal
 from orchestrator.state.events import AgentEnd, AgentStart
 from orchestrator.state.store import Completion, RunStore
 from workers import spans
+from workers.agent.functions import AgentFunctions, FunctionCall, run_function_agent
 from workers.agent.loop import AgentEvents, AgentRun, run_agent
 from workers.agent.plan_cache import PlanCache
 from workers.agent.plan_use import effective_groups
@@ -64,6 +65,7 @@ class MemberRuntime:
     tools: ToolRunner
     provider_for: Callable[[str, CallBudget | None, CacheContext], ModelProvider]
     plans: PlanCache[ExecutionPlan]
+    functions: AgentFunctions
 
 
 class NextMember(Protocol):
@@ -174,6 +176,22 @@ def _execute(
                 resume: AgentCheckpoint | None = None,
                 checkpoint: Callable[[AgentCheckpoint], object] | None = None,
             ) -> AgentRun:
+                if spec.agent is not None:
+                    return run_function_agent(
+                        runtime.functions,
+                        FunctionCall(
+                            spec, start.prompt, start.context, start.item, run_id, member, name
+                        ),
+                        cancel=cancel,
+                        events=events,
+                        tools=runtime.tools,
+                        provider_for=lambda provider: runtime.provider_for(
+                            provider, budget, cache_context
+                        ),
+                        guard=lease.guard,
+                        resume=resume,
+                        checkpoint=checkpoint,
+                    )
                 return run_agent(
                     spec,
                     start.prompt,

@@ -28,6 +28,7 @@ from orchestrator.models import (
 )
 from orchestrator.models.requests import RUN_REQUEST, RunRequest
 from orchestrator.state.budget import ledger_fields
+from orchestrator.state.children import CHILD_FIELD, Lineage
 from orchestrator.state.connection import WRITES_REFUSED, refusal_message, write_refusal
 from orchestrator.state.events import AgentStart, Event, RunEnd, RunStart
 from orchestrator.state.keys import (
@@ -238,11 +239,13 @@ class RunStore:
         items: list[str] | None = None,
         first_events: tuple[Event, ...] = (),
         traceparent: str | None = None,
+        lineage: Lineage | None = None,
     ) -> None:
         """Write a new pending run: its request, items (map-reduce), budget and first events,
         and ``traceparent``, the W3C trace context its spans hang from (when tracing is on).
         A run in a concurrency group must have an id made for it (``keys.new_run_id(group)``),
-        which puts it on its group's shard of a Redis Cluster: ``ValueError`` otherwise."""
+        which puts it on its group's shard of a Redis Cluster: ``ValueError`` otherwise.
+        ``lineage``: a child run's parent and ancestors' ledgers (``state/children.py``)."""
         if request.group is not None and run_tag(run_id) != group_tag(request.group):
             raise ValueError(f"run {run_id} was not given an id of group {request.group!r}")
         keys = run_keys(run_id)
@@ -263,6 +266,10 @@ class RunStore:
             fields["traceparent"] = traceparent
         if request.group is not None:
             fields["group"] = request.group
+        ledger: dict[str, str | int] = {**ledger_fields(request)}
+        if lineage is not None:
+            fields |= lineage.run_fields()
+            ledger |= lineage.ledger_fields()
         if request.deadline_s is not None:
             fields["deadline_ms"] = int(fields["created_ms"]) + int(request.deadline_s * 1000)
         events = (RunStart(run_id=run_id, kind=request.kind, total=total), *first_events)
@@ -278,7 +285,7 @@ class RunStore:
             pipe.hset(keys.run, mapping=fields)
             if items:
                 pipe.rpush(keys.items, *items)
-            pipe.hset(keys.budget, mapping=ledger_fields(request))  # type: ignore[arg-type]
+            pipe.hset(keys.budget, mapping=ledger)  # type: ignore[arg-type]
             for event in events:
                 pipe.xadd(keys.events, {"e": event.model_dump_json()})
             pipe.execute()
@@ -632,6 +639,8 @@ class RunStore:
             cancel_reason=get.get("cancel") or None,
             error=get.get("error") or None,
             group=get.get("group") or None,
+            parent=get.get("parent") or None,
+            children=[child for name, child in get.items() if name.startswith(CHILD_FIELD)],
             writes_refused=None if ended else self._writes_refused(run_id),
         )
 

@@ -1,0 +1,69 @@
+"""Agent functions for the tests, served by the test workers (ORCHESTRATOR_MODULES).
+
+Some record what they did in Redis (under ``test:``), so that tests can see across worker
+processes which steps ran and how often.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import redis
+
+from orchestrator import AgentContext, agent
+
+
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(os.environ["ORCHESTRATOR_REDIS_URL"])
+
+
+@agent
+def two_calls(ctx: AgentContext, prompt: str) -> dict[str, Any]:
+    """Two model calls, the second on the first's answer; returns a JSON value."""
+    first = ctx.complete(f"draft: {prompt}")
+    second = ctx.complete(f"refine: {first}", max_output_tokens=64)
+    return {"draft": first, "final": second, "item": ctx.item, "member": ctx.member}
+
+
+@agent
+def until_denied(ctx: AgentContext, prompt: str) -> str:
+    """Calls the model until the budget refuses a call (that refusal ends the member)."""
+    answers = []
+    while True:
+        answers.append(ctx.complete(f"{prompt} #{len(answers)}"))
+
+
+@agent
+def adds(ctx: AgentContext, prompt: str) -> str:
+    """Calls the registered ``add`` tool, then the model on its result."""
+    total = ctx.call_tool("add", a=2, b=3)
+    return ctx.complete(f"the sum is {total}")
+
+
+@agent(name="leaks")
+def leaking(ctx: AgentContext, prompt: str) -> str:
+    """Raises with the worker's key in its message (which must never be stored)."""
+    raise RuntimeError(f"could not call with key {os.environ.get('OPENAI_API_KEY', '')}")
+
+
+@agent
+def steps(ctx: AgentContext, prompt: str) -> str:
+    """Three model calls, checkpointing after each: a redelivered member resumes after the
+    last step it checkpointed. Each execution's start is counted under
+    ``test:steps:{prompt}:starts``."""
+    _redis().incr(f"test:steps:{prompt}:starts")
+    done: list[str] = list(ctx.resumed_state or [])
+    for step in range(len(done), 3):
+        done.append(ctx.complete(f"{prompt} step {step}"))
+        ctx.checkpoint(done)
+    return " | ".join(done)
+
+
+@agent
+def ignores_cancel(ctx: AgentContext, prompt: str) -> str:
+    """Catches the stop of its model call and returns as if nothing happened."""
+    try:
+        return ctx.complete(prompt)
+    except Exception:
+        return "carried on"
