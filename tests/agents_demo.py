@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from orchestrator import AgentContext, agent
+from orchestrator import AgentContext, AgentSpec, ModelConfig, agent
 
 
 def _redis() -> redis.Redis:
@@ -67,3 +67,50 @@ def ignores_cancel(ctx: AgentContext, prompt: str) -> str:
         return ctx.complete(prompt)
     except Exception:
         return "carried on"
+
+
+def _scripted(name: str, **options: Any) -> AgentSpec:
+    model = ModelConfig(provider="scripted", options=options, max_output_tokens=16)
+    return AgentSpec(name=name, model=model)
+
+
+@agent
+def fan_out(ctx: AgentContext, prompt: str) -> str:
+    """One call of its own, then a child map-reduce of ten items (two at a time); answers
+    with the child's reduced answer."""
+    ctx.complete(f"plan: {prompt}", max_output_tokens=16)
+    result = ctx.map_reduce(
+        "Look at",
+        [f"{prompt}-{i}" for i in range(10)],
+        _scripted("child-mapper", latency_ms=20),
+        _scripted("child-reducer"),
+        max_concurrent=2,
+    )
+    return result.reduced_answer
+
+
+@agent
+def waits_on_child(ctx: AgentContext, prompt: str) -> str:
+    """A child single-agent run on the scripted model (100 ms); answers with its answer."""
+    child = ctx.run_agent(_scripted("child", latency_ms=100), f"child of {ctx.item or prompt}")
+    return child.output.answer
+
+
+@agent
+def slow_child(ctx: AgentContext, prompt: str) -> str:
+    """A child single-agent run on the test's slow server (endpoint ``slow``)."""
+    spec = AgentSpec(name="slow-child", model=ModelConfig(provider="openai", model="slow",
+                                                          endpoint="slow"))  # fmt: skip
+    return ctx.run_agent(spec, f"child of {prompt}").output.answer
+
+
+@agent
+def nested(ctx: AgentContext, prompt: str) -> str:
+    """``prompt`` is a depth: at 0 one model call, else a child run of this agent one level
+    down. Answers with the leaf's answer."""
+    depth = int(prompt)
+    if depth == 0:
+        return ctx.complete("leaf")
+    spec = AgentSpec(name=f"nested-{depth - 1}", agent="nested",
+                     model=ModelConfig(provider="scripted", max_output_tokens=16))  # fmt: skip
+    return ctx.run_agent(spec, str(depth - 1)).output.answer

@@ -86,6 +86,12 @@ class RunFamily:
         """(parent run, member) of a child run, None for a run that has no parent."""
         return _parent(self.client, run_id)
 
+    def ancestor_limits(self, run_id: str) -> tuple[bool, bool]:
+        """Whether an ancestor of the run limits (tokens, cost): a child run's calls are then
+        reserved in the ledgers above it, though its own has no limit. (False, False) for a
+        run without a parent."""
+        return _ancestor_limits(self.client, run_id)
+
     def orphaned(self, run_id: str) -> str:
         """Why a child run must end although no one cancelled it ('' when it need not): its
         parent run ended or is being cancelled, or the member that started it ended."""
@@ -153,3 +159,15 @@ def _parent(client: redis.Redis, run_id: str) -> tuple[str, str] | None:
     if fields[1] is None:
         return None
     return _text(fields[1]), _text(fields[2])
+
+
+@lru_cache(maxsize=4096)
+def _ancestor_limits(client: redis.Redis, run_id: str) -> tuple[bool, bool]:
+    above = client.hget(run_keys(run_id).budget, "parents")
+    if not above:
+        return False, False
+    with client.pipeline(transaction=False) as pipe:
+        for ledger in _text(above).split():
+            pipe.hmget(ledger, ["max_tokens", "max_nusd"])
+        limits = pipe.execute()
+    return any(t is not None for t, _ in limits), any(c is not None for _, c in limits)

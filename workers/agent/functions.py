@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -37,6 +38,9 @@ from workers.providers import ModelProvider
 from workers.providers.budgeted import BudgetExceeded
 from workers.providers.redaction import redact
 from workers.tools.runner import ToolRunner
+
+if TYPE_CHECKING:
+    from workers.kinds.children import ChildRuns
 
 DEFAULT_KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 
@@ -95,7 +99,7 @@ def run_function_agent(
     guard: Callable[[], None],
     resume: AgentCheckpoint | None = None,
     checkpoint: Callable[[AgentCheckpoint], object] | None = None,
-    children: object = None,
+    children: ChildRuns | None = None,
 ) -> AgentRun:
     """Run the agent function ``call.spec.agent`` names on the member's prompt (the last
     message of its context when it has none) and turn what it does into the member's output,
@@ -156,10 +160,10 @@ def run_function_agent(
         state=state,
         save=checkpoint,
         resumed=resume.state if resume is not None else None,
-        children=children,  # type: ignore[arg-type]
+        children=children,
     )
     try:
-        value = function(context, prompt)
+        value = _call(function, context, prompt, children)
     except Cancelled as stop:
         return _stopped(finish, cancel, stop)
     except BudgetExceeded as denied:
@@ -179,6 +183,18 @@ def run_function_agent(
         return finish("error", error=f"the agent function returned a {type(value).__name__}, "
                                      "not a string or a JSON value")  # fmt: skip
     return finish("ok", answer=json.dumps(checked))
+
+
+def _call(
+    function: AgentFunction, context: FunctionContext, prompt: str, children: ChildRuns | None
+) -> object:
+    """The function's value; then the children it left running (started by an earlier
+    execution and never asked for again, or abandoned on an error) are cancelled."""
+    try:
+        return function(context, prompt)
+    finally:
+        if children is not None:
+            children.close()
 
 
 def _stopped(finish: Callable[..., AgentRun], cancel: CancelToken, stop: Cancelled) -> AgentRun:
