@@ -32,6 +32,7 @@ class AgentContext(Protocol):
     """What an agent function may use of the member it runs as; nothing else escapes it.
 
     Attributes:
+        spec: the member's agent spec (its model is the model of ``complete``).
         item: the map-reduce item of a mapper, else None.
         run_id: the run the member belongs to.
         member: the member (an item index, or ``final`` for a reducer or a judge).
@@ -42,7 +43,10 @@ class AgentContext(Protocol):
     """
 
     @property
-    def item(self) -> str | None: ...
+    def spec(self) -> AgentSpec: ...
+
+    @property
+    def item(self) -> Any: ...
 
     @property
     def run_id(self) -> str: ...

@@ -114,3 +114,29 @@ def nested(ctx: AgentContext, prompt: str) -> str:
     spec = AgentSpec(name=f"nested-{depth - 1}", agent="nested",
                      model=ModelConfig(provider="scripted", max_output_tokens=16))  # fmt: skip
     return ctx.run_agent(spec, str(depth - 1)).output.answer
+
+
+# --8<-- [start:triage]
+@agent
+def triage(ctx: AgentContext, prompt: str) -> dict[str, Any]:
+    """Label a ticket, then draft a reply to it: two model calls, a JSON answer."""
+    label = ctx.complete(f"Label as bug, question or request: {prompt}", max_output_tokens=8)
+    reply = ctx.complete(f"Draft a two-line reply to this {label.strip()}: {prompt}")
+    return {"label": label.strip(), "reply": reply}
+
+
+# --8<-- [end:triage]
+
+
+# --8<-- [start:research]
+@agent
+def research(ctx: AgentContext, prompt: str) -> str:
+    """Split a question, answer the parts in a child map-reduce on this agent's model, and
+    sum up. The child spends this run's budget and is cancelled with it."""
+    parts = [f"{prompt} (part {i})" for i in range(3)]  # a real agent asks its model
+    helper = AgentSpec(name="helper", model=ctx.spec.model)
+    child = ctx.map_reduce("Answer briefly", parts, helper, helper, max_concurrent=3)
+    return ctx.complete(f"Sum up for {prompt!r}: {child.reduced_answer}")
+
+
+# --8<-- [end:research]
