@@ -11,7 +11,7 @@ from orchestrator.models import AgentCheckpoint, AgentSpec
 from orchestrator.plans import ExecutionPlan
 from workers.agent.functions import FunctionCall, run_function_agent
 from workers.agent.loop import AgentEvents, AgentRun, run_agent
-from workers.agent.plan_use import effective_groups
+from workers.agent.plan_use import effective_parallel_groups
 from workers.cache.governed import CacheContext
 from workers.execution.cancellation import CancelToken
 from workers.kinds.base import AgentCall, MemberIdentity, MemberStart
@@ -85,7 +85,8 @@ def agent_call(runtime: MemberRuntime, spec: AgentSpec, held: Held) -> AgentCall
                 checkpoint=checkpoint,
                 children=children,
             )
-        groups = effective_groups(spec, held.plan) if spec.plan_mode != "observe_only" else []
+        observing = spec.plan_mode == "observe_only"
+        parallel_groups = [] if observing else effective_parallel_groups(spec, held.plan)
         return run_agent(
             spec,
             start.prompt,
@@ -100,7 +101,7 @@ def agent_call(runtime: MemberRuntime, spec: AgentSpec, held: Held) -> AgentCall
             checkpoint=checkpoint,
             guard=held.guard,
             call_scope=f"{held.run_id}/{held.member}",
-            groups=groups,
+            parallel_groups=parallel_groups,
         )
 
     return agent

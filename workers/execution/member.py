@@ -4,13 +4,10 @@ once and let the next members in."""
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Protocol
 
 from celery import Celery
@@ -35,24 +32,13 @@ from workers.execution.leases import LeaseKeeper
 from workers.execution.liveness import holder_gone, new_token
 from workers.execution.member_events import MemberEvents
 from workers.execution.records import ship_record
+from workers.identity import node_name, process_id
 from workers.kinds import Execution, kind_of
-from workers.node import node_name
 from workers.providers import ModelProvider
 from workers.providers.budgeted import CallBudget
 from workers.tools.runner import ToolRunner
 
 log = logging.getLogger(__name__)
-
-
-@cache
-def _worker_id(pid: int) -> str:
-    return f"{socket.gethostname()}:{pid}"
-
-
-def worker_id() -> str:
-    """``host:pid`` of this worker process, worked out once per process (a forked pool child
-    has a pid of its own, so the cache is keyed on it)."""
-    return _worker_id(os.getpid())
 
 
 @dataclass(frozen=True)
@@ -131,7 +117,7 @@ def _execute(
     span.update_name(f"invoke_agent {identity.name}")
     span.set_attributes(spans.agent_attributes(spec, identity.name, member, conversation))
     started = time.monotonic()
-    start_event = AgentStart(run_id=run_id, worker=worker_id(), **identity.event_fields())
+    start_event = AgentStart(run_id=run_id, worker=process_id(), **identity.event_fields())
     claim = store.claim(run_id, member, token, spec.timeout_s, start_event, previous)
     if claim.action == "busy" and claim.input and holder_gone(store.client, claim.input):
         # A delivery that finds its member held by a process that is gone (RabbitMQ delivers
@@ -174,7 +160,7 @@ def _execute(
                 run_id=run_id,
                 member=member,
                 token=token,
-                worker=worker_id(),
+                worker=process_id(),
                 identity=identity,
                 events=events,
                 resume=claim.checkpoint,

@@ -266,7 +266,7 @@ class RunStore:
             fields["traceparent"] = traceparent
         if request.group is not None:
             fields["group"] = request.group
-        ledger: dict[str, str | int] = {**ledger_fields(request)}
+        ledger: dict[str, str | int] = {**ledger_fields(request, self.settings.prices)}
         if lineage is not None:
             fields |= lineage.run_fields()
             ledger |= lineage.ledger_fields()
