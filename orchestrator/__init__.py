@@ -31,6 +31,7 @@ from orchestrator.models.results import (
 )
 from orchestrator.plans import ExecutionPlan, ParallelGroup, ParallelHint
 from orchestrator.plans.cache_plans import CachePlan, CacheProfile
+from orchestrator.reducers import Reducer, reducer
 from orchestrator.strategies import Strategy, strategy
 from orchestrator.tools import Tool, ToolInfo, ToolPolicy, idempotency_key, tool
 
@@ -56,6 +57,7 @@ __all__ = [
     "ParallelGroup",
     "ParallelHint",
     "ParallelResult",
+    "Reducer",
     "RunFailedError",
     "RunHandle",
     "RunNotFoundError",
@@ -72,6 +74,7 @@ __all__ = [
     "WritesRefusedError",
     "agent",
     "idempotency_key",
+    "reducer",
     "strategy",
     "tool",
 ]

@@ -49,6 +49,7 @@ def test_an_agent_function_runs_as_a_mapper_with_its_calls_in_the_ledger(client:
     for index, output in enumerate(result.map_outputs):
         answer = json.loads(output.answer)
         assert answer["item"] == f"item-{index}" and answer["member"] == str(index)
+        assert output.data == answer, "a JSON value is also the output's data"
         assert answer["final"].startswith("[scripted scripted-1] refine: ")
         assert output.turns == 2
     turns = [e for e in handle.events(follow=False) if isinstance(e, ModelTurn)]
@@ -76,6 +77,16 @@ def test_an_agent_function_is_bounded_by_max_tokens_exactly(client: Client) -> N
     # The call it was refused would have reserved its exact input plus its output limit.
     refused = estimate_tokens(f"spend #{output.turns}") + 16
     assert ledger.spent_tokens + refused > limit
+
+
+def test_an_agent_functions_value_is_checked_against_the_output_schema(client: Client) -> None:
+    schema = {"type": "object", "required": ["label"]}
+    spec = function("typed", "two_calls").model_copy(update={"output_schema": schema})
+    with pytest.raises(RunFailedError) as failed:
+        client.run_agent(spec, "go").result(timeout=60)
+    output = output_of(failed.value.result)
+    assert output.outcome == "error" and output.data is None
+    assert output.error == "output_schema: at $: 'label' is a required property"
 
 
 def test_an_unknown_agent_function_is_refused_at_submit(client: Client) -> None:

@@ -25,8 +25,10 @@ from workers.cache.refusals import ResendWithoutHints
 from workers.coordination.watchdog import Watchdog
 from workers.execution.leases import LeaseKeeper
 from workers.execution.member import MemberRuntime
+from workers.kinds.reducer_functions import registered_reducers
 from workers.kinds.strategy_registry import registered_strategies
 from workers.limits import SharedLimit
+from workers.module_scan import served_modules
 from workers.providers import ModelProvider, ModelSurface, get_provider
 from workers.providers.budgeted import BudgetedProvider, CallBudget
 from workers.providers.pooled import PooledProvider
@@ -85,6 +87,7 @@ class WorkerRuntime:
         settings = self.settings
         served = {
             "strategies": registered_strategies(settings).names,
+            "reducers": registered_reducers(settings).names,
             "endpoints": sorted(settings.endpoints),
             "agents": self.agent_functions.names,
         }
@@ -109,10 +112,9 @@ class WorkerRuntime:
 
     @property
     def tool_registry(self) -> ToolRegistry:
-        """The tools of ``ORCHESTRATOR_TOOL_MODULES``."""
-        return self._once(
-            "tool_registry", lambda: ToolRegistry.from_modules(self.settings.tool_module_names)
-        )
+        """The tools of ``ORCHESTRATOR_MODULES`` and ``ORCHESTRATOR_TOOL_MODULES``."""
+        modules = served_modules(self.settings, self.settings.tool_module_names)
+        return self._once("tool_registry", lambda: ToolRegistry.from_modules(modules))
 
     def _tool_limit(self, tool: Tool) -> SharedLimit | None:
         if tool.info.max_concurrency is None:

@@ -75,9 +75,11 @@ class Settings(BaseSettings):
         result_ttl_s: how long what a run keeps (its state, outputs, events and result) stays
             in Redis once it ended (``ORCHESTRATOR_RESULT_TTL_S``, 7 days by default); set on the
             workers, which end runs.
-        modules: comma-separated modules whose registrations this worker serves
-            (``ORCHESTRATOR_MODULES``): today its ``@agent`` functions.
-        tool_modules: comma-separated modules whose ``@tool`` functions this worker serves.
+        modules: comma-separated modules whose registrations this worker serves: its
+            ``@tool``, ``@strategy``, ``@reducer`` and ``@agent``
+            functions (``ORCHESTRATOR_MODULES``).
+        tool_modules: comma-separated modules whose ``@tool`` functions this worker serves
+            (besides those of ``modules``).
         strategy_modules: comma-separated modules whose ``@strategy`` functions this worker
             serves (the only strategies besides the built-ins that a run may name).
         remote_start_timeout_s: how long an agent waits for a remote tool call to be picked up

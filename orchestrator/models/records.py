@@ -60,5 +60,7 @@ class AgentCheckpoint(BaseModel):
     tool_calls: int
     tools_used: list[str]
     calls: list[CallRecord]
+    output_retries: int = 0
+    """The retries of answers that did not match the agent's ``output_schema`` so far."""
     state: JsonValue = None
     """What an agent function last gave ``ctx.checkpoint`` (its ``resumed_state`` on resume)."""

@@ -9,14 +9,13 @@ model call the budget cannot fit ends it ``skipped`` (no call made) or ``error``
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 
 from orchestrator.agents import AgentFunction
 from orchestrator.models import (
@@ -28,10 +27,12 @@ from orchestrator.models import (
     RunRecord,
     utcnow,
 )
+from orchestrator.models.schemas import compact
 from orchestrator.state.connection import write_refusal
 from workers.agent.context import JSON, FunctionContext
 from workers.agent.loop import AgentEvents, AgentRun
 from workers.agent.state import AgentState
+from workers.agent.structured import check_answer, problems
 from workers.execution.cancellation import Cancelled, CancelToken
 from workers.module_scan import collect_named
 from workers.providers import ModelProvider
@@ -118,7 +119,9 @@ def run_function_agent(
     prompt = call.prompt if call.prompt is not None else _last_text(call.context)
     new_messages = [Message(role="user", content=prompt)] if call.prompt is not None else []
 
-    def finish(outcome: Outcome, answer: str = "", error: str | None = None) -> AgentRun:
+    def finish(
+        outcome: Outcome, answer: str = "", error: str | None = None, data: JsonValue = None
+    ) -> AgentRun:
         ended = utcnow()
         record.ended_at, record.outcome = ended, outcome
         output = AgentOutput(
@@ -133,6 +136,7 @@ def run_function_agent(
             ended_at=ended,
             duration_ms=(time.perf_counter() - clock) * 1000,
             tools_used=state.tools_used,
+            data=data,
         )
         if outcome == "ok":
             new_messages.append(Message(role="assistant", content=answer))
@@ -175,14 +179,24 @@ def run_function_agent(
                                             functions.secrets()))  # fmt: skip
     if cancel.cancelled:  # the function caught the stop: the member still ends stopped
         return _stopped(finish, cancel, Cancelled(cancel.reason))
+    schema = spec.output_json_schema
     if isinstance(value, str):
-        return finish("ok", answer=value)
+        if schema is None:
+            return finish("ok", answer=value)
+        checked = check_answer(schema, value)
+        if not checked.valid:
+            return finish("error", error=f"output_schema: {problems(checked)}")
+        return finish("ok", answer=checked.answer, data=checked.data)
     try:
-        checked = JSON.validate_python(value)
+        data = JSON.validate_python(value)
     except ValidationError:
         return finish("error", error=f"the agent function returned a {type(value).__name__}, "
                                      "not a string or a JSON value")  # fmt: skip
-    return finish("ok", answer=json.dumps(checked))
+    if schema is not None:
+        checked = check_answer(schema, compact(data))
+        if not checked.valid:
+            return finish("error", error=f"output_schema: {problems(checked)}")
+    return finish("ok", answer=compact(data), data=data)
 
 
 def _call(
