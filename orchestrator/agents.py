@@ -33,7 +33,8 @@ class AgentContext(Protocol):
 
     Attributes:
         spec: the member's agent spec (its model is the model of ``complete``).
-        item: the map-reduce item of a mapper, else None.
+        item: a mapper's item as the mapper reads it (a string as it is, any other JSON value
+            as its compact JSON), else None.
         run_id: the run the member belongs to.
         member: the member (an item index, or ``final`` for a reducer or a judge).
         cancelled: whether the member was stopped (cancel, deadline, time limit, lost lease);
@@ -100,7 +101,7 @@ class AgentContext(Protocol):
     def map_reduce(
         self,
         task: str,
-        items: Sequence[str],
+        items: Sequence[Any],
         mapper: AgentSpec | dict[str, Any],
         reducer: AgentSpec | dict[str, Any],
         max_concurrent: int = 5,

@@ -32,7 +32,8 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import InvalidRunError, RunFailedError
 from orchestrator.models import TERMINAL_STATES, AgentSpec, Budget, RunStatus
-from orchestrator.models.input_limits import check_items, check_request_value
+from orchestrator.models.input_limits import check_request_value
+from orchestrator.models.items import item_texts
 from orchestrator.models.requests import (
     AgentRunRequest,
     BranchesRequest,
@@ -96,16 +97,14 @@ class ChildRuns:
     def map_reduce(
         self,
         task: str,
-        items: Sequence[str],
+        items: Sequence[Any],
         mapper: AgentSpec | dict[str, Any],
         reducer: AgentSpec | dict[str, Any],
         max_concurrent: int = 5,
         budget: Budget | dict[str, Any] | None = None,
         deadline_s: float | None = None,
     ) -> MapReduceResult:
-        if isinstance(items, str) or not all(isinstance(item, str) for item in items):
-            raise InvalidRunError("items must be a list of strings")
-        check_items(list(items))
+        texts = item_texts(items)
         request = self._validated(
             MapReduceRequest,
             deadline_s,
@@ -114,9 +113,9 @@ class ChildRuns:
             reducer=reducer,
             max_concurrent=max_concurrent,
             budget=budget,
-            item_count=len(items),
+            item_count=len(texts),
         )
-        return self._run(request, MapReduceResult, list(items))
+        return self._run(request, MapReduceResult, texts)
 
     def parallel_branches(
         self,
