@@ -45,6 +45,13 @@ def after_lost_body(app: Celery, store: RunStore, run_id: str) -> None:
     _body(app, store, run_id)
 
 
+def after_child_drained(app: Celery, store: RunStore, run_id: str) -> None:
+    """A member waiting on its child run ``run_id`` found every member of the child ended and
+    no chord body run yet: the waiting member runs the body itself, so that a child never waits
+    for a worker slot its parent holds (``workers/kinds/children.py``)."""
+    _body(app, store, run_id)
+
+
 def after_final(app: Celery, store: RunStore, run_id: str, final: AgentOutput) -> None:
     """The final agent ended with ``final`` (it ran, or was ended without running): the run's
     kind ends the run."""

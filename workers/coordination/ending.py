@@ -8,6 +8,7 @@ from celery import Celery
 from orchestrator.models import RunState
 from orchestrator.state.events import Event
 from orchestrator.state.store import RunStore
+from workers.coordination.family import cancel_children
 
 
 def finish_run(
@@ -22,3 +23,5 @@ def finish_run(
     """End the run once (its members' records have left as each member ended); see
     ``RunStore.finalize`` for ``ending_json``."""
     store.finalize(run_id, state, ending_json, error, events)
+    # Nothing a run started outlives it.
+    cancel_children(app, store, run_id, f"its parent run ended {state}")

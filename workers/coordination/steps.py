@@ -20,7 +20,7 @@ from orchestrator.state.events import AgentEnd
 from orchestrator.state.keys import FINAL_MEMBER, member_task_id
 from orchestrator.state.store import Admission, RunStore, Sweep
 from workers import spans
-from workers.coordination import advance, canvas
+from workers.coordination import advance, canvas, family
 from workers.coordination.publishing import publish
 from workers.identity import node_name
 from workers.kinds import MemberIdentity, kind_of
@@ -118,6 +118,11 @@ def sweep_run(app: Celery, store: RunStore, run_id: str) -> None:
     if sweep.state not in ("pending", "running"):
         store.forget_active(run_id)
         return
+    # A cancel reaches the run's child runs; a child whose parent is gone ends.
+    if sweep.cancel:
+        family.cancel_children(app, store, run_id, f"its parent run is cancelled: {sweep.cancel}")
+    else:
+        family.cancel_if_orphaned(app, store, run_id)
     try:
         request = store.request(run_id)
     except LookupError:

@@ -41,6 +41,8 @@ class MemberStart:
 
     context: list[Message]
     prompt: str | None
+    item: str | None = None
+    """A mapper's item (what ``AgentContext.item`` gives an agent function)."""
 
 
 class AgentCall(Protocol):

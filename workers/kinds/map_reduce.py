@@ -47,7 +47,8 @@ class MapReduceKind:
     def start(self, request: RunRequest, member: str, stored_input: str) -> MemberStart:
         if member == FINAL_MEMBER:
             return MemberStart([], None)  # the reducer builds its prompts: see ``run``
-        return MemberStart([], f"{_request(request).task}\n\nProcess this item: {stored_input}")
+        prompt = f"{_request(request).task}\n\nProcess this item: {stored_input}"
+        return MemberStart([], prompt, item=stored_input)
 
     def run(
         self, request: RunRequest, member: str, start: MemberStart, execution: Execution

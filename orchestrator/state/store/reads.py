@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 
 from orchestrator.models import OUTCOMES, AgentOutput, Message, RunRecord, RunStatus
 from orchestrator.models.requests import RUN_REQUEST, RunRequest
+from orchestrator.state.children import CHILD_FIELD
 from orchestrator.state.connection import WRITES_REFUSED, refusal_message, write_refusal
 from orchestrator.state.keys import run_keys
 from orchestrator.state.store.replies import text
@@ -59,6 +60,8 @@ class RunReads(RunScripts):
             cancel_reason=get.get("cancel") or None,
             error=get.get("error") or None,
             group=get.get("group") or None,
+            parent=get.get("parent") or None,
+            children=[child for name, child in get.items() if name.startswith(CHILD_FIELD)],
             writes_refused=None if ended else self._writes_refused(run_id),
         )
 

@@ -9,6 +9,7 @@ from typing import Any
 from orchestrator.models import RunState
 from orchestrator.models.requests import RunRequest
 from orchestrator.state.budget import ledger_fields
+from orchestrator.state.children import Lineage
 from orchestrator.state.events import Event, RunEnd, RunStart
 from orchestrator.state.keys import (
     ACTIVE_RUNS,
@@ -34,11 +35,13 @@ class RunLifecycle(RunScripts):
         items: list[str] | None = None,
         first_events: tuple[Event, ...] = (),
         traceparent: str | None = None,
+        lineage: Lineage | None = None,
     ) -> None:
         """Write a new pending run: its request, items (map-reduce), budget and first events,
         and ``traceparent``, the W3C trace context its spans hang from (when tracing is on).
         A run in a concurrency group must have an id made for it (``keys.new_run_id(group)``),
-        which puts it on its group's shard of a Redis Cluster: ``ValueError`` otherwise."""
+        which puts it on its group's shard of a Redis Cluster: ``ValueError`` otherwise.
+        ``lineage``: a child run's parent and ancestors' ledgers (``state/children.py``)."""
         if request.group is not None and run_tag(run_id) != group_tag(request.group):
             raise ValueError(f"run {run_id} was not given an id of group {request.group!r}")
         keys = run_keys(run_id)
@@ -59,6 +62,10 @@ class RunLifecycle(RunScripts):
             fields["traceparent"] = traceparent
         if request.group is not None:
             fields["group"] = request.group
+        ledger: dict[str, str | int] = {**ledger_fields(request, self.settings.prices)}
+        if lineage is not None:
+            fields |= lineage.run_fields()
+            ledger |= lineage.ledger_fields()
         if request.deadline_s is not None:
             fields["deadline_ms"] = int(fields["created_ms"]) + int(request.deadline_s * 1000)
         events = (RunStart(run_id=run_id, kind=request.kind, total=total), *first_events)
@@ -74,7 +81,6 @@ class RunLifecycle(RunScripts):
             pipe.hset(keys.run, mapping=fields)
             if items:
                 pipe.rpush(keys.items, *items)
-            ledger = ledger_fields(request, self.settings.prices)
             pipe.hset(keys.budget, mapping=ledger)  # type: ignore[arg-type]
             for event in events:
                 pipe.xadd(keys.events, {"e": event.model_dump_json()})
