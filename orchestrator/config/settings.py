@@ -84,12 +84,16 @@ class Endpoint(BaseModel):
 
 
 class PoolLimit(BaseModel):
-    """A limit shared by every worker: calls at once, and calls per minute."""
+    """A limit shared by every worker: calls at once, calls per minute, and tokens per minute
+    (each call counted at the bound its budget reserves, then at the usage reported; see
+    ``workers/providers/pooled.py``). ``window_s`` is the provider's minute (shorter in tests)."""
 
     model_config = ConfigDict(frozen=True)
 
     max_concurrent: int | None = Field(default=None, ge=1)
     rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    window_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
 
 
 def parse_group_limits(value: object) -> dict[str, int]:
@@ -144,7 +148,8 @@ class Settings(BaseSettings):
             "api_key_env": "VLLM_KEY"}}``; a run names one with ``ModelConfig.endpoint``, and a
             worker sends a key only to a URL named here (or the provider's own).
         provider_limits: pools shared by all workers, keyed ``provider`` or
-            ``provider:model``, e.g. ``{"openai:gpt-4o": {"max_concurrent": 8, "rpm": 500}}``.
+            ``provider:model``, e.g. ``{"openai:gpt-4o": {"max_concurrent": 8, "rpm": 500, "tpm":
+            30000}}``.
         prices: USD per million tokens by ``provider:model`` (``ORCHESTRATOR_PRICES``), e.g.
             ``{"openai:my-finetune": {"input": 3, "output": 12, "cached_input": 1.5}}``; they
             win over the ``genai-prices`` package's list (``orchestrator/prices.py``). A run
