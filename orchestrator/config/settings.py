@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from orchestrator.config.governor import CacheGovernorConfig
+from orchestrator.config.mcp import McpServer, parse_mcp_servers
 from orchestrator.errors import OrchestratorError
 from orchestrator.state.keys import GROUP_NAME
 
@@ -172,6 +173,8 @@ class Settings(BaseSettings):
             (``ORCHESTRATOR_SENTINEL_MASTER``); required with such a URL (see the Sentinel page).
         sentinel_password: the sentinels' own password, when they require one
             (``ORCHESTRATOR_SENTINEL_PASSWORD``); the servers' password goes in the URL.
+        mcp_servers: the MCP servers whose tools this worker serves as ``{server}.{tool}``
+            (``ORCHESTRATOR_MCP_SERVERS``, JSON; see ``orchestrator/config/mcp.py``).
     """
 
     model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
@@ -201,6 +204,7 @@ class Settings(BaseSettings):
     redis_cluster: bool = False
     sentinel_master: str | None = None
     sentinel_password: SecretStr | None = None
+    mcp_servers: Annotated[dict[str, McpServer], NoDecode] = Field(default_factory=dict)
 
     @field_validator("redis_url", "broker_url", "result_backend")
     @classmethod
@@ -253,6 +257,11 @@ class Settings(BaseSettings):
     @classmethod
     def _group_limits(cls, value: object) -> dict[str, int]:
         return parse_group_limits(value)
+
+    @field_validator("mcp_servers", mode="before")
+    @classmethod
+    def _mcp_servers(cls, value: object) -> dict[str, McpServer]:
+        return parse_mcp_servers(value)
 
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         """What ``repr()`` and ``str()`` show: the URLs with their passwords masked."""
