@@ -76,9 +76,10 @@ def _start_watchdog(sender: Any = None, **_: Any) -> None:
 
 @worker_shutdown.connect
 def _stop_watchdog(**_: Any) -> None:
-    from workers.runtime import watchdog
+    from workers.runtime import stop_tool_servers, watchdog
 
     watchdog(app).stop()
+    stop_tool_servers()
     flush_spans()  # the last spans leave before the process does
     from workers.execution.records import flush_records
 

@@ -29,6 +29,7 @@ from workers.providers.budgeted import BudgetedProvider, CallBudget
 from workers.providers.pooled import PooledProvider
 from workers.providers.traced import TracedProvider
 from workers.tools.calls import SlotRef
+from workers.tools.mcp_tools import serve_mcp
 from workers.tools.registry import ToolRegistry
 from workers.tools.remote import CeleryRemoteCall
 from workers.tools.runner import RemoteCall, ToolRunner
@@ -65,7 +66,16 @@ def watchdog(app: Celery) -> Watchdog:
 
 @cache
 def tool_registry() -> ToolRegistry:
-    return ToolRegistry.from_modules(get_settings().tool_module_names)
+    """The ``@tool`` tools of the worker's modules and the tools of its MCP servers (started
+    here, in this process)."""
+    settings = get_settings()
+    return ToolRegistry.from_modules(settings.tool_module_names, serve_mcp(settings.mcp_servers))
+
+
+def stop_tool_servers() -> None:
+    """Stop the MCP servers of this process, if it started them."""
+    if tool_registry.cache_info().currsize:
+        tool_registry().close()
 
 
 def _tool_limit(tool: Tool) -> SharedLimit | None:

@@ -296,6 +296,11 @@ def worker_tools_key(hostname: str) -> str:
     return f"ao:worker:{hostname}:tools"
 
 
+def worker_mcp_key(hostname: str) -> str:
+    """The MCP servers of a worker (a JSON list of McpServerInfo), expiring with its presence."""
+    return f"ao:worker:{hostname}:mcp"
+
+
 def member_of_task(task_id: str) -> tuple[str, str] | None:
     """(run id, member) of a member's or final agent's Celery task id, else None."""
     run_id, sep, suffix = task_id.rpartition("-")

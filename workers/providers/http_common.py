@@ -19,6 +19,7 @@ from workers.providers.base import ModelResponse, ProviderError, RetryableProvid
 from workers.providers.inflight import thread_client
 from workers.providers.redaction import redact
 from workers.providers.retry_headers import retry_wait_s
+from workers.providers.tool_names import restore_names
 
 # Options that configure the adapter; every other option is passed to the API as a parameter.
 ADAPTER_OPTIONS = frozenset({"base_url", "api_key_env", "timeout_s"})
@@ -98,7 +99,8 @@ class BodySurface:
         tools: list[ToolInfo],
     ) -> ModelResponse:
         """Build the call's request and send it."""
-        return self.send(config, self.request_body(config, messages, tools), cancel)
+        response = self.send(config, self.request_body(config, messages, tools), cancel)
+        return restore_names(response, tools)
 
     def send(self, config: ModelConfig, body: dict[str, Any], cancel: CancelToken) -> ModelResponse:
         """Make the call ``body`` describes."""

@@ -18,6 +18,7 @@ from workers.providers.http_common import (
     request_digest,
     sdk_call,
 )
+from workers.providers.tool_names import wire_name
 
 SURFACE = "openai.chat"
 
@@ -43,7 +44,10 @@ def chat_message(message: Message) -> dict[str, Any]:
                 {
                     "id": call.id,
                     "type": "function",
-                    "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                    "function": {
+                        "name": wire_name(call.name),
+                        "arguments": json.dumps(call.arguments),
+                    },
                 }
                 for call in message.tool_calls
             ],
@@ -79,7 +83,7 @@ class OpenAIChat(BodySurface):
                 {
                     "type": "function",
                     "function": {
-                        "name": t.name,
+                        "name": wire_name(t.name),
                         "description": t.description,
                         "parameters": t.parameters,
                     },

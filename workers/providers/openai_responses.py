@@ -19,6 +19,7 @@ from workers.providers.http_common import (
     sdk_call,
 )
 from workers.providers.openai_chat import parse_arguments
+from workers.providers.tool_names import wire_name
 
 SURFACE = "openai.responses"
 
@@ -45,7 +46,7 @@ def input_items(messages: list[Message]) -> list[dict[str, Any]]:
                 {
                     "type": "function_call",
                     "call_id": call.id,
-                    "name": call.name,
+                    "name": wire_name(call.name),
                     "arguments": json.dumps(call.arguments),
                 }
             )
@@ -79,7 +80,7 @@ class OpenAIResponses(BodySurface):
             body["tools"] = [
                 {
                     "type": "function",
-                    "name": t.name,
+                    "name": wire_name(t.name),
                     "description": t.description,
                     "parameters": t.parameters,
                 }
