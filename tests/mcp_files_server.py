@@ -60,14 +60,16 @@ async def tracked(key: str, delay_ms: int) -> str:
 
 
 @server.tool()
-def pid() -> int:
-    """The server process's id."""
-    return os.getpid()
+def pid() -> str:
+    """``{worker process id}:{this process's id}``."""
+    return f"{os.getppid()}:{os.getpid()}"
 
 
 @server.tool()
-def die() -> str:
-    """End the server process at once, without an answer."""
+def die(key: str) -> str:
+    """End the server process at once, without an answer, after setting
+    ``test:mcp:died:{key}`` to ``pid()``."""
+    _redis().set(f"test:mcp:died:{key}", pid())
     os._exit(3)
 
 

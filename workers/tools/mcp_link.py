@@ -15,6 +15,7 @@ Texts that reach a run (errors, results) are redacted of the values a link was c
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack, suppress
@@ -30,9 +31,11 @@ from orchestrator.config.mcp import McpServer, StdioMcpServer
 from orchestrator.tools import McpServerInfo
 from workers.providers.redaction import REDACTED, redact
 
+log = logging.getLogger(__name__)
+
 PROBE_S = 5.0
 PROBE_TIMEOUT_S = 10.0
-CONNECT_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 60.0
 CLOSE_TIMEOUT_S = 10.0
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0
@@ -122,6 +125,7 @@ class McpLink:
                 self.error = self._lost or "its session ended"
             self.settled.set()
             self._changed()
+            log.warning("MCP server %s is down: %s", self.name, self.error)
             if self._was_up:  # it had been up: try again soon
                 backoff = FIRST_BACKOFF_S
             await asyncio.sleep(backoff)
@@ -163,7 +167,8 @@ class McpLink:
             if not value:
                 raise McpServerDown(f"set {variable} in the worker's environment")
             headers[header] = value
-            self._secrets.append(value)
+            # The value, and its credential alone (``Bearer <token>``'s token), wherever echoed.
+            self._secrets += [value, *(part for part in value.split() if len(part) >= 8)]
         timeout = httpx2.Timeout(30.0, read=300.0)
         http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=timeout))
         return Client(streamable_http_client(config.url, http_client=http), cache=None)

@@ -28,7 +28,7 @@ from workers.tools.mcp_link import McpLink
 
 log = logging.getLogger(__name__)
 
-START_WAIT_S = 30.0
+START_WAIT_S = 10.0
 """How long a worker's start waits for its servers' first tool lists (in parallel); a server
 that is not up by then is published down and joins when it comes up."""
 STOP_WAIT_S = 15.0
@@ -106,13 +106,9 @@ class McpServers:
         return self._links.get(server)
 
     def tools(self) -> list[tuple[str, Tool]]:
-        """(server, tool) for every tool of the servers that are up."""
-        return [
-            (name, tool)
-            for name, link in sorted(self._links.items())
-            if link.info().up
-            for tool in link.tools
-        ]
+        """(server, tool) for every tool the servers listed last: a server that went down keeps
+        its tools, whose calls then say that it is down."""
+        return [(name, tool) for name, link in sorted(self._links.items()) for tool in link.tools]
 
     def infos(self) -> list[McpServerInfo]:
         """The state of every server, by name."""

@@ -97,7 +97,8 @@ class McpToolSource:
         return self._tool(link, McpSpec(name=remote_name, input_schema={}))
 
     def published(self) -> list[ToolInfo]:
-        """What clients are told of the tools of the servers that are up."""
+        """What clients are told of the servers' tools (those of a server that is down, too:
+        runs may name them, and their calls then say that it is down)."""
         return [self._tool(self._link(server), spec).info for server, spec in self._servers.tools()]
 
     def infos(self) -> list[McpServerInfo]:
