@@ -24,7 +24,9 @@ _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 Headers = Mapping[str, str]
 
 
-def retry_wait_s(headers: Headers | None, now: Callable[[], datetime] | None = None) -> float | None:
+def retry_wait_s(
+    headers: Headers | None, now: Callable[[], datetime] | None = None
+) -> float | None:
     """Seconds until the provider takes calls again, or None when the headers do not say."""
     if headers is None:
         return None
