@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import Any
 
@@ -64,17 +65,25 @@ def watchdog(app: Celery) -> Watchdog:
     )
 
 
-@cache
+_REGISTRY_LOCK = threading.Lock()
+
+
 def tool_registry() -> ToolRegistry:
     """The ``@tool`` tools of the worker's modules and the tools of its MCP servers (started
-    here, in this process)."""
+    here, in this process: once, whichever thread asks first)."""
+    with _REGISTRY_LOCK:
+        return _tool_registry()
+
+
+@cache
+def _tool_registry() -> ToolRegistry:
     settings = get_settings()
     return ToolRegistry.from_modules(settings.tool_module_names, serve_mcp(settings.mcp_servers))
 
 
 def stop_tool_servers() -> None:
     """Stop the MCP servers of this process, if it started them."""
-    if tool_registry.cache_info().currsize:
+    if _tool_registry.cache_info().currsize:
         tool_registry().close()
 
 
