@@ -58,16 +58,12 @@ def _broker_of_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     node: LocalRabbitMQ = request.getfixturevalue("rabbitmq_node")
     saved = os.environ.get(BROKER_VARIABLE)
-    os.environ[BROKER_VARIABLE] = node.vhost_url()
-    from orchestrator.config.settings import get_settings
-
-    get_settings.cache_clear()
+    os.environ[BROKER_VARIABLE] = node.vhost_url()  # what a Client() made in the test reads
     yield
     if saved is None:
         os.environ.pop(BROKER_VARIABLE, None)
     else:
         os.environ[BROKER_VARIABLE] = saved
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

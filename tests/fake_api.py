@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from orchestrator.config.settings import get_settings
 from tests.helpers import local_endpoints
 
 SECRET = "sk-test-not-a-real-key-1234"
@@ -83,10 +82,7 @@ def serve_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
         },
     }
     monkeypatch.setenv("ORCHESTRATOR_PRICES", json.dumps(prices))
-    get_settings.cache_clear()
     server = FakeAPI()
     monkeypatch.setenv("ORCHESTRATOR_ENDPOINTS", local_endpoints(server.port))
-    get_settings.cache_clear()
     yield server
     server.close()
-    get_settings.cache_clear()

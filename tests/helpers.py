@@ -5,17 +5,29 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import AgentSpec, ModelConfig
+
+if TYPE_CHECKING:
+    from workers.providers import ModelProvider
 
 
 def scripted(name: str, max_output_tokens: int = 4096, **options: Any) -> AgentSpec:
     """An agent on the offline scripted model with ``options``."""
     model = ModelConfig(provider="scripted", options=options, max_output_tokens=max_output_tokens)
     return AgentSpec(name=name, model=model)
+
+
+def providers(**settings: Any) -> Callable[[str], ModelProvider]:
+    """The providers a worker would use with ``Settings(**settings)``, the rest read from this
+    process's environment now: what an in-process agent run takes as ``provider_for``."""
+    from orchestrator.config.settings import Settings
+    from workers.providers import providers_for
+
+    return providers_for(Settings(**settings))
 
 
 def items(count: int) -> list[str]:
@@ -62,13 +74,10 @@ def local_endpoints(port: int) -> str:
 
 @contextmanager
 def environment(env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """``env`` in ``os.environ`` (and the settings read anew) for the block, then the variables
-    as they were."""
-    from orchestrator.config.settings import get_settings
-
+    """``env`` in ``os.environ`` for the block (settings made in it, ``Settings()``, read it),
+    then the variables as they were."""
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
-    get_settings.cache_clear()
     try:
         yield env
     finally:
@@ -77,4 +86,3 @@ def environment(env: dict[str, str]) -> Iterator[dict[str, str]]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        get_settings.cache_clear()

@@ -14,7 +14,6 @@ import pytest
 
 from benchmarks.prompt_cache_sim import AnthropicUsage, OpenAIUsage
 from orchestrator import AgentSpec, ModelConfig, tool
-from orchestrator.config.settings import get_settings
 from tests.cache_server_base import KEY
 from tests.cache_servers import (
     AnthropicCacheServer,
@@ -24,6 +23,7 @@ from tests.cache_servers import (
     OpenAIResponsesCacheServer,
     combined_env,
 )
+from tests.helpers import providers
 from workers.agent.loop import run_agent
 from workers.tools.registry import ToolRegistry
 from workers.tools.runner import ToolRunner
@@ -301,10 +301,11 @@ def test_an_agent_loop_runs_its_tool_turns_through_the_workers(
     try:
         for name, value in server.worker_env("cached").items():
             monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
         config = ModelConfig(provider=server.provider, model="m", endpoint="cached")
         spec = AgentSpec(name="calc", instructions=LONG, model=config, tools=["add"])
-        result = run_agent(spec, "What is 2 + 3?", run_id="r1", tools=TOOLS)
+        result = run_agent(
+            spec, "What is 2 + 3?", run_id="r1", tools=TOOLS, provider_for=providers()
+        )
         assert result.output.answer == "done"
         assert len(server.received) == 3
         used = result.output.tokens
@@ -319,4 +320,3 @@ def test_an_agent_loop_runs_its_tool_turns_through_the_workers(
             assert used.cached_tokens == sum(cached)
     finally:
         server.close()
-        get_settings.cache_clear()

@@ -74,11 +74,11 @@ def _run(args: argparse.Namespace, out: Console) -> int:
         from orchestrator.cli.demo import run_demo
 
         if args.redis_url:
+            # The demo reads its settings, and its workers theirs, from this environment.
             os.environ["ORCHESTRATOR_REDIS_URL"] = args.redis_url
-            from orchestrator.config.settings import get_settings
-
-            get_settings.cache_clear()
-        return run_demo(out, worker_count=args.workers, max_concurrent=args.max_concurrent)
+        return run_demo(
+            out, load_settings(), worker_count=args.workers, max_concurrent=args.max_concurrent
+        )
     client = Client(settings=_settings(args.redis_url))
     found = client.settings
     password = found.sentinel_password.get_secret_value() if found.sentinel_password else None

@@ -3,19 +3,19 @@ the worker code, so it runs anywhere that reaches Redis and the broker."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any, TypeVar
 from uuid import uuid4
 
-from celery import Celery
 from pydantic import BaseModel, ValidationError
 
 from orchestrator import tracing
 from orchestrator.client import checks
+from orchestrator.client.connections import TaskSender, hold_store_client, release_store_client
 from orchestrator.client.handle import RunHandle
 from orchestrator.client.submit import submit
 from orchestrator.client.validation import checked_agent_id, validated, validation_message
-from orchestrator.config.celery_config import celery_config
 from orchestrator.config.settings import Settings, load_settings, with_redis_url
 from orchestrator.errors import InvalidRunError, RunNotFoundError
 from orchestrator.models import AgentSpec, Budget, Message, RunRecord
@@ -34,7 +34,6 @@ from orchestrator.plans.cache_store import CachePlanStore
 from orchestrator.plans.store import PlanStore
 from orchestrator.state import events as run_events
 from orchestrator.state import groups as group_limits
-from orchestrator.state.connection import store_client
 from orchestrator.state.events import ParallelLoopStart
 from orchestrator.state.keys import RUN_ID
 from orchestrator.state.presence import live_mcp_servers, live_names, live_tools, live_workers
@@ -62,18 +61,43 @@ class Client:
     password) when the settings or ``redis_url`` are invalid, and ``TracingConfigError`` when
     the ``OTEL_*`` variables ask for tracing this installation cannot do (see
     ``orchestrator/tracing.py``).
+
+    A client holds Redis connections and broker connections: ``close()`` closes them, and
+    ``with Client() as client:`` closes them when the block ends. Clients of the same Redis
+    in one process share a connection pool, which the last of them to close closes (see
+    ``orchestrator/client/connections.py``). Runs go on without their client.
     """
 
     def __init__(self, redis_url: str | None = None, settings: Settings | None = None) -> None:
         base = settings or load_settings()
         self.settings = with_redis_url(base, redis_url) if redis_url else base
-        self.redis = store_client(self.settings)
+        self._sender = TaskSender(self.settings)
+        self._celery = self._sender.app
+        self.redis = hold_store_client(self.settings)
+        self._closed = False
+        self._closing = threading.Lock()
         self.store = RunStore(self.redis, self.settings)
         self.plans = PlanStore(self.redis)
         self.cache_plans = CachePlanStore(self.redis)
-        self._celery = Celery("agent_orchestrator_client", set_as_current=False)
-        self._celery.conf.update(celery_config(self.settings))
         tracing.configure()  # as the OTEL_* variables say; off without them
+
+    def close(self) -> None:
+        """Close this client's connections: its broker connections, and its Redis pool once
+        no other open client of the same Redis in this process uses it. Calling it again does
+        nothing. The client and its run handles cannot be used afterwards; the runs it
+        submitted go on (get them again with another client's ``get_run``)."""
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+        self._sender.close()
+        release_store_client(self.redis)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def map_reduce(
         self,
@@ -199,7 +223,7 @@ class Client:
         items: list[str] | None = None,
         first_events: tuple[run_events.Event, ...] = (),
     ) -> RunHandle[ResultT]:
-        run_id = submit(self.store, self.settings, self._celery, request, items, first_events)
+        run_id = submit(self.store, self.settings, self._sender, request, items, first_events)
         return RunHandle(self, run_id, result_model)
 
     def plan(self, agent_id: str) -> ExecutionPlan | None:
@@ -235,7 +259,7 @@ class Client:
     def send_records(self, records: list[Any]) -> None:
         """Send raw records to the learners as they are; the learners validate them and
         count the ones they reject."""
-        self._celery.send_task("tasks.learner.ingest", args=(records,), queue="learner")
+        self._sender.send("tasks.learner.ingest", (records,), queue="learner")
 
     def tools(self) -> list[ToolInfo]:
         """The tools the live workers serve (each publishes its own, kept with its presence)."""
@@ -276,4 +300,4 @@ class Client:
         return live_workers(self.redis)
 
     def send_cancel(self, run_id: str) -> None:
-        self._celery.send_task("tasks.coordinator.cancel_run", args=(run_id,), queue="coordinator")
+        self._sender.send("tasks.coordinator.cancel_run", (run_id,), queue="coordinator")

@@ -4,11 +4,11 @@ removed again, so nothing half-submitted is left for a sweep to admit."""
 
 from __future__ import annotations
 
-from celery import Celery
 from opentelemetry.trace import SpanKind
 
 from orchestrator import tracing
 from orchestrator.client import checks
+from orchestrator.client.connections import TaskSender
 from orchestrator.config.settings import Settings
 from orchestrator.errors import WritesRefusedError
 from orchestrator.models.requests import RunRequest
@@ -21,7 +21,7 @@ from orchestrator.state.store import RunStore
 def submit(
     store: RunStore,
     settings: Settings,
-    sender: Celery,
+    sender: TaskSender,
     request: RunRequest,
     items: list[str] | None,
     first_events: tuple[run_events.Event, ...],
@@ -44,9 +44,9 @@ def submit(
         traceparent = tracing.current_traceparent()
         try:
             store.create_run(run_id, request, items, first_events, traceparent)
-            sender.send_task(
+            sender.send(
                 "tasks.coordinator.admit_run",
-                args=(run_id,),
+                (run_id,),
                 task_id=admit_task_id(run_id),
                 queue="coordinator",
             )

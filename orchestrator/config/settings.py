@@ -5,7 +5,6 @@ from here too."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -241,9 +240,11 @@ def describe_invalid(error: ValidationError) -> str:
     return "; ".join(causes)
 
 
-@lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
+    """The settings as the environment (and a ``.env`` file) says now, read afresh on every
+    call: no process-wide copy is kept. A process reads them once where it starts (the CLI's
+    ``main``, a worker's start in ``workers.app``, a ``Client()`` given none) and passes the
+    ``Settings`` down; library code takes them as an argument."""
     return Settings()
 
 

@@ -31,7 +31,7 @@ from workers import spans
 from workers.agent.plan_use import PARALLEL_FLAG_PROVIDERS, hint_text
 from workers.agent.state import AgentState
 from workers.execution.cancellation import Cancelled, CancelToken
-from workers.providers import ModelProvider, get_provider
+from workers.providers import ModelProvider
 from workers.providers.budgeted import BudgetExceeded
 from workers.tools.registry import ToolRegistry
 from workers.tools.runner import ToolEvents, ToolResult, ToolRunner
@@ -80,10 +80,10 @@ def run_agent(
     cancel: CancelToken | None = None,
     events: AgentEvents | None = None,
     tools: ToolRunner = _NO_TOOLS,
-    provider_for: Callable[[str], ModelProvider] = get_provider,
+    provider_for: Callable[[str], ModelProvider],
     resume: AgentCheckpoint | None = None,
     checkpoint: Callable[[AgentCheckpoint], object] | None = None,
-    groups: list[list[str]] | None = None,
+    parallel_groups: list[list[str]] | None = None,
     guard: Callable[[], None] | None = None,
     call_scope: str | None = None,
 ) -> AgentRun:
@@ -100,7 +100,7 @@ def run_agent(
     The last turn ``max_turns`` allows runs no tool calls: the run ends ``error`` saying
     ``max_turns`` was reached, its calls answered as not run.
 
-    ``groups`` are the tools that may run together (the agent's plan with its own groups):
+    ``parallel_groups`` are the tools that may run together (the agent's plan with its own):
     with ``plan_mode="inject_hints"`` the model is told, with ``"schedule"`` the ``plan`` tool
     policy runs them.
 
@@ -117,12 +117,12 @@ def run_agent(
     scope = call_scope or f"{run_id}/{agent_name}"
     clock = time.perf_counter()
     base = list(context or [])
-    groups = groups or []
+    parallel_groups = parallel_groups or []
     instructions = spec.instructions
-    if spec.plan_mode == "inject_hints" and groups:
-        instructions = f"{instructions}\n\n{hint_text(groups)}".strip()
+    if spec.plan_mode == "inject_hints" and parallel_groups:
+        instructions = f"{instructions}\n\n{hint_text(parallel_groups)}".strip()
     system = [Message(role="system", content=instructions)] if instructions else []
-    scheduled = groups if spec.plan_mode == "schedule" else []
+    scheduled = parallel_groups if spec.plan_mode == "schedule" else []
     if resume is not None:
         state = AgentState.resumed(resume)
     else:
@@ -193,7 +193,8 @@ def run_agent(
     model = spec.model
     if spec.thinking:
         model = model.model_copy(update={"options": {**model.options, "thinking": spec.thinking}})
-    if spec.plan_mode == "inject_hints" and groups and model.provider in PARALLEL_FLAG_PROVIDERS:
+    flagged = spec.plan_mode == "inject_hints" and bool(parallel_groups)
+    if flagged and model.provider in PARALLEL_FLAG_PROVIDERS:
         options = {**model.options, "parallel_tool_calls": True}
         model = model.model_copy(update={"options": options})
     if unanswered := state.unanswered():  # resumed in the middle of a turn's tool calls

@@ -20,8 +20,8 @@ from orchestrator.state.store import Admission, RunStore, Sweep
 from workers import spans
 from workers.coordination import canvas
 from workers.coordination.publishing import publish
+from workers.identity import node_name
 from workers.kinds import MemberIdentity, kind_of
-from workers.node import node_name
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from orchestrator.state.keys import CANCELS
 from orchestrator.state.store import Renewal, RunStore
 from workers.execution.cancellation import Cancelled, CancelToken
-from workers.node import node_name
+from workers.identity import node_name
 
 log = logging.getLogger(__name__)
 

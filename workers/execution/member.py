@@ -4,13 +4,10 @@ once and let the next members in."""
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Protocol
 
 from celery import Celery
@@ -26,7 +23,7 @@ from orchestrator.state.store import Completion, RunStore
 from workers import spans
 from workers.agent.loop import AgentEvents, AgentRun, run_agent
 from workers.agent.plan_cache import PlanCache
-from workers.agent.plan_use import effective_groups
+from workers.agent.plan_use import effective_parallel_groups
 from workers.cache.governed import CacheContext
 from workers.coordination.steps import after_members, apply_admission
 from workers.execution.cancellation import CancelToken
@@ -34,24 +31,13 @@ from workers.execution.leases import LeaseKeeper
 from workers.execution.liveness import holder_gone, new_token
 from workers.execution.member_events import MemberEvents
 from workers.execution.records import ship_record
+from workers.identity import node_name, process_id
 from workers.kinds import Execution, MemberStart, kind_of
-from workers.node import node_name
 from workers.providers import ModelProvider
 from workers.providers.budgeted import CallBudget
 from workers.tools.runner import ToolRunner
 
 log = logging.getLogger(__name__)
-
-
-@cache
-def _worker_id(pid: int) -> str:
-    return f"{socket.gethostname()}:{pid}"
-
-
-def worker_id() -> str:
-    """``host:pid`` of this worker process, worked out once per process (a forked pool child
-    has a pid of its own, so the cache is keyed on it)."""
-    return _worker_id(os.getpid())
 
 
 @dataclass(frozen=True)
@@ -129,7 +115,7 @@ def _execute(
     span.update_name(f"invoke_agent {identity.name}")
     span.set_attributes(spans.agent_attributes(spec, identity.name, member, conversation))
     started = time.monotonic()
-    start_event = AgentStart(run_id=run_id, worker=worker_id(), **identity.event_fields())
+    start_event = AgentStart(run_id=run_id, worker=process_id(), **identity.event_fields())
     claim = store.claim(run_id, member, token, spec.timeout_s, start_event, previous)
     if claim.action == "busy" and claim.input and holder_gone(store.client, claim.input):
         # A delivery that finds its member held by a process that is gone (RabbitMQ delivers
@@ -164,6 +150,8 @@ def _execute(
             start = kind.start(request, member, claim.input)
             budget = _call_budget(store, request, run_id, member, token)
             plan = runtime.plans.get(spec.agent_id) if spec.plan_mode != "observe_only" else None
+            observing = spec.plan_mode == "observe_only"
+            parallel_groups = [] if observing else effective_parallel_groups(spec, plan)
             cache_context = CacheContext(spec.agent_id, spec.cache_mode, f"{run_id}/{member}")
 
             def agent(
@@ -190,7 +178,7 @@ def _execute(
                     checkpoint=checkpoint,
                     guard=lease.guard,
                     call_scope=f"{run_id}/{member}",
-                    groups=effective_groups(spec, plan) if spec.plan_mode != "observe_only" else [],
+                    parallel_groups=parallel_groups,
                 )
 
             execution = Execution(
@@ -199,7 +187,7 @@ def _execute(
                 run_id=run_id,
                 member=member,
                 token=token,
-                worker=worker_id(),
+                worker=process_id(),
                 identity=identity,
                 events=events,
                 resume=claim.checkpoint,

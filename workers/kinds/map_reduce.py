@@ -14,9 +14,9 @@ from workers import spans
 from workers.agent.loop import AgentRun
 from workers.coordination.publishing import publish
 from workers.execution.records import finish_run
+from workers.identity import node_name
 from workers.kinds import reduce_tree
 from workers.kinds.base import Execution, MemberIdentity, MemberStart
-from workers.node import node_name
 
 
 def _request(request: RunRequest) -> MapReduceRequest:

@@ -131,7 +131,7 @@ class AnthropicMessages(BodySurface):
     def send(self, config: ModelConfig, body: dict[str, Any], cancel: CancelToken) -> ModelResponse:
         """Make the call ``body`` describes."""
         cancel.check()
-        client = anthropic_client(config)
+        client = anthropic_client(config, self.settings.endpoints)
         response = sdk_call(SURFACE, client, lambda: client.messages.create(**body), cancel, config)
         texts = [block.text for block in response.content if block.type == "text"]
         calls = [
@@ -150,7 +150,7 @@ class AnthropicMessages(BodySurface):
             text="".join(texts),
             tool_calls=calls,
             thinking=kept_thinking(response.content),
-            usage=priced(usage, config),
+            usage=priced(usage, config, self.settings.prices),
             surface=SURFACE,
             request_digest=request_digest(body),
         )

@@ -98,7 +98,7 @@ class OpenAIChat(BodySurface):
     def send(self, config: ModelConfig, body: dict[str, Any], cancel: CancelToken) -> ModelResponse:
         """Make the call ``body`` describes."""
         cancel.check()
-        client = openai_client(config)
+        client = openai_client(config, self.settings.endpoints)
         response = sdk_call(
             SURFACE, client, lambda: client.chat.completions.create(**body), cancel, config
         )
@@ -117,7 +117,7 @@ class OpenAIChat(BodySurface):
         return ModelResponse(
             text=message.content or "",
             tool_calls=calls,
-            usage=priced(usage, config),
+            usage=priced(usage, config, self.settings.prices),
             usage_reported=used is not None,
             surface=SURFACE,
             request_digest=request_digest(body),

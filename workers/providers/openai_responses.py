@@ -94,7 +94,7 @@ class OpenAIResponses(BodySurface):
     def send(self, config: ModelConfig, body: dict[str, Any], cancel: CancelToken) -> ModelResponse:
         """Make the call ``body`` describes."""
         cancel.check()
-        client = openai_client(config)
+        client = openai_client(config, self.settings.endpoints)
         response = sdk_call(
             SURFACE, client, lambda: client.responses.create(**body), cancel, config
         )
@@ -119,7 +119,7 @@ class OpenAIResponses(BodySurface):
         return ModelResponse(
             text="".join(texts),
             tool_calls=calls,
-            usage=priced(usage, config),
+            usage=priced(usage, config, self.settings.prices),
             usage_reported=used is not None,
             surface=SURFACE,
             request_digest=request_digest(body),

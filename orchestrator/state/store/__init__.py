@@ -278,7 +278,8 @@ class RunStore:
             pipe.hset(keys.run, mapping=fields)
             if items:
                 pipe.rpush(keys.items, *items)
-            pipe.hset(keys.budget, mapping=ledger_fields(request))  # type: ignore[arg-type]
+            ledger = ledger_fields(request, self.settings.prices)
+            pipe.hset(keys.budget, mapping=ledger)  # type: ignore[arg-type]
             for event in events:
                 pipe.xadd(keys.events, {"e": event.model_dump_json()})
             pipe.execute()
