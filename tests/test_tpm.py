@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from benchmarks.tpm_server import TokenLimitedServer
-from orchestrator.config.settings import PoolLimit, get_settings
+from orchestrator.config.settings import PoolLimit, Settings
 from orchestrator.local import LocalRedis
 from orchestrator.models import Message, ModelConfig
 from orchestrator.state.keys import semaphore_key, token_amounts_key
@@ -45,17 +45,15 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[TokenLimitedServer]:
     api = TokenLimitedServer(limit=1_000_000)
     for name, value in api.worker_env().items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
     yield api
     api.close()
-    get_settings.cache_clear()
 
 
 def pooled(redis_server: LocalRedis, pool: PoolLimit) -> tuple[PooledProvider, str]:
     """A pooled OpenAI provider (a worker's view: its own Redis client) and its model."""
     model = f"m-{uuid4().hex[:8]}"
     client = redis.Redis.from_url(redis_server.url)
-    return PooledProvider(OpenAIChat(get_settings()), client, {f"openai:{model}": pool}, 2.0), model
+    return PooledProvider(OpenAIChat(Settings()), client, {f"openai:{model}": pool}, 2.0), model
 
 
 def call(provider: PooledProvider, model: str, cancel: CancelToken | None = None) -> int:
@@ -129,7 +127,9 @@ def test_a_429_with_reset_headers_pauses_the_pool_for_every_worker(
     assert refused.value.rate_limited and (refused.value.retry_after_s or 0) > 1
     # Another worker (its own provider and Redis client) waits out the same pause.
     limits = {f"openai:{model}": pool}
-    other = PooledProvider(OpenAIChat(get_settings()), redis.Redis.from_url(redis_server.url), limits, 2.0)
+    other = PooledProvider(
+        OpenAIChat(Settings()), redis.Redis.from_url(redis_server.url), limits, 2.0
+    )
     cancel = WatchedToken()
     thread, failures = in_thread(lambda: call(other, model, cancel))
     assert cancel.waiting.wait(30), "the other worker's call was never told to wait"
