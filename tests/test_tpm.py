@@ -17,10 +17,12 @@ import redis
 from benchmarks.tpm_server import TokenLimitedServer
 from orchestrator.config.settings import PoolLimit, Settings
 from orchestrator.local import LocalRedis
-from orchestrator.models import Message, ModelConfig
-from orchestrator.state.keys import semaphore_key, token_amounts_key
+from orchestrator.models import Message, ModelConfig, Usage
+from orchestrator.state.keys import semaphore_key, token_amounts_key, token_window_key
 from workers.execution.cancellation import Cancelled, CancelToken
-from workers.providers.base import ProviderError, RetryableProviderError
+from workers.limits import SharedLimit
+from workers.providers import inflight
+from workers.providers.base import ModelResponse, ProviderError, RetryableProviderError
 from workers.providers.openai_chat import OpenAIChat
 from workers.providers.pooled import PooledProvider
 from workers.providers.retry_headers import retry_wait_s
@@ -164,3 +166,53 @@ def test_headers_that_say_nothing_give_no_wait() -> None:
     assert retry_wait_s({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
     assert retry_wait_s({"x-ratelimit-reset-tokens": "soon"}) is None
     assert retry_wait_s(None) is None
+
+
+def test_a_call_settled_to_nothing_leaves_the_window_cleanly(redis_server: LocalRedis) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    name = f"provider:refused-{uuid4().hex[:8]}"
+    limit = SharedLimit(client, name, None, None, 2.0, tokens_per_minute=100, window_s=0.01)
+    assert limit.try_acquire("refused", 60) == 0
+    limit.settle("refused", 0)  # the provider refused it: it used nothing
+    limit.release("refused")
+    # Every later acquisition passes over it as it leaves the window, and takes its place.
+    while client.zscore(token_window_key(name), "refused") is not None:
+        token = uuid4().hex
+        if limit.try_acquire(token, 1) == 0:
+            limit.release(token)
+    total = int(client.hget(token_amounts_key(name), "#total") or 0)
+    assert total == client.zcard(token_window_key(name)), "the sum is still the calls' sum"
+
+
+class SlowToSend:
+    """A surface that takes a while before it sends (as a first call imports its SDK), then
+    sends through ``inflight``; it reads Redis's clock just before sending."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.sent_ms = 0
+
+    def input_token_bound(self, *_: object) -> int:
+        return 100
+
+    def complete(
+        self, config: ModelConfig, messages: object, cancel: CancelToken, tools: object
+    ) -> ModelResponse:
+        seconds, micros = self.client.time()
+        self.sent_ms = int(seconds) * 1000 + int(micros) // 1000
+
+        async def answer() -> ModelResponse:
+            return ModelResponse(text="ok", usage=Usage(input_tokens=50, output_tokens=10))
+
+        return inflight.run("slow", answer, cancel, 10)
+
+
+def test_a_call_counts_from_when_its_request_is_sent(redis_server: LocalRedis) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    surface = SlowToSend(client)
+    model = f"m-{uuid4().hex[:8]}"
+    provider = PooledProvider(surface, client, {f"openai:{model}": PoolLimit(tpm=10_000)}, 2.0)
+    config = ModelConfig(provider="openai", model=model, max_output_tokens=10)
+    provider.complete(config, [Message(role="user", content="x")], CancelToken(), [])
+    (entry,) = client.zrange(token_window_key(f"provider:openai:{model}"), 0, -1, withscores=True)
+    assert entry[1] >= surface.sent_ms, "the call counts from its send, not its reservation"

@@ -126,6 +126,13 @@ class SharedLimit:
             keys = [token_amounts_key(self.name)]
             run_script(self._client, "settle_tokens", keys, [token, tokens], common=False)
 
+    def restamp(self, token: str) -> None:
+        """The call ``token`` is being sent: its tokens count from now."""
+        if self._tokens_per_minute:
+            keys = [token_window_key(self.name), token_amounts_key(self.name)]
+            args = [token, self._token_window_ms + 1000]
+            run_script(self._client, "restamp_tokens", keys, args, common=False)
+
     def hold_off(self, seconds: float) -> None:
         """Pause the limit for every worker for ``seconds`` (a longer pause is kept)."""
         ms = max(1, round(seconds * 1000))

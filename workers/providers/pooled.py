@@ -6,10 +6,11 @@ holds no slot.
 
 With ``tpm``, an attempt also reserves its upper bound of tokens (the bound its budget reserves:
 its input, never undercounted, plus its output limit) in the pool's window, shared by every
-worker; after the attempt the reservation becomes the usage the provider reported (nothing for
-an attempt the provider refused, the bound when it did not say). A call that would pass the
-limit waits, holding no slot, until enough older calls leave the window; a cancel ends the wait
-at once. A 429 whose headers say when to retry pauses the pool for every worker until then.
+worker, counted from when its request is sent (``inflight.when_sent``). After the attempt the
+reservation becomes the usage the provider reported (nothing for an attempt the provider
+refused, the bound when it did not say). A call that would pass the limit waits, holding no
+slot, until enough older calls leave the window; a cancel ends the wait at once. A 429 whose
+headers say when to retry pauses the pool for every worker until then.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from orchestrator.models import Message, ModelConfig, utcnow
 from orchestrator.tools import ToolInfo
 from workers.execution.cancellation import CancelToken
 from workers.limits import NeverFits, SharedLimit
+from workers.providers import inflight
 from workers.providers.base import (
     ModelResponse,
     ModelSurface,
@@ -99,7 +101,11 @@ class PooledProvider:
     ) -> ModelResponse:
         """One call within its slot; its tokens settled, its 429 pausing the pool."""
         try:
-            response = self._inner.complete(config, messages, cancel, tools)
+            if pool.counts_tokens:
+                with inflight.when_sent(lambda: _quietly(pool.restamp, token)):
+                    response = self._inner.complete(config, messages, cancel, tools)
+            else:
+                response = self._inner.complete(config, messages, cancel, tools)
         except ProviderError as failure:
             if failure.unbilled:
                 _quietly(pool.settle, token, 0)  # refused: the provider counted nothing

@@ -1,7 +1,7 @@
 -- Take a slot of a limit shared by all workers (loaded without common.lua).
 -- KEYS[1]: holders (sorted set token -> expiry ms), KEYS[2]: calls of the last window;
 -- for a provider pool also KEYS[3]: calls holding tokens (sorted set token -> time reserved,
--- ms), KEYS[4]: their tokens (hash token -> tokens, with the sum under '#total'), KEYS[5]: the
+-- ms, or sent: restamp_tokens.lua), KEYS[4]: their tokens (hash token -> tokens, with the sum under '#total'), KEYS[5]: the
 -- pool's pause (a key whose TTL is what is left of it).
 -- ARGV: token, max_concurrent (0: none), per_window (0: none), lease_ms (a live holder renews
 -- its lease with renew_limit.lua); for a provider pool also tokens_per_window (0: none), this
@@ -36,7 +36,8 @@ if tokens_per_window > 0 then
     local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - token_window_ms)
     for _, call in ipairs(gone) do
         local spent = tonumber(redis.call('HGET', KEYS[4], call) or '0')
-        redis.call('HINCRBY', KEYS[4], '#total', -spent)
+        -- Never "-0" (a call settled to nothing), which HINCRBY refuses as no integer.
+        if spent ~= 0 then redis.call('HINCRBY', KEYS[4], '#total', 0 - spent) end
         redis.call('HDEL', KEYS[4], call)
     end
     redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - token_window_ms)

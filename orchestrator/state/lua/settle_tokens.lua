@@ -6,5 +6,6 @@ local before = redis.call('HGET', KEYS[1], ARGV[1])
 if not before then return 0 end
 local used = tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], ARGV[1], used)
-redis.call('HINCRBY', KEYS[1], '#total', used - tonumber(before))
+local change = used - tonumber(before)
+if change ~= 0 then redis.call('HINCRBY', KEYS[1], '#total', change) end
 return 1
