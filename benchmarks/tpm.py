@@ -101,7 +101,7 @@ def main() -> bool:
         "`retry-after`); 4 retries per call. Tokens per minute achieved = tokens taken / "
         "(first to last request taken + 60 s): the minutes of the server's window the run "
         f"occupied. At {LIMIT:,} a minute, two minutes can hold the calls' 401,600 tokens. "
-        "One run of each configuration: `tpm` is the pool `{\"tpm\": LIMIT}`; `pause only` a "
+        'One run of each configuration: `tpm` is the pool `{"tpm": LIMIT}`; `pause only` a '
         "pool of `max_concurrent` 24 without `tpm` (a 429's reset headers pause it for every "
         "worker); `no pool` nothing configured (each worker retries its own 429s). A failed "
         "call used its 4 retries; its tokens were never taken.",

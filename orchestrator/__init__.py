@@ -30,6 +30,7 @@ from orchestrator.models.results import (
 )
 from orchestrator.plans import ExecutionPlan, ParallelGroup, ParallelHint
 from orchestrator.plans.cache_plans import CachePlan, CacheProfile
+from orchestrator.reducers import Reducer, reducer
 from orchestrator.strategies import Strategy, strategy
 from orchestrator.tools import Tool, ToolInfo, ToolPolicy, idempotency_key, tool
 
@@ -53,6 +54,7 @@ __all__ = [
     "ParallelGroup",
     "ParallelHint",
     "ParallelResult",
+    "Reducer",
     "RunFailedError",
     "RunHandle",
     "RunNotFoundError",
@@ -67,6 +69,7 @@ __all__ = [
     "Usage",
     "WritesRefusedError",
     "idempotency_key",
+    "reducer",
     "strategy",
     "tool",
 ]

@@ -17,6 +17,7 @@ import redis
 
 from orchestrator.config.settings import Settings
 from orchestrator.models import AgentOutput, Outcome, RunState
+from orchestrator.models.requests import MapReduceRequest
 from orchestrator.state.budget import RunBudget
 from orchestrator.state.events import AgentEnd, AgentStart
 from orchestrator.state.keys import RunKeys
@@ -142,7 +143,10 @@ class Workers:
     def after_members(self, run: str) -> None:
         """A map-reduce's chord body: gate the reducer, or end the run without it."""
         if self.readable(run):
-            verdict, reason = self.live.gate_final(run, NODE, "")
+            request = self.live.request(run)
+            # A reducer function is no agent of the budget (MapReduceKind.after_members).
+            agent = not isinstance(request, MapReduceRequest) or request.reducer is not None
+            verdict, reason = self.live.gate_final(run, NODE, "", agent=agent)
             if verdict == "admitted":
                 self.publish(run, [FINAL])
             elif verdict != "gone":

@@ -121,6 +121,7 @@ class Recorder(AgentEvents):
         final: bool,
         ended: datetime | None = None,
         cache: CacheDecision | None = None,
+        output_error: str | None = None,
     ) -> None:
         self.seen.append(("turn", (turn, tool_calls, final)))
 

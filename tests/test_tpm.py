@@ -24,8 +24,7 @@ from workers.limits import SharedLimit
 from workers.providers import inflight
 from workers.providers.base import ModelResponse, ProviderError, RetryableProviderError
 from workers.providers.openai_chat import OpenAIChat
-from workers.providers.pooled import PooledProvider
-from workers.providers.retry_headers import retry_wait_s
+from workers.providers.pooled import PooledProvider, retry_wait_s
 
 PROMPT = "p" * 2000  # 500 tokens by the server's count, about 2,100 by the bound
 

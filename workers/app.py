@@ -24,9 +24,8 @@ from workers.identity import node_name, set_node_name
 from workers.runtime import WorkerRuntime
 from workers.startup import (
     StartupError,
+    check_modules,
     check_settings,
-    check_strategy_modules,
-    check_tool_modules,
     check_tracing,
     exit_with,
 )
@@ -56,12 +55,12 @@ MEMBER_TASKS = frozenset({MEMBER_TASK, FINAL_TASK})
 
 @worker_init.connect
 def _check_worker(sender: Any = None, **_: Any) -> None:
-    """Before the worker consumes anything: every tool module imports and forms a registry."""
+    """Before the worker consumes anything: every module it serves imports and forms its
+    registries (tools, strategies, reducer functions)."""
     if getattr(sender, "app", None) is not app:
         return
     try:
-        check_tool_modules(settings.tool_module_names)
-        check_strategy_modules(settings.strategy_module_names)
+        check_modules(settings)
     except StartupError as error:
         exit_with(error)
 

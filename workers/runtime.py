@@ -24,8 +24,10 @@ from workers.cache.refusals import ResendWithoutHints
 from workers.coordination.watchdog import Watchdog
 from workers.execution.leases import LeaseKeeper
 from workers.execution.member import MemberRuntime
+from workers.kinds.reducer_functions import registered_reducers
 from workers.kinds.strategy_registry import registered_strategies
 from workers.limits import SharedLimit
+from workers.module_scan import served_modules
 from workers.providers import ModelProvider, ModelSurface, get_provider
 from workers.providers.budgeted import BudgetedProvider, CallBudget
 from workers.providers.pooled import PooledProvider
@@ -85,6 +87,7 @@ class WorkerRuntime:
         settings = self.settings
         served = {
             "strategies": registered_strategies(settings).names,
+            "reducers": registered_reducers(settings).names,
             "endpoints": sorted(settings.endpoints),
         }
         return Watchdog(
@@ -98,14 +101,13 @@ class WorkerRuntime:
 
     @property
     def tool_registry(self) -> ToolRegistry:
-        """The tools of ``ORCHESTRATOR_TOOL_MODULES`` and of ``ORCHESTRATOR_MCP_SERVERS`` (the
-        servers started here, in this process)."""
+        """The tools of ``ORCHESTRATOR_MODULES`` and ``ORCHESTRATOR_TOOL_MODULES``, and of
+        ``ORCHESTRATOR_MCP_SERVERS`` (the servers started here, in this process)."""
         settings = self.settings
+        modules = served_modules(settings, settings.tool_module_names)
         return self._once(
             "tool_registry",
-            lambda: ToolRegistry.from_modules(
-                settings.tool_module_names, serve_mcp(settings.mcp_servers)
-            ),
+            lambda: ToolRegistry.from_modules(modules, serve_mcp(settings.mcp_servers)),
         )
 
     def stop_tool_servers(self) -> None:

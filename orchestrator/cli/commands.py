@@ -14,6 +14,7 @@ from orchestrator.cli.input import (
     read_items,
     read_records,
     read_text,
+    reducer_of,
 )
 from orchestrator.cli.render import plain
 from orchestrator.client import Client
@@ -31,10 +32,10 @@ def submit_map_reduce(args: argparse.Namespace, client: Client, out: Console) ->
         "max_cost_usd": args.max_cost_usd,
     }
     mapper = agent_spec("--mapper", args.mapper)
-    reducer = agent_spec("--reducer", args.reducer)
+    reducer = reducer_of(args.reducer)
     handle = client.map_reduce(
         args.task,
-        read_items(args.items),
+        read_items(args.items, args.jsonl),
         mapper,
         reducer,
         max_concurrent=args.max_concurrent,

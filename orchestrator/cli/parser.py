@@ -57,9 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
     kinds = submit.add_subparsers(dest="kind", required=True)
     mr = kinds.add_parser("map-reduce", help="one mapper agent per item, then a reducer")
     mr.add_argument("--task", required=True, help="the task every mapper and the reducer get")
-    mr.add_argument("--items", default="-", help="file of items (JSON list or lines); - = stdin")
+    mr.add_argument(
+        "--items",
+        default="-",
+        help="file of items: JSON lines (*.jsonl, *.ndjson), a JSON list, or text lines; - = stdin",
+    )
+    mr.add_argument(
+        "--jsonl", action="store_true", help="read --items as JSON lines, one item a line"
+    )
     mr.add_argument("--mapper", default=DEFAULT_MAPPER, help="AgentSpec JSON or @file")
-    mr.add_argument("--reducer", default=DEFAULT_REDUCER, help="AgentSpec JSON or @file")
+    mr.add_argument(
+        "--reducer",
+        default=DEFAULT_REDUCER,
+        help="AgentSpec JSON or @file, or the name of a @reducer function on the workers",
+    )
     mr.add_argument(
         "--max-concurrent", type=int, default=5, help="mappers running at once, all workers"
     )

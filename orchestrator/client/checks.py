@@ -81,6 +81,25 @@ def check_group(client: redis.Redis, name: str | None) -> None:
     )
 
 
+def reducer_function(client: redis.Redis, reducer: object) -> str | None:
+    """The reducer function a map-reduce names (``reducer`` given as a name), None for an
+    agent; a name no live worker registers is refused."""
+    if not isinstance(reducer, str):
+        return None
+    check_reducer(client, reducer)
+    return reducer
+
+
+def check_reducer(client: redis.Redis, name: str) -> None:
+    """Refuse a reducer function no live worker registers."""
+    registered = live_names(client, "reducers")
+    if name not in registered:
+        offer = ", ".join(registered) or "none"
+        raise InvalidRunError(
+            f"reducer: unknown reducer function {name!r} (registered on the workers: {offer})"
+        )
+
+
 def check_strategy(client: redis.Redis, name: str) -> None:
     """Refuse a strategy that is neither built in nor registered on a live worker."""
     if name in BUILTIN_STRATEGIES:

@@ -19,7 +19,7 @@ from orchestrator.client.validation import checked_agent_id, validated, validati
 from orchestrator.config.settings import Settings, load_settings, with_redis_url
 from orchestrator.errors import InvalidRunError, RunNotFoundError
 from orchestrator.models import AgentSpec, Budget, Message, RunRecord
-from orchestrator.models.input_limits import check_items
+from orchestrator.models.items import item_texts
 from orchestrator.models.learner_limits import record_over_limits
 from orchestrator.models.requests import (
     AgentRunRequest,
@@ -102,9 +102,9 @@ class Client:
     def map_reduce(
         self,
         task: str,
-        items: Sequence[str],
+        items: Sequence[Any],
         mapper: AgentSpec | dict[str, Any],
-        reducer: AgentSpec | dict[str, Any],
+        reducer: AgentSpec | dict[str, Any] | str,
         max_concurrent: int = 5,
         budget: Budget | dict[str, Any] | None = None,
         deadline_s: float | None = None,
@@ -117,32 +117,30 @@ class Client:
         other run that names it, taking turns with them (see ``Client.groups()``); a group no
         live worker declares raises ``InvalidRunError``.
 
-        Mapper ``i`` is named ``{mapper.name}_{i}`` and gets ``"{task}\\n\\nProcess this item:
-        {item}"``. Raises ``InvalidRunError`` before anything is dispatched when the input is
-        bad (no items, a cap below 1, an unknown provider, a negative budget, a
-        ``max_cost_usd`` with a model whose price is not known).
+        Items are JSON values: mapper ``i`` is ``{mapper.name}_{i}`` on ``"{task}\\n\\nProcess
+        this item: {item}"``, a string item as it is, any other as its compact JSON. ``reducer``
+        is an agent, or the name of a ``@reducer`` function the workers serve (``reducers()``),
+        whose return value is the result's ``reduced_data``. Raises ``InvalidRunError`` before
+        anything is dispatched when the input is bad (no items, an item that is not JSON, a cap
+        below 1, an unknown provider or reducer function, a negative budget, a ``max_cost_usd``
+        with a model whose price is not known).
         """
-        if isinstance(items, str) or not isinstance(items, Sequence):
-            raise InvalidRunError("items must be a list of strings")
-        if not items:
-            raise InvalidRunError("items must not be empty: a map-reduce needs at least one item")
-        for position, item in enumerate(items):
-            if not isinstance(item, str):
-                raise InvalidRunError(f"items[{position}] is {type(item).__name__}, not a string")
-        check_items(items)
+        texts = item_texts(items)
+        function = checks.reducer_function(self.redis, reducer)
         # One model validates everything, so each error names its place (budget.max_agents).
         request = validated(
             MapReduceRequest,
             task=task,
             mapper=mapper,
-            reducer=reducer,
+            reducer=None if function is not None else reducer,
+            reducer_function=function,
             max_concurrent=max_concurrent,
             budget=budget,
             deadline_s=deadline_s,
-            item_count=len(items),
+            item_count=len(texts),
             group=group,
         )
-        return self._submit(request, MapReduceResult, items=list(items))
+        return self._submit(request, MapReduceResult, items=texts)
 
     def parallel_branches(
         self,
@@ -281,8 +279,12 @@ class Client:
 
     def strategies(self) -> list[str]:
         """The strategies a run may name: the built-ins, then those the live workers
-        register with ``@strategy`` in their ``ORCHESTRATOR_STRATEGY_MODULES``."""
+        register with ``@strategy`` (``ORCHESTRATOR_MODULES``, ``..._STRATEGY_MODULES``)."""
         return [*BUILTIN_STRATEGIES, *live_names(self.redis, "strategies")]
+
+    def reducers(self) -> list[str]:
+        """The ``@reducer`` functions of the live workers' ``ORCHESTRATOR_MODULES``."""
+        return live_names(self.redis, "reducers")
 
     def get_run(self, run_id: str) -> RunHandle[Any]:
         """Attach to an existing run (from any process); ``RunNotFoundError`` if there is none.

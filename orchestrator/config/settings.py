@@ -76,7 +76,10 @@ class Settings(BaseSettings):
         result_ttl_s: how long what a run keeps (its state, outputs, events and result) stays
             in Redis once it ended (``ORCHESTRATOR_RESULT_TTL_S``, 7 days by default); set on the
             workers, which end runs.
-        tool_modules: comma-separated modules whose ``@tool`` functions this worker serves.
+        modules: comma-separated modules whose registrations this worker serves: its
+            ``@tool``, ``@strategy`` and ``@reducer`` functions (``ORCHESTRATOR_MODULES``).
+        tool_modules: comma-separated modules whose ``@tool`` functions this worker serves
+            (besides those of ``modules``).
         strategy_modules: comma-separated modules whose ``@strategy`` functions this worker
             serves (the only strategies besides the built-ins that a run may name).
         remote_start_timeout_s: how long an agent waits for a remote tool call to be picked up
@@ -125,6 +128,7 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(default=7200, gt=0)
     events_maxlen: int = Field(default=10_000, gt=0)
     result_ttl_s: int = Field(default=DEFAULT_RESULT_TTL_S, gt=0)
+    modules: str = ""
     tool_modules: str = ""
     strategy_modules: str = ""
     remote_start_timeout_s: float = Field(default=30.0, gt=0)
@@ -205,6 +209,10 @@ class Settings(BaseSettings):
         for name, value in super().__repr_args__():
             masked = name in URL_FIELDS and isinstance(value, str)
             yield name, masked_url(value) if masked else value
+
+    @property
+    def module_names(self) -> list[str]:
+        return [name.strip() for name in self.modules.split(",") if name.strip()]
 
     @property
     def tool_module_names(self) -> list[str]:

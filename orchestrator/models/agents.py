@@ -3,11 +3,12 @@ names the workers implement), its spec (``AgentSpec``) and a run's ``Budget``.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.models.cache_records import CacheMode
+from orchestrator.models.schemas import OUTPUT_SCHEMA_OPTION, output_schema_of
 from orchestrator.plans import PlanMode
 from orchestrator.plans.agent_ids import check_agent_id
 from orchestrator.tools import ToolPolicy
@@ -37,6 +38,9 @@ REQUEST_OPTIONS = frozenset(
 )
 """Options a client may not set: the request a worker sends with its key is built from the
 agent's spec alone."""
+
+WORKER_SET_OPTIONS = frozenset({OUTPUT_SCHEMA_OPTION})
+"""Options a worker sets on its own calls from the agent's spec (``AgentSpec.output_schema``)."""
 
 OUTPUT_LIMIT_OPTIONS = frozenset({"max_tokens", "max_completion_tokens", "max_output_tokens"})
 """Options that would set a call's output limit behind ``ModelConfig.max_output_tokens``, the
@@ -93,6 +97,12 @@ class ModelConfig(BaseModel):
                 f"{', '.join(limits)}: set the output limit with ModelConfig.max_output_tokens, "
                 "which the budget reserves for before each call"
             )
+        derived = sorted(WORKER_SET_OPTIONS & value.keys())
+        if derived:
+            raise ValueError(
+                f"{', '.join(derived)} cannot be an option: set AgentSpec.output_schema, which "
+                "the workers ask of the model and validate its answers against"
+            )
         rewrites = sorted(REQUEST_OPTIONS & value.keys())
         if rewrites:
             raise ValueError(
@@ -138,6 +148,14 @@ class AgentSpec(BaseModel):
         timeout_s: the time limit of the whole agent run (900 s by default), counted from the
             first time it starts, including the time a redelivered execution resumes; past it
             the agent ends ``error`` with "timed out after N s" and frees its slot.
+        output_schema: the JSON Schema its final answer must match (a dict, or a pydantic
+            model class, turned into its JSON Schema here on the client): asked of the model
+            in its provider's native structured-output mode and validated on the worker
+            (``orchestrator/models/schemas.py``); the parsed value is ``AgentOutput.data``.
+        output_retries: how many more model calls an answer that does not match
+            ``output_schema`` gets, each told what was wrong (2 by default); each is a model
+            call like any other (budget, pools, time limit, cancel). An answer that never
+            matches ends the agent ``error``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -155,6 +173,22 @@ class AgentSpec(BaseModel):
     parallel_groups: list[list[str]] = Field(default_factory=list)
     cache_mode: CacheMode = "observe"
     timeout_s: float = Field(default=900.0, gt=0, allow_inf_nan=False)
+    if TYPE_CHECKING:  # a pydantic model class may be given: its JSON Schema is what is kept
+        output_schema: dict[str, Any] | type[BaseModel] | None = None
+    else:
+        output_schema: dict[str, Any] | None = None
+    output_retries: int = Field(default=2, ge=0, le=10)
+
+    @property
+    def output_json_schema(self) -> dict[str, Any] | None:
+        """``output_schema`` as it is kept and sent: a JSON Schema (None without one)."""
+        schema = self.output_schema
+        return schema if isinstance(schema, dict) else None
+
+    @field_validator("output_schema", mode="before")
+    @classmethod
+    def _schema_as_data(cls, value: object) -> dict[str, Any] | None:
+        return output_schema_of(value)
 
     @model_validator(mode="after")
     def _agent_id_defaults_to_name(self) -> AgentSpec:

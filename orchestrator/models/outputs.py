@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from orchestrator.models.thinking import ThinkingBlock
 
@@ -77,11 +77,18 @@ class Message(BaseModel):
     thinking: list[ThinkingBlock] = Field(default_factory=list)
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
 class AgentOutput(BaseModel):
-    """What one agent run produced. Agent runs never raise: failures are ``error`` outputs."""
+    """What one agent run produced. Agent runs never raise: failures are ``error`` outputs.
+
+    ``data``: the parsed answer of an agent with an ``output_schema`` (or a reducer
+    function's return value), None otherwise; ``answer`` is then its compact JSON text."""
 
     name: str
     answer: str = ""
+    data: JsonValue = None
     outcome: Outcome = "ok"
     error: str | None = None
     turns: int = 0
@@ -95,6 +102,14 @@ class AgentOutput(BaseModel):
     def succeeded(self) -> bool:
         """True when the agent produced an answer without error."""
         return self.outcome == "ok" and self.error is None
+
+    def parsed(self, model: type[ModelT]) -> ModelT:
+        """``data`` validated into ``model`` (pydantic's ``ValidationError`` when it does not
+        fit); ``ValueError`` when there is no data (no schema, or the agent did not succeed)."""
+        if self.data is None:
+            why = self.error or "the agent had no output_schema"
+            raise ValueError(f"{self.name} has no data to parse: {why}")
+        return model.model_validate(self.data)
 
     @classmethod
     def not_run(cls, name: str, outcome: Outcome, reason: str) -> AgentOutput:

@@ -60,3 +60,5 @@ class AgentCheckpoint(BaseModel):
     tool_calls: int
     tools_used: list[str]
     calls: list[CallRecord]
+    output_retries: int = 0
+    """The retries of answers that did not match the agent's ``output_schema`` so far."""

@@ -71,6 +71,9 @@ class ModelTurn(_AgentEvent):
     error: str | None = None
     cache: CacheDecision | None = None
     """The cache hints the call's request carried (``cache_mode="apply"``), if any."""
+    output_error: str | None = None
+    """Why the call's answer did not match the agent's ``output_schema`` (the call succeeded;
+    the answer is given back to the model while ``output_retries`` allow)."""
 
 
 class ToolCallStart(_AgentEvent):

@@ -27,6 +27,7 @@ from workers.cache.prompt_ir import (
     ANTHROPIC,
     OPENAI_CHAT,
     OPENAI_RESPONSES,
+    OUTPUT_SCHEMA,
     IRBlock,
     previous_call_end,
     prompt_blocks,
@@ -46,7 +47,7 @@ from workers.providers.base import (
     RetryableProviderError,
 )
 from workers.providers.http_common import BodySurface
-from workers.providers.tool_names import restore_names
+from workers.tools.wire_names import restore_names
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,7 @@ class GovernedSurface:
                 previous_end=previous_call_end(blocks),
                 reserved=count_breakpoints(body),
                 caller=caller_marks(body, blocks),
+                unmarkable=[i for i, block in enumerate(blocks) if block.kind == OUTPUT_SCHEMA],
             )
             if plan is None:
                 return None, body

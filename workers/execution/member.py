@@ -192,6 +192,7 @@ def _execute(
                 events=events,
                 resume=claim.checkpoint,
                 agent=agent,
+                cancel=cancel,
             )
             try:
                 run = kind.run(request, member, start, execution)

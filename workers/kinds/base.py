@@ -14,6 +14,7 @@ from orchestrator.models.requests import RunRequest
 from orchestrator.state.connection import wait_out_refusals
 from orchestrator.state.store import RunStore
 from workers.agent.loop import AgentEvents, AgentRun
+from workers.execution.cancellation import CancelToken
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class Execution:
         events: where the member's own agent run reports.
         resume: the checkpoint an earlier execution of the member left, if any.
         agent: runs an agent in this execution.
+        cancel: the execution's stop: a cancel, its time limit, a lost lease (for work that
+            is no agent run, a reducer function).
     """
 
     app: Celery
@@ -87,6 +90,7 @@ class Execution:
     events: AgentEvents
     resume: AgentCheckpoint | None
     agent: AgentCall
+    cancel: CancelToken
 
     def waiting(self, refusal: str) -> None:
         """Say that the member waits for a full Redis to have room, Redis's words ``refusal``."""

@@ -6,7 +6,7 @@ from functools import cache
 
 from orchestrator.config.settings import Settings
 from orchestrator.strategies import Strategy
-from workers.module_scan import collect_named
+from workers.module_scan import collect_named, served_modules
 
 
 class StrategyRegistry:
@@ -33,9 +33,9 @@ class StrategyRegistry:
 
 
 def registered_strategies(settings: Settings) -> StrategyRegistry:
-    """This worker's registry, from its ``ORCHESTRATOR_STRATEGY_MODULES`` (checked at start;
-    built once per list of modules)."""
-    return _registry(tuple(settings.strategy_module_names))
+    """This worker's registry, from its ``ORCHESTRATOR_MODULES`` and
+    ``ORCHESTRATOR_STRATEGY_MODULES`` (checked at start; built once per list of modules)."""
+    return _registry(tuple(served_modules(settings, settings.strategy_module_names)))
 
 
 @cache

@@ -10,16 +10,23 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from orchestrator.config.settings import Endpoint, Price, Settings
-from orchestrator.models import OUTPUT_LIMIT_OPTIONS, REQUEST_OPTIONS, Message, ModelConfig, Usage
+from orchestrator.models import (
+    OUTPUT_LIMIT_OPTIONS,
+    REQUEST_OPTIONS,
+    WORKER_SET_OPTIONS,
+    Message,
+    ModelConfig,
+    Usage,
+)
 from orchestrator.prices import call_cost
 from orchestrator.tools import ToolInfo
 from workers.execution.cancellation import Cancelled, CancelToken
 from workers.providers import inflight
 from workers.providers.base import ModelResponse, ProviderError, RetryableProviderError
 from workers.providers.inflight import thread_client
+from workers.providers.pooled import retry_wait_s
 from workers.providers.redaction import redact
-from workers.providers.retry_headers import retry_wait_s
-from workers.providers.tool_names import restore_names
+from workers.tools.wire_names import restore_names
 
 # Options that configure the adapter; every other option is passed to the API as a parameter.
 ADAPTER_OPTIONS = frozenset({"base_url", "api_key_env", "timeout_s"})
@@ -61,8 +68,10 @@ def api_key(config: ModelConfig, default_env: str, endpoints: Mapping[str, Endpo
 def api_params(config: ModelConfig) -> tuple[dict[str, Any], str | None]:
     """The options passed through to the API (temperature, top_p, ...), and the thinking
     level, which each surface spells its own way. Options that would rewrite the request or
-    its output limit (refused at submit) are dropped, should one slip past validation."""
-    dropped = ADAPTER_OPTIONS | REQUEST_OPTIONS | OUTPUT_LIMIT_OPTIONS
+    its output limit (refused at submit) are dropped, should one slip past validation, and so
+    is the output schema the worker sets (each surface asks for it in its own way:
+    ``workers/providers/output_formats.py``)."""
+    dropped = ADAPTER_OPTIONS | REQUEST_OPTIONS | OUTPUT_LIMIT_OPTIONS | WORKER_SET_OPTIONS
     params = {k: v for k, v in config.options.items() if k not in dropped}
     return params, params.pop("thinking", None)
 

@@ -18,7 +18,8 @@ from workers.providers.http_common import (
     request_digest,
     sdk_call,
 )
-from workers.providers.tool_names import wire_name
+from workers.providers.output_formats import asked_schema, openai_format
+from workers.tools.wire_names import wire_name
 
 SURFACE = "openai.chat"
 
@@ -61,8 +62,9 @@ class OpenAIChat(BodySurface):
     Options: ``base_url``, ``api_key_env`` (default ``OPENAI_API_KEY``), ``timeout_s`` (the
     call's time limit, default 120 s; a call past it fails and is not retried); any other
     option (``temperature``, ``top_p``...) is passed to the API; ``max_output_tokens`` is sent
-    as ``max_completion_tokens``. A thinking level becomes ``reasoning_effort``. A stop of the
-    run's token aborts the call in flight.
+    as ``max_completion_tokens``. A thinking level becomes ``reasoning_effort``, an output
+    schema ``response_format`` (``json_schema``). A stop of the run's token aborts the call in
+    flight.
     """
 
     surface = SURFACE
@@ -92,6 +94,9 @@ class OpenAIChat(BodySurface):
             ]
         if thinking:
             body["reasoning_effort"] = thinking
+        schema = asked_schema(config)
+        if schema is not None:
+            body["response_format"] = {"type": "json_schema", "json_schema": openai_format(schema)}
         return body
 
     @reads_response("OPENAI_API_KEY")
@@ -115,7 +120,8 @@ class OpenAIChat(BodySurface):
             cached_tokens=(getattr(details, "cached_tokens", None) or 0) if details else 0,
         )
         return ModelResponse(
-            text=message.content or "",
+            # A refusal (structured outputs) stands for the answer: its validation says why.
+            text=message.content or getattr(message, "refusal", None) or "",
             tool_calls=calls,
             usage=priced(usage, config, self.settings.prices),
             usage_reported=used is not None,

@@ -19,7 +19,8 @@ from workers.providers.http_common import (
     sdk_call,
 )
 from workers.providers.openai_chat import parse_arguments
-from workers.providers.tool_names import wire_name
+from workers.providers.output_formats import asked_schema, openai_format
+from workers.tools.wire_names import wire_name
 
 SURFACE = "openai.responses"
 
@@ -56,8 +57,8 @@ def input_items(messages: list[Message]) -> list[dict[str, Any]]:
 class OpenAIResponses(BodySurface):
     """``provider="openai_responses"``: the Responses API through the official SDK.
 
-    Options, time limit and cancel as for ``openai``; ``max_output_tokens`` is sent as is, and
-    a thinking level becomes ``reasoning.effort``.
+    Options, time limit and cancel as for ``openai``; ``max_output_tokens`` is sent as is, a
+    thinking level becomes ``reasoning.effort`` and an output schema ``text.format``.
     """
 
     surface = SURFACE
@@ -88,6 +89,9 @@ class OpenAIResponses(BodySurface):
             ]
         if thinking:
             body["reasoning"] = {"effort": thinking}
+        schema = asked_schema(config)
+        if schema is not None:
+            body["text"] = {"format": {"type": "json_schema", **openai_format(schema)}}
         return body
 
     @reads_response("OPENAI_API_KEY")
@@ -102,7 +106,12 @@ class OpenAIResponses(BodySurface):
         calls: list[ToolCall] = []
         for item in response.output:
             if item.type == "message":
-                texts.extend(part.text for part in item.content if part.type == "output_text")
+                # A refusal (structured outputs) stands for the answer: its validation says why.
+                texts.extend(
+                    part.text if part.type == "output_text" else part.refusal
+                    for part in item.content
+                    if part.type in ("output_text", "refusal")
+                )
             elif item.type == "function_call":
                 calls.append(
                     ToolCall(

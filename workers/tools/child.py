@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestrator.config.settings import load_settings
 from orchestrator.tools import calling
+from workers.module_scan import served_modules
 from workers.tools.calls import render
 from workers.tools.registry import ToolRegistry
 
@@ -45,7 +46,8 @@ def _run(request: dict[str, Any], tool_modules: list[str]) -> dict[str, str]:
 def main() -> None:
     """The child's entry point: it reads its settings (the tools worker's environment, which
     it inherits) once, here."""
-    tool_modules = load_settings().tool_module_names
+    settings = load_settings()
+    tool_modules = served_modules(settings, settings.tool_module_names)
     request = json.loads(_read_line(0))
     threading.Thread(target=_watch_lifeline, args=(0,), daemon=True).start()
     # The result goes to the original stdout; what the tool prints goes to stderr (the

@@ -490,11 +490,15 @@ class RunStore:
         the run has not ended, False when it had or does not exist."""
         return bool(self._run(run_id, "request_cancel", reason, CANCELS))
 
-    def gate_final(self, run_id: str, node: str, prompt: str) -> tuple[str, str]:
+    def gate_final(
+        self, run_id: str, node: str, prompt: str, agent: bool = True
+    ) -> tuple[str, str]:
         """Budget-gate the run's final agent: (``admitted`` | ``denied`` | ``cancelled`` |
         ``gone``, reason); ``prompt`` is what it will be given ('' for one that builds its own,
-        a map-reduce's reducer), ``node`` publishes it."""
-        verdict, *rest = self._run(run_id, "gate_final", node, prompt, self._lease_ms)
+        a map-reduce's reducer), ``node`` publishes it. ``agent=False``: the final step is a
+        reducer function, no agent of the budget (only a cancel stops it)."""
+        counts = "1" if agent else "0"
+        verdict, *rest = self._run(run_id, "gate_final", node, prompt, self._lease_ms, counts)
         return _text(verdict), _text(rest[0]) if rest else ""
 
     def admit_partial(

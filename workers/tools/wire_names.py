@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import TYPE_CHECKING
 
 from orchestrator.tools import ToolInfo
-from workers.providers.base import ModelResponse
+
+if TYPE_CHECKING:  # the providers import this module
+    from workers.providers.base import ModelResponse
 
 _ACCEPTED = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _OTHER = re.compile(r"[^A-Za-z0-9_-]")
