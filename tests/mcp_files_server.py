@@ -61,8 +61,11 @@ async def tracked(key: str, delay_ms: int) -> str:
 
 @server.tool()
 def pid() -> str:
-    """``{worker process id}:{this process's id}``."""
-    return f"{os.getppid()}:{os.getpid()}"
+    """``{worker process id}:{this process's id}``, also added to ``test:mcp:pids:{name}``
+    (``name``: the server's, from ``SERVER_NAME``)."""
+    value = f"{os.getppid()}:{os.getpid()}"
+    _redis().sadd(f"test:mcp:pids:{os.environ.get('SERVER_NAME', '')}", value)
+    return value
 
 
 @server.tool()

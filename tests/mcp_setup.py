@@ -59,11 +59,11 @@ def start(logs: Path) -> tuple[McpWorkers, list[subprocess.Popen[bytes]]]:
     search, search_port = http_server(token)
     doomed, doomed_port = http_server(token)
     stdio = [sys.executable, "-m", "tests.mcp_files_server"]
-    files = {"command": stdio, "env": {"TEST_REDIS_URL": redis.url}, "cwd": ROOT}
+    files: dict[str, Any] = {"command": stdio, "env": {"TEST_REDIS_URL": redis.url}, "cwd": ROOT}
     headers = {"Authorization": "SEARCH_TOKEN"}
     servers = {
         "files": {**files, "max_concurrency": 2},
-        "fragile": files,
+        "fragile": {**files, "env": {**files["env"], "SERVER_NAME": "fragile"}},
         "broken": {"command": [sys.executable, "-c", "raise SystemExit(3)"]},
         "search": {"url": f"http://127.0.0.1:{search_port}/mcp", "headers_env": headers},
         "doomed": {"url": f"http://127.0.0.1:{doomed_port}/mcp", "headers_env": headers},

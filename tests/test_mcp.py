@@ -167,12 +167,14 @@ def test_a_dead_stdio_server_fails_its_calls_clearly_and_is_started_again(mcp: M
     worker, dead = died_in.decode().split(":")
 
     def restarted() -> bool:
-        spec = scripted([turn(("fragile.pid", {})), {"text": "ok"}], ["fragile.pid"])
-        (answer,) = tool_messages(mcp.client.run_agent(spec, "go").result(60).context)
-        # Runs land on either worker: the one whose server died answers from a new process.
-        return answer.startswith(f"{worker}:") and answer != f"{worker}:{dead}"
+        # Members land on either worker, and hold their slots a while: both workers run some.
+        calls = turn(("fragile.pid", {}), ("files.echo", {"text": "x", "delay_ms": 300}))
+        mapper = scripted([calls, {"text": "ok"}], ["fragile.pid", "files.echo"])
+        mcp.client.map_reduce("Pid", items(8), mapper, AgentSpec(name="r"), 8).result(120)
+        seen = {raw.decode() for raw in state.smembers("test:mcp:pids:fragile")}
+        return any(p.startswith(f"{worker}:") and p != f"{worker}:{dead}" for p in seen)
 
-    wait_for(restarted, "the dead server's worker serving it from a new process")
+    wait_for(restarted, "the dead server's worker serving it from a new process", 180)
 
 
 def test_a_server_that_stops_answering_is_reported_down_while_the_worker_serves_on(
