@@ -18,6 +18,7 @@ from orchestrator.plans.store import PlanStore
 from orchestrator.state.connection import store_client
 from orchestrator.state.store import RunStore
 from orchestrator.tools import Tool
+from workers.agent.functions import AgentFunctions
 from workers.agent.plan_cache import PlanCache
 from workers.cache.governed import CacheContext, GovernedSurface
 from workers.cache.refusals import ResendWithoutHints
@@ -89,6 +90,7 @@ class WorkerRuntime:
             "strategies": registered_strategies(settings).names,
             "reducers": registered_reducers(settings).names,
             "endpoints": sorted(settings.endpoints),
+            "agents": self.agent_functions.names,
         }
         return Watchdog(
             self.app,
@@ -97,6 +99,16 @@ class WorkerRuntime:
             self.tool_registry,
             served=served,
             group_limits=settings.group_limits,
+        )
+
+    @property
+    def agent_functions(self) -> AgentFunctions:
+        """The ``@agent`` functions of ``ORCHESTRATOR_MODULES``, and the variables holding
+        the worker's keys (redacted from their errors)."""
+        settings = self.settings
+        keys = [e.api_key_env for e in settings.endpoints.values() if e.api_key_env]
+        return self._once(
+            "agent_functions", lambda: AgentFunctions.from_modules(settings.module_names, keys)
         )
 
     @property
@@ -200,5 +212,6 @@ class WorkerRuntime:
                 self.tool_runner,
                 self.provider,
                 self.plan_cache,
+                self.agent_functions,
             ),
         )

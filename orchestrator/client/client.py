@@ -272,6 +272,11 @@ class Client:
         """The endpoints the live workers declare (names only: URLs and keys stay on them)."""
         return live_names(self.redis, "endpoints")
 
+    def agents(self) -> list[str]:
+        """The agent functions the live workers register with ``@agent`` (in their
+        ``ORCHESTRATOR_MODULES``), which an ``AgentSpec.agent`` may name."""
+        return live_names(self.redis, "agents")
+
     def groups(self) -> dict[str, int]:
         """The concurrency groups the live workers declare, with the limit that holds for each:
         the lowest a live worker declares (``ORCHESTRATOR_GROUP_LIMITS``)."""

@@ -77,7 +77,8 @@ class Settings(BaseSettings):
             in Redis once it ended (``ORCHESTRATOR_RESULT_TTL_S``, 7 days by default); set on the
             workers, which end runs.
         modules: comma-separated modules whose registrations this worker serves: its
-            ``@tool``, ``@strategy`` and ``@reducer`` functions (``ORCHESTRATOR_MODULES``).
+            ``@tool``, ``@strategy``, ``@reducer`` and ``@agent``
+            functions (``ORCHESTRATOR_MODULES``).
         tool_modules: comma-separated modules whose ``@tool`` functions this worker serves
             (besides those of ``modules``).
         strategy_modules: comma-separated modules whose ``@strategy`` functions this worker

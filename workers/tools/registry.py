@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from orchestrator.state.keys import worker_tools_key
-from orchestrator.state.presence import TOOL_LIST, publish_mcp
+from orchestrator.state import presence
 from orchestrator.tools import Tool
 from workers.module_scan import collect_named
 
@@ -53,8 +52,8 @@ class ToolRegistry:
         infos = [self.tools[name].info for name in sorted(self.tools)]
         if self.mcp is not None:
             infos += self.mcp.published()
-        client.set(worker_tools_key(hostname), TOOL_LIST.dump_json(infos), px=ttl_ms)
-        publish_mcp(client, hostname, self.mcp.infos() if self.mcp else [], ttl_ms)
+        presence.publish_tools(client, hostname, infos, ttl_ms)
+        presence.publish_mcp(client, hostname, self.mcp.infos() if self.mcp else [], ttl_ms)
 
     def close(self) -> None:
         """Stop the MCP servers this process started."""
