@@ -25,6 +25,10 @@ from orchestrator.state.store.replies import text
 from orchestrator.state.store.run_scripts import RunScripts
 
 
+WRITE_GRACE_MS = 60_000
+"""How long a run being created is kept from being swept, should its creator die before it
+sets the run's first sweep (a run never written is then dropped by that sweep)."""
+
 class RunLifecycle(RunScripts):
     """Creates runs, flags their cancel and ends them."""
 
@@ -76,7 +80,10 @@ class RunLifecycle(RunScripts):
         # interval on (or at its deadline if that comes first), long after the run is written.
         first_sweep = int(fields["created_ms"]) + self._sweep_ms
         due = min(first_sweep, int(fields.get("deadline_ms", first_sweep)))
-        self.client.zadd(ACTIVE_RUNS, {run_id: due})
+        # Not due before the run is written, though: a sweep that came due while a big run's
+        # keys are written (100,000 items take longer than a short interval) would find no
+        # run and drop it, and its deadline would never apply. Its due time is set once written.
+        self.client.zadd(ACTIVE_RUNS, {run_id: int(fields["created_ms"]) + WRITE_GRACE_MS})
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(keys.run, mapping=fields)
             if items:
@@ -85,6 +92,7 @@ class RunLifecycle(RunScripts):
             for event in events:
                 pipe.xadd(keys.events, {"e": event.model_dump_json()})
             pipe.execute()
+        self.client.zadd(ACTIVE_RUNS, {run_id: due}, xx=True)
         # The index of recent runs, bounded: the newest RECENT_RUNS_KEPT by creation time.
         with self.client.pipeline(transaction=False) as pipe:
             pipe.zadd(RECENT_RUNS, {run_id: int(fields["created_ms"])})
