@@ -8,9 +8,9 @@ from abc import ABC, abstractmethod
 import redis
 
 from orchestrator.state import groups as group_limits
-from orchestrator.state.presence import live_names, live_tools, live_workers
+from orchestrator.state.presence import live_mcp_servers, live_names, live_tools, live_workers
 from orchestrator.strategies import BUILTIN_STRATEGIES
-from orchestrator.tools import ToolInfo
+from orchestrator.tools import McpServerInfo, ToolInfo
 
 
 class WorkerListings(ABC):
@@ -25,6 +25,11 @@ class WorkerListings(ABC):
     def tools(self) -> list[ToolInfo]:
         """The tools the live workers serve (each publishes its own, kept with its presence)."""
         return live_tools(self.redis)
+
+    def mcp_servers(self) -> dict[str, list[McpServerInfo]]:
+        """The MCP servers of each live worker that has some (``ORCHESTRATOR_MCP_SERVERS``), by
+        hostname: whether each is up, why not, how many tools it serves."""
+        return live_mcp_servers(self.redis)
 
     def endpoints(self) -> list[str]:
         """The endpoints the live workers declare (names only: URLs and keys stay on them)."""
