@@ -49,7 +49,6 @@ from workers.coordination import advance, canvas, steps
 from workers.coordination.family import cancel_children, cancel_run
 from workers.execution.cancellation import Cancelled, CancelToken
 from workers.execution.liveness import new_token
-from workers.kinds import kind_of
 
 if TYPE_CHECKING:
     from workers.execution.member import MemberRuntime
@@ -273,8 +272,7 @@ class ChildRuns:
             if output is None:
                 continue  # another execution claimed it first
             if member == FINAL_MEMBER:
-                request = runtime.store.request(child_id)
-                kind_of(request).after_final(runtime.app, runtime.store, child_id, output)
+                advance.after_final(runtime.app, runtime.store, child_id, output)
             else:
                 canvas.count_member(runtime.app, child_id, int(member), output)
             return True
