@@ -10,7 +10,8 @@ Workers validate each answer with ``jsonschema`` (a maintained implementation of
 Schema draft, the reference validator of the Python ecosystem) through ``validator()``, whose
 registry holds nothing but the schema itself, so an unresolvable reference fails instead of
 being retrieved. Formats (``date``, ``email``...) are checked where ``jsonschema`` has a checker
-for them.
+for them. Patterns are matched with RE2, in linear time
+(``orchestrator/models/schema_patterns.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from jsonschema.protocols import Validator
 from pydantic import BaseModel
 from referencing import Registry
 from referencing.jsonschema import UnknownDialect, specification_with
+
+from orchestrator.models.schema_patterns import check_patterns, validator_kind
 
 REFERENCE_KEYS = ("$ref", "$dynamicRef", "$recursiveRef")
 OUTPUT_SCHEMA_OPTION = "output_schema"
@@ -51,7 +54,7 @@ def output_schema_of(value: object) -> dict[str, Any] | None:
 
 def check_schema(schema: dict[str, Any]) -> None:
     """``ValueError`` unless ``schema`` is a valid JSON Schema of a known dialect whose
-    references all point inside it."""
+    references all point inside it and whose patterns RE2 takes."""
     dialect = schema.get("$schema")
     if dialect is not None:
         try:
@@ -70,6 +73,7 @@ def check_schema(schema: dict[str, Any]) -> None:
                 f"reference {reference!r}: an output schema may only refer inside itself "
                 "('#/$defs/...'); nothing is fetched"
             )
+    check_patterns(schema)
 
 
 def _references(value: object) -> list[str]:
@@ -104,6 +108,6 @@ def validator(schema: dict[str, Any]) -> Validator:
 @lru_cache(maxsize=256)
 def _validator(text: str) -> Validator:
     schema = json.loads(text)
-    kind = validators.validator_for(schema, default=validators.Draft202012Validator)
+    kind = validator_kind(validators.validator_for(schema, default=validators.Draft202012Validator))
     # An empty registry: a reference outside the schema is unresolvable, never retrieved.
     return kind(schema, registry=Registry(), format_checker=kind.FORMAT_CHECKER)
