@@ -1,5 +1,6 @@
 """agent-orchestrator: run LLM-agent work across many machines on Celery + Redis."""
 
+from orchestrator.agents import AgentContext, AgentFunction, ToolCallError, agent
 from orchestrator.client import Client, RunHandle
 from orchestrator.errors import (
     InvalidRunError,
@@ -35,6 +36,8 @@ from orchestrator.strategies import Strategy, strategy
 from orchestrator.tools import Tool, ToolInfo, ToolPolicy, idempotency_key, tool
 
 __all__ = [
+    "AgentContext",
+    "AgentFunction",
     "AgentOutput",
     "AgentRunResult",
     "AgentSpec",
@@ -64,10 +67,12 @@ __all__ = [
     "Strategy",
     "Tool",
     "ToolCall",
+    "ToolCallError",
     "ToolInfo",
     "ToolPolicy",
     "Usage",
     "WritesRefusedError",
+    "agent",
     "idempotency_key",
     "reducer",
     "strategy",

@@ -10,6 +10,7 @@ from celery.exceptions import Ignore
 from orchestrator.models import AgentOutput
 from orchestrator.state.keys import FINAL_MEMBER
 from workers.app import app, runtime
+from workers.coordination import advance
 from workers.coordination.canvas import member_result
 from workers.execution.lanes import (
     MAX_OUTAGE_RETRIES,
@@ -21,7 +22,6 @@ from workers.execution.lanes import (
 )
 from workers.execution.liveness import new_token
 from workers.execution.member import execute_member
-from workers.kinds import kind_of
 
 
 def _retry_after_outage(task: Task, outage: Exception, **kwargs: Any) -> Exception:
@@ -97,7 +97,7 @@ def run_final(self: Task, run_id: str, token: str | None = None) -> dict[str, An
             runtime.member, run_id, FINAL_MEMBER, token=token, previous=attempt_previous
         )
         if output is not None:
-            kind_of(runs.request(run_id)).after_final(app, runs, run_id, output)
+            advance.after_final(app, runs, run_id, output)
         return output
 
     try:

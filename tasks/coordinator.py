@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from workers.app import app, runtime
-from workers.coordination import steps
+from workers.coordination import advance, steps
 
 
 # These return nothing: no task result is stored for them.
@@ -24,7 +24,7 @@ def after_members(members: list[dict[str, Any]], run_id: str) -> None:
 
     ``members`` are the chord's member references; the outputs are read from the run.
     """
-    steps.after_members(app, runtime.store, run_id)
+    advance.after_chord(app, runtime.store, run_id)
 
 
 @app.task(name="tasks.coordinator.cancel_run", ignore_result=True)

@@ -1,10 +1,10 @@
 """The worker side of the run-state model (``tests/test_run_state_model.py``): what
-``workers/coordination/steps.py``, ``member.py`` and ``lanes.py`` do, as ``RunStore`` calls. The
-broker
-is a list of deliveries (run, member, and the token of the attempt a retried delivery takes over).
-Live workers' leases are long (renewed, they never expire here); a lease that passes (the dead's,
-what a lost step left) is written for 1 ms and the model waits until Redis's clock is past it:
-every expiry is deterministic. Sweeps use that 1 ms lease (a lease passed since the last change)."""
+``workers/coordination/steps.py`` and ``advance.py``, ``member.py`` and ``lanes.py`` do, as
+``RunStore`` calls. The broker is a list of deliveries (run, member, and the token of the attempt
+a retried delivery takes over). Live workers' leases are long (renewed, they never expire here);
+a lease that passes (the dead's, what a lost step left) is written for 1 ms and the model waits
+until Redis's clock is past it: every expiry is deterministic. Sweeps use that 1 ms lease (a
+lease passed since the last change)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -240,3 +241,44 @@ def test_a_retry_in_a_cancelled_run_ends_its_member_at_once(store: RunStore) -> 
     end = AgentEnd(run_id=run_id, name="m_0", index=0, outcome="cancelled")
     completion = store.complete(run_id, "0", output, [end], node=node_name(), token="retry")
     assert completion.status == "stored"
+
+
+class SweepsDuringWrites(redis.Redis):
+    """A Redis client whose transactions first wait out ``wait_s`` and let a watchdog claim
+    the sweeps then due: a watchdog pass landing while a run is being written."""
+
+    claimed: list[str]
+
+    def interleave(self, store: RunStore, wait_s: float) -> None:
+        self.claimed = []
+        self._store, self._wait_s = store, wait_s
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)
+        if transaction and hasattr(self, "_store"):
+            execute = pipe.execute
+
+            def execute_after_a_sweep(raise_on_error: bool = True) -> Any:
+                due = self._store.now_ms() + int(self._wait_s * 1000)
+                while self._store.now_ms() < due:  # the run's first sweep interval passes
+                    time.sleep(self._wait_s / 4)
+                self.claimed += self._store.claim_sweeps(10, 60)
+                return execute(raise_on_error)
+
+            pipe.execute = execute_after_a_sweep  # type: ignore[method-assign]
+        return pipe
+
+
+def test_a_run_being_written_is_not_swept_before_it_is_written(quiet: LocalRedis) -> None:
+    client = SweepsDuringWrites.from_url(quiet.url)
+    store = RunStore(client, Settings(redis_url=quiet.url, sweep_s=0.05))
+    client.interleave(store, wait_s=0.2)  # four sweep intervals
+    run_id = new_run(store, 3, 1)
+    # The watchdog ran while the run was written, past the run's first sweep time...
+    assert run_id not in client.claimed
+    # ...and the written run is due within a sweep interval, as any run.
+    del client._store
+    deadline = time.monotonic() + 30
+    while run_id not in store.claim_sweeps(10, 60):
+        assert time.monotonic() < deadline, "the written run never came due"
+        time.sleep(0.05)

@@ -18,6 +18,7 @@ from orchestrator.plans.store import PlanStore
 from orchestrator.state.connection import store_client
 from orchestrator.state.store import RunStore
 from orchestrator.tools import Tool
+from workers.agent.functions import AgentFunctions
 from workers.agent.plan_cache import PlanCache
 from workers.cache.governed import CacheContext, GovernedSurface
 from workers.cache.refusals import ResendWithoutHints
@@ -33,6 +34,7 @@ from workers.providers.budgeted import BudgetedProvider, CallBudget
 from workers.providers.pooled import PooledProvider
 from workers.providers.traced import TracedProvider
 from workers.tools.calls import SlotRef
+from workers.tools.mcp_tools import serve_mcp
 from workers.tools.registry import ToolRegistry
 from workers.tools.remote import CeleryRemoteCall
 from workers.tools.runner import RemoteCall, ToolRunner
@@ -88,6 +90,7 @@ class WorkerRuntime:
             "strategies": registered_strategies(settings).names,
             "reducers": registered_reducers(settings).names,
             "endpoints": sorted(settings.endpoints),
+            "agents": self.agent_functions.names,
         }
         return Watchdog(
             self.app,
@@ -99,10 +102,32 @@ class WorkerRuntime:
         )
 
     @property
+    def agent_functions(self) -> AgentFunctions:
+        """The ``@agent`` functions of ``ORCHESTRATOR_MODULES``, and the variables holding
+        the worker's keys (redacted from their errors)."""
+        settings = self.settings
+        keys = [e.api_key_env for e in settings.endpoints.values() if e.api_key_env]
+        return self._once(
+            "agent_functions", lambda: AgentFunctions.from_modules(settings.module_names, keys)
+        )
+
+    @property
     def tool_registry(self) -> ToolRegistry:
-        """The tools of ``ORCHESTRATOR_MODULES`` and ``ORCHESTRATOR_TOOL_MODULES``."""
-        modules = served_modules(self.settings, self.settings.tool_module_names)
-        return self._once("tool_registry", lambda: ToolRegistry.from_modules(modules))
+        """The tools of ``ORCHESTRATOR_MODULES`` and ``ORCHESTRATOR_TOOL_MODULES``, and of
+        ``ORCHESTRATOR_MCP_SERVERS`` (the servers started here, in this process)."""
+        settings = self.settings
+        modules = served_modules(settings, settings.tool_module_names)
+        return self._once(
+            "tool_registry",
+            lambda: ToolRegistry.from_modules(modules, serve_mcp(settings.mcp_servers)),
+        )
+
+    def stop_tool_servers(self) -> None:
+        """Stop the MCP servers of this process, if it started them."""
+        with self._lock:
+            registry = self._made.get("tool_registry")
+        if registry is not None:
+            registry.close()
 
     def _tool_limit(self, tool: Tool) -> SharedLimit | None:
         if tool.info.max_concurrency is None:
@@ -187,5 +212,6 @@ class WorkerRuntime:
                 self.tool_runner,
                 self.provider,
                 self.plan_cache,
+                self.agent_functions,
             ),
         )

@@ -19,6 +19,7 @@ from typing import NoReturn, TypeVar
 from orchestrator import tracing
 from orchestrator.config.settings import ENV_PREFIX, InvalidSettingsError, Settings, load_settings
 from orchestrator.tracing import TracingConfigError
+from workers.agent.functions import AgentFunctions
 from workers.kinds.reducer_functions import registered_reducers
 from workers.kinds.strategy_registry import StrategyRegistry
 from workers.module_scan import served_modules
@@ -72,6 +73,7 @@ def check_modules(settings: Settings) -> None:
     check_tool_modules(settings)
     check_strategy_modules(settings)
     _registry(shared, lambda: registered_reducers(settings))
+    _registry(shared, lambda: AgentFunctions.from_modules(settings.module_names))
 
 
 def check_tool_modules(settings: Settings) -> ToolRegistry:

@@ -111,3 +111,18 @@ def check_strategy(client: redis.Redis, name: str) -> None:
             f"strategy: unknown strategy {name!r} (registered on the workers: {offer}; "
             f"built-in: {', '.join(BUILTIN_STRATEGIES)})"
         )
+
+
+def check_agents(client: redis.Redis, specs: list[AgentSpec | None]) -> None:
+    """Refuse an agent function no live worker registers (``AgentSpec.agent``)."""
+    wanted = {spec.agent for spec in specs if spec is not None and spec.agent}
+    if not wanted:
+        return
+    registered = live_names(client, "agents")
+    unknown = sorted(wanted - set(registered))
+    if unknown:
+        offer = ", ".join(registered) or "none"
+        raise InvalidRunError(
+            f"agent: unknown agent function {', '.join(map(repr, unknown))} "
+            f"(registered on the workers: {offer})"
+        )

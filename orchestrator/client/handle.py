@@ -14,7 +14,6 @@ from orchestrator.errors import RunFailedError, RunNotFoundError, RunTimeoutErro
 from orchestrator.models import TERMINAL_STATES, AgentOutput, RunStatus
 from orchestrator.state import events as run_events
 from orchestrator.state.budget import Ledger, RunBudget
-from orchestrator.state.keys import RunKeys
 from orchestrator.state.results import ended_result
 from orchestrator.state.store import OUTPUT_PAGE
 
@@ -63,7 +62,6 @@ class RunHandle(Generic[ResultT]):
         persistence) raises ``RunNotFoundError``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        done = RunKeys(self.id).done
         while True:
             remaining = 1.0 if deadline is None else deadline - time.monotonic()
             try:
@@ -72,10 +70,8 @@ class RunHandle(Generic[ResultT]):
                     return status
                 if remaining <= 0:
                     raise RunTimeoutError(f"run {self.id} did not end within {timeout} s")
-                # The done stream gets one entry when the run ends: any number of waiters
-                # block on it, however busy the run, and one that arrives late finds it there.
                 block_ms = max(1, int(min(remaining, 1.0) * 1000))
-                self.client.redis.xread({done: "0-0"}, count=1, block=block_ms)
+                self.client.store.wait_for_end(self.id, block_ms)
             except (redis.ConnectionError, redis.TimeoutError) as outage:
                 if remaining <= 0:
                     raise RunTimeoutError(

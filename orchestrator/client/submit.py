@@ -31,6 +31,7 @@ def submit(
     specs = checks.request_specs(request)
     checks.check_prices(settings, request.budget, specs)
     checks.check_tools(store.client, specs)
+    checks.check_agents(store.client, specs)
     checks.check_endpoints(store.client, specs)
     checks.check_group(store.client, request.group)
     run_id = new_run_id(request.group)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.agents import AGENT_NAME
 from orchestrator.models.cache_records import CacheMode
 from orchestrator.models.schemas import OUTPUT_SCHEMA_OPTION, output_schema_of
 from orchestrator.plans import PlanMode
@@ -156,6 +157,9 @@ class AgentSpec(BaseModel):
             ``output_schema`` gets, each told what was wrong (2 by default); each is a model
             call like any other (budget, pools, time limit, cancel). An answer that never
             matches ends the agent ``error``.
+        agent: the name of an agent function the workers register with ``@agent``
+            (``orchestrator.agents``): the member runs that function, with ``model`` as the
+            model of its calls, instead of the built-in loop. None: the built-in loop.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -173,6 +177,7 @@ class AgentSpec(BaseModel):
     parallel_groups: list[list[str]] = Field(default_factory=list)
     cache_mode: CacheMode = "observe"
     timeout_s: float = Field(default=900.0, gt=0, allow_inf_nan=False)
+    agent: str | None = Field(default=None, pattern=AGENT_NAME.pattern)
     if TYPE_CHECKING:  # a pydantic model class may be given: its JSON Schema is what is kept
         output_schema: dict[str, Any] | type[BaseModel] | None = None
     else:

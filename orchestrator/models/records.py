@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from orchestrator.models.cache_records import CacheDecision, PromptBlock
 from orchestrator.models.outputs import Message, Outcome, Usage
@@ -62,3 +62,5 @@ class AgentCheckpoint(BaseModel):
     calls: list[CallRecord]
     output_retries: int = 0
     """The retries of answers that did not match the agent's ``output_schema`` so far."""
+    state: JsonValue = None
+    """What an agent function last gave ``ctx.checkpoint`` (its ``resumed_state`` on resume)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 RunState = Literal["pending", "running", "succeeded", "failed", "cancelled"]
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -23,6 +23,10 @@ class RunStatus(BaseModel):
     error: str | None = None
     group: str | None = None
     """The concurrency group the run shares a limit with, if it names one."""
+    parent: str | None = None
+    """The run whose member started this one (a child run), if any."""
+    children: list[str] = Field(default_factory=list)
+    """The child runs the run's members started (``AgentContext.map_reduce`` and the like)."""
     writes_refused: str | None = None
     """While the run has not ended and Redis refuses writes (it is full), Redis's own words
     (``command not allowed when used memory > 'maxmemory'.``): the run is paused, its members

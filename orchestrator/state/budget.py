@@ -132,7 +132,8 @@ class RunBudget:
     def ledger(self) -> Ledger:
         """The ledger now."""
         raw = self._client.hgetall(RunKeys(self.run_id).budget)
-        values = {_text(k): int(v) for k, v in raw.items()}
+        # A child run's ledger also names its ancestors' (``parents``), which is no number.
+        values = {_text(k): int(v) for k, v in raw.items() if k != b"parents"}
 
         def usd(nusd: int | None) -> float | None:
             return None if nusd is None else nusd / NANO_USD

@@ -103,6 +103,15 @@ class AgentEnd(_AgentEvent):
     error: str | None = None
 
 
+class ChildRunStart(_AgentEvent):
+    """The agent started a child run (``Client.get_run(child_run_id)`` follows it), or its
+    redelivered execution adopted the one it had started."""
+
+    type: Literal["ChildRunStart"] = "ChildRunStart"
+    child_run_id: str
+    kind: str
+
+
 class ParallelLoopEnd(_Event):
     """The evaluation selected a branch; comes after every branch event."""
 
@@ -128,6 +137,7 @@ Event = Annotated[
     | ToolCallStart
     | ToolCallEnd
     | AgentEnd
+    | ChildRunStart
     | ParallelLoopEnd
     | RunEnd,
     Field(discriminator="type"),

@@ -41,6 +41,8 @@ class MemberStart:
 
     context: list[Message]
     prompt: str | None
+    item: str | None = None
+    """A mapper's item (what ``AgentContext.item`` gives an agent function)."""
 
 
 class AgentCall(Protocol):
@@ -154,10 +156,12 @@ class RunKind(Protocol):
         ...
 
     def after_members(self, app: Celery, store: RunStore, run_id: str) -> None:
-        """The chord body: every member has ended. Gate a final agent or end the run.
-        Must be safe to call more than once."""
+        """The chord body: every member has ended. Gate a final agent or end the run
+        (``workers/coordination/ending.py``). Called from ``workers/coordination/advance.py``
+        only; must be safe to call more than once."""
         ...
 
     def after_final(self, app: Celery, store: RunStore, run_id: str, final: AgentOutput) -> None:
-        """The final agent ended with ``final``: end the run. Must be safe to repeat."""
+        """The final agent ended with ``final``: end the run. Called from
+        ``workers/coordination/advance.py`` only; must be safe to repeat."""
         ...

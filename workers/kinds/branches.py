@@ -15,8 +15,8 @@ from orchestrator.state.results import BranchesEnding, branch_outcomes
 from orchestrator.state.store import RunStore
 from workers import spans
 from workers.agent.loop import AgentRun
+from workers.coordination.ending import finish_run
 from workers.coordination.publishing import publish
-from workers.execution.records import finish_run
 from workers.identity import node_name
 from workers.kinds.base import Execution, MemberIdentity, MemberStart
 from workers.kinds.evaluation import (

@@ -13,8 +13,8 @@ from orchestrator.state.results import MapReduceEnding
 from orchestrator.state.store import RunStore
 from workers import spans
 from workers.agent.loop import AgentRun
+from workers.coordination.ending import finish_run
 from workers.coordination.publishing import publish
-from workers.execution.records import finish_run
 from workers.identity import node_name
 from workers.kinds import reduce_tree
 from workers.kinds.base import Execution, MemberIdentity, MemberStart
@@ -47,7 +47,8 @@ class MapReduceKind:
     def start(self, request: RunRequest, member: str, stored_input: str) -> MemberStart:
         if member == FINAL_MEMBER:
             return MemberStart([], None)  # the reducer builds its prompts: see ``run``
-        return MemberStart([], f"{_request(request).task}\n\nProcess this item: {stored_input}")
+        prompt = f"{_request(request).task}\n\nProcess this item: {stored_input}"
+        return MemberStart([], prompt, item=stored_input)
 
     def run(
         self, request: RunRequest, member: str, start: MemberStart, execution: Execution
