@@ -171,6 +171,10 @@ def test_an_item_nested_too_deep_is_refused_at_submit(client: Client) -> None:
             "may only refer inside itself",
         ),
         ({"$schema": "https://example.com/dialect", "type": "object"}, "not a JSON Schema dialect"),
+        (
+            {"type": "object", "properties": {"a": {"$ref": "#/$defs/gone"}}},
+            "reference '#/\\$defs/gone' points to nothing in the schema",
+        ),
         ("Invoice", "a JSON Schema \\(a dict\\) or a pydantic model class"),
     ],
 )
@@ -217,3 +221,10 @@ def test_an_answer_nested_deeper_than_a_result_may_be_is_refused_and_the_run_end
     output = failed_agent(client.run_agent(spec, "Nest")).output
     assert output.outcome == "error"
     assert output.error is not None and "nested deeper than 32 levels" in output.error
+
+
+def test_a_schema_whose_references_loop_ends_the_agent_saying_so(client: Client) -> None:
+    looping = {"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}
+    output = failed_agent(client.run_agent(typed("x", looping, retries=0), "Loop")).output
+    assert output.error is not None
+    assert "the output_schema cannot be evaluated: its references loop" in output.error

@@ -69,7 +69,12 @@ def check_answer(schema: dict[str, Any], text: str) -> CheckedAnswer:
         return CheckedAnswer(problems=[f"not JSON: nested deeper than {MAX_DEPTH} levels"], found=1)
     except ValueError as error:  # a constant, an integer of more digits than Python reads
         return CheckedAnswer(problems=[_cut(f"not JSON: {error}")], found=1)
-    errors = sorted(validator(schema).iter_errors(value), key=lambda e: list(map(str, e.path)))
+    try:
+        found = list(validator(schema).iter_errors(value))
+    except RecursionError:  # references that go round without reading the answer
+        problem = "the output_schema cannot be evaluated: its references loop"
+        return CheckedAnswer(problems=[problem], found=1)
+    errors = sorted(found, key=lambda e: list(map(str, e.path)))
     if not errors:
         return CheckedAnswer(data=value, answer=compact(value))
     problems = [_cut(f"at {error.json_path}: {error.message}") for error in errors]
