@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from orchestrator import AgentOutput, reducer
@@ -37,3 +38,12 @@ def not_json(task: str, outputs: Sequence[AgentOutput]) -> object:
 def stall(task: str, outputs: Sequence[AgentOutput]) -> None:
     """Never returns in a test's time: its member is stopped by its time limit."""
     time.sleep(600)
+
+
+@reducer(timeout_s=1800)
+def patient(task: str, outputs: Sequence[AgentOutput]) -> int:
+    """Waits, within its half hour, for the file its task names (a test's signal)."""
+    release = Path(task)
+    while not release.exists():
+        time.sleep(0.05)
+    return len(outputs)

@@ -4,6 +4,7 @@ returns is the result's ``reduced_data``."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,14 @@ import redis
 
 from orchestrator import AgentSpec, Budget, Client, InvalidRunError, ModelConfig, RunFailedError
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from orchestrator.reducers import DEFAULT_TIMEOUT_S
+from orchestrator.state.keys import FINAL_MEMBER, run_keys
 from tests.helpers import scripted
 from tests.test_worker_start import assert_refused, worker_env
 from workers.kinds.reducer_functions import MapOutputs
 
 PRICED = {"type": "object", "properties": {"total": {"type": "number", "minimum": 2.5}}}
-REGISTERED = "explode, not_json, outcomes, stall, sum_totals"
+REGISTERED = "explode, not_json, outcomes, patient, stall, sum_totals"
 
 
 def priced(name: str = "extract") -> AgentSpec:
@@ -87,6 +90,23 @@ def test_a_reducer_function_past_its_time_limit_fails_the_run(client: Client) ->
     assert failed.value.error == "reducer failed: timed out after 1 s"
     kept = failed.value.result
     assert kept is not None and [o.outcome for o in kept.map_outputs] == ["ok", "ok"]
+
+
+def test_a_reducer_function_is_held_to_its_registered_time_limit_above_a_member_s(
+    client: Client, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    handle = client.map_reduce(str(release), ["a"], scripted("m"), "patient")  # 1800 s
+    deadlines = run_keys(handle.id).deadlines
+    while (deadline := client.redis.hget(deadlines, FINAL_MEMBER)) is None:
+        assert handle.status().state in ("pending", "running")
+        time.sleep(0.05)
+    seconds, micros = client.redis.time()
+    left_ms = float(deadline) - (seconds * 1000 + micros // 1000)
+    release.touch()
+    assert handle.result(30).reduced_data == 1
+    # Claimed with its own half hour, not a member's default 900 s (that would fail it there).
+    assert left_ms > DEFAULT_TIMEOUT_S * 1000
 
 
 def test_map_outputs_are_read_a_page_at_a_time_in_item_order(client: Client) -> None:

@@ -22,7 +22,7 @@ from tests.structured_wire import (
     responses_rule,
     strict_violations,
 )
-from tests.test_providers import ANTHROPIC_ANSWER, RESPONSES_ANSWER
+from tests.test_providers import ANTHROPIC_ANSWER, RESPONSES_ANSWER, TOOLS
 from workers.agent.loop import AgentRun, run_agent
 
 
@@ -170,3 +170,106 @@ def test_anthropic_with_thinking_asks_a_free_form_schema_in_the_system_prompt(
     body = api.requests[0][2]
     assert "tool_choice" not in body
     assert body["system"].endswith(json.dumps(FREE_FORM, sort_keys=True, separators=(",", ":")))
+
+
+NODE = {
+    "type": "object",
+    "$defs": {
+        "Node": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "next": {
+                    "anyOf": [{"$ref": "#/$defs/Node", "description": "the next"}, {"type": "null"}]
+                },
+            },
+            "required": ["name", "next"],
+        }
+    },
+    "properties": {"head": {"$ref": "#/$defs/Node", "description": "the first node"}},
+    "required": ["head"],
+}
+
+
+def test_openai_strict_mode_takes_a_recursive_reference_beside_a_description(
+    api: FakeAPI,
+) -> None:
+    api.rule = chat_rule
+    chain = {"head": {"name": "a", "next": {"name": "b", "next": None}}}
+    api.reply(chat_completion(json.dumps(chain)))
+    result = run("openai", "gpt-test", NODE)
+    assert result.output.data == chain, result.output.error
+    asked = api.requests[0][2]["response_format"]["json_schema"]
+    assert asked["strict"] is True
+    head = asked["schema"]["properties"]["head"]
+    assert head["description"] == "the first node"  # the reference's target, with its words
+    assert head["properties"]["next"]["anyOf"][0] == {"$ref": "#/$defs/Node"}
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        # ``b`` is required and not listed: strict mode's closed object could never give it.
+        {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a", "b"]},
+        # A reference's own properties are the ones its sibling adds to, not replaces.
+        {
+            "type": "object",
+            "$defs": {
+                "Base": {
+                    "type": "object",
+                    "properties": {"id": {"type": "string"}},
+                    "required": ["id"],
+                }
+            },
+            "properties": {
+                "item": {"$ref": "#/$defs/Base", "properties": {"note": {"type": "string"}}}
+            },
+            "required": ["item"],
+        },
+        # Three properties at least, of two listed.
+        {"type": "object", "properties": {"a": {}, "b": {}}, "minProperties": 3},
+    ],
+)
+def test_openai_strict_mode_is_not_asked_for_where_it_would_refuse_every_valid_answer(
+    api: FakeAPI, schema: dict[str, Any]
+) -> None:
+    api.rule = chat_rule
+    api.reply(chat_completion("{}"))
+    run("openai", "gpt-test", schema)
+    asked = api.requests[0][2]["response_format"]["json_schema"]
+    assert asked == {"name": "output", "schema": schema, "strict": False}
+
+
+@pytest.mark.parametrize(
+    "note", [{"type": ["string", "null"]}, {}, {"description": "anything you see"}]
+)
+def test_anthropic_asks_through_the_tool_for_a_schema_its_sdk_cannot_adapt(
+    api: FakeAPI, note: dict[str, Any]
+) -> None:
+    schema = {"type": "object", "properties": {"note": note}, "required": ["note"]}
+    api.rule = anthropic_rule
+    call = {"type": "tool_use", "id": "toolu_1", "name": "structured_output"}
+    api.reply(anthropic_answer([{**call, "input": {"note": None}}]))
+    result = run("anthropic", "claude-test", schema)
+    assert result.output.data == {"note": None}, result.output.error
+    body = api.requests[0][2]
+    assert "output_config" not in body
+    assert body["tools"][-1]["input_schema"] == schema
+
+
+def test_anthropic_runs_the_tools_called_beside_the_output_tool(api: FakeAPI) -> None:
+    api.rule = anthropic_rule
+    add = {"type": "tool_use", "id": "toolu_add", "name": "add", "input": {"a": 2, "b": 3}}
+    early = {"type": "tool_use", "id": "toolu_out", "name": "structured_output"}
+    api.reply(anthropic_answer([add, {**early, "input": {"totals": {"guess": 4.0}}}]))
+    api.reply(anthropic_answer([{**early, "input": {"totals": {"sum": 5.0}}}]))
+    config = ModelConfig(provider="anthropic", model="claude-test", endpoint="test-anthropic")
+    spec = AgentSpec(name="x", model=config, output_schema=FREE_FORM, tools=["add"])
+    result = run_agent(spec, "Add 2 and 3.", run_id="r1", provider_for=providers(), tools=TOOLS)
+    assert result.output.data == {"totals": {"sum": 5.0}}, result.output.error
+    assert (result.output.tool_calls, result.output.turns) == (1, 2)
+    assert api.requests[0][2]["tool_choice"] == {"type": "any"}
+    # The second call carries the tool's result, and no trace of the answer given beside it.
+    second = api.requests[1][2]["messages"]
+    assert [b["type"] for b in second[-2]["content"]] == ["tool_use"]
+    assert second[-1]["content"][0]["tool_use_id"] == "toolu_add"

@@ -171,6 +171,10 @@ def test_an_item_nested_too_deep_is_refused_at_submit(client: Client) -> None:
             "may only refer inside itself",
         ),
         ({"$schema": "https://example.com/dialect", "type": "object"}, "not a JSON Schema dialect"),
+        (
+            {"type": "object", "properties": {"a": {"$ref": "#/$defs/gone"}}},
+            "reference '#/\\$defs/gone' points to nothing in the schema",
+        ),
         ("Invoice", "a JSON Schema \\(a dict\\) or a pydantic model class"),
     ],
 )
@@ -185,3 +189,42 @@ def test_the_output_schema_cannot_come_as_a_model_option(client: Client) -> None
     mapper = {"name": "m", "model": {"options": {"output_schema": TOTAL_ONLY}}}
     with pytest.raises(InvalidRunError, match="output_schema cannot be an option"):
         client.map_reduce("t", ["a"], mapper, scripted("r"))
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ('{"total": NaN}', "not JSON: NaN is no JSON value"),
+        ('{"total": -Infinity}', "not JSON: -Infinity is no JSON value"),
+        ('{"total": 1e400}', "at $.total: inf is not a finite number"),
+        ('{"total": ' + "9" * 5000 + "}", "not JSON: Exceeds the limit (4300 digits)"),
+    ],
+)
+def test_an_answer_json_has_no_spelling_for_is_an_invalid_answer_given_back(
+    client: Client, answer: str, problem: str
+) -> None:
+    script = [{"text": answer}, {"text": '{"total": 1}'}]
+    handle = client.run_agent(typed("extract", TOTAL_ONLY, script=script), "Invoice")
+    output = handle.result(30).output
+    assert (output.outcome, output.data, output.turns) == ("ok", {"total": 1}, 2)
+    turns = [e for e in handle.events(follow=False) if isinstance(e, ModelTurn)]
+    assert turns[0].output_error is not None and turns[0].output_error.startswith(problem)
+
+
+@pytest.mark.parametrize("depth", [40, 250, 100_000])
+def test_an_answer_nested_deeper_than_a_result_may_be_is_refused_and_the_run_ends(
+    client: Client, depth: int
+) -> None:
+    # 250 levels: the output is stored, and no reader can parse it back (pydantic stops at
+    # about 200); 100,000: Python's own parser runs out of stack.
+    spec = typed("extract", {"type": "array"}, retries=0, answer="[" * depth + "]" * depth)
+    output = failed_agent(client.run_agent(spec, "Nest")).output
+    assert output.outcome == "error"
+    assert output.error is not None and "nested deeper than 32 levels" in output.error
+
+
+def test_a_schema_whose_references_loop_ends_the_agent_saying_so(client: Client) -> None:
+    looping = {"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}
+    output = failed_agent(client.run_agent(typed("x", looping, retries=0), "Loop")).output
+    assert output.error is not None
+    assert "the output_schema cannot be evaluated: its references loop" in output.error

@@ -10,7 +10,8 @@ Workers validate each answer with ``jsonschema`` (a maintained implementation of
 Schema draft, the reference validator of the Python ecosystem) through ``validator()``, whose
 registry holds nothing but the schema itself, so an unresolvable reference fails instead of
 being retrieved. Formats (``date``, ``email``...) are checked where ``jsonschema`` has a checker
-for them.
+for them. Patterns are matched with RE2, in linear time
+(``orchestrator/models/schema_patterns.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
 from pydantic import BaseModel
 from referencing import Registry
-from referencing.jsonschema import UnknownDialect, specification_with
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012, UnknownDialect, specification_with
+
+from orchestrator.models.schema_patterns import check_patterns, validator_kind
 
 REFERENCE_KEYS = ("$ref", "$dynamicRef", "$recursiveRef")
 OUTPUT_SCHEMA_OPTION = "output_schema"
@@ -51,7 +55,7 @@ def output_schema_of(value: object) -> dict[str, Any] | None:
 
 def check_schema(schema: dict[str, Any]) -> None:
     """``ValueError`` unless ``schema`` is a valid JSON Schema of a known dialect whose
-    references all point inside it."""
+    references all point to something inside it and whose patterns RE2 takes."""
     dialect = schema.get("$schema")
     if dialect is not None:
         try:
@@ -70,6 +74,32 @@ def check_schema(schema: dict[str, Any]) -> None:
                 f"reference {reference!r}: an output schema may only refer inside itself "
                 "('#/$defs/...'); nothing is fetched"
             )
+    nowhere = _dangling(schema)
+    if nowhere is not None:
+        raise ValueError(f"reference {nowhere!r} points to nothing in the schema")
+    check_patterns(schema)
+
+
+def _dangling(schema: dict[str, Any]) -> str | None:
+    """The first reference of ``schema`` that resolves to nothing inside it (each resolved
+    from where it stands, under the ``$id`` of the subschemas around it), or None."""
+    dialect = schema.get("$schema")
+    spec = specification_with(str(dialect)) if dialect is not None else DRAFT202012
+    root = spec.create_resource(schema)
+    registry = Registry().with_resource(root.id() or "", root).crawl()
+    stack = [(root, registry.resolver(base_uri=root.id() or ""))]
+    while stack:
+        resource, resolver = stack.pop()
+        contents = resource.contents
+        for key in REFERENCE_KEYS:
+            reference = contents.get(key) if isinstance(contents, dict) else None
+            if isinstance(reference, str):
+                try:
+                    resolver.lookup(reference)
+                except Unresolvable:
+                    return reference
+        stack.extend((sub, resolver.in_subresource(sub)) for sub in resource.subresources())
+    return None
 
 
 def _references(value: object) -> list[str]:
@@ -104,6 +134,6 @@ def validator(schema: dict[str, Any]) -> Validator:
 @lru_cache(maxsize=256)
 def _validator(text: str) -> Validator:
     schema = json.loads(text)
-    kind = validators.validator_for(schema, default=validators.Draft202012Validator)
+    kind = validator_kind(validators.validator_for(schema, default=validators.Draft202012Validator))
     # An empty registry: a reference outside the schema is unresolvable, never retrieved.
     return kind(schema, registry=Registry(), format_checker=kind.FORMAT_CHECKER)

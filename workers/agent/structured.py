@@ -15,7 +15,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.errors import InvalidRunError
 from orchestrator.models import ModelConfig
+from orchestrator.models.input_limits import MAX_DEPTH, check_request_value
 from orchestrator.models.schemas import OUTPUT_SCHEMA_OPTION, compact, validator
 
 MAX_PROBLEMS = 3
@@ -53,16 +55,34 @@ def check_answer(schema: dict[str, Any], text: str) -> CheckedAnswer:
     stripped = text.strip()
     fenced = _FENCE.match(stripped)
     try:
-        value = json.loads(fenced.group(1) if fenced else stripped)
+        value = json.loads(fenced.group(1) if fenced else stripped, parse_constant=_no_constant)
+        # What a result may hold, as for a request (finite numbers, 32 levels...): a value
+        # nested deeper would be stored, and no reader could parse the output back.
+        check_request_value(value, "at $")
     except json.JSONDecodeError as error:
         shown = stripped[:80] + (" [...]" if len(stripped) > 80 else "")
         problem = f"not JSON ({error.msg} at character {error.pos}): {shown!r}"
         return CheckedAnswer(problems=[problem], found=1)
-    errors = sorted(validator(schema).iter_errors(value), key=lambda e: list(map(str, e.path)))
+    except InvalidRunError as beyond:
+        return CheckedAnswer(problems=[_cut(str(beyond))], found=1)
+    except RecursionError:
+        return CheckedAnswer(problems=[f"not JSON: nested deeper than {MAX_DEPTH} levels"], found=1)
+    except ValueError as error:  # a constant, an integer of more digits than Python reads
+        return CheckedAnswer(problems=[_cut(f"not JSON: {error}")], found=1)
+    try:
+        found = list(validator(schema).iter_errors(value))
+    except RecursionError:  # references that go round without reading the answer
+        problem = "the output_schema cannot be evaluated: its references loop"
+        return CheckedAnswer(problems=[problem], found=1)
+    errors = sorted(found, key=lambda e: list(map(str, e.path)))
     if not errors:
         return CheckedAnswer(data=value, answer=compact(value))
     problems = [_cut(f"at {error.json_path}: {error.message}") for error in errors]
     return CheckedAnswer(problems=problems[:MAX_PROBLEMS], found=len(problems))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is no JSON value")
 
 
 def retry_prompt(checked: CheckedAnswer) -> str:

@@ -152,7 +152,7 @@ def _apply_sweep(
         end_cancelled_members(app, store, run_id, sweep)
     kind = kind_of(request)
     for member in sweep.expire:
-        limit = kind.spec(request, member).timeout_s
+        limit = kind.spec(request, member, store.settings).timeout_s
         admission = end_unrun_member(
             app, store, run_id, member, "error", f"timed out after {limit:g} s"
         )

@@ -113,7 +113,7 @@ def _execute(
         return None
     kind = kind_of(request)
     identity = kind.identity(request, member)
-    spec = kind.spec(request, member)
+    spec = kind.spec(request, member, store.settings)
     conversation = getattr(request, "session_id", None)
     span.update_name(f"invoke_agent {identity.name}")
     span.set_attributes(spans.agent_attributes(spec, identity.name, member, conversation))

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from celery import Celery
 
+from orchestrator.config.settings import Settings
 from orchestrator.models import AgentCheckpoint, AgentOutput, AgentSpec, Message
 from orchestrator.models.requests import RunRequest
 from orchestrator.state.connection import wait_out_refusals
@@ -135,8 +136,9 @@ class RunKind(Protocol):
     """Whether a member's record is stored with the run (a single run's result carries it);
     every record goes to the learners either way."""
 
-    def spec(self, request: RunRequest, member: str) -> AgentSpec:
-        """The agent that runs member ``member``."""
+    def spec(self, request: RunRequest, member: str, settings: Settings) -> AgentSpec:
+        """The agent that runs member ``member`` (what its execution is held to), on a worker
+        with ``settings`` (whose registrations say what a named reducer function is held to)."""
         ...
 
     def identity(self, request: RunRequest, member: str) -> MemberIdentity:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from orchestrator.config.settings import Settings
 from orchestrator.models import AgentOutput, AgentSpec, RunState, Usage
 from orchestrator.models.requests import BranchesRequest, RunRequest
 from orchestrator.models.results import BranchOutcome
@@ -49,8 +50,10 @@ class BranchesKind:
     keeps_messages = True
     keeps_records = False
 
-    def spec(self, request: RunRequest, member: str) -> AgentSpec:
-        branches = _request(request)
+    def spec(self, request: RunRequest, member: str, settings: Settings) -> AgentSpec:
+        return self._spec(_request(request), member)
+
+    def _spec(self, branches: BranchesRequest, member: str) -> AgentSpec:
         if member == FINAL_MEMBER:
             assert branches.judge is not None
             return branches.judge
@@ -59,7 +62,7 @@ class BranchesKind:
     def identity(self, request: RunRequest, member: str) -> MemberIdentity:
         branches = _request(request)
         if member == FINAL_MEMBER:
-            return MemberIdentity(self.spec(request, member).name)
+            return MemberIdentity(self._spec(branches, member).name)
         index = int(member)
         return MemberIdentity(branches.configs[index].name, loop_id=branches.loop_ids[index])
 
@@ -99,7 +102,7 @@ class BranchesKind:
         strategy = branches.strategy
         if strategy == "llm_judge":
             if sum(o.output.succeeded() for o in outcomes) > 1:
-                judge = self.spec(branches, FINAL_MEMBER)
+                judge = self._spec(branches, FINAL_MEMBER)
                 prompt = judge_prompt(
                     task_text(branches), outcomes, judge.instructions, judge.model.context_window
                 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from orchestrator.config.settings import Settings
 from orchestrator.models import AgentOutput, AgentSpec, Outcome
 from orchestrator.models.requests import MapReduceRequest, RunRequest
 from orchestrator.state.keys import FINAL_MEMBER
@@ -32,11 +33,13 @@ class MapReduceKind:
     keeps_messages = False
     keeps_records = False
 
-    def spec(self, request: RunRequest, member: str) -> AgentSpec:
+    def spec(self, request: RunRequest, member: str, settings: Settings) -> AgentSpec:
         mr = _request(request)
         if member != FINAL_MEMBER:
             return mr.mapper
-        return mr.reducer if mr.reducer is not None else function_spec(mr.reducer_name)
+        if mr.reducer is not None:
+            return mr.reducer
+        return function_spec(mr.reducer_name, settings)
 
     def identity(self, request: RunRequest, member: str) -> MemberIdentity:
         mr = _request(request)

@@ -3,10 +3,10 @@
 A run names a function (``MapReduceRequest.reducer_function``); it is looked up in this
 worker's registry, built from the modules its operator lists, and nothing the run names is
 ever imported. The function runs inside the final member's execution, under its lease and
-time limit (a member's), and its own ``timeout_s`` within it: in a thread of its own, which
-the execution waits for until it returns, its time is up, or the member is stopped (a cancel,
-the member's time limit, a lost lease). Python cannot stop a thread, so a function still
-running then is left to finish in the background, its result dropped.
+time limit (its registered ``timeout_s``), in a thread of its own, which the execution waits
+for until it returns or the member is stopped (a cancel, its time limit, a lost lease).
+Python cannot stop a thread, so a function still running then is left to finish in the
+background, its result dropped.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from orchestrator.errors import InvalidRunError
 from orchestrator.models import AgentOutput, AgentSpec, RunRecord, utcnow
 from orchestrator.models.input_limits import check_request_value
 from orchestrator.models.schemas import compact
-from orchestrator.reducers import Reducer
+from orchestrator.reducers import DEFAULT_TIMEOUT_S, Reducer
 from orchestrator.state.store import OUTPUT_PAGE, RunStore
 from workers.agent.loop import AgentRun
 from workers.kinds.base import Execution
@@ -67,11 +67,13 @@ def _registry(module_names: tuple[str, ...]) -> ReducerRegistry:
     return ReducerRegistry.from_modules(list(module_names))
 
 
-def function_spec(name: str) -> AgentSpec:
-    """What the final member's execution is held to for a reducer function: its name, and a
-    member's time limit (no model is called; the function's own ``timeout_s`` applies within
-    it)."""
-    return AgentSpec(name=name)
+def function_spec(name: str, settings: Settings) -> AgentSpec:
+    """What the final member's execution is held to for a reducer function: its name, and its
+    registered ``timeout_s`` (no model is called). The member's time limit is counted from its
+    first claim, across the executions a dead worker hands it to."""
+    registered = registered_reducers(settings).get(name)
+    timeout_s = registered.timeout_s if registered is not None else DEFAULT_TIMEOUT_S
+    return AgentSpec(name=name, timeout_s=timeout_s)
 
 
 class MapOutputs(Sequence[AgentOutput]):
@@ -171,7 +173,9 @@ def reduce_with_function(
     cancel = execution.cancel
     forget = cancel.on_cancel(done.set)
     worker.start()
-    in_time = done.wait(min(function.timeout_s, function_spec(name).timeout_s))
+    # The member is held to the function's time limit (``function_spec``), counted from its
+    # first claim: its stop comes through ``cancel``; this wait is its backstop.
+    in_time = done.wait(function.timeout_s)
     forget()
     if not in_time and not cancel.cancelled:
         return ended(outcome="error", error=f"timed out after {function.timeout_s:g} s")

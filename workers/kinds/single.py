@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from orchestrator.config.settings import Settings
 from orchestrator.models import AgentOutput, AgentSpec
 from orchestrator.models.requests import AgentRunRequest, RunRequest
 from orchestrator.state.results import AgentEnding
@@ -25,7 +26,7 @@ class SingleAgentKind:
     keeps_messages = True
     keeps_records = True  # the result carries the agent's record
 
-    def spec(self, request: RunRequest, member: str) -> AgentSpec:
+    def spec(self, request: RunRequest, member: str, settings: Settings) -> AgentSpec:
         return _request(request).spec
 
     def identity(self, request: RunRequest, member: str) -> MemberIdentity:

@@ -147,10 +147,15 @@ class AnthropicMessages(BodySurface):
             for block in response.content
             if block.type == "tool_use"
         ]
-        if "tool_choice" in body and any(call.name == OUTPUT_TOOL for call in calls):
-            # The answer, given through the output tool: its input is the value.
-            answer = next(call for call in calls if call.name == OUTPUT_TOOL)
-            texts, calls = [compact(answer.arguments)], []
+        answers = [call for call in calls if call.name == OUTPUT_TOOL]
+        if "tool_choice" in body and answers:
+            real = [call for call in calls if call.name != OUTPUT_TOOL]
+            if real:
+                # An answer given beside calls of real tools cannot have read their results:
+                # the tools run (never dropped), and the model answers again after them.
+                calls = real
+            else:  # the answer, given through the output tool: its input is the value
+                texts, calls = [compact(answers[0].arguments)], []
         used = response.usage
         usage = Usage(
             input_tokens=used.input_tokens,

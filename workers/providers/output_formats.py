@@ -9,13 +9,19 @@ description, where the model reads it, and enforced by the validation).
   object closed (``additionalProperties: false``) with every property required (an optional
   one becomes required: a stricter answer is still a valid one), only the keywords strict
   mode takes. A schema that cannot (free-form objects, ``allOf``, ``not``, conditionals, a
-  root that is no object) is sent as it is with ``strict: false``: the model follows it as
-  guidance, the validation holds the line.
+  root that is no object), or whose closing would leave no answer it takes (a required
+  property it does not list, a ``minProperties`` above the listed ones, keywords beside a
+  ``$ref`` that its target has too), is sent as it is with ``strict: false``: the model
+  follows it as guidance, the validation holds the line. A recursive ``$ref`` with words
+  beside it (a description) is kept alone, as strict mode takes it.
 * Anthropic Messages: structured outputs (``output_config.format``), the schema adapted by the
   SDK's own ``anthropic.transform_schema``. A schema those cannot express (a free-form object,
-  a recursive reference) is asked as a forced tool call instead, whose ``input_schema`` is the
-  schema as given; with thinking on, which forced tool use excludes, or a root that is no
-  object (a tool's input is one), it is asked in the system prompt.
+  a recursive reference, what the SDK does not adapt: a list of types, a subschema without
+  one) is asked as a forced tool call instead, whose ``input_schema`` is the schema as given;
+  with thinking on, which forced tool use excludes, or a root that is no object (a tool's input
+  is one), it is asked in the system prompt. A forced call of the output tool beside calls of
+  real tools is no answer yet: the tools run, and the model answers once it has their results
+  (``workers/providers/anthropic_messages.py``).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ _STRUCTURAL = frozenset(
 _ANNOTATIONS = frozenset(
     {"default", "examples", "$comment", "$schema", "$id", "deprecated", "readOnly", "writeOnly"}
 )
+_WORDS = _ANNOTATIONS | {"description", "title"}  # what a schema says, not what it admits
 
 
 class NotStrict(ValueError):
@@ -88,12 +95,21 @@ def _openai_adapted(text: str) -> tuple[dict[str, Any], bool]:
         return schema, False
 
 
-def _strict(node: Any, root: dict[str, Any]) -> Any:
+def _strict(node: Any, root: dict[str, Any], expanding: tuple[str, ...] = ()) -> Any:
+    """``node`` as strict mode takes it; ``expanding``: the references whose targets are being
+    put in the place of a reference with keywords beside it."""
     if not isinstance(node, dict):
         raise NotStrict("a boolean schema")
     node = dict(node)
     if "$ref" in node and len(node) > 1:  # strict mode takes a reference alone
-        node = {**_resolve(root, node.pop("$ref")), **node}
+        reference = str(node.pop("$ref"))
+        if reference in expanding:  # recursion: the reference alone, its words left out
+            return {"$ref": reference}
+        target = _resolve(root, reference)
+        if (target.keys() & node.keys()) - _WORDS:
+            # Both apply (an intersection), and a merge would keep only one.
+            raise NotStrict("keywords beside a reference that its target has too")
+        node, expanding = {**target, **node}, (*expanding, reference)
     if "oneOf" in node:  # widens (anyOf allows more than one match); validation holds
         node["anyOf"] = node.pop("oneOf")
     if _STRUCTURAL & node.keys():
@@ -106,22 +122,34 @@ def _strict(node: Any, root: dict[str, Any]) -> Any:
         if key not in _STRICT_KEYWORDS:
             narrowing.append(f"{key}: {canonical(value)}")
         elif key in ("properties", "$defs"):
-            adapted[key] = {name: _strict(sub, root) for name, sub in value.items()}
+            adapted[key] = {name: _strict(sub, root, expanding) for name, sub in value.items()}
         elif key == "items":
-            adapted[key] = _strict(value, root)
+            adapted[key] = _strict(value, root, expanding)
         elif key == "anyOf":
-            adapted[key] = [_strict(sub, root) for sub in value]
+            adapted[key] = [_strict(sub, root, expanding) for sub in value]
         else:
             adapted[key] = value
     if "properties" in adapted or _types(adapted) == {"object"}:
         if node.get("additionalProperties", False) is not False or "properties" not in adapted:
             raise NotStrict("a free-form object")
+        _closable(node, len(adapted["properties"]))
         adapted["additionalProperties"] = False
         adapted["required"] = list(adapted["properties"])
     if narrowing:
         said = adapted.get("description")
         adapted["description"] = "\n\n".join(filter(None, [said, "{" + ", ".join(narrowing) + "}"]))
     return adapted
+
+
+def _closable(node: dict[str, Any], listed: int) -> None:
+    """``NotStrict`` when closing the object to its listed properties, all required, would
+    leave no answer the schema takes: it requires one it does not list, or a count of
+    properties other than the listed ones'."""
+    unlisted = set(node.get("required") or []) - set(node.get("properties") or {})
+    if unlisted:
+        raise NotStrict(f"required but not listed: {', '.join(sorted(map(str, unlisted)))}")
+    if node.get("minProperties", 0) > listed or node.get("maxProperties", listed) < listed:
+        raise NotStrict("a count of properties the listed ones do not make")
 
 
 def _types(node: dict[str, Any]) -> set[str]:
@@ -141,11 +169,10 @@ def anthropic_fields(
 ) -> dict[str, Any]:
     """The Messages request fields that ask for ``schema`` (given the call's ``tools`` and
     ``system`` prompt): ``output_config``, or ``tools`` and ``tool_choice``, or ``system``."""
-    if _anthropic_native(compact(schema)):
-        import anthropic  # the surface's SDK: its own adaptation to structured outputs' rules
-
-        adapted = anthropic.transform_schema(copy.deepcopy(schema))
-        return {"output_config": {"format": {"type": "json_schema", "schema": adapted}}}
+    adapted = _anthropic_adapted(compact(schema))
+    if adapted is not None:
+        schema_sent = copy.deepcopy(adapted)
+        return {"output_config": {"format": {"type": "json_schema", "schema": schema_sent}}}
     if not thinking and schema.get("type") == "object":  # a tool's input is an object
         tool = {
             "name": OUTPUT_TOOL,
@@ -159,10 +186,24 @@ def anthropic_fields(
 
 
 @lru_cache(maxsize=256)
-def _anthropic_native(text: str) -> bool:
+def _anthropic_adapted(text: str) -> dict[str, Any] | None:
+    """The schema as structured outputs take it (the SDK's ``anthropic.transform_schema``), or
+    None where they cannot: a schema that is no object, or has a free-form object or recursion,
+    or one the SDK does not adapt (a list of types, a subschema without a type)."""
+    if not _anthropic_native(json.loads(text)):
+        return None
+    import anthropic  # the surface's SDK: its own adaptation to structured outputs' rules
+
+    try:
+        adapted: dict[str, Any] = anthropic.transform_schema(json.loads(text))
+    except (ValueError, TypeError, KeyError, AssertionError):  # what it cannot express
+        return None
+    return adapted
+
+
+def _anthropic_native(schema: dict[str, Any]) -> bool:
     """Whether structured outputs can take the schema: no free-form object (they close every
     object) and no recursion (a definition that refers back to itself, or to the root)."""
-    schema = json.loads(text)
     if schema.get("type") != "object" or _free_form(schema) or "#" in _references(schema):
         return False
     definitions = schema.get("$defs") or {}
