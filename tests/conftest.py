@@ -57,17 +57,8 @@ def _broker_of_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     node: LocalRabbitMQ = request.getfixturevalue("rabbitmq_node")
-    saved = os.environ.get(BROKER_VARIABLE)
-    os.environ[BROKER_VARIABLE] = node.vhost_url()
-    from orchestrator.config.settings import get_settings
-
-    get_settings.cache_clear()
-    yield
-    if saved is None:
-        os.environ.pop(BROKER_VARIABLE, None)
-    else:
-        os.environ[BROKER_VARIABLE] = saved
-    get_settings.cache_clear()
+    with environment({BROKER_VARIABLE: node.vhost_url()}):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from orchestrator import AgentSpec, ModelConfig
 
@@ -16,6 +17,25 @@ def scripted(name: str, max_output_tokens: int = 4096, **options: Any) -> AgentS
     """An agent on the offline scripted model with ``options``."""
     model = ModelConfig(provider="scripted", options=options, max_output_tokens=max_output_tokens)
     return AgentSpec(name=name, model=model)
+
+
+T = TypeVar("T")
+
+
+def wait_for(
+    check: Callable[[], T],
+    what: str = "the condition held",
+    timeout_s: float = 60,
+    interval_s: float = 0.05,
+) -> T:
+    """Wait for a positive signal: call ``check`` until it returns something true, and return
+    that; fail naming ``what`` if it has not come within ``timeout_s`` (generous: the machine
+    may be busy, and a test never asserts how long a thing took)."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(interval_s)
+    return value
 
 
 def items(count: int) -> list[str]:

@@ -11,9 +11,8 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +22,11 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from orchestrator.local import LocalRedis, free_port, redis_server_binary, stop_processes
 from tests.drop_proxy import DropProxy
+from tests.helpers import wait_for
 from workers.broker.resilience import SentinelTransport, Transport
 
 MASTER = "channelmaster"
 WAIT_S = 15.0
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 class OneSentinel:

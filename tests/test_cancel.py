@@ -13,7 +13,7 @@ from orchestrator.models.requests import MapReduceRequest
 from orchestrator.state.events import AgentStart
 from orchestrator.state.keys import RunKeys, admit_task_id, member_task_id
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
+from tests.helpers import items, scripted, wait_for
 from tests.model_server import SlowModelServer
 from tests.test_leases import start
 
@@ -32,12 +32,12 @@ def test_cancel_aborts_model_calls_in_flight_and_revokes_queued_members(
         mapper = api.agent("mapper")
         client = Client(redis_url=private_redis.url)
         handle = client.map_reduce("Cancel", items(6), mapper, scripted("reducer"), 6)
-        assert api.wait_until(lambda: len(api.received) == 3, 30), "three calls in flight"
+        wait_for(lambda: len(api.received) == 3, "three calls in flight", 30, 0.01)
         assert handle.cancel() is True
         status = handle.wait(timeout=30)
         assert status.state == "cancelled"
         assert status.counts["cancelled"] == 6
-        assert api.wait_until(lambda: len(api.abandoned) == 3, 10), "every connection closed"
+        wait_for(lambda: len(api.abandoned) == 3, "every connection closed", 10, 0.01)
         assert api.answered == []
         starts = [e for e in handle.events(follow=False) if isinstance(e, AgentStart)]
         assert len(starts) == 3, "the queued members never started"

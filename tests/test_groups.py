@@ -5,9 +5,8 @@ the admission scripts' rules are also checked on their own against a real Redis.
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -26,7 +25,7 @@ from orchestrator.state.events import AgentEnd, AgentStart
 from orchestrator.state.keys import RECENT_RUNS, GroupKeys, RunKeys, new_run_id
 from orchestrator.state.store import RunStore
 from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, run_cli, scripted
+from tests.helpers import items, run_cli, scripted, wait_for
 from tests.test_worker_start import assert_refused, worker_env
 
 # Each test has a group of its own; "mixed" is declared differently by the two workers.
@@ -91,14 +90,6 @@ def most_at_once(client: Client, key: str) -> int:
 
 def starts(handle: Any) -> list[AgentStart]:
     return [e for e in handle.events(follow=False) if isinstance(e, AgentStart)]
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
-    """Wait for a positive signal; fail naming it if it never comes."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.05)
 
 
 def test_a_group_limit_holds_across_workers_and_runs(client: Client) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,16 +16,8 @@ from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.state.events import AgentStart, ModelTurn, ToolCallStart
 from orchestrator.state.keys import RunKeys
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
+from tests.helpers import items, scripted, wait_for
 from tests.model_server import SlowModelServer
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
-    """Wait for a positive signal; fail naming it if it never comes."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.05)
 
 
 def start(

@@ -14,6 +14,7 @@ from orchestrator import Client
 from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.keys import rate_key
 from tests.conftest import FAST_TIMINGS, start_workers
+from tests.helpers import wait_for
 from tests.model_server import SlowModelServer
 
 POOLS = {
@@ -64,12 +65,15 @@ def test_a_pool_slot_is_free_while_its_call_backs_off(
     api.refuse("call A", times=1, retry_after_s=LONG_BACKOFF_S)
     first = pool_client.run_agent(agent, prompt="call A")
     try:
-        assert api.wait_until(lambda: "call A" in api.refused, 60), "A was never refused"
+        wait_for(lambda: "call A" in api.refused, "A was refused", 60, 0.01)
         # A now sleeps out its Retry-After; B, on the pool's only slot, can run meanwhile.
         second = pool_client.run_agent(agent, prompt="call B")
-        assert api.wait_until(
-            lambda: "call B" in api.answered or api.received.count("call A") > 1, 120
-        ), "neither B's answer nor A's retry came"
+        wait_for(
+            lambda: "call B" in api.answered or api.received.count("call A") > 1,
+            "B's answer or A's retry came",
+            120,
+            0.01,
+        )
         assert api.received == ["call A", "call B"], "B ran while A backed off, before A's retry"
         assert second.result(timeout=60).output.succeeded()
     finally:

@@ -16,8 +16,8 @@ from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.events import AgentStart
 from orchestrator.state.keys import run_keys
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, run_cli, scripted
-from tests.test_leases import start, wait_for
+from tests.helpers import items, run_cli, scripted, wait_for
+from tests.test_leases import start
 from tests.test_redis_restart import started
 
 PASSWORD = "full-redis-secret-7f3a"

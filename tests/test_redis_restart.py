@@ -14,8 +14,8 @@ from orchestrator import Client, RunNotFoundError
 from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.events import AgentStart
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
-from tests.test_leases import start, wait_for
+from tests.helpers import items, scripted, wait_for
+from tests.test_leases import start
 
 
 def started(handle: object, count: int) -> bool:

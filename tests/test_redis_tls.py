@@ -17,8 +17,8 @@ from kombu import Connection
 from orchestrator import Client
 from orchestrator.local import LocalRedis, LocalWorker, TlsFiles
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
-from tests.test_leases import start, wait_for
+from tests.helpers import items, scripted, wait_for
+from tests.test_leases import start
 from tests.test_redis_restart import started
 from tests.tls_certs import make_certs, openssl_missing
 from workers.broker.resilience import TRANSPORT, use_resilient_broker

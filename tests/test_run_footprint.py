@@ -8,8 +8,7 @@ message waits or is unacknowledged.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,18 +26,10 @@ from orchestrator.plans.keys import plan_seen_key
 from orchestrator.state.events import AgentEnd
 from orchestrator.state.keys import RunKeys
 from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, scripted
+from tests.helpers import items, scripted, wait_for
 
 ITEMS = 300
 RESULT_TTL_S = 5000
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
-    """Wait for a positive signal; fail naming it if it never comes."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.05)
 
 
 @dataclass

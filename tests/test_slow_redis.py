@@ -14,8 +14,8 @@ from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.events import AgentEnd, AgentStart
 from tests.conftest import FAST_TIMINGS
 from tests.delay_proxy import DelayProxy
-from tests.helpers import items, scripted
-from tests.test_leases import start, wait_for
+from tests.helpers import items, scripted, wait_for
+from tests.test_leases import start
 
 # Leases as long as the slowest delay allows (a renewal's round trip, 2 s, must land within
 # one): the production default is 30 s.

@@ -11,8 +11,8 @@ from orchestrator import AgentSpec, Client, ModelConfig, ToolPolicy
 from orchestrator.local import LocalRedis
 from orchestrator.state.events import AgentStart
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
-from tests.test_leases import start, wait_for
+from tests.helpers import items, scripted, wait_for
+from tests.test_leases import start
 
 
 def test_defaults_bound_every_member_model_call_and_tool_call() -> None:

@@ -10,8 +10,8 @@ import redis
 from orchestrator import Client
 from orchestrator.local import LocalRedis
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
-from tests.test_leases import start, wait_for
+from tests.helpers import items, scripted, wait_for
+from tests.test_leases import start
 from tests.test_redis_full import fill
 from tests.test_redis_restart import started
 

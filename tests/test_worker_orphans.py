@@ -16,8 +16,8 @@ import pytest
 from orchestrator import Client
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
-from tests.test_leases import start, wait_for
+from tests.helpers import items, scripted, wait_for
+from tests.test_leases import start
 from tests.test_redis_restart import started
 
 pytestmark = pytest.mark.skipif(
