@@ -83,6 +83,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def shared_group(item: pytest.Item) -> str | None:
     """The xdist group of ``item``: ``rabbitmq``, its module's name, or None."""
+    module = getattr(item, "module", None)
+    if module is not None and module.__name__.startswith("tests.kombu_contract."):
+        # kombu's tests, as kombu runs them: in their file's order (one depends on another).
+        return str(module.__name__)
     names = getattr(item, "fixturenames", ())
     if "rabbitmq_node" in names:
         return "rabbitmq"
