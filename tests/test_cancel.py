@@ -46,7 +46,12 @@ def test_cancel_aborts_model_calls_in_flight_and_revokes_queued_members(
         api.close()
 
 
-def test_the_deadline_ends_a_100000_item_run(client: Client) -> None:
+def test_the_deadline_ends_a_100000_item_run_which_keeps_a_small_ending_and_every_output(
+    client: Client,
+) -> None:
+    # One run of 100,000 items for both what the deadline does and what the ended run keeps
+    # (its footprint, as tests/test_run_footprint.py checks for small runs): it is the
+    # slowest run of the suite to create and end.
     mapper = scripted("mapper", latency_ms=600_000)
     handle = client.map_reduce("Huge", items(100_000), mapper, scripted("reducer"), 8, deadline_s=2)
     status = handle.wait(timeout=120)
@@ -56,6 +61,13 @@ def test_the_deadline_ends_a_100000_item_run(client: Client) -> None:
     # time through the result backend, as a member that ran is.
     never_published = client._celery.AsyncResult(member_task_id(handle.id, 99_999))
     assert never_published.state == "PENDING"
+    # The ending kept in the run's hash stays small; the result still has every output.
+    result = handle.result(timeout=120)
+    ending = client.redis.hget(RunKeys(handle.id).run, "result")
+    assert ending is not None and len(ending) < 1000
+    assert len(result.map_outputs) == 100_000
+    assert result.map_outputs[99_999].name == "mapper_99999"
+    assert all(o.outcome == "cancelled" for o in result.map_outputs)
 
 
 def test_a_run_whose_request_cannot_be_read_can_be_cancelled(client: Client) -> None:
