@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,61 +42,23 @@ if TEST_BROKER not in ("redis", "rabbitmq"):
     )
 
 
-LONGEST_FIRST = (
-    "tests.test_image",  # builds the image's venv: installs every dependency afresh
-    "tests.test_secret_scan",
-    "tests.test_rabbitmq",
-    "tests.test_takeover_budget",
-    "tests.test_run_footprint",
-    "tests.test_cancel",
-    "tests.test_multi_host",
-    "tests.test_sentinel",
-    "tests.test_learner_limits",
-    "tests.test_learner_redelivery",
-    "tests.test_learning",
-    "tests.test_redis_cluster",
-    "tests.test_run_state_model",
-    "tests.test_watch",
-    "tests.test_leases",
-)
-"""Modules whose tests take longest, started first under xdist so that none of them is the
-last thing the run waits for (the order only changes the wall time, never a result)."""
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` spreads the modules as ``tests/parallel.py`` says."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests.parallel import ModuleScheduling
+
+    return ModuleScheduling(config, log)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test`` runs ``-n 4 --dist loadgroup``), keep together the
-    tests that share something costlier than a test: those of a module with module-scoped
-    fixtures (its own Redis, workers or cluster, started once on one process) and those of the
-    RabbitMQ node (one node for them all). The others spread one by one over the processes,
-    each with its own Redis and workers (the session fixtures). An ``xdist_group`` mark a test
-    sets itself wins. The modules of ``LONGEST_FIRST`` come first, each kept whole."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            group = shared_group(item)
-            if group is not None:
-                item.add_marker(pytest.mark.xdist_group(group))
-    if hasattr(config, "workerinput"):  # an xdist worker: every worker sorts alike
-        rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
-        first = len(LONGEST_FIRST)
-        items.sort(key=lambda item: rank.get(getattr(item, "module", None).__name__, first))
+    """In an xdist worker, the longest modules first (every worker sorts alike, as xdist
+    requires): ``tests/parallel.py``."""
+    if hasattr(config, "workerinput"):
+        from tests.parallel import longest_first
 
-
-def shared_group(item: pytest.Item) -> str | None:
-    """The xdist group of ``item``: ``rabbitmq``, its module's name, or None."""
-    module = getattr(item, "module", None)
-    if module is not None and module.__name__.startswith("tests.kombu_contract."):
-        # kombu's tests, as kombu runs them: in their file's order (one depends on another).
-        return str(module.__name__)
-    names = getattr(item, "fixturenames", ())
-    if "rabbitmq_node" in names:
-        return "rabbitmq"
-    info = getattr(item, "_fixtureinfo", None)
-    definitions = info.name2fixturedefs if info is not None else {}
-    for name in names:
-        if any(d.scope in ("module", "class") for d in definitions.get(name, ())):
-            return item.module.__name__ if isinstance(item, pytest.Function) else item.nodeid
-    return None
+        longest_first(items)
 
 
 @pytest.fixture(scope="session")
@@ -120,6 +83,15 @@ def _broker_of_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[LocalRedis]:
+    server = LocalRedis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_redis() -> Iterator[LocalRedis]:
+    """A Redis of the module's own, which the session's workers do not serve: for tests that
+    drive the run store or the broker themselves, or start the module's own workers."""
     server = LocalRedis()
     yield server
     server.stop()
