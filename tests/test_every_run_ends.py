@@ -7,7 +7,6 @@ with a real Celery app on a Redis no worker consumes from."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from types import SimpleNamespace
 from uuid import uuid4
 
@@ -36,24 +35,17 @@ QUEUED = 4_000_000_000_000_000
 UNREADABLE = '{"kind": "from-a-newer-client", "shape": "unknown"}'
 
 
-@pytest.fixture(scope="module")
-def quiet() -> Iterator[LocalRedis]:
-    private = LocalRedis()
-    yield private
-    private.stop()
+@pytest.fixture
+def store(module_redis: LocalRedis) -> RunStore:
+    settings = Settings(redis_url=module_redis.url, lease_s=0.3)
+    return RunStore(redis.Redis.from_url(module_redis.url), settings)
 
 
 @pytest.fixture
-def store(quiet: LocalRedis) -> RunStore:
-    settings = Settings(redis_url=quiet.url, lease_s=0.3)
-    return RunStore(redis.Redis.from_url(quiet.url), settings)
-
-
-@pytest.fixture
-def app(quiet: LocalRedis) -> Celery:
+def app(module_redis: LocalRedis) -> Celery:
     """A Celery app on the quiet Redis, as a worker's (no worker consumes its queues)."""
     app = Celery("every-run-ends", set_as_current=False)
-    app.conf.update(celery_config(Settings(redis_url=quiet.url)))
+    app.conf.update(celery_config(Settings(redis_url=module_redis.url)))
     return app
 
 
@@ -163,7 +155,7 @@ def test_a_group_is_read_from_the_run_not_from_its_request(store: RunStore) -> N
 
 
 def test_members_handed_back_while_redis_is_away_are_published_all_the_same(
-    store: RunStore, app: Celery, quiet: LocalRedis
+    store: RunStore, app: Celery, module_redis: LocalRedis
 ) -> None:
     run_id = new_run(store, total=2, cap=2)
     assert store.start(run_id, node_name()).admitted == [0, 1]

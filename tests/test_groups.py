@@ -233,16 +233,9 @@ def test_a_worker_with_bad_group_limits_refuses_to_start(
 # a worker would call it, and no watchdog sweeps these runs meanwhile).
 
 
-@pytest.fixture(scope="module")
-def quiet() -> Iterator[LocalRedis]:
-    private = LocalRedis()
-    yield private
-    private.stop()
-
-
 @pytest.fixture
-def store(quiet: LocalRedis) -> RunStore:
-    return RunStore(redis.Redis.from_url(quiet.url), Settings(redis_url=quiet.url))
+def store(module_redis: LocalRedis) -> RunStore:
+    return RunStore(redis.Redis.from_url(module_redis.url), Settings(redis_url=module_redis.url))
 
 
 def declare(store: RunStore, limits_by_host: dict[str, int]) -> str:

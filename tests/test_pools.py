@@ -34,18 +34,11 @@ def api() -> Iterator[SlowModelServer]:
 
 
 @pytest.fixture(scope="module")
-def pool_redis() -> Iterator[LocalRedis]:
-    server = LocalRedis()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def pool_client(
-    pool_redis: LocalRedis, api: SlowModelServer, tmp_path_factory: pytest.TempPathFactory
+    module_redis: LocalRedis, api: SlowModelServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Client]:
     env = {
-        "ORCHESTRATOR_REDIS_URL": pool_redis.url,
+        "ORCHESTRATOR_REDIS_URL": module_redis.url,
         **FAST_TIMINGS,
         **api.worker_env(),
         "ORCHESTRATOR_PROVIDER_LIMITS": json.dumps(POOLS),
@@ -53,7 +46,7 @@ def pool_client(
     workers: list[LocalWorker] = start_workers(
         env, ["pools"], tmp_path_factory.mktemp("pool-logs"), concurrency=2
     )
-    yield Client(redis_url=pool_redis.url)
+    yield Client(redis_url=module_redis.url)
     for worker in workers:
         worker.stop()
 
@@ -82,11 +75,11 @@ def test_a_pool_slot_is_free_while_its_call_backs_off(
 
 
 def test_every_attempt_counts_against_the_per_minute_limit(
-    pool_client: Client, api: SlowModelServer, pool_redis: LocalRedis
+    pool_client: Client, api: SlowModelServer, module_redis: LocalRedis
 ) -> None:
     api.refuse("call C", times=2, retry_after_s=0)
     run = pool_client.run_agent(api.agent("counted", model="counted"), prompt="call C")
     assert run.result(timeout=60).output.succeeded()
     assert api.received.count("call C") == 3, "two refusals, then the answer"
-    calls = redis.Redis.from_url(pool_redis.url).zcard(rate_key("provider:openai:counted"))
+    calls = redis.Redis.from_url(module_redis.url).zcard(rate_key("provider:openai:counted"))
     assert calls == 3, "one count per HTTP attempt, not one per model call"
