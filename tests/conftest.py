@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
-from tests.helpers import environment
+from orchestrator.local import LocalRedis, LocalWorker
+from tests.helpers import environment, start_workers
 from tests.rabbitmq import LocalRabbitMQ, start_or_skip
 
 BROKER_VARIABLE = "ORCHESTRATOR_BROKER_URL"
@@ -120,27 +120,6 @@ def worker_env(
 @pytest.fixture(scope="session")
 def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("worker-logs")
-
-
-def start_workers(
-    env: dict[str, str], names: list[str], log_dir: Path, concurrency: int = 8
-) -> list[LocalWorker]:
-    """Start one worker per name on every queue and wait until all have announced themselves."""
-    import redis
-
-    workers = [
-        LocalWorker(name, env, concurrency=concurrency, log_path=log_dir / f"{name}.log")
-        for name in names
-    ]
-    try:
-        wait_for_workers(
-            redis.Redis.from_url(env["ORCHESTRATOR_REDIS_URL"]), [w.hostname for w in workers]
-        )
-    except Exception:
-        for worker in workers:
-            worker.stop()
-        raise
-    return workers
 
 
 @pytest.fixture(scope="session")

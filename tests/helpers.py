@@ -6,11 +6,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from orchestrator import AgentSpec, ModelConfig
+from orchestrator.local import LocalWorker, wait_for_workers
 
 
 def scripted(name: str, max_output_tokens: int = 4096, **options: Any) -> AgentSpec:
@@ -36,6 +38,38 @@ def wait_for(
         assert time.monotonic() < deadline, f"never happened: {what}"
         time.sleep(interval_s)
     return value
+
+
+def start_workers(
+    env: dict[str, str],
+    names: list[str],
+    log_dir: Path,
+    concurrency: int = 8,
+    extra_args: Sequence[str] = (),
+) -> list[LocalWorker]:
+    """Start one worker per name on every queue, all at once, and wait until all have
+    announced themselves; each logs to ``log_dir/NAME.log``."""
+    import redis
+
+    workers = [
+        LocalWorker(
+            name,
+            env,
+            concurrency=concurrency,
+            log_path=log_dir / f"{name}.log",
+            extra_args=extra_args,
+        )
+        for name in names
+    ]
+    try:
+        wait_for_workers(
+            redis.Redis.from_url(env["ORCHESTRATOR_REDIS_URL"]), [w.hostname for w in workers]
+        )
+    except Exception:
+        for worker in workers:
+            worker.stop()
+        raise
+    return workers
 
 
 def items(count: int) -> list[str]:

@@ -14,8 +14,8 @@ from orchestrator import AgentRunResult, AgentSpec, Budget, Client, ModelConfig,
 from orchestrator.errors import RunFailedError
 from orchestrator.local import LocalRedis
 from orchestrator.state.events import ToolCallStart
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import wait_for
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import start_workers, wait_for
 from tests.test_tools import agent, calls, tool_messages
 
 

@@ -13,9 +13,8 @@ from orchestrator.models.requests import MapReduceRequest
 from orchestrator.state.events import AgentStart
 from orchestrator.state.keys import RunKeys, admit_task_id, member_task_id
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted, wait_for
+from tests.helpers import items, scripted, start_workers, wait_for
 from tests.model_server import SlowModelServer
-from tests.test_leases import start
 
 
 def test_cancel_aborts_model_calls_in_flight_and_revokes_queued_members(
@@ -27,7 +26,7 @@ def test_cancel_aborts_model_calls_in_flight_and_revokes_queued_members(
     # only way the running members can learn of it in time.
     env["ORCHESTRATOR_HEARTBEAT_S"] = "120"
     env["ORCHESTRATOR_LEASE_S"] = "600"
-    worker = start(env, "calls", tmp_path, 3)
+    (worker,) = start_workers(env, ["calls"], tmp_path, 3)
     try:
         mapper = api.agent("mapper")
         client = Client(redis_url=private_redis.url)

@@ -10,8 +10,8 @@ from orchestrator import AgentSpec, Client, ModelConfig
 from orchestrator.local import LocalRedis
 from orchestrator.state.events import ModelTurn
 from orchestrator.state.keys import RunKeys
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import wait_for
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import start_workers, wait_for
 
 
 def test_a_redelivered_agent_resumes_without_repeating_model_calls(tmp_path: Path) -> None:

@@ -24,8 +24,8 @@ from orchestrator.state import presence
 from orchestrator.state.events import AgentEnd, AgentStart
 from orchestrator.state.keys import RECENT_RUNS, GroupKeys, RunKeys, new_run_id
 from orchestrator.state.store import RunStore
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, run_cli, scripted, wait_for
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, run_cli, scripted, start_workers, wait_for
 from tests.test_worker_start import assert_refused, worker_env
 
 # Each test has a group of its own; "mixed" is declared differently by the two workers.

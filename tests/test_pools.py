@@ -13,8 +13,8 @@ import redis
 from orchestrator import Client
 from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.keys import rate_key
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import wait_for
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import start_workers, wait_for
 from tests.model_server import SlowModelServer
 
 POOLS = {

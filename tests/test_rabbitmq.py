@@ -21,8 +21,8 @@ from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis
 from orchestrator.state.events import AgentEnd, AgentStart, ToolCallEnd, ToolCallStart
 from orchestrator.state.keys import RunKeys
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, scripted, wait_for
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, scripted, start_workers, wait_for
 from tests.rabbitmq import LocalRabbitMQ
 from tests.test_map_reduce import max_overlap
 

@@ -25,8 +25,8 @@ from orchestrator.models.requests import MapReduceRequest
 from orchestrator.plans.keys import plan_seen_key
 from orchestrator.state.events import AgentEnd
 from orchestrator.state.keys import RunKeys
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, scripted, wait_for
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, scripted, start_workers, wait_for
 
 ITEMS = 300
 RESULT_TTL_S = 5000

@@ -25,8 +25,7 @@ from orchestrator.client import RunHandle
 from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.budget import RunBudget
 from orchestrator.state.events import AgentStart
-from tests.conftest import start_workers
-from tests.helpers import wait_for
+from tests.helpers import start_workers, wait_for
 from tests.model_server import SlowModelServer
 from tests.rabbitmq import LocalRabbitMQ
 from tests.test_rabbitmq import client_for, rabbit_env

@@ -13,8 +13,8 @@ import redis
 from orchestrator import AgentSpec, Client, InvalidRunError, ModelConfig, ToolPolicy
 from orchestrator.local import LocalRedis
 from orchestrator.state.events import AgentStart, ModelTurn, ToolCallEnd, ToolCallStart
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, wait_for
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, start_workers, wait_for
 
 
 def calls(*pairs: tuple[str, dict[str, Any]]) -> dict[str, Any]:

@@ -19,8 +19,8 @@ import redis
 from orchestrator import AgentSpec, Budget, Client, ModelConfig, RunFailedError
 from orchestrator.local import LocalRedis
 from orchestrator.state.keys import RunKeys
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, scripted, wait_for
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, scripted, start_workers, wait_for
 from tests.otlp_receiver import OtlpReceiver
 from tests.trace_support import (
     TEST_SERVICE,

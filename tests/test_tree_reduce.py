@@ -16,8 +16,8 @@ from orchestrator.models import AgentOutput
 from orchestrator.models.results import MapReduceResult
 from orchestrator.state.events import AgentEnd, AgentStart, Event, ModelTurn
 from orchestrator.state.keys import RunKeys
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, scripted, wait_for
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, scripted, start_workers, wait_for
 
 WINDOW = 1000
 INPUT_BUDGET = 800  # 80% of the window

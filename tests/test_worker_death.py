@@ -11,8 +11,8 @@ from orchestrator import Client
 from orchestrator.local import LocalRedis
 from orchestrator.state.events import AgentStart
 from orchestrator.state.keys import RunKeys
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, scripted, wait_for
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, scripted, start_workers, wait_for
 
 
 def test_run_survives_a_sigkilled_worker_and_runs_each_item_once(tmp_path: Path) -> None:
