@@ -1,11 +1,11 @@
-"""The CLI's commands and options, read from its argparse parser (``orchestrator.cli``), so
+"""The CLI's commands and options, read from its argparse parser (``orchestrator.cli.parser``), so
 the page cannot drift from the code."""
 
 from __future__ import annotations
 
 import argparse
 
-from orchestrator.cli import _parser
+from orchestrator.cli.parser import build_parser as _parser
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:

@@ -1,5 +1,6 @@
 """agent-orchestrator: run LLM-agent work across many machines on Celery + Redis."""
 
+from orchestrator.agents import AgentContext, AgentFunction, ToolCallError, agent
 from orchestrator.client import Client, RunHandle
 from orchestrator.errors import (
     InvalidRunError,
@@ -30,10 +31,13 @@ from orchestrator.models.results import (
 )
 from orchestrator.plans import ExecutionPlan, ParallelGroup, ParallelHint
 from orchestrator.plans.cache_plans import CachePlan, CacheProfile
+from orchestrator.reducers import Reducer, reducer
 from orchestrator.strategies import Strategy, strategy
 from orchestrator.tools import Tool, ToolInfo, ToolPolicy, idempotency_key, tool
 
 __all__ = [
+    "AgentContext",
+    "AgentFunction",
     "AgentOutput",
     "AgentRunResult",
     "AgentSpec",
@@ -53,6 +57,7 @@ __all__ = [
     "ParallelGroup",
     "ParallelHint",
     "ParallelResult",
+    "Reducer",
     "RunFailedError",
     "RunHandle",
     "RunNotFoundError",
@@ -62,11 +67,14 @@ __all__ = [
     "Strategy",
     "Tool",
     "ToolCall",
+    "ToolCallError",
     "ToolInfo",
     "ToolPolicy",
     "Usage",
     "WritesRefusedError",
+    "agent",
     "idempotency_key",
+    "reducer",
     "strategy",
     "tool",
 ]

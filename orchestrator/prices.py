@@ -6,6 +6,8 @@ would soon be wrong. ``genai-prices`` is maintained for exactly this; we read th
 bundled with the installed version (never fetched at run time), so upgrading the package
 updates the prices. An ``ORCHESTRATOR_PRICES`` entry wins over it: for a model the package does
 not list (a fine-tune, a model served at an endpoint of your own) or for a negotiated price.
+The overrides are passed in (``overrides=settings.prices``): a function here never reads the
+environment itself.
 
 Token counts arrive as each provider reports them (see ``Usage``): OpenAI counts cached reads
 inside ``input_tokens``, while Anthropic reports cache reads and writes beside it. Here both
@@ -24,7 +26,7 @@ import genai_prices
 from genai_prices import data_snapshot
 from genai_prices.types import ModelPrice, TieredPrices
 
-from orchestrator.config.settings import Price, get_settings
+from orchestrator.config.settings import Price
 from orchestrator.models import ModelConfig, Usage
 
 GENAI_PROVIDER_IDS: dict[str, str] = {
@@ -51,14 +53,16 @@ _REQUEST_PRICE_KEY = "requests_kcount"
 def price_known(config: ModelConfig, *, overrides: Mapping[str, Price] | None = None) -> bool:
     """True when calls of ``config``'s model have a price: always for ``scripted`` (free
     unless its ``cost_per_1k_tokens`` option sets one), else an entry in ``overrides``
-    (default: ``ORCHESTRATOR_PRICES``) or a model genai-prices lists for the provider."""
+    (the settings' ``prices``, ``ORCHESTRATOR_PRICES``; none when omitted) or a model
+    genai-prices lists for the provider."""
     return config.provider == "scripted" or _pricing(config, overrides) is not None
 
 
 def call_cost(
     config: ModelConfig, usage: Usage, *, overrides: Mapping[str, Price] | None = None
 ) -> float | None:
-    """USD of one call's reported ``usage``; None when no price is known for the model.
+    """USD of one call's reported ``usage``; None when no price is known for the model (in
+    ``overrides``, the settings' ``prices``, or genai-prices' list).
 
     Cache reads and writes are billed as the provider bills them: at the cached-input and
     cache-write prices, on top of the uncached input, with the price tier that the whole
@@ -147,8 +151,7 @@ def _pricing(
     config: ModelConfig, overrides: Mapping[str, Price] | None
 ) -> Price | ModelPrice | None:
     """The override of ``config``'s model, else genai-prices' price of it, else None."""
-    table = get_settings().prices if overrides is None else overrides
-    override = table.get(f"{config.provider}:{config.model}")
+    override = (overrides or {}).get(f"{config.provider}:{config.model}")
     return override if override is not None else _listed_price(config)
 
 

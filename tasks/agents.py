@@ -7,10 +7,10 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore
 
-from orchestrator.config.settings import get_settings
 from orchestrator.models import AgentOutput
 from orchestrator.state.keys import FINAL_MEMBER
-from workers.app import app
+from workers.app import app, runtime
+from workers.coordination import advance
 from workers.coordination.canvas import member_result
 from workers.execution.lanes import (
     MAX_OUTAGE_RETRIES,
@@ -22,8 +22,6 @@ from workers.execution.lanes import (
 )
 from workers.execution.liveness import new_token
 from workers.execution.member import execute_member
-from workers.kinds import kind_of
-from workers.runtime import member_runtime, store
 
 
 def _retry_after_outage(task: Task, outage: Exception, **kwargs: Any) -> Exception:
@@ -38,7 +36,7 @@ def _retry_after_outage(task: Task, outage: Exception, **kwargs: Any) -> Excepti
 
 
 def _fresh_token() -> str:
-    return new_token(store().client)
+    return new_token(runtime.store.client)
 
 
 # Members report progress through their leases and events; the result backend's STARTED state
@@ -54,15 +52,13 @@ def run_member(self: Task, run_id: str, index: int, token: str | None = None) ->
     earlier attempt of this delivery (a retry after a Redis outage), which this attempt takes
     over if it still holds the member. Each attempt claims with a token of its own, so that a
     second copy of a retry's message (a broker's redelivery) finds the member busy."""
-    previous, token = token, new_token(store().client)
+    previous, token = token, new_token(runtime.store.client)
 
     def attempt(attempt_token: str, attempt_previous: str | None) -> AgentOutput | None:
         nonlocal token
         token = attempt_token
-        lane_s = get_settings().lane_s
-        return run_lane(
-            member_runtime(app), run_id, index, lane_s, token, previous=attempt_previous
-        )
+        lane_s = runtime.settings.lane_s
+        return run_lane(runtime.member, run_id, index, lane_s, token, previous=attempt_previous)
 
     try:
         # A full Redis is waited out here, holding the message: a retry would be a publish,
@@ -83,7 +79,7 @@ def run_member(self: Task, run_id: str, index: int, token: str | None = None) ->
 def run_members(run_id: str, indices: list[int]) -> None:
     """Several members of a run sharing one message, each on a thread of its own; each is
     counted in the run's chord as it ends (``workers/execution/lanes.py``)."""
-    run_batch(member_runtime(app), run_id, indices, get_settings().lane_s)
+    run_batch(runtime.member, run_id, indices, runtime.settings.lane_s)
 
 
 # Its output is kept with the run (the result reads it there): no task result is stored.
@@ -91,17 +87,17 @@ def run_members(run_id: str, indices: list[int]) -> None:
 def run_final(self: Task, run_id: str, token: str | None = None) -> dict[str, Any]:
     """The final agent of a run (a reducer, a judge); ends the run with its answer. ``token``:
     as for ``run_member``."""
-    runs = store()
+    runs = runtime.store
     previous, token = token, new_token(runs.client)
 
     def attempt(attempt_token: str, attempt_previous: str | None) -> AgentOutput | None:
         nonlocal token
         token = attempt_token
         output = execute_member(
-            member_runtime(app), run_id, FINAL_MEMBER, token=token, previous=attempt_previous
+            runtime.member, run_id, FINAL_MEMBER, token=token, previous=attempt_previous
         )
         if output is not None:
-            kind_of(runs.request(run_id)).after_final(app, runs, run_id, output)
+            advance.after_final(app, runs, run_id, output)
         return output
 
     try:

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.app import app
-from workers.coordination import steps as coordinator
-from workers.runtime import store, watchdog
+from workers.app import app, runtime
+from workers.coordination import advance, steps
 
 
 # These return nothing: no task result is stored for them.
 @app.task(name="tasks.coordinator.admit_run", ignore_result=True)
 def admit_run(run_id: str) -> None:
     """Register the run's chord and publish its first window of members."""
-    coordinator.admit(app, store(), run_id)
+    steps.admit(app, runtime.store, run_id)
     # A new run may be due for a sweep sooner than this worker's watchdog would look (its
     # deadline is near): let it work out its next pass again.
-    watchdog(app).wake()
+    runtime.watchdog.wake()
 
 
 @app.task(name="tasks.coordinator.after_members", ignore_result=True)
@@ -25,10 +24,10 @@ def after_members(members: list[dict[str, Any]], run_id: str) -> None:
 
     ``members`` are the chord's member references; the outputs are read from the run.
     """
-    coordinator.after_members(app, store(), run_id)
+    advance.after_chord(app, runtime.store, run_id)
 
 
 @app.task(name="tasks.coordinator.cancel_run", ignore_result=True)
 def cancel_run(run_id: str) -> None:
     """End at once the members of a cancelled run that were never published."""
-    coordinator.sweep_run(app, store(), run_id)
+    steps.sweep_run(app, runtime.store, run_id)

@@ -8,9 +8,7 @@ from typing import Any
 from celery import Task
 
 from learners.redelivery import deliveries_ttl_s, ingest_batch
-from orchestrator.config.settings import get_settings
-from workers.app import app
-from workers.runtime import store
+from workers.app import app, runtime
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +22,10 @@ def ingest(self: Task[Any, Any], records: list[Any]) -> dict[str, Any]:
     on is set aside; no record is counted twice, and one learner at a time learns a batch
     (``learners.redelivery``)."""
     task_id = str(self.request.id)
-    settings = get_settings()
+    settings = runtime.settings
     ttl_s = deliveries_ttl_s(settings.visibility_timeout_s)
     report = ingest_batch(
-        store().client, task_id, records, settings.cache_governor, ttl_s, settings.lease_s
+        runtime.store.client, task_id, records, settings.cache_governor, ttl_s, settings.lease_s
     )
     for reason in report.rejected:
         log.warning("rejected a run record: %s", reason)

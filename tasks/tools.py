@@ -9,10 +9,8 @@ from uuid import uuid4
 from opentelemetry.trace import SpanKind
 
 from orchestrator import tracing
-from orchestrator.config.settings import get_settings
 from orchestrator.tools import calling
-from workers.app import app
-from workers.runtime import store, tool_registry
+from workers.app import app, runtime
 from workers.tools.calls import SlotRef
 from workers.tools.process import ToolStopped, run_in_child, until_stopped
 from workers.tools.remote import RemoteToolStopped, claim_start
@@ -43,11 +41,11 @@ def call_tool(
     # Under the calling agent's ``execute_tool`` span (its context came with the message).
     attributes = {tracing.GEN_AI_TOOL_NAME: name}
     with tracing.span_under(None, f"call_tool {name}", attributes, SpanKind.CONSUMER):
-        found = tool_registry().get(name)
+        found = runtime.tool_registry.get(name)
         if found is None:
             raise LookupError(f"tool {name!r} is not served by this worker")
         kwargs = found.validate(arguments)
-        client = store().client
+        client = runtime.store.client
         ticket = ticket or f"tool:{name}:{uuid4().hex}"
         claim = claim_start(client, ticket)
         if claim == "stopped":
@@ -57,7 +55,7 @@ def call_tool(
                 f"remote tool {name!r} was started by a tools worker that was lost: it may have "
                 "done part or all of its work"
             )
-        watch = RemoteWatch(client, ticket, caller, slot, get_settings().lease_s)
+        watch = RemoteWatch(client, ticket, caller, slot, runtime.settings.lease_s)
         limit = DEFAULT_LIMIT_S if limit_s is None else limit_s
         try:
             if found.is_async:

@@ -27,6 +27,7 @@ FAST_TIMINGS = {
     "ORCHESTRATOR_SWEEP_S": "0.3",
     "ORCHESTRATOR_TOOL_MODULES": "tests.tools_demo",
     "ORCHESTRATOR_STRATEGY_MODULES": "tests.strategies",
+    "ORCHESTRATOR_MODULES": "tests.reducers,tests.agents_demo,tests.framework_agents",
     # Declared, never called: port 9 is the discard service, nothing answers there.
     "ORCHESTRATOR_ENDPOINTS": '{"declared": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}}',
     "ORCHESTRATOR_REMOTE_START_TIMEOUT_S": "2",

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from orchestrator.config.settings import get_settings
 from tests.helpers import local_endpoints
 from tests.wire_server import WireServer, read_body, send, send_json
 
@@ -64,10 +63,7 @@ def serve_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
         },
     }
     monkeypatch.setenv("ORCHESTRATOR_PRICES", json.dumps(prices))
-    get_settings.cache_clear()
     server = FakeAPI()
     monkeypatch.setenv("ORCHESTRATOR_ENDPOINTS", local_endpoints(server.port))
-    get_settings.cache_clear()
     yield server
     server.close()
-    get_settings.cache_clear()

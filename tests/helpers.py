@@ -9,10 +9,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from orchestrator import AgentSpec, ModelConfig
 from orchestrator.local import LocalWorker, wait_for_workers
+
+if TYPE_CHECKING:
+    from workers.providers import ModelProvider
 
 
 def scripted(name: str, max_output_tokens: int = 4096, **options: Any) -> AgentSpec:
@@ -72,6 +75,15 @@ def start_workers(
     return workers
 
 
+def providers(**settings: Any) -> Callable[[str], ModelProvider]:
+    """The providers a worker would use with ``Settings(**settings)``, the rest read from this
+    process's environment now: what an in-process agent run takes as ``provider_for``."""
+    from orchestrator.config.settings import Settings
+    from workers.providers import providers_for
+
+    return providers_for(Settings(**settings))
+
+
 def items(count: int) -> list[str]:
     return [f"item-{i}" for i in range(count)]
 
@@ -116,13 +128,10 @@ def local_endpoints(port: int) -> str:
 
 @contextmanager
 def environment(env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """``env`` in ``os.environ`` (and the settings read anew) for the block, then the variables
-    as they were."""
-    from orchestrator.config.settings import get_settings
-
+    """``env`` in ``os.environ`` for the block (settings made in it, ``Settings()``, read it),
+    then the variables as they were."""
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
-    get_settings.cache_clear()
     try:
         yield env
     finally:
@@ -131,4 +140,3 @@ def environment(env: dict[str, str]) -> Iterator[dict[str, str]]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        get_settings.cache_clear()

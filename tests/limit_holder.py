@@ -9,14 +9,14 @@ import threading
 
 import redis
 
-from orchestrator.config.settings import get_settings
+from orchestrator.config.settings import Settings
 from workers.limits import SharedLimit
 
 
 def main() -> None:
     url, name, max_concurrent, token = sys.argv[1:5]
     client = redis.Redis.from_url(url)
-    limit = SharedLimit(client, name, int(max_concurrent), None, get_settings().lease_s)
+    limit = SharedLimit(client, name, int(max_concurrent), None, Settings().lease_s)
     while (wait_s := limit.try_acquire(token)) > 0:
         threading.Event().wait(limit.pause(wait_s))
     print("held", flush=True)

@@ -1,10 +1,10 @@
 """The worker side of the run-state model (``tests/test_run_state_model.py``): what
-``workers/coordination/steps.py``, ``member.py`` and ``lanes.py`` do, as ``RunStore`` calls. The
-broker
-is a list of deliveries (run, member, and the token of the attempt a retried delivery takes over).
-Live workers' leases are long (renewed, they never expire here); a lease that passes (the dead's,
-what a lost step left) is written for 1 ms and the model waits until Redis's clock is past it:
-every expiry is deterministic. Sweeps use that 1 ms lease (a lease passed since the last change)."""
+``workers/coordination/steps.py`` and ``advance.py``, ``member.py`` and ``lanes.py`` do, as
+``RunStore`` calls. The broker is a list of deliveries (run, member, and the token of the attempt
+a retried delivery takes over). Live workers' leases are long (renewed, they never expire here);
+a lease that passes (the dead's, what a lost step left) is written for 1 ms and the model waits
+until Redis's clock is past it: every expiry is deterministic. Sweeps use that 1 ms lease (a
+lease passed since the last change)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import redis
 
 from orchestrator.config.settings import Settings
 from orchestrator.models import AgentOutput, Outcome, RunState
+from orchestrator.models.requests import MapReduceRequest
 from orchestrator.state.budget import RunBudget
 from orchestrator.state.events import AgentEnd, AgentStart
 from orchestrator.state.keys import RunKeys
@@ -142,7 +143,10 @@ class Workers:
     def after_members(self, run: str) -> None:
         """A map-reduce's chord body: gate the reducer, or end the run without it."""
         if self.readable(run):
-            verdict, reason = self.live.gate_final(run, NODE, "")
+            request = self.live.request(run)
+            # A reducer function is no agent of the budget (MapReduceKind.after_members).
+            agent = not isinstance(request, MapReduceRequest) or request.reducer is not None
+            verdict, reason = self.live.gate_final(run, NODE, "", agent=agent)
             if verdict == "admitted":
                 self.publish(run, [FINAL])
             elif verdict != "gone":

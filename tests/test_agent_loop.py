@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from orchestrator import ToolPolicy, tool
+from orchestrator.config.settings import Settings
 from orchestrator.models import (
     KNOWN_PROVIDERS,
     AgentCheckpoint,
@@ -15,6 +16,7 @@ from orchestrator.models import (
     Usage,
 )
 from orchestrator.models.cache_records import CacheDecision
+from tests.helpers import providers
 from workers.agent.loop import AgentEvents, run_agent
 from workers.execution.cancellation import CancelToken
 from workers.providers import PROVIDERS
@@ -32,7 +34,7 @@ def spec(max_turns: int = 5, **options: object) -> AgentSpec:
 
 
 def test_a_final_text_ends_the_run_ok_with_usage_and_record() -> None:
-    run = run_agent(spec(), "question", run_id="r1")
+    run = run_agent(spec(), "question", run_id="r1", provider_for=providers())
     assert run.output.outcome == "ok" and run.output.succeeded()
     assert run.output.turns == 1 and run.output.tokens.total_tokens > 0
     assert [m.role for m in run.new_messages] == ["user", "assistant"]
@@ -44,7 +46,7 @@ def test_a_final_text_ends_the_run_ok_with_usage_and_record() -> None:
 
 def test_tool_calls_without_tools_are_answered_with_an_error_the_model_reads() -> None:
     script = [{"tool_calls": [{"name": "search", "arguments": {}}]}, {"text": "gave up"}]
-    run = run_agent(spec(script=script), "q", run_id="r1")
+    run = run_agent(spec(script=script), "q", run_id="r1", provider_for=providers())
     assert run.output.answer == "gave up" and run.output.turns == 2
     assert run.output.tool_calls == 1
     tool_message = run.new_messages[2]
@@ -57,7 +59,7 @@ def test_a_listed_tool_this_worker_does_not_serve_is_named_as_such() -> None:
     # lacks its module. The message must point there, not at the agent's tool list.
     script = [{"tool_calls": [{"name": "search", "arguments": {}}]}, {"text": "gave up"}]
     listed = spec(script=script).model_copy(update={"tools": ["search"]})
-    run = run_agent(listed, "q", run_id="r1")
+    run = run_agent(listed, "q", run_id="r1", provider_for=providers())
     assert run.new_messages[2].content == (
         "tool 'search' is not served by the worker running this agent: add its module to that "
         "worker's ORCHESTRATOR_TOOL_MODULES"
@@ -66,13 +68,13 @@ def test_a_listed_tool_this_worker_does_not_serve_is_named_as_such() -> None:
 
 def test_max_turns_without_a_final_answer_is_an_error() -> None:
     script = [{"tool_calls": [{"name": "t", "arguments": {}}]}] * 3
-    run = run_agent(spec(max_turns=2, script=script), "q", run_id="r1")
+    run = run_agent(spec(max_turns=2, script=script), "q", run_id="r1", provider_for=providers())
     assert run.output.outcome == "error"
     assert run.output.error == "max_turns (2) reached: the last turn's 1 tool call(s) were not run"
 
 
 def test_provider_failure_becomes_an_error_output() -> None:
-    run = run_agent(spec(fail_on="q"), "q", run_id="r1")
+    run = run_agent(spec(fail_on="q"), "q", run_id="r1", provider_for=providers())
     assert run.output.outcome == "error" and "ProviderError" in (run.output.error or "")
     assert run.record.calls[0].status == "error"
 
@@ -80,7 +82,7 @@ def test_provider_failure_becomes_an_error_output() -> None:
 def test_cancelled_token_stops_before_the_next_model_call() -> None:
     cancel = CancelToken()
     cancel.cancel("user")
-    run = run_agent(spec(), "q", run_id="r1", cancel=cancel)
+    run = run_agent(spec(), "q", run_id="r1", cancel=cancel, provider_for=providers())
     assert run.output.outcome == "cancelled" and run.output.turns == 0
 
 
@@ -99,7 +101,7 @@ def test_a_provider_the_worker_lacks_is_an_error_output_not_a_crash() -> None:
 def test_without_a_prompt_the_agent_continues_its_context() -> None:
     context = [Message(role="user", content="first"), Message(role="assistant", content="a")]
     context.append(Message(role="user", content="second question"))
-    run = run_agent(spec(), context=context, run_id="r1")
+    run = run_agent(spec(), context=context, run_id="r1", provider_for=providers())
     assert [m.role for m in run.new_messages] == ["assistant"]
     assert "second question" in run.output.answer
     assert run.context == [*context, *run.new_messages]
@@ -119,6 +121,7 @@ class Recorder(AgentEvents):
         final: bool,
         ended: datetime | None = None,
         cache: CacheDecision | None = None,
+        output_error: str | None = None,
     ) -> None:
         self.seen.append(("turn", (turn, tool_calls, final)))
 
@@ -132,7 +135,7 @@ class Recorder(AgentEvents):
 def test_turns_and_tool_calls_are_reported_in_order_and_the_last_turn_is_final() -> None:
     script = [{"tool_calls": [{"name": "search", "arguments": {}}]}, {"text": "done"}]
     events = Recorder()
-    run_agent(spec(script=script), "q", run_id="r1", events=events)
+    run_agent(spec(script=script), "q", run_id="r1", events=events, provider_for=providers())
     assert events.seen == [
         ("turn", (1, ["search"], False)),
         ("tool_start", "search"),
@@ -146,7 +149,7 @@ class CountingModel:
 
     def __init__(self) -> None:
         self.calls = 0
-        self._inner = PROVIDERS["scripted"]
+        self._inner = PROVIDERS["scripted"](Settings())
 
     def complete(self, config, messages, cancel, tools):  # type: ignore[no-untyped-def]
         self.calls += 1
@@ -204,10 +207,14 @@ def test_a_run_resumed_after_a_fail_fast_failure_starts_no_call_queued_behind_it
     tools = ToolRunner(ToolRegistry({"boom": boom, "side": side}))
     saved: list[AgentCheckpoint] = []
     STARTED.clear()
-    whole = run_agent(agent, "go", run_id="r", tools=tools, checkpoint=saved.append)
+    whole = run_agent(
+        agent, "go", run_id="r", tools=tools, checkpoint=saved.append, provider_for=providers()
+    )
     # The state saved when the failure was known: its worker may die right after saving it.
     failed = next(c for c in saved if any(m.role == "tool" for m in c.new_messages))
-    resumed = run_agent(agent, "go", run_id="r", tools=tools, resume=failed)
+    resumed = run_agent(
+        agent, "go", run_id="r", tools=tools, resume=failed, provider_for=providers()
+    )
     assert STARTED == []
     assert [m.content for m in resumed.new_messages if m.role == "tool"] == [
         m.content for m in whole.new_messages if m.role == "tool"

@@ -40,8 +40,8 @@ def submit(client: Client, **overrides: Any) -> None:
     ("overrides", "message"),
     [
         ({"items": []}, "items must not be empty"),
-        ({"items": "abc"}, "items must be a list of strings"),
-        ({"items": ["a", 2]}, "items[1] is int, not a string"),
+        ({"items": "abc"}, "items must be a list of JSON values"),
+        ({"items": ["a", {1, 2}]}, "items[1]: not a JSON value"),
         ({"max_concurrent": 0}, "max_concurrent: Input should be greater than or equal to 1"),
         ({"task": "  "}, "task must not be empty"),
         ({"budget": {"max_agents": -1}}, "budget.max_agents"),

@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import redis
 
-from orchestrator.config.settings import PoolLimit
+from orchestrator.config.settings import PoolLimit, Settings
 from orchestrator.local import LocalRedis
 from orchestrator.models import ModelConfig
 from orchestrator.plans.cache_store import CachePlanStore
@@ -37,7 +37,7 @@ def pooled(
         governed = GovernedSurface(surface, context, plans.get, CONFIG)  # type: ignore[arg-type]
         return ResendWithoutHints(PooledProvider(governed, plans.client, limits, 30.0))
 
-    return get_provider(server.provider, attempt)  # type: ignore[arg-type]
+    return get_provider(server.provider, Settings(), attempt)  # type: ignore[arg-type]
 
 
 def test_a_model_refusing_retention_keeps_its_key_and_costs_no_other_model(

@@ -17,6 +17,7 @@ import redis
 
 from learners.ingest import ingest_records
 from orchestrator.config.governor import CacheGovernorConfig
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis
 from orchestrator.models import CallRecord, Message, ModelConfig, RunRecord
 from orchestrator.plans.cache_store import CachePlanStore
@@ -60,6 +61,7 @@ def governed(
     context = CacheContext(agent_id, mode, f"conversation-{uuid4().hex}")  # type: ignore[arg-type]
     return get_provider(
         server.provider,
+        Settings(),
         lambda surface: ResendWithoutHints(GovernedSurface(surface, context, plans.get, CONFIG)),
     )
 

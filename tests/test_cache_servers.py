@@ -23,7 +23,7 @@ from tests.cache_servers import (
     OpenAIResponsesCacheServer,
     combined_env,
 )
-from tests.helpers import environment
+from tests.helpers import environment, providers
 from workers.agent.loop import run_agent
 from workers.tools.registry import ToolRegistry
 from workers.tools.runner import ToolRunner
@@ -302,7 +302,9 @@ def test_an_agent_loop_runs_its_tool_turns_through_the_workers(
         with environment(server.worker_env("cached")):
             config = ModelConfig(provider=server.provider, model="m", endpoint="cached")
             spec = AgentSpec(name="calc", instructions=LONG, model=config, tools=["add"])
-            result = run_agent(spec, "What is 2 + 3?", run_id="r1", tools=TOOLS)
+            result = run_agent(
+                spec, "What is 2 + 3?", run_id="r1", tools=TOOLS, provider_for=providers()
+            )
             assert result.output.answer == "done"
             assert len(server.received) == 3
             used = result.output.tokens

@@ -99,3 +99,31 @@ def test_submit_branches_with_a_bad_file_fails_before_dispatch(
     spec.write_text("configs: []\nprompt: q\n")
     done = run_cli("submit", "branches", str(spec), env=worker_env)
     assert done.returncode == 2 and "configs" in done.stderr
+
+
+def test_submit_map_reduce_reads_json_lines_and_names_a_reducer_function(
+    worker_env: dict[str, str], workers: list[LocalWorker], tmp_path: Path
+) -> None:
+    items = tmp_path / "invoices.jsonl"
+    items.write_text('{"id": "A-1", "amount": 3.5}\n\n[1, 2]\n"plain"\n')
+    schema = {"type": "object", "properties": {"total": {"type": "number", "minimum": 1.5}}}
+    mapper = json.dumps({"name": "m", "output_schema": schema})
+    done = run_cli(
+        "submit", "map-reduce", "--task", "Total", "--items", str(items), "--mapper", mapper,
+        "--reducer", "sum_totals", "--output", "json", env=worker_env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["reduced_data"] == {"task": "Total", "count": 3, "total": 4.5}
+    assert [o["data"] for o in result["map_outputs"]] == [{"total": 1.5}] * 3
+
+
+def test_a_json_line_that_is_not_json_is_named_by_its_line(
+    worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    items = tmp_path / "items.txt"
+    items.write_text('{"ok": 1}\n{"broken": \n')
+    args = ("submit", "map-reduce", "--task", "t", "--items", str(items), "--jsonl")
+    done = run_cli(*args, env=worker_env)
+    assert done.returncode == 2
+    assert f"--items {items} line 2: not valid JSON" in done.stderr

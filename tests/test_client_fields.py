@@ -12,7 +12,7 @@ from uuid import uuid4
 import pytest
 
 from orchestrator import Client, InvalidRunError, Message, ModelConfig, RunNotFoundError
-from orchestrator.config.settings import get_settings
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalWorker
 from orchestrator.models import REQUEST_OPTIONS
 from tests.fake_api import FakeAPI
@@ -99,10 +99,8 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
     server = FakeAPI()
     monkeypatch.setenv("OPENAI_API_KEY", "sk-the-operators-key")
     monkeypatch.setenv("ORCHESTRATOR_ENDPOINTS", local_endpoints(server.port))
-    get_settings.cache_clear()
     yield server
     server.close()
-    get_settings.cache_clear()
 
 
 def test_a_worker_sends_no_client_chosen_model_tools_header_query_or_body_field(
@@ -135,7 +133,10 @@ def test_a_worker_sends_no_client_chosen_model_tools_header_query_or_body_field(
         },
     )
     messages = [Message(role="user", content="hi")]
-    assert get_provider("openai").complete(config, messages, CancelToken(), []).text == "hi"
+    assert (
+        get_provider("openai", Settings()).complete(config, messages, CancelToken(), []).text
+        == "hi"
+    )
     ((path, headers, body),) = api.requests
     assert path == "/v1/chat/completions"
     assert body["model"] == "cheap" and body["temperature"] == 0.5

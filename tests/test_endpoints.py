@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from orchestrator import AgentSpec, Client, InvalidRunError, Message, ModelConfig
-from orchestrator.config.settings import get_settings
+from orchestrator.config.settings import Settings
 from tests.fake_api import FakeAPI
 from tests.helpers import items, local_endpoints, scripted
 from workers.execution.cancellation import CancelToken
@@ -50,11 +50,9 @@ def servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeAPI, FakeAPI]
     monkeypatch.setenv("OPENAI_API_KEY", "sk-the-operators-key")
     monkeypatch.setenv("ANOTHER_SECRET", "sk-another-secret")
     monkeypatch.setenv("ORCHESTRATOR_ENDPOINTS", local_endpoints(declared.port))
-    get_settings.cache_clear()
     yield declared, chosen_by_a_client
     declared.close()
     chosen_by_a_client.close()
-    get_settings.cache_clear()
 
 
 def test_a_worker_sends_its_key_only_where_its_own_configuration_says(
@@ -75,7 +73,10 @@ def test_a_worker_sends_its_key_only_where_its_own_configuration_says(
         },
     )
     messages = [Message(role="user", content="hi")]
-    assert get_provider("openai").complete(config, messages, CancelToken(), []).text == "hi"
+    assert (
+        get_provider("openai", Settings()).complete(config, messages, CancelToken(), []).text
+        == "hi"
+    )
     assert chosen_by_a_client.requests == []
     ((_, headers, _),) = declared.requests
     assert headers["authorization"] == "Bearer sk-the-operators-key"

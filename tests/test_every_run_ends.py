@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from types import SimpleNamespace
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -24,11 +25,11 @@ from orchestrator.state import presence
 from orchestrator.state.events import AgentEnd, AgentStart
 from orchestrator.state.keys import GroupKeys, RunKeys, new_run_id
 from orchestrator.state.store import RunStore
-from tests.helpers import items, scripted
-from workers.coordination import steps as coordinator
+from tests.helpers import items, scripted, wait_for
+from workers.coordination import steps
 from workers.execution import lanes
 from workers.execution.leases import LeaseKeeper
-from workers.node import node_name
+from workers.identity import node_name
 
 QUEUED = 4_000_000_000_000_000
 """The lease score of a member whose message was sent (``lua/common.lua``): it never expires."""
@@ -100,7 +101,7 @@ def test_a_grouped_run_whose_request_cannot_be_read_ends_and_frees_its_slots(
     store.confirm_published(unreadable, node_name(), ["0", "1"])
     assert store.start(waiting, node_name()).admitted == [], "the group is full"
     store.client.hset(RunKeys(unreadable).run, "request", UNREADABLE)
-    coordinator.sweep_run(app, store, unreadable)
+    steps.sweep_run(app, store, unreadable)
     status = store.status(unreadable)
     assert status is not None and status.state == "failed" and status.in_flight == 0
     assert status.error is not None and "cannot read this run's request" in status.error
@@ -120,7 +121,7 @@ def test_members_let_in_by_a_bulk_cancel_are_published(store: RunStore, app: Cel
     store.request_cancel(cancelled, "test")  # ... and the waiting run cancelled
     sweep = store.sweep(cancelled, node_name())
     assert sweep.unstarted == range(0, 3)
-    coordinator.end_cancelled_members(app, store, cancelled, sweep)
+    steps.end_cancelled_members(app, store, cancelled, sweep)
     # Ending the never-published range let in the other run's members: they were published.
     assert group_limits.in_flight(store.client, group) == 3
     assert [lease(store, running, m) for m in ("0", "1", "2")] == [QUEUED] * 3
@@ -140,7 +141,7 @@ def test_members_a_sweep_took_over_in_an_unreadable_run_are_ended(
     store.client.hset(RunKeys(run_id).run, "request", UNREADABLE)
     store.request_cancel(run_id, "an earlier sweep found it unreadable")
     store.client.zadd(RunKeys(run_id).leases, {"0": 0, "1": 0})  # their worker is gone
-    coordinator.sweep_run(app, store, run_id)
+    steps.sweep_run(app, store, run_id)
     status = store.status(run_id)
     assert status is not None and status.state == "cancelled" and status.in_flight == 0
     assert status.counts["cancelled"] == 2
@@ -181,7 +182,7 @@ def test_an_unreadable_run_leaves_a_member_a_live_execution_claimed_to_it(
     # A worker that can read the request (another version) claims it before the run is ended.
     live = store.claim(run_id, "0", "live", 60, AgentStart(run_id=run_id, name="m_0"))
     assert live.action == "run"
-    coordinator.end_unreadable_run(app, store, run_id, sweep, "unknown kind")
+    steps.end_unreadable_run(app, store, run_id, sweep, "unknown kind")
     assert store.stored_output(run_id, "0") is None, "the live execution ends it"
     assert store.client.hget(RunKeys(run_id).holders, "0") == b"live"
     assert group_limits.in_flight(store.client, group) == 1, "its slot stays taken"
@@ -193,8 +194,8 @@ def test_an_unreadable_run_ends_failed_whoever_worded_the_problem(
     run_id = new_run(store, total=1, cap=1)
     store.client.hset(RunKeys(run_id).run, "request", UNREADABLE)
     # An earlier pass, by a worker whose validation words the problem differently.
-    store.request_cancel(run_id, f"{coordinator.UNREADABLE} worded by another version")
-    coordinator.sweep_run(app, store, run_id)
+    store.request_cancel(run_id, f"{steps.UNREADABLE} worded by another version")
+    steps.sweep_run(app, store, run_id)
     status = store.status(run_id)
     assert status is not None and status.state == "failed"
 
@@ -213,7 +214,7 @@ def test_an_unreadable_run_whose_final_agent_was_taken_over_ends(
     store.client.hset(RunKeys(run_id).run, "request", UNREADABLE)
     store.request_cancel(run_id, "cancelled by its owner")
     store.client.zadd(RunKeys(run_id).leases, {"final": 0})  # its worker died
-    coordinator.sweep_run(app, store, run_id)
+    steps.sweep_run(app, store, run_id)
     status = store.status(run_id)
     assert status is not None and status.state == "cancelled" and status.in_flight == 0
 
@@ -232,3 +233,41 @@ def test_a_retry_in_a_cancelled_run_ends_its_member_at_once(store: RunStore) -> 
     end = AgentEnd(run_id=run_id, name="m_0", index=0, outcome="cancelled")
     completion = store.complete(run_id, "0", output, [end], node=node_name(), token="retry")
     assert completion.status == "stored"
+
+
+class SweepsDuringWrites(redis.Redis):
+    """A Redis client whose transactions first wait out ``wait_s`` and let a watchdog claim
+    the sweeps then due: a watchdog pass landing while a run is being written."""
+
+    claimed: list[str]
+
+    def interleave(self, store: RunStore, wait_s: float) -> None:
+        self.claimed = []
+        self._store, self._wait_s = store, wait_s
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)
+        if transaction and hasattr(self, "_store"):
+            execute = pipe.execute
+
+            def execute_after_a_sweep(raise_on_error: bool = True) -> Any:
+                due = self._store.now_ms() + int(self._wait_s * 1000)
+                while self._store.now_ms() < due:  # the run's first sweep interval passes
+                    time.sleep(self._wait_s / 4)
+                self.claimed += self._store.claim_sweeps(10, 60)
+                return execute(raise_on_error)
+
+            pipe.execute = execute_after_a_sweep  # type: ignore[method-assign]
+        return pipe
+
+
+def test_a_run_being_written_is_not_swept_before_it_is_written(quiet: LocalRedis) -> None:
+    client = SweepsDuringWrites.from_url(quiet.url)
+    store = RunStore(client, Settings(redis_url=quiet.url, sweep_s=0.05))
+    client.interleave(store, wait_s=0.2)  # four sweep intervals
+    run_id = new_run(store, 3, 1)
+    # The watchdog ran while the run was written, past the run's first sweep time...
+    assert run_id not in client.claimed
+    # ...and the written run is due within a sweep interval, as any run.
+    del client._store
+    wait_for(lambda: run_id in store.claim_sweeps(10, 60), "the written run came due", 30)

@@ -19,7 +19,7 @@ from orchestrator.plans import ExecutionPlan, ParallelGroup, group_id
 from orchestrator.plans.store import PlanStore
 from workers.agent import plan_cache
 from workers.agent.plan_cache import PlanCache
-from workers.agent.plan_use import effective_groups, plan_batches
+from workers.agent.plan_use import effective_parallel_groups, plan_batches
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -113,7 +113,7 @@ def test_explicit_groups_win_over_learned_ones_for_their_tools() -> None:
     plan = ExecutionPlan.empty("agent")
     plan.parallel_groups = [ParallelGroup.of(["a", "c"]), ParallelGroup.of(["d", "e"])]
     spec = AgentSpec(name="agent", parallel_groups=[["b", "a"]])
-    assert effective_groups(spec, plan) == [["a", "b"], ["d", "e"]]
+    assert effective_parallel_groups(spec, plan) == [["a", "b"], ["d", "e"]]
 
 
 def test_malformed_records_are_rejected_counted_and_leave_plans_alone(

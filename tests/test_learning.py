@@ -19,7 +19,6 @@ from orchestrator import (
     ModelConfig,
     ToolPolicy,
 )
-from orchestrator.config.settings import get_settings
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.models import CallRecord
 from orchestrator.models.cache_records import PromptBlock
@@ -28,7 +27,7 @@ from orchestrator.plans.keys import learner_deliveries_key
 from orchestrator.state.events import ToolCallEnd, ToolCallStart
 from tests.conftest import FAST_TIMINGS
 from tests.fake_api import FakeAPI
-from tests.helpers import local_endpoints, run_cli, wait_for
+from tests.helpers import local_endpoints, providers, run_cli, wait_for
 from tests.test_learner_logic import record
 from tests.test_providers import CHAT_ANSWER
 from workers.agent.loop import run_agent
@@ -167,7 +166,6 @@ def test_inject_hints_tells_the_model_and_sets_the_providers_parallel_flag(
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     api = FakeAPI()
     monkeypatch.setenv("ORCHESTRATOR_ENDPOINTS", local_endpoints(api.port))
-    get_settings.cache_clear()
     api.reply(CHAT_ANSWER)
     try:
         spec = AgentSpec(
@@ -176,7 +174,9 @@ def test_inject_hints_tells_the_model_and_sets_the_providers_parallel_flag(
             model=ModelConfig(provider="openai", model="gpt-test", endpoint="test-openai"),
             plan_mode="inject_hints",
         )
-        run_agent(spec, "q", run_id="r", groups=[["fetch", "search"]])
+        run_agent(
+            spec, "q", run_id="r", parallel_groups=[["fetch", "search"]], provider_for=providers()
+        )
     finally:
         api.close()
     body = api.requests[0][2]
@@ -211,7 +211,7 @@ def test_the_record_a_learner_died_on_is_set_aside_alone_when_delivered_again(
     # Marked finished, not deleted: a delivery after this one (killed before its ack) learns
     # nothing; the mark lives past the broker's visibility timeout.
     assert client.redis.hget(learner_deliveries_key(task_id), "finished") == b"1"
-    assert client.redis.ttl(learner_deliveries_key(task_id)) > get_settings().visibility_timeout_s
+    assert client.redis.ttl(learner_deliveries_key(task_id)) > client.settings.visibility_timeout_s
 
 
 def test_learn_cli_feeds_records_counts_rejects_then_plans_show_and_reset(

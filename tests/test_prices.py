@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator import AgentSpec, Budget, Client, InvalidRunError, ModelConfig
-from orchestrator.config.settings import Price, Settings, get_settings
+from orchestrator.config.settings import Price, Settings
 from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.models import Usage
 from orchestrator.prices import call_cost, cost_bound, price_known
@@ -87,19 +87,22 @@ def test_the_service_tier_option_selects_its_price() -> None:
 
 
 @pytest.fixture
-def gpt_4o_overridden(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """ORCHESTRATOR_PRICES with its own price for gpt-4o, which genai-prices also lists."""
+def gpt_4o_overridden(monkeypatch: pytest.MonkeyPatch) -> dict[str, Price]:
+    """The prices of settings with ORCHESTRATOR_PRICES holding its own price for gpt-4o, which
+    genai-prices also lists."""
     prices = {"openai:gpt-4o": {"input": 1.0, "output": 4.0, "cached_input": 0.25}}
     monkeypatch.setenv("ORCHESTRATOR_PRICES", json.dumps(prices))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+    return Settings().prices
 
 
-def test_an_orchestrator_prices_entry_wins_over_genai_prices(gpt_4o_overridden: None) -> None:
+def test_an_orchestrator_prices_entry_wins_over_genai_prices(
+    gpt_4o_overridden: dict[str, Price],
+) -> None:
     usage = Usage(input_tokens=1200, cached_tokens=400, output_tokens=300)
-    assert call_cost(GPT_4O, usage) == pytest.approx((800 * 1.0 + 400 * 0.25 + 300 * 4.0) / 1e6)
-    assert cost_bound(GPT_4O, 1200, 300) == pytest.approx((1200 * 1.0 + 300 * 4.0) / 1e6)
+    cost = call_cost(GPT_4O, usage, overrides=gpt_4o_overridden)
+    assert cost == pytest.approx((800 * 1.0 + 400 * 0.25 + 300 * 4.0) / 1e6)
+    bound = cost_bound(GPT_4O, 1200, 300, overrides=gpt_4o_overridden)
+    assert bound == pytest.approx((1200 * 1.0 + 300 * 4.0) / 1e6)
 
 
 @pytest.mark.parametrize(

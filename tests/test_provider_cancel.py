@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.config.settings import get_settings
+from orchestrator.config.settings import Settings
 from orchestrator.models import Message, ModelConfig
 from tests.helpers import local_endpoints
 from workers.execution.cancellation import Cancelled, CancelToken
@@ -126,13 +126,10 @@ QUESTION = [Message(role="user", content="What is 2 + 3?")]
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[HangingAPI]:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-anthropic")
-    get_settings.cache_clear()
     server = HangingAPI()
     monkeypatch.setenv("ORCHESTRATOR_ENDPOINTS", local_endpoints(server.port))
-    get_settings.cache_clear()
     yield server
     server.close()
-    get_settings.cache_clear()
 
 
 def config(provider: str, api: HangingAPI, **options: Any) -> ModelConfig:
@@ -168,7 +165,7 @@ def test_a_cancel_aborts_the_call_in_flight_and_closes_its_connection(
     token = CancelToken()
     canceller = cancel_once_received(api, token)
     with pytest.raises(Cancelled, match="run cancelled by the user"):
-        get_provider(provider).complete(
+        get_provider(provider, Settings()).complete(
             config(provider, api, timeout_s=CALL_LIMIT_S), QUESTION, token, []
         )
     canceller.join(WAIT_S)
@@ -180,17 +177,19 @@ def test_the_thread_calls_again_after_a_cancel(api: HangingAPI) -> None:
     token = CancelToken()
     cancel_once_received(api, token)
     with pytest.raises(Cancelled):
-        PROVIDERS["openai"].complete(
+        PROVIDERS["openai"](Settings()).complete(
             config("openai", api, timeout_s=CALL_LIMIT_S), QUESTION, token, []
         )
     api.replies.append(CHAT_ANSWER)
-    response = PROVIDERS["openai"].complete(config("openai", api), QUESTION, CancelToken(), [])
+    response = PROVIDERS["openai"](Settings()).complete(
+        config("openai", api), QUESTION, CancelToken(), []
+    )
     assert response.text == "5"
 
 
 def test_a_call_past_its_time_limit_fails_and_is_not_retried(api: HangingAPI) -> None:
     with pytest.raises(ProviderError, match=r"timed out after 0\.5 s") as failure:
-        get_provider("openai").complete(
+        get_provider("openai", Settings()).complete(
             config("openai", api, timeout_s=0.5), QUESTION, CancelToken(), []
         )
     assert str(failure.value) == "openai.chat: model call timed out after 0.5 s"
@@ -201,7 +200,7 @@ def test_a_call_past_its_time_limit_fails_and_is_not_retried(api: HangingAPI) ->
 
 def test_calls_of_one_thread_reuse_its_connection(api: HangingAPI) -> None:
     api.replies.extend([CHAT_ANSWER, CHAT_ANSWER])
-    provider = get_provider("openai")
+    provider = get_provider("openai", Settings())
     first = provider.complete(config("openai", api), QUESTION, CancelToken(), [])
     second = provider.complete(config("openai", api), QUESTION, CancelToken(), [])
     assert (first.text, second.text) == ("5", "5")
@@ -214,5 +213,5 @@ def test_a_token_stopped_before_the_call_sends_nothing(api: HangingAPI) -> None:
     token = CancelToken()
     token.cancel("deadline passed")
     with pytest.raises(Cancelled, match="deadline passed"):
-        PROVIDERS["anthropic"].complete(config("anthropic", api), QUESTION, token, [])
+        PROVIDERS["anthropic"](Settings()).complete(config("anthropic", api), QUESTION, token, [])
     assert api.requests == []

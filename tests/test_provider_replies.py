@@ -85,10 +85,7 @@ def test_an_unexpected_200_is_retried_as_a_provider_error(
 def test_an_unexpected_200_that_lasts_ends_the_agent_with_a_clear_redacted_error(
     api: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ORCHESTRATOR_PROVIDER_RETRIES", "1")
-    from orchestrator.config.settings import get_settings
-
-    get_settings.cache_clear()
+    monkeypatch.setenv("ORCHESTRATOR_PROVIDER_RETRIES", "1")  # the run's Settings() read it
     api.reply(HTML_ECHO, **{"content-type": "text/html"})
     api.reply({**CHAT_ANSWER, "choices": []})
     result = run(agent("openai", "gpt-test", api))

@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator import AgentSpec, ModelConfig, tool
 from tests.fake_api import SECRET, FakeAPI, serve_api
+from tests.helpers import providers
 from workers.agent.loop import AgentRun, run_agent
 from workers.tools.registry import ToolRegistry
 from workers.tools.runner import ToolRunner
@@ -39,7 +40,7 @@ def agent(provider: str, model: str, api: FakeAPI) -> AgentSpec:
 
 
 def run(spec: AgentSpec) -> AgentRun:
-    return run_agent(spec, "What is 2 + 3?", run_id="r1", tools=TOOLS)
+    return run_agent(spec, "What is 2 + 3?", run_id="r1", tools=TOOLS, provider_for=providers())
 
 
 def assert_no_secret(result: AgentRun) -> None:

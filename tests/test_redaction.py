@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from orchestrator.config.settings import get_settings
+from orchestrator.config.settings import Settings
 from orchestrator.models import Message, ModelConfig
 from tests.wire_server import WireServer, read_body, send_json
 from workers.execution.cancellation import CancelToken
@@ -104,11 +104,9 @@ class EchoingAPI(WireServer):
 @pytest.fixture
 def echoing_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[EchoingAPI]:
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    get_settings.cache_clear()
     server = EchoingAPI()
     yield server
     server.close()
-    get_settings.cache_clear()
 
 
 def served_by(api: EchoingAPI, monkeypatch: pytest.MonkeyPatch) -> ModelConfig:
@@ -119,7 +117,6 @@ def served_by(api: EchoingAPI, monkeypatch: pytest.MonkeyPatch) -> ModelConfig:
         return ModelConfig(provider="openai", model="m", options={"base_url": base_url})
     endpoints = {"echo": {"provider": "openai", "base_url": base_url}}
     monkeypatch.setenv("ORCHESTRATOR_ENDPOINTS", json.dumps(endpoints))
-    get_settings.cache_clear()
     return ModelConfig.model_validate({"provider": "openai", "model": "m", "endpoint": "echo"})
 
 
@@ -128,7 +125,7 @@ def test_a_401_echoing_the_authorization_header_leaves_no_key_in_the_error(
 ) -> None:
     config = served_by(echoing_api, monkeypatch)
     with pytest.raises(ProviderError) as raised:
-        get_provider("openai").complete(
+        get_provider("openai", Settings()).complete(
             config, [Message(role="user", content="hi")], CancelToken(), []
         )
     text = str(raised.value)

@@ -23,7 +23,7 @@ from celery.result import AsyncResult
 
 from orchestrator import Client
 from orchestrator.config.celery_config import celery_config
-from orchestrator.config.settings import get_settings
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.state.keys import semaphore_key
 from tests.conftest import FAST_TIMINGS
@@ -44,7 +44,7 @@ LEASE_S = float(FAST_TIMINGS["ORCHESTRATOR_LEASE_S"])
 def celery_app() -> Celery:
     """A client app of the Redis in the environment (as an agent worker sends with)."""
     app = Celery("test-remote-calls", set_as_current=False)
-    app.conf.update(celery_config(get_settings()))
+    app.conf.update(celery_config(Settings()))
     return app
 
 

@@ -72,6 +72,7 @@ class RunStateModel(Machine):
         self.workers = Workers(client, url)
         self.runs: list[str] = []
         self.caps: dict[str, tuple[int, int | None, bool]] = {}
+        self.agents: dict[str, int | None] = {}
         self.outputs: dict[str, dict[bytes, bytes]] = {}
         self.limits = {"host-a": 2}
         groups.declare(client, "host-a", {GROUP: 2}, 3_600_000)
@@ -86,18 +87,23 @@ class RunStateModel(Machine):
         cap=st.integers(1, 3),
         tokens=st.sampled_from([None, 300, 2000]),
         grouped=st.booleans(),
+        function=st.booleans(),
         lost=lost,
     )
-    def admit(self, count: int, cap: int, tokens: int | None, grouped: bool, lost: bool) -> None:
+    def admit(
+        self, count: int, cap: int, tokens: int | None, grouped: bool, function: bool, lost: bool
+    ) -> None:
         run = new_run_id(GROUP if grouped else None)
+        reducer = None if function else scripted("reducer", max_output_tokens=50)
         request = MapReduceRequest(
-            task="model", mapper=scripted("mapper", max_output_tokens=50),
-            reducer=scripted("reducer", max_output_tokens=50), item_count=count,
+            task="model", mapper=scripted("mapper", max_output_tokens=50), reducer=reducer,
+            reducer_function="total" if function else None, item_count=count,
             max_concurrent=cap, budget=Budget(max_tokens=tokens), group=GROUP if grouped else None,
         )  # fmt: skip
         self.workers.live.create_run(run, request, items(count))
         self.runs.append(run)
         self.caps[run] = (cap, tokens, grouped)
+        self.agents[run] = count if function else None
         if not (lost and count % 2):  # else its admission message is lost: it stays pending
             self.workers.admit(run, lost)
 
@@ -211,6 +217,8 @@ class RunStateModel(Machine):
             members = {m.decode(): score for m, score in leases}
             in_group |= {f"{run}:{m}".encode() for m in members if grouped and m != FINAL}
             self.check_budget(run, ledger, state.decode() not in LIVE)
+            most = self.agents[run]  # a reducer function is no agent: only the mappers count
+            assert most is None or int(ledger[b"agents"]) <= most, f"run {run}: agents {ledger}"
             kept = self.outputs.setdefault(run, {})
             for member, output in outputs.items():
                 assert kept.setdefault(member, output) == output, f"{run}/{member} overwritten"

@@ -8,6 +8,7 @@ import pytest
 
 from orchestrator.models import Message, ModelConfig
 from orchestrator.tokens import estimate_tokens
+from workers.agent.structured import asked, check_answer
 from workers.execution.cancellation import Cancelled, CancelToken
 from workers.providers import ProviderError
 from workers.providers.scripted import ScriptedModel
@@ -97,3 +98,48 @@ def test_cancel_interrupts_the_latency() -> None:
     assert not caller.is_alive()
     (stop,) = raised
     assert isinstance(stop, Cancelled) and "stop" in str(stop)
+
+
+SCHEMAS = [
+    {"type": "object", "properties": {"total": {"type": "number", "exclusiveMinimum": 0}}},
+    {
+        "type": "object",
+        "properties": {
+            "when": {"type": "string", "format": "date"},
+            "kind": {"enum": ["invoice", "receipt"]},
+            "lines": {"type": "array", "items": {"$ref": "#/$defs/Line"}, "minItems": 2},
+            "note": {"anyOf": [{"type": "string", "maxLength": 3}, {"type": "null"}]},
+        },
+        "required": ["when", "kind", "lines"],
+        "$defs": {
+            "Line": {
+                "type": "object",
+                "properties": {"qty": {"type": "integer", "minimum": 1, "multipleOf": 5}},
+                "required": ["qty"],
+                "additionalProperties": False,
+            }
+        },
+    },
+    {"type": "array", "items": {"type": "boolean"}, "minItems": 1},
+    {"type": "string", "minLength": 12},
+]
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_with_an_output_schema_the_default_answer_is_json_the_schema_validates(
+    schema: dict[str, object],
+) -> None:
+    config = asked(ModelConfig(provider="scripted"), schema)
+    response = MODEL.complete(config, [Message(role="user", content="go")], CancelToken())
+    checked = check_answer(schema, response.text)
+    assert checked.valid, checked.problems
+
+
+def test_a_script_or_an_answer_still_wins_over_the_schema_to_exercise_retries() -> None:
+    schema = SCHEMAS[0]
+    scripted = asked(ModelConfig(provider="scripted", options={"script": [{"text": "no"}]}), schema)
+    assert (
+        MODEL.complete(scripted, [Message(role="user", content="go")], CancelToken()).text == "no"
+    )
+    fixed = asked(ModelConfig(provider="scripted", options={"answer": "{}"}), schema)
+    assert MODEL.complete(fixed, [Message(role="user", content="go")], CancelToken()).text == "{}"

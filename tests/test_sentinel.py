@@ -17,7 +17,7 @@ import redis
 
 from orchestrator import Client, RunTimeoutError
 from orchestrator.config.celery_config import QUEUES
-from orchestrator.config.settings import Settings, get_settings
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalWorker, redis_server_binary, wait_for_workers
 from orchestrator.state.connection import store_client
 from orchestrator.state.events import AgentEnd, AgentStart
@@ -345,15 +345,10 @@ def test_a_sentinel_url_needs_the_master_name(monkeypatch: pytest.MonkeyPatch) -
     url = "sentinel://:s3cret@127.0.0.1:26379/0;sentinel://:s3cret@127.0.0.1:26380/0"
     monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", url)
     monkeypatch.delenv("ORCHESTRATOR_SENTINEL_MASTER", raising=False)
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(InvalidSettingsError, match="ORCHESTRATOR_SENTINEL_MASTER") as refused:
-            load_settings()
-        assert "s3cret" not in str(refused.value)
-        monkeypatch.setenv("ORCHESTRATOR_SENTINEL_MASTER", "mymaster")
-        monkeypatch.setenv("ORCHESTRATOR_SENTINEL_PASSWORD", "own-s3cret")
-        get_settings.cache_clear()
-        shown = repr(load_settings())
-        assert "s3cret" not in shown and "sentinel://:**@127.0.0.1:26380/0" in shown
-    finally:
-        get_settings.cache_clear()
+    with pytest.raises(InvalidSettingsError, match="ORCHESTRATOR_SENTINEL_MASTER") as refused:
+        load_settings()
+    assert "s3cret" not in str(refused.value)
+    monkeypatch.setenv("ORCHESTRATOR_SENTINEL_MASTER", "mymaster")
+    monkeypatch.setenv("ORCHESTRATOR_SENTINEL_PASSWORD", "own-s3cret")
+    shown = repr(load_settings())
+    assert "s3cret" not in shown and "sentinel://:**@127.0.0.1:26380/0" in shown

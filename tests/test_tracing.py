@@ -17,6 +17,7 @@ import redis
 
 from orchestrator import AgentSpec, Client, ModelConfig, Usage, tracing
 from orchestrator.config.otlp import otlp_problem
+from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis
 from orchestrator.state.keys import RunKeys
 from tests.helpers import scripted
@@ -53,7 +54,7 @@ def traced_run(spec: AgentSpec, prompt: str) -> tuple[Any, SpanRecord, list[Span
             prompt,
             run_id="r1",
             tools=tools,
-            provider_for=lambda name: get_provider(name, TracedProvider),
+            provider_for=lambda name: get_provider(name, Settings(), TracedProvider),
         )
     spans = finished(exporter)
     (parent,) = [span for span in spans if span.name == "member"]

@@ -20,12 +20,12 @@ from orchestrator.state.keys import member_of_task
 from orchestrator.tracing import flush as flush_spans
 from workers.broker.resilience import use_resilient_broker
 from workers.coordination.canvas import BATCH_TASK, FINAL_TASK, MEMBER_TASK
-from workers.node import set_node_name
+from workers.identity import node_name, set_node_name
+from workers.runtime import WorkerRuntime
 from workers.startup import (
     StartupError,
+    check_modules,
     check_settings,
-    check_strategy_modules,
-    check_tool_modules,
     check_tracing,
     exit_with,
 )
@@ -41,23 +41,26 @@ app = Celery(
     ],
 )
 try:
-    _settings = check_settings()
+    # The worker's settings, read once here, at its start; everything else gets them from
+    # ``runtime`` (a forked pool child inherits both).
+    settings = check_settings()
     check_tracing()
 except StartupError as error:  # one line, no traceback, wherever the app is loaded
     raise SystemExit(f"error: {error}") from None
-app.conf.update(celery_config(_settings))
+app.conf.update(celery_config(settings))
+runtime = WorkerRuntime(app, settings)
 use_resilient_broker(app)  # a Redis restart does not kill the worker
 MEMBER_TASKS = frozenset({MEMBER_TASK, FINAL_TASK})
 
 
 @worker_init.connect
 def _check_worker(sender: Any = None, **_: Any) -> None:
-    """Before the worker consumes anything: every tool module imports and forms a registry."""
+    """Before the worker consumes anything: every module it serves imports and forms its
+    registries (tools, strategies, reducer functions)."""
     if getattr(sender, "app", None) is not app:
         return
     try:
-        check_tool_modules(_settings.tool_module_names)
-        check_strategy_modules(_settings.strategy_module_names)
+        check_modules(settings)
     except StartupError as error:
         exit_with(error)
 
@@ -65,20 +68,18 @@ def _check_worker(sender: Any = None, **_: Any) -> None:
 @worker_ready.connect
 def _start_watchdog(sender: Any = None, **_: Any) -> None:
     from workers.execution.liveness import process_presence
-    from workers.runtime import store, watchdog
 
     # Named in Redis from now on, so that the leases it takes name it
     # (workers/execution/liveness.py).
-    process_presence(store().client)
-    hostname = getattr(sender, "hostname", None) or "worker"
-    watchdog(app).start(hostname)
+    process_presence(runtime.store.client)
+    # Its presence is kept under its node name (Celery's ``name@host``, the sender's
+    # ``hostname``), the name it holds admissions and leases under too.
+    runtime.watchdog.start(node_name())
 
 
 @worker_shutdown.connect
 def _stop_watchdog(**_: Any) -> None:
-    from workers.runtime import watchdog
-
-    watchdog(app).stop()
+    runtime.watchdog.stop()
     flush_spans()  # the last spans leave before the process does
     from workers.execution.records import flush_records
 
@@ -87,9 +88,9 @@ def _stop_watchdog(**_: Any) -> None:
 
 @celeryd_init.connect
 def _name_node(sender: Any = None, conf: Any = None, options: Any = None, **_: Any) -> None:
-    """Members this worker admits and takes are held under its node name (``name@host``),
-    the name its presence is kept under; its Redis pools are sized for its concurrency (a
-    thread that finds them taken waits instead of failing its member)."""
+    """Members this worker admits and takes are held under its node name (``name@host``,
+    ``workers/identity.py``), the name its presence is kept under; its Redis pools are sized
+    for its concurrency (a thread that finds them taken waits instead of failing its member)."""
     if isinstance(sender, str):
         set_node_name(sender)
     concurrency = (options or {}).get("concurrency") or app.conf.worker_concurrency or 0
@@ -116,9 +117,7 @@ def _hold_received_member(request: Any = None, **_: Any) -> None:
     else:
         return
     if members:
-        from workers.runtime import lease_keeper
-
-        keeper = lease_keeper()
+        keeper = runtime.lease_keeper
         for run_id, index in members:
             keeper.received(run_id, index)
 

@@ -1,9 +1,13 @@
-"""Collecting what a worker serves (tools, strategies) from the modules its operator lists."""
+"""Collecting what a worker serves (tools, strategies, reducer functions) from the modules its
+operator lists: ``ORCHESTRATOR_MODULES`` for every kind of registration, and the older
+``ORCHESTRATOR_TOOL_MODULES`` and ``ORCHESTRATOR_STRATEGY_MODULES``, which keep working."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Protocol, TypeVar
+
+from orchestrator.config.settings import Settings
 
 
 class Named(Protocol):
@@ -12,6 +16,12 @@ class Named(Protocol):
 
 
 NamedT = TypeVar("NamedT", bound=Named)
+
+
+def served_modules(settings: Settings, own: list[str]) -> list[str]:
+    """The modules a registry of one kind is built from: ``ORCHESTRATOR_MODULES``, then
+    ``own`` (that kind's own variable), each once."""
+    return list(dict.fromkeys([*settings.module_names, *own]))
 
 
 def collect_named(module_names: list[str], kind: type[NamedT], what: str) -> dict[str, NamedT]:

@@ -1,9 +1,10 @@
 """What a worker checks before it consumes anything: it starts whole or not at all.
 
 The settings are checked, and tracing set up, when ``workers.app`` is imported (the app's
-configuration needs them; a forked pool child inherits both), the tool modules when the worker
-initialises (``worker_init``, before its pool, consumer and watchdog exist). A failure is one
-line on stderr, ``error: <cause>``, and a non-zero exit.
+configuration needs them; a forked pool child inherits both), the modules it serves (tools,
+strategies, reducer functions) when the worker initialises (``worker_init``, before its pool,
+consumer and watchdog exist). A failure is one line on stderr, ``error: <cause>``, and a
+non-zero exit.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import contextlib
 import importlib
 import os
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
 from orchestrator import tracing
 from orchestrator.config.settings import ENV_PREFIX, InvalidSettingsError, Settings, load_settings
 from orchestrator.tracing import TracingConfigError
+from workers.agent.functions import AgentFunctions
+from workers.kinds.reducer_functions import registered_reducers
 from workers.kinds.strategy_registry import StrategyRegistry
+from workers.module_scan import served_modules
 from workers.tools.registry import ToolRegistry
 
 
@@ -59,22 +64,42 @@ def _import_modules(variable: str, module_names: list[str]) -> None:
             raise StartupError(f"{variable}: cannot import {name!r}: {cause}") from None
 
 
-def check_tool_modules(module_names: list[str]) -> ToolRegistry:
+def check_modules(settings: Settings) -> None:
+    """Import every module the worker serves (``ORCHESTRATOR_MODULES``, then
+    ``ORCHESTRATOR_TOOL_MODULES`` and ``ORCHESTRATOR_STRATEGY_MODULES``) and build each
+    registry from them, or ``StartupError`` naming the variable and the cause."""
+    shared = f"{ENV_PREFIX}MODULES"
+    _import_modules(shared, settings.module_names)
+    check_tool_modules(settings)
+    check_strategy_modules(settings)
+    _registry(shared, lambda: registered_reducers(settings))
+    _registry(shared, lambda: AgentFunctions.from_modules(settings.module_names))
+
+
+def check_tool_modules(settings: Settings) -> ToolRegistry:
     """Import every tool module and build the registry, or ``StartupError`` naming the cause."""
     variable = f"{ENV_PREFIX}TOOL_MODULES"
-    _import_modules(variable, module_names)
-    try:
-        return ToolRegistry.from_modules(module_names)
-    except Exception as error:
-        raise StartupError(f"{variable}: {_import_cause(error)}") from None
+    _import_modules(variable, settings.tool_module_names)
+    modules = served_modules(settings, settings.tool_module_names)
+    return _registry(variable, lambda: ToolRegistry.from_modules(modules))
 
 
-def check_strategy_modules(module_names: list[str]) -> StrategyRegistry:
+def check_strategy_modules(settings: Settings) -> StrategyRegistry:
     """Import every strategy module and build the registry, or ``StartupError``."""
     variable = f"{ENV_PREFIX}STRATEGY_MODULES"
-    _import_modules(variable, module_names)
+    _import_modules(variable, settings.strategy_module_names)
+    modules = served_modules(settings, settings.strategy_module_names)
+    return _registry(variable, lambda: StrategyRegistry.from_modules(modules))
+
+
+RegistryT = TypeVar("RegistryT")
+
+
+def _registry(variable: str, build: Callable[[], RegistryT]) -> RegistryT:
+    """``build()``, or ``StartupError`` naming ``variable`` and the cause (two registrations
+    of one kind under one name)."""
     try:
-        return StrategyRegistry.from_modules(module_names)
+        return build()
     except Exception as error:
         raise StartupError(f"{variable}: {_import_cause(error)}") from None
 

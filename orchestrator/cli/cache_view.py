@@ -9,8 +9,7 @@ from rich.console import Console
 
 from orchestrator.cli.render import plain
 from orchestrator.client import Client
-from orchestrator.config.governor import Ttl
-from orchestrator.config.settings import get_settings
+from orchestrator.config.governor import CacheGovernorConfig, Ttl
 from orchestrator.plans.cache_plans import CachePlan
 
 
@@ -31,15 +30,15 @@ def cache_command(args: argparse.Namespace, client: Client, out: Console) -> int
     if args.output == "json":
         print(plan.model_dump_json())
         return 0
-    for line in plan_lines(plan):
+    for line in plan_lines(plan, client.settings.cache_governor):
         out.print(plain(line))
     return 0
 
 
-def plan_lines(plan: CachePlan) -> list[str]:
+def plan_lines(plan: CachePlan, config: CacheGovernorConfig) -> list[str]:
     """The plan as text, a paragraph per learning key: how much of its prompts stays the
-    same, how often calls come back, and what the provider was seen to cache."""
-    config = get_settings().cache_governor
+    same, how often calls come back, and what the provider was seen to cache (``config``: the
+    governor's numbers, for the documented cache minimums)."""
     lines = [f"cache plan of {plan.agent_id}: version {plan.version}"]
     for profile in plan.profiles.values():
         learned = profile.learned_min_tokens

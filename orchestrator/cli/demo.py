@@ -17,7 +17,7 @@ from rich.text import Text
 from orchestrator.cli.progress import follow_with_progress
 from orchestrator.cli.render import outputs_table, plain, print_status
 from orchestrator.client import Client
-from orchestrator.config.settings import load_settings, masked_url
+from orchestrator.config.settings import Settings, masked_url, with_redis_url
 from orchestrator.local import LocalRedis, LocalWorker, redis_answers, wait_for_workers
 from orchestrator.models import AgentSpec, ModelConfig
 
@@ -59,9 +59,10 @@ def demo_specs() -> tuple[AgentSpec, AgentSpec]:
     return mapper, reducer
 
 
-def run_demo(console: Console, worker_count: int = 2, max_concurrent: int = 4) -> int:
-    """Run the demo end to end; returns the process exit code."""
-    settings = load_settings()
+def run_demo(
+    console: Console, settings: Settings, worker_count: int = 2, max_concurrent: int = 4
+) -> int:
+    """Run the demo end to end with ``settings`` (the CLI's); returns the process exit code."""
     embedded: LocalRedis | None = None
     url = settings.redis_url
     if redis_answers(url):
@@ -84,7 +85,7 @@ def run_demo(console: Console, worker_count: int = 2, max_concurrent: int = 4) -
                 )
             )
         console.print(f"Started {worker_count} workers (logs in {log_dir})")
-        client = Client(redis_url=url)
+        client = Client(settings=with_redis_url(settings, url))
         wait_for_workers(client.redis, [worker.hostname for worker in workers])
         mapper, reducer = demo_specs()
         handle = client.map_reduce(

@@ -16,6 +16,7 @@ from orchestrator.cli.errors import UsageError, field_errors
 from orchestrator.client import Client
 from orchestrator.models import AgentSpec, RunRecord
 from orchestrator.models.learner_limits import record_over_limits
+from orchestrator.reducers import REDUCER_NAME
 
 # What a branches file may hold: the arguments of Client.parallel_branches.
 BRANCHES_KEYS = tuple(
@@ -56,16 +57,41 @@ def agent_spec(option: str, text: str) -> AgentSpec:
         raise UsageError(f"{option}: {field_errors(error)}") from None
 
 
-def read_items(source: str) -> list[str]:
-    """Items from a file (or ``-`` for stdin): a JSON list, or one item per line."""
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
+
+
+def read_items(source: str, jsonl: bool = False) -> list[Any]:
+    """Items from a file (or ``-`` for stdin): JSON lines, each line one JSON value (with
+    ``jsonl``, or a file named ``*.jsonl`` or ``*.ndjson``); else a JSON list, or one text
+    item per line."""
     text = read_text("--items", source)
+    if jsonl or source.endswith(JSON_LINES_SUFFIXES):
+        return json_lines(source, text)
     stripped = text.strip()
     if stripped.startswith("["):
         items = _json(f"--items {source}", stripped)
         if not isinstance(items, list):  # a line that starts with "[" but is not a list
             raise UsageError(f"--items {source}: a JSON list was expected")
-        return [item if isinstance(item, str) else json.dumps(item) for item in items]
+        return items
     return [line for line in (raw.strip() for raw in text.splitlines()) if line]
+
+
+def json_lines(source: str, text: str) -> list[Any]:
+    """One JSON value per non-blank line of ``text``; ``UsageError`` naming the first line that
+    is not one."""
+    items: list[Any] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            items.append(_json(f"--items {source} line {number}", line))
+    return items
+
+
+def reducer_of(text: str) -> AgentSpec | str:
+    """``--reducer``: an ``AgentSpec`` (JSON inline or ``@file``), or the name of a reducer
+    function the workers register (checked at submit)."""
+    if REDUCER_NAME.match(text):
+        return text
+    return agent_spec("--reducer", text)
 
 
 def read_branches_file(path: str) -> dict[str, Any]:

@@ -1,17 +1,14 @@
-"""Settings read from the environment (``ORCHESTRATOR_*``) with pydantic-settings."""
+"""Settings read from the environment (``ORCHESTRATOR_*``) with pydantic-settings. The types of
+their values are in ``values``, the handling of their URLs in ``urls``; both are importable
+from here too."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Annotated, Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
-from kombu.utils.url import maybe_sanitize_url
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -22,97 +19,41 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from orchestrator.config.governor import CacheGovernorConfig
+from orchestrator.config.urls import (
+    AMQP_SCHEMES,
+    REDIS_SCHEMES,
+    URL_FIELDS,
+    is_sentinel,
+    masked_url,
+    url_passwords,
+)
+from orchestrator.config.values import Endpoint, PoolLimit, Price, parse_group_limits
 from orchestrator.errors import OrchestratorError
-from orchestrator.state.keys import GROUP_NAME
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_RESULT_TTL_S = 7 * 24 * 3600
-REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
-AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")  # the broker alone may be RabbitMQ
 ENV_PREFIX = "ORCHESTRATOR_"
-URL_FIELDS = ("redis_url", "broker_url", "result_backend")
-"""The settings that are URLs, which may hold a password."""
 
-
-def _is_sentinel(url: str) -> bool:
-    return urlsplit(url.split(";", 1)[0]).scheme.lower() == "sentinel"
-
-
-def masked_url(url: str) -> str:
-    """``url`` with its password replaced by ``**`` (``redis://:**@host:6379/0``), by kombu's
-    sanitizer, the one Celery's banner uses; each URL of a ``;``-separated failover list is
-    masked."""
-    return ";".join(str(maybe_sanitize_url(part)) for part in url.split(";"))
-
-
-def url_passwords(urls: Iterable[str | None]) -> set[str]:
-    """The passwords in ``urls`` (as written and percent-decoded, and ``?password=`` values),
-    for redacting text that might repeat them."""
-    found: set[str] = set()
-    for part in (part for url in urls for part in (url or "").split(";")):
-        try:
-            parts = urlsplit(part)
-        except ValueError:  # not a URL at all (a malformed IPv6 host): no password to find
-            continue
-        for value in (parts.password, *parse_qs(parts.query).get("password", [])):
-            if value:
-                found.update({value, unquote(value)})
-    return found
-
-
-class Price(BaseModel):
-    """USD per million tokens of one model: ``input`` (uncached), ``output``, ``cached_input``
-    (cache reads) and ``cache_write``; the two cache prices fall back to the input price."""
-
-    model_config = ConfigDict(frozen=True)
-
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-    cached_input: float | None = Field(default=None, ge=0)
-    cache_write: float | None = Field(default=None, ge=0)
-
-
-class Endpoint(BaseModel):
-    """Where a provider's model is served, and which variable of the worker's environment
-    holds its key (the provider's default variable when None)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    provider: str
-    base_url: str
-    api_key_env: str | None = None
-
-
-class PoolLimit(BaseModel):
-    """A limit shared by every worker: calls at once, and calls per minute."""
-
-    model_config = ConfigDict(frozen=True)
-
-    max_concurrent: int | None = Field(default=None, ge=1)
-    rpm: int | None = Field(default=None, ge=1)
-
-
-def parse_group_limits(value: object) -> dict[str, int]:
-    """``ORCHESTRATOR_GROUP_LIMITS``: a JSON object of concurrency group name -> the most
-    members of the group's runs in flight at once, a positive integer; ``ValueError`` naming
-    the first thing wrong."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else {}
-        except json.JSONDecodeError as error:
-            raise ValueError(f"not valid JSON ({error})") from None
-    if not isinstance(value, dict):
-        raise ValueError('a JSON object of group name -> limit was expected, e.g. {"team-a": 50}')
-    for name, limit in value.items():
-        if not isinstance(name, str) or not GROUP_NAME.match(name):
-            raise ValueError(
-                f"group {name!r}: a group name is 1 to 64 letters, digits, '_', '.' or '-', "
-                "starting with a letter or a digit"
-            )
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            shown = json.dumps(limit, default=repr)
-            raise ValueError(f"group {name!r}: the limit must be a positive integer, not {shown}")
-    return dict(value)
+__all__ = [
+    "AMQP_SCHEMES",
+    "DEFAULT_REDIS_URL",
+    "DEFAULT_RESULT_TTL_S",
+    "ENV_PREFIX",
+    "REDIS_SCHEMES",
+    "URL_FIELDS",
+    "Endpoint",
+    "InvalidSettingsError",
+    "PoolLimit",
+    "Price",
+    "Settings",
+    "describe_invalid",
+    "get_settings",
+    "load_settings",
+    "masked_url",
+    "parse_group_limits",
+    "url_passwords",
+    "with_redis_url",
+]
 
 
 class Settings(BaseSettings):
@@ -134,7 +75,11 @@ class Settings(BaseSettings):
         result_ttl_s: how long what a run keeps (its state, outputs, events and result) stays
             in Redis once it ended (``ORCHESTRATOR_RESULT_TTL_S``, 7 days by default); set on the
             workers, which end runs.
-        tool_modules: comma-separated modules whose ``@tool`` functions this worker serves.
+        modules: comma-separated modules whose registrations this worker serves: its
+            ``@tool``, ``@strategy``, ``@reducer`` and ``@agent``
+            functions (``ORCHESTRATOR_MODULES``).
+        tool_modules: comma-separated modules whose ``@tool`` functions this worker serves
+            (besides those of ``modules``).
         strategy_modules: comma-separated modules whose ``@strategy`` functions this worker
             serves (the only strategies besides the built-ins that a run may name).
         remote_start_timeout_s: how long an agent waits for a remote tool call to be picked up
@@ -180,6 +125,7 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(default=7200, gt=0)
     events_maxlen: int = Field(default=10_000, gt=0)
     result_ttl_s: int = Field(default=DEFAULT_RESULT_TTL_S, gt=0)
+    modules: str = ""
     tool_modules: str = ""
     strategy_modules: str = ""
     remote_start_timeout_s: float = Field(default=30.0, gt=0)
@@ -237,7 +183,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _sentinel_needs_master(self) -> Settings:
         urls = (self.redis_url, self.broker_url, self.result_backend)
-        if not self.sentinel_master and any(url and _is_sentinel(url) for url in urls):
+        if not self.sentinel_master and any(url and is_sentinel(url) for url in urls):
             raise ValueError(
                 "a sentinel:// URL needs ORCHESTRATOR_SENTINEL_MASTER, the name of the master "
                 "the sentinels monitor"
@@ -254,6 +200,10 @@ class Settings(BaseSettings):
         for name, value in super().__repr_args__():
             masked = name in URL_FIELDS and isinstance(value, str)
             yield name, masked_url(value) if masked else value
+
+    @property
+    def module_names(self) -> list[str]:
+        return [name.strip() for name in self.modules.split(",") if name.strip()]
 
     @property
     def tool_module_names(self) -> list[str]:
@@ -289,9 +239,11 @@ def describe_invalid(error: ValidationError) -> str:
     return "; ".join(causes)
 
 
-@lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
+    """The settings as the environment (and a ``.env`` file) says now, read afresh on every
+    call: no process-wide copy is kept. A process reads them once where it starts (the CLI's
+    ``main``, a worker's start in ``workers.app``, a ``Client()`` given none) and passes the
+    ``Settings`` down; library code takes them as an argument."""
     return Settings()
 
 

@@ -1,358 +1,66 @@
 """The pydantic models that cross the wire: agent specs, budgets, outputs, records, results.
 
-Every model here serializes to plain JSON; tasks receive and return them as dicts.
+Every model here serializes to plain JSON; tasks receive and return them as dicts. They live in
+modules by concern (``agents``: what an agent is; ``outputs``: what it produces; ``records``:
+its traces for the learners; ``runs``: a run's status) and are all importable from here.
 """
 
-from __future__ import annotations
-
-from datetime import UTC, datetime
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
+from orchestrator.models.agents import (
+    DEFAULT_MAX_OUTPUT_TOKENS,
+    KNOWN_PROVIDERS,
+    OUTPUT_LIMIT_OPTIONS,
+    REQUEST_OPTIONS,
+    WORKER_OWNED_OPTIONS,
+    WORKER_SET_OPTIONS,
+    AgentSpec,
+    Budget,
+    ModelConfig,
+)
 from orchestrator.models.cache_records import CacheDecision, CacheMode, PromptBlock
+from orchestrator.models.outputs import (
+    OUTCOMES,
+    AgentOutput,
+    Message,
+    Outcome,
+    ToolCall,
+    Usage,
+    utcnow,
+)
+from orchestrator.models.records import AgentCheckpoint, CallRecord, RunRecord
+from orchestrator.models.runs import TERMINAL_STATES, RunState, RunStatus
 from orchestrator.models.thinking import ThinkingBlock
 from orchestrator.models.timestamps import UtcTimestamp
 from orchestrator.plans import PlanMode
-from orchestrator.plans.agent_ids import AGENT_ID_PATTERN, check_agent_id
 from orchestrator.tools import ToolPolicy
 
-WORKER_OWNED_OPTIONS = frozenset({"base_url", "api_key_env"})
-"""Options only a worker's own configuration may set (its endpoints)."""
-REQUEST_OPTIONS = frozenset(
-    {
-        # Would rewrite the request: another model than ModelConfig.model (whose price and pool
-        # apply to the call), and the SDKs' extra HTTP headers (OpenAI-Project, Authorization),
-        # query parameters and body fields.
-        "model",
-        "extra_headers",
-        "extra_query",
-        "extra_body",
-        # Would make the provider act on the key's account beyond one model call: hosted tools
-        # (remote MCP servers by URL, search over the account's files, code execution; an
-        # agent's tools are the registered ones it names) and state stored under the account
-        # (earlier responses, conversations, stored prompts, code-execution containers).
-        "tools",
-        "mcp_servers",
-        "previous_response_id",
-        "conversation",
-        "prompt",
-        "container",
-    }
-)
-"""Options a client may not set: the request a worker sends with its key is built from the
-agent's spec alone."""
-
-OUTPUT_LIMIT_OPTIONS = frozenset({"max_tokens", "max_completion_tokens", "max_output_tokens"})
-"""Options that would set a call's output limit behind ``ModelConfig.max_output_tokens``, the
-limit the budget reserves for."""
-
-DEFAULT_MAX_OUTPUT_TOKENS = 4096
-
-Outcome = Literal["ok", "error", "skipped", "cancelled"]
-OUTCOMES: tuple[Outcome, ...] = ("ok", "error", "skipped", "cancelled")
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware in UTC (what every timestamp here uses)."""
-    return datetime.now(UTC)
-
-
-# The model providers the workers implement: the client checks ``ModelConfig.provider`` against
-# this set before dispatching anything; the workers' provider registry implements exactly these
-# names (a test checks it).
-KNOWN_PROVIDERS: frozenset[str] = frozenset({"scripted", "openai", "openai_responses", "anthropic"})
-
-
-class ModelConfig(BaseModel):
-    """Which model an agent talks to.
-
-    Attributes:
-        provider: a provider name known to the workers (``scripted`` is the offline one).
-        model: the provider's model name.
-        options: provider options (for ``scripted``: ``latency_ms``, ``jitter_ms``, ``seed``,
-            ``fail_on``, ``script``, ``answer``). Where a model is served and with which key is
-            the workers' decision: ``base_url`` and ``api_key_env`` are refused here.
-        endpoint: one of the endpoints the workers' operator declares in
-            ``ORCHESTRATOR_ENDPOINTS`` (a URL and the variable holding its key, kept on the
-            workers); None for the provider's own service with the provider's default key.
-        max_output_tokens: the most tokens one call may generate, thinking included; sent to
-            the provider as its output limit, and reserved from the run's budget before each
-            call (so a lower limit lets more calls run near the end of a budget).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    provider: str = "scripted"
-    model: str = "scripted-1"
-    options: dict[str, Any] = Field(default_factory=dict)
-    context_window: int = Field(default=128_000, ge=256)
-    endpoint: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    max_output_tokens: int = Field(default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1, le=1_000_000)
-
-    @field_validator("options")
-    @classmethod
-    def _no_endpoint_in_options(cls, value: dict[str, Any]) -> dict[str, Any]:
-        named = sorted(WORKER_OWNED_OPTIONS & value.keys())
-        if named:
-            raise ValueError(
-                f"{', '.join(named)} cannot come from a client: where a model is served and "
-                "with which key is set on the workers (ORCHESTRATOR_ENDPOINTS); name an "
-                "endpoint with ModelConfig.endpoint"
-            )
-        limits = sorted(OUTPUT_LIMIT_OPTIONS & value.keys())
-        if limits:
-            raise ValueError(
-                f"{', '.join(limits)}: set the output limit with ModelConfig.max_output_tokens, "
-                "which the budget reserves for before each call"
-            )
-        rewrites = sorted(REQUEST_OPTIONS & value.keys())
-        if rewrites:
-            raise ValueError(
-                f"{', '.join(rewrites)} cannot be options: the request a worker sends with its "
-                "key is built from the agent's spec (the model is ModelConfig.model, the tools "
-                "are the agent's registered tools; no extra headers, query parameters or body "
-                "fields, no state stored with the provider)"
-            )
-        return value
-
-    @field_validator("provider")
-    @classmethod
-    def _known_provider(cls, value: str) -> str:
-        if value not in KNOWN_PROVIDERS:
-            known = ", ".join(sorted(KNOWN_PROVIDERS))
-            raise ValueError(f"unknown provider {value!r} (known providers: {known})")
-        return value
-
-
-class AgentSpec(BaseModel):
-    """One agent: its name, instructions (the system prompt), model and limits.
-
-    Attributes:
-        name: the agent's name; map-reduce mappers are named ``{name}_{i}``.
-        instructions: the system prompt.
-        model: the model configuration.
-        tools: names of the tools the agent may call (checked against what workers serve).
-        tool_policy: how the tool calls of one model turn run (parallel by default).
-        max_turns: the most model turns before the run stops with an error.
-        config_id: names this configuration in branch loop ids (else provider and model do).
-        thinking: a thinking level, passed to providers that have one; part of loop ids.
-        agent_id: whose plan the learners keep and this agent uses (default: ``name``; the
-            mappers of a run share their spec's name, not ``name_i``). It names Redis keys, so
-            it has 1 to 200 characters and no ``:``, ``{``, ``}`` or control characters
-            (``orchestrator.plans.agent_ids``).
-        plan_mode: ``observe_only`` (learn only, the default), ``inject_hints`` (tell the
-            model which tools may be called together) or ``schedule`` (the ``plan`` tool
-            policy runs calls of one learned group concurrently, the rest one at a time).
-        parallel_groups: tools you know may run together; they win over learned groups.
-        cache_mode: the prompt-cache governor: ``observe`` (the default: its calls are
-            recorded for the cache learner, requests unchanged), ``apply`` (the learned plan
-            adds provider cache hints where they pay) or ``off``.
-        timeout_s: the time limit of the whole agent run (900 s by default), counted from the
-            first time it starts, including the time a redelivered execution resumes; past it
-            the agent ends ``error`` with "timed out after N s" and frees its slot.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1)
-    instructions: str = ""
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    tools: list[str] = Field(default_factory=list)
-    tool_policy: ToolPolicy = Field(default_factory=ToolPolicy)
-    max_turns: int = Field(default=10, ge=1)
-    config_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
-    thinking: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
-    agent_id: str = ""
-    plan_mode: PlanMode = "observe_only"
-    parallel_groups: list[list[str]] = Field(default_factory=list)
-    cache_mode: CacheMode = "observe"
-    timeout_s: float = Field(default=900.0, gt=0, allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _agent_id_defaults_to_name(self) -> AgentSpec:
-        if not self.agent_id:
-            self.agent_id = self.name
-        check_agent_id(self.agent_id)
-        return self
-
-
-class Budget(BaseModel):
-    """Limits for one run, enforced atomically in Redis across all workers.
-
-    ``max_agents`` is exact: an agent is counted when it is admitted. ``max_tokens`` and
-    ``max_cost_usd`` are hard limits on what the run's model calls spend: before each call
-    its worker reserves an upper bound of what the call can cost (its input, counted so that
-    the count is never below the provider's, plus ``ModelConfig.max_output_tokens``), and the
-    call is made only if every reservation and everything spent still fit; after the call the
-    reservation becomes the usage the provider reported. A call that can never fit is not
-    made: its agent ends ``skipped`` (no call made yet) or ``error``. ``max_cost_usd`` needs a
-    known price for every model of the run (see ``orchestrator.prices``). Every limit is
-    optional.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_agents: int | None = Field(default=None, ge=0)
-    max_tokens: int | None = Field(default=None, ge=0)
-    max_cost_usd: float | None = Field(default=None, ge=0)
-
-
-class Usage(BaseModel):
-    """Tokens and cost of one or more model calls.
-
-    ``cached_tokens`` is OpenAI's count of input tokens served from its prompt cache;
-    ``cache_creation_input_tokens`` and ``cache_read_input_tokens`` are Anthropic's counts of
-    input tokens written to and read from its cache. All are part of ``input_tokens``' story,
-    reported as the provider reports them.
-    """
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cost_usd: float = 0.0
-
-    @property
-    def total_tokens(self) -> int:
-        """Every token billed: Anthropic's cache reads and writes are beside ``input_tokens``,
-        OpenAI's cached tokens inside it."""
-        return (
-            self.input_tokens
-            + self.cache_creation_input_tokens
-            + self.cache_read_input_tokens
-            + self.output_tokens
-        )
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage.model_construct(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cached_tokens=self.cached_tokens + other.cached_tokens,
-            cache_creation_input_tokens=(
-                self.cache_creation_input_tokens + other.cache_creation_input_tokens
-            ),
-            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
-            cost_usd=self.cost_usd + other.cost_usd,
-        )
-
-
-class ToolCall(BaseModel):
-    """A tool call requested by the model."""
-
-    id: str
-    name: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
-
-
-class Message(BaseModel):
-    """One message of an agent's context. ``thinking``: the reasoning an assistant message
-    came with, for the providers that must get it back."""
-
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str = ""
-    tool_calls: list[ToolCall] = Field(default_factory=list)
-    tool_call_id: str | None = None
-    thinking: list[ThinkingBlock] = Field(default_factory=list)
-
-
-class AgentOutput(BaseModel):
-    """What one agent run produced. Agent runs never raise: failures are ``error`` outputs."""
-
-    name: str
-    answer: str = ""
-    outcome: Outcome = "ok"
-    error: str | None = None
-    turns: int = 0
-    tool_calls: int = 0
-    tokens: Usage = Field(default_factory=Usage)
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    duration_ms: float = 0.0
-    tools_used: list[str] = Field(default_factory=list)
-
-    def succeeded(self) -> bool:
-        """True when the agent produced an answer without error."""
-        return self.outcome == "ok" and self.error is None
-
-    @classmethod
-    def not_run(cls, name: str, outcome: Outcome, reason: str) -> AgentOutput:
-        """The output of an agent that never ran (skipped by the budget, or cancelled)."""
-        now = utcnow()
-        return cls(name=name, outcome=outcome, error=reason, started_at=now, ended_at=now)
-
-
-class CallRecord(BaseModel):
-    """One model call or tool call inside an agent run."""
-
-    kind: Literal["model", "tool"]
-    name: str
-    started_at: UtcTimestamp
-    ended_at: UtcTimestamp | None = None
-    usage: Usage = Field(default_factory=Usage)
-    status: Literal["ok", "error", "timeout", "cancelled"] = "ok"
-    error: str | None = None
-    surface: str | None = None
-    """The provider's request surface (``openai.chat``, ``anthropic.messages``...)."""
-    request_digest: str | None = None
-    """sha256 of the provider-native request body (never includes credentials)."""
-    prompt: list[PromptBlock] | None = None
-    """The request's blocks (hashes and token estimates, never content), for the cache
-    learner; None when the agent's ``cache_mode`` is ``off`` or the surface has no blocks."""
-    cache: CacheDecision | None = None
-    """The cache hints the request carried (``apply`` mode), if any."""
-
-
-class RunRecord(BaseModel):
-    """The trace of one agent run, for learners: every model and tool call in order. Its
-    times, and its calls', are aware UTC times within ``orchestrator.models.timestamps``' range."""
-
-    run_id: str
-    agent_name: str
-    agent_id: str = Field(pattern=AGENT_ID_PATTERN)
-    started_at: UtcTimestamp
-    ended_at: UtcTimestamp | None = None
-    outcome: Outcome = "ok"
-    calls: list[CallRecord] = Field(default_factory=list)
-
-
-class AgentCheckpoint(BaseModel):
-    """An agent run's state after its last tool result: enough to resume without repeating
-    the model calls and the completed tool calls it already made (the calls of the turn that
-    have no result yet run on resume)."""
-
-    started_at: datetime
-    new_messages: list[Message]
-    usage: Usage
-    turns: int
-    tool_calls: int
-    tools_used: list[str]
-    calls: list[CallRecord]
-
-
-RunState = Literal["pending", "running", "succeeded", "failed", "cancelled"]
-TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-
-
-class RunStatus(BaseModel):
-    """A snapshot of a run: its state and how many members ended with each outcome."""
-
-    run_id: str
-    kind: str
-    state: RunState
-    total: int
-    counts: dict[str, int]
-    in_flight: int
-    cancel_reason: str | None = None
-    error: str | None = None
-    group: str | None = None
-    """The concurrency group the run shares a limit with, if it names one."""
-    writes_refused: str | None = None
-    """While the run has not ended and Redis refuses writes (it is full), Redis's own words
-    (``command not allowed when used memory > 'maxmemory'.``): the run is paused, its members
-    keep what they produced, and it resumes once Redis has room."""
-
-    @property
-    def finished_members(self) -> int:
-        return sum(self.counts.values())
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_TOKENS",
+    "KNOWN_PROVIDERS",
+    "OUTCOMES",
+    "OUTPUT_LIMIT_OPTIONS",
+    "REQUEST_OPTIONS",
+    "TERMINAL_STATES",
+    "WORKER_OWNED_OPTIONS",
+    "WORKER_SET_OPTIONS",
+    "AgentCheckpoint",
+    "AgentOutput",
+    "AgentSpec",
+    "Budget",
+    "CacheDecision",
+    "CacheMode",
+    "CallRecord",
+    "Message",
+    "ModelConfig",
+    "Outcome",
+    "PlanMode",
+    "PromptBlock",
+    "RunRecord",
+    "RunState",
+    "RunStatus",
+    "ThinkingBlock",
+    "ToolCall",
+    "ToolPolicy",
+    "Usage",
+    "UtcTimestamp",
+    "utcnow",
+]

@@ -24,7 +24,8 @@ class PromptBlock(BaseModel):
     """One block of a request, in prompt order."""
 
     kind: str
-    """``tool`` (a tool definition), ``system``, a message role (``user``, ``assistant``,
+    """``tool`` (a tool definition), ``output_schema`` (the schema an answer must match),
+    ``system``, a message role (``user``, ``assistant``,
     ``tool_result`` for OpenAI's ``tool`` messages), a role and
     content-part type (``assistant.tool_use``, ``user.tool_result``) or a Responses item type
     (``function_call``, ``function_call_output``)."""
@@ -63,6 +64,8 @@ class HashedBlock(Protocol):
 
 
 def toolset_hash(blocks: Iterable[HashedBlock]) -> str:
-    """The tool set a request offered, whatever the order of its tools: 12 hex digits."""
-    tools = sorted(block.hash for block in blocks if block.kind == "tool")
+    """The tool set a request offered, whatever the order of its tools, and the output schema
+    it asked for (an agent asked for another shape of answer is another kind of request):
+    12 hex digits."""
+    tools = sorted(block.hash for block in blocks if block.kind in ("tool", "output_schema"))
     return hashlib.sha256("|".join(tools).encode()).hexdigest()[:12]

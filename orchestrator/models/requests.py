@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from orchestrator.models import AgentSpec, Budget, Message
+from orchestrator.reducers import REDUCER_NAME
 from orchestrator.state.keys import GROUP_NAME
 from orchestrator.strategies import BUILTIN_STRATEGIES, STRATEGY_NAME
 
@@ -73,12 +74,14 @@ class _RunRequest(BaseModel):
 
 
 class MapReduceRequest(_RunRequest):
-    """A map-reduce: one mapper per item, then the reducer."""
+    """A map-reduce: one mapper per item, then the reducer: an agent (``reducer``) or a
+    function registered on the workers with ``@reducer`` (``reducer_function``, its name)."""
 
     kind: Literal["map_reduce"] = "map_reduce"
     task: str
     mapper: AgentSpec
-    reducer: AgentSpec
+    reducer: AgentSpec | None = None
+    reducer_function: str | None = None
     item_count: int = Field(ge=1)
 
     @property
@@ -93,10 +96,22 @@ class MapReduceRequest(_RunRequest):
     def final_spec(self) -> AgentSpec | None:
         return self.reducer
 
+    @property
+    def reducer_name(self) -> str:
+        """The name of the reducer's output: the agent's, or the reducer function's."""
+        return self.reducer.name if self.reducer is not None else str(self.reducer_function)
+
     @model_validator(mode="after")
     def _task_given(self) -> MapReduceRequest:
         if not self.task.strip():
             raise ValueError("task must not be empty")
+        if (self.reducer is None) == (self.reducer_function is None):
+            raise ValueError("a map-reduce needs a reducer: an AgentSpec or a @reducer's name")
+        if self.reducer_function is not None and not REDUCER_NAME.match(self.reducer_function):
+            raise ValueError(
+                f"reducer {self.reducer_function!r} is not a reducer name: name a function "
+                "registered on the workers with @reducer; import paths are refused"
+            )
         return self
 
 

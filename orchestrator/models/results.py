@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from orchestrator.models import AgentOutput, Message, RunRecord, Usage
 
 
 class MapReduceResult(BaseModel):
-    """A map-reduce: mapper outputs in item order and the reduced answer."""
+    """A map-reduce: mapper outputs in item order and the reduced answer.
+
+    ``reduced_data``: what a reducer function returned, or the parsed answer of a reducer
+    agent with an ``output_schema`` (None otherwise, and when the reducer did not succeed);
+    ``reduced_answer`` is then its compact JSON text."""
 
     task: str
     map_outputs: list[AgentOutput]
     reduced_answer: str
+    reduced_data: JsonValue = None
     reducer_output: AgentOutput | None = None
 
     def all_succeeded(self) -> bool:

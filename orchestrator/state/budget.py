@@ -21,11 +21,13 @@ so that a second ending changes nothing (``lua/budget.lua``).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import redis
 
+from orchestrator.config.settings import Price
 from orchestrator.models import AgentSpec, Budget, ModelConfig
 from orchestrator.models.requests import RunRequest
 from orchestrator.prices import cost_bound
@@ -42,25 +44,28 @@ def to_nusd(usd: float) -> int:
     return math.ceil(usd * NANO_USD - 1e-6) if usd > 0 else 0
 
 
-def least_call_nusd(model: ModelConfig) -> int:
-    """The least a call of ``model`` can reserve: its output limit with no input (0 when it
-    has no known price: such a run has no cost limit, which is refused at submit)."""
-    bound = cost_bound(model, 0, model.max_output_tokens)
+def least_call_nusd(model: ModelConfig, prices: Mapping[str, Price]) -> int:
+    """The least a call of ``model`` can reserve: its output limit with no input, at
+    ``prices`` (the settings' overrides) else genai-prices' (0 when it has no known price:
+    such a run has no cost limit, which is refused at submit)."""
+    bound = cost_bound(model, 0, model.max_output_tokens, overrides=prices)
     return to_nusd(bound) if bound is not None else 0
 
 
-def _floors(specs: list[AgentSpec], prefix: str, budget: Budget) -> dict[str, int]:
+def _floors(
+    specs: list[AgentSpec], prefix: str, budget: Budget, prices: Mapping[str, Price]
+) -> dict[str, int]:
     if not specs:
         return {}
     floors = {f"{prefix}_tokens": min(spec.model.max_output_tokens for spec in specs)}
     if budget.max_cost_usd is not None:
-        floors[f"{prefix}_nusd"] = min(least_call_nusd(spec.model) for spec in specs)
+        floors[f"{prefix}_nusd"] = min(least_call_nusd(spec.model, prices) for spec in specs)
     return floors
 
 
-def ledger_fields(request: RunRequest) -> dict[str, int]:
+def ledger_fields(request: RunRequest, prices: Mapping[str, Price]) -> dict[str, int]:
     """A new run's ledger: its limits, zero spent, and the floors admission uses (the least
-    call a member, or the final agent, can make)."""
+    call a member, or the final agent, can make, at ``prices``: the settings' overrides)."""
     budget = request.budget
     fields = {"agents": 0, "spent_tokens": 0, "spent_nusd": 0}
     fields |= {"reserved_tokens": 0, "reserved_nusd": 0, "calls": 0}
@@ -71,9 +76,9 @@ def ledger_fields(request: RunRequest) -> dict[str, int]:
     if budget.max_cost_usd is not None:
         # Rounded down: the limit in whole nano-USD is never above the one asked for.
         fields["max_nusd"] = math.floor(budget.max_cost_usd * NANO_USD + 1e-6)
-    fields |= _floors(request.member_specs, "floor", budget)
+    fields |= _floors(request.member_specs, "floor", budget, prices)
     final = request.final_spec
-    fields |= _floors([final] if final is not None else [], "final_floor", budget)
+    fields |= _floors([final] if final is not None else [], "final_floor", budget, prices)
     return fields
 
 
@@ -127,7 +132,8 @@ class RunBudget:
     def ledger(self) -> Ledger:
         """The ledger now."""
         raw = self._client.hgetall(RunKeys(self.run_id).budget)
-        values = {_text(k): int(v) for k, v in raw.items()}
+        # A child run's ledger also names its ancestors' (``parents``), which is no number.
+        values = {_text(k): int(v) for k, v in raw.items() if k != b"parents"}
 
         def usd(nusd: int | None) -> float | None:
             return None if nusd is None else nusd / NANO_USD

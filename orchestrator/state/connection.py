@@ -131,9 +131,9 @@ def pool_size() -> int:
     return _pool_size
 
 
-@lru_cache(maxsize=8)
-def redis_client(url: str) -> redis.Redis:
-    """A client for ``url`` shared by the whole process (redis-py pools are thread-safe)."""
+def new_redis_client(url: str) -> redis.Redis:
+    """A new client for ``url``, with a blocking pool of its own, outage retries and health
+    checks (``redis_client`` is the process's shared one)."""
     pool = redis.BlockingConnectionPool.from_url(
         url,
         max_connections=_pool_size,
@@ -146,9 +146,14 @@ def redis_client(url: str) -> redis.Redis:
 
 
 @lru_cache(maxsize=8)
-def cluster_client(url: str) -> RedisCluster:
-    """A Redis Cluster client found from the node at ``url``, shared by the whole process, with
-    the same outage retries and pool sizes as ``redis_client`` (a blocking pool per node)."""
+def redis_client(url: str) -> redis.Redis:
+    """A client for ``url`` shared by the whole process (redis-py pools are thread-safe)."""
+    return new_redis_client(url)
+
+
+def new_cluster_client(url: str) -> RedisCluster:
+    """A new Redis Cluster client found from the node at ``url``, with the same outage retries
+    and pool sizes as ``new_redis_client`` (a blocking pool per node)."""
     return RedisCluster.from_url(
         url,
         retry=OutageRetry(),
@@ -159,23 +164,56 @@ def cluster_client(url: str) -> RedisCluster:
     )
 
 
+@lru_cache(maxsize=8)
+def cluster_client(url: str) -> RedisCluster:
+    """A Redis Cluster client for ``url`` shared by the whole process."""
+    return new_cluster_client(url)
+
+
 def store_client(settings: Settings) -> redis.Redis:
-    """The client of the run store that ``settings`` name: a Redis Cluster client when
-    ``settings.redis_cluster`` is on (a ``RedisCluster`` offers the commands the store uses
-    under the same names; scripts and pipelines that need it tell the two apart, so it is typed
-    as the one callers already take), through Sentinel for a ``sentinel://`` URL
-    (``orchestrator/state/sentinel.py``), else ``redis_client``."""
+    """The client of the run store that ``settings`` name, shared by the whole process and
+    never closed: a Redis Cluster client when ``settings.redis_cluster`` is on (a
+    ``RedisCluster`` offers the commands the store uses under the same names; scripts and
+    pipelines that need it tell the two apart, so it is typed as the one callers already take),
+    through Sentinel for a ``sentinel://`` URL (``orchestrator/state/sentinel.py``), else
+    ``redis_client``."""
+    return _store_client(settings, shared=True)
+
+
+def new_store_client(settings: Settings) -> redis.Redis:
+    """A new client of the run store that ``settings`` name, with pools of its own, for an
+    owner that closes it (``close_client``) when done with it."""
+    return _store_client(settings, shared=False)
+
+
+def _store_client(settings: Settings, shared: bool) -> redis.Redis:
     from orchestrator.state import sentinel  # imports this module
 
     url = settings.redis_url
     if settings.redis_cluster:
-        return cast(redis.Redis, cluster_client(url))
+        return cast(redis.Redis, cluster_client(url) if shared else new_cluster_client(url))
     if sentinel.is_sentinel_url(url):
         assert settings.sentinel_master is not None  # the settings check it
         password = settings.sentinel_password
         secret = password.get_secret_value() if password is not None else None
-        return sentinel.sentinel_client(url, settings.sentinel_master, secret)
-    return redis_client(url)
+        if shared:
+            return sentinel.sentinel_client(url, settings.sentinel_master, secret)
+        return sentinel.new_sentinel_client(url, settings.sentinel_master, secret, pool_size())
+    return redis_client(url) if shared else new_redis_client(url)
+
+
+def close_client(client: redis.Redis) -> None:
+    """Close every connection ``client`` opened: its pool's, a Cluster client's to each node,
+    and a Sentinel client's to the sentinels it asks. For a client of ``new_store_client``
+    (the shared ones stay open for the life of the process)."""
+    if isinstance(client, RedisCluster):
+        client.close()
+        return
+    pool = client.connection_pool
+    pool.disconnect()
+    manager = getattr(pool, "sentinel_manager", None)
+    for asked in getattr(manager, "sentinels", ()):
+        asked.connection_pool.disconnect()
 
 
 def get_many(client: redis.Redis, keys: list[str]) -> list[bytes | None]:

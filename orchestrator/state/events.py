@@ -71,6 +71,9 @@ class ModelTurn(_AgentEvent):
     error: str | None = None
     cache: CacheDecision | None = None
     """The cache hints the call's request carried (``cache_mode="apply"``), if any."""
+    output_error: str | None = None
+    """Why the call's answer did not match the agent's ``output_schema`` (the call succeeded;
+    the answer is given back to the model while ``output_retries`` allow)."""
 
 
 class ToolCallStart(_AgentEvent):
@@ -100,6 +103,15 @@ class AgentEnd(_AgentEvent):
     error: str | None = None
 
 
+class ChildRunStart(_AgentEvent):
+    """The agent started a child run (``Client.get_run(child_run_id)`` follows it), or its
+    redelivered execution adopted the one it had started."""
+
+    type: Literal["ChildRunStart"] = "ChildRunStart"
+    child_run_id: str
+    kind: str
+
+
 class ParallelLoopEnd(_Event):
     """The evaluation selected a branch; comes after every branch event."""
 
@@ -125,6 +137,7 @@ Event = Annotated[
     | ToolCallStart
     | ToolCallEnd
     | AgentEnd
+    | ChildRunStart
     | ParallelLoopEnd
     | RunEnd,
     Field(discriminator="type"),

@@ -6,6 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import overload
 from uuid import uuid4
 
 ACTIVE_RUNS = "ao:runs:due"
@@ -71,9 +72,48 @@ def run_tag(run_id: str) -> str:
     return run_id[:TAG_DIGITS]
 
 
+RUN_PARTS = (
+    "", "items", "leases", "holders", "outputs", "budget", "reserved", "events", "done",
+    "messages", "checkpoints", "records", "deadlines", "denied", "partials", "ended",
+)  # fmt: skip
+"""The parts of a run's keys, the hash first (``ao:run:{TAG}ID``, the others
+``ao:run:{TAG}ID:PART``), in the order of ``KEYS`` of every run script. Declared here only:
+``RunKeys`` names its keys from it, and the Lua names of the keys (``K_RUN``, ``K_ITEMS``...)
+are generated from it when a script is loaded (``scripts.py``)."""
+
+SHARED_RUN_PARTS = ("", "leases", "holders", "budget", "denied")
+"""The keys of a run that a script of another run of its concurrency group may touch (to admit
+its members), in the order that script's caller declares them (``lua/group.lua``)."""
+
+GROUP_PARTS = ("limits", "live", "inflight", "rotation", "repaired")
+"""The parts of a concurrency group's keys, in the order its scripts expect them."""
+
+
+class KeyPart:
+    """One named key of a key set (``RunKeys``, ``GroupKeys``): ``keys.leases`` is the entry of
+    ``keys.all`` at the index of part ``leases`` in ``parts``, so that the order of the parts
+    is written once. ``part`` defaults to the attribute's name."""
+
+    def __init__(self, parts: tuple[str, ...], part: str | None = None) -> None:
+        self._parts = parts
+        self._part = part
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.index = self._parts.index(name if self._part is None else self._part)
+
+    @overload
+    def __get__(self, keys: None, owner: type) -> KeyPart: ...
+
+    @overload
+    def __get__(self, keys: RunKeys | GroupKeys, owner: type) -> str: ...
+
+    def __get__(self, keys: RunKeys | GroupKeys | None, owner: type) -> KeyPart | str:
+        return self if keys is None else keys.all[self.index]
+
+
 @dataclass(frozen=True)
 class GroupKeys:
-    """The keys of one concurrency group, in the order ``lua/group.lua`` expects them.
+    """The keys of one concurrency group, in the order of ``GROUP_PARTS``.
 
     ``limits`` is a sorted set worker hostname -> the limit it declares (the lowest a live
     worker declares holds); ``live`` a sorted set of the same hostnames -> when that worker's
@@ -90,28 +130,13 @@ class GroupKeys:
 
     def __post_init__(self) -> None:
         base = f"ao:group:{{{group_tag(self.name)}}}{self.name}"
-        parts = ("limits", "live", "inflight", "rotation", "repaired")
-        object.__setattr__(self, "all", tuple(f"{base}:{part}" for part in parts))
+        object.__setattr__(self, "all", tuple(f"{base}:{part}" for part in GROUP_PARTS))
 
-    @property
-    def limits(self) -> str:
-        return self.all[0]
-
-    @property
-    def live(self) -> str:
-        return self.all[1]
-
-    @property
-    def inflight(self) -> str:
-        return self.all[2]
-
-    @property
-    def rotation(self) -> str:
-        return self.all[3]
-
-    @property
-    def repaired(self) -> str:
-        return self.all[4]
+    limits = KeyPart(GROUP_PARTS)
+    live = KeyPart(GROUP_PARTS)
+    inflight = KeyPart(GROUP_PARTS)
+    rotation = KeyPart(GROUP_PARTS)
+    repaired = KeyPart(GROUP_PARTS)
 
 
 def new_run_id(group: str | None = None) -> str:
@@ -156,7 +181,7 @@ class RunKeys:
 
     run_id: str
     all: tuple[str, ...] = field(init=False, repr=False, compare=False)
-    """Every key of the run, in the order ``lua/common.lua`` expects them (``RUN_PARTS``):
+    """Every key of the run, in the order of ``RUN_PARTS`` (what every run script is given):
     built once, since every script call sends them all."""
 
     def __post_init__(self) -> None:
@@ -164,77 +189,22 @@ class RunKeys:
         names = (run, *(f"{run}:{part}" for part in RUN_PARTS[1:]))
         object.__setattr__(self, "all", names)
 
-    @property
-    def run(self) -> str:
-        return self.all[0]
-
-    @property
-    def items(self) -> str:
-        return self.all[1]
-
-    @property
-    def leases(self) -> str:
-        return self.all[2]
-
-    @property
-    def holders(self) -> str:
-        return self.all[3]
-
-    @property
-    def outputs(self) -> str:
-        return self.all[4]
-
-    @property
-    def budget(self) -> str:
-        return self.all[5]
-
-    @property
-    def reserved(self) -> str:
-        return self.all[6]
-
-    @property
-    def events(self) -> str:
-        return self.all[7]
-
-    @property
-    def done(self) -> str:
-        return self.all[8]
-
-    @property
-    def messages(self) -> str:
-        return self.all[9]
-
-    @property
-    def checkpoints(self) -> str:
-        return self.all[10]
-
-    @property
-    def records(self) -> str:
-        return self.all[11]
-
-    @property
-    def deadlines(self) -> str:
-        return self.all[12]
-
-    @property
-    def denied(self) -> str:
-        return self.all[13]
-
-    @property
-    def partials(self) -> str:
-        return self.all[14]
-
-    @property
-    def ended(self) -> str:
-        return self.all[15]
-
-
-RUN_PARTS = (
-    "", "items", "leases", "holders", "outputs", "budget", "reserved", "events", "done",
-    "messages", "checkpoints", "records", "deadlines", "denied", "partials", "ended",
-)  # fmt: skip
-"""The parts of a run's keys, the hash first (``ao:run:{TAG}ID``, the others
-``ao:run:{TAG}ID:PART``), in the order of ``KEYS`` of every run script (``lua/common.lua``)."""
+    run = KeyPart(RUN_PARTS, "")
+    items = KeyPart(RUN_PARTS)
+    leases = KeyPart(RUN_PARTS)
+    holders = KeyPart(RUN_PARTS)
+    outputs = KeyPart(RUN_PARTS)
+    budget = KeyPart(RUN_PARTS)
+    reserved = KeyPart(RUN_PARTS)
+    events = KeyPart(RUN_PARTS)
+    done = KeyPart(RUN_PARTS)
+    messages = KeyPart(RUN_PARTS)
+    checkpoints = KeyPart(RUN_PARTS)
+    records = KeyPart(RUN_PARTS)
+    deadlines = KeyPart(RUN_PARTS)
+    denied = KeyPart(RUN_PARTS)
+    partials = KeyPart(RUN_PARTS)
+    ended = KeyPart(RUN_PARTS)
 
 
 @lru_cache(maxsize=4096)

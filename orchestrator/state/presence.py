@@ -57,6 +57,12 @@ def live_names(client: redis.Redis, kind: str) -> list[str]:
     return sorted(names)
 
 
+def publish_tools(client: redis.Redis, hostname: str, tools: list[ToolInfo], ttl_ms: int) -> None:
+    """Tell clients which tools worker ``hostname`` serves (so that unknown tools are refused
+    at submit), for ``ttl_ms``: its watchdog keeps the key alive with its presence."""
+    client.set(worker_tools_key(hostname), TOOL_LIST.dump_json(tools), px=ttl_ms)
+
+
 def publish_names(
     client: redis.Redis, hostname: str, served: dict[str, list[str]], ttl_ms: int
 ) -> None:

@@ -35,8 +35,16 @@ SUMMARY_CHARS = 300
 
 
 def summaries(outputs: Iterable[AgentOutput]) -> list[str]:
-    """One line per successful mapper: ``- [name] answer`` cut to 300 characters."""
-    return [f"- [{o.name}] {o.answer[:SUMMARY_CHARS]}" for o in outputs if o.succeeded()]
+    """One line per successful mapper: ``- [name] answer``, the answer cut to 300 characters;
+    a typed mapper's (one with ``data``) is its data's compact JSON, uncut (a record cut in
+    half would be no record)."""
+    return [summary(o) for o in outputs if o.succeeded()]
+
+
+def summary(output: AgentOutput) -> str:
+    """A successful mapper's line (see ``summaries``)."""
+    answer = output.answer if output.data is not None else output.answer[:SUMMARY_CHARS]
+    return f"- [{output.name}] {answer}"
 
 
 class MapReduceEnding(BaseModel):
@@ -83,6 +91,7 @@ def map_reduce_result(
         task=request.task,
         map_outputs=outputs,
         reduced_answer=reduced_answer(reducer, outputs) if reduced is None else reduced,
+        reduced_data=reducer.data if reducer is not None and reducer.succeeded() else None,
         reducer_output=reducer,
     )
 

@@ -1,6 +1,6 @@
-"""Loads the Lua scripts in ``lua/`` and runs them. Run scripts get the run prelude in front
-(``common.lua``, ``budget.lua``, ``window.lua``, ``group.lua``); the others (``common=False``)
-stand alone."""
+"""Loads the Lua scripts in ``lua/`` and runs them. Run scripts get the run prelude in front:
+the names of the run's keys, generated from ``keys.py`` (``key_names``), then ``common.lua``,
+``budget.lua``, ``window.lua`` and ``group.lua``; the others (``common=False``) stand alone."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import Any
 import redis
 from redis.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import NoScriptError
+
+from orchestrator.state.keys import GROUP_PARTS, RUN_PARTS, SHARED_RUN_PARTS
 
 Client = redis.Redis | redis.client.Pipeline | RedisCluster
 
@@ -67,13 +69,43 @@ def shebang(name: str) -> str:
     return f"#!lua flags={flags}\n" if flags else "#!lua\n"
 
 
+def lua_key_name(part: str) -> str:
+    """The Lua name of a run's key of part ``part`` (``RUN_PARTS``): ``K_RUN`` for the hash,
+    else ``K_`` and the part in capitals (``K_LEASES``)."""
+    return f"K_{(part or 'run').upper()}"
+
+
+def key_names() -> str:
+    """The Lua that names a run script's keys, generated from ``keys.py`` so that the order of
+    a run's keys is declared once (``RUN_PARTS``): ``K_RUN``... for ``KEYS[1..16]``,
+    ``RUN_KEYS`` (all of them in order), ``RUN_KEY_COUNT``; for a run of a concurrency group,
+    ``GROUP_PARTS`` (the offset of each of the group's keys after the run's),
+    ``GROUP_KEY_COUNT``, ``SHARED_RUN_PARTS`` (the parts declared for each of the group's
+    other runs, in order) and ``SHARED_RUN_KEYS`` (this run's keys of those parts; see
+    ``lua/group.lua``)."""
+    names = [lua_key_name(part) for part in RUN_PARTS]
+    lines = ["-- Generated from orchestrator/state/keys.py (scripts.py key_names)."]
+    lines += [f"local {name} = KEYS[{i}]" for i, name in enumerate(names, 1)]
+    lines.append(f"local RUN_KEY_COUNT = {len(names)}")
+    lines.append(f"local RUN_KEYS = {{{', '.join(names)}}}")
+    offsets = ", ".join(f"{part} = {i}" for i, part in enumerate(GROUP_PARTS))
+    lines.append(f"local GROUP_PARTS = {{{offsets}}}")
+    lines.append(f"local GROUP_KEY_COUNT = {len(GROUP_PARTS)}")
+    shared = [part or "run" for part in SHARED_RUN_PARTS]
+    lines.append(f"local SHARED_RUN_PARTS = {{{', '.join(repr(part) for part in shared)}}}")
+    own = ", ".join(f"{part} = {lua_key_name(part)}" for part in shared)
+    lines.append(f"local SHARED_RUN_KEYS = {{{own}}}")
+    return "\n".join(lines) + "\n"
+
+
 @cache
 def _script(name: str, common: bool) -> LuaScript:
     folder = files("orchestrator.state.lua")
     parts = RUN_PRELUDE if common else ()
     prelude = "".join((folder / f"{part}.lua").read_text() + "\n" for part in parts)
-    first = shebang(name) if common else ""
-    return LuaScript(first + prelude + (folder / f"{name}.lua").read_text())
+    if common:
+        prelude = shebang(name) + key_names() + prelude
+    return LuaScript(prelude + (folder / f"{name}.lua").read_text())
 
 
 def run_script(

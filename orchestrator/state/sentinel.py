@@ -94,10 +94,11 @@ class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool)
     that finds every connection taken waits for one instead of failing."""
 
 
-@lru_cache(maxsize=8)
-def _sentinel_client(
+def new_sentinel_client(
     url: str, master: str, sentinel_password: str | None, size: int
 ) -> redis.Redis:
+    """A new client of the master that the sentinels of ``url`` monitor as ``master``, with a
+    pool of ``size`` connections of its own (and its own connections to the sentinels)."""
     address = parse_sentinel_url(url)
     sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=sentinel_kwargs(sentinel_password))  # type: ignore[no-untyped-call, unused-ignore]
     client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
@@ -113,6 +114,9 @@ def _sentinel_client(
         password=address.password or None,
     )
     return client
+
+
+_sentinel_client = lru_cache(maxsize=8)(new_sentinel_client)
 
 
 def sentinel_client(url: str, master: str, sentinel_password: str | None = None) -> redis.Redis:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+
+from pydantic import JsonValue
 
 from orchestrator.models import (
     AgentCheckpoint,
@@ -25,38 +26,21 @@ from orchestrator.models import (
     Usage,
     utcnow,
 )
-from orchestrator.models.cache_records import CacheDecision
 from orchestrator.state.connection import write_refusal
 from workers import spans
+from workers.agent import structured
 from workers.agent.plan_use import PARALLEL_FLAG_PROVIDERS, hint_text
 from workers.agent.state import AgentState
+from workers.agent.turn_events import AgentEvents as AgentEvents
 from workers.execution.cancellation import Cancelled, CancelToken
-from workers.providers import ModelProvider, get_provider
+from workers.providers import ModelProvider
 from workers.providers.budgeted import BudgetExceeded
 from workers.tools.registry import ToolRegistry
-from workers.tools.runner import ToolEvents, ToolResult, ToolRunner
+from workers.tools.runner import ToolResult, ToolRunner
 
 _NO_TOOLS = ToolRunner(ToolRegistry({}))
 NOT_RUN = "not run: this was the last turn max_turns allows, and no model would read the result"
 MAX_TURNS = "max_turns ({}) reached: the last turn's {} tool call(s) were not run"
-
-
-class AgentEvents(ToolEvents):
-    """Where the loop reports its turns and tool calls; this base class reports nowhere."""
-
-    def model_turn(
-        self,
-        turn: int,
-        started: datetime,
-        usage: Usage,
-        tool_calls: list[str],
-        error: str | None,
-        final: bool,
-        ended: datetime | None = None,
-        cache: CacheDecision | None = None,
-    ) -> None:
-        """A model call that began at ``started`` ended (at ``ended``, when it succeeded);
-        ``final`` when it is the run's last; ``cache``: the cache hints its request carried."""
 
 
 @dataclass
@@ -80,10 +64,10 @@ def run_agent(
     cancel: CancelToken | None = None,
     events: AgentEvents | None = None,
     tools: ToolRunner = _NO_TOOLS,
-    provider_for: Callable[[str], ModelProvider] = get_provider,
+    provider_for: Callable[[str], ModelProvider],
     resume: AgentCheckpoint | None = None,
     checkpoint: Callable[[AgentCheckpoint], object] | None = None,
-    groups: list[list[str]] | None = None,
+    parallel_groups: list[list[str]] | None = None,
     guard: Callable[[], None] | None = None,
     call_scope: str | None = None,
 ) -> AgentRun:
@@ -100,7 +84,11 @@ def run_agent(
     The last turn ``max_turns`` allows runs no tool calls: the run ends ``error`` saying
     ``max_turns`` was reached, its calls answered as not run.
 
-    ``groups`` are the tools that may run together (the agent's plan with its own groups):
+    With ``spec.output_schema``, the final answer's value is the output's ``data`` (its compact
+    JSON the ``answer``); one the schema refuses is given back to the model with why, up to
+    ``spec.output_retries`` times, beyond ``max_turns`` (``workers/agent/structured.py``).
+
+    ``parallel_groups`` are the tools that may run together (the agent's plan with its own):
     with ``plan_mode="inject_hints"`` the model is told, with ``"schedule"`` the ``plan`` tool
     policy runs them.
 
@@ -117,12 +105,12 @@ def run_agent(
     scope = call_scope or f"{run_id}/{agent_name}"
     clock = time.perf_counter()
     base = list(context or [])
-    groups = groups or []
+    parallel_groups = parallel_groups or []
     instructions = spec.instructions
-    if spec.plan_mode == "inject_hints" and groups:
-        instructions = f"{instructions}\n\n{hint_text(groups)}".strip()
+    if spec.plan_mode == "inject_hints" and parallel_groups:
+        instructions = f"{instructions}\n\n{hint_text(parallel_groups)}".strip()
     system = [Message(role="system", content=instructions)] if instructions else []
-    scheduled = groups if spec.plan_mode == "schedule" else []
+    scheduled = parallel_groups if spec.plan_mode == "schedule" else []
     if resume is not None:
         state = AgentState.resumed(resume)
     else:
@@ -138,13 +126,16 @@ def run_agent(
     )
     state.calls = record.calls  # the record keeps a copy: one list, kept by both
 
-    def finish(outcome: Outcome, answer: str = "", error: str | None = None) -> AgentRun:
+    def finish(
+        outcome: Outcome, answer: str = "", error: str | None = None, data: JsonValue = None
+    ) -> AgentRun:
         ended = utcnow()
         record.ended_at = ended
         record.outcome = outcome
         output = AgentOutput(
             name=agent_name,
             answer=answer,
+            data=data,
             outcome=outcome,
             error=error,
             turns=state.turns,
@@ -193,16 +184,23 @@ def run_agent(
     model = spec.model
     if spec.thinking:
         model = model.model_copy(update={"options": {**model.options, "thinking": spec.thinking}})
-    if spec.plan_mode == "inject_hints" and groups and model.provider in PARALLEL_FLAG_PROVIDERS:
+    flagged = spec.plan_mode == "inject_hints" and bool(parallel_groups)
+    if flagged and model.provider in PARALLEL_FLAG_PROVIDERS:
         options = {**model.options, "parallel_tool_calls": True}
         model = model.model_copy(update={"options": options})
+    schema = spec.output_json_schema
+    model = structured.asked(model, schema)  # each surface asks in its own native mode
+
+    def turn_limit() -> int:
+        return spec.max_turns + state.output_retries
+
     if unanswered := state.unanswered():  # resumed in the middle of a turn's tool calls
         try:
             guard()
         except Cancelled as stop:
             return stopped(stop)
         run_tools(unanswered)
-    while state.turns < spec.max_turns:
+    while state.turns < turn_limit():
         call = CallRecord(kind="model", name=spec.model.model, started_at=utcnow())
         record.calls.append(call)
         try:
@@ -235,7 +233,12 @@ def run_agent(
         state.usage = state.usage + response.usage
         state.turns += 1
         names = [tool_call.name for tool_call in response.tool_calls]
-        last = not response.tool_calls or state.turns >= spec.max_turns
+        checked: structured.CheckedAnswer | None = None
+        if schema is not None and not response.tool_calls:
+            checked = structured.check_answer(schema, response.text)
+        retry = checked is not None and not checked.valid
+        retry = retry and state.output_retries < spec.output_retries
+        last = not retry and (not response.tool_calls or state.turns >= turn_limit())
         events.model_turn(
             state.turns,
             call.started_at,
@@ -245,6 +248,7 @@ def run_agent(
             final=last,
             ended=call.ended_at,
             cache=response.cache,
+            output_error=structured.problems(checked) if checked and not checked.valid else None,
         )
         new_messages.append(
             Message(
@@ -254,9 +258,18 @@ def run_agent(
                 thinking=response.thinking,
             )
         )
+        if checked is not None and not checked.valid:
+            if retry:
+                state.output_retries += 1
+                new_messages.append(Message(role="user", content=structured.retry_prompt(checked)))
+                continue
+            error = structured.final_error(checked, state.output_retries + 1)
+            return finish("error", answer=response.text, error=error)
+        if checked is not None:
+            return finish("ok", answer=checked.answer, data=checked.data)
         if not response.tool_calls:
             return finish("ok", answer=response.text)
-        if state.turns >= spec.max_turns:
+        if state.turns >= turn_limit():
             # No model would read their results: the calls are not made, and the context
             # says so (every tool call answered, so that it can be continued).
             for tool_call in response.tool_calls:

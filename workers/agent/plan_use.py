@@ -10,7 +10,7 @@ from orchestrator.plans import ExecutionPlan
 PARALLEL_FLAG_PROVIDERS = frozenset({"openai", "openai_responses"})
 
 
-def effective_groups(spec: AgentSpec, plan: ExecutionPlan | None) -> list[list[str]]:
+def effective_parallel_groups(spec: AgentSpec, plan: ExecutionPlan | None) -> list[list[str]]:
     """The user's groups, then the learned groups that touch none of the user's tools: for a
     tool the user grouped, explicit hints win over learned ones."""
     explicit = [sorted(group) for group in spec.parallel_groups]

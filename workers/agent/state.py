@@ -40,6 +40,8 @@ class AgentState:
     tool_calls: int = 0
     tools_used: list[str] = field(default_factory=list)
     calls: list[CallRecord] = field(default_factory=list)
+    output_retries: int = 0
+    """Model calls made again for answers that did not match the output schema."""
     _call_ids: dict[int, str] = field(default_factory=dict, repr=False)
     """The call id of each tool record this run made (by object id), to order them."""
 
@@ -53,6 +55,7 @@ class AgentState:
             tool_calls=checkpoint.tool_calls,
             tools_used=list(checkpoint.tools_used),
             calls=list(checkpoint.calls),
+            output_retries=checkpoint.output_retries,
         )
 
     def checkpoint(self) -> AgentCheckpoint:
@@ -64,6 +67,7 @@ class AgentState:
             tool_calls=self.tool_calls,
             tools_used=self.tools_used,
             calls=self.calls,
+            output_retries=self.output_retries,
         )
 
     def add_result(self, result: ToolResult, context_window: int) -> None:

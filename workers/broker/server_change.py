@@ -27,7 +27,7 @@ from celery import Celery
 
 from orchestrator.state.store import RunStore
 from workers.coordination.publishing import publish
-from workers.node import node_name
+from workers.identity import node_name
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from workers.cache.prompt_ir import (
     ANTHROPIC,
     OPENAI_CHAT,
     OPENAI_RESPONSES,
+    OUTPUT_SCHEMA,
     IRBlock,
     previous_call_end,
     prompt_blocks,
@@ -171,6 +172,7 @@ class GovernedSurface:
                 previous_end=previous_call_end(blocks),
                 reserved=count_breakpoints(body),
                 caller=caller_marks(body, blocks),
+                unmarkable=[i for i, block in enumerate(blocks) if block.kind == OUTPUT_SCHEMA],
             )
             if plan is None:
                 return None, body

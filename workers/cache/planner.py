@@ -23,7 +23,7 @@ when nothing gains.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from orchestrator.config.governor import CacheGovernorConfig, Ttl
@@ -81,14 +81,16 @@ def plan_breakpoints(
     previous_end: int | None = None,
     reserved: int = 0,
     caller: Sequence[tuple[int, str]] = (),
+    unmarkable: Collection[int] = (),
 ) -> BreakpointPlan | None:
     """The most profitable breakpoints for a request (its blocks' ``hashes`` and ``tokens``),
     or None when none gains or the profile has too few observations. ``previous_end`` is the
     last block of the previous call of the conversation (None: none); ``reserved`` counts
     breakpoints the request already carries; ``caller`` lists the caller's own markers (block
-    index, lifetime). No breakpoint goes on a block the caller marked, and lifetimes stay in
-    the order Anthropic accepts with the caller's: never longer than a marker before, nor
-    shorter than one after."""
+    index, lifetime). No breakpoint goes on a block the caller marked, nor on an
+    ``unmarkable`` one (an output schema: no hint can go there), and lifetimes stay in the
+    order Anthropic accepts with the caller's: never longer than a marker before, nor shorter
+    than one after."""
     slots = config.max_breakpoints - reserved
     if profile.observations < config.min_observations or slots <= 0 or not hashes:
         return None
@@ -108,6 +110,7 @@ def plan_breakpoints(
             index
             for index, size in enumerate(prefix)
             if size >= shortest
+            and index not in unmarkable
             and (
                 index == len(prefix) - 1
                 or reads[index + 1] != reads[index]

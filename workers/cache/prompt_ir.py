@@ -1,8 +1,8 @@
 """A provider-native request as blocks: the prompt IR the cache governor plans over.
 
-Blocks come in prompt order (tools, then the system prompt, then messages), each with the
-path of the JSON value it was read from, so that a translator can put a hint on it. A
-block's hash is over its canonical JSON (sorted keys, no whitespace) without any
+Blocks come in prompt order (tools, the output schema, then the system prompt, then
+messages), each with the path of the JSON value it was read from, so that a translator can put
+a hint on it. A block's hash is over its canonical JSON (sorted keys, no whitespace) without any
 ``cache_control``, so a tool schema hashes the same whatever the order of its keys, and a
 request hashes the same before and after hints are added.
 """
@@ -23,6 +23,14 @@ ANTHROPIC = "anthropic.messages"
 OPENAI_CHAT = "openai.chat"
 OPENAI_RESPONSES = "openai.responses"
 SURFACES = frozenset({ANTHROPIC, OPENAI_CHAT, OPENAI_RESPONSES})
+OUTPUT_SCHEMA = "output_schema"
+"""The kind of the block of an agent's output schema: the same on every call of the agent, part
+of the stable prefix the providers render before the conversation; no cache hint goes on it."""
+SCHEMA_PATHS: dict[str, tuple[str, ...]] = {
+    OPENAI_CHAT: ("response_format",),
+    OPENAI_RESPONSES: ("text", "format"),
+    ANTHROPIC: ("output_config", "format"),
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,11 @@ def prompt_blocks(surface: str, body: dict[str, Any], bytes_per_token: float) ->
         make_block("tool", tool, ("tools", i), bytes_per_token)
         for i, tool in enumerate(body.get("tools") or [])
     ]
+    schema: Any = body
+    for step in SCHEMA_PATHS[surface]:
+        schema = schema.get(step) if isinstance(schema, dict) else None
+    if schema:
+        blocks.append(make_block(OUTPUT_SCHEMA, schema, SCHEMA_PATHS[surface], bytes_per_token))
     if surface == ANTHROPIC:
         blocks += _parts("system", body.get("system"), ("system",), bytes_per_token)
         for m, message in enumerate(body.get("messages") or []):

@@ -1,7 +1,9 @@
 """The capped chord's Celery side, and the only module that touches canvas internals.
 
-Every run is a real Celery chord: its group id is the run id, member ``i`` is the task
-``tasks.agents.run_member(run_id, i)`` with a fixed task id and ``group_index=i``, and the body is
+Every run is a real Celery chord whose chord id is the run id (Celery's API calls it the
+chord's group: ``group_id``, ``group_index``, the backend's counter; "group" in this project
+otherwise means a concurrency group). Member ``i`` is the task
+``tasks.agents.run_member(run_id, i)`` with a fixed task id and chord index ``i``, and the body is
 ``tasks.coordinator.after_members(members, run_id)``. The chord size is registered in the result
 backend up front; members are published later, a window at a time. A member that never runs
 (skipped by the budget, cancelled) is counted by the backend directly, without a message. A
@@ -55,14 +57,14 @@ def publish_members(app: Celery, run_id: str, indices: list[int]) -> None:
     """Publish members ``indices`` of the run's chord to the agents queue."""
     if not indices:
         return
-    body = chord_body(app, run_id)
+    body, chord_id = chord_body(app, run_id), run_id
     with app.producer_or_acquire() as producer:
         for index in indices:
             app.send_task(
                 MEMBER_TASK,
                 args=(run_id, index),
                 task_id=member_task_id(run_id, index),
-                group_id=run_id,
+                group_id=chord_id,  # Celery's name for the chord's id
                 group_index=index,
                 chord=body,
                 queue="agents",
@@ -93,9 +95,10 @@ def count_member(app: Celery, run_id: str, index: int, output: AgentOutput) -> N
     The backend's chord counting ignores a second result for the same task and index, so a
     real execution finishing later cannot count the member twice.
     """
+    chord_id = run_id
     request = Context(
         id=member_task_id(run_id, index),
-        group=run_id,
+        group=chord_id,  # Celery's name for the chord's id
         group_index=index,
         chord=chord_body(app, run_id),
         ignore_result=True,

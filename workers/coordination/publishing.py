@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from celery import Celery
 
-from orchestrator.config.settings import get_settings
 from orchestrator.state.keys import FINAL_MEMBER
 from orchestrator.state.store import RunStore
 from workers.coordination import canvas
-from workers.node import node_name
+from workers.identity import node_name
 
 BATCH_FROM = 32
 """Members admitted together share messages from this many on (the first window of a wide run):
@@ -47,7 +46,7 @@ def publish(app: Celery, store: RunStore, run_id: str, members: list[str]) -> No
     if not members:
         return
     indices = [int(member) for member in members if member != FINAL_MEMBER]
-    single, batches = messages_for(indices, get_settings().members_per_message)
+    single, batches = messages_for(indices, store.settings.members_per_message)
     canvas.publish_members(app, run_id, single)
     canvas.publish_batches(app, run_id, batches)
     if FINAL_MEMBER in members:

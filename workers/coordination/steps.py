@@ -1,6 +1,8 @@
-"""The coordinator's steps of a capped chord, for every kind of run. They are called from
-coordinator tasks, from a finishing member's completion path (``apply_admission`` costs no
-extra task) and from the watchdog."""
+"""The coordinator's steps of a capped chord, for every kind of run: admission, publishing what
+a step admitted, ending members that never ran, the watchdog's sweep of a run. They are called
+from coordinator tasks, from a finishing member's completion path (``apply_admission`` costs no
+extra task) and from the watchdog. Where a run goes once its members have ended is
+``advance.py``."""
 
 from __future__ import annotations
 
@@ -18,10 +20,10 @@ from orchestrator.state.events import AgentEnd
 from orchestrator.state.keys import FINAL_MEMBER, member_task_id
 from orchestrator.state.store import Admission, RunStore, Sweep
 from workers import spans
-from workers.coordination import canvas
+from workers.coordination import advance, canvas, family
 from workers.coordination.publishing import publish
+from workers.identity import node_name
 from workers.kinds import MemberIdentity, kind_of
-from workers.node import node_name
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +86,13 @@ def end_unrun_member(
         return Admission()
     if member == FINAL_MEMBER:
         try:
-            request = store.request(run_id)
+            store.request(run_id)
         except ValueError:
             return completion.admission  # unreadable: ``end_unreadable_run`` ends the run
-        kind_of(request).after_final(app, store, run_id, output)
+        advance.after_final(app, store, run_id, output)
     else:
         canvas.count_member(app, run_id, int(member), output)
-    if completion.drained:
-        after_members(app, store, run_id)
+    advance.after_completion(app, store, run_id, completion)
     return completion.admission
 
 
@@ -109,18 +110,6 @@ def admit(app: Celery, store: RunStore, run_id: str) -> None:
         sweep_run(app, store, run_id)
 
 
-def after_members(app: Celery, store: RunStore, run_id: str) -> None:
-    """The chord body of any run: hand over to its kind."""
-    try:
-        request = store.request(run_id)
-    except LookupError:
-        return  # the run is gone
-    except ValueError:
-        return  # unreadable: the watchdog ends such a run (``end_unreadable_run``)
-    with spans.run_span(store, run_id, "after_members"):
-        kind_of(request).after_members(app, store, run_id)
-
-
 def sweep_run(app: Celery, store: RunStore, run_id: str) -> None:
     """The watchdog's pass over one run: apply its deadline, publish lost members again, end
     timed-out ones, end at once everything a cancel leaves unstarted, redo a step between
@@ -129,6 +118,11 @@ def sweep_run(app: Celery, store: RunStore, run_id: str) -> None:
     if sweep.state not in ("pending", "running"):
         store.forget_active(run_id)
         return
+    # A cancel reaches the run's child runs; a child whose parent is gone ends.
+    if sweep.cancel:
+        family.cancel_children(app, store, run_id, f"its parent run is cancelled: {sweep.cancel}")
+    else:
+        family.cancel_if_orphaned(app, store, run_id)
     try:
         request = store.request(run_id)
     except LookupError:
@@ -169,11 +163,9 @@ def _apply_sweep(
     if sweep.action == "readmit":
         admit(app, store, run_id)
     elif sweep.action == "regate":
-        after_members(app, store, run_id)
+        advance.after_lost_body(app, store, run_id)
     elif sweep.action == "refinish":
-        final = store.stored_output(run_id, FINAL_MEMBER)
-        if final is not None:
-            kind.after_final(app, store, run_id, final)
+        advance.after_lost_end(app, store, run_id)
 
 
 def end_cancelled_members(app: Celery, store: RunStore, run_id: str, sweep: Sweep) -> None:
@@ -193,14 +185,14 @@ def end_cancelled_members(app: Celery, store: RunStore, run_id: str, sweep: Swee
     # part way, the next sweep finds the rest of the range still unstarted.
     for chunk in _chunks(map(str, sweep.unstarted), BULK_END_CHUNK):
         ended = list(_not_run(store, run_id, chunk, reason))
-        advance = int(chunk[-1]) + 1
-        _, drained, freed = store.end_members(run_id, "cancelled", ended, advance, node=node_name())
+        handled = int(chunk[-1]) + 1
+        _, drained, freed = store.end_members(run_id, "cancelled", ended, handled, node=node_name())
         apply_admission(app, store, run_id, freed)
     if FINAL_MEMBER in sweep.abandon:
         freed = end_unrun_member(app, store, run_id, FINAL_MEMBER, "cancelled", reason)
         apply_admission(app, store, run_id, freed)
-    elif drained:
-        after_members(app, store, run_id)
+    else:
+        advance.after_cancel_ended(app, store, run_id, drained)
 
 
 def end_unreadable_run(
@@ -208,8 +200,6 @@ def end_unreadable_run(
 ) -> None:
     """End a run whose request this worker cannot read: its members can never run. It ends
     ``cancelled`` if it was cancelled, else ``failed``, with the reason."""
-    from workers.execution.records import finish_run
-
     reason = f"{UNREADABLE} {problem}"
     # A cancel of its own (not one an earlier pass made, worded by whatever worker made it).
     cancelled = bool(sweep.cancel) and not sweep.cancel.startswith(UNREADABLE)
@@ -226,11 +216,7 @@ def end_unreadable_run(
     given = replace(sweep, cancel=sweep.cancel or reason, abandon=taken, expire=[], denied=[])
     end_cancelled_members(app, store, run_id, replace(given, republish=[]))
     end_cancelled_members(app, store, run_id, store.sweep(run_id, node_name()))
-    # Another watchdog or cancel may be ending members at the same time: whoever sees the
-    # last of them ended ends the run.
-    status = store.status(run_id)
-    if status is not None and status.in_flight == 0 and status.finished_members >= status.total:
-        finish_run(app, store, run_id, state, "", sweep.cancel if cancelled else reason)
+    advance.after_unreadable_ended(app, store, run_id, state, sweep.cancel if cancelled else reason)
 
 
 def _not_run(

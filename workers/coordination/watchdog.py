@@ -67,20 +67,21 @@ class Watchdog:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._hostname = ""
+        self._node = ""
 
     @property
     def presence_ms(self) -> int:
         """How long the worker stays listed after its last pass."""
         return max(int(self._interval_s * 3000), 2000)
 
-    def start(self, hostname: str) -> None:
-        """Publish the worker's tools, then its presence, and start sweeping."""
+    def start(self, node: str) -> None:
+        """Publish the worker's tools, then its presence under ``node`` (its node name,
+        ``workers/identity.py``), and start sweeping."""
         if self._thread is not None:
             return
-        self._hostname = hostname
+        self._node = node
         self._publish(self._store.client, self.presence_ms)
-        groups.withdraw_undeclared(self._store.client, hostname, self._group_limits)
+        groups.withdraw_undeclared(self._store.client, node, self._group_limits)
         self.announce()
         self._thread = threading.Thread(target=self._loop, name="ao-watchdog", daemon=True)
         self._thread.start()
@@ -93,9 +94,9 @@ class Watchdog:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
-        if self._hostname:
-            presence.leave(self._store.client, self._hostname)
-            groups.leave(self._store.client, self._hostname, self._group_limits)
+        if self._node:
+            presence.leave(self._store.client, self._node)
+            groups.leave(self._store.client, self._node, self._group_limits)
 
     def announce(self) -> None:
         """Push this worker's presence on, and its tools key with it. A tools key that is gone
@@ -105,7 +106,7 @@ class Watchdog:
         group limits are recorded again at every pass: another worker drops the declarations
         of workers it finds absent, this one's included should its presence have lapsed."""
         client, ttl_ms = self._store.client, self.presence_ms
-        present = presence.refresh(client, self._hostname, ttl_ms)
+        present = presence.refresh(client, self._node, ttl_ms)
         if not present and self._tools is not None:
             self._publish(client, ttl_ms)
             declare_queues(self._app)
@@ -114,13 +115,13 @@ class Watchdog:
             # queued with no message. Each queued member is published again; a second message
             # of one whose message survived is dropped by its claim.
             requeue_after_server_change(self._app, self._store)
-        groups.declare(client, self._hostname, self._group_limits, ttl_ms)
+        groups.declare(client, self._node, self._group_limits, ttl_ms)
 
     def _publish(self, client: redis.Redis, ttl_ms: int) -> None:
         """Publish what this worker serves: its tools, and its strategies and endpoints."""
         if self._tools is not None:
-            self._tools.publish(client, self._hostname, ttl_ms)
-        presence.publish_names(client, self._hostname, self._served, ttl_ms)
+            self._tools.publish(client, self._node, ttl_ms)
+        presence.publish_names(client, self._node, self._served, ttl_ms)
 
     def sweep_once(self) -> int:
         """One pass: announce the worker, then claim due runs and sweep them, again while a

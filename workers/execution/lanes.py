@@ -33,7 +33,7 @@ from orchestrator.state.connection import refusal_message, refusal_wait_s, write
 from workers.coordination import canvas
 from workers.execution.liveness import new_token
 from workers.execution.member import MemberRuntime, execute_member
-from workers.node import node_name
+from workers.identity import node_name
 
 log = logging.getLogger(__name__)
 

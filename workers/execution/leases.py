@@ -18,10 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from orchestrator.state.keys import CANCELS
 from orchestrator.state.store import Renewal, RunStore
 from workers.execution.cancellation import Cancelled, CancelToken
-from workers.node import node_name
+from workers.identity import node_name
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +145,7 @@ class LeaseKeeper:
         heartbeat relays it too, should an announcement be missed)."""
         while True:
             try:
-                pubsub = self._store.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call, unused-ignore]
-                pubsub.subscribe(CANCELS)
-                for message in pubsub.listen():  # type: ignore[no-untyped-call, unused-ignore]
-                    run_id, _, reason = message["data"].decode().partition("\n")
+                for run_id, reason in self._store.cancel_announcements():
                     with self._lock:
                         running = [h for h in self._holds.values() if h.run_id == run_id]
                     for held in running:

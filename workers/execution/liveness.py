@@ -30,30 +30,18 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
-from functools import cache
 from typing import Any
 from uuid import uuid4
 
 import redis
 
+from workers.identity import CONNECTION_PREFIX, connection_name, process_tag
+
 log = logging.getLogger(__name__)
 
-NAME_PREFIX = "ao-proc-"
 PING_S = 1.0
 """How often the named connection is pinged: how soon it is named again after Redis lost it."""
-
-
-@cache
-def _tag(pid: int) -> str:
-    """This process's tag (a forked pool child has a pid, and so a tag, of its own)."""
-    return secrets.token_hex(6)
-
-
-def process_name() -> str:
-    """The name of this process's connection in ``CLIENT LIST``."""
-    return NAME_PREFIX + _tag(os.getpid())
 
 
 def holder_process(token: str) -> str | None:
@@ -61,7 +49,7 @@ def holder_process(token: str) -> str | None:
     head, dot, tag = token.rpartition(".")
     if not dot or not head or len(tag) != 12 or not all(c in "0123456789abcdef" for c in tag):
         return None
-    return NAME_PREFIX + tag
+    return CONNECTION_PREFIX + tag
 
 
 class ProcessPresence:
@@ -97,7 +85,7 @@ class ProcessPresence:
         pool = getattr(self._client, "connection_pool", None)
         if pool is None:  # a client without a pool (a cluster client): no named connection
             return None
-        kwargs = {**pool.connection_kwargs, "client_name": process_name()}
+        kwargs = {**pool.connection_kwargs, "client_name": connection_name()}
         return pool.connection_class(**kwargs)
 
     def _keep(self) -> None:
@@ -138,7 +126,7 @@ def new_token(client: redis.Redis) -> str:
     """A fresh lease token; it names this process when Redis has its named connection."""
     token = uuid4().hex
     if process_presence(client).up:
-        return f"{token}.{_tag(os.getpid())}"
+        return f"{token}.{process_tag()}"
     return token
 
 
@@ -153,4 +141,4 @@ def holder_gone(client: redis.Redis, holder: str) -> bool:
     except redis.RedisError as refused:  # e.g. an ACL without CLIENT LIST
         log.info("cannot list Redis clients (%s): holders are never known gone", refused)
         return False
-    return process_name() in names and name not in names
+    return connection_name() in names and name not in names

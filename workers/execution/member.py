@@ -4,54 +4,42 @@ once and let the next members in."""
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Protocol
 
 from celery import Celery
 from opentelemetry.trace import Span
 
-from orchestrator.models import AgentCheckpoint, AgentOutput, Message, RunRecord
+from orchestrator.models import AgentOutput, Message, RunRecord
 from orchestrator.models.requests import RunRequest
 from orchestrator.plans import ExecutionPlan
 from orchestrator.state.budget import RunBudget
+from orchestrator.state.children import RunFamily
 from orchestrator.state.connection import wait_out_refusals, write_refusal
 from orchestrator.state.events import AgentEnd, AgentStart
 from orchestrator.state.store import Completion, RunStore
 from workers import spans
-from workers.agent.loop import AgentEvents, AgentRun, run_agent
+from workers.agent.functions import AgentFunctions
 from workers.agent.plan_cache import PlanCache
-from workers.agent.plan_use import effective_groups
 from workers.cache.governed import CacheContext
-from workers.coordination.steps import after_members, apply_admission
+from workers.coordination import advance
+from workers.coordination.steps import apply_admission
+from workers.execution.agent_call import Held, agent_call
 from workers.execution.cancellation import CancelToken
 from workers.execution.leases import LeaseKeeper
 from workers.execution.liveness import holder_gone, new_token
 from workers.execution.member_events import MemberEvents
 from workers.execution.records import ship_record
-from workers.kinds import Execution, MemberStart, kind_of
-from workers.node import node_name
+from workers.identity import node_name, process_id
+from workers.kinds import Execution, kind_of
 from workers.providers import ModelProvider
 from workers.providers.budgeted import CallBudget
 from workers.tools.runner import ToolRunner
 
 log = logging.getLogger(__name__)
-
-
-@cache
-def _worker_id(pid: int) -> str:
-    return f"{socket.gethostname()}:{pid}"
-
-
-def worker_id() -> str:
-    """``host:pid`` of this worker process, worked out once per process (a forked pool child
-    has a pid of its own, so the cache is keyed on it)."""
-    return _worker_id(os.getpid())
 
 
 @dataclass(frozen=True)
@@ -64,6 +52,7 @@ class MemberRuntime:
     tools: ToolRunner
     provider_for: Callable[[str, CallBudget | None, CacheContext], ModelProvider]
     plans: PlanCache[ExecutionPlan]
+    functions: AgentFunctions
 
 
 class NextMember(Protocol):
@@ -129,7 +118,7 @@ def _execute(
     span.update_name(f"invoke_agent {identity.name}")
     span.set_attributes(spans.agent_attributes(spec, identity.name, member, conversation))
     started = time.monotonic()
-    start_event = AgentStart(run_id=run_id, worker=worker_id(), **identity.event_fields())
+    start_event = AgentStart(run_id=run_id, worker=process_id(), **identity.event_fields())
     claim = store.claim(run_id, member, token, spec.timeout_s, start_event, previous)
     if claim.action == "busy" and claim.input and holder_gone(store.client, claim.input):
         # A delivery that finds its member held by a process that is gone (RabbitMQ delivers
@@ -164,46 +153,20 @@ def _execute(
             start = kind.start(request, member, claim.input)
             budget = _call_budget(store, request, run_id, member, token)
             plan = runtime.plans.get(spec.agent_id) if spec.plan_mode != "observe_only" else None
-            cache_context = CacheContext(spec.agent_id, spec.cache_mode, f"{run_id}/{member}")
-
-            def agent(
-                start: MemberStart,
-                *,
-                name: str,
-                events: AgentEvents,
-                resume: AgentCheckpoint | None = None,
-                checkpoint: Callable[[AgentCheckpoint], object] | None = None,
-            ) -> AgentRun:
-                return run_agent(
-                    spec,
-                    start.prompt,
-                    context=start.context,
-                    run_id=run_id,
-                    name=name,
-                    cancel=cancel,
-                    events=events,
-                    tools=runtime.tools,
-                    provider_for=lambda provider: runtime.provider_for(
-                        provider, budget, cache_context
-                    ),
-                    resume=resume,
-                    checkpoint=checkpoint,
-                    guard=lease.guard,
-                    call_scope=f"{run_id}/{member}",
-                    groups=effective_groups(spec, plan) if spec.plan_mode != "observe_only" else [],
-                )
-
+            held_now = Held(run_id, member, token, identity, cancel, lease.guard, budget, plan)
+            agent = agent_call(runtime, spec, held_now)
             execution = Execution(
                 app=app,
                 store=store,
                 run_id=run_id,
                 member=member,
                 token=token,
-                worker=worker_id(),
+                worker=process_id(),
                 identity=identity,
                 events=events,
                 resume=claim.checkpoint,
                 agent=agent,
+                cancel=cancel,
             )
             try:
                 run = kind.run(request, member, start, execution)
@@ -239,8 +202,7 @@ def _execute(
     kept = apply_admission(app, store, run_id, completion.admission, keep)
     if lane is not None:
         lane.next = kept
-    if completion.drained:
-        after_members(app, store, run_id)
+    advance.after_completion(app, store, run_id, completion)
     if completion.stored and record is not None:
         # After the run's own next steps: a record is for learning, and must never hold up
         # or break a run.
@@ -268,9 +230,12 @@ def _call_budget(
     store: RunStore, request: RunRequest, run_id: str, member: str, token: str
 ) -> CallBudget | None:
     """The execution's use of the run's ledger; none for a run without a token or cost limit,
-    whose calls then cost no round trips to reserve and settle."""
+    of its own or of a run above it (a child run), whose calls then cost no round trips to
+    reserve and settle."""
     limits = request.budget
-    if limits.max_tokens is None and limits.max_cost_usd is None:
+    above_tokens, above_cost = RunFamily(store.client).ancestor_limits(run_id)
+    limited = limits.max_tokens is not None or limits.max_cost_usd is not None
+    if not (limited or above_tokens or above_cost):
         return None
-    cost_limited = limits.max_cost_usd is not None
+    cost_limited = limits.max_cost_usd is not None or above_cost
     return CallBudget(RunBudget(store.client, run_id), member, token, cost_limited)

@@ -37,6 +37,7 @@ class MemberEvents(AgentEvents):
         final: bool,
         ended: datetime | None = None,
         cache: CacheDecision | None = None,
+        output_error: str | None = None,
     ) -> None:
         event = ModelTurn(
             run_id=self._run_id,
@@ -47,6 +48,7 @@ class MemberEvents(AgentEvents):
             tool_calls=tool_calls,
             error=error,
             cache=cache,
+            output_error=output_error,
             **self._fields,
         )
         if final:

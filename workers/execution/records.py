@@ -12,29 +12,13 @@ import threading
 
 from celery import Celery
 
-from orchestrator.models import RunRecord, RunState
-from orchestrator.state.events import Event
-from orchestrator.state.store import RunStore
+from orchestrator.models import RunRecord
 
 INGEST_TASK = "tasks.learner.ingest"
 BATCH_RECORDS = 100
 FLUSH_S = 0.1
 
 log = logging.getLogger(__name__)
-
-
-def finish_run(
-    app: Celery,
-    store: RunStore,
-    run_id: str,
-    state: RunState,
-    ending_json: str,
-    error: str = "",
-    events: tuple[Event, ...] = (),
-) -> None:
-    """End the run once (its members' records have left as each member ended); see
-    ``RunStore.finalize`` for ``ending_json``."""
-    store.finalize(run_id, state, ending_json, error, events)
 
 
 class RecordShipper:

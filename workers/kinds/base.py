@@ -14,6 +14,7 @@ from orchestrator.models.requests import RunRequest
 from orchestrator.state.connection import wait_out_refusals
 from orchestrator.state.store import RunStore
 from workers.agent.loop import AgentEvents, AgentRun
+from workers.execution.cancellation import CancelToken
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class MemberStart:
 
     context: list[Message]
     prompt: str | None
+    item: str | None = None
+    """A mapper's item (what ``AgentContext.item`` gives an agent function)."""
 
 
 class AgentCall(Protocol):
@@ -75,6 +78,8 @@ class Execution:
         events: where the member's own agent run reports.
         resume: the checkpoint an earlier execution of the member left, if any.
         agent: runs an agent in this execution.
+        cancel: the execution's stop: a cancel, its time limit, a lost lease (for work that
+            is no agent run, a reducer function).
     """
 
     app: Celery
@@ -87,6 +92,7 @@ class Execution:
     events: AgentEvents
     resume: AgentCheckpoint | None
     agent: AgentCall
+    cancel: CancelToken
 
     def waiting(self, refusal: str) -> None:
         """Say that the member waits for a full Redis to have room, Redis's words ``refusal``."""
@@ -150,10 +156,12 @@ class RunKind(Protocol):
         ...
 
     def after_members(self, app: Celery, store: RunStore, run_id: str) -> None:
-        """The chord body: every member has ended. Gate a final agent or end the run.
-        Must be safe to call more than once."""
+        """The chord body: every member has ended. Gate a final agent or end the run
+        (``workers/coordination/ending.py``). Called from ``workers/coordination/advance.py``
+        only; must be safe to call more than once."""
         ...
 
     def after_final(self, app: Celery, store: RunStore, run_id: str, final: AgentOutput) -> None:
-        """The final agent ended with ``final``: end the run. Must be safe to repeat."""
+        """The final agent ended with ``final``: end the run. Called from
+        ``workers/coordination/advance.py`` only; must be safe to repeat."""
         ...

@@ -15,8 +15,9 @@ from orchestrator.state.results import BranchesEnding, branch_outcomes
 from orchestrator.state.store import RunStore
 from workers import spans
 from workers.agent.loop import AgentRun
+from workers.coordination.ending import finish_run
 from workers.coordination.publishing import publish
-from workers.execution.records import finish_run
+from workers.identity import node_name
 from workers.kinds.base import Execution, MemberIdentity, MemberStart
 from workers.kinds.evaluation import (
     StrategyError,
@@ -26,7 +27,6 @@ from workers.kinds.evaluation import (
     load_strategy,
 )
 from workers.kinds.strategy_registry import registered_strategies
-from workers.node import node_name
 
 
 def _request(request: RunRequest) -> BranchesRequest:
@@ -117,7 +117,9 @@ class BranchesKind:
             # first successful branch.
             strategy = "pick_first"
         try:
-            choice = load_strategy(strategy, registered_strategies())(branches.prompt, outcomes)
+            choice = load_strategy(strategy, registered_strategies(store.settings))(
+                branches.prompt, outcomes
+            )
             selected = checked_choice(strategy, choice, outcomes)
         except StrategyError as error:
             self._finish(app, store, run_id, outcomes, None, Usage(), "failed", str(error))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.models import AgentOutput, AgentSpec
+from orchestrator.models.schemas import canonical
 from orchestrator.state.results import summaries
 from orchestrator.tokens import CHARS_PER_TOKEN
 
@@ -37,9 +38,12 @@ def entry(name: str, answer: str) -> str:
 
 def room_chars(spec: AgentSpec) -> int:
     """How many characters a prompt to ``spec`` may have and still fit: ``estimate_tokens``
-    counts four characters a token, rounded up, of the instructions, a newline and the prompt."""
+    counts four characters a token, rounded up, of the instructions, a newline and the prompt;
+    an output schema goes with every call and takes its room too."""
     budget = int(spec.model.context_window * INPUT_SHARE) * CHARS_PER_TOKEN
-    return budget - (len(spec.instructions) + 1 if spec.instructions else 0)
+    schema = spec.output_json_schema
+    taken = len(canonical(schema)) if schema is not None else 0
+    return budget - (len(spec.instructions) + 1 if spec.instructions else 0) - taken
 
 
 def fits(spec: AgentSpec, prompt: str) -> bool:
@@ -48,7 +52,8 @@ def fits(spec: AgentSpec, prompt: str) -> bool:
 
 
 class NoRoom(ValueError):
-    """The reducer's context window leaves no room for a prompt beside its instructions."""
+    """The reducer's context window leaves no room for a prompt beside its instructions, or
+    for typed data that may not be cut."""
 
 
 @dataclass(frozen=True)
@@ -89,9 +94,15 @@ class TreeFrame:
         """The most characters one entry may have: any two fit in one chunk."""
         return (self.capacity - 1) // 2
 
-    def chunks(self, entries: list[str]) -> list[list[str]]:
+    def chunks(self, entries: list[str], whole: bool = False) -> list[list[str]]:
         """``entries`` in order, each cut to ``entry_chars``, packed greedily into chunks that
-        fit (one chunk, maybe empty, when they all fit)."""
+        fit (one chunk, maybe empty, when they all fit).
+
+        ``whole``: the entries are typed data (compact JSON), never cut. ``NoRoom`` when one
+        is longer than a chunk may be, or when they are so long that no chunk holds two (the
+        tree would never end)."""
+        if whole:
+            return self._whole_chunks(entries)
         packed: list[list[str]] = []
         current: list[str] = []
         used = -1  # the joined length of ``current``: one newline fewer than its entries
@@ -103,6 +114,28 @@ class TreeFrame:
             current.append(line)
             used += 1 + len(line)
         packed.append(current)
+        return packed
+
+    def _whole_chunks(self, entries: list[str]) -> list[list[str]]:
+        packed: list[list[str]] = [[]]
+        used = -1
+        for line in entries:
+            if len(line) > self.capacity:
+                raise NoRoom(
+                    f"typed data too long for one reducer call: {line[:80]}... is "
+                    f"{len(line)} characters, and the reducer's window takes {self.capacity} "
+                    "beside its prompt (a larger context_window, or a smaller output_schema)"
+                )
+            if packed[-1] and used + 1 + len(line) > self.capacity:
+                packed.append([])
+                used = -1
+            packed[-1].append(line)
+            used += 1 + len(line)
+        if 1 < len(packed) == len(entries):
+            raise NoRoom(
+                f"typed data too long to combine: no two of these {len(entries)} entries fit "
+                f"one reducer call ({self.capacity} characters beside its prompt)"
+            )
         return packed
 
     def prompt(self, level: int, part: int, parts: int, lines: list[str]) -> str:

@@ -49,9 +49,9 @@ def reduce(
     that the budget denies ends it ``skipped``, its answer what the last level left: the
     answers of the partial reducers that ran and the entries of the chunks denied, in order.
     """
-    whole = reducer_prompt(task, outputs)
-    if fits(reducer, whole):
-        return execution.run(MemberStart([], whole))
+    prompt = reducer_prompt(task, outputs)
+    if fits(reducer, prompt):
+        return execution.run(MemberStart([], prompt))
     started = utcnow()
     try:
         frame = TreeFrame.for_run(reducer, task, len(outputs))
@@ -59,8 +59,16 @@ def reduce(
         return _not_run(execution, reducer, started, "error", str(no_room))
     tree = _Tree(execution, reducer, frame, max_concurrent)
     entries = summaries(outputs)
+    # Typed data is never cut: each entry goes whole into one call, or the reduce says why not.
+    typed = any(o.data is not None for o in outputs if o.succeeded())
     level = 1
-    while len(chunks := frame.chunks(entries)) > 1:
+    while True:
+        try:
+            chunks = frame.chunks(entries, typed)
+        except NoRoom as no_room:
+            return _not_run(execution, reducer, started, "error", str(no_room), tree.usage)
+        if len(chunks) == 1:
+            break
         ended = tree.level(level, chunks)
         ran = [output for output in ended if output is not None]
         # A partial reducer is left unstarted only once another failed.
@@ -74,6 +82,7 @@ def reduce(
             answer = "\n".join(_left(ran, chunks))
             return _not_run(execution, reducer, started, "skipped", error, tree.usage, answer)
         entries = [entry(o.name, o.answer) for o in ran]
+        typed = any(o.data is not None for o in ran)
         level += 1
     top = execution.run(MemberStart([], frame.prompt(level, 1, 1, chunks[0])))
     return _whole(top, tree, started, chunks[0])

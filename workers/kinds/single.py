@@ -9,7 +9,7 @@ from orchestrator.models.requests import AgentRunRequest, RunRequest
 from orchestrator.state.results import AgentEnding
 from orchestrator.state.store import RunStore
 from workers.agent.loop import AgentRun
-from workers.execution.records import finish_run
+from workers.coordination.ending import finish_run
 from workers.kinds.base import Execution, MemberIdentity, MemberStart
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from orchestrator.config.settings import get_settings
+from orchestrator.config.settings import Settings
 from orchestrator.strategies import Strategy
-from workers.module_scan import collect_named
+from workers.module_scan import collect_named, served_modules
 
 
 class StrategyRegistry:
@@ -32,7 +32,12 @@ class StrategyRegistry:
         return sorted(self.strategies)
 
 
+def registered_strategies(settings: Settings) -> StrategyRegistry:
+    """This worker's registry, from its ``ORCHESTRATOR_MODULES`` and
+    ``ORCHESTRATOR_STRATEGY_MODULES`` (checked at start; built once per list of modules)."""
+    return _registry(tuple(served_modules(settings, settings.strategy_module_names)))
+
+
 @cache
-def registered_strategies() -> StrategyRegistry:
-    """This worker's registry, from ``ORCHESTRATOR_STRATEGY_MODULES`` (checked at start)."""
-    return StrategyRegistry.from_modules(get_settings().strategy_module_names)
+def _registry(module_names: tuple[str, ...]) -> StrategyRegistry:
+    return StrategyRegistry.from_modules(list(module_names))

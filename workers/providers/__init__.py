@@ -8,9 +8,10 @@ Wrappers that must see each HTTP attempt (the shared pools) go inside the retrie
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
-from orchestrator.config.settings import get_settings
+from orchestrator.config.settings import Settings
 from workers.providers.anthropic_messages import AnthropicMessages
 from workers.providers.base import (
     ModelProvider,
@@ -24,30 +25,43 @@ from workers.providers.openai_responses import OpenAIResponses
 from workers.providers.retrying import RetryingProvider
 from workers.providers.scripted import ScriptedModel
 
-PROVIDERS: dict[str, ModelSurface] = {
-    "scripted": ScriptedModel(),
-    "openai": OpenAIChat(),
-    "openai_responses": OpenAIResponses(),
-    "anthropic": AnthropicMessages(),
+PROVIDERS: dict[str, Callable[[Settings], ModelSurface]] = {
+    "scripted": lambda _settings: ScriptedModel(),  # offline: no endpoint, key or price list
+    "openai": OpenAIChat,
+    "openai_responses": OpenAIResponses,
+    "anthropic": AnthropicMessages,
 }
+"""Each provider name with what makes its surface from the worker's settings."""
 _OFFLINE = frozenset({"scripted"})
 
 Wrap = Callable[[ModelSurface], ModelProvider]
 
 
-def get_provider(name: str, wrap: Wrap | None = None) -> ModelProvider:
-    """The provider called ``name``, retrying if it goes over the network. ``wrap`` builds
-    what each attempt calls from the surface (a budget, a pool): the retries stay outside it,
-    so that every attempt is gated and counted and a back-off holds nothing. Names are
+def surface_of(name: str, settings: Settings) -> ModelSurface:
+    """The API surface called ``name``, using ``settings``' endpoints and prices. Names are
     validated at submit time, so a miss here is a worker out of date with its clients."""
     try:
-        surface = PROVIDERS[name]
+        make = PROVIDERS[name]
     except KeyError:
         raise ProviderError(f"provider {name!r} is not available on this worker") from None
+    return make(settings)
+
+
+def get_provider(name: str, settings: Settings, wrap: Wrap | None = None) -> ModelProvider:
+    """The provider called ``name``, as ``settings`` configure it, retrying if it goes over
+    the network (``settings.provider_retries`` times). ``wrap`` builds what each attempt calls
+    from the surface (a budget, a pool): the retries stay outside it, so that every attempt is
+    gated and counted and a back-off holds nothing."""
+    surface = surface_of(name, settings)
     attempt = wrap(surface) if wrap is not None else surface
     if name in _OFFLINE:
         return attempt
-    return RetryingProvider(attempt, get_settings().provider_retries)
+    return RetryingProvider(attempt, settings.provider_retries)
+
+
+def providers_for(settings: Settings) -> Callable[[str], ModelProvider]:
+    """``get_provider`` with ``settings``: what an agent run takes as its ``provider_for``."""
+    return functools.partial(get_provider, settings=settings)
 
 
 __all__ = [
@@ -59,4 +73,6 @@ __all__ = [
     "RetryableProviderError",
     "Wrap",
     "get_provider",
+    "providers_for",
+    "surface_of",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
+from orchestrator.models.schemas import compact
 from orchestrator.models.thinking import ThinkingBlock
 from orchestrator.tools import ToolInfo
 from workers.execution.cancellation import CancelToken
@@ -18,6 +19,7 @@ from workers.providers.http_common import (
     request_digest,
     sdk_call,
 )
+from workers.providers.output_formats import OUTPUT_TOOL, anthropic_fields, asked_schema
 
 SURFACE = "anthropic.messages"
 MIN_THINKING_BUDGET = 1024  # the least budget_tokens the API accepts
@@ -85,8 +87,10 @@ class AnthropicMessages(BodySurface):
     Options: ``timeout_s`` (as for ``openai``: default 120 s, not retried); others are passed
     to the API. ``max_output_tokens`` is sent as ``max_tokens``. A thinking level (``low``,
     ``medium``, ``high`` or a token count) becomes an extended-thinking budget, within
-    ``max_output_tokens`` (thinking counts as output). A stop of the run's token aborts the
-    call in flight.
+    ``max_output_tokens`` (thinking counts as output). An output schema becomes structured
+    outputs (``output_config.format``), or a forced tool call where those cannot take it
+    (``workers/providers/output_formats.py``). A stop of the run's token aborts the call in
+    flight.
     """
 
     surface = SURFACE
@@ -120,13 +124,17 @@ class AnthropicMessages(BodySurface):
                     unbilled=True,
                 )
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        schema = asked_schema(config)
+        if schema is not None:
+            tools_sent, system_sent = body.get("tools", []), body.get("system", "")
+            body.update(anthropic_fields(schema, bool(thinking), tools_sent, system_sent))
         return body
 
     @reads_response("ANTHROPIC_API_KEY")
     def send(self, config: ModelConfig, body: dict[str, Any], cancel: CancelToken) -> ModelResponse:
         """Make the call ``body`` describes."""
         cancel.check()
-        client = anthropic_client(config)
+        client = anthropic_client(config, self.settings.endpoints)
         response = sdk_call(SURFACE, client, lambda: client.messages.create(**body), cancel, config)
         texts = [block.text for block in response.content if block.type == "text"]
         calls = [
@@ -134,6 +142,10 @@ class AnthropicMessages(BodySurface):
             for block in response.content
             if block.type == "tool_use"
         ]
+        if "tool_choice" in body and any(call.name == OUTPUT_TOOL for call in calls):
+            # The answer, given through the output tool: its input is the value.
+            answer = next(call for call in calls if call.name == OUTPUT_TOOL)
+            texts, calls = [compact(answer.arguments)], []
         used = response.usage
         usage = Usage(
             input_tokens=used.input_tokens,
@@ -145,7 +157,7 @@ class AnthropicMessages(BodySurface):
             text="".join(texts),
             tool_calls=calls,
             thinking=kept_thinking(response.content),
-            usage=priced(usage, config),
+            usage=priced(usage, config, self.settings.prices),
             surface=SURFACE,
             request_digest=request_digest(body),
         )

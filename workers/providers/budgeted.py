@@ -11,8 +11,10 @@ import itertools
 import logging
 import secrets
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from orchestrator.config.settings import Price
 from orchestrator.models import Message, ModelConfig
 from orchestrator.prices import cost_bound
 from orchestrator.state.budget import RunBudget, to_nusd
@@ -80,12 +82,20 @@ class BudgetedProvider:
         inner: what makes the call (a pooled surface).
         surface: the provider that counts the call's input.
         budget: the execution's budget.
+        prices: the worker's price overrides (its settings' ``prices``), over genai-prices'.
     """
 
-    def __init__(self, inner: ModelProvider, surface: ModelSurface, budget: CallBudget) -> None:
+    def __init__(
+        self,
+        inner: ModelProvider,
+        surface: ModelSurface,
+        budget: CallBudget,
+        prices: Mapping[str, Price],
+    ) -> None:
         self._inner = inner
         self._surface = surface
         self._budget = budget
+        self._prices = prices
 
     def complete(
         self,
@@ -99,7 +109,8 @@ class BudgetedProvider:
         tokens = input_bound + config.max_output_tokens
         nusd = 0
         if self._budget.cost_limited:
-            bound = cost_bound(config, input_bound, config.max_output_tokens)
+            limit = config.max_output_tokens
+            bound = cost_bound(config, input_bound, limit, overrides=self._prices)
             if bound is None:
                 raise BudgetExceeded(
                     f"budget: max_cost_usd is set and this worker knows no price for "

@@ -6,11 +6,18 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from orchestrator.config.settings import Endpoint, get_settings
-from orchestrator.models import OUTPUT_LIMIT_OPTIONS, REQUEST_OPTIONS, Message, ModelConfig, Usage
+from orchestrator.config.settings import Endpoint, Price, Settings
+from orchestrator.models import (
+    OUTPUT_LIMIT_OPTIONS,
+    REQUEST_OPTIONS,
+    WORKER_SET_OPTIONS,
+    Message,
+    ModelConfig,
+    Usage,
+)
 from orchestrator.prices import call_cost
 from orchestrator.tools import ToolInfo
 from workers.execution.cancellation import Cancelled, CancelToken
@@ -26,13 +33,14 @@ ADAPTER_OPTIONS = frozenset({"base_url", "api_key_env", "timeout_s"})
 DEFAULT_TIMEOUT_S = 120.0
 
 
-def endpoint_of(config: ModelConfig) -> Endpoint | None:
-    """The worker's endpoint that ``config`` names (None: the provider's own service). A name
-    this worker does not declare, or declares for another provider, is an error: a key goes
-    only where the worker's own configuration says."""
+def endpoint_of(config: ModelConfig, endpoints: Mapping[str, Endpoint]) -> Endpoint | None:
+    """The worker's endpoint (of ``endpoints``, its settings' ``ORCHESTRATOR_ENDPOINTS``) that
+    ``config`` names (None: the provider's own service). A name this worker does not declare,
+    or declares for another provider, is an error: a key goes only where the worker's own
+    configuration says."""
     if config.endpoint is None:
         return None
-    endpoint = get_settings().endpoints.get(config.endpoint)
+    endpoint = endpoints.get(config.endpoint)
     if endpoint is None or endpoint.provider != config.provider:
         raise ProviderError(
             f"{config.provider}: endpoint {config.endpoint!r} is not declared on this worker "
@@ -42,10 +50,10 @@ def endpoint_of(config: ModelConfig) -> Endpoint | None:
     return endpoint
 
 
-def api_key(config: ModelConfig, default_env: str) -> str:
+def api_key(config: ModelConfig, default_env: str, endpoints: Mapping[str, Endpoint]) -> str:
     """The API key, from the worker's environment only, in the variable the worker's endpoint
     names (else ``default_env``); never a name a run chose."""
-    endpoint = endpoint_of(config)
+    endpoint = endpoint_of(config, endpoints)
     name = endpoint.api_key_env if endpoint and endpoint.api_key_env else default_env
     key = os.environ.get(name)
     if not key:
@@ -58,8 +66,10 @@ def api_key(config: ModelConfig, default_env: str) -> str:
 def api_params(config: ModelConfig) -> tuple[dict[str, Any], str | None]:
     """The options passed through to the API (temperature, top_p, ...), and the thinking
     level, which each surface spells its own way. Options that would rewrite the request or
-    its output limit (refused at submit) are dropped, should one slip past validation."""
-    dropped = ADAPTER_OPTIONS | REQUEST_OPTIONS | OUTPUT_LIMIT_OPTIONS
+    its output limit (refused at submit) are dropped, should one slip past validation, and so
+    is the output schema the worker sets (each surface asks for it in its own way:
+    ``workers/providers/output_formats.py``)."""
+    dropped = ADAPTER_OPTIONS | REQUEST_OPTIONS | OUTPUT_LIMIT_OPTIONS | WORKER_SET_OPTIONS
     params = {k: v for k, v in config.options.items() if k not in dropped}
     return params, params.pop("thinking", None)
 
@@ -84,10 +94,18 @@ def body_token_bound(body: dict[str, Any]) -> int:
 class BodySurface:
     """What the SDK-backed surfaces share: a call is a provider-native request body, built by
     ``request_body`` and sent by ``send`` (so that a wrapper can change the body between the
-    two: the cache governor), and its input bound is its body's."""
+    two: the cache governor), and its input bound is its body's.
+
+    Parameters:
+        settings: the worker's settings: its endpoints (where a model is served, with which
+            key) and its prices.
+    """
 
     surface: str = ""
     """The API surface (``openai.chat``, ``anthropic.messages``...)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
 
     def complete(
         self,
@@ -165,7 +183,7 @@ def reads_response(default_key_env: str) -> Callable[[S], S]:
                 return send(self, config, *args, **kwargs)
             except SHAPE_ERRORS as error:
                 what = f"{type(error).__name__}: {error}"
-                key = _known_key(config, default_key_env)
+                key = _known_key(config, default_key_env, self.settings.endpoints)
                 raise unexpected_response(self.surface, what, key) from None
 
         return reading  # type: ignore[return-value]
@@ -173,9 +191,9 @@ def reads_response(default_key_env: str) -> Callable[[S], S]:
     return wrap
 
 
-def _known_key(config: ModelConfig, default_env: str) -> str:
+def _known_key(config: ModelConfig, default_env: str, endpoints: Mapping[str, Endpoint]) -> str:
     try:
-        return api_key(config, default_env)
+        return api_key(config, default_env, endpoints)
     except ProviderError:
         return ""
 
@@ -186,10 +204,11 @@ def request_digest(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def priced(usage: Usage, config: ModelConfig) -> Usage:
-    """``usage`` with its cost (see ``orchestrator.prices``); 0 when no price is known for the
-    model, which ``prices.price_known`` tells apart from a free call."""
-    cost = call_cost(config, usage)
+def priced(usage: Usage, config: ModelConfig, prices: Mapping[str, Price]) -> Usage:
+    """``usage`` with its cost at ``prices`` (the settings' overrides) else genai-prices' (see
+    ``orchestrator.prices``); 0 when no price is known for the model, which
+    ``prices.price_known`` tells apart from a free call."""
+    cost = call_cost(config, usage, overrides=prices)
     usage.cost_usd = 0.0 if cost is None else cost
     return usage
 
@@ -220,17 +239,17 @@ def _retry_after(headers: Any) -> float | None:
         return None  # an HTTP date: fall back to our backoff
 
 
-def openai_client(config: ModelConfig) -> Any:
+def openai_client(config: ModelConfig, endpoints: Mapping[str, Endpoint]) -> Any:
     """This thread's async OpenAI SDK client for ``config`` (its own retries off: ours apply),
     for calls through ``inflight.run`` in this thread."""
-    settings = _client_settings(config, "OPENAI_API_KEY")
+    settings = _client_settings(config, "OPENAI_API_KEY", endpoints)
     return thread_client(("openai", *settings), lambda: _openai_client(*settings))
 
 
-def anthropic_client(config: ModelConfig) -> Any:
+def anthropic_client(config: ModelConfig, endpoints: Mapping[str, Endpoint]) -> Any:
     """This thread's async Anthropic SDK client for ``config`` (its own retries off: ours
     apply), for calls through ``inflight.run`` in this thread."""
-    settings = _client_settings(config, "ANTHROPIC_API_KEY")
+    settings = _client_settings(config, "ANTHROPIC_API_KEY", endpoints)
     return thread_client(("anthropic", *settings), lambda: _anthropic_client(*settings))
 
 
@@ -239,12 +258,14 @@ def call_timeout_s(config: ModelConfig) -> float:
     return float(config.options.get("timeout_s", DEFAULT_TIMEOUT_S))
 
 
-def _client_settings(config: ModelConfig, key_env: str) -> tuple[str | None, str, float]:
+def _client_settings(
+    config: ModelConfig, key_env: str, endpoints: Mapping[str, Endpoint]
+) -> tuple[str | None, str, float]:
     # The SDK applies the limit to each connect, write and read; those start after the
     # whole call's limit in ``inflight.run``, which therefore always fires first.
     timeout_s = call_timeout_s(config)
-    endpoint = endpoint_of(config)
-    return endpoint.base_url if endpoint else None, api_key(config, key_env), timeout_s
+    endpoint = endpoint_of(config, endpoints)
+    return endpoint.base_url if endpoint else None, api_key(config, key_env, endpoints), timeout_s
 
 
 def _openai_client(base_url: str | None, key: str, timeout_s: float) -> Any:

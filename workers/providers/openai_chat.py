@@ -18,6 +18,7 @@ from workers.providers.http_common import (
     request_digest,
     sdk_call,
 )
+from workers.providers.output_formats import asked_schema, openai_format
 
 SURFACE = "openai.chat"
 
@@ -57,8 +58,9 @@ class OpenAIChat(BodySurface):
     Options: ``base_url``, ``api_key_env`` (default ``OPENAI_API_KEY``), ``timeout_s`` (the
     call's time limit, default 120 s; a call past it fails and is not retried); any other
     option (``temperature``, ``top_p``...) is passed to the API; ``max_output_tokens`` is sent
-    as ``max_completion_tokens``. A thinking level becomes ``reasoning_effort``. A stop of the
-    run's token aborts the call in flight.
+    as ``max_completion_tokens``. A thinking level becomes ``reasoning_effort``, an output
+    schema ``response_format`` (``json_schema``). A stop of the run's token aborts the call in
+    flight.
     """
 
     surface = SURFACE
@@ -88,13 +90,16 @@ class OpenAIChat(BodySurface):
             ]
         if thinking:
             body["reasoning_effort"] = thinking
+        schema = asked_schema(config)
+        if schema is not None:
+            body["response_format"] = {"type": "json_schema", "json_schema": openai_format(schema)}
         return body
 
     @reads_response("OPENAI_API_KEY")
     def send(self, config: ModelConfig, body: dict[str, Any], cancel: CancelToken) -> ModelResponse:
         """Make the call ``body`` describes."""
         cancel.check()
-        client = openai_client(config)
+        client = openai_client(config, self.settings.endpoints)
         response = sdk_call(
             SURFACE, client, lambda: client.chat.completions.create(**body), cancel, config
         )
@@ -111,9 +116,10 @@ class OpenAIChat(BodySurface):
             cached_tokens=(getattr(details, "cached_tokens", None) or 0) if details else 0,
         )
         return ModelResponse(
-            text=message.content or "",
+            # A refusal (structured outputs) stands for the answer: its validation says why.
+            text=message.content or getattr(message, "refusal", None) or "",
             tool_calls=calls,
-            usage=priced(usage, config),
+            usage=priced(usage, config, self.settings.prices),
             usage_reported=used is not None,
             surface=SURFACE,
             request_digest=request_digest(body),

@@ -19,6 +19,7 @@ from workers.providers.http_common import (
     sdk_call,
 )
 from workers.providers.openai_chat import parse_arguments
+from workers.providers.output_formats import asked_schema, openai_format
 
 SURFACE = "openai.responses"
 
@@ -55,8 +56,8 @@ def input_items(messages: list[Message]) -> list[dict[str, Any]]:
 class OpenAIResponses(BodySurface):
     """``provider="openai_responses"``: the Responses API through the official SDK.
 
-    Options, time limit and cancel as for ``openai``; ``max_output_tokens`` is sent as is, and
-    a thinking level becomes ``reasoning.effort``.
+    Options, time limit and cancel as for ``openai``; ``max_output_tokens`` is sent as is, a
+    thinking level becomes ``reasoning.effort`` and an output schema ``text.format``.
     """
 
     surface = SURFACE
@@ -87,13 +88,16 @@ class OpenAIResponses(BodySurface):
             ]
         if thinking:
             body["reasoning"] = {"effort": thinking}
+        schema = asked_schema(config)
+        if schema is not None:
+            body["text"] = {"format": {"type": "json_schema", **openai_format(schema)}}
         return body
 
     @reads_response("OPENAI_API_KEY")
     def send(self, config: ModelConfig, body: dict[str, Any], cancel: CancelToken) -> ModelResponse:
         """Make the call ``body`` describes."""
         cancel.check()
-        client = openai_client(config)
+        client = openai_client(config, self.settings.endpoints)
         response = sdk_call(
             SURFACE, client, lambda: client.responses.create(**body), cancel, config
         )
@@ -101,7 +105,12 @@ class OpenAIResponses(BodySurface):
         calls: list[ToolCall] = []
         for item in response.output:
             if item.type == "message":
-                texts.extend(part.text for part in item.content if part.type == "output_text")
+                # A refusal (structured outputs) stands for the answer: its validation says why.
+                texts.extend(
+                    part.text if part.type == "output_text" else part.refusal
+                    for part in item.content
+                    if part.type in ("output_text", "refusal")
+                )
             elif item.type == "function_call":
                 calls.append(
                     ToolCall(
@@ -118,7 +127,7 @@ class OpenAIResponses(BodySurface):
         return ModelResponse(
             text="".join(texts),
             tool_calls=calls,
-            usage=priced(usage, config),
+            usage=priced(usage, config, self.settings.prices),
             usage_reported=used is not None,
             surface=SURFACE,
             request_digest=request_digest(body),

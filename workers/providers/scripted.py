@@ -8,6 +8,9 @@ Options (``ModelConfig.options``):
     script: a list of turns, each ``{"text": ...}`` or ``{"tool_calls": [{"name", "arguments"}]}``;
         turn k answers the k-th model call of the run; past the end the default answer follows.
     answer: a fixed final answer instead of the default one.
+    output_schema: set by the worker from the agent's ``output_schema``: the default answer is
+        then a value the schema validates, as compact JSON (``workers/providers/schema_example``);
+        ``script`` and ``answer`` still win, so that invalid answers can be scripted.
     cost_per_1k_tokens: a price in USD per 1,000 tokens (input and output alike), so that cost
         budgets can be exercised offline; priced in ``orchestrator.prices`` like every model.
 
@@ -22,11 +25,13 @@ import random
 from typing import Any
 
 from orchestrator.models import Message, ModelConfig, ToolCall, Usage
+from orchestrator.models.schemas import OUTPUT_SCHEMA_OPTION, compact
 from orchestrator.prices import call_cost
 from orchestrator.tokens import CHARS_PER_TOKEN, estimate_tokens
 from orchestrator.tools import ToolInfo
 from workers.execution.cancellation import CancelToken
 from workers.providers.base import ModelResponse, ProviderError
+from workers.providers.schema_example import example
 
 
 class ScriptedModel:
@@ -89,6 +94,9 @@ class ScriptedModel:
             return ModelResponse(text=str(step.get("text", "")))
         if "answer" in config.options:
             return ModelResponse(text=str(config.options["answer"]))
+        schema = config.options.get(OUTPUT_SCHEMA_OPTION)
+        if schema is not None:
+            return ModelResponse(text=compact(example(schema)))
         last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
         return ModelResponse(text=f"[scripted {config.model}] {last_user}")
 

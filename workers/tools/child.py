@@ -11,8 +11,9 @@ import sys
 import threading
 from typing import Any
 
-from orchestrator.config.settings import get_settings
+from orchestrator.config.settings import load_settings
 from orchestrator.tools import calling
+from workers.module_scan import served_modules
 from workers.tools.calls import render
 from workers.tools.registry import ToolRegistry
 
@@ -29,9 +30,9 @@ def _watch_lifeline(fd: int) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _run(request: dict[str, Any]) -> dict[str, str]:
+def _run(request: dict[str, Any], tool_modules: list[str]) -> dict[str, str]:
     name = request["name"]
-    tool = ToolRegistry.from_modules(get_settings().tool_module_names).get(name)
+    tool = ToolRegistry.from_modules(tool_modules).get(name)
     try:
         if tool is None:
             raise LookupError(f"tool {name!r} is not served by this worker")
@@ -43,13 +44,17 @@ def _run(request: dict[str, Any]) -> dict[str, str]:
 
 
 def main() -> None:
+    """The child's entry point: it reads its settings (the tools worker's environment, which
+    it inherits) once, here."""
+    settings = load_settings()
+    tool_modules = served_modules(settings, settings.tool_module_names)
     request = json.loads(_read_line(0))
     threading.Thread(target=_watch_lifeline, args=(0,), daemon=True).start()
     # The result goes to the original stdout; what the tool prints goes to stderr (the
     # worker's log), so that it cannot corrupt the result.
     result = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    result.write(json.dumps(_run(request)).encode())
+    result.write(json.dumps(_run(request, tool_modules)).encode())
     result.close()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from orchestrator.state.keys import worker_tools_key
-from orchestrator.state.presence import TOOL_LIST
+from orchestrator.state import presence
 from orchestrator.tools import Tool
 from workers.module_scan import collect_named
 
@@ -32,4 +31,4 @@ class ToolRegistry:
         """Tell clients what worker ``hostname`` serves (so unknown tools are refused at
         submit), for ``ttl_ms``: its watchdog keeps the key alive with its presence."""
         infos = [self.tools[name].info for name in sorted(self.tools)]
-        client.set(worker_tools_key(hostname), TOOL_LIST.dump_json(infos), px=ttl_ms)
+        presence.publish_tools(client, hostname, infos, ttl_ms)

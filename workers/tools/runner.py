@@ -101,17 +101,17 @@ class ToolRunner:
         policy: ToolPolicy,
         cancel: CancelToken,
         events: ToolEvents,
-        groups: list[list[str]] | None = None,
+        parallel_groups: list[list[str]] | None = None,
         *,
         scope: str = "",
         on_result: ResultSink | None = None,
     ) -> list[ToolResult]:
         """Run ``calls`` (tools outside ``allowed`` get an error result) and return their
-        results in the order of ``calls``. ``groups`` are the plan's groups, for mode
+        results in the order of ``calls``. ``parallel_groups`` are the plan's tool groups, for mode
         ``plan``. A call's idempotency key is ``scope/call id``; ``on_result`` gets each
         result when it is known, before the call gives up its place to a queued one."""
         turn = Turn(self, calls, set(allowed), policy, cancel, events, scope, on_result)
-        return asyncio.run(turn.run_all(groups or []))
+        return asyncio.run(turn.run_all(parallel_groups or []))
 
     async def call(
         self,

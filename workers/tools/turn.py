@@ -47,10 +47,10 @@ class Turn:
             return f"cancelled: {self.cancel.reason}"
         return self.failed
 
-    async def run_all(self, groups: list[list[str]]) -> list[ToolResult]:
+    async def run_all(self, parallel_groups: list[list[str]]) -> list[ToolResult]:
         everything = list(range(len(self.calls)))
         if self.policy.mode == "plan":
-            batches = [(batch, len(batch)) for batch in plan_batches(self.calls, groups)]
+            batches = [(batch, len(batch)) for batch in plan_batches(self.calls, parallel_groups)]
         elif self.policy.mode == "sequential":
             batches = [(everything, 1)]
         else:

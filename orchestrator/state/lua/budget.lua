@@ -38,24 +38,48 @@ local function in_units(limit, value)
     return int(value) .. ' tokens'
 end
 
+-- The ledgers that count what `ledger` counts: itself, then its ancestors' ('parents', their
+-- keys nearest first) when its run is a child run. A child spends its parent's budget: what it
+-- reserves, spends and admits counts in every ledger of its chain, and fits only where all of
+-- them have room. A child's id begins with its root's hash tag, so these keys live on the shard
+-- of the run's own; they are read from the ledger rather than declared, since run scripts
+-- declare the run's own keys (orchestrator/state/children.py).
+local function ledger_chain(ledger)
+    local chain = {ledger}
+    local parents = redis.call('HGET', ledger, 'parents')
+    if parents then
+        for key in string.gmatch(parents, '%S+') do table.insert(chain, key) end
+    end
+    return chain
+end
+
+-- Add `amount` to `field` of every ledger of `chain`.
+local function chain_add(chain, field, amount)
+    if amount == 0 then return end
+    for _, key in ipairs(chain) do redis.call('HINCRBY', key, field, int(amount)) end
+end
+
 -- Whether amounts ({tokens = n, nusd = n}) fit: 'deny' with the limit, what is spent and the
 -- amount when they do not even once every call in flight has settled to nothing; 'wait' when
--- they fit only then (if with_reserved); 'ok' otherwise. ledger: the run's K_BUDGET, unless
--- another run's (a concurrency group admits the members of the other runs of its group).
+-- they fit only then (if with_reserved); 'ok' otherwise. Every ledger of the chain must have
+-- room (a parent run's limit is named as such). ledger: the run's K_BUDGET, unless another
+-- run's (a concurrency group admits the members of the other runs of its group).
 local function budget_fit(amounts, with_reserved, ledger)
-    ledger = ledger or K_BUDGET
     local verdict = 'ok'
-    for _, pair in ipairs(LIMITS) do
-        local limit = num(ledger, pair[1])
-        if limit then
-            local spent = num(ledger, 'spent_' .. pair[2]) or 0
-            local need = amounts[pair[2]]
-            if spent + need > limit then
-                local name = LIMIT_NAMES[pair[1]] .. ' (' .. in_units(pair[1], limit) .. ')'
-                return 'deny', name, in_units(pair[1], spent), in_units(pair[1], need)
+    for depth, key in ipairs(ledger_chain(ledger or K_BUDGET)) do
+        for _, pair in ipairs(LIMITS) do
+            local limit = num(key, pair[1])
+            if limit then
+                local spent = num(key, 'spent_' .. pair[2]) or 0
+                local need = amounts[pair[2]]
+                if spent + need > limit then
+                    local name = LIMIT_NAMES[pair[1]] .. ' (' .. in_units(pair[1], limit) .. ')'
+                    if depth > 1 then name = 'the parent run\'s ' .. name end
+                    return 'deny', name, in_units(pair[1], spent), in_units(pair[1], need)
+                end
+                local reserved = num(key, 'reserved_' .. pair[2]) or 0
+                if with_reserved and spent + reserved + need > limit then verdict = 'wait' end
             end
-            local reserved = num(ledger, 'reserved_' .. pair[2]) or 0
-            if with_reserved and spent + reserved + need > limit then verdict = 'wait' end
         end
     end
     return verdict
@@ -66,9 +90,13 @@ end
 -- ledger: as for budget_fit.
 local function budget_admit(inflight, floor, ledger)
     ledger = ledger or K_BUDGET
-    local max_agents = num(ledger, 'max_agents')
-    if max_agents and (num(ledger, 'agents') or 0) >= max_agents then
-        return 'deny', 'budget: max_agents (' .. max_agents .. ') reached'
+    local chain = ledger_chain(ledger)
+    for depth, key in ipairs(chain) do
+        local max_agents = num(key, 'max_agents')
+        if max_agents and (num(key, 'agents') or 0) >= max_agents then
+            local whose = depth > 1 and 'the parent run\'s ' or ''
+            return 'deny', 'budget: ' .. whose .. 'max_agents (' .. max_agents .. ') reached'
+        end
     end
     local least = {
         tokens = num(ledger, floor .. '_tokens') or 0,
@@ -79,7 +107,7 @@ local function budget_admit(inflight, floor, ledger)
         return 'deny', 'budget: ' .. limit .. ' reached: ' .. spent .. ' spent, an agent needs '
             .. need .. ' for a call'
     end
-    if verdict == 'ok' then redis.call('HINCRBY', ledger, 'agents', 1) end
+    if verdict == 'ok' then chain_add(chain, 'agents', 1) end
     return verdict, ''
 end
 
@@ -97,8 +125,9 @@ local function budget_reserve_call(call_id, tokens, nusd)
             .. ' does not fit, ' .. spent .. ' spent'
     end
     if verdict == 'ok' then
-        redis.call('HINCRBY', K_BUDGET, 'reserved_tokens', int(tokens))
-        redis.call('HINCRBY', K_BUDGET, 'reserved_nusd', int(nusd))
+        local chain = ledger_chain(K_BUDGET)
+        chain_add(chain, 'reserved_tokens', tokens)
+        chain_add(chain, 'reserved_nusd', nusd)
         redis.call('HSET', K_RESERVED, call_id, int(tokens) .. ' ' .. int(nusd))
     end
     return verdict, ''
@@ -115,15 +144,16 @@ end
 -- `nusd` are spent, and `mark` says how it ended.
 local function budget_end_call(call_id, entry, tokens, nusd, mark)
     local res_tokens, res_nusd = reservation(entry)
+    local chain = ledger_chain(K_BUDGET)
     if res_tokens then
-        redis.call('HINCRBY', K_BUDGET, 'reserved_tokens', int(-res_tokens))
-        redis.call('HINCRBY', K_BUDGET, 'reserved_nusd', int(-res_nusd))
+        chain_add(chain, 'reserved_tokens', -res_tokens)
+        chain_add(chain, 'reserved_nusd', -res_nusd)
         redis.call('HDEL', K_RESERVED, call_id)
     end
     redis.call('HSET', K_ENDED, call_id, mark)
-    redis.call('HINCRBY', K_BUDGET, 'spent_tokens', int(tokens))
-    redis.call('HINCRBY', K_BUDGET, 'spent_nusd', int(nusd))
-    redis.call('HINCRBY', K_BUDGET, 'calls', 1)
+    chain_add(chain, 'spent_tokens', tokens)
+    chain_add(chain, 'spent_nusd', nusd)
+    chain_add(chain, 'calls', 1)
 end
 
 -- Replace a call's reservation with what it used. Once only: a settle retried after a lost

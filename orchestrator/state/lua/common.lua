@@ -1,17 +1,12 @@
--- Shared by every run script: the loader prepends this file, budget.lua, window.lua and
--- group.lua. KEYS[1..16] are the run's keys, the hash first, in the order of
--- orchestrator/state/keys.py RUN_PARTS: every key a script touches is declared, and all of them
--- carry the run's hash tag, so a run's scripts run on the one shard of a Redis Cluster that
--- holds the run. A run in a concurrency group declares its group's keys and its group's
--- other runs' keys after them (see group.lua).
-local K_RUN, K_ITEMS, K_LEASES, K_HOLDERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_OUTPUTS, K_BUDGET, K_RESERVED = KEYS[5], KEYS[6], KEYS[7]
-local K_EVENTS, K_DONE, K_MESSAGES = KEYS[8], KEYS[9], KEYS[10]
-local K_CHECKPOINTS, K_RECORDS = KEYS[11], KEYS[12]
-local K_DEADLINES, K_DENIED, K_PARTIALS, K_ENDED = KEYS[13], KEYS[14], KEYS[15], KEYS[16]
-local RUN_KEY_COUNT = 16
-local RUN_KEYS = {K_RUN, K_ITEMS, K_LEASES, K_HOLDERS, K_OUTPUTS, K_BUDGET, K_RESERVED, K_EVENTS,
-    K_DONE, K_MESSAGES, K_CHECKPOINTS, K_RECORDS, K_DEADLINES, K_DENIED, K_PARTIALS, K_ENDED}
+-- Shared by every run script: the loader prepends the names of the run's keys (generated
+-- from orchestrator/state/keys.py RUN_PARTS: K_RUN, K_ITEMS, ..., RUN_KEYS, RUN_KEY_COUNT), then
+-- this file, budget.lua, window.lua and group.lua. KEYS[1..RUN_KEY_COUNT] are the run's keys,
+-- the hash first: every key a script touches is declared, and all of them carry the run's hash
+-- tag, so a run's scripts run on the one shard of a Redis Cluster that holds the run. A run in
+-- a concurrency group declares its group's keys and its group's other runs' keys after them
+-- (see group.lua). A script whose call can end in several ways replies the outcome's name
+-- first; a yes or no is 1 or 0 (orchestrator/state/store/replies.py).
+
 -- The run's id: its hash key is 'ao:run:{TAG}' and the id.
 local RUN_ID = string.match(K_RUN, '}([^:}]*)$')
 

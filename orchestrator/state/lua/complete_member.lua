@@ -6,19 +6,20 @@
 -- '' for none) and how many calls it made, the cancel channel, then the events to emit in
 -- order (the last one is AgentEnd). Calls of the attempt still reserved (their settle was lost)
 -- are charged.
--- Returns {1, admitted, denied, drained, other runs' shares} when stored (the shares: members
--- of the other runs of its concurrency group that its freed slot let in, see group.lua);
--- {0, stored_output} when a member that never ran was already stored; {2} when the execution
--- does not hold the lease (it was taken over, or the member was ended without it): its result
--- is discarded (its calls counted when they settled); {3} when the run no longer exists.
-if not run_exists() then return {3} end
+-- Returns, the outcome first (orchestrator/state/store/replies.py): {'stored', admitted,
+-- denied, drained, other runs' shares} (the shares: members of the other runs of its
+-- concurrency group that its freed slot let in, see group.lua); {'duplicate', stored_output}
+-- when a member that never ran was already stored; {'discarded'} when the execution does not
+-- hold the lease (it was taken over, or the member was ended without it): its result is
+-- discarded (its calls counted when they settled); {'gone'} when the run no longer exists.
+if not run_exists() then return {'gone'} end
 local group = run_group()
 if group then check_declared(group, false) end
 local member, node, token = ARGV[1], ARGV[2], ARGV[3]
-if token ~= '' and redis.call('HGET', K_HOLDERS, member) ~= token then return {2} end
+if token ~= '' and redis.call('HGET', K_HOLDERS, member) ~= token then return {'discarded'} end
 if ARGV[9] ~= '' then budget_close_attempt(ARGV[9], tonumber(ARGV[10])) end
 if redis.call('HSETNX', K_OUTPUTS, member, ARGV[5]) == 0 then
-    return {0, redis.call('HGET', K_OUTPUTS, member)}
+    return {'duplicate', redis.call('HGET', K_OUTPUTS, member)}
 end
 if member ~= 'final' then
     redis.call('HINCRBY', K_RUN, 'n_' .. ARGV[6], 1)
@@ -40,9 +41,9 @@ redis.call('HDEL', K_DEADLINES, member)
 redis.call('HDEL', K_DENIED, member)
 for i = 12, #ARGV do emit(ARGV[i]) end
 flag_deadline(ARGV[11])
-local admitted, denied, others = fill_window(node, tonumber(ARGV[4]), group)
+local admitted, denied, others = admit_next(node, tonumber(ARGV[4]), group)
 local is_drained = 0
 if member ~= 'final' and drained() and redis.call('HEXISTS', K_OUTPUTS, 'final') == 0 then
     is_drained = 1
 end
-return {1, admitted, denied, is_drained, others}
+return {'stored', admitted, denied, is_drained, others}

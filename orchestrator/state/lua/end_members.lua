@@ -35,6 +35,6 @@ if drained() and redis.call('HEXISTS', K_OUTPUTS, 'final') == 0 then is_drained 
 local others = {}
 if group and ended > 0 then
     local _
-    _, _, others = fill_window(ARGV[3], tonumber(ARGV[4]), group)
+    _, _, others = admit_next(ARGV[3], tonumber(ARGV[4]), group)
 end
 return {ended, is_drained, others}

@@ -1,4 +1,6 @@
--- The gate of a run's final agent (a reducer, a judge). ARGV: node, final_prompt, lease_ms.
+-- The gate of a run's final step (a reducer, a judge). ARGV: node, final_prompt, lease_ms,
+-- agent ('1': the step is an agent of the budget; '0': a reducer function, which makes no model
+-- call and is no agent, so only a cancel keeps it from running).
 -- final_prompt is the judge's prompt, or '' for a map-reduce's reducer, which builds its own
 -- prompts from the stored outputs when it runs (a big run's would be megabytes here).
 -- Returns {'cancelled', reason}, {'denied', reason}, {'gone'} (the run no longer exists or has
@@ -10,8 +12,10 @@ if cancel then return {'cancelled', cancel} end
 if redis.call('HEXISTS', K_RUN, 'final_prompt') == 1 or redis.call('HEXISTS', K_OUTPUTS, 'final') == 1 then
     return {'admitted'}
 end
-local verdict, reason = budget_admit(0, 'final_floor')
-if verdict ~= 'ok' then return {'denied', reason} end
+if ARGV[4] ~= '0' then
+    local verdict, reason = budget_admit(0, 'final_floor')
+    if verdict ~= 'ok' then return {'denied', reason} end
+end
 redis.call('HSET', K_RUN, 'final_prompt', ARGV[2])
 redis.call('ZADD', K_LEASES, now_ms() + tonumber(ARGV[3]), 'final')
 redis.call('HSET', K_HOLDERS, 'final', 'a:' .. ARGV[1])

@@ -2,20 +2,21 @@
 -- share its limit: a member of any of them holds one of the group's slots exactly while it is
 -- in flight in its run (in its run's leases), and the slots that free go round-robin to the
 -- group's runs that have members waiting. A script of a run in a group declares, after the
--- run's own keys, the group's keys (orchestrator/state/keys.py GroupKeys, in this order):
+-- run's own keys, the group's keys (orchestrator/state/keys.py GroupKeys, in the order of its
+-- GROUP_PARTS, whose offsets the loader generates as it does the run's key names):
 --   limits    sorted set: worker hostname -> the limit that worker declares
 --   live      sorted set: the same hostnames -> when their declaration lapses (presence, ms)
 --   inflight  set: 'run_id:member' of each member in flight
 --   rotation  list: the ids of the runs waiting for slots, the next turn first
 --   repaired  present for a lease after a sweep checked the group's slots
--- and then, five keys each (run hash, leases, holders, budget, denied), the group's other runs
--- that the caller read in the rotation (and, for a repair, in inflight) just before. The
--- group's keys and all its runs' keys carry the group's hash tag (one shard of a Cluster).
--- Should a run have joined since that read, the script stops before writing anything with a
--- 'STALE' error, and the caller reads again and retries (check_declared).
+-- and then the keys of SHARED_RUN_PARTS (run hash, leases, holders, budget, denied) of each of
+-- the group's other runs that the caller read in the rotation (and, for a repair, in
+-- inflight) just before. The group's keys and all its runs' keys carry the group's hash tag
+-- (one shard of a Cluster). Should a run have joined since that read, the script stops before
+-- writing anything with a 'STALE' error, and the caller reads again and retries
+-- (check_declared).
 local GROUP_FIRST = RUN_KEY_COUNT + 1
-local GROUP_PARTS = {limits = 0, live = 1, inflight = 2, rotation = 3, repaired = 4}
-local OTHERS_FIRST = GROUP_FIRST + 5
+local OTHERS_FIRST = GROUP_FIRST + GROUP_KEY_COUNT
 
 local function group_key(group, part)
     local key = KEYS[GROUP_FIRST + GROUP_PARTS[part]]
@@ -23,13 +24,13 @@ local function group_key(group, part)
     return key
 end
 
--- The keys of the runs this call declared, by run id (this run's own among them).
-local DECLARED = {[RUN_ID] = {run = K_RUN, leases = K_LEASES, holders = K_HOLDERS,
-    budget = K_BUDGET, denied = K_DENIED}}
-for first = OTHERS_FIRST, #KEYS, 5 do
-    local run_id = string.match(KEYS[first], '}([^:}]*)$')
-    DECLARED[run_id] = {run = KEYS[first], leases = KEYS[first + 1],
-        holders = KEYS[first + 2], budget = KEYS[first + 3], denied = KEYS[first + 4]}
+-- The keys of the runs this call declared, by run id (this run's own among them), each a
+-- table part -> key of the parts of SHARED_RUN_PARTS (the run's hash first).
+local DECLARED = {[RUN_ID] = SHARED_RUN_KEYS}
+for first = OTHERS_FIRST, #KEYS, #SHARED_RUN_PARTS do
+    local keys = {}
+    for i, part in ipairs(SHARED_RUN_PARTS) do keys[part] = KEYS[first + i - 1] end
+    DECLARED[string.match(keys.run, '}([^:}]*)$')] = keys
 end
 
 -- KEYS[1]'s run's group, or nil.
@@ -97,7 +98,7 @@ local function group_fill(group, node, lease_ms)
     while free > 0 and passed < turns do
         local run_id = redis.call('LINDEX', rotation, 0)
         local keys = DECLARED[run_id]
-        local admitted, denied, stop = admit_run(keys, node, lease_ms, now, 1)
+        local admitted, denied, stop = admit_within_window(keys, node, lease_ms, now, 1)
         for _, index in ipairs(admitted) do
             redis.call('SADD', inflight, run_id .. ':' .. index)
         end
@@ -134,12 +135,13 @@ local function group_fill(group, node, lease_ms)
     return own[1], own[2], others
 end
 
--- Admission for KEYS[1]'s run, whose group is `group` (nil: none): its own window, or its
--- group's round-robin fill, which may admit members of the group's other runs. The caller,
--- worker NODE, publishes every admitted member. Returns the run's admitted indices and
+-- The next admission for KEYS[1]'s run, whose group is `group` (nil: none): what its own
+-- window lets in (window.lua), or its group's round-robin fill, which may admit members of the
+-- group's other runs. Here rather than in window.lua, which comes first in the prelude: it
+-- chooses between the two. The caller, worker NODE, publishes every admitted member. Returns the run's admitted indices and
 -- (denied index, reason) pairs, and the other runs' shares (see group_fill).
-local function fill_window(node, lease_ms, group)
+local function admit_next(node, lease_ms, group)
     if group then return group_fill(group, node, lease_ms) end
-    local admitted, denied = admit_run(DECLARED[RUN_ID], node, lease_ms, now_ms(), nil)
+    local admitted, denied = admit_within_window(DECLARED[RUN_ID], node, lease_ms, now_ms(), nil)
     return admitted, denied, {}
 end

@@ -9,5 +9,5 @@ if redis.call('HGET', K_RUN, 'state') == 'pending' then
     redis.call('HSET', K_RUN, 'state', 'running')
 end
 if group then join_rotation(group) end
-local admitted, denied, others = fill_window(ARGV[1], tonumber(ARGV[2]), group)
+local admitted, denied, others = admit_next(ARGV[1], tonumber(ARGV[2]), group)
 return {admitted, denied, redis.call('HGET', K_RUN, 'cancel') or '', others}

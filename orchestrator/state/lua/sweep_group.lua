@@ -20,5 +20,5 @@ for _, slot in ipairs(redis.call('SMEMBERS', inflight)) do
         freed = freed + 1
     end
 end
-local admitted, denied, others = fill_window(ARGV[1], lease_ms, group)
+local admitted, denied, others = admit_next(ARGV[1], lease_ms, group)
 return {freed, admitted, denied, others}

@@ -1,12 +1,14 @@
 -- The concurrency window of a run (prepended to run scripts after common.lua and budget.lua).
 
--- Admit members of one run (keys: see run_keys) in item order while fewer than its
--- max_concurrent are in flight and its budget admits, at most `most` of them (nil: no bound).
+-- Admit members of one run in item order while fewer than its max_concurrent are in flight
+-- (its window) and its budget admits, at most `most` of them (nil: no bound). `keys`: the
+-- run's keys by part (SHARED_RUN_PARTS: run, leases, holders, budget, denied; see DECLARED in
+-- group.lua).
 -- The caller, worker NODE, publishes the admitted members. Returns the admitted indices, a
 -- flat list of (denied index, reason) and why it stopped: 'done' (no member waits), 'full'
 -- (its own cap is reached, or its budget waits for the calls in flight), 'most' (it admitted
 -- `most`) or 'inactive' (cancelled, ended or gone).
-local function admit_run(keys, node, lease_ms, now, most)
+local function admit_within_window(keys, node, lease_ms, now, most)
     local admitted, denied = {}, {}
     if not is_active(keys.run) then return admitted, denied, 'inactive' end
     local fields = redis.call('HMGET', keys.run, 'total', 'max_concurrent', 'next')

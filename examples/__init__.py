@@ -1,0 +1,1 @@
+"""Runnable examples of the docs (not part of the installed packages)."""

@@ -1,0 +1,1 @@
+"""Adapters that put agent frameworks' models on an agent function's context."""
