@@ -24,10 +24,10 @@ from orchestrator.state.scripts import run_script
 from orchestrator.state.store.replies import text
 from orchestrator.state.store.run_scripts import RunScripts
 
-
 WRITE_GRACE_MS = 60_000
 """How long a run being created is kept from being swept, should its creator die before it
 sets the run's first sweep (a run never written is then dropped by that sweep)."""
+
 
 class RunLifecycle(RunScripts):
     """Creates runs, flags their cancel and ends them."""
