@@ -17,7 +17,7 @@ from orchestrator.local import LocalRedis
 from orchestrator.state.budget import RunBudget
 from orchestrator.state.events import ChildRunStart
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted, start_workers
+from tests.helpers import items, scripted, start_workers, wait_for
 from tests.model_server import SlowModelServer
 
 
@@ -91,13 +91,13 @@ def test_cancelling_the_parent_ends_its_running_child_and_its_call_in_flight(
     try:
         client = Client(redis_url=private_redis.url)
         handle = client.run_agent(function("parent", "slow_child"), "p")
-        assert api.wait_until(lambda: api.received == ["child of p"], 30), "the child's call"
+        wait_for(lambda: api.received == ["child of p"], "the child's call", 30, 0.01)
         (child_id,) = handle.status().children
         assert handle.cancel() is True
         assert handle.wait(timeout=30).state == "cancelled"
         child = client.get_run(child_id)
         assert child.wait(timeout=30).state == "cancelled"
-        assert api.wait_until(lambda: api.abandoned == ["child of p"], 10), "aborted in flight"
+        wait_for(lambda: api.abandoned == ["child of p"], "aborted in flight", 10, 0.01)
         assert api.answered == []
     finally:
         worker.stop()
@@ -114,7 +114,7 @@ def test_a_redelivered_parent_adopts_the_child_its_dead_execution_started(
     try:
         client = Client(redis_url=private_redis.url)
         handle = client.run_agent(function("parent", "slow_child"), "p")
-        assert api.wait_until(lambda: "child of p" in api.received, 30), "the child runs"
+        wait_for(lambda: "child of p" in api.received, "the child runs", 30, 0.01)
         victim.kill()
         (survivor,) = start_workers(env, ["survivor"], tmp_path, 2)
         result = handle.result(timeout=90)

@@ -20,7 +20,7 @@ from orchestrator.state.events import ModelTurn
 from orchestrator.state.keys import RunKeys
 from orchestrator.tokens import estimate_tokens
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted, start_workers
+from tests.helpers import items, scripted, start_workers, wait_for
 from tests.model_server import SlowModelServer
 
 KEY = "sk-test-agent-function-key-0123456789"
@@ -146,10 +146,10 @@ def test_a_cancel_aborts_an_agent_functions_call_and_ends_it_cancelled(
         client = Client(redis_url=private_redis.url)
         spec = api.agent("stubborn").model_copy(update={"agent": "ignores_cancel"})
         handle = client.run_agent(spec, "wait")
-        assert api.wait_until(lambda: api.received == ["wait"], 30), "the call is in flight"
+        wait_for(lambda: api.received == ["wait"], "the call is in flight", 30, 0.01)
         assert handle.cancel() is True
         assert handle.wait(timeout=30).state == "cancelled"
-        assert api.wait_until(lambda: api.abandoned == ["wait"], 10), "the call was aborted"
+        wait_for(lambda: api.abandoned == ["wait"], "the call was aborted", 10, 0.01)
         output = next(handle.outputs())
         assert output.outcome == "cancelled", "catching the stop does not make it ok"
         assert output.answer == ""
@@ -170,7 +170,7 @@ def test_a_redelivered_agent_function_resumes_from_its_checkpoint(
         spec = api.agent("stepper").model_copy(update={"agent": "steps"})
         handle = client.run_agent(spec, "job")
         state = redis.Redis.from_url(private_redis.url)
-        assert api.wait_until(lambda: "job step 2" in api.received, 30), "two steps were saved"
+        wait_for(lambda: "job step 2" in api.received, "two steps were saved", 30, 0.01)
         victim.kill()  # during the third call
         (survivor,) = start_workers(env, ["survivor"], tmp_path, 2)
         result = handle.result(timeout=60)
