@@ -44,7 +44,7 @@ def store(module_redis: LocalRedis) -> RunStore:
 
 @pytest.fixture
 def app(module_redis: LocalRedis) -> Celery:
-    """A Celery app on the quiet Redis, as a worker's (no worker consumes its queues)."""
+    """A Celery app on the module's Redis, as a worker's (no worker consumes its queues)."""
     app = Celery("every-run-ends", set_as_current=False)
     app.conf.update(celery_config(Settings(redis_url=module_redis.url)))
     return app
@@ -261,9 +261,9 @@ class SweepsDuringWrites(redis.Redis):
         return pipe
 
 
-def test_a_run_being_written_is_not_swept_before_it_is_written(quiet: LocalRedis) -> None:
-    client = SweepsDuringWrites.from_url(quiet.url)
-    store = RunStore(client, Settings(redis_url=quiet.url, sweep_s=0.05))
+def test_a_run_being_written_is_not_swept_before_it_is_written(module_redis: LocalRedis) -> None:
+    client = SweepsDuringWrites.from_url(module_redis.url)
+    store = RunStore(client, Settings(redis_url=module_redis.url, sweep_s=0.05))
     client.interleave(store, wait_s=0.2)  # four sweep intervals
     run_id = new_run(store, 3, 1)
     # The watchdog ran while the run was written, past the run's first sweep time...
