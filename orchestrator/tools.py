@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, get_type_hints, overload
+from typing import Any, Literal, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -56,6 +56,17 @@ class ToolInfo(BaseModel):
     remote: bool = False
     max_concurrency: int | None = None
     timeout_s: float | None = None
+
+
+class McpServerInfo(BaseModel):
+    """What a worker publishes about one of its MCP servers: its name, whether it is up, why
+    not, and how many tools it serves (never its command, URL or headers)."""
+
+    name: str
+    transport: Literal["stdio", "http"]
+    up: bool
+    error: str = ""
+    tools: int = 0
 
 
 class ToolPolicy(BaseModel):

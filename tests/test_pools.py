@@ -55,7 +55,8 @@ def test_a_pool_slot_is_free_while_its_call_backs_off(
     pool_client: Client, api: SlowModelServer
 ) -> None:
     agent = api.agent("caller", model="one-at-a-time")
-    api.refuse("call A", times=1, retry_after_s=LONG_BACKOFF_S)
+    # A 503, not a 429: a 429 that says when to retry pauses the whole pool (test_tpm.py).
+    api.refuse("call A", times=1, retry_after_s=LONG_BACKOFF_S, status=503)
     first = pool_client.run_agent(agent, prompt="call A")
     try:
         wait_for(lambda: "call A" in api.refused, "A was refused", 60, 0.01)

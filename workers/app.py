@@ -80,6 +80,7 @@ def _start_watchdog(sender: Any = None, **_: Any) -> None:
 @worker_shutdown.connect
 def _stop_watchdog(**_: Any) -> None:
     runtime.watchdog.stop()
+    runtime.stop_tool_servers()
     flush_spans()  # the last spans leave before the process does
     from workers.execution.records import flush_records
 

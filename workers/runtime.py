@@ -34,6 +34,7 @@ from workers.providers.budgeted import BudgetedProvider, CallBudget
 from workers.providers.pooled import PooledProvider
 from workers.providers.traced import TracedProvider
 from workers.tools.calls import SlotRef
+from workers.tools.mcp_tools import serve_mcp
 from workers.tools.registry import ToolRegistry
 from workers.tools.remote import CeleryRemoteCall
 from workers.tools.runner import RemoteCall, ToolRunner
@@ -112,9 +113,21 @@ class WorkerRuntime:
 
     @property
     def tool_registry(self) -> ToolRegistry:
-        """The tools of ``ORCHESTRATOR_MODULES`` and ``ORCHESTRATOR_TOOL_MODULES``."""
-        modules = served_modules(self.settings, self.settings.tool_module_names)
-        return self._once("tool_registry", lambda: ToolRegistry.from_modules(modules))
+        """The tools of ``ORCHESTRATOR_MODULES`` and ``ORCHESTRATOR_TOOL_MODULES``, and of
+        ``ORCHESTRATOR_MCP_SERVERS`` (the servers started here, in this process)."""
+        settings = self.settings
+        modules = served_modules(settings, settings.tool_module_names)
+        return self._once(
+            "tool_registry",
+            lambda: ToolRegistry.from_modules(modules, serve_mcp(settings.mcp_servers)),
+        )
+
+    def stop_tool_servers(self) -> None:
+        """Stop the MCP servers of this process, if it started them."""
+        with self._lock:
+            registry = self._made.get("tool_registry")
+        if registry is not None:
+            registry.close()
 
     def _tool_limit(self, tool: Tool) -> SharedLimit | None:
         if tool.info.max_concurrency is None:

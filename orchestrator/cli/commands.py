@@ -19,6 +19,7 @@ from orchestrator.cli.input import (
 from orchestrator.cli.render import plain
 from orchestrator.client import Client
 from orchestrator.errors import InvalidRunError
+from orchestrator.tools import McpServerInfo
 
 
 def submit_map_reduce(args: argparse.Namespace, client: Client, out: Console) -> int:
@@ -144,7 +145,7 @@ def tools(client: Client) -> int:
         # stdout stays one line per tool for scripts; the explanation goes to stderr.
         why = (
             "no live worker serves any tool (workers serve the @tool functions of the modules "
-            "in their ORCHESTRATOR_TOOL_MODULES)"
+            "in their ORCHESTRATOR_TOOL_MODULES and the tools of their ORCHESTRATOR_MCP_SERVERS)"
             if client.workers()
             else "no worker is running at this Redis"
         )
@@ -154,4 +155,26 @@ def tools(client: Client) -> int:
         limit = f", at most {info.max_concurrency} at once" if info.max_concurrency else ""
         summary = info.description.splitlines()[0] if info.description else ""
         print(f"{info.name} ({where}{limit}): {summary}")
+    for line in server_lines(client.mcp_servers()):
+        print(line)
     return 0
+
+
+def server_lines(by_worker: dict[str, list[McpServerInfo]]) -> list[str]:
+    """``mcp files (stdio): up, 4 tools, on w1@h, w2@h`` and, for each reason a server is down,
+    ``mcp search (http): DOWN on w1@h: <why>``; sorted by server name."""
+    states: dict[tuple[str, str], dict[tuple[bool, str, int], list[str]]] = {}
+    for worker, servers in by_worker.items():
+        for server in servers:
+            where = states.setdefault((server.name, server.transport), {})
+            where.setdefault((server.up, server.error, server.tools), []).append(worker)
+    lines = []
+    for (name, transport), by_state in sorted(states.items()):
+        for (up, error, tools), workers in sorted(by_state.items(), reverse=True):
+            on = ", ".join(sorted(workers))
+            if up:
+                noun = "tool" if tools == 1 else "tools"
+                lines.append(f"mcp {name} ({transport}): up, {tools} {noun}, on {on}")
+            else:
+                lines.append(f"mcp {name} ({transport}): DOWN on {on}: {error}")
+    return lines

@@ -36,10 +36,10 @@ from orchestrator.state import events as run_events
 from orchestrator.state import groups as group_limits
 from orchestrator.state.events import ParallelLoopStart
 from orchestrator.state.keys import RUN_ID
-from orchestrator.state.presence import live_names, live_tools, live_workers
+from orchestrator.state.presence import live_mcp_servers, live_names, live_tools, live_workers
 from orchestrator.state.store import RunStore
 from orchestrator.strategies import BUILTIN_STRATEGIES
-from orchestrator.tools import ToolInfo
+from orchestrator.tools import McpServerInfo, ToolInfo
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 RESULT_MODELS: dict[str, type[BaseModel]] = {
@@ -262,6 +262,11 @@ class Client:
     def tools(self) -> list[ToolInfo]:
         """The tools the live workers serve (each publishes its own, kept with its presence)."""
         return live_tools(self.redis)
+
+    def mcp_servers(self) -> dict[str, list[McpServerInfo]]:
+        """The MCP servers of each live worker that has some (``ORCHESTRATOR_MCP_SERVERS``), by
+        hostname: whether each is up, why not, how many tools it serves."""
+        return live_mcp_servers(self.redis)
 
     def endpoints(self) -> list[str]:
         """The endpoints the live workers declare (names only: URLs and keys stay on them)."""

@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from orchestrator.config.governor import CacheGovernorConfig
+from orchestrator.config.mcp import McpServer, parse_mcp_servers
 from orchestrator.config.urls import (
     AMQP_SCHEMES,
     REDIS_SCHEMES,
@@ -89,7 +90,8 @@ class Settings(BaseSettings):
             "api_key_env": "VLLM_KEY"}}``; a run names one with ``ModelConfig.endpoint``, and a
             worker sends a key only to a URL named here (or the provider's own).
         provider_limits: pools shared by all workers, keyed ``provider`` or
-            ``provider:model``, e.g. ``{"openai:gpt-4o": {"max_concurrent": 8, "rpm": 500}}``.
+            ``provider:model``, e.g. ``{"openai:gpt-4o": {"max_concurrent": 8, "rpm": 500, "tpm":
+            30000}}``.
         prices: USD per million tokens by ``provider:model`` (``ORCHESTRATOR_PRICES``), e.g.
             ``{"openai:my-finetune": {"input": 3, "output": 12, "cached_input": 1.5}}``; they
             win over the ``genai-prices`` package's list (``orchestrator/prices.py``). A run
@@ -112,6 +114,8 @@ class Settings(BaseSettings):
             (``ORCHESTRATOR_SENTINEL_MASTER``); required with such a URL (see the Sentinel page).
         sentinel_password: the sentinels' own password, when they require one
             (``ORCHESTRATOR_SENTINEL_PASSWORD``); the servers' password goes in the URL.
+        mcp_servers: the MCP servers whose tools this worker serves as ``{server}.{tool}``
+            (``ORCHESTRATOR_MCP_SERVERS``, JSON; see ``orchestrator/config/mcp.py``).
     """
 
     model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
@@ -142,6 +146,7 @@ class Settings(BaseSettings):
     redis_cluster: bool = False
     sentinel_master: str | None = None
     sentinel_password: SecretStr | None = None
+    mcp_servers: Annotated[dict[str, McpServer], NoDecode] = Field(default_factory=dict)
 
     @field_validator("redis_url", "broker_url", "result_backend")
     @classmethod
@@ -194,6 +199,11 @@ class Settings(BaseSettings):
     @classmethod
     def _group_limits(cls, value: object) -> dict[str, int]:
         return parse_group_limits(value)
+
+    @field_validator("mcp_servers", mode="before")
+    @classmethod
+    def _mcp_servers(cls, value: object) -> dict[str, McpServer]:
+        return parse_mcp_servers(value)
 
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         """What ``repr()`` and ``str()`` show: the URLs with their passwords masked."""

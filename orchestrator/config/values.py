@@ -34,12 +34,16 @@ class Endpoint(BaseModel):
 
 
 class PoolLimit(BaseModel):
-    """A limit shared by every worker: calls at once, and calls per minute."""
+    """A limit shared by every worker: calls at once, calls per minute, and tokens per minute
+    (each call counted at the bound its budget reserves, then at the usage reported; see
+    ``workers/providers/pooled.py``). ``window_s`` is the provider's minute (shorter in tests)."""
 
     model_config = ConfigDict(frozen=True)
 
     max_concurrent: int | None = Field(default=None, ge=1)
     rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    window_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
 
 
 def parse_group_limits(value: object) -> dict[str, int]:

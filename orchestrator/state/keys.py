@@ -43,6 +43,23 @@ def rate_key(name: str) -> str:
     return f"ao:limit:{{{name}}}:calls"
 
 
+def token_window_key(name: str) -> str:
+    """Calls of the last window under a tokens-per-minute limit: a sorted set of call -> time
+    it was reserved in ms."""
+    return f"ao:limit:{{{name}}}:token-calls"
+
+
+def token_amounts_key(name: str) -> str:
+    """The tokens of each call in ``token_window_key``, and their sum under ``#total``."""
+    return f"ao:limit:{{{name}}}:tokens"
+
+
+def pause_key(name: str) -> str:
+    """A limit paused for every worker (a provider's 429 said when to retry): the key's TTL is
+    what is left of the pause."""
+    return f"ao:limit:{{{name}}}:paused"
+
+
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 """What a run id is: 32 hex digits, so that a run's keys are never another run's."""
 
@@ -247,6 +264,11 @@ def worker_names_key(hostname: str) -> str:
 def worker_tools_key(hostname: str) -> str:
     """The tools a worker serves (a JSON list of ToolInfo), expiring with its presence."""
     return f"ao:worker:{hostname}:tools"
+
+
+def worker_mcp_key(hostname: str) -> str:
+    """The MCP servers of a worker (a JSON list of McpServerInfo), expiring with its presence."""
+    return f"ao:worker:{hostname}:mcp"
 
 
 def member_of_task(task_id: str) -> tuple[str, str] | None:

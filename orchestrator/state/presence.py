@@ -13,11 +13,12 @@ import redis
 from pydantic import TypeAdapter
 
 from orchestrator.state.connection import get_many
-from orchestrator.state.keys import WORKERS, worker_names_key, worker_tools_key
+from orchestrator.state.keys import WORKERS, worker_mcp_key, worker_names_key, worker_tools_key
 from orchestrator.state.scripts import run_script
-from orchestrator.tools import ToolInfo
+from orchestrator.tools import McpServerInfo, ToolInfo
 
 TOOL_LIST: TypeAdapter[list[ToolInfo]] = TypeAdapter(list[ToolInfo])
+MCP_LIST: TypeAdapter[list[McpServerInfo]] = TypeAdapter(list[McpServerInfo])
 SERVED_NAMES: TypeAdapter[dict[str, list[str]]] = TypeAdapter(dict[str, list[str]])
 
 
@@ -43,6 +44,24 @@ def live_tools(client: redis.Redis) -> list[ToolInfo]:
             for info in TOOL_LIST.validate_json(raw):
                 by_name.setdefault(info.name, info)
     return [by_name[name] for name in sorted(by_name)]
+
+
+def live_mcp_servers(client: redis.Redis) -> dict[str, list[McpServerInfo]]:
+    """The MCP servers of each live worker that has any, by hostname."""
+    hostnames = live_workers(client)
+    raws = get_many(client, [worker_mcp_key(name) for name in hostnames]) if hostnames else []
+    return {
+        name: servers
+        for name, raw in zip(hostnames, raws, strict=True)
+        if raw is not None and (servers := MCP_LIST.validate_json(raw))
+    }
+
+
+def publish_mcp(
+    client: redis.Redis, hostname: str, servers: list[McpServerInfo], ttl_ms: int
+) -> None:
+    """Tell clients the state of worker ``hostname``'s MCP servers, for ``ttl_ms``."""
+    client.set(worker_mcp_key(hostname), MCP_LIST.dump_json(servers), px=ttl_ms)
 
 
 def live_names(client: redis.Redis, kind: str) -> list[str]:
@@ -79,7 +98,8 @@ def refresh(client: redis.Redis, hostname: str, ttl_ms: int) -> bool:
     with client.pipeline(transaction=False) as pipe:
         pipe.pexpire(worker_tools_key(hostname), ttl_ms)
         pipe.pexpire(worker_names_key(hostname), ttl_ms)
-        tools, names = pipe.execute()
+        pipe.pexpire(worker_mcp_key(hostname), ttl_ms)
+        tools, names, _ = pipe.execute()  # the MCP key is written again with the tools key
     return bool(tools) and bool(names)
 
 
@@ -90,4 +110,5 @@ def leave(client: redis.Redis, hostname: str) -> None:
         # One key per DEL: on a Redis Cluster they live on different shards.
         pipe.delete(worker_tools_key(hostname))
         pipe.delete(worker_names_key(hostname))
+        pipe.delete(worker_mcp_key(hostname))
         pipe.execute()

@@ -47,6 +47,7 @@ from workers.providers.base import (
     RetryableProviderError,
 )
 from workers.providers.http_common import BodySurface
+from workers.tools.wire_names import restore_names
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class GovernedSurface:
                 log.exception("cache governor: request left unchanged")
                 decision = None
         response, decision = self._send(surface, config, body, decision, cancel)
+        restore_names(response, tools)
         response.prompt = [block.record() for block in blocks]
         response.cache = decision
         return response

@@ -68,6 +68,7 @@ class Watchdog:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._node = ""
+        self._published = -1  # the tools' revision last published
 
     @property
     def presence_ms(self) -> int:
@@ -107,6 +108,8 @@ class Watchdog:
         of workers it finds absent, this one's included should its presence have lapsed."""
         client, ttl_ms = self._store.client, self.presence_ms
         present = presence.refresh(client, self._node, ttl_ms)
+        if present and self._tools is not None and self._tools.revision != self._published:
+            self._publish(client, ttl_ms)  # an MCP server went up or down
         if not present and self._tools is not None:
             self._publish(client, ttl_ms)
             declare_queues(self._app)
@@ -120,6 +123,7 @@ class Watchdog:
     def _publish(self, client: redis.Redis, ttl_ms: int) -> None:
         """Publish what this worker serves: its tools, and its strategies and endpoints."""
         if self._tools is not None:
+            self._published = self._tools.revision
             self._tools.publish(client, self._node, ttl_ms)
         presence.publish_names(client, self._node, self._served, ttl_ms)
 

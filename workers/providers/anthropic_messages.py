@@ -20,6 +20,7 @@ from workers.providers.http_common import (
     sdk_call,
 )
 from workers.providers.output_formats import OUTPUT_TOOL, anthropic_fields, asked_schema
+from workers.tools.wire_names import wire_name
 
 SURFACE = "anthropic.messages"
 MIN_THINKING_BUDGET = 1024  # the least budget_tokens the API accepts
@@ -52,7 +53,7 @@ def anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
             if message.content:
                 blocks.append({"type": "text", "text": message.content})
             blocks.extend(
-                {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+                {"type": "tool_use", "id": c.id, "name": wire_name(c.name), "input": c.arguments}
                 for c in message.tool_calls
             )
             turns.append({"role": "assistant", "content": blocks})
@@ -111,7 +112,11 @@ class AnthropicMessages(BodySurface):
             body["system"] = system
         if tools:
             body["tools"] = [
-                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                {
+                    "name": wire_name(t.name),
+                    "description": t.description,
+                    "input_schema": t.parameters,
+                }
                 for t in tools
             ]
         if thinking:

@@ -28,13 +28,21 @@ class ProviderError(Exception):
 
 class RetryableProviderError(ProviderError):
     """A model call failed in a way worth retrying (429, 5xx, connection); ``retry_after_s``
-    is the provider's ``Retry-After`` when it sent one."""
+    is when the provider said to try again (``Retry-After`` or its rate-limit reset headers),
+    when it did; ``rate_limited`` for a 429, which then pauses the call's pool for every
+    worker."""
 
     def __init__(
-        self, message: str, retry_after_s: float | None = None, *, unbilled: bool = False
+        self,
+        message: str,
+        retry_after_s: float | None = None,
+        *,
+        unbilled: bool = False,
+        rate_limited: bool = False,
     ) -> None:
         super().__init__(message, unbilled=unbilled)
         self.retry_after_s = retry_after_s
+        self.rate_limited = rate_limited
 
 
 class ModelResponse(BaseModel):

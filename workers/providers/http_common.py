@@ -24,7 +24,9 @@ from workers.execution.cancellation import Cancelled, CancelToken
 from workers.providers import inflight
 from workers.providers.base import ModelResponse, ProviderError, RetryableProviderError
 from workers.providers.inflight import thread_client
+from workers.providers.pooled import retry_wait_s
 from workers.providers.redaction import redact
+from workers.tools.wire_names import restore_names
 
 # Options that configure the adapter; every other option is passed to the API as a parameter.
 ADAPTER_OPTIONS = frozenset({"base_url", "api_key_env", "timeout_s"})
@@ -115,7 +117,8 @@ class BodySurface:
         tools: list[ToolInfo],
     ) -> ModelResponse:
         """Build the call's request and send it."""
-        return self.send(config, self.request_body(config, messages, tools), cancel)
+        response = self.send(config, self.request_body(config, messages, tools), cancel)
+        return restore_names(response, tools)
 
     def send(self, config: ModelConfig, body: dict[str, Any], cancel: CancelToken) -> ModelResponse:
         """Make the call ``body`` describes."""
@@ -219,24 +222,15 @@ def translate_error(error: Exception, surface: str, secrets: Iterable[str] = ())
     like a credential, since upstream bodies may echo the request's headers."""
     status = getattr(error, "status_code", None)
     response = getattr(error, "response", None)
-    retry_after = _retry_after(response.headers if response is not None else None)
+    retry_after = retry_wait_s(response.headers if response is not None else None)
     message = redact(f"{surface}: {type(error).__name__}: {error}", secrets)
     connection_failure = type(error).__name__ in ("APIConnectionError", "APITimeoutError")
     # An HTTP error status is the provider's answer instead of a completion: nothing billed.
     answered = isinstance(status, int)
     if status == 429 or (isinstance(status, int) and status >= 500) or connection_failure:
-        return RetryableProviderError(message, retry_after, unbilled=answered)
+        limited = status == 429
+        return RetryableProviderError(message, retry_after, unbilled=answered, rate_limited=limited)
     return ProviderError(message, unbilled=answered, status=status if answered else None)
-
-
-def _retry_after(headers: Any) -> float | None:
-    if headers is None:
-        return None
-    value = headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: fall back to our backoff
 
 
 def openai_client(config: ModelConfig, endpoints: Mapping[str, Endpoint]) -> Any:

@@ -15,7 +15,8 @@ import contextlib
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
 from workers.execution.cancellation import Cancelled, CancelToken
@@ -82,6 +83,20 @@ async def _close_quietly(client: AsyncClient) -> None:
         await client.close()
 
 
+_SENDING: ContextVar[Callable[[], None] | None] = ContextVar("ao_sending", default=None)
+
+
+@contextlib.contextmanager
+def when_sent(callback: Callable[[], None]) -> Iterator[None]:
+    """Call ``callback`` as each request of this block is sent (``run`` starts it): what a
+    pool counts from, after the client was made and the SDK imported."""
+    reset = _SENDING.set(callback)
+    try:
+        yield
+    finally:
+        _SENDING.reset(reset)
+
+
 def run(
     surface: str,
     request: Callable[[], Awaitable[T]],
@@ -97,6 +112,9 @@ def run(
     raised unchanged, for the caller to translate.
     """
     cancel.check()
+    sending = _SENDING.get()
+    if sending is not None:
+        sending()
     loop = _thread_loop()
 
     timer: asyncio.Timeout | None = None

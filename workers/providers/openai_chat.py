@@ -19,6 +19,7 @@ from workers.providers.http_common import (
     sdk_call,
 )
 from workers.providers.output_formats import asked_schema, openai_format
+from workers.tools.wire_names import wire_name
 
 SURFACE = "openai.chat"
 
@@ -44,7 +45,10 @@ def chat_message(message: Message) -> dict[str, Any]:
                 {
                     "id": call.id,
                     "type": "function",
-                    "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                    "function": {
+                        "name": wire_name(call.name),
+                        "arguments": json.dumps(call.arguments),
+                    },
                 }
                 for call in message.tool_calls
             ],
@@ -81,7 +85,7 @@ class OpenAIChat(BodySurface):
                 {
                     "type": "function",
                     "function": {
-                        "name": t.name,
+                        "name": wire_name(t.name),
                         "description": t.description,
                         "parameters": t.parameters,
                     },

@@ -20,6 +20,7 @@ from workers.providers.http_common import (
 )
 from workers.providers.openai_chat import parse_arguments
 from workers.providers.output_formats import asked_schema, openai_format
+from workers.tools.wire_names import wire_name
 
 SURFACE = "openai.responses"
 
@@ -46,7 +47,7 @@ def input_items(messages: list[Message]) -> list[dict[str, Any]]:
                 {
                     "type": "function_call",
                     "call_id": call.id,
-                    "name": call.name,
+                    "name": wire_name(call.name),
                     "arguments": json.dumps(call.arguments),
                 }
             )
@@ -80,7 +81,7 @@ class OpenAIResponses(BodySurface):
             body["tools"] = [
                 {
                     "type": "function",
-                    "name": t.name,
+                    "name": wire_name(t.name),
                     "description": t.description,
                     "parameters": t.parameters,
                 }

@@ -153,10 +153,15 @@ class ToolRunner:
         if tool is None:
             # The agent lists it and some worker serves it (submit checks), but not the one
             # running the agent: its modules are what is missing, not the agent's permission.
+            where = (
+                "MCP server to that worker's ORCHESTRATOR_MCP_SERVERS"
+                if "." in call.name
+                else ("module to that worker's ORCHESTRATOR_TOOL_MODULES")
+            )
             return ended(
                 "error",
                 f"tool {call.name!r} is not served by the worker running this agent: add its "
-                "module to that worker's ORCHESTRATOR_TOOL_MODULES",
+                + where,
             )
         if tool.info.remote and self._remote is None:
             return ended("error", f"remote tool {call.name!r} cannot be called from here")
