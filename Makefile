@@ -15,8 +15,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/orchestrator demo
 
+# The suite in TEST_PROCESSES processes (pytest-xdist): most of a test's time is spent waiting on
+# redis-servers and celery workers, so more processes than cores pay. A module's tests stay on
+# one process, the longest modules first (tests/parallel.py). Bytecode is cached even where
+# PYTHONDONTWRITEBYTECODE is set: every worker, CLI and celery process the suite starts would
+# compile the project again otherwise.
+TEST_PROCESSES ?= 4
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile \
+		--no-loadscope-reorder
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

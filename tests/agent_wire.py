@@ -8,43 +8,29 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from tests.model_server import completion
+from tests.wire_server import WireServer, read_body, send_json
 
 
-class ToolingModelServer:
+class ToolingModelServer(WireServer):
     """See the module docstring; ``arguments`` are what each tool call asks for."""
+
+    protocol_version = "HTTP/1.1"
 
     def __init__(self, arguments: dict[str, Any]) -> None:
         self.arguments = arguments
         self.bodies: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        server = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                with server._lock:
-                    server.bodies.append(body)
-                payload = json.dumps(server.answer(body)).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+    def handle_post(self, request: BaseHTTPRequestHandler) -> None:
+        body = json.loads(read_body(request) or b"{}")
+        with self._lock:
+            self.bodies.append(body)
+        send_json(request, 200, self.answer(body))
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
         messages = body["messages"]
@@ -72,7 +58,3 @@ class ToolingModelServer:
         """What a worker needs to serve this server as the endpoint ``tooling``."""
         endpoint = {"provider": "openai", "base_url": f"http://127.0.0.1:{self.port}/v1"}
         return {"ORCHESTRATOR_ENDPOINTS": json.dumps({"tooling": endpoint}), "OPENAI_API_KEY": "k"}
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()

@@ -8,10 +8,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar, TypedDict
 
 from benchmarks.prompt_cache_sim import AnthropicUsage, OpenAIUsage
+from tests.wire_server import WireServer, read_body, send_json
 
 
 class FakeClock:
@@ -55,7 +56,7 @@ class ServerOptions(TypedDict, total=False):
 KEY = "test-cache-server-key"
 
 
-class CacheServer:
+class CacheServer(WireServer):
     """A local HTTP server answering ``POST {path}`` from a prompt-cache simulator, on a free
     loopback port. ``received`` lists every request body, ``usages`` the wire ``usage`` of
     every answered request, ``sim_usages`` the simulator's view of it (read point, entries
@@ -65,6 +66,7 @@ class CacheServer:
     provider: ClassVar[str]  # the orchestrator's provider name for this wire format
     key_env: ClassVar[str]
     url_suffix: ClassVar[str]  # what the SDK's base_url adds to the host
+    protocol_version = "HTTP/1.1"
 
     def __init__(
         self,
@@ -84,37 +86,15 @@ class CacheServer:
         self.sim_usages: list[AnthropicUsage | OpenAIUsage] = []
         # The simulator wants its calls one at a time and in clock order.
         self._lock = threading.Lock()
-        server = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                if self.path.split("?")[0] != server.path:
-                    self._send(404, server.error(f"no route {self.path}", "not_found_error"))
-                    return
-                length = int(self.headers.get("content-length", 0))
-                status, reply = server._handle(self.rfile.read(length))
-                time.sleep(server.delay_s)
-                self._send(status, reply)
-
-            def _send(self, status: int, reply: dict[str, Any]) -> None:
-                payload = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        # A short poll makes close() quick: shutdown waits for the loop's next poll.
-        serve = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        serve.start()
+    def handle_post(self, request: BaseHTTPRequestHandler) -> None:
+        if request.path.split("?")[0] != self.path:
+            send_json(request, 404, self.error(f"no route {request.path}", "not_found_error"))
+            return
+        status, reply = self._handle(read_body(request))
+        time.sleep(self.delay_s)
+        send_json(request, status, reply)
 
     @property
     def base_url(self) -> str:
@@ -140,11 +120,6 @@ class CacheServer:
     def tool_turn(self, assistant_turns: int) -> bool:
         """Whether the answer after ``assistant_turns`` assistant turns is a tool call."""
         return assistant_turns < self.script.tool_turns
-
-    def close(self) -> None:
-        """Stop serving and free the port."""
-        self._server.shutdown()
-        self._server.server_close()
 
     def _handle(self, raw: bytes) -> tuple[int, dict[str, Any]]:
         try:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
-from tests.helpers import environment
+from orchestrator.local import LocalRedis, LocalWorker
+from tests.helpers import environment, start_workers
 from tests.rabbitmq import LocalRabbitMQ, start_or_skip
 
 BROKER_VARIABLE = "ORCHESTRATOR_BROKER_URL"
@@ -42,6 +43,25 @@ if TEST_BROKER not in ("redis", "rabbitmq"):
     )
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` spreads the modules as ``tests/parallel.py`` says."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests.parallel import ModuleScheduling
+
+    return ModuleScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In an xdist worker, the longest modules first (every worker sorts alike, as xdist
+    requires): ``tests/parallel.py``."""
+    if hasattr(config, "workerinput"):
+        from tests.parallel import longest_first
+
+        longest_first(items)
+
+
 @pytest.fixture(scope="session")
 def rabbitmq_node() -> Iterator[LocalRabbitMQ]:
     """One private RabbitMQ node for the session (it takes seconds to start)."""
@@ -58,17 +78,21 @@ def _broker_of_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     node: LocalRabbitMQ = request.getfixturevalue("rabbitmq_node")
-    saved = os.environ.get(BROKER_VARIABLE)
-    os.environ[BROKER_VARIABLE] = node.vhost_url()  # what a Client() made in the test reads
-    yield
-    if saved is None:
-        os.environ.pop(BROKER_VARIABLE, None)
-    else:
-        os.environ[BROKER_VARIABLE] = saved
+    with environment({BROKER_VARIABLE: node.vhost_url()}):
+        yield
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[LocalRedis]:
+    server = LocalRedis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_redis() -> Iterator[LocalRedis]:
+    """A Redis of the module's own, which the session's workers do not serve: for tests that
+    drive the run store or the broker themselves, or start the module's own workers."""
     server = LocalRedis()
     yield server
     server.stop()
@@ -97,27 +121,6 @@ def worker_env(
 @pytest.fixture(scope="session")
 def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("worker-logs")
-
-
-def start_workers(
-    env: dict[str, str], names: list[str], log_dir: Path, concurrency: int = 8
-) -> list[LocalWorker]:
-    """Start one worker per name on every queue and wait until all have announced themselves."""
-    import redis
-
-    workers = [
-        LocalWorker(name, env, concurrency=concurrency, log_path=log_dir / f"{name}.log")
-        for name in names
-    ]
-    try:
-        wait_for_workers(
-            redis.Redis.from_url(env["ORCHESTRATOR_REDIS_URL"]), [w.hostname for w in workers]
-        )
-    except Exception:
-        for worker in workers:
-            worker.stop()
-        raise
-    return workers
 
 
 @pytest.fixture(scope="session")

@@ -4,16 +4,14 @@ replies pass at once."""
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import socket
-import threading
 import time
 
-from orchestrator.local import free_port
+from tests.tcp_proxy import TcpProxy, close, recv, start
 
 
-class DelayProxy:
+class DelayProxy(TcpProxy):
     """Listens on a free loopback port and forwards to ``127.0.0.1:target_port``.
 
     Parameters:
@@ -21,42 +19,19 @@ class DelayProxy:
     """
 
     def __init__(self, target_port: int) -> None:
-        self.port = free_port()
         self.delay_s = 0.0
         self.forwarded = 0
         """Chunks sent on to the server so far."""
-        self._target = ("127.0.0.1", target_port)
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        self._sockets: list[socket.socket] = [self._listener]
-        self._lock = threading.Lock()
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(target_port)
 
-    def url(self, path: str = "/0") -> str:
-        return f"redis://127.0.0.1:{self.port}{path}"
-
-    def close(self) -> None:
-        self._closed = True
-        with self._lock:
-            for sock in self._sockets:
-                _close(sock)
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-                server = socket.create_connection(self._target)
-            except OSError:
-                return
-            with self._lock:
-                self._sockets += [client, server]
-            pending: queue.Queue[tuple[float, bytes]] = queue.Queue()
-            threading.Thread(target=self._read, args=(client, server, pending), daemon=True).start()
-            threading.Thread(target=self._send, args=(server, client, pending), daemon=True).start()
-            threading.Thread(target=self._relay, args=(server, client), daemon=True).start()
+    def connected(self, client: socket.socket, server: socket.socket) -> None:
+        pending: queue.Queue[tuple[float, bytes]] = queue.Queue()
+        start(self._read, client, server, pending)
+        start(self._send, server, client, pending)
+        start(self._relay, server, client)
 
     def _read(self, client: socket.socket, server: socket.socket, pending: queue.Queue) -> None:  # type: ignore[type-arg]
-        while data := _recv(client):
+        while data := recv(client):
             pending.put((time.monotonic(), data))
         pending.put((time.monotonic(), b""))
 
@@ -74,27 +49,14 @@ class DelayProxy:
             except OSError:
                 break
             self.forwarded += 1
-        _close(server)
-        _close(client)
+        close(server)
+        close(client)
 
     def _relay(self, server: socket.socket, client: socket.socket) -> None:
-        while data := _recv(server):
+        while data := recv(server):
             try:
                 client.sendall(data)
             except OSError:
                 break
-        _close(client)
-        _close(server)
-
-
-def _recv(sock: socket.socket) -> bytes:
-    try:
-        return sock.recv(65536)
-    except OSError:
-        return b""
-
-
-def _close(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-    sock.close()
+        close(client)
+        close(server)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from orchestrator import AgentSpec, ModelConfig
+from orchestrator.local import LocalWorker, wait_for_workers
 
 if TYPE_CHECKING:
     from workers.providers import ModelProvider
@@ -19,6 +22,57 @@ def scripted(name: str, max_output_tokens: int = 4096, **options: Any) -> AgentS
     """An agent on the offline scripted model with ``options``."""
     model = ModelConfig(provider="scripted", options=options, max_output_tokens=max_output_tokens)
     return AgentSpec(name=name, model=model)
+
+
+T = TypeVar("T")
+
+
+def wait_for(
+    check: Callable[[], T],
+    what: str = "the condition held",
+    timeout_s: float = 60,
+    interval_s: float = 0.05,
+) -> T:
+    """Wait for a positive signal: call ``check`` until it returns something true, and return
+    that; fail naming ``what`` if it has not come within ``timeout_s`` (generous: the machine
+    may be busy, and a test never asserts how long a thing took)."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(interval_s)
+    return value
+
+
+def start_workers(
+    env: dict[str, str],
+    names: list[str],
+    log_dir: Path,
+    concurrency: int = 8,
+    extra_args: Sequence[str] = (),
+) -> list[LocalWorker]:
+    """Start one worker per name on every queue, all at once, and wait until all have
+    announced themselves; each logs to ``log_dir/NAME.log``."""
+    import redis
+
+    workers = [
+        LocalWorker(
+            name,
+            env,
+            concurrency=concurrency,
+            log_path=log_dir / f"{name}.log",
+            extra_args=extra_args,
+        )
+        for name in names
+    ]
+    try:
+        wait_for_workers(
+            redis.Redis.from_url(env["ORCHESTRATOR_REDIS_URL"]), [w.hostname for w in workers]
+        )
+    except Exception:
+        for worker in workers:
+            worker.stop()
+        raise
+    return workers
 
 
 def providers(**settings: Any) -> Callable[[str], ModelProvider]:

@@ -14,7 +14,6 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,19 +22,12 @@ from typing import Any
 
 from orchestrator.local import LocalWorker, wait_for_workers
 from orchestrator.state.events import AgentEnd, AgentStart, Event, follow
+from tests.helpers import wait_for
 from tests.netns import NamespacedRedis, Network, libfaketime, skewed_clock_env
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_HOSTS = ("w1", "w2", "w3")
 SLOTS_PER_HOST = 2
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
-    """Wait for a positive signal; fail naming it if it never comes."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.1)
 
 
 @dataclass

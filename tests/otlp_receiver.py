@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import gzip
 import threading
-import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -18,7 +17,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from tests.helpers import wait_for
 from tests.trace_support import SpanRecord
+from tests.wire_server import WireServer, read_body, send
 
 
 def _value(value: AnyValue) -> Any:
@@ -48,39 +49,27 @@ def _record(span: Span, service: str) -> SpanRecord:
     )
 
 
-class OtlpReceiver:
-    """Listens on a free loopback port until ``stop()``; ``endpoint`` is what
+class OtlpReceiver(WireServer):
+    """Listens on a free loopback port until ``close()``; ``endpoint`` is what
     ``OTEL_EXPORTER_OTLP_ENDPOINT`` should say."""
 
     def __init__(self) -> None:
         self._spans: list[SpanRecord] = []
         self._lock = threading.Lock()
         self.requests = 0
-        receiver = self
+        super().__init__()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                if self.headers.get("content-encoding") == "gzip":
-                    body = gzip.decompress(body)
-                if self.path != "/v1/traces":
-                    self.send_error(404)
-                    return
-                receiver._take(ExportTraceServiceRequest.FromString(body))
-                reply = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("content-type", "application/x-protobuf")
-                self.send_header("content-length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: Any) -> None:  # quiet
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+    def handle_post(self, request: BaseHTTPRequestHandler) -> None:
+        body = read_body(request)
+        if request.headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        if request.path != "/v1/traces":
+            request.send_error(404)
+            return
+        self._take(ExportTraceServiceRequest.FromString(body))
+        reply = ExportTraceServiceResponse().SerializeToString()
+        send(request, 200, reply, content_type="application/x-protobuf")
 
     def _take(self, request: ExportTraceServiceRequest) -> None:
         received: list[SpanRecord] = []
@@ -103,14 +92,8 @@ class OtlpReceiver:
     ) -> list[SpanRecord]:
         """The trace's spans once ``done`` says they are all in (the workers export in
         batches, after their tasks return); fails after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while not done(spans := self.spans(trace_id)):
-            if time.monotonic() > deadline:
-                names = sorted(span.name for span in spans)
-                raise AssertionError(f"the trace's spans did not all arrive: {names}")
-            time.sleep(0.05)
-        return spans
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return wait_for(
+            lambda: spans if done(spans := self.spans(trace_id)) else None,
+            "the trace's spans all arrived",
+            timeout_s,
+        )

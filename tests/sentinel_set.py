@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -20,6 +19,7 @@ from urllib.parse import quote
 import redis
 
 from orchestrator.local import free_port, redis_server_binary, stop_processes
+from tests.helpers import wait_for
 
 MASTER_NAME = "mymaster"
 DOWN_AFTER_MS = 1000
@@ -33,16 +33,16 @@ def _quoted(value: str) -> str:
 
 
 def _wait(condition: Callable[[], bool], what: str, timeout_s: float = START_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
+    """Wait for ``condition``; while the set starts or fails over, one that cannot be read
+    yet (a server that does not answer) has not happened yet."""
+
+    def holds() -> bool:
         try:
-            if condition():
-                return
+            return condition()
         except (redis.RedisError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the sentinel set: {what} did not happen in {timeout_s:g} s")
-        time.sleep(0.1)
+            return False
+
+    wait_for(holds, f"the sentinel set: {what}", timeout_s, 0.1)
 
 
 class SentinelSet:

@@ -21,8 +21,10 @@ import json
 import re
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.wire_server import WireServer, read_body, send_json
 
 OPENAI_KEYWORDS = {
     "type", "description", "title", "enum", "const", "anyOf", "$ref", "$defs",
@@ -155,7 +157,7 @@ def chat_completion(content: str, prompt_tokens: int = 100, completion_tokens: i
     }
 
 
-class ChatServer:
+class ChatServer(WireServer):
     """``POST /v1/chat/completions`` on a free loopback port: refuses what ``chat_rule``
     refuses, else answers ``answer(body)`` (the content). ``requests`` holds every body
     received, in order."""
@@ -164,32 +166,18 @@ class ChatServer:
         self.answer = answer
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        server = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                with server._lock:
-                    server.requests.append(body)
-                refusal = chat_rule(body)
-                if refusal is not None:
-                    status, reply = refusal
-                else:
-                    status, reply = 200, chat_completion(server.answer(body))
-                payload = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+    def handle_post(self, request: BaseHTTPRequestHandler) -> None:
+        body = json.loads(read_body(request) or b"{}")
+        with self._lock:
+            self.requests.append(body)
+        refusal = chat_rule(body)
+        if refusal is not None:
+            status, reply = refusal
+        else:
+            status, reply = 200, chat_completion(self.answer(body))
+        send_json(request, status, reply)
 
     @property
     def base_url(self) -> str:
@@ -198,10 +186,6 @@ class ChatServer:
     def endpoints(self, name: str) -> str:
         """``ORCHESTRATOR_ENDPOINTS`` declaring this server as endpoint ``name``."""
         return json.dumps({name: {"provider": "openai", "base_url": self.base_url}})
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 def last_user(body: dict[str, Any]) -> str:

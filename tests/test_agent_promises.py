@@ -4,7 +4,6 @@ the next call fits."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from uuid import uuid4
 
@@ -15,7 +14,8 @@ from orchestrator import AgentRunResult, AgentSpec, Budget, Client, ModelConfig,
 from orchestrator.errors import RunFailedError
 from orchestrator.local import LocalRedis
 from orchestrator.state.events import ToolCallStart
-from tests.conftest import FAST_TIMINGS, start_workers
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import start_workers, wait_for
 from tests.test_tools import agent, calls, tool_messages
 
 
@@ -32,10 +32,8 @@ def test_a_resumed_agent_does_not_repeat_the_tool_calls_that_completed(tmp_path:
         turn = calls(charge, ("slow_report", {"key": report}))
         spec = agent([turn, {"text": "done"}], ["charge", "slow_report"], mode="sequential")
         handle = client.run_agent(spec, "go")
-        deadline = time.monotonic() + 20
-        while not state.exists(f"test:started:{report}"):  # so the charge has completed
-            assert time.monotonic() < deadline, "the report never started"
-            time.sleep(0.02)
+        # Once the report started, the charge has completed.
+        wait_for(lambda: state.exists(f"test:started:{report}"), "the report started", 20, 0.02)
         victim.kill()
         victim.process.wait()
         state.set(f"test:release:{report}", "1")

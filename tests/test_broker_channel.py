@@ -11,9 +11,8 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +22,11 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from orchestrator.local import LocalRedis, free_port, redis_server_binary, stop_processes
 from tests.drop_proxy import DropProxy
+from tests.helpers import wait_for
 from workers.broker.resilience import SentinelTransport, Transport
 
 MASTER = "channelmaster"
 WAIT_S = 15.0
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 class OneSentinel:
@@ -86,25 +79,18 @@ def one_sentinel() -> Iterator[OneSentinel]:
     sentinel.stop()
 
 
-@pytest.fixture(scope="module")
-def private_redis() -> Iterator[LocalRedis]:
-    server = LocalRedis()
-    yield server
-    server.stop()
-
-
 def named_clients(client: redis.Redis, name: str) -> list[dict[str, Any]]:
     return [entry for entry in client.client_list() if entry.get("name") == name]
 
 
 def test_a_channel_whose_pending_brpop_lost_its_connection_closes(
-    private_redis: LocalRedis,
+    module_redis: LocalRedis,
 ) -> None:
     """The consumer's BRPOP is pending when Redis drops the connection (as in a restart): the
     channel closes without raising, then the connection does (Celery closes it again)."""
-    admin = redis.Redis.from_url(private_redis.url)
+    admin = redis.Redis.from_url(module_redis.url)
     name = f"brpop-{uuid.uuid4().hex}"
-    conn = Connection(private_redis.url, transport=Transport,
+    conn = Connection(module_redis.url, transport=Transport,
                       transport_options={"client_name": name, "polling_interval": 60})  # fmt: skip
     channel = conn.default_channel
     queue = Queue(name, Exchange(name), name)
@@ -136,10 +122,10 @@ def late_ack(conn: Connection, name: str) -> tuple[Any, Any]:
     return channel, message
 
 
-def test_a_late_ack_leaves_no_connection_to_redis_open(private_redis: LocalRedis) -> None:
-    admin = redis.Redis.from_url(private_redis.url)
+def test_a_late_ack_leaves_no_connection_to_redis_open(module_redis: LocalRedis) -> None:
+    admin = redis.Redis.from_url(module_redis.url)
     name = f"late-{uuid.uuid4().hex}"
-    conn = Connection(private_redis.url, transport=Transport,
+    conn = Connection(module_redis.url, transport=Transport,
                       transport_options={"client_name": name})  # fmt: skip
     held = late_ack(conn, name)
     wait_for(lambda: named_clients(admin, name) == [], "every connection closed")

@@ -26,8 +26,7 @@ from orchestrator.state.keys import RunKeys
 from orchestrator.state.store import RunStore
 from tests.conftest import FAST_TIMINGS
 from tests.fake_api import FakeAPI
-from tests.helpers import items, local_endpoints, scripted
-from tests.test_leases import start
+from tests.helpers import items, local_endpoints, scripted, start_workers
 
 # A scripted mapper here uses about 25 tokens (its exact input, plus an answer cut at 16) and
 # reserves its input plus 16: a budget of 125 tokens fits about five of them.
@@ -170,7 +169,7 @@ def api_worker(private_redis: LocalRedis, tmp_path: Path) -> Iterator[tuple[Fake
         "ORCHESTRATOR_ENDPOINTS": local_endpoints(api.port),
         "OPENAI_API_KEY": "sk-budget-test",
     }
-    worker = start(env, "budget-api", tmp_path, 2)
+    (worker,) = start_workers(env, ["budget-api"], tmp_path, 2)
     try:
         yield api, Client(redis_url=private_redis.url)
     finally:

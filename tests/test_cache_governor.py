@@ -3,7 +3,6 @@ local servers speaking each provider's wire format over a simulated prompt cache
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,7 @@ from tests.cache_servers import (
     combined_env,
 )
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import run_cli
+from tests.helpers import run_cli, wait_for
 
 # About 1,500 tokens by any count: above every model's minimum cacheable length here.
 INSTRUCTIONS = "You add numbers with the add tool, then answer. " * 125
@@ -90,14 +89,13 @@ def run(setup: Setup, spec: AgentSpec, prompt: str) -> tuple[AgentOutput, list[M
 
 def learned(setup: Setup, agent_id: str, observations: int) -> CachePlan:
     """The agent's cache plan once its one profile holds ``observations`` calls."""
-    deadline = time.monotonic() + 30
-    while True:
-        plan = setup.client.cache_plan(agent_id)
-        seen = sum(p.total_observations for p in plan.profiles.values()) if plan else 0
-        if plan is not None and seen >= observations:
-            return plan
-        assert time.monotonic() < deadline, f"{agent_id} learned {seen} of {observations} calls"
-        time.sleep(0.05)
+
+    def plan() -> CachePlan | None:
+        found = setup.client.cache_plan(agent_id)
+        seen = sum(p.total_observations for p in found.profiles.values()) if found else 0
+        return found if seen >= observations else None
+
+    return wait_for(plan, f"{agent_id} learned {observations} calls", 30)
 
 
 def observe(setup: Setup, provider: str, agent_id: str, runs: int, **spec: Any) -> None:

@@ -23,7 +23,7 @@ from tests.cache_servers import (
     OpenAIResponsesCacheServer,
     combined_env,
 )
-from tests.helpers import providers
+from tests.helpers import environment, providers
 from workers.agent.loop import run_agent
 from workers.tools.registry import ToolRegistry
 from workers.tools.runner import ToolRunner
@@ -295,28 +295,27 @@ def test_worker_env_declares_the_endpoint_and_key() -> None:
     "make", [AnthropicCacheServer, OpenAIChatCacheServer, OpenAIResponsesCacheServer]
 )
 def test_an_agent_loop_runs_its_tool_turns_through_the_workers(
-    make: type[CacheServer], monkeypatch: pytest.MonkeyPatch
+    make: type[CacheServer],
 ) -> None:
     server = make(tool_turns=2, tool_name="add", tool_input={"a": 2, "b": 3})
     try:
-        for name, value in server.worker_env("cached").items():
-            monkeypatch.setenv(name, value)
-        config = ModelConfig(provider=server.provider, model="m", endpoint="cached")
-        spec = AgentSpec(name="calc", instructions=LONG, model=config, tools=["add"])
-        result = run_agent(
-            spec, "What is 2 + 3?", run_id="r1", tools=TOOLS, provider_for=providers()
-        )
-        assert result.output.answer == "done"
-        assert len(server.received) == 3
-        used = result.output.tokens
-        if isinstance(server, AnthropicCacheServer):
-            # No cache_control from the workers yet: nothing cached.
-            assert sum(u["input_tokens"] for u in server.usages) == used.input_tokens
-            assert used.cache_read_input_tokens == used.cache_creation_input_tokens == 0
-        else:
-            # Each turn extends the last one's prompt, so the later two read its long start.
-            cached = [u.cached_tokens for u in server.sim_usages if isinstance(u, OpenAIUsage)]
-            assert cached[0] == 0 and min(cached[1:]) >= 1920
-            assert used.cached_tokens == sum(cached)
+        with environment(server.worker_env("cached")):
+            config = ModelConfig(provider=server.provider, model="m", endpoint="cached")
+            spec = AgentSpec(name="calc", instructions=LONG, model=config, tools=["add"])
+            result = run_agent(
+                spec, "What is 2 + 3?", run_id="r1", tools=TOOLS, provider_for=providers()
+            )
+            assert result.output.answer == "done"
+            assert len(server.received) == 3
+            used = result.output.tokens
+            if isinstance(server, AnthropicCacheServer):
+                # No cache_control from the workers yet: nothing cached.
+                assert sum(u["input_tokens"] for u in server.usages) == used.input_tokens
+                assert used.cache_read_input_tokens == used.cache_creation_input_tokens == 0
+            else:
+                # Each turn extends the last one's prompt, so the later two read its long start.
+                cached = [u.cached_tokens for u in server.sim_usages if isinstance(u, OpenAIUsage)]
+                assert cached[0] == 0 and min(cached[1:]) >= 1920
+                assert used.cached_tokens == sum(cached)
     finally:
         server.close()

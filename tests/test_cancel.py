@@ -13,9 +13,8 @@ from orchestrator.models.requests import MapReduceRequest
 from orchestrator.state.events import AgentStart
 from orchestrator.state.keys import RunKeys, admit_task_id, member_task_id
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
+from tests.helpers import items, scripted, start_workers, wait_for
 from tests.model_server import SlowModelServer
-from tests.test_leases import start
 
 
 def test_cancel_aborts_model_calls_in_flight_and_revokes_queued_members(
@@ -27,17 +26,17 @@ def test_cancel_aborts_model_calls_in_flight_and_revokes_queued_members(
     # only way the running members can learn of it in time.
     env["ORCHESTRATOR_HEARTBEAT_S"] = "120"
     env["ORCHESTRATOR_LEASE_S"] = "600"
-    worker = start(env, "calls", tmp_path, 3)
+    (worker,) = start_workers(env, ["calls"], tmp_path, 3)
     try:
         mapper = api.agent("mapper")
         client = Client(redis_url=private_redis.url)
         handle = client.map_reduce("Cancel", items(6), mapper, scripted("reducer"), 6)
-        assert api.wait_until(lambda: len(api.received) == 3, 30), "three calls in flight"
+        wait_for(lambda: len(api.received) == 3, "three calls in flight", 30, 0.01)
         assert handle.cancel() is True
         status = handle.wait(timeout=30)
         assert status.state == "cancelled"
         assert status.counts["cancelled"] == 6
-        assert api.wait_until(lambda: len(api.abandoned) == 3, 10), "every connection closed"
+        wait_for(lambda: len(api.abandoned) == 3, "every connection closed", 10, 0.01)
         assert api.answered == []
         starts = [e for e in handle.events(follow=False) if isinstance(e, AgentStart)]
         assert len(starts) == 3, "the queued members never started"
@@ -46,7 +45,12 @@ def test_cancel_aborts_model_calls_in_flight_and_revokes_queued_members(
         api.close()
 
 
-def test_the_deadline_ends_a_100000_item_run(client: Client) -> None:
+def test_the_deadline_ends_a_100000_item_run_which_keeps_a_small_ending_and_every_output(
+    client: Client,
+) -> None:
+    # One run of 100,000 items for both what the deadline does and what the ended run keeps
+    # (its footprint, as tests/test_run_footprint.py checks for small runs): it is the
+    # slowest run of the suite to create and end.
     mapper = scripted("mapper", latency_ms=600_000)
     handle = client.map_reduce("Huge", items(100_000), mapper, scripted("reducer"), 8, deadline_s=2)
     status = handle.wait(timeout=120)
@@ -56,6 +60,13 @@ def test_the_deadline_ends_a_100000_item_run(client: Client) -> None:
     # time through the result backend, as a member that ran is.
     never_published = client._celery.AsyncResult(member_task_id(handle.id, 99_999))
     assert never_published.state == "PENDING"
+    # The ending kept in the run's hash stays small; the result still has every output.
+    result = handle.result(timeout=120)
+    ending = client.redis.hget(RunKeys(handle.id).run, "result")
+    assert ending is not None and len(ending) < 1000
+    assert len(result.map_outputs) == 100_000
+    assert result.map_outputs[99_999].name == "mapper_99999"
+    assert all(o.outcome == "cancelled" for o in result.map_outputs)
 
 
 def test_a_run_whose_request_cannot_be_read_can_be_cancelled(client: Client) -> None:

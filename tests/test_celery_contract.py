@@ -41,23 +41,15 @@ from workers.coordination.canvas import (
 PRIORITY_SEP = "\x06\x16"
 
 
-@pytest.fixture(scope="module")
-def private_redis() -> Iterator[LocalRedis]:
-    """A Redis of this module's own: no session worker consumes its queues."""
-    server = LocalRedis()
-    yield server
-    server.stop()
+@pytest.fixture
+def broker(module_redis: LocalRedis) -> redis.Redis:
+    return redis.Redis.from_url(module_redis.url)
 
 
 @pytest.fixture
-def broker(private_redis: LocalRedis) -> redis.Redis:
-    return redis.Redis.from_url(private_redis.url)
-
-
-@pytest.fixture
-def app(private_redis: LocalRedis, broker: redis.Redis) -> Iterator[Celery]:
+def app(module_redis: LocalRedis, broker: redis.Redis) -> Iterator[Celery]:
     """An app with the project's Celery configuration on the private Redis."""
-    settings = Settings(redis_url=private_redis.url, broker_url=None, result_backend=None)
+    settings = Settings(redis_url=module_redis.url, broker_url=None, result_backend=None)
     celery = Celery("contract", set_as_current=False)
     celery.conf.update(celery_config(settings))
     yield celery

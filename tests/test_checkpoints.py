@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import redis
@@ -11,7 +10,8 @@ from orchestrator import AgentSpec, Client, ModelConfig
 from orchestrator.local import LocalRedis
 from orchestrator.state.events import ModelTurn
 from orchestrator.state.keys import RunKeys
-from tests.conftest import FAST_TIMINGS, start_workers
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import start_workers, wait_for
 
 
 def test_a_redelivered_agent_resumes_without_repeating_model_calls(tmp_path: Path) -> None:
@@ -32,10 +32,8 @@ def test_a_redelivered_agent_resumes_without_repeating_model_calls(tmp_path: Pat
         )
         handle = client.run_agent(spec, "go")
         state = redis.Redis.from_url(server.url)
-        deadline = time.monotonic() + 20
-        while not state.hexists(RunKeys(handle.id).checkpoints, "0"):
-            assert time.monotonic() < deadline, "no checkpoint was written"
-            time.sleep(0.02)
+        checkpoints = RunKeys(handle.id).checkpoints
+        wait_for(lambda: state.hexists(checkpoints, "0"), "a checkpoint was written", 20, 0.02)
         victim.kill()  # during the second model call
         (survivor,) = start_workers(env, ["survivor"], tmp_path, concurrency=2)
 

@@ -17,9 +17,8 @@ from orchestrator.local import LocalRedis
 from orchestrator.state.budget import RunBudget
 from orchestrator.state.events import ChildRunStart
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
+from tests.helpers import items, scripted, start_workers, wait_for
 from tests.model_server import SlowModelServer
-from tests.test_leases import start
 
 
 def function(name: str, agent: str) -> AgentSpec:
@@ -68,7 +67,7 @@ def test_a_worker_with_two_slots_runs_four_parents_that_wait_on_children(
     private_redis: LocalRedis, tmp_path: Path
 ) -> None:
     env = {**FAST_TIMINGS, "ORCHESTRATOR_REDIS_URL": private_redis.url}
-    worker = start(env, "two-slots", tmp_path, 2)
+    (worker,) = start_workers(env, ["two-slots"], tmp_path, 2)
     try:
         client = Client(redis_url=private_redis.url)
         parent = function("parent", "waits_on_child")
@@ -88,17 +87,17 @@ def test_cancelling_the_parent_ends_its_running_child_and_its_call_in_flight(
 ) -> None:
     api = SlowModelServer(delay_s=600)
     env = {**FAST_TIMINGS, "ORCHESTRATOR_REDIS_URL": private_redis.url, **api.worker_env()}
-    worker = start(env, "cancels", tmp_path, 4)
+    (worker,) = start_workers(env, ["cancels"], tmp_path, 4)
     try:
         client = Client(redis_url=private_redis.url)
         handle = client.run_agent(function("parent", "slow_child"), "p")
-        assert api.wait_until(lambda: api.received == ["child of p"], 30), "the child's call"
+        wait_for(lambda: api.received == ["child of p"], "the child's call", 30, 0.01)
         (child_id,) = handle.status().children
         assert handle.cancel() is True
         assert handle.wait(timeout=30).state == "cancelled"
         child = client.get_run(child_id)
         assert child.wait(timeout=30).state == "cancelled"
-        assert api.wait_until(lambda: api.abandoned == ["child of p"], 10), "aborted in flight"
+        wait_for(lambda: api.abandoned == ["child of p"], "aborted in flight", 10, 0.01)
         assert api.answered == []
     finally:
         worker.stop()
@@ -110,14 +109,14 @@ def test_a_redelivered_parent_adopts_the_child_its_dead_execution_started(
 ) -> None:
     api = SlowModelServer(delay_s=3)
     env = {**FAST_TIMINGS, "ORCHESTRATOR_REDIS_URL": private_redis.url, **api.worker_env()}
-    victim = start(env, "victim", tmp_path, 2)
+    (victim,) = start_workers(env, ["victim"], tmp_path, 2)
     survivor = None
     try:
         client = Client(redis_url=private_redis.url)
         handle = client.run_agent(function("parent", "slow_child"), "p")
-        assert api.wait_until(lambda: "child of p" in api.received, 30), "the child runs"
+        wait_for(lambda: "child of p" in api.received, "the child runs", 30, 0.01)
         victim.kill()
-        survivor = start(env, "survivor", tmp_path, 2)
+        (survivor,) = start_workers(env, ["survivor"], tmp_path, 2)
         result = handle.result(timeout=90)
         assert result.output.answer == "answer to child of p"
         (child_id,) = handle.status().children
@@ -139,14 +138,14 @@ def test_a_redelivered_parent_with_a_deadline_adopts_its_child_and_starts_no_sec
     # the call that starts it must still name the same child.
     api = SlowModelServer(delay_s=3)
     env = {**FAST_TIMINGS, "ORCHESTRATOR_REDIS_URL": private_redis.url, **api.worker_env()}
-    victim = start(env, "victim", tmp_path, 2)
+    (victim,) = start_workers(env, ["victim"], tmp_path, 2)
     survivor = None
     try:
         client = Client(redis_url=private_redis.url)
         handle = client.run_agent(function("parent", "slow_child"), "p", deadline_s=600)
-        assert api.wait_until(lambda: "child of p" in api.received, 30), "the child runs"
+        wait_for(lambda: "child of p" in api.received, "the child runs", 30, 0.01)
         victim.kill()
-        survivor = start(env, "survivor", tmp_path, 2)
+        (survivor,) = start_workers(env, ["survivor"], tmp_path, 2)
         assert handle.result(timeout=90).output.answer == "answer to child of p"
         starts = [e for e in handle.events(follow=False) if isinstance(e, ChildRunStart)]
         assert len(starts) == 1, "adopted, not started again"

@@ -4,7 +4,6 @@ with its key, and is shown in the terminal as plain text (see docs/operate/secur
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from orchestrator.config.settings import Settings
 from orchestrator.local import LocalWorker
 from orchestrator.models import REQUEST_OPTIONS
 from tests.fake_api import FakeAPI
-from tests.helpers import items, local_endpoints, run_cli, scripted
+from tests.helpers import items, local_endpoints, run_cli, scripted, wait_for
 from tests.test_learner_logic import record
 from workers.execution.cancellation import CancelToken
 from workers.providers import get_provider
@@ -47,13 +46,6 @@ def test_no_plan_is_read_or_reset_under_an_agent_id_that_names_other_keys(
         client.plan("victim:version")
     with pytest.raises(InvalidRunError, match="names Redis keys"):
         client.reset_plan("victim:version")
-
-
-def wait_for(check: Any, what: str, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.05)
 
 
 def test_a_record_whose_agent_id_names_another_agents_keys_is_rejected_by_the_learners(

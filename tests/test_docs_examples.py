@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from docs_gen.examples import ROOT, Example, examples
+from tests.helpers import environment
 
 EXAMPLES = examples()
 
@@ -57,11 +58,8 @@ def test_example_runs(
     example: Example,
     worker_env: dict[str, str],
     client: Any,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in worker_env.items():
-        if name.startswith("ORCHESTRATOR_"):
-            monkeypatch.setenv(name, value)
     # Blank lines before the code, so that a traceback names the line of the page.
     code = compile("\n" * (example.line - 1) + example.code, str(ROOT / example.page), "exec")
-    exec(code, {"__name__": "__main__"})
+    with environment({n: v for n, v in worker_env.items() if n.startswith("ORCHESTRATOR_")}):
+        exec(code, {"__name__": "__main__"})

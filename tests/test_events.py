@@ -20,8 +20,8 @@ from orchestrator.state.events import (
     ToolCallEnd,
     ToolCallStart,
 )
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, run_cli, scripted
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, run_cli, scripted, start_workers
 
 TWO_TURNS = [{"tool_calls": [{"name": "lookup", "arguments": {"q": "x"}}]}, {"text": "done"}]
 

@@ -5,7 +5,6 @@ against a Redis no worker uses; the last tests run a real worker against a local
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from uuid import uuid4
 
 import pytest
@@ -29,16 +28,9 @@ from workers.providers.budgeted import CallBudget
 START = AgentStart(run_id="r", name="m_0", index=0)
 
 
-@pytest.fixture(scope="module")
-def quiet() -> Iterator[LocalRedis]:
-    private = LocalRedis()
-    yield private
-    private.stop()
-
-
 @pytest.fixture
-def store(quiet: LocalRedis) -> RunStore:
-    return RunStore(redis.Redis.from_url(quiet.url), Settings(redis_url=quiet.url))
+def store(module_redis: LocalRedis) -> RunStore:
+    return RunStore(redis.Redis.from_url(module_redis.url), Settings(redis_url=module_redis.url))
 
 
 def running_member(store: RunStore, max_tokens: int = 10_000) -> str:

@@ -7,7 +7,6 @@ with a real Celery app on a Redis no worker consumes from."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 from uuid import uuid4
@@ -26,7 +25,7 @@ from orchestrator.state import presence
 from orchestrator.state.events import AgentEnd, AgentStart
 from orchestrator.state.keys import GroupKeys, RunKeys, new_run_id
 from orchestrator.state.store import RunStore
-from tests.helpers import items, scripted
+from tests.helpers import items, scripted, wait_for
 from workers.coordination import steps
 from workers.execution import lanes
 from workers.execution.leases import LeaseKeeper
@@ -37,24 +36,17 @@ QUEUED = 4_000_000_000_000_000
 UNREADABLE = '{"kind": "from-a-newer-client", "shape": "unknown"}'
 
 
-@pytest.fixture(scope="module")
-def quiet() -> Iterator[LocalRedis]:
-    private = LocalRedis()
-    yield private
-    private.stop()
+@pytest.fixture
+def store(module_redis: LocalRedis) -> RunStore:
+    settings = Settings(redis_url=module_redis.url, lease_s=0.3)
+    return RunStore(redis.Redis.from_url(module_redis.url), settings)
 
 
 @pytest.fixture
-def store(quiet: LocalRedis) -> RunStore:
-    settings = Settings(redis_url=quiet.url, lease_s=0.3)
-    return RunStore(redis.Redis.from_url(quiet.url), settings)
-
-
-@pytest.fixture
-def app(quiet: LocalRedis) -> Celery:
-    """A Celery app on the quiet Redis, as a worker's (no worker consumes its queues)."""
+def app(module_redis: LocalRedis) -> Celery:
+    """A Celery app on the module's Redis, as a worker's (no worker consumes its queues)."""
     app = Celery("every-run-ends", set_as_current=False)
-    app.conf.update(celery_config(Settings(redis_url=quiet.url)))
+    app.conf.update(celery_config(Settings(redis_url=module_redis.url)))
     return app
 
 
@@ -164,7 +156,7 @@ def test_a_group_is_read_from_the_run_not_from_its_request(store: RunStore) -> N
 
 
 def test_members_handed_back_while_redis_is_away_are_published_all_the_same(
-    store: RunStore, app: Celery, quiet: LocalRedis
+    store: RunStore, app: Celery, module_redis: LocalRedis
 ) -> None:
     run_id = new_run(store, total=2, cap=2)
     assert store.start(run_id, node_name()).admitted == [0, 1]
@@ -269,16 +261,13 @@ class SweepsDuringWrites(redis.Redis):
         return pipe
 
 
-def test_a_run_being_written_is_not_swept_before_it_is_written(quiet: LocalRedis) -> None:
-    client = SweepsDuringWrites.from_url(quiet.url)
-    store = RunStore(client, Settings(redis_url=quiet.url, sweep_s=0.05))
+def test_a_run_being_written_is_not_swept_before_it_is_written(module_redis: LocalRedis) -> None:
+    client = SweepsDuringWrites.from_url(module_redis.url)
+    store = RunStore(client, Settings(redis_url=module_redis.url, sweep_s=0.05))
     client.interleave(store, wait_s=0.2)  # four sweep intervals
     run_id = new_run(store, 3, 1)
     # The watchdog ran while the run was written, past the run's first sweep time...
     assert run_id not in client.claimed
     # ...and the written run is due within a sweep interval, as any run.
     del client._store
-    deadline = time.monotonic() + 30
-    while run_id not in store.claim_sweeps(10, 60):
-        assert time.monotonic() < deadline, "the written run never came due"
-        time.sleep(0.05)
+    wait_for(lambda: run_id in store.claim_sweeps(10, 60), "the written run came due", 30)

@@ -12,8 +12,7 @@ from orchestrator import Client
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.state.keys import RunKeys, worker_tools_key
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
-from tests.test_leases import wait_for
+from tests.helpers import items, scripted, wait_for
 
 QUEUED = 4_000_000_000_000_000  # orchestrator/state/lua/common.lua: a member waiting in the queue
 

@@ -13,8 +13,7 @@ from orchestrator import AgentSpec, Budget, Client, ModelConfig
 from orchestrator.local import LocalRedis
 from tests.agent_wire import ToolingModelServer
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
-from tests.test_leases import start
+from tests.helpers import items, scripted, start_workers
 
 
 @pytest.mark.parametrize(
@@ -27,7 +26,7 @@ def test_a_framework_agent_runs_as_a_mapper_with_its_usage_in_the_ledger(
     api = ToolingModelServer({"a": 2, "b": 3})
     env = {**FAST_TIMINGS, "ORCHESTRATOR_REDIS_URL": private_redis.url, **api.worker_env()}
     env["ORCHESTRATOR_MODULES"] = "tests.framework_agents"
-    worker = start(env, "frameworks", tmp_path, 4)
+    (worker,) = start_workers(env, ["frameworks"], tmp_path, 4)
     try:
         client = Client(redis_url=private_redis.url)
         model = ModelConfig(provider="openai", model="m", endpoint="tooling", max_output_tokens=64)

@@ -20,9 +20,8 @@ from orchestrator.state.events import ModelTurn
 from orchestrator.state.keys import RunKeys
 from orchestrator.tokens import estimate_tokens
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
+from tests.helpers import items, scripted, start_workers, wait_for
 from tests.model_server import SlowModelServer
-from tests.test_leases import start
 
 KEY = "sk-test-agent-function-key-0123456789"
 
@@ -120,7 +119,7 @@ def test_an_exception_ends_the_member_error_with_the_key_redacted(
     private_redis: LocalRedis, tmp_path: Path
 ) -> None:
     env = {**FAST_TIMINGS, "ORCHESTRATOR_REDIS_URL": private_redis.url, "OPENAI_API_KEY": KEY}
-    worker = start(env, "leaks", tmp_path, 2)
+    (worker,) = start_workers(env, ["leaks"], tmp_path, 2)
     try:
         client = Client(redis_url=private_redis.url)
         handle = client.run_agent(function("leaky", "leaks"), "go")
@@ -142,15 +141,15 @@ def test_a_cancel_aborts_an_agent_functions_call_and_ends_it_cancelled(
     env = {**FAST_TIMINGS, "ORCHESTRATOR_REDIS_URL": private_redis.url, **api.worker_env()}
     env["ORCHESTRATOR_HEARTBEAT_S"] = "120"  # the cancel's announcement must reach it
     env["ORCHESTRATOR_LEASE_S"] = "600"
-    worker = start(env, "cancels", tmp_path, 2)
+    (worker,) = start_workers(env, ["cancels"], tmp_path, 2)
     try:
         client = Client(redis_url=private_redis.url)
         spec = api.agent("stubborn").model_copy(update={"agent": "ignores_cancel"})
         handle = client.run_agent(spec, "wait")
-        assert api.wait_until(lambda: api.received == ["wait"], 30), "the call is in flight"
+        wait_for(lambda: api.received == ["wait"], "the call is in flight", 30, 0.01)
         assert handle.cancel() is True
         assert handle.wait(timeout=30).state == "cancelled"
-        assert api.wait_until(lambda: api.abandoned == ["wait"], 10), "the call was aborted"
+        wait_for(lambda: api.abandoned == ["wait"], "the call was aborted", 10, 0.01)
         output = next(handle.outputs())
         assert output.outcome == "cancelled", "catching the stop does not make it ok"
         assert output.answer == ""
@@ -164,16 +163,16 @@ def test_a_redelivered_agent_function_resumes_from_its_checkpoint(
 ) -> None:
     api = SlowModelServer(delay_s=0.6)
     env = {**FAST_TIMINGS, "ORCHESTRATOR_REDIS_URL": private_redis.url, **api.worker_env()}
-    victim = start(env, "victim", tmp_path, 2)
+    (victim,) = start_workers(env, ["victim"], tmp_path, 2)
     survivor = None
     try:
         client = Client(redis_url=private_redis.url)
         spec = api.agent("stepper").model_copy(update={"agent": "steps"})
         handle = client.run_agent(spec, "job")
         state = redis.Redis.from_url(private_redis.url)
-        assert api.wait_until(lambda: "job step 2" in api.received, 30), "two steps were saved"
+        wait_for(lambda: "job step 2" in api.received, "two steps were saved", 30, 0.01)
         victim.kill()  # during the third call
-        survivor = start(env, "survivor", tmp_path, 2)
+        (survivor,) = start_workers(env, ["survivor"], tmp_path, 2)
         result = handle.result(timeout=60)
         assert result.output.outcome == "ok"
         assert result.output.answer.count("answer to job step") == 3

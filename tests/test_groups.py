@@ -5,9 +5,8 @@ the admission scripts' rules are also checked on their own against a real Redis.
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -25,8 +24,8 @@ from orchestrator.state import presence
 from orchestrator.state.events import AgentEnd, AgentStart
 from orchestrator.state.keys import RECENT_RUNS, GroupKeys, RunKeys, new_run_id
 from orchestrator.state.store import RunStore
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, run_cli, scripted
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, run_cli, scripted, start_workers, wait_for
 from tests.test_worker_start import assert_refused, worker_env
 
 # Each test has a group of its own; "mixed" is declared differently by the two workers.
@@ -91,14 +90,6 @@ def most_at_once(client: Client, key: str) -> int:
 
 def starts(handle: Any) -> list[AgentStart]:
     return [e for e in handle.events(follow=False) if isinstance(e, AgentStart)]
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
-    """Wait for a positive signal; fail naming it if it never comes."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.05)
 
 
 def test_a_group_limit_holds_across_workers_and_runs(client: Client) -> None:
@@ -242,16 +233,9 @@ def test_a_worker_with_bad_group_limits_refuses_to_start(
 # a worker would call it, and no watchdog sweeps these runs meanwhile).
 
 
-@pytest.fixture(scope="module")
-def quiet() -> Iterator[LocalRedis]:
-    private = LocalRedis()
-    yield private
-    private.stop()
-
-
 @pytest.fixture
-def store(quiet: LocalRedis) -> RunStore:
-    return RunStore(redis.Redis.from_url(quiet.url), Settings(redis_url=quiet.url))
+def store(module_redis: LocalRedis) -> RunStore:
+    return RunStore(redis.Redis.from_url(module_redis.url), Settings(redis_url=module_redis.url))
 
 
 def declare(store: RunStore, limits_by_host: dict[str, int]) -> str:

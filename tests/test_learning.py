@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -23,11 +22,12 @@ from orchestrator import (
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.models import CallRecord
 from orchestrator.models.cache_records import PromptBlock
+from orchestrator.plans.cache_plans import CachePlan
 from orchestrator.plans.keys import learner_deliveries_key
 from orchestrator.state.events import ToolCallEnd, ToolCallStart
 from tests.conftest import FAST_TIMINGS
 from tests.fake_api import FakeAPI
-from tests.helpers import local_endpoints, providers, run_cli
+from tests.helpers import local_endpoints, providers, run_cli, wait_for
 from tests.test_learner_logic import record
 from tests.test_providers import CHAT_ANSWER
 from workers.agent.loop import run_agent
@@ -37,13 +37,12 @@ from workers.execution.records import INGEST_TASK
 def wait_for_plan(
     client: Client, agent_id: str, check: Any, timeout_s: float = 20
 ) -> ExecutionPlan:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        plan = client.plan(agent_id)
-        if plan is not None and check(plan):
-            return plan
-        assert time.monotonic() < deadline, f"plan of {agent_id} never got there: {plan}"
-        time.sleep(0.05)
+
+    def plan() -> ExecutionPlan | None:
+        found = client.plan(agent_id)
+        return found if found is not None and check(found) else None
+
+    return wait_for(plan, f"the plan of {agent_id} got there", timeout_s)
 
 
 def test_four_learner_processes_lose_no_update(tmp_path: Path) -> None:
@@ -80,12 +79,13 @@ def test_four_learner_processes_lose_no_update(tmp_path: Path) -> None:
             client.send_records([run.model_dump(mode="json")])  # one task each: they race
         plan = wait_for_plan(client, "crowd", lambda p: p.records_seen == 1000, timeout_s=60)
         # Every observation reached the cache plan too: each learner merged into the others'.
-        deadline = time.monotonic() + 60
-        while (cached := client.cache_plan("crowd")) is None or sum(
-            p.total_observations for p in cached.profiles.values()
-        ) < 1000:
-            assert time.monotonic() < deadline, cached
-            time.sleep(0.05)
+
+        def all_observed() -> CachePlan | None:
+            cached = client.cache_plan("crowd")
+            seen = sum(p.total_observations for p in cached.profiles.values()) if cached else 0
+            return cached if seen >= 1000 else None
+
+        cached = wait_for(all_observed, "the cache plan took 1000 observations", 60)
         assert sum(p.total_observations for p in cached.profiles.values()) == 1000
         assert {tuple(g.tool_names) for g in plan.parallel_groups} == expected
         hinted = {(h.tool_name, h.group_id) for h in plan.metadata_template.parallel_hints}

@@ -5,39 +5,19 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
 from orchestrator import Client
-from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.events import AgentStart, ModelTurn, ToolCallStart
 from orchestrator.state.keys import RunKeys
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
+from tests.helpers import items, scripted, start_workers, wait_for
 from tests.model_server import SlowModelServer
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
-    """Wait for a positive signal; fail naming it if it never comes."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.05)
-
-
-def start(
-    env: dict[str, str], name: str, log_dir: Path, concurrency: int, *extra: str
-) -> LocalWorker:
-    worker = LocalWorker(
-        name, env, concurrency=concurrency, log_path=log_dir / f"{name}.log", extra_args=extra
-    )
-    wait_for_workers(redis.Redis.from_url(env["ORCHESTRATOR_REDIS_URL"]), [worker.hostname])
-    return worker
 
 
 def deliveries(log: Path, run_id: str) -> int:
@@ -62,7 +42,7 @@ def test_a_backlog_of_many_leases_runs_each_member_once(
         "ORCHESTRATOR_MEMBERS_PER_MESSAGE": "1",
         **api.worker_env(),
     }
-    worker = start(env, "busy", tmp_path, 2)
+    (worker,) = start_workers(env, ["busy"], tmp_path, 2)
     try:
         mapper = api.agent("mapper")
         client = Client(redis_url=private_redis.url)
@@ -87,8 +67,7 @@ def test_a_stalled_holder_loses_its_lease_and_makes_no_further_call(
     private_redis: LocalRedis, tmp_path: Path
 ) -> None:
     env = {"ORCHESTRATOR_REDIS_URL": private_redis.url, **FAST_TIMINGS}
-    first = start(env, "first", tmp_path, 1)
-    second = start(env, "second", tmp_path, 1)
+    first, second = start_workers(env, ["first", "second"], tmp_path, 1)
     try:
         # Turn 1 takes 3 s and asks for a tool; turn 2 answers.
         script = [{"tool_calls": [{"name": "echo", "arguments": {"text": "hi"}}]}, {"text": "ok"}]
@@ -152,7 +131,7 @@ def test_a_killed_worker_s_prefetched_and_running_members_run_elsewhere(
     # prefetched messages that wait for its slot. A batch message runs one member in the slot
     # and hands the others back to the broker, a message each, and the victim takes three.
     # (32 members: a window that wide is published in batches.)
-    victim = start(env, "victim", tmp_path, 1, "--prefetch-multiplier", "4")
+    (victim,) = start_workers(env, ["victim"], tmp_path, 1, ["--prefetch-multiplier", "4"])
     survivor: LocalWorker | None = None
     try:
         client = Client(redis_url=private_redis.url)
@@ -176,7 +155,7 @@ def test_a_killed_worker_s_prefetched_and_running_members_run_elsewhere(
         else:  # the second batch waits for the slot the first holds, its members received
             wait_for(lambda: holding()[1] == 1 and holding()[0] >= 16, "the victim prefetched")
         victim.kill()
-        survivor = start(env, "survivor", tmp_path, count)
+        (survivor,) = start_workers(env, ["survivor"], tmp_path, count)
         result = handle.result(timeout=120)
         assert [o.outcome for o in result.map_outputs] == ["ok"] * count
         assert [o.name for o in result.map_outputs] == [f"mapper_{i}" for i in range(count)]

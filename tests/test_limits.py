@@ -6,8 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from uuid import uuid4
 
@@ -18,6 +16,7 @@ from orchestrator.local import LocalRedis
 from orchestrator.models import Message, ModelConfig
 from orchestrator.state.keys import rate_key, semaphore_key
 from tests.conftest import FAST_TIMINGS
+from tests.helpers import wait_for
 from workers.execution.cancellation import CancelToken
 from workers.limits import SharedLimit
 from workers.providers import ModelResponse, RetryableProviderError
@@ -52,14 +51,6 @@ def test_a_per_minute_limit_admits_that_many_then_says_how_long_to_wait(
 def redis_ms(client: redis.Redis) -> int:
     seconds, micros = client.time()
     return int(seconds) * 1000 + int(micros) // 1000
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
-    """Wait for a positive signal; fail naming it if it never comes."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.05)
 
 
 def test_a_concurrency_limit_frees_a_slot_on_release(redis_server: LocalRedis) -> None:

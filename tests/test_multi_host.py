@@ -25,6 +25,7 @@ from orchestrator.state.events import AgentEnd, AgentStart, Event
 from orchestrator.state.keys import member_task_id
 from orchestrator.state.presence import live_workers
 from tests.conftest import FAST_TIMINGS
+from tests.helpers import wait_for
 from tests.multi_host import (
     WORKER_HOSTS,
     Hosts,
@@ -32,7 +33,6 @@ from tests.multi_host import (
     run_again_elsewhere,
     running_hosts,
     starts_by_index,
-    wait_for,
 )
 from tests.netns import Network, libfaketime, namespaces_unavailable
 

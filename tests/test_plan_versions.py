@@ -4,7 +4,6 @@ records never loses the batch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from uuid import uuid4
 
 import pytest
@@ -19,16 +18,9 @@ from tests.test_learner_logic import record
 from workers.agent.plan_cache import PlanCache
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[LocalRedis]:
-    private = LocalRedis()
-    yield private
-    private.stop()
-
-
 @pytest.fixture
-def plans(server: LocalRedis) -> PlanStore:
-    return PlanStore(redis.Redis.from_url(server.url))
+def plans(module_redis: LocalRedis) -> PlanStore:
+    return PlanStore(redis.Redis.from_url(module_redis.url))
 
 
 def groups(plan: ExecutionPlan | None) -> list[list[str]]:
@@ -74,8 +66,8 @@ class ResetAfterRead(PlanStore):
         return read
 
 
-def test_a_reset_racing_a_batch_never_loses_the_batch(server: LocalRedis) -> None:
-    plans = ResetAfterRead(redis.Redis.from_url(server.url))
+def test_a_reset_racing_a_batch_never_loses_the_batch(module_redis: LocalRedis) -> None:
+    plans = ResetAfterRead(redis.Redis.from_url(module_redis.url))
     agent = f"agent-{uuid4().hex[:8]}"
     learn(plans, agent, ["a", "b"])
     overlap = record(("a", 0, 2), ("b", 1, 3), agent=agent).model_dump(mode="json")

@@ -13,7 +13,8 @@ import redis
 from orchestrator import Client
 from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.keys import rate_key
-from tests.conftest import FAST_TIMINGS, start_workers
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import start_workers, wait_for
 from tests.model_server import SlowModelServer
 
 POOLS = {
@@ -33,18 +34,11 @@ def api() -> Iterator[SlowModelServer]:
 
 
 @pytest.fixture(scope="module")
-def pool_redis() -> Iterator[LocalRedis]:
-    server = LocalRedis()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def pool_client(
-    pool_redis: LocalRedis, api: SlowModelServer, tmp_path_factory: pytest.TempPathFactory
+    module_redis: LocalRedis, api: SlowModelServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Client]:
     env = {
-        "ORCHESTRATOR_REDIS_URL": pool_redis.url,
+        "ORCHESTRATOR_REDIS_URL": module_redis.url,
         **FAST_TIMINGS,
         **api.worker_env(),
         "ORCHESTRATOR_PROVIDER_LIMITS": json.dumps(POOLS),
@@ -52,7 +46,7 @@ def pool_client(
     workers: list[LocalWorker] = start_workers(
         env, ["pools"], tmp_path_factory.mktemp("pool-logs"), concurrency=2
     )
-    yield Client(redis_url=pool_redis.url)
+    yield Client(redis_url=module_redis.url)
     for worker in workers:
         worker.stop()
 
@@ -65,12 +59,15 @@ def test_a_pool_slot_is_free_while_its_call_backs_off(
     api.refuse("call A", times=1, retry_after_s=LONG_BACKOFF_S, status=503)
     first = pool_client.run_agent(agent, prompt="call A")
     try:
-        assert api.wait_until(lambda: "call A" in api.refused, 60), "A was never refused"
+        wait_for(lambda: "call A" in api.refused, "A was refused", 60, 0.01)
         # A now sleeps out its Retry-After; B, on the pool's only slot, can run meanwhile.
         second = pool_client.run_agent(agent, prompt="call B")
-        assert api.wait_until(
-            lambda: "call B" in api.answered or api.received.count("call A") > 1, 120
-        ), "neither B's answer nor A's retry came"
+        wait_for(
+            lambda: "call B" in api.answered or api.received.count("call A") > 1,
+            "B's answer or A's retry came",
+            120,
+            0.01,
+        )
         assert api.received == ["call A", "call B"], "B ran while A backed off, before A's retry"
         assert second.result(timeout=60).output.succeeded()
     finally:
@@ -79,11 +76,11 @@ def test_a_pool_slot_is_free_while_its_call_backs_off(
 
 
 def test_every_attempt_counts_against_the_per_minute_limit(
-    pool_client: Client, api: SlowModelServer, pool_redis: LocalRedis
+    pool_client: Client, api: SlowModelServer, module_redis: LocalRedis
 ) -> None:
     api.refuse("call C", times=2, retry_after_s=0)
     run = pool_client.run_agent(api.agent("counted", model="counted"), prompt="call C")
     assert run.result(timeout=60).output.succeeded()
     assert api.received.count("call C") == 3, "two refusals, then the answer"
-    calls = redis.Redis.from_url(pool_redis.url).zcard(rate_key("provider:openai:counted"))
+    calls = redis.Redis.from_url(module_redis.url).zcard(rate_key("provider:openai:counted"))
     assert calls == 3, "one count per HTTP attempt, not one per model call"

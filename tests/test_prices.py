@@ -23,9 +23,8 @@ from orchestrator.models import Usage
 from orchestrator.prices import call_cost, cost_bound, price_known
 from tests.conftest import FAST_TIMINGS
 from tests.fake_api import FakeAPI
-from tests.helpers import items, local_endpoints, scripted
+from tests.helpers import items, local_endpoints, scripted, start_workers
 from tests.test_bad_input import dispatched
-from tests.test_leases import start
 
 GPT_4O = ModelConfig(provider="openai", model="gpt-4o")
 SONNET = ModelConfig(provider="anthropic", model="claude-sonnet-4-5")
@@ -251,7 +250,7 @@ def priced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, F
     }
     worker: LocalWorker | None = None
     try:
-        worker = start(env, "priced", tmp_path_factory.mktemp("priced"), 2)
+        (worker,) = start_workers(env, ["priced"], tmp_path_factory.mktemp("priced"), 2)
         client = Client(redis_url=server.url, settings=Settings(prices=OVERRIDES))
         yield client, api
     finally:

@@ -21,8 +21,8 @@ from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis
 from orchestrator.state.events import AgentEnd, AgentStart, ToolCallEnd, ToolCallStart
 from orchestrator.state.keys import RunKeys
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, scripted
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, scripted, start_workers, wait_for
 from tests.rabbitmq import LocalRabbitMQ
 from tests.test_map_reduce import max_overlap
 
@@ -145,10 +145,11 @@ def test_members_ride_through_a_redis_restart_with_rabbitmq_as_broker(
         handle = client.map_reduce(
             "Restart", items(8), scripted("m", latency_ms=2000), scripted("r"), 8
         )
-        deadline = time.monotonic() + 30
-        while sum(isinstance(e, AgentStart) for e in handle.events(follow=False)) < 4:
-            assert time.monotonic() < deadline, "members never started"
-            time.sleep(0.05)
+        wait_for(
+            lambda: sum(isinstance(e, AgentStart) for e in handle.events(follow=False)) >= 4,
+            "members started",
+            30,
+        )
         server.shutdown()
         time.sleep(2)  # the outage: two seconds without Redis
         server.start()
@@ -200,10 +201,9 @@ def test_a_sigkilled_workers_members_are_taken_over_at_once_not_after_the_lease(
                 and e.worker.endswith(f":{victim.pid}")
             }
 
-        deadline = time.monotonic() + 30
-        while running() < 6 or not victim_started():
-            assert time.monotonic() < deadline, "the first window never started on both"
-            time.sleep(0.05)
+        wait_for(
+            lambda: running() >= 6 and victim_started(), "the first window started on both", 30
+        )
         held_by_victim = victim_started()
         victim.kill()
 
@@ -239,10 +239,11 @@ def test_live_workers_are_not_taken_over_when_rabbitmq_delivers_again(
         handle = client.map_reduce(
             "Once", items(1), scripted("m", latency_ms=2000), scripted("r"), 1
         )
-        deadline = time.monotonic() + 30
-        while not any(isinstance(e, AgentStart) for e in handle.events(follow=False)):
-            assert time.monotonic() < deadline, "the member never started"
-            time.sleep(0.05)
+        wait_for(
+            lambda: any(isinstance(e, AgentStart) for e in handle.events(follow=False)),
+            "the member started",
+            30,
+        )
         # The same member again, as a redelivery would bring it, while its holder runs it.
         again = client._celery.send_task(
             "tasks.agents.run_member", args=(handle.id, 0), queue="agents"
@@ -257,9 +258,7 @@ def test_live_workers_are_not_taken_over_when_rabbitmq_delivers_again(
             )
 
         # The positive signal: the duplicate was handled (dropped, or run if it took over).
-        while (ending := handled()) is None:
-            assert time.monotonic() < deadline + 30, "the duplicate was never handled"
-            time.sleep(0.05)
+        ending = wait_for(handled, "the duplicate was handled", 60)
         assert ending == "ignored", "the duplicate took the member over from its live holder"
         result = handle.result(timeout=30)
         assert result.map_outputs[0].outcome == "ok"

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from orchestrator.config.settings import Settings
 from orchestrator.models import Message, ModelConfig
+from tests.wire_server import WireServer, read_body, send_json
 from workers.execution.cancellation import CancelToken
 from workers.providers import ProviderError, get_provider
 from workers.providers.redaction import MAX_CHARS, REDACTED, redact
@@ -85,39 +84,21 @@ def test_long_text_is_cut_after_redaction() -> None:
     assert text.endswith(f"[cut from {MAX_CHARS - 10 + len(key) + 100_000} characters]")
 
 
-class EchoingAPI:
+class EchoingAPI(WireServer):
     """A local server speaking the Chat Completions wire format that answers every request
     with a 401 whose body echoes the request's Authorization header, as some proxies do."""
 
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                auth = self.headers.get("authorization", "")
-                token = auth.removeprefix("Bearer ")
-                error = {
-                    "message": f"Incorrect API key provided: {token} (Authorization: {auth})",
-                    "type": "invalid_request_error",
-                    "code": "invalid_api_key",
-                    "request": {"headers": {"Authorization": auth}},
-                }
-                payload = json.dumps({"error": error}).encode()
-                self.send_response(401)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def handle_post(self, request: BaseHTTPRequestHandler) -> None:
+        read_body(request)
+        auth = request.headers.get("authorization", "")
+        token = auth.removeprefix("Bearer ")
+        error = {
+            "message": f"Incorrect API key provided: {token} (Authorization: {auth})",
+            "type": "invalid_request_error",
+            "code": "invalid_api_key",
+            "request": {"headers": {"Authorization": auth}},
+        }
+        send_json(request, 401, {"error": error})
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ the reason, where ``redis-server`` / ``redis-cli`` cannot be found."""
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from orchestrator.state.keys import (
 )
 from orchestrator.state.scripts import run_script
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import environment, items, scripted
+from tests.helpers import environment, items, scripted, wait_for
 from tests.redis_cluster import LocalRedisCluster, cluster_missing
 from tests.test_branches import branch
 from tests.test_learner_logic import record
@@ -133,10 +132,11 @@ def test_a_map_reduce_returns_its_outputs_in_order_and_reduces_once(client: Clie
     assert handle.status().state == "succeeded"
     # Ended, it leaves the active runs: removed after its final script, on another shard, so
     # possibly just after the result is visible.
-    deadline = time.monotonic() + 30
-    while client.redis.zscore(ACTIVE_RUNS, handle.id) is not None:
-        assert time.monotonic() < deadline, "the ended run stayed among the active runs"
-        time.sleep(0.05)
+    wait_for(
+        lambda: client.redis.zscore(ACTIVE_RUNS, handle.id) is None,
+        "the ended run left the active runs",
+        30,
+    )
 
 
 def test_the_concurrency_cap_holds_across_three_workers(client: Client) -> None:
@@ -317,10 +317,11 @@ def test_a_deadline_ends_a_run_on_the_cluster(client: Client) -> None:
     handle.result(timeout=60)
     status = handle.status()
     assert status.state == "cancelled" and status.cancel_reason == "deadline exceeded"
-    deadline = time.monotonic() + 30
-    while client.redis.zscore(ACTIVE_RUNS, handle.id) is not None:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for(
+        lambda: client.redis.zscore(ACTIVE_RUNS, handle.id) is None,
+        "the ended run left the active runs",
+        30,
+    )
 
 
 def test_a_grouped_script_that_missed_a_run_of_its_group_stops_before_writing(

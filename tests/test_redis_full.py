@@ -16,8 +16,7 @@ from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.events import AgentStart
 from orchestrator.state.keys import run_keys
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, run_cli, scripted
-from tests.test_leases import start, wait_for
+from tests.helpers import items, run_cli, scripted, start_workers, wait_for
 from tests.test_redis_restart import started
 
 PASSWORD = "full-redis-secret-7f3a"
@@ -28,7 +27,7 @@ WAITING = "its output is kept until Redis has room"
 def full_redis(tmp_path: Path) -> Iterator[tuple[LocalRedis, list[LocalWorker]]]:
     server = LocalRedis(password=PASSWORD)
     env = {"ORCHESTRATOR_REDIS_URL": server.url, **FAST_TIMINGS}
-    workers = [start(env, name, tmp_path, 4) for name in ("f1", "f2")]
+    workers = start_workers(env, ["f1", "f2"], tmp_path, 4)
     yield server, workers
     for worker in workers:
         worker.stop()

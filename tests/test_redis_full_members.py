@@ -11,8 +11,7 @@ from orchestrator import Budget, Client
 from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.budget import RunBudget
 from orchestrator.state.events import ModelTurn
-from tests.helpers import items, scripted
-from tests.test_leases import wait_for
+from tests.helpers import items, scripted, wait_for
 from tests.test_redis_full import fill, full_redis, starts
 from tests.test_redis_restart import started
 

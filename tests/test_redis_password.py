@@ -17,8 +17,8 @@ import pytest
 from orchestrator import Client
 from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis, LocalWorker
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, run_cli, scripted
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, run_cli, scripted, start_workers
 
 # Distinctive, so that finding it anywhere is a leak and nothing else.
 PASSWORD = f"pw-{secrets.token_hex(20)}"

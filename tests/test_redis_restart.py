@@ -14,8 +14,7 @@ from orchestrator import Client, RunNotFoundError
 from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.events import AgentStart
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
-from tests.test_leases import start, wait_for
+from tests.helpers import items, scripted, start_workers, wait_for
 
 
 def started(handle: object, count: int) -> bool:
@@ -30,7 +29,7 @@ def workers_on(tmp_path: Path) -> Iterator[tuple[LocalRedis, list[LocalWorker]]]
     # Workers with free slots: each waits on the broker (a pending BRPOP) while it runs
     # members whose messages it has not acknowledged, which is when a lost connection used
     # to kill kombu's Redis consumer.
-    workers = [start(env, name, tmp_path, 8) for name in ("r1", "r2", "r3")]
+    workers = start_workers(env, ["r1", "r2", "r3"], tmp_path, 8)
     yield server, workers
     for worker in workers:
         worker.stop()

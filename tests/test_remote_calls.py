@@ -11,8 +11,7 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -28,7 +27,7 @@ from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.state.keys import semaphore_key
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import environment
+from tests.helpers import environment, wait_for
 from tests.test_tools import agent, calls, tool_messages
 from workers.limits import SharedLimit
 from workers.tools.remote import (
@@ -70,14 +69,6 @@ def send(
     return ticket, app.send_task(
         CALL_TOOL_TASK, args=(name, arguments), kwargs=kwargs, queue="tools"
     )
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout_s: float = 30) -> Any:
-    end = time.monotonic() + timeout_s
-    while not (value := predicate()):
-        assert time.monotonic() < end, f"never: {what}"
-        time.sleep(0.05)
-    return value
 
 
 def redis_ms(state: redis.Redis) -> float:

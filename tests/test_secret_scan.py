@@ -20,11 +20,9 @@ import json
 import re
 import secrets
 import string
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +32,9 @@ import redis
 from orchestrator import AgentSpec, Client, ModelConfig, RunFailedError
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import local_endpoints, run_cli
+from tests.helpers import local_endpoints, run_cli, wait_for
 from tests.model_server import completion
+from tests.wire_server import WireServer, read_body, send, send_json
 from workers.providers.redaction import REDACTED
 
 
@@ -51,64 +50,34 @@ KEYS = (OPENAI_KEY, ANTHROPIC_KEY, ENDPOINT_KEY)
 NEEDLES = (*KEYS, *(key[-30:-10] for key in KEYS))
 
 
-class EchoingProvider:
+class EchoingProvider(WireServer):
     """Answers ``/v1/chat/completions``, ``/v1/responses`` and ``/v1/messages`` by model name:
     ``ok`` answers; ``echo-json`` is a 401 whose JSON body repeats the credential (raw and as
     ``Bearer``) and every request header; ``echo-dump`` is a 400 whose text body is the raw
     request, headers included; ``echo-500`` is a 500 whose JSON holds that dump (retried)."""
 
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("content-length", 0)))
-                body = json.loads(raw or b"{}")
-                key = self.headers.get("x-api-key") or self.headers.get(
-                    "authorization", ""
-                ).removeprefix("Bearer ")
-                dump = f"{self.requestline}\r\n{self.headers}{raw.decode()}"
-                model = body.get("model", "")
-                if model == "ok":
-                    self._reply(200, answer(self.path, model))
-                elif model == "echo-json":
-                    error = {
-                        "message": f"Incorrect API key provided: {key}. Sent: Bearer {key}",
-                        "type": "invalid_request_error",
-                        "code": "invalid_api_key",
-                        "request_headers": dict(self.headers.items()),
-                    }
-                    self._reply(401, {"type": "error", "error": error})
-                elif model == "echo-dump":
-                    self._reply(400, dump, content_type="text/plain")
-                else:
-                    self._reply(500, {"error": {"message": dump}}, retry_after="0")
-
-            def _reply(
-                self,
-                status: int,
-                payload: object,
-                content_type: str = "application/json",
-                retry_after: str | None = None,
-            ) -> None:
-                data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
-                self.send_response(status)
-                self.send_header("content-type", content_type)
-                self.send_header("content-length", str(len(data)))
-                if retry_after is not None:
-                    self.send_header("retry-after", retry_after)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def handle_post(self, request: BaseHTTPRequestHandler) -> None:
+        raw = read_body(request)
+        body = json.loads(raw or b"{}")
+        key = request.headers.get("x-api-key") or request.headers.get(
+            "authorization", ""
+        ).removeprefix("Bearer ")
+        dump = f"{request.requestline}\r\n{request.headers}{raw.decode()}"
+        model = body.get("model", "")
+        if model == "ok":
+            send_json(request, 200, answer(request.path, model))
+        elif model == "echo-json":
+            error = {
+                "message": f"Incorrect API key provided: {key}. Sent: Bearer {key}",
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+                "request_headers": dict(request.headers.items()),
+            }
+            send_json(request, 401, {"type": "error", "error": error})
+        elif model == "echo-dump":
+            send(request, 400, dump.encode(), content_type="text/plain")
+        else:
+            send_json(request, 500, {"error": {"message": dump}}, headers={"retry-after": "0"})
 
 
 def answer(path: str, model: str) -> dict[str, Any]:
@@ -264,13 +233,6 @@ class Scanned:
     logs: str
 
 
-def wait_until(check: Any, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def scanned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scanned]:
     log_dir = tmp_path_factory.mktemp("secret-scan-logs")
@@ -364,7 +326,7 @@ def run_everything(url: str, workers: list[LocalWorker], log_dir: Path) -> Scann
 
     # Each run ships its records to the learners once it has ended.
     state = redis.Redis.from_url(url)
-    wait_until(lambda: state.llen("learner") >= len(handles))
+    wait_for(lambda: state.llen("learner") >= len(handles), "the learner got every record")
     for worker in workers:
         worker.stop()  # its logs are complete, and nothing changes while Redis is read
     logs = "".join(path.read_text() for path in sorted(log_dir.glob("*.log")))

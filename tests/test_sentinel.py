@@ -24,9 +24,8 @@ from orchestrator.state.events import AgentEnd, AgentStart
 from orchestrator.state.keys import RunKeys
 from orchestrator.state.store import RunStore
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
+from tests.helpers import environment, items, scripted, wait_for
 from tests.sentinel_set import SentinelSet
-from tests.test_leases import wait_for
 
 # A failover on a busy machine: the sentinels need a second to agree, then a promotion; the
 # workers' commands ride through it (about half a minute of retries).
@@ -45,12 +44,10 @@ def _skip_without_sentinel() -> None:
 class Deployment:
     """A sentinel set, workers on it, and a client: what each test starts."""
 
-    def __init__(self, sentinels: SentinelSet, log_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    def __init__(self, sentinels: SentinelSet, env: dict[str, str], log_dir: Path) -> None:
         self.sentinels = sentinels
         self.log_dir = log_dir
-        self.env = {**sentinels.env(), **FAST_TIMINGS}
-        for name, value in self.env.items():
-            monkeypatch.setenv(name, value)
+        self.env = env  # in this process's environment too: Settings() reads it
         self.settings = Settings()
         self.workers: list[LocalWorker] = []
 
@@ -82,12 +79,13 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
     _skip_without_sentinel()
     sentinels = SentinelSet()
-    made = Deployment(sentinels, tmp_path, monkeypatch)
-    yield made
-    made.stop()
+    with environment({**sentinels.env(), **FAST_TIMINGS}) as env:
+        made = Deployment(sentinels, env, tmp_path)
+        yield made
+        made.stop()
     sentinels.stop()
 
 
@@ -274,12 +272,13 @@ SENTINEL_PASSWORD = "sentinel-own-secret"
 
 
 @pytest.fixture
-def guarded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+def guarded(tmp_path: Path) -> Iterator[Deployment]:
     _skip_without_sentinel()
     sentinels = SentinelSet(password=SERVER_PASSWORD, sentinel_password=SENTINEL_PASSWORD)
-    made = Deployment(sentinels, tmp_path, monkeypatch)
-    yield made
-    made.stop()
+    with environment({**sentinels.env(), **FAST_TIMINGS}) as env:
+        made = Deployment(sentinels, env, tmp_path)
+        yield made
+        made.stop()
     sentinels.stop()
 
 

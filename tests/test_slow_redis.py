@@ -14,8 +14,7 @@ from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.events import AgentEnd, AgentStart
 from tests.conftest import FAST_TIMINGS
 from tests.delay_proxy import DelayProxy
-from tests.helpers import items, scripted
-from tests.test_leases import start, wait_for
+from tests.helpers import items, scripted, start_workers, wait_for
 
 # Leases as long as the slowest delay allows (a renewal's round trip, 2 s, must land within
 # one): the production default is 30 s.
@@ -27,7 +26,7 @@ def behind_proxy(tmp_path: Path) -> Iterator[tuple[LocalRedis, DelayProxy, list[
     server = LocalRedis()
     proxy = DelayProxy(server.port)
     env = {"ORCHESTRATOR_REDIS_URL": proxy.url(), **SLOW_TIMINGS}
-    workers = [start(env, name, tmp_path, 8) for name in ("d1", "d2")]
+    workers = start_workers(env, ["d1", "d2"], tmp_path, 8)
     yield server, proxy, workers
     proxy.delay_s = 0
     for worker in workers:

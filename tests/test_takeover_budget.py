@@ -25,7 +25,7 @@ from orchestrator.client import RunHandle
 from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.budget import RunBudget
 from orchestrator.state.events import AgentStart
-from tests.conftest import start_workers
+from tests.helpers import start_workers, wait_for
 from tests.model_server import SlowModelServer
 from tests.rabbitmq import LocalRabbitMQ
 from tests.test_rabbitmq import client_for, rabbit_env
@@ -72,7 +72,7 @@ def test_a_member_killed_in_a_call_is_taken_over_at_once_and_its_call_charged(
 
         # The positive signal: the model server has the call, so its worker is inside it, and
         # the call's reservation (its upper bound) is in the ledger.
-        assert api.wait_until(lambda: PROMPT in api.received, 60), "the call never came"
+        wait_for(lambda: PROMPT in api.received, "the call came", 60, 0.01)
         before = ledger()
         bound = before.reserved_tokens
         assert before.spent_tokens == 0 and bound > OUTPUT_LIMIT, before
@@ -87,7 +87,7 @@ def test_a_member_killed_in_a_call_is_taken_over_at_once_and_its_call_charged(
         kill_group(victim)
         status = handle.wait(timeout=TIMEOUT_S + 60)
         (output,) = list(handle.outputs())
-        assert api.wait_until(lambda: PROMPT in api.abandoned, 30), "the dead call went on"
+        wait_for(lambda: PROMPT in api.abandoned, "the dead call was abandoned", 30, 0.01)
 
         # The member ran again at once on the other worker, and was not ended by its time limit.
         assert "timed out" not in (output.error or ""), output

@@ -11,8 +11,7 @@ from orchestrator import AgentSpec, Client, ModelConfig, ToolPolicy
 from orchestrator.local import LocalRedis
 from orchestrator.state.events import AgentStart
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
-from tests.test_leases import start, wait_for
+from tests.helpers import items, scripted, start_workers, wait_for
 
 
 def test_defaults_bound_every_member_model_call_and_tool_call() -> None:
@@ -46,7 +45,7 @@ def test_a_frozen_member_past_its_limit_is_ended_by_the_watchdog(
     private_redis: LocalRedis, tmp_path: Path
 ) -> None:
     env = {"ORCHESTRATOR_REDIS_URL": private_redis.url, **FAST_TIMINGS}
-    frozen = start(env, "frozen", tmp_path, 1)
+    (frozen,) = start_workers(env, ["frozen"], tmp_path, 1)
     try:
         client = Client(redis_url=private_redis.url)
         agent = scripted("stuck", latency_ms=600_000).model_copy(update={"timeout_s": 2})
@@ -58,7 +57,7 @@ def test_a_frozen_member_past_its_limit_is_ended_by_the_watchdog(
         os.kill(frozen.pid, signal.SIGSTOP)
         # No other worker exists and the holder never wakes: only the watchdog of a worker
         # started now can end the member, once its lease and limit have passed.
-        watcher = start(env, "watcher", tmp_path, 1)
+        (watcher,) = start_workers(env, ["watcher"], tmp_path, 1)
         try:
             status = handle.wait(timeout=60)
             assert status.state == "failed"

@@ -5,7 +5,6 @@ nothing queued, JSON on the wire, and the tool's own exceptions kept as they are
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 from uuid import uuid4
 
@@ -14,6 +13,7 @@ import redis
 
 from orchestrator import Client
 from orchestrator.state.events import ToolCallEnd, ToolCallStart
+from tests.helpers import wait_for
 from tests.test_tools import agent, calls, tool_messages
 
 
@@ -47,12 +47,12 @@ def test_a_timed_out_remote_call_is_stopped_and_its_slot_held_until_it_ended(
     assert second.startswith("tool 'remote_slow_mark' timed out after 1 s")
     # Every call a tools worker took has ended there (a call not taken yet was stopped by its
     # agent before it started, and never runs): no side effect can come any more.
-    deadline = time.monotonic() + 30
-    while not (started := remote_metas(state, "remote_slow_mark")) or any(
-        m["status"] == "STARTED" for m in started
-    ):
-        assert time.monotonic() < deadline, f"the remote calls never ended: {started}"
-        time.sleep(0.05)
+
+    def ended() -> list[dict[str, Any]]:
+        metas = remote_metas(state, "remote_slow_mark")
+        return metas if metas and all(m["status"] != "STARTED" for m in metas) else []
+
+    started = wait_for(ended, "the remote calls ended", 30)
     assert {m["status"] for m in started} <= {"FAILURE", "REVOKED"}
     assert state.get(f"test:mark:{key}") is None, "a timed-out call completed"
     assert state.get(f"test:overlap:{key}") is None, "two calls ran at once past max_concurrency=1"

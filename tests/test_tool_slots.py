@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from typing import Any
 from uuid import uuid4
 
@@ -15,6 +14,7 @@ from orchestrator import ToolPolicy, tool
 from orchestrator.local import LocalRedis
 from orchestrator.models import ToolCall
 from orchestrator.state.keys import semaphore_key
+from tests.helpers import wait_for
 from workers.execution.cancellation import CancelToken
 from workers.limits import SharedLimit
 from workers.tools.calls import RemoteCall, SlotRef, ToolEvents, ToolResult
@@ -79,14 +79,6 @@ def holders(client: redis.Redis, limit: SharedLimit) -> list[Any]:
     return client.zrange(semaphore_key(limit.name), 0, -1, withscores=True)
 
 
-def wait_until(predicate: object, what: str) -> None:
-    assert callable(predicate)
-    end = time.monotonic() + 20
-    while not predicate():
-        assert time.monotonic() < end, f"never: {what}"
-        time.sleep(0.02)
-
-
 def test_a_timed_out_sync_call_keeps_its_slot_while_its_thread_runs(
     redis_server: LocalRedis,
 ) -> None:
@@ -98,11 +90,11 @@ def test_a_timed_out_sync_call_keeps_its_slot_while_its_thread_runs(
         assert run_one(runner, "hangs").status == "timeout"
         ((_, expiry),) = holders(client, limit)
         # Past the lease the slot had when the call gave up waiting: unrenewed, it would be free.
-        wait_until(lambda: redis_ms(client) > expiry + 50, "the lease ran out")
+        wait_for(lambda: redis_ms(client) > expiry + 50, "the lease ran out")
         assert limit.try_acquire(uuid4().hex) > 0, "a second call ran beside the hung thread"
     finally:
         HANG.set()
-    wait_until(lambda: not holders(client, limit), "the slot was released when the thread ended")
+    wait_for(lambda: not holders(client, limit), "the slot was released when the thread ended")
 
 
 def test_past_the_cap_of_abandoned_threads_a_sync_call_is_refused_not_threaded() -> None:
@@ -162,7 +154,7 @@ def test_a_failed_stop_of_a_remote_call_keeps_its_slot_until_the_call_ended(
         assert len(holders(client, limit)) == 1, "the slot was given up while the call may run"
     finally:
         remote.ended.set()
-    wait_until(lambda: not holders(client, limit), "the slot was released once the call ended")
+    wait_for(lambda: not holders(client, limit), "the slot was released once the call ended")
 
 
 def test_a_completed_call_keeps_its_result_when_releasing_its_slot_fails() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -14,8 +13,8 @@ import redis
 from orchestrator import AgentSpec, Client, InvalidRunError, ModelConfig, ToolPolicy
 from orchestrator.local import LocalRedis
 from orchestrator.state.events import AgentStart, ModelTurn, ToolCallEnd, ToolCallStart
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, start_workers, wait_for
 
 
 def calls(*pairs: tuple[str, dict[str, Any]]) -> dict[str, Any]:
@@ -285,10 +284,11 @@ def test_fail_fast_revokes_a_remote_call_still_waiting_for_a_tools_worker(
         assert contents[0].startswith("cancelled:") and contents[1].startswith("cancelled:")
         # Wait until both remote calls are over on the tools worker (its result backend says
         # so); the queued one must have been discarded as revoked, not run.
-        deadline = time.monotonic() + 30
-        while len(outcomes := remote_outcomes(state)) < 2:
-            assert time.monotonic() < deadline, f"the remote calls never ended: {outcomes}"
-            time.sleep(0.05)
+        outcomes = wait_for(
+            lambda: found if len(found := remote_outcomes(state)) >= 2 else None,
+            "the remote calls ended",
+            30,
+        )
         assert "REVOKED" in outcomes and ("SUCCESS", "revoked") not in outcomes
         assert state.get("test:mark:revoked") is None
         # The running one was stopped on the tools worker, not left to finish.

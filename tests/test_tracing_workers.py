@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +19,8 @@ import redis
 from orchestrator import AgentSpec, Budget, Client, ModelConfig, RunFailedError
 from orchestrator.local import LocalRedis
 from orchestrator.state.keys import RunKeys
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, scripted
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, scripted, start_workers, wait_for
 from tests.otlp_receiver import OtlpReceiver
 from tests.trace_support import (
     TEST_SERVICE,
@@ -48,7 +47,7 @@ def otel_env(receiver: OtlpReceiver) -> dict[str, str]:
 def receiver() -> Iterator[OtlpReceiver]:
     server = OtlpReceiver()
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture(scope="module")
@@ -283,11 +282,13 @@ def test_a_lease_takeover_is_an_event_of_the_execution_that_takes_over(
         handle = client.run_agent(scripted("slow", latency_ms=1500), "Take your time.")
         holders = RunKeys(handle.id).holders
         state = redis.Redis.from_url(server.url)
-        deadline = time.monotonic() + 30
         # Wait until an execution (not an admission or a reception) holds the member.
-        while not [v for v in state.hvals(holders) if not v.startswith((b"a:", b"r:"))]:
-            assert time.monotonic() < deadline, "the member never started"
-            time.sleep(0.02)
+        wait_for(
+            lambda: [v for v in state.hvals(holders) if not v.startswith((b"a:", b"r:"))],
+            "the member started",
+            30,
+            0.02,
+        )
         victim.kill()
         (heir,) = start_workers(env, ["heir"], tmp_path, concurrency=1)
         assert handle.result(60).output.outcome == "ok"

@@ -5,7 +5,6 @@ reducer's stored answer shows what it was given."""
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import redis
@@ -17,8 +16,8 @@ from orchestrator.models import AgentOutput
 from orchestrator.models.results import MapReduceResult
 from orchestrator.state.events import AgentEnd, AgentStart, Event, ModelTurn
 from orchestrator.state.keys import RunKeys
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, scripted
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, scripted, start_workers, wait_for
 
 WINDOW = 1000
 INPUT_BUDGET = 800  # 80% of the window
@@ -182,10 +181,8 @@ def test_a_takeover_mid_tree_does_not_run_finished_partial_reducers_again(
             "Digest", items(100), scripted("mapper"), reducer, 1, budget=budget
         )
         state = redis.Redis.from_url(server.url)
-        deadline = time.monotonic() + 60
-        while not state.hexists(RunKeys(handle.id).partials, "1.1"):
-            assert time.monotonic() < deadline, "no partial reducer was stored"
-            time.sleep(0.02)
+        partials_key = RunKeys(handle.id).partials
+        wait_for(lambda: state.hexists(partials_key, "1.1"), "a partial reducer was stored")
         victim.kill()
         finished = set(partials(client, handle.id))
         (survivor,) = start_workers(env, ["survivor"], tmp_path, concurrency=2)
@@ -213,10 +210,10 @@ def test_a_takeover_mid_tree_does_not_run_finished_partial_reducers_again(
 def test_cancel_stops_a_tree_reduce_and_its_running_partial_reducers(client: Client) -> None:
     reducer = small_reducer(latency_ms=3_600_000)  # an hour each
     handle = client.map_reduce("Digest", items(100), scripted("mapper"), reducer, 10)
-    deadline = time.monotonic() + 60
-    while not any(isinstance(e, AgentStart) and e.part for e in handle.events(follow=False)):
-        assert time.monotonic() < deadline, "no partial reducer started"
-        time.sleep(0.05)
+    wait_for(
+        lambda: any(isinstance(e, AgentStart) and e.part for e in handle.events(follow=False)),
+        "a partial reducer started",
+    )
     assert handle.cancel() is True
     result = handle.result(timeout=60)  # ends only if the cancel stopped the partial reducers
     assert handle.status().state == "cancelled"

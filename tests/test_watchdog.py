@@ -4,9 +4,8 @@ listed (with their tools) while they are present."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from orchestrator.models.requests import AgentRunRequest
 from orchestrator.state.keys import ACTIVE_RUNS
 from orchestrator.state.store import RunStore
 from tests.conftest import FAST_TIMINGS
+from tests.helpers import wait_for
 from workers.coordination.watchdog import Watchdog
 
 APP = Celery("watchdog-tests", set_as_current=False)
@@ -62,13 +62,6 @@ class Recorder:
             return Counter(run_id for _, run_id in self.sweeps)
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
 def test_concurrent_claims_take_each_due_run_once(server: LocalRedis) -> None:
     stores = [new_store(server, 60) for _ in range(6)]
     run_ids = add_due_runs(stores[0], 600)
@@ -103,7 +96,7 @@ def test_two_watchdogs_never_sweep_a_run_twice_in_one_interval(
     for watchdog, name in zip(watchdogs, ["a", "b"], strict=True):
         watchdog.start(name)
     try:
-        wait_until(lambda: len(recorder.counts()) == len(run_ids), 30, "not every run was swept")
+        wait_for(lambda: len(recorder.counts()) == len(run_ids), "every run was swept", 30)
         # Both watchdogs pass again within the same interval: there is nothing due for them.
         assert [watchdog.sweep_once() for watchdog in watchdogs] == [0, 0]
     finally:
@@ -125,10 +118,10 @@ def test_every_active_run_is_swept_every_couple_of_intervals(
     for position, watchdog in enumerate(watchdogs):
         watchdog.start(f"w{position}")
     try:
-        wait_until(
+        wait_for(
             lambda: min(recorder.counts().get(run_id, 0) for run_id in run_ids) >= 3,
+            "every run was swept three times",
             30,
-            "some run was not swept three times",
         )
         # No run is left behind: each stays due within one interval from now.
         now = stores[0].now_ms()
@@ -168,8 +161,8 @@ def test_workers_lists_live_workers_and_drops_a_killed_one(
         client = Client(redis_url=server.url)
         assert client.workers() == sorted([keeper.hostname, doomed.hostname])
         doomed.kill()  # no goodbye: its presence must expire
-        wait_until(
-            lambda: doomed.hostname not in client.workers(), 30, "a killed worker stayed listed"
+        wait_for(
+            lambda: doomed.hostname not in client.workers(), "the killed worker left the list", 30
         )
         assert client.workers() == [keeper.hostname]
     finally:

@@ -10,8 +10,7 @@ import redis
 from orchestrator import Client
 from orchestrator.local import LocalRedis
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
-from tests.test_leases import start, wait_for
+from tests.helpers import items, scripted, start_workers, wait_for
 from tests.test_redis_full import fill
 from tests.test_redis_restart import started
 
@@ -39,7 +38,7 @@ def test_a_full_redis_does_not_make_the_watchdog_spin(
         **FAST_TIMINGS,
         "ORCHESTRATOR_SWEEP_S": SWEEP_S,
     }
-    worker = start(env, "wd", tmp_path, 2)
+    (worker,) = start_workers(env, ["wd"], tmp_path, 2)
     log = tmp_path / "wd.log"
     client = redis.Redis.from_url(private_redis.url)
     try:

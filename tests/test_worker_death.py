@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -12,8 +11,8 @@ from orchestrator import Client
 from orchestrator.local import LocalRedis
 from orchestrator.state.events import AgentStart
 from orchestrator.state.keys import RunKeys
-from tests.conftest import FAST_TIMINGS, start_workers
-from tests.helpers import items, scripted
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import items, scripted, start_workers, wait_for
 
 
 def test_run_survives_a_sigkilled_worker_and_runs_each_item_once(tmp_path: Path) -> None:
@@ -28,16 +27,13 @@ def test_run_survives_a_sigkilled_worker_and_runs_each_item_once(tmp_path: Path)
         )
         holders = RunKeys(handle.id).holders
         state = redis.Redis.from_url(server.url)
-        deadline = time.monotonic() + 30
 
         def running() -> int:
             """Members an execution holds (others are queued or prefetched)."""
             values = [v.decode() for v in state.hvals(holders)]
             return sum(1 for v in values if not v.startswith(("a:", "r:")))
 
-        while running() < 6:
-            assert time.monotonic() < deadline, "the first window never started"
-            time.sleep(0.05)
+        wait_for(lambda: running() >= 6, "the first window started", 30)
         victim.kill()
 
         result = handle.result(timeout=60)

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator import Client
-from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
+from orchestrator.local import LocalRedis, wait_for_workers
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import items, scripted
-from tests.test_leases import start, wait_for
+from tests.helpers import items, scripted, start_workers, wait_for
 from tests.test_redis_restart import started
 
 pytestmark = pytest.mark.skipif(
@@ -82,7 +81,7 @@ def test_killing_the_supervisor_ends_its_workers_and_their_members_run_elsewhere
     supervisor.wait()
     wait_for(lambda: not any(running(pid) for pid in workers), "its workers ended with it")
     # Another worker takes the dead workers' members over, as from any dead worker.
-    rescuer: LocalWorker = start(env, "rescuer", tmp_path, 4)
+    (rescuer,) = start_workers(env, ["rescuer"], tmp_path, 4)
     try:
         result = handle.result(timeout=90)
     finally:
