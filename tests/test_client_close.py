@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from orchestrator import Client
+from orchestrator import Client, tracing
 from orchestrator.config.settings import Settings
 from orchestrator.errors import ClientClosedError
 from orchestrator.local import LocalRedis
@@ -101,10 +101,15 @@ def test_a_closed_client_and_its_handles_refuse_use_instead_of_reopening_connect
 def test_a_client_that_fails_to_start_holds_no_share_of_the_pool(
     server: LocalRedis, watcher: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "no-such-exporter")
-    with pytest.raises(TracingConfigError):
-        Client(redis_url=server.url)
-    monkeypatch.delenv("OTEL_TRACES_EXPORTER")
+    # Tracing is set up once per process: another test in this process may have set it up
+    # already, so its set-up is made to fail here as a bad OTEL_* configuration makes it.
+    def refuse() -> bool:
+        raise TracingConfigError("OTEL_TRACES_EXPORTER: no-such-exporter")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tracing, "configure", refuse)
+        with pytest.raises(TracingConfigError):
+            Client(redis_url=server.url)
     with Client(redis_url=server.url) as client:
         use(client)
     # The failed client's hold would keep the shared pool open after the last close.
