@@ -3,6 +3,7 @@
 from orchestrator.agents import AgentContext, AgentFunction, ToolCallError, agent
 from orchestrator.client import Client, RunHandle
 from orchestrator.errors import (
+    ClientClosedError,
     InvalidRunError,
     OrchestratorError,
     RunFailedError,
@@ -48,6 +49,7 @@ __all__ = [
     "CacheProfile",
     "CallRecord",
     "Client",
+    "ClientClosedError",
     "ExecutionPlan",
     "InvalidRunError",
     "MapReduceResult",

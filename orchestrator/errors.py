@@ -17,6 +17,11 @@ class WritesRefusedError(OrchestratorError):
     run state, no message queued. Submit it again once Redis has room."""
 
 
+class ClientClosedError(OrchestratorError, RuntimeError):
+    """A closed ``Client`` (or a run handle it returned) was used: it would open connections
+    that nothing closes any more. Make a new client (``get_run`` attaches to a run again)."""
+
+
 class RunNotFoundError(OrchestratorError, LookupError):
     """No run with this id exists in Redis."""
 

@@ -130,3 +130,29 @@ def test_a_redelivered_parent_adopts_the_child_its_dead_execution_started(
         if survivor is not None:
             survivor.stop()
         api.close()
+
+
+def test_a_redelivered_parent_with_a_deadline_adopts_its_child_and_starts_no_second(
+    private_redis: LocalRedis, tmp_path: Path
+) -> None:
+    # The child's deadline is what is left of the parent's, which is less at each execution:
+    # the call that starts it must still name the same child.
+    api = SlowModelServer(delay_s=3)
+    env = {**FAST_TIMINGS, "ORCHESTRATOR_REDIS_URL": private_redis.url, **api.worker_env()}
+    victim = start(env, "victim", tmp_path, 2)
+    survivor = None
+    try:
+        client = Client(redis_url=private_redis.url)
+        handle = client.run_agent(function("parent", "slow_child"), "p", deadline_s=600)
+        assert api.wait_until(lambda: "child of p" in api.received, 30), "the child runs"
+        victim.kill()
+        survivor = start(env, "survivor", tmp_path, 2)
+        assert handle.result(timeout=90).output.answer == "answer to child of p"
+        starts = [e for e in handle.events(follow=False) if isinstance(e, ChildRunStart)]
+        assert len(starts) == 1, "adopted, not started again"
+        assert len(handle.status().children) == 1
+    finally:
+        victim.kill()
+        if survivor is not None:
+            survivor.stop()
+        api.close()

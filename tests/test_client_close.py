@@ -11,8 +11,10 @@ import redis
 
 from orchestrator import Client
 from orchestrator.config.settings import Settings
+from orchestrator.errors import ClientClosedError
 from orchestrator.local import LocalRedis
 from orchestrator.state.connection import store_client
+from orchestrator.tracing import TracingConfigError
 from tests.helpers import items, scripted
 
 
@@ -79,3 +81,31 @@ def test_closing_a_client_leaves_the_process_wide_client_of_a_worker(
         use(client)
     assert shared.client_id() == kept
     assert others(watcher) == 1  # the process-wide client's, still open
+
+
+def test_a_closed_client_and_its_handles_refuse_use_instead_of_reopening_connections(
+    server: LocalRedis, watcher: redis.Redis
+) -> None:
+    with Client(redis_url=server.url) as client:
+        handle = client.map_reduce("t", items(2), scripted("m"), scripted("r"))
+    assert others(watcher) == 0
+    # Each would open a connection of a pool nothing closes any more.
+    for use_after_close in (handle.status, client.workers, lambda: client.get_run(handle.id)):
+        with pytest.raises(ClientClosedError):
+            use_after_close()
+    with pytest.raises(ClientClosedError):
+        client.send_records([])
+    assert others(watcher) == 0
+
+
+def test_a_client_that_fails_to_start_holds_no_share_of_the_pool(
+    server: LocalRedis, watcher: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "no-such-exporter")
+    with pytest.raises(TracingConfigError):
+        Client(redis_url=server.url)
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER")
+    with Client(redis_url=server.url) as client:
+        use(client)
+    # The failed client's hold would keep the shared pool open after the last close.
+    assert others(watcher) == 0

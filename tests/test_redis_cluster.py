@@ -5,6 +5,7 @@ the reason, where ``redis-server`` / ``redis-cli`` cannot be found."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,9 @@ from pydantic import ValidationError
 from redis.cluster import RedisCluster
 
 from learners.ingest import ingest_records
-from orchestrator import Budget, Client
+from orchestrator import AgentSpec, Budget, Client, ModelConfig
 from orchestrator.config.settings import Settings, describe_invalid
+from orchestrator.errors import RunFailedError
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.models.requests import MapReduceRequest
 from orchestrator.plans.cache_store import CachePlanStore
@@ -286,6 +288,25 @@ def test_runs_spread_over_the_shards_and_each_run_stays_on_one(
             assert int(found) == (2 if port == node else 0)
     # 12 runs on 3 shards: all on one would happen with probability 3 * (1/3)^12.
     assert len(nodes) > 1, nodes
+
+
+def test_a_child_run_spends_its_parents_ledger_on_the_parents_shard(
+    client: Client, cluster: LocalRedisCluster
+) -> None:
+    # budget.lua reads the ancestors' ledgers without declaring them: the Cluster allows it
+    # only because a child's id carries its root's hash tag.
+    spec = AgentSpec(name="parent", agent="fan_out",
+                     model=ModelConfig(provider="scripted", max_output_tokens=16))  # fmt: skip
+    handle = client.run_agent(spec, "p", budget=Budget(max_tokens=150))
+    with contextlib.suppress(RunFailedError):  # the reducer may not fit: the spend matters
+        handle.result(timeout=90)
+    (child_id,) = handle.status().children
+    child = client.get_run(child_id)
+    assert cluster.node_of(RunKeys(child_id).budget) == cluster.node_of(RunKeys(handle.id).budget)
+    own = next(handle.outputs()).tokens.total_tokens
+    assert child.budget().spent_tokens > 0
+    assert handle.budget().spent_tokens == own + child.budget().spent_tokens <= 150
+    assert handle.budget().reserved_tokens == 0 == child.budget().reserved_tokens
 
 
 def test_a_deadline_ends_a_run_on_the_cluster(client: Client) -> None:

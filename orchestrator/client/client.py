@@ -3,17 +3,18 @@ the worker code, so it runs anywhere that reaches Redis and the broker."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any, TypeVar
 from uuid import uuid4
 
+import redis
 from pydantic import BaseModel, ValidationError
 
 from orchestrator import tracing
 from orchestrator.client import checks
-from orchestrator.client.connections import TaskSender, hold_store_client, release_store_client
+from orchestrator.client.connections import ClientConnections
 from orchestrator.client.handle import RunHandle
+from orchestrator.client.listings import WorkerListings
 from orchestrator.client.submit import submit
 from orchestrator.client.validation import checked_agent_id, validated, validation_message
 from orchestrator.config.settings import Settings, load_settings, with_redis_url
@@ -33,13 +34,9 @@ from orchestrator.plans.cache_plans import CachePlan
 from orchestrator.plans.cache_store import CachePlanStore
 from orchestrator.plans.store import PlanStore
 from orchestrator.state import events as run_events
-from orchestrator.state import groups as group_limits
 from orchestrator.state.events import ParallelLoopStart
 from orchestrator.state.keys import RUN_ID
-from orchestrator.state.presence import live_mcp_servers, live_names, live_tools, live_workers
 from orchestrator.state.store import RunStore
-from orchestrator.strategies import BUILTIN_STRATEGIES
-from orchestrator.tools import McpServerInfo, ToolInfo
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 RESULT_MODELS: dict[str, type[BaseModel]] = {
@@ -49,7 +46,7 @@ RESULT_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-class Client:
+class Client(WorkerListings):
     """Submits and follows runs.
 
     Parameters:
@@ -71,27 +68,44 @@ class Client:
     def __init__(self, redis_url: str | None = None, settings: Settings | None = None) -> None:
         base = settings or load_settings()
         self.settings = with_redis_url(base, redis_url) if redis_url else base
-        self._sender = TaskSender(self.settings)
-        self._celery = self._sender.app
-        self.redis = hold_store_client(self.settings)
-        self._closed = False
-        self._closing = threading.Lock()
-        self.store = RunStore(self.redis, self.settings)
-        self.plans = PlanStore(self.redis)
-        self.cache_plans = CachePlanStore(self.redis)
+        # Before anything is opened: a client that fails here holds no connection.
         tracing.configure()  # as the OTEL_* variables say; off without them
+        self._connections = ClientConnections(self.settings)
+        self._celery = self._connections.sender().app
+        held = self._connections.redis()
+        self._store = RunStore(held, self.settings)
+        self._plans, self._cache_plans = PlanStore(held), CachePlanStore(held)
+
+    @property
+    def redis(self) -> redis.Redis:
+        """The Redis client of run state (``ClientClosedError`` once the client is closed)."""
+        return self._connections.redis()
+
+    @property
+    def store(self) -> RunStore:
+        """The run store (``ClientClosedError`` once the client is closed)."""
+        self._connections.redis()
+        return self._store
+
+    @property
+    def plans(self) -> PlanStore:
+        """The learners' execution plans (``ClientClosedError`` once the client is closed)."""
+        self._connections.redis()
+        return self._plans
+
+    @property
+    def cache_plans(self) -> CachePlanStore:
+        """The cache learner's plans (``ClientClosedError`` once the client is closed)."""
+        self._connections.redis()
+        return self._cache_plans
 
     def close(self) -> None:
         """Close this client's connections: its broker connections, and its Redis pool once
         no other open client of the same Redis in this process uses it. Calling it again does
-        nothing. The client and its run handles cannot be used afterwards; the runs it
-        submitted go on (get them again with another client's ``get_run``)."""
-        with self._closing:
-            if self._closed:
-                return
-            self._closed = True
-        self._sender.close()
-        release_store_client(self.redis)
+        nothing. The client and its run handles cannot be used afterwards (they raise
+        ``ClientClosedError``); the runs it submitted go on (get them again with another
+        client's ``get_run``)."""
+        self._connections.close()
 
     def __enter__(self) -> Client:
         return self
@@ -221,7 +235,9 @@ class Client:
         items: list[str] | None = None,
         first_events: tuple[run_events.Event, ...] = (),
     ) -> RunHandle[ResultT]:
-        run_id = submit(self.store, self.settings, self._sender, request, items, first_events)
+        run_id = submit(
+            self.store, self.settings, self._connections.sender(), request, items, first_events
+        )
         return RunHandle(self, run_id, result_model)
 
     def plan(self, agent_id: str) -> ExecutionPlan | None:
@@ -257,39 +273,7 @@ class Client:
     def send_records(self, records: list[Any]) -> None:
         """Send raw records to the learners as they are; the learners validate them and
         count the ones they reject."""
-        self._sender.send("tasks.learner.ingest", (records,), queue="learner")
-
-    def tools(self) -> list[ToolInfo]:
-        """The tools the live workers serve (each publishes its own, kept with its presence)."""
-        return live_tools(self.redis)
-
-    def mcp_servers(self) -> dict[str, list[McpServerInfo]]:
-        """The MCP servers of each live worker that has some (``ORCHESTRATOR_MCP_SERVERS``), by
-        hostname: whether each is up, why not, how many tools it serves."""
-        return live_mcp_servers(self.redis)
-
-    def endpoints(self) -> list[str]:
-        """The endpoints the live workers declare (names only: URLs and keys stay on them)."""
-        return live_names(self.redis, "endpoints")
-
-    def agents(self) -> list[str]:
-        """The agent functions the live workers register with ``@agent`` (in their
-        ``ORCHESTRATOR_MODULES``), which an ``AgentSpec.agent`` may name."""
-        return live_names(self.redis, "agents")
-
-    def groups(self) -> dict[str, int]:
-        """The concurrency groups the live workers declare, with the limit that holds for each:
-        the lowest a live worker declares (``ORCHESTRATOR_GROUP_LIMITS``)."""
-        return group_limits.live_limits(self.redis)
-
-    def strategies(self) -> list[str]:
-        """The strategies a run may name: the built-ins, then those the live workers
-        register with ``@strategy`` (``ORCHESTRATOR_MODULES``, ``..._STRATEGY_MODULES``)."""
-        return [*BUILTIN_STRATEGIES, *live_names(self.redis, "strategies")]
-
-    def reducers(self) -> list[str]:
-        """The ``@reducer`` functions of the live workers' ``ORCHESTRATOR_MODULES``."""
-        return live_names(self.redis, "reducers")
+        self._connections.sender().send("tasks.learner.ingest", (records,), queue="learner")
 
     def get_run(self, run_id: str) -> RunHandle[Any]:
         """Attach to an existing run (from any process); ``RunNotFoundError`` if there is none.
@@ -302,9 +286,7 @@ class Client:
             raise RunNotFoundError(f"no run with id {run_id!r}")
         return RunHandle(self, run_id, RESULT_MODELS[status.kind])
 
-    def workers(self) -> list[str]:
-        """Host names of the live workers (each refreshes its presence every sweep)."""
-        return live_workers(self.redis)
-
     def send_cancel(self, run_id: str) -> None:
-        self._sender.send("tasks.coordinator.cancel_run", (run_id,), queue="coordinator")
+        self._connections.sender().send(
+            "tasks.coordinator.cancel_run", (run_id,), queue="coordinator"
+        )

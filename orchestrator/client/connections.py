@@ -21,6 +21,7 @@ from celery import Celery
 
 from orchestrator.config.celery_config import celery_config
 from orchestrator.config.settings import Settings
+from orchestrator.errors import ClientClosedError
 from orchestrator.state.connection import close_client, new_store_client
 
 
@@ -103,3 +104,45 @@ class TaskSender:
             if isinstance(made, redis.Redis):
                 close_client(made)
         self.app.close()
+
+
+class ClientConnections:
+    """What one ``Client`` opened: its sender and its hold of the shared Redis client. If
+    holding fails, the sender is closed again, so that a client that could not be made holds
+    nothing. Once closed, asking for either raises ``ClientClosedError``: used again, they
+    would open connections that no close would ever close.
+
+    Parameters:
+        settings: where the run store and the broker are.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._sender = TaskSender(settings)
+        try:
+            self._redis = hold_store_client(settings)
+        except BaseException:
+            self._sender.close()
+            raise
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def redis(self) -> redis.Redis:
+        """The run store's client, shared with the other open clients of the same Redis."""
+        if self._closed:
+            raise ClientClosedError("this client is closed: make a new Client")
+        return self._redis
+
+    def sender(self) -> TaskSender:
+        """This client's own task sender."""
+        if self._closed:
+            raise ClientClosedError("this client is closed: make a new Client")
+        return self._sender
+
+    def close(self) -> None:
+        """Close the sender and let go of the Redis client, once however often it is called."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._sender.close()
+        release_store_client(self._redis)

@@ -49,7 +49,6 @@ from workers.coordination import advance, canvas, steps
 from workers.coordination.family import cancel_children, cancel_run
 from workers.execution.cancellation import Cancelled, CancelToken
 from workers.execution.liveness import new_token
-from workers.kinds import kind_of
 
 if TYPE_CHECKING:
     from workers.execution.member import MemberRuntime
@@ -115,7 +114,7 @@ class ChildRuns:
             budget=budget,
             item_count=len(texts),
         )
-        return self._run(request, MapReduceResult, texts)
+        return self._run(request, MapReduceResult, deadline_s, texts)
 
     def parallel_branches(
         self,
@@ -138,7 +137,7 @@ class ChildRuns:
             max_concurrent=max_concurrent or max(1, len(configs)),
             budget=budget,
         )
-        return self._run(request, ParallelResult)
+        return self._run(request, ParallelResult, deadline_s)
 
     def run_agent(
         self,
@@ -156,7 +155,7 @@ class ChildRuns:
             max_concurrent=1,
             budget=budget,
         )
-        return self._run(request, AgentRunResult)
+        return self._run(request, AgentRunResult, deadline_s)
 
     def close(self) -> None:
         """The member's function returned: a child of this member that is still running (one
@@ -195,16 +194,22 @@ class ChildRuns:
         return request
 
     def _run(
-        self, request: RunRequest, model: type[ResultT], items: list[str] | None = None
+        self,
+        request: RunRequest,
+        model: type[ResultT],
+        deadline_s: float | None,
+        items: list[str] | None = None,
     ) -> ResultT:
-        """Start (or adopt) the child for this call, drive it to its end, return its result."""
+        """Start (or adopt) the child for this call, drive it to its end, return its result.
+        ``deadline_s`` is the one the call asked for."""
         self._cancel.check()
         self._guard()
         runtime = self._runtime
         store = runtime.store
-        digest = hashlib.sha256(
-            json.dumps([request.model_dump(mode="json"), items]).encode()
-        ).hexdigest()[:16]
+        # The call is named by what it asked for: the request's deadline is what is left of the
+        # parent's, less at each execution, and a redelivered member must find the same child.
+        asked = request.model_dump(mode="json", exclude={"deadline_s"})
+        digest = hashlib.sha256(json.dumps([asked, deadline_s, items]).encode()).hexdigest()[:16]
         self._calls[digest] += 1
         call_key = f"{digest}.{self._calls[digest]}"
         event = ChildRunStart(
@@ -267,8 +272,7 @@ class ChildRuns:
             if output is None:
                 continue  # another execution claimed it first
             if member == FINAL_MEMBER:
-                request = runtime.store.request(child_id)
-                kind_of(request).after_final(runtime.app, runtime.store, child_id, output)
+                advance.after_final(runtime.app, runtime.store, child_id, output)
             else:
                 canvas.count_member(runtime.app, child_id, int(member), output)
             return True
