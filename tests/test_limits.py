@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from uuid import uuid4
 
@@ -17,6 +18,7 @@ from orchestrator.models import Message, ModelConfig
 from orchestrator.state.keys import rate_key, semaphore_key
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import wait_for
+from tests.test_redis_full import fill
 from workers.execution.cancellation import CancelToken
 from workers.limits import SharedLimit
 from workers.providers import ModelResponse, RetryableProviderError
@@ -174,3 +176,27 @@ def test_a_cancel_ends_the_wait_between_retries() -> None:
 
     with pytest.raises(Cancelled):
         ask(RetryingProvider(Flaky(failures=1, retry_after_s=30), retries=1), cancel)
+
+
+def test_a_full_redis_keeps_a_live_holders_slot(private_redis: LocalRedis) -> None:
+    client = redis.Redis.from_url(private_redis.url)
+    name = f"full-{uuid4().hex}"
+    limit = SharedLimit(client, name, 1, None, 0.3)
+    assert limit.try_acquire("holder") == 0  # its renewal thread renews it from now on
+    try:
+        (first_lease,) = client.zrange(semaphore_key(name), 0, -1, withscores=True)
+        fill(client)
+        # Past the lease the holder had when Redis filled up, by Redis's clock: it was renewed.
+        while (now_ms := _redis_ms(client)) <= first_lease[1] + 300:
+            time.sleep(0.05)
+        assert now_ms > first_lease[1]
+        assert limit.try_acquire("other") > 0, "the slot is still held"
+    finally:
+        client.config_set("maxmemory", 0)
+        limit.release("holder")
+        limit.release("other")
+
+
+def _redis_ms(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000

@@ -16,7 +16,9 @@ import pytest
 import redis
 
 from orchestrator import AgentSpec, ModelConfig
+from orchestrator.models.outputs import ToolCall
 from orchestrator.state.events import AgentStart, ToolCallEnd
+from orchestrator.tools import ToolInfo
 from tests.helpers import items, run_cli
 from tests.mcp_setup import (
     McpWorkers,
@@ -27,6 +29,8 @@ from tests.mcp_setup import (
     turn,
     wait_for,
 )
+from workers.providers.base import ModelResponse
+from workers.tools.wire_names import restore_names, wire_name
 
 # Worker processes that start MCP servers, then runs against them: slow on a busy machine.
 pytestmark = pytest.mark.timeout(300)
@@ -210,3 +214,16 @@ def test_the_http_servers_token_is_in_no_result_event_record_or_log(mcp: McpWork
     )
     left += "".join(path.read_text(errors="replace") for path in Path(mcp.logs).glob("*.log"))
     assert mcp.token not in left
+
+
+def test_tools_offered_together_never_share_a_wire_name() -> None:
+    # ``files.read`` goes out as ``files__read``: a tool named so, and MCP tools whose names
+    # differ only where the wire replaces characters, must not be taken for one another.
+    names = ["files.read", "files__read", "a.b.c", "a.b__c", "a._b", "a_.b", "a.b c", "a.b_c"]
+    offered = [ToolInfo(name=name, description="", parameters={}) for name in names]
+    wires = [wire_name(name) for name in names]
+    assert len(set(wires)) == len(names), wires
+    assert wires[0] == "files__read", "a plain MCP tool keeps its readable wire name"
+    calls = [ToolCall(id=str(i), name=wire) for i, wire in enumerate(wires)]
+    response = restore_names(ModelResponse(text="", tool_calls=calls), offered)
+    assert [call.name for call in response.tool_calls] == names

@@ -215,3 +215,21 @@ def test_a_call_counts_from_when_its_request_is_sent(redis_server: LocalRedis) -
     provider.complete(config, [Message(role="user", content="x")], CancelToken(), [])
     (entry,) = client.zrange(token_window_key(f"provider:openai:{model}"), 0, -1, withscores=True)
     assert entry[1] >= surface.sent_ms, "the call counts from its send, not its reservation"
+
+
+def test_an_acquisition_sent_twice_counts_its_tokens_once(redis_server: LocalRedis) -> None:
+    # redis-py sends a command again when its reply was lost (``OutageRetry``): the script
+    # then runs twice for the same call.
+    client = redis.Redis.from_url(redis_server.url)
+    name = f"provider:twice-{uuid4().hex[:8]}"
+    limit = SharedLimit(client, name, 1, 10, 2.0, tokens_per_minute=100, window_s=0.01)
+    assert limit.try_acquire("call", 60) == 0
+    assert limit.try_acquire("call", 60) == 0, "it holds its slot already"
+    limit.release("call")
+    # Once the call has left the window, nothing of it is counted.
+    while client.zscore(token_window_key(name), "call") is not None:
+        token = uuid4().hex
+        if limit.try_acquire(token, 1) == 0:
+            limit.release(token)
+    total = int(client.hget(token_amounts_key(name), "#total") or 0)
+    assert total == client.zcard(token_window_key(name)), "the sum is still the calls' sum"

@@ -23,11 +23,16 @@ MAX_CHARS = 64
 
 
 def wire_name(name: str) -> str:
-    """``name`` as a provider accepts it (itself when it already is)."""
-    if _ACCEPTED.match(name):
-        return name
+    """``name`` as a provider accepts it (itself when it already is and reads back as itself).
+
+    Two tools offered together must never share a wire name, or the model's call of one would
+    run the other: ``files.read`` is ``files__read``, so a tool named ``files__read`` (or
+    ``a._b`` beside ``a_.b``, ``a.b c`` beside ``a.b_c``) ends with a digest of its name. A
+    wire name without a digest reads back as its name (``__`` as ``.``)."""
     wire = _OTHER.sub("_", name.replace(".", "__")) or "_"
-    if len(wire) > MAX_CHARS:
+    if _ACCEPTED.match(name) and "__" not in name:
+        return name
+    if wire.replace("__", ".") != name or len(wire) > MAX_CHARS:
         digest = hashlib.sha256(name.encode()).hexdigest()[:8]
         wire = f"{wire[: MAX_CHARS - 9]}_{digest}"
     return wire

@@ -15,6 +15,14 @@ local token, max_concurrent = ARGV[1], tonumber(ARGV[2])
 local per_window, lease_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 local tokens_per_window, tokens = tonumber(ARGV[5] or '0'), tonumber(ARGV[6] or '0')
 local window_ms, token_window_ms = tonumber(ARGV[7] or '60000'), tonumber(ARGV[8] or '60000')
+-- Run again with the same token (redis-py sends a script again when its reply was lost), an
+-- acquisition finds what its first run took, all of it: it holds it already. Taking it again
+-- would count its tokens twice in '#total' and only once when the call leaves the window.
+if (max_concurrent > 0 and redis.call('ZSCORE', KEYS[1], token))
+    or (per_window > 0 and redis.call('ZSCORE', KEYS[2], token))
+    or (tokens_per_window > 0 and redis.call('HEXISTS', KEYS[4], token) == 1) then
+    return 0
+end
 if KEYS[5] then
     local paused = redis.call('PTTL', KEYS[5])
     if paused > 0 then return paused end

@@ -1,3 +1,7 @@
+#!lua flags=allow-oom
+-- allow-oom: a full Redis (maxmemory under noeviction) refuses other writes, but a live holder
+-- keeps its slot meanwhile; refused, its lease would run out and another worker take the slot
+-- while it still holds it (acquire_limit's writes pass after its first, a deletion).
 -- Extend a live holder's slot of a shared limit (loaded without common.lua).
 -- KEYS[1]: holders (sorted set token -> expiry ms). ARGV: token, lease_ms.
 -- Returns 1 when the token still holds its slot, else 0 (released, or reclaimed after its
