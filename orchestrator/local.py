@@ -155,9 +155,10 @@ class LocalRedis:
 def worker_command(
     queues: Sequence[str], pool: str, concurrency: int, extra: Sequence[str] = ()
 ) -> list[str]:
-    """The ``celery worker`` command line for this project's app."""
+    """The command line of a ``celery worker`` of this project's app: ``workers.worker_main``,
+    which is ``celery -A workers.app worker`` without loading Celery's command plugins."""
     return [
-        sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+        sys.executable, "-m", "workers.worker_main",
         "-Q", ",".join(queues), "-P", pool, "-c", str(concurrency), *extra,
     ]  # fmt: skip
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
-import openai
 import pytest
 
 from benchmarks.prompt_cache_sim import AnthropicUsage, OpenAIUsage
@@ -27,6 +25,10 @@ from tests.helpers import environment, providers
 from workers.agent.loop import run_agent
 from workers.tools.registry import ToolRegistry
 from workers.tools.runner import ToolRunner
+
+if TYPE_CHECKING:
+    import anthropic
+    import openai
 
 # {"text":"x...x","type":"text"}: 9 + 4975 + 16 = 5000 bytes, 1250 tokens.
 SYSTEM_TEXT = "x" * 4975
@@ -58,6 +60,10 @@ def messages_api(clock: FakeClock) -> Iterator[AnthropicCacheServer]:
 
 
 def claude(server: CacheServer) -> anthropic.Anthropic:
+    # The SDKs are imported where a test uses them, not at collection: every process of the
+    # suite collects this module, and the Anthropic SDK alone takes seconds of CPU to import.
+    import anthropic
+
     return anthropic.Anthropic(base_url=server.base_url, api_key="k", max_retries=0)
 
 
@@ -149,6 +155,8 @@ def test_anthropic_automatic_mode_marks_the_last_block(
 
 
 def test_anthropic_refuses_a_fifth_breakpoint(messages_api: AnthropicCacheServer) -> None:
+    import anthropic
+
     client = claude(messages_api)
     marker: Any = {"type": "ephemeral"}
     tools: Any = [
@@ -202,10 +210,14 @@ CHAT: Any = [{"role": "system", "content": LONG}, *HI]
 
 
 def gpt(server: CacheServer) -> openai.OpenAI:
+    import openai
+
     return openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
 
 
 def test_openai_chat_caches_a_repeated_prompt_per_key(clock: FakeClock) -> None:
+    import openai
+
     server = OpenAIChatCacheServer(clock=clock)
     client = gpt(server)
 

@@ -34,7 +34,6 @@ from workers.providers.budgeted import BudgetedProvider, CallBudget
 from workers.providers.pooled import PooledProvider
 from workers.providers.traced import TracedProvider
 from workers.tools.calls import SlotRef
-from workers.tools.mcp_tools import serve_mcp
 from workers.tools.registry import ToolRegistry
 from workers.tools.remote import CeleryRemoteCall
 from workers.tools.runner import RemoteCall, ToolRunner
@@ -117,10 +116,17 @@ class WorkerRuntime:
         ``ORCHESTRATOR_MCP_SERVERS`` (the servers started here, in this process)."""
         settings = self.settings
         modules = served_modules(settings, settings.tool_module_names)
-        return self._once(
-            "tool_registry",
-            lambda: ToolRegistry.from_modules(modules, serve_mcp(settings.mcp_servers)),
-        )
+
+        def made() -> ToolRegistry:
+            if not settings.mcp_servers:
+                return ToolRegistry.from_modules(modules)
+            # The MCP SDK's generated types take about a second of CPU to import: a worker
+            # without MCP servers (most of them) never pays it.
+            from workers.tools.mcp_tools import serve_mcp
+
+            return ToolRegistry.from_modules(modules, serve_mcp(settings.mcp_servers))
+
+        return self._once("tool_registry", made)
 
     def stop_tool_servers(self) -> None:
         """Stop the MCP servers of this process, if it started them."""
