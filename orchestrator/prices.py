@@ -21,13 +21,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
-
-import genai_prices
-from genai_prices import data_snapshot
-from genai_prices.types import ModelPrice, TieredPrices
+from typing import TYPE_CHECKING
 
 from orchestrator.config.settings import Price
 from orchestrator.models import ModelConfig, Usage
+
+if TYPE_CHECKING:
+    from genai_prices.types import ModelPrice
+
+# genai-prices is imported where a listed price is looked up, not here: its import (the
+# package, its price snapshot and httpx) costs about 0.3 s of CPU, which the CLI, clients and
+# workers that only run scripted models or overridden prices never need.
 
 GENAI_PROVIDER_IDS: dict[str, str] = {
     "openai": "openai",
@@ -77,6 +81,8 @@ def call_cost(
     tokens = _tokens(usage)
     if isinstance(pricing, Price):
         return float(_override_cost(pricing, tokens))
+    import genai_prices
+
     counted = genai_prices.Usage(
         input_tokens=tokens.prompt,
         cache_read_tokens=tokens.cache_read,
@@ -161,6 +167,8 @@ def _listed_price(config: ModelConfig) -> ModelPrice | None:
     provider_id = GENAI_PROVIDER_IDS.get(config.provider)
     if provider_id is None:
         return None
+    from genai_prices import data_snapshot
+
     try:
         # genai-prices' own matching, which knows dated and aliased names (gpt-4o-2024-08-06).
         _, model = data_snapshot.get_snapshot().find_provider_model(
@@ -178,6 +186,8 @@ def _listed_price(config: ModelConfig) -> ModelPrice | None:
 
 def _highest(price: ModelPrice, keys: tuple[str, ...]) -> Fraction:
     """The highest of the prices under ``keys``, over every tier (0 when none is set)."""
+    from genai_prices.types import TieredPrices
+
     found = [Fraction(0)]
     for key in keys:
         value = getattr(price, key)
