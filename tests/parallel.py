@@ -19,24 +19,25 @@ JOINED = {
 
 LONGEST_FIRST = (
     "tests.test_image",  # builds the image's venv: installs every dependency afresh
-    "tests.test_secret_scan",
+    "tests.test_sentinel",
+    "tests.test_multi_host",
+    "tests.test_leases",
     "tests.test_rabbitmq",
     "tests.test_takeover_budget",
-    "tests.test_multi_host",
-    "tests.test_sentinel",
-    "tests.test_watch",
+    "tests.test_cli_errors",
+    "tests.test_groups",
     "tests.test_learning",
     "tests.test_tracing",
-    "tests.test_learner_limits",
-    "tests.test_redis_password",
-    "tests.test_leases",
-    "tests.test_cancel",
-    "tests.test_learner_redelivery",
-    "tests.test_run_footprint",
-    "tests.test_redis_cluster",
-    "tests.test_run_state_model",
-    "tests.test_tracing_workers",
     "tests.test_remote_calls",
+    "tests.test_watch",
+    "tests.test_redis_password",
+    "tests.test_tools",
+    "tests.test_cli",
+    "tests.test_secret_scan",
+    "tests.test_child_runs",
+    "tests.test_tracing_workers",
+    "tests.test_cancel",
+    "tests.test_cache_governor",
 )
 """The modules that took longest (``--durations``), longest first."""
 
