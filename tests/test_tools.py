@@ -283,16 +283,20 @@ def test_fail_fast_revokes_a_remote_call_still_waiting_for_a_tools_worker(
         assert contents[2] == "RuntimeError: failed on purpose"
         assert contents[0].startswith("cancelled:") and contents[1].startswith("cancelled:")
         # Wait until both remote calls are over on the tools worker (its result backend says
-        # so); the queued one must have been discarded as revoked, not run.
+        # so); the queued one must have been discarded, not run: Celery drops it as revoked,
+        # or, when the revoke reaches the tools worker after it took the message (a busy
+        # machine), the call's stop in Redis ends it before its body runs.
         outcomes = wait_for(
             lambda: found if len(found := remote_outcomes(state)) >= 2 else None,
             "the remote calls ended",
             30,
         )
-        assert "REVOKED" in outcomes and ("SUCCESS", "revoked") not in outcomes
+        assert ("SUCCESS", "revoked") not in outcomes
         assert state.get("test:mark:revoked") is None
+        stopped = ("FAILURE", "RemoteToolStopped")
+        assert all(outcome in ("REVOKED", stopped) for outcome in outcomes), outcomes
         # The running one was stopped on the tools worker, not left to finish.
-        assert ("FAILURE", "RemoteToolStopped") in outcomes
+        assert stopped in outcomes
     finally:
         agents.stop()
         tools.stop()
