@@ -189,6 +189,8 @@ class Workers:
             self.after_members(run)
         elif found.action == "refinish" and (final := self.live.stored_output(run, FINAL)):
             self.after_final(run, final)
+        elif found.action == "requeue" and not self.broker:  # the queue holds no message
+            self.publish(run, self.live.requeue_queued(run, NODE))
 
     def end_cancelled(self, run: str, found: Sweep) -> None:
         """What a cancel leaves: the queued members, then the never-published range, in bulk."""

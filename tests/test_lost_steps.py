@@ -121,3 +121,18 @@ def test_members_denied_by_the_budget_whose_ending_was_lost_are_ended(client: Cl
     result = handle.result(timeout=30)
     assert [o.outcome for o in result.map_outputs] == ["ok", "ok", "skipped"]
     assert result.map_outputs[2].error == "budget: max_agents (2) reached"
+
+
+def test_queued_members_whose_messages_were_taken_by_a_vanished_worker_run(
+    client: Client,
+) -> None:
+    # The members were published and confirmed as queued; then a worker took their messages
+    # from the queue and was cut off (or died) before it recorded their reception: the run says
+    # they wait in the queue, where they no longer are, and a queued member has no lease.
+    handle = create_without_admission(client, 3)
+    node = live_node(client)
+    admission = client.store.start(handle.id, node)
+    client.store.confirm_published(handle.id, node, [str(i) for i in admission.admitted])
+    result = handle.result(timeout=30)
+    assert [o.outcome for o in result.map_outputs] == ["ok"] * 3
+    assert result.reduced_answer == "reduced"

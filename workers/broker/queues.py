@@ -19,3 +19,12 @@ def declare_queues(app: Celery) -> None:
         for queue in app.amqp.queues.values():
             queue.bind(channel).declare()
     log.warning("the broker had forgotten this worker: its queues are declared again")
+
+
+def waiting_messages(app: Celery, name: str) -> int:
+    """How many messages wait in the app's queue ``name`` (declared as the app declares it,
+    which is idempotent), not counting those a consumer took and has not acknowledged."""
+    with app.connection_for_write() as connection:
+        queue = app.amqp.queues[name].bind(connection.default_channel)
+        declared = queue.queue_declare()
+    return int(declared.message_count)

@@ -34,6 +34,8 @@ MEMBER_TASK = "tasks.agents.run_member"
 BODY_TASK = "tasks.coordinator.after_members"
 FINAL_TASK = "tasks.agents.run_final"
 BATCH_TASK = "tasks.agents.run_members"
+MEMBER_QUEUE = "agents"
+"""The queue of every member's message (one each, batches, final agents)."""
 
 
 def member_result(index: int, output: AgentOutput) -> dict[str, Any]:
@@ -67,7 +69,7 @@ def publish_members(app: Celery, run_id: str, indices: list[int]) -> None:
                 group_id=chord_id,  # Celery's name for the chord's id
                 group_index=index,
                 chord=body,
-                queue="agents",
+                queue=MEMBER_QUEUE,
                 producer=producer,
                 add_to_parent=False,
             )
@@ -81,7 +83,7 @@ def publish_batches(app: Celery, run_id: str, batches: list[list[int]]) -> None:
                 BATCH_TASK,
                 args=(run_id, batch),
                 task_id=batch_task_id(run_id, batch[0]),
-                queue="agents",
+                queue=MEMBER_QUEUE,
                 producer=producer,
                 add_to_parent=False,
             )
@@ -115,6 +117,6 @@ def publish_final(app: Celery, run_id: str) -> None:
         FINAL_TASK,
         args=(run_id,),
         task_id=final_task_id(run_id),
-        queue="agents",
+        queue=MEMBER_QUEUE,
         add_to_parent=False,
     )

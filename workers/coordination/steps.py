@@ -20,6 +20,7 @@ from orchestrator.state.events import AgentEnd
 from orchestrator.state.keys import FINAL_MEMBER, member_task_id
 from orchestrator.state.store import Admission, RunStore, Sweep
 from workers import spans
+from workers.broker.queues import waiting_messages
 from workers.coordination import advance, canvas, family
 from workers.coordination.publishing import publish
 from workers.identity import node_name
@@ -166,6 +167,23 @@ def _apply_sweep(
         advance.after_lost_body(app, store, run_id)
     elif sweep.action == "refinish":
         advance.after_lost_end(app, store, run_id)
+    elif sweep.action == "requeue":
+        publish_lost_messages(app, store, run_id)
+
+
+def publish_lost_messages(app: Celery, store: RunStore, run_id: str) -> None:
+    """The run has been quiet for a lease with members confirmed as queued (a sweep's
+    ``requeue``). If the members' queue holds no message, theirs were taken by a worker that
+    went away (cut off, killed) before it noted the reception: a queued member has no lease
+    to expire, so they are published again. A member whose message is in a live worker's
+    hands was noted as received long since and is no longer queued; should one still have a
+    message, the second one is dropped by its claim."""
+    if waiting_messages(app, canvas.MEMBER_QUEUE):
+        return  # they may still be in the queue, behind others: waiting is not a loss
+    members = store.requeue_queued(run_id, node_name())
+    if members:
+        log.warning("run %s: queued members %s have no message: published again", run_id, members)
+    publish(app, store, run_id, members)
 
 
 def end_cancelled_members(app: Celery, store: RunStore, run_id: str, sweep: Sweep) -> None:

@@ -14,8 +14,9 @@
 -- It also finds the steps between members that a dead process may have lost: 'readmit'
 -- (pending for a lease: the admission message is gone), 'regate' (every member ended and no
 -- final agent was admitted: the chord body is gone, or the run was cancelled) and 'refinish'
--- (the final agent stored its output but the run did not end). Each is claimed by bumping
--- last_change_ms, so one watchdog acts per lease period.
+-- (the final agent stored its output but the run did not end), and 'requeue' (members wait as
+-- queued in a quiet run: their messages may have been taken by a worker that went away). Each
+-- is claimed by bumping last_change_ms, so one watchdog acts per lease period.
 -- Returns {state, cancel_reason, republish, abandon, expire, unstarted_from, unstarted_to,
 -- action, denied (member, reason) pairs, sweep_at}.
 local lease_ms, node = tonumber(ARGV[1]), ARGV[2]
@@ -88,6 +89,14 @@ if redis.call('ZCARD', K_LEASES) == 0 and #abandon == 0 and unstarted_from >= un
         action = 'regate'
     end
     if action ~= '' then redis.call('HSET', K_RUN, 'last_change_ms', now, 'regated_ms', now) end
+end
+-- Members confirmed as queued in a run quiet for a lease: the caller publishes them again if
+-- the queue holds no message (a worker took theirs and went away before it noted the
+-- reception). Claimed like the other actions, so it is looked at once per lease period.
+if action == '' and quiet and cancel == '' and #republish == 0
+    and redis.call('ZCOUNT', K_LEASES, QUEUED, QUEUED) > 0 then
+    action = 'requeue'
+    redis.call('HSET', K_RUN, 'last_change_ms', now)
 end
 return {state, cancel, republish, abandon, expire, unstarted_from, unstarted_to, action, denied,
     sweep_at}

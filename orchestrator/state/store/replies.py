@@ -92,7 +92,8 @@ class Sweep:
     """The watchdog's findings for one run: members to publish again, members to end as
     cancelled (``abandon``, and the never-published ``unstarted`` range) or as timed out
     (``expire``) or as skipped (``denied`` by the budget, whose ending was lost), and
-    ``action``, a lost step to redo: ``readmit``, ``regate``, ``refinish`` or ''."""
+    ``action``, a lost step to redo: ``readmit``, ``regate``, ``refinish``, ``requeue`` or
+    ''."""
 
     state: str
     cancel: str
