@@ -18,6 +18,8 @@ def test_free_ports_are_outside_the_ephemeral_range_and_bindable() -> None:
     if not RANGE.exists():
         pytest.skip(f"{RANGE} is not there to read the ephemeral range from (not Linux)")
     low, high = map(int, RANGE.read_text().split())
+    if low <= 10000 and high >= 65535:
+        pytest.skip(f"the ephemeral range ({low}-{high}) leaves no port outside it to choose")
     ports = [free_port() for _ in range(200)]
     assert not [port for port in ports if low <= port <= high]
     for port in ports[:20]:

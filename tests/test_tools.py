@@ -295,6 +295,16 @@ def test_fail_fast_revokes_a_remote_call_still_waiting_for_a_tools_worker(
         assert state.get("test:mark:revoked") is None
         stopped = ("FAILURE", "RemoteToolStopped")
         assert all(outcome in ("REVOKED", stopped) for outcome in outcomes), outcomes
+        # Either way its message was revoked: the tools worker holds its id among the revoked.
+        inspect = client._celery.control.inspect([tools.hostname], timeout=2)
+        wait_for(
+            lambda: any(
+                task.startswith("tool:remote_mark:")
+                for task in ((inspect.revoked() or {}).get(tools.hostname) or [])
+            ),
+            "the queued call revoked on its tools worker",
+            30,
+        )
         # The running one was stopped on the tools worker, not left to finish.
         assert stopped in outcomes
     finally:

@@ -114,3 +114,22 @@ def test_a_good_worker_starts(redis_server: LocalRedis, tmp_path: Path) -> None:
     log = (tmp_path / "worker.log").read_text()
     assert "Traceback" not in log, log
     assert not [line for line in log.splitlines() if line.startswith("error:")], log
+
+
+def test_the_worker_command_refuses_to_detach_and_reads_celery_worker_variables() -> None:
+    """``workers.worker_main`` is ``celery -A workers.app worker`` without Celery's plugins:
+    ``CELERY_WORKER_*`` variables set its options as they set celery's, and ``-D``, which would
+    leave no worker (Celery's detach runs ``python -m celery`` again, without the app), is a
+    usage error."""
+    command = worker_command(QUEUES, "threads", 2)
+    detached = subprocess.run(
+        [*command, "-D"], env=worker_env({}), cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert detached.returncode == 2 and "-D/--detach is not supported" in detached.stderr
+    # A bad pool named by the variable (the command line names none) is refused before start.
+    without_pool = [arg for arg in command if arg not in ("-P", "threads")]
+    bad_pool = worker_env({"CELERY_WORKER_POOL": "nosuchpool"})
+    refused = subprocess.run(
+        without_pool, env=bad_pool, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2 and "'nosuchpool' is not one of" in refused.stderr
