@@ -86,6 +86,36 @@ def test_an_ended_run_keeps_at_most_1kb_per_item_besides_its_event_stream(
     assert found.total <= 1024 * ITEMS, found.table(ITEMS)
 
 
+@pytest.mark.parametrize("count", [1000, 5000])
+def test_an_ended_run_of_a_thousand_items_and_up_keeps_at_most_1kb_per_item_in_all(
+    tmp_path: Path, count: int
+) -> None:
+    """Its event stream included: a big run's events are trimmed once it ended."""
+    server = LocalRedis()
+    env = {"ORCHESTRATOR_REDIS_URL": server.url, **FAST_TIMINGS}
+    [worker] = start_workers(env, [f"footprint{count}"], tmp_path, 16)
+    try:
+        state = redis.Redis.from_url(server.url)
+        client = Client(redis_url=server.url)
+        mapper, reducer = scripted("big-mapper"), scripted("big-reducer")
+        handle = client.map_reduce("Footprint", items(count), mapper, reducer, 50)
+        assert handle.result(timeout=300).all_succeeded()
+        wait_for(
+            lambda: int(state.get(plan_seen_key("big-mapper")) or 0) == count,
+            "the mappers' records were learned",
+        )
+        wait_for(
+            lambda: state.llen("learner") == 0 and state.hlen("unacked") == 0,
+            "every message was taken and acknowledged",
+        )
+        found = run_footprint(state, handle.id, all_task_results=True)
+        assert found.bytes["events"] > 0, "the run keeps its last events"
+        assert found.total <= 1024 * count, found.table(count)
+    finally:
+        worker.stop()
+        server.stop()
+
+
 def test_no_task_result_is_kept_for_members_final_agents_coordinators_or_learners(
     ended_run: EndedRun,
 ) -> None:

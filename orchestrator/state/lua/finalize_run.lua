@@ -16,5 +16,12 @@ budget_charge_all()
 -- size), who holds which member, leases, checkpoints and limits. Every member has its output,
 -- so a late delivery of one finds it stored without reading anything else.
 redis.call('DEL', K_ITEMS, K_HOLDERS, K_LEASES, K_CHECKPOINTS, K_DEADLINES, K_DENIED)
+-- A big run's event stream is most of what it would keep (two events a member, bounded only by
+-- events_maxlen): an ended run of EVENTS_TRIM_FROM members or more keeps its last events only,
+-- one for every EVENTS_KEPT_PER members, its end included. Its outputs and result say the rest.
+local total = tonumber(redis.call('HGET', K_RUN, 'total') or '0') or 0
+if total >= EVENTS_TRIM_FROM then
+    redis.call('XTRIM', K_EVENTS, 'MAXLEN', '~', math.floor(total / EVENTS_KEPT_PER))
+end
 for _, key in ipairs(RUN_KEYS) do redis.call('EXPIRE', key, tonumber(ARGV[4])) end
 return 1
