@@ -99,6 +99,9 @@ def test_a_wide_run_of_slow_members_shows_every_member_as_its_own_task(
     members = [e for e in workers_with_events.received(MEMBER_TASK) if e["uuid"] in ids]
     assert sorted(e["uuid"] for e in members) == sorted(ids), "each member a task of its own"
     assert workers_with_events.received(BATCH_TASK) == [], "no member shared a message"
+    # Their task-sent events, published together as one event message, reached the receiver.
+    sent = {e["uuid"] for e in list(workers_with_events.events) if e["type"] == "task-sent"}
+    assert ids <= sent
 
 
 def test_short_members_go_on_without_messages_of_their_own_once_the_run_has_evidence(
