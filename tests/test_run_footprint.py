@@ -24,7 +24,7 @@ from orchestrator.models import AgentOutput
 from orchestrator.models.requests import MapReduceRequest
 from orchestrator.plans.keys import plan_seen_key
 from orchestrator.state.events import AgentEnd
-from orchestrator.state.keys import RunKeys
+from orchestrator.state.keys import ACTIVE_RUNS, RunKeys
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted, start_workers, wait_for
 
@@ -90,9 +90,11 @@ def test_an_ended_run_keeps_at_most_1kb_per_item_besides_its_event_stream(
 def test_an_ended_run_of_a_thousand_items_and_up_keeps_at_most_1kb_per_item_in_all(
     tmp_path: Path, count: int
 ) -> None:
-    """Its event stream included: a big run's events are trimmed once it ended."""
+    """Its event stream included: a big run's events are trimmed once its readers had time
+    to catch up (``ended_events_keep_s``, a fraction of a second here)."""
     server = LocalRedis()
     env = {"ORCHESTRATOR_REDIS_URL": server.url, **FAST_TIMINGS}
+    env["ORCHESTRATOR_ENDED_EVENTS_KEEP_S"] = "0.5"
     [worker] = start_workers(env, [f"footprint{count}"], tmp_path, 16)
     try:
         state = redis.Redis.from_url(server.url)
@@ -108,6 +110,8 @@ def test_an_ended_run_of_a_thousand_items_and_up_keeps_at_most_1kb_per_item_in_a
             lambda: state.llen("learner") == 0 and state.hlen("unacked") == 0,
             "every message was taken and acknowledged",
         )
+        # Its last sweep, due once the keep time passed, trims its events and forgets it.
+        wait_for(lambda: state.zscore(ACTIVE_RUNS, handle.id) is None, "the run's last sweep")
         found = run_footprint(state, handle.id, all_task_results=True)
         assert found.bytes["events"] > 0, "the run keeps its last events"
         assert found.total <= 1024 * count, found.table(count)

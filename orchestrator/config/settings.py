@@ -73,6 +73,9 @@ class Settings(BaseSettings):
             expired are published again, and a run past its deadline is cancelled.
         visibility_timeout_s: the broker's redelivery timeout; keep it above your longest task.
         events_maxlen: the approximate length bound of each run's event stream.
+        ended_events_keep_s: how long a run of 1,000 members or more keeps its whole event
+            stream once it ended (for readers to catch up); then it keeps one event for every
+            4 members, its end last (set on the workers, which end runs).
         result_ttl_s: how long what a run keeps (its state, outputs, events and result) stays
             in Redis once it ended (``ORCHESTRATOR_RESULT_TTL_S``, 7 days by default); set on the
             workers, which end runs.
@@ -132,6 +135,7 @@ class Settings(BaseSettings):
     sweep_s: float = Field(default=5.0, gt=0)
     visibility_timeout_s: int = Field(default=7200, gt=0)
     events_maxlen: int = Field(default=10_000, gt=0)
+    ended_events_keep_s: float = Field(default=60.0, ge=0)
     result_ttl_s: int = Field(default=DEFAULT_RESULT_TTL_S, gt=0)
     modules: str = ""
     tool_modules: str = ""

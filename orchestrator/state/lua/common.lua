@@ -23,7 +23,7 @@ local RUN_ID = string.match(K_RUN, '}([^:}]*)$')
 local QUEUED = 4000000000000000
 
 -- An ended run of this many members or more keeps one event for every EVENTS_KEPT_PER of
--- them (finalize_run.lua): at most 1 KB per member in all once it ended.
+-- them once its readers had time to catch up (trim_events.lua): at most 1 KB per member.
 local EVENTS_TRIM_FROM = 1000
 local EVENTS_KEPT_PER = 4
 

@@ -3,7 +3,8 @@
 -- sweep, which finds it ended.
 -- ARGV: state, ending_json (what the run's result adds to its outputs; '' for none), error,
 -- keep_s, then events to emit before RunEnd, RunEnd last.
--- Returns 1 when this call ended the run, 0 when it had already ended.
+-- Returns 1 when this call ended the run, 2 when it did and the run is big enough to have its
+-- event stream trimmed later (trim_events.lua), 0 when it had already ended.
 local state = redis.call('HGET', K_RUN, 'state')
 if state ~= 'running' and state ~= 'pending' then return 0 end
 redis.call('HSET', K_RUN, 'state', ARGV[1], 'result', ARGV[2], 'error', ARGV[3], 'ended_ms', now_ms())
@@ -16,12 +17,6 @@ budget_charge_all()
 -- size), who holds which member, leases, checkpoints and limits. Every member has its output,
 -- so a late delivery of one finds it stored without reading anything else.
 redis.call('DEL', K_ITEMS, K_HOLDERS, K_LEASES, K_CHECKPOINTS, K_DEADLINES, K_DENIED)
--- A big run's event stream is most of what it would keep (two events a member, bounded only by
--- events_maxlen): an ended run of EVENTS_TRIM_FROM members or more keeps its last events only,
--- one for every EVENTS_KEPT_PER members, its end included. Its outputs and result say the rest.
-local total = tonumber(redis.call('HGET', K_RUN, 'total') or '0') or 0
-if total >= EVENTS_TRIM_FROM then
-    redis.call('XTRIM', K_EVENTS, 'MAXLEN', '~', math.floor(total / EVENTS_KEPT_PER))
-end
 for _, key in ipairs(RUN_KEYS) do redis.call('EXPIRE', key, tonumber(ARGV[4])) end
+if (num(K_RUN, 'total') or 0) >= EVENTS_TRIM_FROM then return 2 end
 return 1
