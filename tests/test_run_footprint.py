@@ -25,6 +25,7 @@ from orchestrator.models.requests import MapReduceRequest
 from orchestrator.plans.keys import plan_seen_key
 from orchestrator.state.events import AgentEnd
 from orchestrator.state.keys import ACTIVE_RUNS, RunKeys
+from orchestrator.state.store import RunStore
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted, start_workers, wait_for
 
@@ -118,6 +119,35 @@ def test_an_ended_run_of_a_thousand_items_and_up_keeps_at_most_1kb_per_item_in_a
     finally:
         worker.stop()
         server.stop()
+
+
+def test_a_big_run_keeps_its_whole_event_stream_for_its_readers_then_its_last_events(
+    private_redis: LocalRedis,
+) -> None:
+    client = redis.Redis.from_url(private_redis.url)
+    waiting = RunStore(client, Settings(redis_url=private_redis.url, ended_events_keep_s=3600))
+    run_id, count = "0" * 31 + "2", 1000
+    request = MapReduceRequest(
+        task="Big", mapper=scripted("m"), reducer=scripted("r"), item_count=count,
+        max_concurrent=count,
+    )  # fmt: skip
+    waiting.create_run(run_id, request, items(count))
+    for index in range(count):
+        waiting.emit(run_id, AgentEnd(run_id=run_id, name=f"m_{index}", index=index, outcome="ok"))
+    assert waiting.finalize(run_id, "succeeded", "")
+    events = RunKeys(run_id).events
+    whole = client.xlen(events)
+    # A sweep right after the end (the run was due anyway) leaves the stream whole...
+    assert waiting.trim_ended_events(run_id), "kept due until its readers had their time"
+    assert client.xlen(events) == whole
+    due = client.zscore(ACTIVE_RUNS, run_id)
+    assert due is not None and due > waiting.now_ms()
+    # ... and the sweep once that time passed keeps one event for every 4 members, RunEnd last.
+    passed = RunStore(client, Settings(redis_url=private_redis.url, ended_events_keep_s=0))
+    assert not passed.trim_ended_events(run_id)
+    assert client.xlen(events) <= count // 4 + 100  # approximate trimming: whole nodes of 100
+    [(_, last)] = client.xrevrange(events, count=1)
+    assert b'"RunEnd"' in last[b"e"]
 
 
 def test_no_task_result_is_kept_for_members_final_agents_coordinators_or_learners(

@@ -123,8 +123,9 @@ def sweep_run(app: Celery, store: RunStore, run_id: str) -> None:
     members that a dead process lost."""
     sweep = store.sweep(run_id, node_name())
     if sweep.state not in ("pending", "running"):
-        store.trim_ended_events(run_id)  # a big run's readers had their time to catch up
-        store.forget_active(run_id)
+        # A big run is forgotten once its readers had their time and its events were trimmed.
+        if not store.trim_ended_events(run_id):
+            store.forget_active(run_id)
         return
     # A cancel reaches the run's child runs; a child whose parent is gone ends.
     if sweep.cancel:

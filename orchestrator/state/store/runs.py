@@ -162,7 +162,12 @@ class RunLifecycle(RunScripts):
         return bool(ended)
 
     def trim_ended_events(self, run_id: str) -> bool:
-        """Trim the event stream of an ended run of 1,000 members or more to one event for
-        every 4 members, its end last (see ``trim_events.lua``); False for a run that is
-        running, small or gone."""
-        return bool(self._run(run_id, "trim_events"))
+        """Trim the event stream of a run of 1,000 members or more that ended
+        ``ended_events_keep_s`` ago to one event for every 4 members, its end last (see
+        ``trim_events.lua``). True when that time is still to come: the run is then kept due
+        for a sweep at that time; False when there is nothing more to do."""
+        keep_ms = int(self.settings.ended_events_keep_s * 1000)
+        due = int(self._run(run_id, "trim_events", keep_ms) or 0)
+        if due:
+            self.client.zadd(ACTIVE_RUNS, {run_id: due})
+        return bool(due)
