@@ -6,8 +6,10 @@ watch those events; one test reads the broker's messages themselves."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,3 +150,37 @@ def test_admitted_members_share_messages_only_in_a_run_known_to_be_short(
     else:
         assert names == {MEMBER_TASK}
         assert sorted(h["id"] for h in headers) == sorted(f"{run_id}-m{i}" for i in range(WIDE))
+
+
+def test_a_window_s_task_sent_events_leave_as_one_event_message(
+    private_redis: LocalRedis, workers_with_events: TaskEvents
+) -> None:
+    """Read off the event exchange itself (Redis pub/sub): the first window's ``task-sent``
+    events travel together in ``task.multi`` messages, none on its own."""
+    state = redis.Redis.from_url(private_redis.url)
+    channel = state.pubsub(ignore_subscribe_messages=True)
+    channel.psubscribe("*celeryev/task.*")
+    wait_for(lambda: channel.connection is not None, "subscribed")
+    client = Client(redis_url=private_redis.url)
+    handle = client.map_reduce("Sent", items(WIDE), scripted("m"), scripted("r"), WIDE)
+    assert handle.result(timeout=120).all_succeeded()
+    alone: list[str] = []
+    together: list[list[str]] = []
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 1.0:  # until a second passes without a message
+        message = channel.get_message(timeout=0.1)
+        if message is None:
+            continue
+        quiet_since = time.monotonic()
+        envelope = json.loads(message["data"])
+        body = json.loads(base64.b64decode(envelope["body"]))
+        events = body if isinstance(body, list) else [body]
+        sent = [e["uuid"] for e in events if e.get("type") == "task-sent"]
+        if isinstance(body, list):
+            together.append(sent)
+        else:
+            alone.extend(sent)
+    ids = {f"{handle.id}-m{i}" for i in range(WIDE)}
+    assert any(set(batch) == ids for batch in together), "the window's went as one message"
+    assert not ids & set(alone), "no member's task-sent event went on its own"
+    channel.close()
