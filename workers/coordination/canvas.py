@@ -22,6 +22,7 @@ reaches the body through the backend's chord counting only: members store no tas
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -89,21 +90,27 @@ def publish_members(app: Celery, run_id: str, indices: list[int]) -> None:
         return
     body, chord_id = chord_body(app, run_id), run_id
     with app.producer_or_acquire() as producer:
-        events = SentEvents(app, producer, len(indices)) if len(indices) > 1 else None
+        several = len(indices) > 1
+        events = SentEvents(app, producer, len(indices)) if several else None
+        # Several messages leave together: kombu's publish batch sends them in one Redis
+        # pipeline (a broker without batches publishes each at once). Should it fail, none of
+        # the members is confirmed as published: the watchdog publishes them again.
+        batch = producer.batch() if several else contextlib.nullcontext()
         try:
-            for index in indices:
-                app.send_task(
-                    MEMBER_TASK,
-                    args=(run_id, index),
-                    task_id=member_task_id(run_id, index),
-                    group_id=chord_id,  # Celery's name for the chord's id
-                    group_index=index,
-                    chord=body,
-                    queue="agents",
-                    producer=producer,
-                    add_to_parent=False,
-                    event_dispatcher=events,
-                )
+            with batch:
+                for index in indices:
+                    app.send_task(
+                        MEMBER_TASK,
+                        args=(run_id, index),
+                        task_id=member_task_id(run_id, index),
+                        group_id=chord_id,  # Celery's name for the chord's id
+                        group_index=index,
+                        chord=body,
+                        queue="agents",
+                        producer=producer,
+                        add_to_parent=False,
+                        event_dispatcher=events,
+                    )
         finally:
             if events is not None:
                 events.flush()
