@@ -84,3 +84,14 @@ def write_section(title: str, body: str) -> None:
         "## " + part.rstrip() + "\n" for part in parts[1:] if not part.startswith(title + "\n")
     ]
     RESULTS.write_text("\n".join([*kept, section]))
+
+
+def drop_section(title: str) -> None:
+    """Remove the ``## title`` section of RESULTS.md (one a newer section replaces)."""
+    if not RESULTS.exists():
+        return
+    parts = RESULTS.read_text().split("\n## ")
+    kept = [parts[0].rstrip() + "\n"] + [
+        "## " + part.rstrip() + "\n" for part in parts[1:] if not part.startswith(title + "\n")
+    ]
+    RESULTS.write_text("\n".join(kept))

@@ -126,6 +126,8 @@ def test_a_killed_worker_s_prefetched_and_running_members_run_elsewhere(
         "ORCHESTRATOR_REDIS_URL": private_redis.url,
         **FAST_TIMINGS,
         "ORCHESTRATOR_MEMBERS_PER_MESSAGE": per_message,
+        # A run's first window travels in batches only when the operator says so.
+        "ORCHESTRATOR_FIRST_WINDOW_BATCHES": "1",
     }
     # One slot, four messages taken at a time: the victim holds one running member and
     # prefetched messages that wait for its slot. A batch message runs one member in the slot

@@ -24,7 +24,8 @@ from orchestrator.models import AgentOutput
 from orchestrator.models.requests import MapReduceRequest
 from orchestrator.plans.keys import plan_seen_key
 from orchestrator.state.events import AgentEnd
-from orchestrator.state.keys import RunKeys
+from orchestrator.state.keys import ACTIVE_RUNS, RunKeys
+from orchestrator.state.store import RunStore
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted, start_workers, wait_for
 
@@ -84,6 +85,69 @@ def test_an_ended_run_keeps_at_most_1kb_per_item_besides_its_event_stream(
     # has all of its events, a big one its last 10,000.
     found.bytes.pop("events")
     assert found.total <= 1024 * ITEMS, found.table(ITEMS)
+
+
+@pytest.mark.parametrize("count", [1000, 5000])
+def test_an_ended_run_of_a_thousand_items_and_up_keeps_at_most_1kb_per_item_in_all(
+    tmp_path: Path, count: int
+) -> None:
+    """Its event stream included: a big run's events are trimmed once its readers had time
+    to catch up (``ended_events_keep_s``, a fraction of a second here)."""
+    server = LocalRedis()
+    env = {"ORCHESTRATOR_REDIS_URL": server.url, **FAST_TIMINGS}
+    env["ORCHESTRATOR_ENDED_EVENTS_KEEP_S"] = "0.5"
+    [worker] = start_workers(env, [f"footprint{count}"], tmp_path, 16)
+    try:
+        state = redis.Redis.from_url(server.url)
+        client = Client(redis_url=server.url)
+        mapper, reducer = scripted("big-mapper"), scripted("big-reducer")
+        handle = client.map_reduce("Footprint", items(count), mapper, reducer, 50)
+        assert handle.result(timeout=300).all_succeeded()
+        wait_for(
+            lambda: int(state.get(plan_seen_key("big-mapper")) or 0) == count,
+            "the mappers' records were learned",
+        )
+        wait_for(
+            lambda: state.llen("learner") == 0 and state.hlen("unacked") == 0,
+            "every message was taken and acknowledged",
+        )
+        # Its last sweep, due once the keep time passed, trims its events and forgets it.
+        wait_for(lambda: state.zscore(ACTIVE_RUNS, handle.id) is None, "the run's last sweep")
+        found = run_footprint(state, handle.id, all_task_results=True)
+        assert found.bytes["events"] > 0, "the run keeps its last events"
+        assert found.total <= 1024 * count, found.table(count)
+    finally:
+        worker.stop()
+        server.stop()
+
+
+def test_a_big_run_keeps_its_whole_event_stream_for_its_readers_then_its_last_events(
+    private_redis: LocalRedis,
+) -> None:
+    client = redis.Redis.from_url(private_redis.url)
+    waiting = RunStore(client, Settings(redis_url=private_redis.url, ended_events_keep_s=3600))
+    run_id, count = "0" * 31 + "2", 1000
+    request = MapReduceRequest(
+        task="Big", mapper=scripted("m"), reducer=scripted("r"), item_count=count,
+        max_concurrent=count,
+    )  # fmt: skip
+    waiting.create_run(run_id, request, items(count))
+    for index in range(count):
+        waiting.emit(run_id, AgentEnd(run_id=run_id, name=f"m_{index}", index=index, outcome="ok"))
+    assert waiting.finalize(run_id, "succeeded", "")
+    events = RunKeys(run_id).events
+    whole = client.xlen(events)
+    # A sweep right after the end (the run was due anyway) leaves the stream whole...
+    assert waiting.trim_ended_events(run_id), "kept due until its readers had their time"
+    assert client.xlen(events) == whole
+    due = client.zscore(ACTIVE_RUNS, run_id)
+    assert due is not None and due > waiting.now_ms()
+    # ... and the sweep once that time passed keeps one event for every 4 members, RunEnd last.
+    passed = RunStore(client, Settings(redis_url=private_redis.url, ended_events_keep_s=0))
+    assert not passed.trim_ended_events(run_id)
+    assert client.xlen(events) <= count // 4 + 100  # approximate trimming: whole nodes of 100
+    [(_, last)] = client.xrevrange(events, count=1)
+    assert b'"RunEnd"' in last[b"e"]
 
 
 def test_no_task_result_is_kept_for_members_final_agents_coordinators_or_learners(

@@ -87,3 +87,20 @@ def test_killing_the_supervisor_ends_its_workers_and_their_members_run_elsewhere
     finally:
         rescuer.stop()
     assert [o.outcome for o in result.map_outputs] == ["ok"] * 4
+
+
+def test_the_supervisor_holds_none_of_this_package(tmp_path: Path) -> None:
+    """What ``orchestrator worker`` becomes once its workers' command lines are built: a
+    process of the standard library alone (its memory counts against the host's)."""
+    from orchestrator.cli.launcher import supervisor
+
+    probe = (
+        "import runpy, sys; runpy.run_path(sys.argv[1], run_name='probe');"
+        "print(sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'orchestrator', 'workers', 'celery', 'redis', 'pydantic', 'rich'}))"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-P", "-c", probe, supervisor.__file__],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert shown.stdout.strip() == "[]", shown.stdout

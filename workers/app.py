@@ -68,7 +68,10 @@ def _check_worker(sender: Any = None, **_: Any) -> None:
 @worker_ready.connect
 def _start_watchdog(sender: Any = None, **_: Any) -> None:
     from workers.execution.liveness import process_presence
+    from workers.warmup import warm_up
 
+    # Before it announces itself: a client waiting for this worker submits to a warm one.
+    warm_up(runtime, getattr(sender, "pool", None))
     # Named in Redis from now on, so that the leases it takes name it
     # (workers/execution/liveness.py).
     process_presence(runtime.store.client)

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
             expired are published again, and a run past its deadline is cancelled.
         visibility_timeout_s: the broker's redelivery timeout; keep it above your longest task.
         events_maxlen: the approximate length bound of each run's event stream.
+        ended_events_keep_s: how long a run of 1,000 members or more keeps its whole event
+            stream once it ended (for readers to catch up); then it keeps one event for every
+            4 members, its end last (set on the workers, which end runs).
         result_ttl_s: how long what a run keeps (its state, outputs, events and result) stays
             in Redis once it ended (``ORCHESTRATOR_RESULT_TTL_S``, 7 days by default); set on the
             workers, which end runs.
@@ -99,9 +102,13 @@ class Settings(BaseSettings):
         provider_retries: how many times a rate-limited or failing model call is retried.
         cache_governor: the cache governor's numbers (``ORCHESTRATOR_CACHE_GOVERNOR``, JSON;
             see ``orchestrator/config/governor.py``).
-        members_per_message: members admitted together (a run's first window) travel up to
-            this many to a task message, each run on a thread of its own; 1: a message each
+        members_per_message: members admitted together travel up to this many to a task
+            message, each run on a thread of its own, once their run is known to be short (one
+            of its members ended within ``lane_s``); 1: a message each
             (``workers/execution/lanes.py``; see the Worker layout and scale page).
+        first_window_batches: members admitted before their run is known to be short (its
+            first window) may share messages too; off by default, so that Flower shows every
+            member of a run whose members are slow (``ORCHESTRATOR_FIRST_WINDOW_BATCHES=1``).
         lane_s: a member that took less than this goes on, in its thread, with a member its
             completion let in instead of publishing it; 0: never.
         redis_cluster: ``redis_url`` names a node of a Redis Cluster, which then holds the run
@@ -128,6 +135,7 @@ class Settings(BaseSettings):
     sweep_s: float = Field(default=5.0, gt=0)
     visibility_timeout_s: int = Field(default=7200, gt=0)
     events_maxlen: int = Field(default=10_000, gt=0)
+    ended_events_keep_s: float = Field(default=60.0, ge=0)
     result_ttl_s: int = Field(default=DEFAULT_RESULT_TTL_S, gt=0)
     modules: str = ""
     tool_modules: str = ""
@@ -139,6 +147,7 @@ class Settings(BaseSettings):
     provider_retries: int = Field(default=4, ge=0)
     cache_governor: CacheGovernorConfig = Field(default_factory=CacheGovernorConfig)
     members_per_message: int = Field(default=16, ge=1)
+    first_window_batches: bool = False
     lane_s: float = Field(default=1.0, ge=0)
     # Parsed by the validator, so that a mistake is named in one line (pydantic-settings' own
     # JSON decoding would only say that the value could not be parsed).

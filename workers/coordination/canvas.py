@@ -22,6 +22,8 @@ reaches the body through the backend's chord counting only: members store no tas
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
 
 from celery import Celery, Signature
@@ -36,6 +38,8 @@ FINAL_TASK = "tasks.agents.run_final"
 BATCH_TASK = "tasks.agents.run_members"
 MEMBER_QUEUE = "agents"
 """The queue of every member's message (one each, batches, final agents)."""
+
+log = logging.getLogger(__name__)
 
 
 def member_result(index: int, output: AgentOutput) -> dict[str, Any]:
@@ -55,24 +59,63 @@ def register_chord(app: Celery, run_id: str, size: int) -> None:
     app.backend.set_chord_size(run_id, size)
 
 
+class SentEvents:
+    """The ``task-sent`` events of several task messages, sent as one event message once they
+    are all published (Celery's ``task.multi`` events, which Flower reads as it reads single
+    ones): a window of a thousand members then costs one event publish, not a thousand. Given
+    to ``send_task`` as its ``event_dispatcher``."""
+
+    def __init__(self, app: Celery, producer: Any, count: int) -> None:
+        self._dispatcher = app.events.Dispatcher(
+            channel=producer.channel,
+            enabled=bool(app.conf.task_send_sent_event),
+            buffer_group=["task"],
+            buffer_limit=count + 1,
+        )
+
+    def publish(self, type: str, fields: dict[str, Any], producer: Any, **_: Any) -> None:
+        self._dispatcher.send(type, **fields)
+
+    def flush(self) -> None:
+        """Publish the events collected; they are for monitoring: one lost is only logged."""
+        try:
+            self._dispatcher.flush()
+        except Exception as error:
+            log.warning("task-sent events not published: %s", error)
+        finally:
+            self._dispatcher.close()
+
+
 def publish_members(app: Celery, run_id: str, indices: list[int]) -> None:
-    """Publish members ``indices`` of the run's chord to the agents queue."""
+    """Publish members ``indices`` of the run's chord to the agents queue, a message each."""
     if not indices:
         return
     body, chord_id = chord_body(app, run_id), run_id
     with app.producer_or_acquire() as producer:
-        for index in indices:
-            app.send_task(
-                MEMBER_TASK,
-                args=(run_id, index),
-                task_id=member_task_id(run_id, index),
-                group_id=chord_id,  # Celery's name for the chord's id
-                group_index=index,
-                chord=body,
-                queue=MEMBER_QUEUE,
-                producer=producer,
-                add_to_parent=False,
-            )
+        several = len(indices) > 1
+        events = SentEvents(app, producer, len(indices)) if several else None
+        # Several messages leave together: kombu's publish batch sends them in one Redis
+        # pipeline (a broker without batches publishes each at once). Should it fail, none of
+        # the members is confirmed as published: the watchdog publishes them again.
+        batch = producer.batch() if several else contextlib.nullcontext()
+        try:
+            with batch:
+                for index in indices:
+                    app.send_task(
+                        MEMBER_TASK,
+                        args=(run_id, index),
+                        task_id=member_task_id(run_id, index),
+                        group_id=chord_id,  # Celery's name for the chord's id
+                        group_index=index,
+                        chord=body,
+                        queue=MEMBER_QUEUE,
+                        producer=producer,
+                        add_to_parent=False,
+                        event_dispatcher=events,
+                    )
+        finally:
+            if events is not None:
+                events.flush()
 
 
 def publish_batches(app: Celery, run_id: str, batches: list[list[int]]) -> None:

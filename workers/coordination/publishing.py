@@ -20,9 +20,8 @@ from workers.coordination import canvas
 from workers.identity import node_name
 
 BATCH_FROM = 32
-"""Members admitted together share messages from this many on (the first window of a wide run):
-a narrower window is spread better over the workers a message each, and lanes take over after
-it."""
+"""Members admitted together may share messages from this many on, once their run is known to
+be short: a narrower window is spread better over the workers a message each."""
 
 
 def messages_for(indices: list[int], per_message: int) -> tuple[list[int], list[list[int]]]:
@@ -41,12 +40,23 @@ def messages_for(indices: list[int], per_message: int) -> tuple[list[int], list[
     return [], batches
 
 
-def publish(app: Celery, store: RunStore, run_id: str, members: list[str]) -> None:
-    """Publish ``members`` (item indices, or ``final``) of the run, then confirm them."""
+def publish(
+    app: Celery, store: RunStore, run_id: str, members: list[str], short: bool = False
+) -> None:
+    """Publish ``members`` (item indices, or ``final``) of the run, then confirm them.
+
+    Each member travels alone (a ``run_member`` task that Flower shows) unless the run is
+    known to be ``short``: one of its own members just ended within ``Settings.lane_s``, where
+    a task message would cost more than the member. A run's first window has no such evidence
+    (``Settings.first_window_batches`` says otherwise, for operators whose members all are
+    short), so a run of members that call a model for seconds shows every one of them."""
     if not members:
         return
     indices = [int(member) for member in members if member != FINAL_MEMBER]
-    single, batches = messages_for(indices, store.settings.members_per_message)
+    settings = store.settings
+    batched = short or settings.first_window_batches
+    per_message = settings.members_per_message if batched else 1
+    single, batches = messages_for(indices, per_message)
     canvas.publish_members(app, run_id, single)
     canvas.publish_batches(app, run_id, batches)
     if FINAL_MEMBER in members:

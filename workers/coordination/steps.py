@@ -35,7 +35,12 @@ BULK_END_CHUNK = 5000
 
 
 def apply_admission(
-    app: Celery, store: RunStore, run_id: str, admission: Admission, keep: bool = False
+    app: Celery,
+    store: RunStore,
+    run_id: str,
+    admission: Admission,
+    keep: bool = False,
+    short: bool = False,
 ) -> int | None:
     """Publish the admitted members; end the denied ones as ``skipped`` with the reason. The
     same for the admissions of the other runs of the run's concurrency group, each in its run.
@@ -43,7 +48,9 @@ def apply_admission(
     With ``keep``, the first admitted member of the run itself is not published but returned,
     for the caller to run next (``workers/execution/lanes.py``); it holds its admission lease until
     its
-    claim, so it is published again by the watchdog should the caller die first."""
+    claim, so it is published again by the watchdog should the caller die first. ``short``:
+    the run is known to be short, so that its admitted members may share messages
+    (``publishing.publish``); the other runs of its group are not."""
     kept: int | None = None
     pending = [(run_id, admission)]
     while pending:
@@ -52,7 +59,7 @@ def apply_admission(
         if keep and kept is None and run == run_id and admitted:
             kept, admitted = admitted[0], admitted[1:]
         # A publish that fails is redone by the watchdog once the admission's lease expires.
-        publish(app, store, run, [str(index) for index in admitted])
+        publish(app, store, run, [str(index) for index in admitted], short and run == run_id)
         for index, reason in step.denied:
             ending = end_unrun_member(app, store, run, str(index), "skipped", reason)
             pending.append((run, ending))
@@ -117,7 +124,9 @@ def sweep_run(app: Celery, store: RunStore, run_id: str) -> None:
     members that a dead process lost."""
     sweep = store.sweep(run_id, node_name())
     if sweep.state not in ("pending", "running"):
-        store.forget_active(run_id)
+        # A big run is forgotten once its readers had their time and its events were trimmed.
+        if not store.trim_ended_events(run_id):
+            store.forget_active(run_id)
         return
     # A cancel reaches the run's child runs; a child whose parent is gone ends.
     if sweep.cancel:

@@ -33,6 +33,7 @@ from orchestrator.state.connection import refusal_message, refusal_wait_s, write
 from workers.coordination import canvas
 from workers.execution.liveness import new_token
 from workers.execution.member import MemberRuntime, execute_member
+from workers.execution.shares import run_shares
 from workers.identity import node_name
 
 log = logging.getLogger(__name__)
@@ -104,10 +105,12 @@ class Lane:
 
     Parameters:
         short_s: members that took less than this are continued in the lane (0: never).
+        over_share: whether this process runs more than its share of the run (``shares.py``).
     """
 
-    def __init__(self, short_s: float) -> None:
+    def __init__(self, short_s: float, over_share: Callable[[], bool] = lambda: False) -> None:
         self._short_s = short_s
+        self._over_share = over_share
         self._started = time.monotonic()
         self.next: int | None = None
 
@@ -118,7 +121,16 @@ class Lane:
             and time.monotonic() - self._started < LANE_MAX_S
             and not _shutting_down.is_set()
             and not member_slots.contended
+            and not self._over_share()
         )
+
+
+def _over_share(runtime: MemberRuntime, run_id: str) -> bool:
+    try:
+        cap = runtime.store.request(run_id).max_concurrent
+    except (LookupError, ValueError):
+        return False  # the run is gone or unreadable: its member ends as it would have
+    return run_shares.over(run_id, cap, runtime.store.client)
 
 
 def run_lane(
@@ -136,18 +148,20 @@ def run_lane(
     one of the worker's member slots (``slot_taken``: the caller took it). Returns the output
     of ``first`` (None: see ``execute_member``); the members after it are counted in the chord
     here, and so is ``first`` when ``count_first`` (its task message is not a chord member)."""
-    lane = Lane(short_s)
+    lane = Lane(short_s, lambda: _over_share(runtime, run_id))
     if not slot_taken:
         member_slots.take()
     try:
-        output = execute_member(
-            runtime, run_id, str(first), token=token, lane=lane, previous=previous
-        )
+        with run_shares.running(run_id):
+            output = execute_member(
+                runtime, run_id, str(first), token=token, lane=lane, previous=previous
+            )
         if count_first and output is not None:
             canvas.count_member(runtime.app, run_id, first, output)
         while lane.next is not None:
             member, lane.next = lane.next, None
-            following = execute_member(runtime, run_id, str(member), lane=lane)
+            with run_shares.running(run_id):
+                following = execute_member(runtime, run_id, str(member), lane=lane)
             if following is not None:
                 canvas.count_member(runtime.app, run_id, member, following)
     finally:

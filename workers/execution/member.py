@@ -198,8 +198,12 @@ def _execute(
     spans.end_agent(span, output)
     if completion.status == "discarded":
         spans.lease_lost(member)
-    keep = lane is not None and lane.wants_next(time.monotonic() - started)
-    kept = apply_admission(app, store, run_id, completion.admission, keep)
+    took = time.monotonic() - started
+    keep = lane is not None and lane.wants_next(took)
+    # Evidence that the run's members are short: one of them ran within the lane threshold.
+    ran = claim.action not in ("cancelled", "timeout")
+    short = ran and took < store.settings.lane_s
+    kept = apply_admission(app, store, run_id, completion.admission, keep, short)
     if lane is not None:
         lane.next = kept
     advance.after_completion(app, store, run_id, completion)

@@ -22,6 +22,11 @@ local RUN_ID = string.match(K_RUN, '}([^:}]*)$')
 -- A lease that expires (its worker died or hung) is taken over by the watchdog.
 local QUEUED = 4000000000000000
 
+-- An ended run of this many members or more keeps one event for every EVENTS_KEPT_PER of
+-- them once its readers had time to catch up (trim_events.lua): at most 1 KB per member.
+local EVENTS_TRIM_FROM = 1000
+local EVENTS_KEPT_PER = 4
+
 local function is_placeholder(holder)
     local prefix = string.sub(holder, 1, 2)
     return prefix == 'a:' or prefix == 'r:'

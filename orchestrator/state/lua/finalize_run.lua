@@ -3,7 +3,8 @@
 -- sweep, which finds it ended.
 -- ARGV: state, ending_json (what the run's result adds to its outputs; '' for none), error,
 -- keep_s, then events to emit before RunEnd, RunEnd last.
--- Returns 1 when this call ended the run, 0 when it had already ended.
+-- Returns 1 when this call ended the run, 2 when it did and the run is big enough to have its
+-- event stream trimmed later (trim_events.lua), 0 when it had already ended.
 local state = redis.call('HGET', K_RUN, 'state')
 if state ~= 'running' and state ~= 'pending' then return 0 end
 redis.call('HSET', K_RUN, 'state', ARGV[1], 'result', ARGV[2], 'error', ARGV[3], 'ended_ms', now_ms())
@@ -17,4 +18,5 @@ budget_charge_all()
 -- so a late delivery of one finds it stored without reading anything else.
 redis.call('DEL', K_ITEMS, K_HOLDERS, K_LEASES, K_CHECKPOINTS, K_DEADLINES, K_DENIED)
 for _, key in ipairs(RUN_KEYS) do redis.call('EXPIRE', key, tonumber(ARGV[4])) end
+if (num(K_RUN, 'total') or 0) >= EVENTS_TRIM_FROM then return 2 end
 return 1

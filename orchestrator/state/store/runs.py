@@ -152,6 +152,22 @@ class RunLifecycle(RunScripts):
             [state, ending_json, error, self.settings.result_ttl_s, *emitted],
         )
         # Not in the script: the active runs may live on another shard. Should this be lost,
-        # the run's next sweep finds it ended and drops it.
-        self.client.zrem(ACTIVE_RUNS, run_id)
+        # the run's next sweep finds it ended and drops it. A big run stays one more sweep,
+        # ``ended_events_keep_s`` on, which trims its event stream (``trim_ended_events``).
+        if ended == 2:
+            keep_ms = int(self.settings.ended_events_keep_s * 1000)
+            self.client.zadd(ACTIVE_RUNS, {run_id: self.now_ms() + keep_ms})
+        else:
+            self.client.zrem(ACTIVE_RUNS, run_id)
         return bool(ended)
+
+    def trim_ended_events(self, run_id: str) -> bool:
+        """Trim the event stream of a run of 1,000 members or more that ended
+        ``ended_events_keep_s`` ago to one event for every 4 members, its end last (see
+        ``trim_events.lua``). True when that time is still to come: the run is then kept due
+        for a sweep at that time; False when there is nothing more to do."""
+        keep_ms = int(self.settings.ended_events_keep_s * 1000)
+        due = int(self._run(run_id, "trim_events", keep_ms) or 0)
+        if due:
+            self.client.zadd(ACTIVE_RUNS, {run_id: due})
+        return bool(due)
