@@ -41,10 +41,12 @@ def warm_up(runtime: WorkerRuntime, pool: Any) -> None:
         client = runtime.store.client
         for name in MEMBER_SCRIPTS:
             load_script(client, name)
-        _open_connections(client)
+        # No more than the pool's threads can hold at once: a small worker (-c 8) opens 8.
+        wanted = min(WARM_CONNECTIONS, max(1, int(getattr(pool, "limit", 0) or WARM_CONNECTIONS)))
+        _open_connections(client, wanted)
         backend_client = getattr(runtime.app.backend, "client", None)
         if isinstance(backend_client, redis.Redis):
-            _open_connections(backend_client)
+            _open_connections(backend_client, wanted)
         _start_threads(pool)
     except Exception as error:  # only time is lost: the first run does it instead
         log.warning("worker warm-up incomplete: %s", error)
@@ -56,10 +58,10 @@ def _member_objects(runtime: WorkerRuntime) -> None:
     runtime.lease_keeper  # noqa: B018
 
 
-def _open_connections(client: redis.Redis) -> None:
-    """Open ``WARM_CONNECTIONS`` connections of ``client``'s pool and give them back."""
+def _open_connections(client: redis.Redis, wanted: int) -> None:
+    """Open ``wanted`` connections of ``client``'s pool (at most its size) and give them back."""
     pool = client.connection_pool
-    count = min(WARM_CONNECTIONS, getattr(pool, "max_connections", WARM_CONNECTIONS))
+    count = min(wanted, getattr(pool, "max_connections", wanted))
     taken = []
     try:
         for _ in range(count):
