@@ -143,7 +143,9 @@ def cancel_once_received(api: HangingAPI, token: CancelToken) -> threading.Threa
     arriving while the model is thinking."""
 
     def stop() -> None:
-        if api.received.wait(WAIT_S):
+        # The first call of a process imports its SDK before it sends: on a busy machine that
+        # takes a while, and only the request's arrival is the signal to wait for.
+        if api.received.wait(CALL_LIMIT_S * 4):
             token.cancel("run cancelled by the user")
 
     thread = threading.Thread(target=stop, daemon=True)

@@ -140,7 +140,10 @@ class AnthropicMessages(BodySurface):
         """Make the call ``body`` describes."""
         cancel.check()
         client = anthropic_client(config, self.settings.endpoints)
-        response = sdk_call(SURFACE, client, lambda: client.messages.create(**body), cancel, config)
+        # The SDK imports a resource's modules when it is first reached: here, not inside the
+        # call's time limit (a first call on a busy worker would spend it importing).
+        create = client.messages.create
+        response = sdk_call(SURFACE, client, lambda: create(**body), cancel, config)
         texts = [block.text for block in response.content if block.type == "text"]
         calls = [
             ToolCall(id=block.id, name=block.name, arguments=dict(block.input or {}))

@@ -104,9 +104,8 @@ class OpenAIChat(BodySurface):
         """Make the call ``body`` describes."""
         cancel.check()
         client = openai_client(config, self.settings.endpoints)
-        response = sdk_call(
-            SURFACE, client, lambda: client.chat.completions.create(**body), cancel, config
-        )
+        create = client.chat.completions.create  # imported now, not within the time limit
+        response = sdk_call(SURFACE, client, lambda: create(**body), cancel, config)
         message = response.choices[0].message
         calls = [
             ToolCall(id=c.id, name=c.function.name, arguments=parse_arguments(c.function.arguments))

@@ -99,9 +99,8 @@ class OpenAIResponses(BodySurface):
         """Make the call ``body`` describes."""
         cancel.check()
         client = openai_client(config, self.settings.endpoints)
-        response = sdk_call(
-            SURFACE, client, lambda: client.responses.create(**body), cancel, config
-        )
+        create = client.responses.create  # imported now, not within the time limit
+        response = sdk_call(SURFACE, client, lambda: create(**body), cancel, config)
         texts: list[str] = []
         calls: list[ToolCall] = []
         for item in response.output:
