@@ -159,6 +159,15 @@ def test_openai_calls_get_a_stable_cache_key(setup: Setup, provider: str) -> Non
     agent_id = f"adder-{uuid4().hex[:8]}"
     observe(setup, provider, agent_id, runs=3)
     assert not any("prompt_cache_key" in body for body in server.received)
+
+    # A worker checks its copy of a plan at most every half second: on a busy machine the
+    # first apply run may start while that copy still says "no plan". Wait for a run that
+    # applied it throughout, then look at two more.
+    def applied() -> bool:
+        _, warm = run(setup, agent(provider, agent_id, "apply"), "What is 1 + 3?")
+        return all(turn.cache is not None and turn.cache.cache_key for turn in warm)
+
+    wait_for(applied, "a run with every call under the learned plan's key")
     start = len(server.received)
     _, turns = run(setup, agent(provider, agent_id, "apply"), "What is 2 + 3?")
     _, more = run(setup, agent(provider, agent_id, "apply"), "What is 4 + 3?")
