@@ -185,8 +185,9 @@ def publish_lost_messages(app: Celery, store: RunStore, run_id: str) -> None:
     ``requeue``). If the members' queue holds no message, theirs were taken by a worker that
     went away (cut off, killed) before it noted the reception: a queued member has no lease
     to expire, so they are published again. A member whose message is in a live worker's
-    hands was noted as received long since and is no longer queued; should one still have a
-    message, the second one is dropped by its claim."""
+    hands is noted as received within its reception grace (then it is no longer queued); one
+    published again inside that grace has two messages, and the second is dropped by its
+    claim."""
     if waiting_messages(app, canvas.MEMBER_QUEUE):
         return  # they may still be in the queue, behind others: waiting is not a loss
     members = store.requeue_queued(run_id, node_name())
