@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.config.governor import CacheGovernorConfig
@@ -75,6 +75,9 @@ class CacheContext:
     agent_id: str
     mode: CacheMode
     conversation: str
+    keys: dict[str, tuple[str, str | None]] = field(default_factory=dict, compare=False)
+    """The OpenAI key and retention the conversation took at its first keyed call, by learning
+    key: kept for its life, though a plan updated meanwhile would shard it elsewhere."""
 
 
 class GovernedSurface:
@@ -188,9 +191,14 @@ class GovernedSurface:
             and "prompt_cache_key" not in body
         ):
             seed = f"{self._context.agent_id}|{learning_key(surface, model, profile.toolset)}"
-            hints = openai_hints(blocks, profile, config, seed, self._context.conversation)
+            # A conversation keeps one key, so that its turns meet their own prefix: the key's
+            # shard follows the plan's calls per minute, which learners raise while it runs.
+            hints = self._context.keys.get(seed)
             if hints is None:
-                return None, body
+                hints = openai_hints(blocks, profile, config, seed, self._context.conversation)
+                if hints is None:
+                    return None, body
+                self._context.keys[seed] = hints
             key, retention = hints
             hinted = {**body, "prompt_cache_key": key}
             if RETENTION in refused:
