@@ -20,6 +20,7 @@ from orchestrator.config.governor import CacheGovernorConfig
 from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis
 from orchestrator.models import CallRecord, Message, ModelConfig, RunRecord
+from orchestrator.plans.cache_plans import CachePlan
 from orchestrator.plans.cache_store import CachePlanStore
 from orchestrator.plans.store import PlanStore
 from tests.cache_servers import AnthropicCacheServer, CacheServer, OpenAIChatCacheServer
@@ -210,3 +211,49 @@ def test_a_request_refused_without_its_hints_too_fails_with_the_providers_error(
     server.close()
     # Sent once with the hints, once without: the second refusal is the caller's to see.
     assert len(server.received) == first + 2
+
+
+@pytest.mark.parametrize("served", [OpenAIChatCacheServer], indirect=True)
+def test_a_conversation_keeps_its_key_when_its_plan_changes_under_it(
+    served: tuple[CacheServer, str], cache_plans: CachePlanStore
+) -> None:
+    """A learner raising the plan's calls per minute mid-conversation would move the key to a
+    shard (``ao-…-N``): the conversation keeps the key of its first keyed call, so its later
+    turns meet the prefix it cached."""
+    server, endpoint = served
+    config = ModelConfig(provider=server.provider, model="gpt-5", endpoint=endpoint)
+    question = INSTRUCTIONS + "What is 2 + 3?"
+    agent_id = learn(server, config, [question] * 5, timedelta(seconds=20), cache_plans)
+    learned = cache_plans.get(agent_id)
+    assert learned is not None
+    busy = learned.model_copy(
+        update={
+            "profiles": {
+                key: profile.model_copy(update={"calls_per_minute": CONFIG.key_rpm * 40})
+                for key, profile in learned.profiles.items()
+            }
+        }
+    )
+    seen: list[str] = []
+
+    def plans(agent: str) -> CachePlan | None:
+        seen.append(agent)
+        return learned if len(seen) == 1 else busy  # the learner's update lands after turn 1
+
+    context = CacheContext(agent_id, "apply", f"conversation-{uuid4().hex}")
+    provider = get_provider(
+        server.provider, Settings(), lambda s: GovernedSurface(s, context, plans, CONFIG)
+    )
+    first = len(server.received)
+    call(provider, config, question)
+    call(provider, config, question)
+    turn_1, turn_2 = server.received[first:]
+    assert len(seen) == 2, "the second turn read the changed plan"
+    assert turn_1["prompt_cache_key"] == turn_2["prompt_cache_key"]
+    # The plan read alone would have sharded it: a new conversation takes a shard's key.
+    fresh = CacheContext(agent_id, "apply", f"conversation-{uuid4().hex}")
+    provider = get_provider(
+        server.provider, Settings(), lambda s: GovernedSurface(s, fresh, lambda _: busy, CONFIG)
+    )
+    call(provider, config, question)
+    assert server.received[-1]["prompt_cache_key"].startswith(turn_1["prompt_cache_key"] + "-")

@@ -46,7 +46,9 @@ def test_one_process_with_1000_threads_runs_1000_members_with_none_retried(
     try:
         wait_for_workers(redis.Redis.from_url(private_redis.url), [worker.hostname])
         client = Client(redis_url=private_redis.url)
-        mapper = scripted("mapper", latency_ms=1000)
+        # Members of 4 s: one process starts a few hundred members a second when the machine
+        # is quiet, half that beside other work, so more than a pool's worth overlap either way.
+        mapper = scripted("mapper", latency_ms=4000)
         handle = client.map_reduce("Wide", items(1000), mapper, scripted("reducer"), 1000)
         result = handle.result(timeout=300)
         events = list(handle.events(follow=False))
