@@ -199,9 +199,11 @@ def _execute(
     if completion.status == "discarded":
         spans.lease_lost(member)
     took = time.monotonic() - started
-    keep = lane is not None and lane.wants_next(took)
     # Evidence that the run's members are short: one of them ran within the lane threshold.
+    # A member ended at its claim (timed out, cancelled) did not run: its quick end says
+    # nothing of the others, so it neither keeps the next member for its thread nor batches.
     ran = claim.action not in ("cancelled", "timeout")
+    keep = ran and lane is not None and lane.wants_next(took)
     short = ran and took < store.settings.lane_s
     kept = apply_admission(app, store, run_id, completion.admission, keep, short)
     if lane is not None:
