@@ -11,6 +11,7 @@ most ``MAX_GROUP_CALLS`` names, however many calls overlap.
 
 from __future__ import annotations
 
+import copy
 import heapq
 from collections import Counter
 from datetime import datetime
@@ -62,9 +63,20 @@ def merge_cohorts(plan: ExecutionPlan, cohorts: list[list[str]], run_id: str) ->
             hints.setdefault(
                 (name, group.group_id), ParallelHint(tool_name=name, group_id=group.group_id)
             )
-    merged = plan.model_copy(deep=True)
-    merged.parallel_groups = [groups[key] for key in sorted(groups)]
-    merged.metadata_template.agent_id = plan.agent_id
-    merged.metadata_template.run_id = run_id
-    merged.metadata_template.parallel_hints = [hints[key] for key in sorted(hints)]
-    return merged
+    # A shallow copy with new lists: the groups and hints are the plan's own objects, which
+    # nothing changes once made, so copying them deep (the whole plan, for every record a
+    # learner merges) only cost time: 27 s of CPU for 600 records into a full plan.
+    template = plan.metadata_template
+    return plan.model_copy(
+        update={
+            "parallel_groups": [groups[key] for key in sorted(groups)],
+            "metadata_template": template.model_copy(
+                update={
+                    "agent_id": plan.agent_id,
+                    "run_id": run_id,
+                    "parallel_hints": [hints[key] for key in sorted(hints)],
+                    "extensions": copy.deepcopy(template.extensions),
+                }
+            ),
+        }
+    )
