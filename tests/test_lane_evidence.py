@@ -73,3 +73,29 @@ def test_the_member_let_in_by_a_timed_out_claim_travels_as_a_task_of_its_own(
         events.stop()
         for worker in workers:
             worker.stop()
+
+
+def test_the_member_let_in_by_a_member_that_failed_at_once_travels_as_a_task_of_its_own(
+    private_redis: LocalRedis, tmp_path: Path
+) -> None:
+    """A member that fails at once (its request refused) says nothing of how long the others
+    take: in a run of slow members the next one still gets a task of its own."""
+    env = {"ORCHESTRATOR_REDIS_URL": private_redis.url, **FAST_TIMINGS}
+    events = TaskEvents(private_redis.url)
+    workers: list[LocalWorker] = []
+    try:
+        workers.extend(start_workers(env, ["lane"], tmp_path, 4))
+        events.wait_until_listening()
+        client = Client(redis_url=private_redis.url)
+        mapper = scripted("slow", latency_ms=1500, fail_on="item-0")
+        handle = client.map_reduce("Failing first", items(3), mapper, scripted("reducer"), 1)
+        result = handle.result(timeout=120)
+        assert [o.outcome for o in result.map_outputs] == ["error", "ok", "ok"]
+        last = f"{handle.id}-m2"
+        wait_for(lambda: last in events.succeeded(), "member 2 announced as a task")
+        received = {e["uuid"] for e in events.received(MEMBER_TASK)}
+        assert f"{handle.id}-m1" in received, "member 1 is a task of its own"
+    finally:
+        events.stop()
+        for worker in workers:
+            worker.stop()

@@ -199,10 +199,11 @@ def _execute(
     if completion.status == "discarded":
         spans.lease_lost(member)
     took = time.monotonic() - started
-    # Evidence that the run's members are short: one of them ran within the lane threshold.
-    # A member ended at its claim (timed out, cancelled) did not run: its quick end says
-    # nothing of the others, so it neither keeps the next member for its thread nor batches.
-    ran = claim.action not in ("cancelled", "timeout")
+    # Evidence that the run's members are short: one of them ran within the lane threshold
+    # and succeeded. A member ended at its claim (timed out, cancelled) did not run, and one
+    # that failed may have failed at once (a refused request): its quick end says nothing of
+    # the others, so it neither keeps the next member for its thread nor batches.
+    ran = claim.action not in ("cancelled", "timeout") and output.outcome == "ok"
     keep = ran and lane is not None and lane.wants_next(took)
     short = ran and took < store.settings.lane_s
     kept = apply_admission(app, store, run_id, completion.admission, keep, short)

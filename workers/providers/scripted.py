@@ -4,7 +4,8 @@ only; it says so in every default answer.
 Options (``ModelConfig.options``):
     latency_ms, jitter_ms: how long a call takes; jitter is uniform in +-jitter_ms, seeded by
         ``seed`` and the prompt, so the same call always takes the same time.
-    fail_on: a substring; a call whose context contains it raises a provider error.
+    fail_on: a substring; a call whose context contains it raises a provider error at once,
+        before its latency (as a provider refuses a request).
     script: a list of turns, each ``{"text": ...}`` or ``{"tool_calls": [{"name", "arguments"}]}``;
         turn k answers the k-th model call of the run; past the end the default answer follows.
     answer: a fixed final answer instead of the default one.
@@ -53,10 +54,11 @@ class ScriptedModel:
         options = config.options
         prompt_text = _prompt_text(messages)
         turn = sum(1 for message in messages if message.role == "assistant")
-        cancel.sleep(self._latency_s(options, prompt_text, turn))
         fail_on = options.get("fail_on")
         if fail_on and fail_on in prompt_text:
+            # At once, as a provider answers a request it refuses (a 400 takes no model time).
             raise ProviderError(f"scripted failure: the prompt contains {fail_on!r}", unbilled=True)
+        cancel.sleep(self._latency_s(options, prompt_text, turn))
         response = self._turn(config, messages, turn)
         output_text = response.text + "".join(str(call.arguments) for call in response.tool_calls)
         output_tokens = estimate_tokens(output_text)
