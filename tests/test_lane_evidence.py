@@ -27,6 +27,15 @@ def _redis_ms(state: redis.Redis) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
+def _assert_member_1_travelled_alone(events: TaskEvents, run_id: str) -> None:
+    """Member 1 of the run was a task of its own. Member 2 travels alone either way (member 1
+    took longer than the lane threshold): its announcement says the events have come."""
+    last = f"{run_id}-m2"
+    wait_for(lambda: last in events.succeeded(), "member 2 announced as a task")
+    received = {e["uuid"] for e in events.received(MEMBER_TASK)}
+    assert f"{run_id}-m1" in received, "member 1 is a task of its own"
+
+
 def test_the_member_let_in_by_a_timed_out_claim_travels_as_a_task_of_its_own(
     private_redis: LocalRedis, tmp_path: Path
 ) -> None:
@@ -64,11 +73,7 @@ def test_the_member_let_in_by_a_timed_out_claim_travels_as_a_task_of_its_own(
         result = handle.result(timeout=120)
         assert [o.outcome for o in result.map_outputs] == ["error", "ok", "ok"]
         assert "timed out" in (result.map_outputs[0].error or "")
-        # Member 2 travels alone either way (member 1 took longer than the lane threshold).
-        last = f"{handle.id}-m2"
-        wait_for(lambda: last in events.succeeded(), "member 2 announced as a task")
-        received = {e["uuid"] for e in events.received(MEMBER_TASK)}
-        assert f"{handle.id}-m1" in received, "member 1 is a task of its own"
+        _assert_member_1_travelled_alone(events, handle.id)
     finally:
         events.stop()
         for worker in workers:
@@ -91,10 +96,7 @@ def test_the_member_let_in_by_a_member_that_failed_at_once_travels_as_a_task_of_
         handle = client.map_reduce("Failing first", items(3), mapper, scripted("reducer"), 1)
         result = handle.result(timeout=120)
         assert [o.outcome for o in result.map_outputs] == ["error", "ok", "ok"]
-        last = f"{handle.id}-m2"
-        wait_for(lambda: last in events.succeeded(), "member 2 announced as a task")
-        received = {e["uuid"] for e in events.received(MEMBER_TASK)}
-        assert f"{handle.id}-m1" in received, "member 1 is a task of its own"
+        _assert_member_1_travelled_alone(events, handle.id)
     finally:
         events.stop()
         for worker in workers:
