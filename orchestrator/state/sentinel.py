@@ -8,9 +8,10 @@ or ``sentinel://user:PASSWORD@...``: the password of the Redis servers, not of t
 of their own (their ``requirepass``) get it from ``ORCHESTRATOR_SENTINEL_PASSWORD``, which
 kombu and Celery pass as ``sentinel_kwargs``.
 
-The pool asks the sentinels where the master is whenever it opens a connection, so a command
-that meets a failover (a dropped connection, or a demoted master that answers READONLY) is
-retried by ``OutageRetry`` on a connection to the new master.
+A connection asks the sentinels where the master is whenever it connects, also when it
+reconnects to retry a command (``MasterConnection``), so a command that meets a failover (a
+dropped connection, or a demoted master that answers READONLY) is retried by ``OutageRetry`` on
+a connection to the new master.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
 from orchestrator.state.connection import POOL_WAIT_S, OutageRetry, pool_size
 
@@ -89,6 +90,23 @@ def sentinel_kwargs(sentinel_password: str | None) -> dict[str, Any]:
     return kwargs
 
 
+class MasterConnection(SentinelManagedConnection):
+    """redis-py's Sentinel-managed connection, except that it asks the sentinels where the
+    master is also when it reconnects to retry a command. redis-py asks them only when a
+    connection is taken from the pool: a command whose connection dropped reconnects, on its
+    retry, to the address it had (redis-py issue 3874). A command in flight when the master
+    was killed then retried the dead server for the whole retry window, and one in flight when
+    the master was demoted alive (a failover a busy machine's missed PINGs started) went on at
+    that server, now a replica: its reads answered from a replica's dataset, stale while it
+    resyncs, and its writes refused as READONLY until the retries ran out."""
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self._sock:
+            # Once, no retry of its own: the command's retry (OutageRetry) asks again.
+            self._connect_retry()  # type: ignore[no-untyped-call, unused-ignore]
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call, unused-ignore]
+
+
 class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
     """redis-py's Sentinel pool, blocking like the plain pools of ``connection.py``: a thread
     that finds every connection taken waits for one instead of failing."""
@@ -104,6 +122,7 @@ def new_sentinel_client(
     client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
         master,
         connection_pool_class=BlockingSentinelPool,
+        connection_class=MasterConnection,
         max_connections=size,
         timeout=POOL_WAIT_S,
         health_check_interval=30,
@@ -143,6 +162,7 @@ def probe_client(
     sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=kwargs)  # type: ignore[no-untyped-call, unused-ignore]
     client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
         master,
+        connection_class=MasterConnection,
         socket_connect_timeout=timeout_s,
         socket_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
