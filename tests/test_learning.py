@@ -209,8 +209,12 @@ def test_the_record_a_learner_died_on_is_set_aside_alone_when_delivered_again(
     assert client.plan(agents[1]) is None  # set aside
     assert client.plan(agents[0]) is None  # done before: not learned again
     # Marked finished, not deleted: a delivery after this one (killed before its ack) learns
-    # nothing; the mark lives past the broker's visibility timeout.
-    assert client.redis.hget(learner_deliveries_key(task_id), "finished") == b"1"
+    # nothing; the mark lives past the broker's visibility timeout. The learner marks it once
+    # the last record's plan is written, so the plan above can be seen before the mark.
+    wait_for(
+        lambda: client.redis.hget(learner_deliveries_key(task_id), "finished") == b"1",
+        "the delivery marked finished",
+    )
     assert client.redis.ttl(learner_deliveries_key(task_id)) > client.settings.visibility_timeout_s
 
 
