@@ -46,10 +46,11 @@ def publish(
     """Publish ``members`` (item indices, or ``final``) of the run, then confirm them.
 
     Each member travels alone (a ``run_member`` task that Flower shows) unless the run is
-    known to be ``short``: one of its own members just ended within ``Settings.lane_s``, where
-    a task message would cost more than the member. A run's first window has no such evidence
-    (``Settings.first_window_batches`` says otherwise, for operators whose members all are
-    short), so a run of members that call a model for seconds shows every one of them."""
+    known to be ``short``: one of its own members just ran and succeeded within
+    ``Settings.lane_s``, where a task message would cost more than the member. A run's first
+    window has no such evidence (``Settings.first_window_batches`` says otherwise, for
+    operators whose members all are short), so a run of members that call a model for seconds
+    shows every one of them."""
     if not members:
         return
     indices = [int(member) for member in members if member != FINAL_MEMBER]

@@ -4,7 +4,8 @@ Celery spends a few milliseconds of CPU on each task message (publishing it, rec
 its events, its result): nothing next to an agent that calls a model for seconds, most of the
 cost of a member that takes milliseconds. So:
 
-- a *lane*: a member that took less than ``Settings.lane_s`` goes on, in the same thread, with
+- a *lane*: a member that ran and succeeded in less than ``Settings.lane_s`` goes on, in the
+  same thread, with
   a member its completion let in, instead of publishing it and waiting for a worker to take it.
   A lane hands over to the broker (publishes) once it has run for ``LANE_MAX_S``, and when the
   worker is shutting down;
