@@ -5,8 +5,8 @@ its events, its result): nothing next to an agent that calls a model for seconds
 cost of a member that takes milliseconds. So:
 
 - a *lane*: a member that ran and succeeded in less than ``Settings.lane_s`` goes on, in the
-  same thread, with
-  a member its completion let in, instead of publishing it and waiting for a worker to take it.
+  same thread, with a member its completion let in, instead of publishing it and waiting for a
+  worker to take it.
   A lane hands over to the broker (publishes) once it has run for ``LANE_MAX_S``, and when the
   worker is shutting down;
 - a *batch*: members admitted together (a run's first window) are published as one message of
