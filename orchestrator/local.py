@@ -16,9 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any, Protocol
 from urllib.parse import quote
 
 import redis
@@ -26,7 +27,29 @@ import redis
 from orchestrator.config.celery_config import QUEUES
 
 
-def stop_processes(processes: Sequence[subprocess.Popen[bytes]], wait_s: float = 5) -> None:
+class Process(Protocol):
+    """What this module needs of a started process: the part of ``subprocess.Popen`` it uses."""
+
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+    def terminate(self) -> None: ...
+    def kill(self) -> None: ...
+
+
+ProcessStarter = Callable[..., Process]
+"""``subprocess.Popen``'s signature for ``args, env, stdout, stderr, start_new_session``."""
+
+start_process: ProcessStarter = subprocess.Popen
+"""How ``LocalWorker`` starts its process. The test suite, which starts some two hundred
+workers, forks them from a process that has imported the project already
+(``tests/zygote.py``): the same worker, without paying for its imports each time."""
+
+
+def stop_processes(processes: Sequence[Process], wait_s: float = 5) -> None:
     """Ask each of ``processes`` to stop (SIGTERM, all at once), then kill any that has not
     stopped within ``wait_s``: a frozen one (SIGSTOP) is woken first, so that it can stop."""
     for process in processes:
@@ -231,8 +254,8 @@ class LocalWorker:
                 *extra_args,
             ],
         )
-        output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
+        output: IO[Any] | int = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process: Process = start_process(
             [*command_prefix, *command],
             env={**os.environ, **env},
             stdout=output,

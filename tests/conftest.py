@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import orchestrator.local
 from orchestrator.local import LocalRedis, LocalWorker
 from tests.helpers import environment, start_workers
 from tests.rabbitmq import LocalRabbitMQ, start_or_skip
@@ -34,6 +35,13 @@ FAST_TIMINGS = {
     "ORCHESTRATOR_PROVIDER_LIMITS": '{"scripted:pooled": {"max_concurrent": 2}}',
 }
 
+
+if os.environ.get("ORCHESTRATOR_TEST_ZYGOTE", "1") != "0":
+    # Workers forked from a process that imported the project once (tests/zygote.py);
+    # ORCHESTRATOR_TEST_ZYGOTE=0 starts each afresh.
+    from tests import forks
+
+    orchestrator.local.start_process = forks.start
 
 TEST_BROKER = os.environ.get("ORCHESTRATOR_TEST_BROKER", "redis").lower()
 ON_RABBITMQ = TEST_BROKER == "rabbitmq"

@@ -91,15 +91,21 @@ def items(count: int) -> list[str]:
 def run_cli(
     *args: str, env: dict[str, str], stdin: str = "", timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``orchestrator ARGS`` in a subprocess with ``env`` added to this environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=timeout,
-    )
+    """Run ``orchestrator ARGS`` in a process of its own with ``env`` added to this
+    environment (forked from the zygote, tests/zygote.py, unless it is switched off)."""
+    command = [sys.executable, "-m", "orchestrator.cli", *args]
+    if os.environ.get("ORCHESTRATOR_TEST_ZYGOTE", "1") == "0":
+        return subprocess.run(
+            command,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=timeout,
+        )
+    from tests import forks
+
+    return forks.run(command, {**os.environ, **env}, stdin, timeout)
 
 
 def parent_of(pid: int) -> int:

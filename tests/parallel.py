@@ -1,4 +1,4 @@
-"""How ``make test`` spreads the suite over processes (pytest-xdist ``-n 4 --dist loadfile``):
+"""How ``make test`` spreads the suite over processes (pytest-xdist ``-n 6 --dist loadfile``):
 a module's tests run together on one process, in their file's order, so that what a module
 starts for its tests (module-scoped fixtures: a Redis, workers, a cluster, an image) starts
 once; the modules that share the RabbitMQ node run on one process too, which starts it once.

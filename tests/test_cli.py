@@ -64,7 +64,9 @@ def test_demo_runs_end_to_end_on_an_embedded_redis_and_leaves_no_process() -> No
     embedded_url = re.search(r"Embedded Redis at (\S+)", done.stdout)
     assert embedded_url and not redis_answers(embedded_url.group(1))
     leftovers = subprocess.run(
-        ["pgrep", "-f", "workers.app worker.*-n demo"], capture_output=True, text=True
+        ["pgrep", "-f", r"workers\.worker_main .*-n demo[0-9]+-[0-9]+@"],
+        capture_output=True,
+        text=True,
     )
     assert leftovers.stdout.strip() == ""
 

@@ -1,0 +1,207 @@
+"""Starting processes from the zygote (``tests/zygote.py``): ``start`` and ``run`` stand in for
+``subprocess.Popen`` and ``subprocess.run`` where a fork of it can (``Zygote.can_start``), and
+call them where it cannot."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from tests.zygote import ROOT
+
+
+class ZygoteProcess:
+    """A child of the zygote, as much of ``subprocess.Popen`` as the tests use."""
+
+    def __init__(self, args: Sequence[str], connection: socket.socket) -> None:
+        self.args = list(args)
+        self._connection = connection
+        self._buffer = b""
+        started = self._line(None)
+        assert started is not None and started.startswith("pid "), started
+        self.pid = int(started.split()[1])
+        self.returncode: int | None = None
+
+    def _line(self, timeout: float | None) -> str | None:
+        """The zygote's next line, or None if none came within ``timeout``."""
+        while b"\n" not in self._buffer:
+            ready, _, _ = select.select([self._connection], [], [], timeout)
+            if not ready:
+                return None
+            data = self._connection.recv(4096)
+            assert data, f"the zygote ended without a word on its child ({self.args})"
+            self._buffer += data
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode()
+
+    def poll(self) -> int | None:
+        return self._wait(0)
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self._wait(timeout)
+        if code is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        return code
+
+    def _wait(self, timeout: float | None) -> int | None:
+        if self.returncode is None and (line := self._line(timeout)) is not None:
+            assert line.startswith("exit "), f"the zygote lost its child {self.pid}: {line!r}"
+            self.returncode = int(line.split()[1])
+            self._connection.close()
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class Zygote:
+    """A zygote process of this test process, and children started from it."""
+
+    def __init__(self) -> None:
+        self._path = os.path.join(tempfile.mkdtemp(prefix="zygote-"), "socket")
+        self._environment = dict(os.environ)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tests.zygote", self._path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            start_new_session=True,  # a Ctrl-C of the tests is not its: it ends at their end
+        )
+        assert self._process.stdout is not None
+        ready = self._process.stdout.readline()
+        assert ready == b"ready\n", f"the zygote did not start: {ready!r}"
+
+    def can_start(self, args: Sequence[str], env: Mapping[str, str]) -> bool:
+        """Whether a fork stands in for ``exec(args)`` with ``env``: this interpreter running
+        a module or code, from the zygote's directory, started as the zygote was."""
+        if len(args) < 2 or args[0] != sys.executable or args[1] not in ("-m", "-c"):
+            return False
+        if Path.cwd() != ROOT:
+            return False
+        names = {*env, *self._environment}
+        return not any(
+            name.startswith(("PYTHON", "LD_")) and env.get(name) != self._environment.get(name)
+            for name in names
+        )
+
+    def start(
+        self, args: Sequence[str], env: Mapping[str, str], streams: Sequence[int], new_session: bool
+    ) -> ZygoteProcess:
+        """Fork a child running ``args`` with exactly ``env`` and ``streams`` (the file
+        descriptors of its stdin, stdout and stderr)."""
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.connect(self._path)
+        request = {"args": list(args[1:]), "env": dict(env), "new_session": new_session}
+        socket.send_fds(connection, [json.dumps(request).encode() + b"\n"], list(streams))
+        return ZygoteProcess(args, connection)
+
+    def close(self) -> None:
+        """End the zygote (its children live on: they are their starters' to stop)."""
+        if self._process.poll() is None:
+            assert self._process.stdin is not None
+            self._process.stdin.close()
+            self._process.wait()
+
+
+_zygote: Zygote | None = None
+_lock = threading.Lock()
+
+
+def zygote() -> Zygote:
+    """This test process's zygote, started at the first call."""
+    global _zygote
+    with _lock:
+        if _zygote is None:
+            _zygote = Zygote()
+            atexit.register(_zygote.close)
+        return _zygote
+
+
+def _fd(stream: int | IO[Any] | None, default: int) -> tuple[int, bool]:
+    """The descriptor for a Popen-style stream argument, and whether it was opened here."""
+    if stream is None:
+        return default, False
+    if stream == subprocess.DEVNULL:
+        return os.open(os.devnull, os.O_RDWR), True
+    if isinstance(stream, int):
+        return stream, False
+    return stream.fileno(), False
+
+
+def start(
+    args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    stdout: int | IO[Any] | None = None,
+    stderr: int | IO[Any] | None = None,
+    start_new_session: bool = False,
+) -> ZygoteProcess | subprocess.Popen[bytes]:
+    """``subprocess.Popen(args, env=env, stdout=..., stderr=..., start_new_session=...)``,
+    forked from the zygote when a fork can stand in for it (``Zygote.can_start``)."""
+    environment = dict(os.environ if env is None else env)
+    forks = zygote()
+    if not forks.can_start(args, environment):
+        return subprocess.Popen(
+            args,
+            env=environment,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=start_new_session,
+        )
+    stdin_fd, opened_in = _fd(subprocess.DEVNULL, 0)
+    stdout_fd, opened_out = _fd(stdout, 1)
+    stderr_fd, opened_err = (stdout_fd, False) if stderr == subprocess.STDOUT else _fd(stderr, 2)
+    try:
+        return forks.start(args, environment, [stdin_fd, stdout_fd, stderr_fd], start_new_session)
+    finally:
+        for fd, opened in ((stdin_fd, opened_in), (stdout_fd, opened_out), (stderr_fd, opened_err)):
+            if opened:
+                os.close(fd)
+
+
+def run(
+    args: Sequence[str], env: Mapping[str, str], stdin: str = "", timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(args, input=stdin, capture_output=True, text=True, env=env,
+    timeout=timeout)``, forked from the zygote when it can be."""
+    forks = zygote()
+    if not forks.can_start(args, env):
+        return subprocess.run(
+            args, input=stdin, capture_output=True, text=True, env=dict(env), timeout=timeout
+        )
+    # Files, not pipes: nothing here has to read while the child writes.
+    with (
+        tempfile.TemporaryFile() as given,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+    ):
+        given.write(stdin.encode())
+        given.seek(0)
+        child = forks.start(args, env, [given.fileno(), out.fileno(), err.fileno()], False)
+        try:
+            code = child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            raise
+        out.seek(0)
+        err.seek(0)
+        output, errors = out.read().decode(), err.read().decode()
+        return subprocess.CompletedProcess(list(args), code, output, errors)
