@@ -15,6 +15,8 @@ from orchestrator import AgentSpec, ModelConfig
 from orchestrator.local import LocalWorker, wait_for_workers
 
 if TYPE_CHECKING:
+    import redis
+
     from workers.providers import ModelProvider
 
 
@@ -106,6 +108,14 @@ def run_cli(
     from tests import forks
 
     return forks.run(command, {**os.environ, **env}, stdin, timeout)
+
+
+def stored_runs(client: redis.Redis) -> set[bytes]:
+    """The runs that have keys in Redis (``ao:run:{TAG}ID[:PART]``), by their ``{TAG}ID``. To
+    show that a refused submit wrote nothing, compare what is new: the runs of earlier tests may
+    lose their keys meanwhile (an ended run's keys expire)."""
+    keys = client.keys("ao:run:*")
+    return {(key if isinstance(key, bytes) else key.encode()).split(b":")[2] for key in keys}
 
 
 def parent_of(pid: int) -> int:

@@ -10,7 +10,7 @@ import pytest
 from orchestrator import AgentSpec, Client, InvalidRunError, Message, ModelConfig
 from orchestrator.config.settings import Settings
 from tests.fake_api import FakeAPI
-from tests.helpers import items, local_endpoints, scripted
+from tests.helpers import items, local_endpoints, scripted, stored_runs
 from workers.execution.cancellation import CancelToken
 from workers.providers import get_provider
 
@@ -28,11 +28,11 @@ ANSWER = {
 def test_a_client_supplied_url_or_key_variable_is_refused_at_submit(
     client: Client, option: str
 ) -> None:
-    before = len(client.redis.keys("ao:run:*"))
+    before = stored_runs(client.redis)
     mapper = {"name": "m", "model": {"provider": "openai", "options": {option: "x"}}}
     with pytest.raises(InvalidRunError, match=f"mapper.model.options: .*{option}"):
         client.map_reduce("t", items(1), mapper, scripted("r"))
-    assert len(client.redis.keys("ao:run:*")) == before  # nothing dispatched
+    assert not stored_runs(client.redis) - before  # nothing dispatched
 
 
 def test_an_endpoint_the_workers_do_not_declare_is_refused_at_submit(client: Client) -> None:

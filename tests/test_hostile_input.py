@@ -20,7 +20,7 @@ from orchestrator.models.input_limits import (
     MAX_STRING_CHARS,
     check_request_value,
 )
-from tests.helpers import items, scripted
+from tests.helpers import items, scripted, stored_runs
 
 SURROGATE = "\ud800"
 
@@ -33,16 +33,12 @@ def nested(depth: int, leaf: Any = 1) -> Any:
     return value
 
 
-def run_keys(client: Client) -> int:
-    return len(client.redis.keys("ao:run:*"))
-
-
 def refused(client: Client, call: Any, **overrides: Any) -> str:
     """Submit with ``overrides``; assert it is refused and nothing was written; the message."""
-    before = run_keys(client)
+    before = stored_runs(client.redis)
     with pytest.raises(InvalidRunError) as error:
         call(client, **overrides)
-    assert run_keys(client) == before
+    assert not stored_runs(client.redis) - before
     return str(error.value)
 
 
@@ -218,14 +214,14 @@ def test_any_request_is_refused_at_submit_or_runs_to_an_end(
     # The stored request: map_reduce's fields, with mapper.model.options at level 4.
     request = {"task": task, "deadline_s": deadline_s, "mapper": mapper}
     must_refuse = hostile(request) or hostile(item_list)
-    before = run_keys(client)
+    before = stored_runs(client.redis)
     try:
         handle = map_reduce(
             client, task=task, items=item_list, mapper=mapper, deadline_s=deadline_s
         )
     except InvalidRunError:
         event("refused at submit" + (" (hostile)" if must_refuse else ""))
-        assert run_keys(client) == before
+        assert not stored_runs(client.redis) - before
         return
     assert not must_refuse, "a hostile request was accepted"
     state = handle.wait(timeout=60).state
