@@ -5,65 +5,97 @@ call them where it cannot."""
 from __future__ import annotations
 
 import atexit
+import io
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from tests.zygote import ROOT
 
+READ_AT_START = ("PYTHON", "LD_", "CELERY_", "KOMBU_", "C_", "OTEL_", "TZ", "REMAP_SIGTERM")
+"""Variables read as the interpreter or the zygote's imports start (the project reads its own,
+``ORCHESTRATOR_*``, only after): a process given other values than the zygote's starts afresh."""
+
+
+ANSWER_S = 60
+"""How long the zygote may take to answer a fork or a signal (it answers in milliseconds; this
+is for a machine under load, and a zygote that is gone fails the test instead of hanging it)."""
+
 
 class ZygoteProcess:
-    """A child of the zygote, as much of ``subprocess.Popen`` as the tests use."""
+    """A child of the zygote, as much of ``subprocess.Popen`` as the tests use (thread-safe, as
+    Popen: one thread may wait while another signals)."""
 
     def __init__(self, args: Sequence[str], connection: socket.socket) -> None:
         self.args = list(args)
         self._connection = connection
         self._buffer = b""
-        started = self._line(None)
-        assert started is not None and started.startswith("pid "), started
-        self.pid = int(started.split()[1])
+        self._lock = threading.Lock()
         self.returncode: int | None = None
+        started = self._line(ANSWER_S)
+        assert started is not None and started.startswith("pid "), f"no fork: {started!r}"
+        self.pid = int(started.split()[1])
 
     def _line(self, timeout: float | None) -> str | None:
-        """The zygote's next line, or None if none came within ``timeout``."""
-        while b"\n" not in self._buffer:
-            ready, _, _ = select.select([self._connection], [], [], timeout)
-            if not ready:
-                return None
-            data = self._connection.recv(4096)
-            assert data, f"the zygote ended without a word on its child ({self.args})"
-            self._buffer += data
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line.decode()
-
-    def poll(self) -> int | None:
-        return self._wait(0)
-
-    def wait(self, timeout: float | None = None) -> int:
-        code = self._wait(timeout)
-        if code is None:
-            raise subprocess.TimeoutExpired(self.args, timeout or 0)
-        return code
-
-    def _wait(self, timeout: float | None) -> int | None:
-        if self.returncode is None and (line := self._line(timeout)) is not None:
-            assert line.startswith("exit "), f"the zygote lost its child {self.pid}: {line!r}"
+        """The zygote's next line, or None if none came within ``timeout``; an ``exit`` line
+        is taken in on the way (it may come before the answer to a signal)."""
+        while True:
+            while b"\n" not in self._buffer:
+                ready, _, _ = select.select([self._connection], [], [], timeout)
+                if not ready:
+                    return None
+                data = self._connection.recv(4096)
+                assert data, f"the zygote ended without a word on its child ({self.args})"
+                self._buffer += data
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            if not line.startswith(b"exit "):
+                return line.decode()
             self.returncode = int(line.split()[1])
             self._connection.close()
+            return None
+
+    def poll(self) -> int | None:
+        if self._lock.acquire(blocking=False):  # as Popen: a thread waiting answers for it
+            try:
+                if self.returncode is None:
+                    self._line(0)
+            finally:
+                self._lock.release()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+            if left <= 0:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            with self._lock:  # held a tenth of a second at most: a signal gets its turn
+                if self.returncode is None:
+                    self._line(left)
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
-        if self.poll() is None:
-            os.kill(self.pid, sig)
+        """Signal the child through the zygote, which has not reaped it (a recycled pid is
+        never signalled); a child that has ended is not signalled, as with Popen."""
+        with self._lock:
+            if self.returncode is None:
+                self._connection.sendall(f"signal {int(sig)}\n".encode())
+                while self.returncode is None:
+                    answer = self._line(ANSWER_S)
+                    assert answer is not None or self.returncode is not None, "no answer"
+                    if answer == "signalled":
+                        break
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
@@ -76,10 +108,10 @@ class Zygote:
     """A zygote process of this test process, and children started from it."""
 
     def __init__(self) -> None:
-        self._path = os.path.join(tempfile.mkdtemp(prefix="zygote-"), "socket")
+        self.path = os.path.join(tempfile.mkdtemp(prefix="zygote-"), "socket")
         self._environment = dict(os.environ)
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "tests.zygote", self._path],
+            [sys.executable, "-m", "tests.zygote", self.path],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=ROOT,
@@ -98,7 +130,7 @@ class Zygote:
             return False
         names = {*env, *self._environment}
         return not any(
-            name.startswith(("PYTHON", "LD_")) and env.get(name) != self._environment.get(name)
+            name.startswith(READ_AT_START) and env.get(name) != self._environment.get(name)
             for name in names
         )
 
@@ -108,9 +140,11 @@ class Zygote:
         """Fork a child running ``args`` with exactly ``env`` and ``streams`` (the file
         descriptors of its stdin, stdout and stderr)."""
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        connection.connect(self._path)
+        connection.connect(self.path)
         request = {"args": list(args[1:]), "env": dict(env), "new_session": new_session}
-        socket.send_fds(connection, [json.dumps(request).encode() + b"\n"], list(streams))
+        message = json.dumps(request).encode() + b"\n"
+        sent = socket.send_fds(connection, [message], list(streams))
+        connection.sendall(message[sent:])
         return ZygoteProcess(args, connection)
 
     def close(self) -> None:
@@ -119,6 +153,7 @@ class Zygote:
             assert self._process.stdin is not None
             self._process.stdin.close()
             self._process.wait()
+        shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
 
 
 _zygote: Zygote | None = None
@@ -139,6 +174,8 @@ def _fd(stream: int | IO[Any] | None, default: int) -> tuple[int, bool]:
     """The descriptor for a Popen-style stream argument, and whether it was opened here."""
     if stream is None:
         return default, False
+    if stream in (subprocess.PIPE, subprocess.STDOUT):
+        raise ValueError("a fork's streams are files or inherited, never pipes")
     if stream == subprocess.DEVNULL:
         return os.open(os.devnull, os.O_RDWR), True
     if isinstance(stream, int):
@@ -176,6 +213,11 @@ def start(
                 os.close(fd)
 
 
+def _text(data: bytes) -> str:
+    """``data`` read as ``subprocess.run(text=True)`` reads a stream (universal newlines)."""
+    return io.TextIOWrapper(io.BytesIO(data)).read()
+
+
 def run(
     args: Sequence[str], env: Mapping[str, str], stdin: str = "", timeout: float | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -203,5 +245,5 @@ def run(
             raise
         out.seek(0)
         err.seek(0)
-        output, errors = out.read().decode(), err.read().decode()
+        output, errors = _text(out.read()), _text(err.read())
         return subprocess.CompletedProcess(list(args), code, output, errors)

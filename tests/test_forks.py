@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import pytest
 
 from tests import forks
 from tests.helpers import parent_of, wait_for
@@ -48,13 +54,69 @@ def test_a_killed_fork_reports_its_signal(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
     code = f"import pathlib, time; pathlib.Path({str(ready)!r}).touch(); time.sleep(600)"
     child = forks.start([sys.executable, "-c", code], start_new_session=True)
-    assert isinstance(child, forks.ZygoteProcess)
-    wait_for(ready.exists, "the child started")
-    assert child.poll() is None
-    assert parent_of(child.pid) != os.getpid()  # the zygote's child: a fork
-    assert os.getpgid(child.pid) == child.pid  # a session of its own
-    child.terminate()
-    assert child.wait(60) == -signal.SIGTERM
+    try:
+        assert isinstance(child, forks.ZygoteProcess)
+        wait_for(ready.exists, "the child started")
+        assert child.poll() is None
+        assert parent_of(child.pid) != os.getpid()  # the zygote's child: a fork
+        assert os.getpgid(child.pid) == child.pid  # a session of its own
+        child.terminate()
+        assert child.wait(60) == -signal.SIGTERM
+    finally:
+        child.kill()
+
+
+def test_children_that_end_as_they_are_signalled_are_not_an_error(tmp_path: Path) -> None:
+    """The zygote signals a child it has not reaped: one that has just ended (reaped, its end
+    not yet reported) is never a ``ProcessLookupError``, as it is never one for Popen."""
+    go = tmp_path / "go"
+    code = f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.01)"
+    for _ in range(3):
+        children = [forks.start([sys.executable, "-c", code]) for _ in range(30)]
+        go.touch()  # they all end at once, signalled until they have
+        while any(child.poll() is None for child in children):
+            for child in children:
+                child.send_signal(signal.SIGCONT)
+        assert [child.wait(60) for child in children] == [0] * 30
+        go.unlink()
+
+
+def test_threads_may_wait_on_one_child_together(tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    code = f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.01)"
+    child = forks.start([sys.executable, "-c", code])
+    waiting = threading.Barrier(3)
+
+    def wait() -> int:
+        waiting.wait()
+        return child.wait(60)
+
+    with ThreadPoolExecutor(2) as pool:
+        codes = [pool.submit(wait) for _ in range(2)]
+        waiting.wait()
+        time.sleep(0.2)  # both are inside wait() (a wait that came later must pass as well)
+        go.touch()
+        assert [code.result() for code in codes] == [0, 0]
+
+
+def test_a_start_that_fails_midway_leaves_the_zygote_serving() -> None:
+    with pytest.raises(ValueError, match="never pipes"):
+        forks.start([sys.executable, "-c", "pass"], stdout=subprocess.PIPE)
+    # A starter that connects and goes without a word, or sends half a request.
+    for message in (b"", b'{"args": '):
+        broken = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        broken.connect(forks.zygote().path)
+        broken.sendall(message)
+        broken.close()
+    assert forks.run([sys.executable, "-c", "print('served')"], dict(os.environ)).stdout == (
+        "served\n"
+    )
+
+
+def test_output_is_read_with_universal_newlines_and_code_is_main() -> None:
+    code = "import pickle, sys\ndef f(): pass\npickle.dumps(f)\nsys.stdout.write('a\\r\\nb\\rc')"
+    done = forks.run([sys.executable, "-c", code], dict(os.environ))
+    assert (done.returncode, done.stdout) == (0, "a\nb\nc"), done.stderr
 
 
 def test_what_changes_the_interpreter_start_is_started_afresh() -> None:
@@ -62,3 +124,12 @@ def test_what_changes_the_interpreter_start_is_started_afresh() -> None:
     child = forks.start([sys.executable, "-c", "assert False"], env, stderr=subprocess.DEVNULL)
     assert isinstance(child, subprocess.Popen)
     assert child.wait(60) == 0  # -O: the assert is gone, as only a fresh interpreter does
+
+
+def test_what_a_preloaded_library_reads_at_import_is_started_afresh() -> None:
+    code = "import time; print(time.tzname[0])"
+    done = forks.run([sys.executable, "-c", code], {**os.environ, "TZ": "JST-9"})
+    assert done.stdout == "JST\n"
+    child = forks.start([sys.executable, "-c", "pass"], {**os.environ, "CELERY_X": "1"})
+    assert isinstance(child, subprocess.Popen)
+    child.wait(60)

@@ -2,23 +2,28 @@
 
 The suite starts about 200 ``celery worker`` processes and 80 runs of the ``orchestrator`` CLI.
 Each, started afresh, spends most of its start importing Celery, kombu, redis-py, pydantic,
-jsonschema, OpenTelemetry and the project: on 2 cores that was a third of the suite's CPU. A
-zygote (one per test process, started at its first use) imports them once; each process the
-tests start is a fork of it that sets its environment, working directory, standard streams and
-``sys.argv`` as ``exec`` would, then runs ``python -m MODULE`` or ``python -c CODE`` as the
-interpreter does. What runs is the real thing (Celery's own worker main, the CLI's ``main``); only
-the imports are shared. The zygote imports nothing that reads the environment: a worker reads its
-settings after the fork, as at a fresh start.
+jsonschema, OpenTelemetry and the project (forking them instead cut the suite's CPU from 474 to
+287 s on 2 cores). A zygote (one per test process, started at its first use) imports them once;
+each process the tests start is a fork of it that sets its environment, working directory,
+standard streams and ``sys.argv`` as ``exec`` would, then runs ``python -m MODULE`` or ``python
+-c CODE`` as the interpreter does. What runs is the real thing (Celery's own worker main, the
+CLI's ``main``); only the imports are shared. The project reads its settings
+(``ORCHESTRATOR_*``) only after the fork, as at a fresh start; the few variables that the
+interpreter or the preloaded libraries read at import (``PYTHON*``, ``LD_*``, ``CELERY_*``,
+``OTEL_*``, ``TZ``...: ``forks.READ_AT_START``) make a process start afresh when they differ
+from the zygote's.
 
-``tests/forks.py`` starts processes from it, and falls back to ``subprocess`` for whatever a fork
-cannot stand in for: another program, a command under a prefix (``ip netns exec``), a different
-working directory, or an environment that changes how the interpreter itself starts
-(``PYTHON*``, ``LD_*``: libfaketime's ``LD_PRELOAD``). ``ORCHESTRATOR_TEST_ZYGOTE=0`` switches
-it off.
+``tests/forks.py`` starts processes from it, and falls back to ``subprocess`` for whatever a
+fork cannot stand in for: another program, a command under a prefix (``ip netns exec``), another
+working directory, or such a variable (libfaketime's ``LD_PRELOAD``).
+``ORCHESTRATOR_TEST_ZYGOTE=0`` switches it off. A fork's command line (``ps``,
+``/proc/PID/cmdline``) and ``/proc/PID/environ`` are the zygote's: find the suite's processes by
+``tests.zygote``.
 
-Protocol (a Unix socket): a request is one JSON line with the file descriptors of the child's
-standard streams passed beside it (``SCM_RIGHTS``); the zygote answers ``pid N`` at the fork and
-``exit S`` (Popen's ``returncode``) when the child has ended, on the same connection.
+Protocol (a Unix socket, one connection a child): a request is one JSON line with the file
+descriptors of the child's standard streams passed beside it (``SCM_RIGHTS``); the zygote answers
+``pid N`` at the fork, ``signalled`` to each ``signal N`` it is sent, and ``exit S`` (Popen's
+``returncode``) when the child has ended.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import signal
 import socket
 import sys
 import threading
+import types
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +65,122 @@ PRELOAD = (
 _STREAMS = 3
 
 
+class _Server:
+    """The zygote's loop: forks on request, passes signals on, reports how each child ended.
+
+    Signals go through the zygote, which has not yet reaped the child it signals (a child that
+    has ended stays a zombie until it is reaped here), so a signal never meets a recycled pid,
+    nor a child that ended a moment ago: as ``Popen.send_signal``, which has the same hold."""
+
+    def __init__(self, path: str) -> None:
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(64)
+        self.wake_read, self.wake_write = os.pipe()
+        os.set_blocking(self.wake_write, False)
+        signal.set_wakeup_fd(self.wake_write)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ, "accept")
+        self.selector.register(self.wake_read, selectors.EVENT_READ, "child")
+        self.selector.register(sys.stdin, selectors.EVENT_READ, "parent")  # EOF: tests gone
+        self.children: dict[int, socket.socket | None] = {}  # not yet reaped: requester
+        self.requesters: dict[socket.socket, int] = {}  # connection: its child's pid
+
+    def serve(self) -> dict[str, Any]:
+        """Serve until the tests end; returns (in a forked child only) the child's request."""
+        while True:
+            for key, _ in self.selector.select():
+                if key.data == "parent":
+                    if not os.read(sys.stdin.fileno(), 4096):
+                        os._exit(0)
+                elif key.data == "child":
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self.wake_read, 4096)
+                    self.reap()
+                elif key.data == "accept":
+                    request = self.fork()
+                    if request is not None:
+                        return request
+                else:
+                    self.command(key.fileobj)  # type: ignore[arg-type]
+
+    def fork(self) -> dict[str, Any] | None:
+        connection, _ = self.listener.accept()
+        fds: list[int] = []
+        try:
+            message, fds, _, _ = socket.recv_fds(connection, 65536, _STREAMS)
+            while message and not message.endswith(b"\n"):  # a long environment, in parts
+                message += (part := connection.recv(65536))
+                if not part:
+                    break
+            request = json.loads(message)
+            assert len(fds) == _STREAMS, f"{len(fds)} streams passed"
+        except Exception as error:  # a starter that failed midway: refuse it, serve on
+            print(f"zygote: refused a request: {error!r}", file=sys.stderr, flush=True)
+            for fd in fds:
+                os.close(fd)
+            connection.close()
+            return None
+        pid = os.fork()
+        if pid == 0:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            self.selector.close()
+            self.listener.close()
+            os.close(self.wake_read)
+            os.close(self.wake_write)
+            for other in self.requesters:
+                other.close()
+            connection.close()
+            request["fds"] = fds
+            return dict(request)
+        for fd in fds:
+            os.close(fd)
+        connection.sendall(f"pid {pid}\n".encode())
+        self.children[pid] = connection
+        self.requesters[connection] = pid
+        self.selector.register(connection, selectors.EVENT_READ, "requester")
+        self.reap()  # the child may have ended before it was registered
+        return None
+
+    def command(self, connection: socket.socket) -> None:
+        """A requester's ``signal N`` (answered ``signalled``), or its end."""
+        data = b""
+        with contextlib.suppress(OSError):
+            data = connection.recv(4096)
+        pid = self.requesters[connection]
+        if not data:  # the requester is gone; its child (if alive) is reaped unreported
+            self.selector.unregister(connection)
+            del self.requesters[connection]
+            if pid in self.children:
+                self.children[pid] = None
+            connection.close()
+            return
+        for line in data.decode().splitlines():  # one command in flight: it awaits the answer
+            if pid in self.children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, int(line.split()[1]))
+            with contextlib.suppress(OSError):  # the requester may have seen the exit and left
+                connection.sendall(b"signalled\n")
+
+    def reap(self) -> None:
+        """Tell each ended child's requester how it ended."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            connection = self.children.pop(pid, None)
+            if connection is not None:
+                with contextlib.suppress(OSError):
+                    connection.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
+
+
 def _serve(path: str) -> dict[str, Any]:
-    """The zygote's loop; returns (in a forked child only) the request that child is to run."""
+    """Import what the children share, then serve at ``path``."""
     for name in PRELOAD:
         __import__(name)
     assert threading.active_count() == 1, "a preloaded module started a thread: no fork is safe"
@@ -68,68 +188,9 @@ def _serve(path: str) -> dict[str, Any]:
 
     gc.collect()
     gc.freeze()  # the imports' objects stay put: the children's pages stay shared
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(64)
-    wake_read, wake_write = os.pipe()
-    os.set_blocking(wake_write, False)
-    signal.set_wakeup_fd(wake_write)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    selector = selectors.DefaultSelector()
-    selector.register(listener, selectors.EVENT_READ, "accept")
-    selector.register(wake_read, selectors.EVENT_READ, "child")
-    selector.register(sys.stdin, selectors.EVENT_READ, "parent")  # EOF: the tests are gone
+    server = _Server(path)
     print("ready", flush=True)
-    children: dict[int, socket.socket] = {}
-    while True:
-        for key, _ in selector.select():
-            if key.data == "parent":
-                if not os.read(sys.stdin.fileno(), 4096):
-                    os._exit(0)
-            elif key.data == "child":
-                with contextlib.suppress(BlockingIOError):
-                    os.read(wake_read, 4096)
-                _reap(children)
-            else:
-                connection, _ = listener.accept()
-                message, fds, _, _ = socket.recv_fds(connection, 65536, _STREAMS)
-                while not message.endswith(b"\n"):  # a long environment comes in parts
-                    message += connection.recv(65536)
-                request = json.loads(message)
-                pid = os.fork()
-                if pid == 0:
-                    signal.set_wakeup_fd(-1)
-                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    selector.close()
-                    listener.close()
-                    os.close(wake_read)
-                    os.close(wake_write)
-                    for other in children.values():
-                        other.close()
-                    connection.close()
-                    request["fds"] = fds
-                    return dict(request)
-                for fd in fds:
-                    os.close(fd)
-                connection.sendall(f"pid {pid}\n".encode())
-                children[pid] = connection
-                _reap(children)  # a child may have ended before it was registered
-
-
-def _reap(children: dict[int, socket.socket]) -> None:
-    """Tell each ended child's requester how it ended."""
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        connection = children.pop(pid, None)
-        if connection is not None:
-            with contextlib.suppress(OSError):
-                connection.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
-            connection.close()
+    return server.serve()
 
 
 def _become(request: dict[str, Any]) -> None:
@@ -153,7 +214,9 @@ def _become(request: dict[str, Any]) -> None:
     else:
         sys.argv = ["-c", *args[2:]]
         sys.path[0] = ""
-        exec(compile(args[1], "<string>", "exec"), {"__name__": "__main__"})
+        main = types.ModuleType("__main__")  # what the code defines is ``__main__``'s, as in -c
+        sys.modules["__main__"] = main
+        exec(compile(args[1], "<string>", "exec"), main.__dict__)
 
 
 if __name__ == "__main__":
