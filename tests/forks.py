@@ -44,7 +44,8 @@ class ZygoteProcess:
         self._lock = threading.Lock()
         self.returncode: int | None = None
         started = self._line(ANSWER_S)
-        assert started is not None and started.startswith("pid "), f"no fork: {started!r}"
+        assert started is not None, "the zygote did not answer"
+        self._raise_error(started)
         self.pid = int(started.split()[1])
 
     def _line(self, timeout: float | None) -> str | None:
@@ -77,12 +78,12 @@ class ZygoteProcess:
     def wait(self, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.returncode is None:
-            left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-            if left <= 0:
-                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            left = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
             with self._lock:  # held a tenth of a second at most: a signal gets its turn
                 if self.returncode is None:
                     self._line(left)
+            if self.returncode is None and deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
@@ -94,8 +95,16 @@ class ZygoteProcess:
                 while self.returncode is None:
                     answer = self._line(ANSWER_S)
                     assert answer is not None or self.returncode is not None, "no answer"
-                    if answer == "signalled":
+                    if answer is not None:
+                        self._raise_error(answer)
                         break
+
+    @staticmethod
+    def _raise_error(answer: str) -> None:
+        """The zygote's ``error ERRNO`` as the ``OSError`` Popen would raise here."""
+        if answer.startswith("error "):
+            code = int(answer.split()[1])
+            raise OSError(code, os.strerror(code))
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)

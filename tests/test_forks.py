@@ -5,6 +5,7 @@ cannot stand in for is started afresh."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -108,9 +109,19 @@ def test_a_start_that_fails_midway_leaves_the_zygote_serving() -> None:
         broken.connect(forks.zygote().path)
         broken.sendall(message)
         broken.close()
-    assert forks.run([sys.executable, "-c", "print('served')"], dict(os.environ)).stdout == (
-        "served\n"
-    )
+    # One that stays silent, held open while others are served; a bad signal raises as Popen's.
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.connect(forks.zygote().path)
+    try:
+        child = forks.start([sys.executable, "-c", "import time; time.sleep(600)"])
+        with pytest.raises(OSError, match="Invalid argument"):
+            child.send_signal(999)
+        child.kill()
+        assert child.wait(60) == -signal.SIGKILL
+        served = forks.run([sys.executable, "-c", "print('served')"], dict(os.environ))
+        assert served.stdout == "served\n"
+    finally:
+        silent.close()
 
 
 def test_output_is_read_with_universal_newlines_and_code_is_main() -> None:
@@ -133,3 +144,47 @@ def test_what_a_preloaded_library_reads_at_import_is_started_afresh() -> None:
     child = forks.start([sys.executable, "-c", "pass"], {**os.environ, "CELERY_X": "1"})
     assert isinstance(child, subprocess.Popen)
     child.wait(60)
+
+
+RECYCLED = """
+import os, signal, sys
+from tests import forks
+from tests.helpers import wait_for
+
+def pair():
+    ended = forks.start([sys.executable, "-c", "pass"])
+    wait_for(lambda: not os.path.exists(f"/proc/{ended.pid}"), "reaped, its end unread")
+    with open("/proc/sys/kernel/ns_last_pid", "w") as last:  # this pid namespace's only
+        last.write(str(ended.pid - 1))
+    alive = forks.start([sys.executable, "-c", "import time; time.sleep(600)"])
+    assert alive.pid == ended.pid, (alive.pid, ended.pid)
+    return ended, alive
+
+ended, alive = pair()
+assert ended.poll() == 0  # its handle goes: the zygote keeps the new child's end to report
+alive.terminate()
+print("first", alive.wait(60))
+ended, alive = pair()
+ended.send_signal(signal.SIGTERM)  # the ended child's: it must not reach the new one
+assert alive.poll() is None
+alive.kill()
+print("second", alive.wait(60))
+"""
+
+
+def test_a_handle_of_an_ended_child_never_touches_a_child_that_got_its_pid() -> None:
+    """In a pid namespace of its own, where the next pid can be chosen: a new child gets the
+    pid of one whose end its handle has not read yet."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    probe = subprocess.run(["unshare", "-pf", "--mount-proc", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no pid namespace here (needs root): {probe.stderr.decode().strip()}")
+    done = subprocess.run(
+        ["unshare", "-pf", "--mount-proc", sys.executable, "-c", RECYCLED],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=120,
+    )
+    assert done.stdout == f"first {-signal.SIGTERM}\nsecond {-signal.SIGKILL}\n", done.stderr

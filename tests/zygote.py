@@ -29,6 +29,7 @@ descriptors of the child's standard streams passed beside it (``SCM_RIGHTS``); t
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import selectors
@@ -37,6 +38,7 @@ import socket
 import sys
 import threading
 import types
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +67,24 @@ PRELOAD = (
 _STREAMS = 3
 
 
+@dataclass(eq=False)
+class _Requester:
+    """One connection: a request being read, then its child's (``pid``) until either ends."""
+
+    connection: socket.socket
+    buffer: bytes = b""
+    fds: list[int] = field(default_factory=list)
+    pid: int | None = None
+    ended: bool = False  # its child's end is reported: its pid is free for another child
+
+
 class _Server:
     """The zygote's loop: forks on request, passes signals on, reports how each child ended.
 
     Signals go through the zygote, which has not yet reaped the child it signals (a child that
     has ended stays a zombie until it is reaped here), so a signal never meets a recycled pid,
-    nor a child that ended a moment ago: as ``Popen.send_signal``, which has the same hold."""
+    nor a child that ended a moment ago: as ``Popen.send_signal``, which has the same hold. No
+    requester can block it: every connection is read as its data comes."""
 
     def __init__(self, path: str) -> None:
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -84,8 +98,8 @@ class _Server:
         self.selector.register(self.listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wake_read, selectors.EVENT_READ, "child")
         self.selector.register(sys.stdin, selectors.EVENT_READ, "parent")  # EOF: tests gone
-        self.children: dict[int, socket.socket | None] = {}  # not yet reaped: requester
-        self.requesters: dict[socket.socket, int] = {}  # connection: its child's pid
+        self.children: dict[int, _Requester | None] = {}  # not yet reaped: who asked for it
+        self.requesters: set[_Requester] = set()
 
     def serve(self) -> dict[str, Any]:
         """Serve until the tests end; returns (in a forked child only) the child's request."""
@@ -99,30 +113,39 @@ class _Server:
                         os.read(self.wake_read, 4096)
                     self.reap()
                 elif key.data == "accept":
-                    request = self.fork()
+                    connection, _ = self.listener.accept()
+                    connection.setblocking(False)
+                    requester = _Requester(connection)
+                    self.requesters.add(requester)
+                    self.selector.register(connection, selectors.EVENT_READ, requester)
+                elif key.data.pid is None:
+                    request = self.read_request(key.data)
                     if request is not None:
                         return request
                 else:
-                    self.command(key.fileobj)  # type: ignore[arg-type]
+                    self.command(key.data)
 
-    def fork(self) -> dict[str, Any] | None:
-        connection, _ = self.listener.accept()
-        fds: list[int] = []
+    def read_request(self, requester: _Requester) -> dict[str, Any] | None:
+        """Take in what has come of a request; fork once it is whole. Returns the request in
+        the child."""
         try:
-            message, fds, _, _ = socket.recv_fds(connection, 65536, _STREAMS)
-            while message and not message.endswith(b"\n"):  # a long environment, in parts
-                message += (part := connection.recv(65536))
-                if not part:
-                    break
-            request = json.loads(message)
-            assert len(fds) == _STREAMS, f"{len(fds)} streams passed"
-        except Exception as error:  # a starter that failed midway: refuse it, serve on
-            print(f"zygote: refused a request: {error!r}", file=sys.stderr, flush=True)
-            for fd in fds:
-                os.close(fd)
-            connection.close()
+            message, fds, _, _ = socket.recv_fds(requester.connection, 65536, _STREAMS)
+        except OSError:
+            message, fds = b"", []
+        requester.fds += fds
+        requester.buffer += message
+        if not message or not requester.buffer.endswith(b"\n"):
+            if not message:  # the starter left midway
+                self.drop(requester, "the starter left before its request was whole")
             return None
-        pid = os.fork()
+        try:
+            request = json.loads(requester.buffer)
+            assert len(requester.fds) == _STREAMS, f"{len(requester.fds)} streams passed"
+            pid = os.fork()
+        except Exception as error:  # a broken request, or no fork: refused, the rest served
+            self.answer(requester, f"error {getattr(error, 'errno', None) or errno.EINVAL}")
+            self.drop(requester, repr(error))
+            return None
         if pid == 0:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -131,38 +154,58 @@ class _Server:
             os.close(self.wake_read)
             os.close(self.wake_write)
             for other in self.requesters:
-                other.close()
-            connection.close()
-            request["fds"] = fds
+                other.connection.close()
+                for fd in other.fds if other is not requester else ():
+                    os.close(fd)
+            request["fds"] = requester.fds
             return dict(request)
-        for fd in fds:
+        for fd in requester.fds:
             os.close(fd)
-        connection.sendall(f"pid {pid}\n".encode())
-        self.children[pid] = connection
-        self.requesters[connection] = pid
-        self.selector.register(connection, selectors.EVENT_READ, "requester")
+        requester.fds, requester.buffer, requester.pid = [], b"", pid
+        self.children[pid] = requester
+        if not self.answer(requester, f"pid {pid}"):
+            self.drop(requester, "the starter left before it had the pid")
         self.reap()  # the child may have ended before it was registered
         return None
 
-    def command(self, connection: socket.socket) -> None:
-        """A requester's ``signal N`` (answered ``signalled``), or its end."""
+    def command(self, requester: _Requester) -> None:
+        """A requester's ``signal N`` (answered ``signalled`` or ``error ERRNO``), or its end."""
         data = b""
         with contextlib.suppress(OSError):
-            data = connection.recv(4096)
-        pid = self.requesters[connection]
-        if not data:  # the requester is gone; its child (if alive) is reaped unreported
-            self.selector.unregister(connection)
-            del self.requesters[connection]
-            if pid in self.children:
-                self.children[pid] = None
-            connection.close()
+            data = requester.connection.recv(4096)
+        if not data:
+            self.drop(requester)
             return
-        for line in data.decode().splitlines():  # one command in flight: it awaits the answer
-            if pid in self.children:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, int(line.split()[1]))
-            with contextlib.suppress(OSError):  # the requester may have seen the exit and left
-                connection.sendall(b"signalled\n")
+        requester.buffer += data
+        *lines, requester.buffer = requester.buffer.split(b"\n")
+        for line in lines:  # one command in flight: the requester awaits each answer
+            answer = "signalled"
+            if not requester.ended and self.children.get(requester.pid or 0) is requester:
+                try:
+                    os.kill(requester.pid or 0, int(line.split()[1]))
+                except (OSError, ValueError, IndexError) as error:
+                    answer = f"error {getattr(error, 'errno', None) or errno.EINVAL}"
+            self.answer(requester, answer)
+
+    def answer(self, requester: _Requester, line: str) -> bool:
+        """Send ``line``; False if the requester is gone (it may have seen its child's end)."""
+        try:
+            requester.connection.sendall(f"{line}\n".encode())
+        except OSError:
+            return False
+        return True
+
+    def drop(self, requester: _Requester, why: str | None = None) -> None:
+        """Forget a requester that has gone; its child, if alive, is reaped unreported."""
+        if why:
+            print(f"zygote: dropped a requester: {why}", file=sys.stderr, flush=True)
+        if requester.pid is not None and self.children.get(requester.pid) is requester:
+            self.children[requester.pid] = None
+        for fd in requester.fds:
+            os.close(fd)
+        self.selector.unregister(requester.connection)
+        self.requesters.discard(requester)
+        requester.connection.close()
 
     def reap(self) -> None:
         """Tell each ended child's requester how it ended."""
@@ -173,10 +216,10 @@ class _Server:
                 return
             if pid == 0:
                 return
-            connection = self.children.pop(pid, None)
-            if connection is not None:
-                with contextlib.suppress(OSError):
-                    connection.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
+            requester = self.children.pop(pid, None)
+            if requester is not None:
+                requester.ended = True
+                self.answer(requester, f"exit {os.waitstatus_to_exitcode(status)}")
 
 
 def _serve(path: str) -> dict[str, Any]:
