@@ -1,0 +1,1 @@
+"""An agent's calls: tool fan-out, learned tool plans on dependent tools, the cache governor."""

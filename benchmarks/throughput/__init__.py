@@ -1,0 +1,1 @@
+"""Throughput and scale against bare Celery, big runs, the tree reduce, fairness, watchdogs."""

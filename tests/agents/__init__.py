@@ -1,0 +1,1 @@
+"""The agent loop and agent functions: turns, promises, framework agents, the scripted model."""

@@ -1,0 +1,1 @@
+"""The cache governor: logic, rules, refusals, the cache servers, the cache simulator."""

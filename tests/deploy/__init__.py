@@ -1,0 +1,1 @@
+"""Real infrastructure: RabbitMQ, Redis Cluster, Sentinel, TLS, hosts, the image, proxies."""

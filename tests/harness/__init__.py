@@ -1,0 +1,1 @@
+"""The suite's own machinery: processes forked from the zygote, ports of private servers."""

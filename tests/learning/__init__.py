@@ -1,0 +1,1 @@
+"""Learning: learners, their limits and redelivery, plans and their versions."""

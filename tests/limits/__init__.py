@@ -1,0 +1,1 @@
+"""Shared limits: provider pools, tokens per minute, groups, time limits, cancel, deadlines."""

@@ -1,0 +1,1 @@
+"""Operating it (docs/operate/): image, compose, RabbitMQ, Cluster, Sentinel, TLS, hosts."""

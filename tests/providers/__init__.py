@@ -1,0 +1,1 @@
+"""Model providers and structured output: wire formats, replies, endpoints, typed work."""

@@ -1,0 +1,1 @@
+"""Recovery from dead workers and lost steps: leases, liveness, the watchdog, checkpoints."""

@@ -1,0 +1,1 @@
+"""The user code the test workers register: tools, strategies, reducers, agent functions."""

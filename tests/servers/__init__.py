@@ -1,0 +1,1 @@
+"""Local servers speaking the providers' and a collector's wire formats, and fakes on them."""

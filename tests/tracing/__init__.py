@@ -1,0 +1,1 @@
+"""OpenTelemetry traces: in one process, and across processes to an OTLP receiver."""

@@ -1,0 +1,1 @@
+"""Worker processes: start, warm-up, supervision, and how members reach them."""
