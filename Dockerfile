@@ -1,6 +1,7 @@
 # The one image every service of docker-compose.yml runs: `celery -A workers.app worker -Q ...`
-# or `celery -A workers.app flower`. tests/test_image.py stages what this file puts in the image
-# (it reads these COPY, ARG and RUN lines and .dockerignore) and runs every service from there.
+# or `celery -A workers.app flower`. tests/operate/test_image.py stages what this file puts in
+# the image (it reads these COPY, ARG and RUN lines and .dockerignore) and runs every service
+# from there.
 FROM python:3.11-slim
 WORKDIR /app
 # The whole build context but what .dockerignore leaves out. pyproject.toml finds the packages,

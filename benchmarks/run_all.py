@@ -5,25 +5,23 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import (
-    big_run,
-    branches,
-    budget,
-    cache_governor,
-    cancel,
-    charts,
-    efficiency,
+from benchmarks import charts
+from benchmarks.agent_calls import cache_governor, learning, tools
+from benchmarks.infrastructure import (
     failover,
-    fairness,
     host_cut,
-    learning,
-    overhead,
     rabbit_recovery,
     redis_pressure,
-    scale,
     store_paths,
-    tools,
-    tpm,
+)
+from benchmarks.limits import budget, cancel, tpm
+from benchmarks.throughput import (
+    big_run,
+    branches,
+    efficiency,
+    fairness,
+    overhead,
+    scale,
     tree_reduce,
     watchdog,
 )

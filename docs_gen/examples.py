@@ -1,6 +1,6 @@
 """The runnable examples of the docs and the README: every fenced Python block that carries a
 file name (```` ```python title="name.py" ````), which the suite executes against running
-workers (``tests/test_docs_examples.py``)."""
+workers (``tests/docs/test_docs_examples.py``)."""
 
 from __future__ import annotations
 

@@ -123,7 +123,7 @@ def report(result: MapReduceResult) -> str:
 def run_local() -> MapReduceResult:
     """Everything on this machine: the local OpenAI-wire server of the tests as the model."""
     from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
-    from tests.invoice_model import invoice_server
+    from tests.servers.invoice_model import invoice_server
 
     server = invoice_server()
     redis_server = LocalRedis()

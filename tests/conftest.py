@@ -2,7 +2,7 @@
 ``celery worker`` processes. Timings are short so that lost members are recovered in seconds.
 
 ``ORCHESTRATOR_TEST_BROKER=rabbitmq`` runs the suite with a private RabbitMQ node as the broker
-(``tests/rabbitmq.py``); run state and results stay in Redis. The session's workers get a
+(``tests/deploy/rabbitmq.py``); run state and results stay in Redis. The session's workers get a
 virtual host of their own, and every other test (one that starts its own Redis and workers)
 gets a fresh one in ``ORCHESTRATOR_BROKER_URL``, which its workers and clients inherit."""
 
@@ -17,8 +17,8 @@ import pytest
 
 import orchestrator.local
 from orchestrator.local import LocalRedis, LocalWorker
+from tests.deploy.rabbitmq import LocalRabbitMQ, start_or_skip
 from tests.helpers import environment, start_workers
-from tests.rabbitmq import LocalRabbitMQ, start_or_skip
 
 BROKER_VARIABLE = "ORCHESTRATOR_BROKER_URL"
 
@@ -26,9 +26,11 @@ FAST_TIMINGS = {
     "ORCHESTRATOR_LEASE_S": "2",
     "ORCHESTRATOR_HEARTBEAT_S": "0.3",
     "ORCHESTRATOR_SWEEP_S": "0.3",
-    "ORCHESTRATOR_TOOL_MODULES": "tests.tools_demo",
-    "ORCHESTRATOR_STRATEGY_MODULES": "tests.strategies",
-    "ORCHESTRATOR_MODULES": "tests.reducers,tests.agents_demo,tests.framework_agents",
+    "ORCHESTRATOR_TOOL_MODULES": "tests.registered.tools_demo",
+    "ORCHESTRATOR_STRATEGY_MODULES": "tests.registered.strategies",
+    "ORCHESTRATOR_MODULES": (
+        "tests.registered.reducers,tests.registered.agents_demo,tests.registered.framework_agents"
+    ),
     # Declared, never called: port 9 is the discard service, nothing answers there.
     "ORCHESTRATOR_ENDPOINTS": '{"declared": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}}',
     "ORCHESTRATOR_REMOTE_START_TIMEOUT_S": "2",

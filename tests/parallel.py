@@ -12,32 +12,32 @@ import pytest
 from xdist.scheduler import LoadFileScheduling
 
 JOINED = {
-    "tests/test_rabbitmq.py": "rabbitmq",
-    "tests/test_takeover_budget.py": "rabbitmq",
+    "tests/operate/test_rabbitmq.py": "rabbitmq",
+    "tests/budget/test_takeover_budget.py": "rabbitmq",
 }
 """Modules run on one process, by the name of what they share."""
 
 LONGEST_FIRST = (
-    "tests.test_image",  # builds the image's venv: installs every dependency afresh
-    "tests.test_sentinel",
-    "tests.test_multi_host",
-    "tests.test_leases",
-    "tests.test_rabbitmq",
-    "tests.test_takeover_budget",
-    "tests.test_cli_errors",
-    "tests.test_groups",
-    "tests.test_learning",
-    "tests.test_tracing",
-    "tests.test_remote_calls",
-    "tests.test_watch",
-    "tests.test_redis_password",
-    "tests.test_tools",
-    "tests.test_cli",
-    "tests.test_secret_scan",
-    "tests.test_child_runs",
-    "tests.test_tracing_workers",
-    "tests.test_cancel",
-    "tests.test_cache_governor",
+    "tests.operate.test_image",  # builds the image's venv: installs every dependency afresh
+    "tests.operate.test_sentinel",
+    "tests.operate.test_multi_host",
+    "tests.recovery.test_leases",
+    "tests.operate.test_rabbitmq",
+    "tests.budget.test_takeover_budget",
+    "tests.client.test_cli_errors",
+    "tests.limits.test_groups",
+    "tests.learning.test_learning",
+    "tests.tracing.test_tracing",
+    "tests.tools.test_remote_calls",
+    "tests.client.test_watch",
+    "tests.operate.test_redis_password",
+    "tests.tools.test_tools",
+    "tests.client.test_cli",
+    "tests.operate.test_secret_scan",
+    "tests.runs.test_child_runs",
+    "tests.tracing.test_tracing_workers",
+    "tests.limits.test_cancel",
+    "tests.cache_governor.test_cache_governor",
 )
 """The modules that took longest (``--durations``), longest first."""
 

@@ -1,6 +1,6 @@
 """The cache governor against no caching, a naive breakpoint, Anthropic's automatic mode and
 the best static placement in hindsight, replayed over generated traces
-(``benchmarks/cache_traces.py``) with a cost model that follows Anthropic's rules
+(``benchmarks/agent_calls/cache_traces.py``) with a cost model that follows Anthropic's rules
 (``benchmarks/prompt_cache_sim``: prices, lifetimes, 20-block lookback, minimum length, an
 entry readable once the response that wrote it has begun).
 
@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from benchmarks.cache_traces import MODEL, TRACES, TraceCall
+from benchmarks.agent_calls.cache_traces import MODEL, TRACES, TraceCall
 from benchmarks.harness import write_section
 from benchmarks.prompt_cache_sim import AnthropicCache, Block, cost
 from learners.prompt_cache import merger, observations_of
@@ -196,7 +196,8 @@ def main() -> bool:
         "Cache governor: cost against no caching and the oracle",
         f"""
 Input cost of each trace relative to no caching (1.000 = no caching; lower is cheaper), median
-and min-max over {len(SEEDS)} seeds of each generated trace (`benchmarks/cache_traces.py`).
+and min-max over {len(SEEDS)} seeds of each generated trace
+(`benchmarks/agent_calls/cache_traces.py`).
 The cost model is `benchmarks/prompt_cache_sim`: Anthropic prices (write 1.25x for 5 minutes,
 2x for an hour, read 0.1x), lifetimes refreshed on read, the 20-block lookback, the model's
 minimum cacheable length (1,024 tokens), and an entry readable once the response that wrote

@@ -2,9 +2,9 @@
 
 Each turn an agent asks for six 300 ms calls, in this order: ``lookup_a``, ``lookup_b``,
 ``write_note(k)``, ``read_note(k)``, ``lookup_c``, ``lookup_d``. The lookups are independent; the
-read must see the write of the same key (``benchmarks.bench_tools``: the write lands when it
-ends, the read looks when it starts and fails when nothing is there). The safe schedule has two
-phases, ``{lookup_a, lookup_b, write_note}`` then ``{read_note, lookup_c, lookup_d}``.
+read must see the write of the same key (``benchmarks.agent_calls.bench_tools``: the write lands
+when it ends, the read looks when it starts and fails when nothing is there). The safe schedule has
+two phases, ``{lookup_a, lookup_b, write_note}`` then ``{read_note, lookup_c, lookup_d}``.
 
 Overlaps are counted on the run records the agents leave (the intervals the learner reads):
 two tool calls of one run overlap when each started before the other ended.

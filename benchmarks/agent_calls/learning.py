@@ -1,7 +1,7 @@
 """Learning: (a) learner throughput and the delay from a run's end to its plan being visible to
 an agent worker; (b) ``sequential``, ``parallel`` and ``schedule`` on a workload where one tool
-call depends on another (``benchmarks.dependent_tools``): throughput, and the calls each ran
-together that were never observed together.
+call depends on another (``benchmarks.agent_calls.dependent_tools``): throughput, and the calls each
+ran together that were never observed together.
 
 Targets: (a) >= 2,000 records/s for one learner process, p95 visibility < 1 s;
 (b) the learner's claim: ``schedule`` with ``parallel``'s speed (throughput >= 0.9x) and
@@ -21,8 +21,8 @@ from uuid import uuid4
 
 import redis
 
-from benchmarks import bench_tools
-from benchmarks.dependent_tools import (
+from benchmarks.agent_calls import bench_tools
+from benchmarks.agent_calls.dependent_tools import (
     PHASES,
     Tally,
     observed_pairs,
@@ -356,8 +356,8 @@ From a run's `RunEnd` to its plan being visible through an agent worker's hot ca
 
 (b) **`schedule` against `sequential` and `parallel` when a call depends on another.** Each turn
 an agent asks for six 300 ms tool calls, in this order: `lookup_a`, `lookup_b`, `write_note(k)`,
-`read_note(k)`, `lookup_c`, `lookup_d` (`benchmarks/dependent_tools.py`). The lookups are
-independent. The read depends on the write: the write lands when it ends, the read looks when it
+`read_note(k)`, `lookup_c`, `lookup_d` (`benchmarks/agent_calls/dependent_tools.py`). The lookups
+are independent. The read depends on the write: the write lands when it ends, the read looks when it
 starts and fails when the note is not there yet (a *stale read*). The fastest safe order has two
 phases,
 {phases}.

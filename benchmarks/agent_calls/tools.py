@@ -14,7 +14,7 @@ import statistics
 import sys
 import time
 
-from benchmarks import bench_tools
+from benchmarks.agent_calls import bench_tools
 from benchmarks.harness import cluster, write_section
 from orchestrator import AgentSpec, ModelConfig, ToolPolicy
 from orchestrator.models import ToolCall
@@ -26,7 +26,7 @@ CALLS, MS, ROUNDS = 8, 100, 5
 
 
 def in_process(tool_name: str, count: int, mode: str) -> float:
-    runner = ToolRunner(ToolRegistry.from_modules(["benchmarks.bench_tools"]))
+    runner = ToolRunner(ToolRegistry.from_modules(["benchmarks.agent_calls.bench_tools"]))
     calls = [ToolCall(id=f"c{i}", name=tool_name, arguments={"ms": MS}) for i in range(count)]
     started = time.perf_counter()
     results = runner.run(calls, [tool_name], ToolPolicy(mode=mode), CancelToken(), ToolEvents())

@@ -9,12 +9,13 @@ restarts the killed server as a replica. The same run without a kill, measured f
 point (all 8 started) to its result, is the *baseline*: what the run had left to do anyway.
 *Finished* minus *baseline* is what the failover cost the run.
 
-(b) W1 (``benchmarks/scale.py``): 1,000 zero-latency members and a reduce, cap 64, ms per
+(b) W1 (``benchmarks/throughput/scale.py``): 1,000 zero-latency members and a reduce, cap 64, ms per
 member, through Sentinel and through a plain Redis, two deployments of 2 workers x 8 threads up
 at once, rounds alternating which goes first.
 
-``python -m benchmarks.failover [--quick] [--recovery-only] [--print-only]``: ``--quick`` runs
-fewer rounds and smaller sizes; the section is written to RESULTS.md unless ``--print-only``.
+``python -m benchmarks.infrastructure.failover [--quick] [--recovery-only] [--print-only]``:
+``--quick`` runs fewer rounds and smaller sizes; the section is written to RESULTS.md unless
+``--print-only``.
 """
 
 from __future__ import annotations
@@ -30,14 +31,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.harness import Cluster, cluster, write_section
-from benchmarks.scale import idle_gate, map_reduce, spread, table
+from benchmarks.throughput.scale import idle_gate, map_reduce, spread, table
 from orchestrator import AgentSpec, Client, ModelConfig
 from orchestrator.config.settings import Settings
 from orchestrator.local import LocalWorker, wait_for_workers
 from orchestrator.state.connection import store_client
 from orchestrator.state.events import AgentStart
+from tests.deploy.sentinel_set import SentinelSet
 from tests.helpers import environment
-from tests.sentinel_set import SentinelSet
 
 QUEUES = ("coordinator", "agents", "tools")
 MEMBERS, LATENCY_MS = 8, 1500

@@ -1,7 +1,7 @@
 """Recovery from a worker host cut off mid-run, on hosts built as network namespaces.
 
-Five hosts (``tests/multi_host.py``): Redis, three workers of three slots each, a client. Each
-round runs the same map-reduce of six members (all at once) twice, from the same point: the
+Five hosts (``tests/deploy/multi_host.py``): Redis, three workers of three slots each, a client.
+Each round runs the same map-reduce of six members (all at once) twice, from the same point: the
 moment every member has started; the victim is the host running the most of them.
 
 (a) Baseline: nothing happens; the time from that point to the client having its result.
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from benchmarks.harness import write_section
 from tests.conftest import FAST_TIMINGS
-from tests.multi_host import (
+from tests.deploy.multi_host import (
     WORKER_HOSTS,
     ClientRun,
     Hosts,
@@ -37,7 +37,7 @@ from tests.multi_host import (
     starts_by_index,
     wait_for,
 )
-from tests.netns import namespaces_unavailable
+from tests.deploy.netns import namespaces_unavailable
 
 ROUNDS = 5
 SLOTS = 3

@@ -9,7 +9,7 @@ the Redis broker the dead worker's messages come back only after the visibility 
 again; with RabbitMQ they are delivered again at once and taken over from the dead holder.
 Both include running the killed members again (one second each).
 
-    python -m benchmarks.rabbit_recovery [--rounds N] [--lease-s S] [--print-only]
+    python -m benchmarks.infrastructure.rabbit_recovery [--rounds N] [--lease-s S] [--print-only]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.state.events import AgentStart
 from orchestrator.state.keys import RunKeys
-from tests.rabbitmq import LocalRabbitMQ
+from tests.deploy.rabbitmq import LocalRabbitMQ
 
 ROUNDS = 3
 DEFAULT_LEASE_S = 30.0  # the project's default (Settings.lease_s)
@@ -122,10 +122,10 @@ def main(rounds: int = ROUNDS, lease_s: float = DEFAULT_LEASE_S, write: bool = T
     ratios = [slow / fast for fast, slow in pairs]
     body = "\n".join(
         [
-            f"`python -m benchmarks.rabbit_recovery`: two workers of 3 slots, a map-reduce of "
-            f"{ITEMS} mappers of {MAPPER_S:g} s at cap {ITEMS}, lease {lease_s:g} s (the "
-            "default); the worker running some of them is SIGKILLed once all run. Seconds from "
-            "the kill to the run's result, the killed members' own second of work included.",
+            "`python -m benchmarks.infrastructure.rabbit_recovery`: two workers of 3 slots, a "
+            f"map-reduce of {ITEMS} mappers of {MAPPER_S:g} s at cap {ITEMS}, lease {lease_s:g} s "
+            "(the default); the worker running some of them is SIGKILLed once all run. Seconds "
+            "from the kill to the run's result, the killed members' own second of work included.",
             "",
             "| round | RabbitMQ (takeover) | Redis broker (lease) | Redis / RabbitMQ |",
             "| --- | --- | --- | --- |",

@@ -12,7 +12,7 @@ Slow: a run of 16 mappers of 2 s at cap 16 on two workers of 8 slots, default ti
 command the workers send delayed by 0, 200 ms, then 2 s (the whole run): seconds from submit
 to result, and members started more than once (must be 0).
 
-    python -m benchmarks.redis_pressure [--rounds N] [--full-s S] [--print-only]
+    python -m benchmarks.infrastructure.redis_pressure [--rounds N] [--full-s S] [--print-only]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from benchmarks.harness import write_section
 from orchestrator import AgentSpec, Client, ModelConfig, RunHandle
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.state.events import AgentStart
-from tests.delay_proxy import DelayProxy
+from tests.deploy.delay_proxy import DelayProxy
 
 ROUNDS = 3
 ITEMS = 16
@@ -162,8 +162,8 @@ def main(rounds: int = ROUNDS, full_s: float = 10.0, write: bool = True) -> None
     ]
     body = "\n".join(
         [
-            "`python -m benchmarks.redis_pressure`: two workers of 8 slots, default timings "
-            f"(lease 30 s, heartbeat 2 s, sweep 5 s), {rounds} rounds.",
+            "`python -m benchmarks.infrastructure.redis_pressure`: two workers of 8 slots, "
+            f"default timings (lease 30 s, heartbeat 2 s, sweep 5 s), {rounds} rounds.",
             "",
             f"### Recovery after a full Redis is freed ({ITEMS} mappers of 1 s, cap {ITEMS})",
             "",

@@ -1,6 +1,6 @@
 """The cost of the run store's path: W1 (1,000 zero-latency members and a reduce, ms per
-member, as in ``benchmarks/scale.py``) with the run store on a plain standalone Redis and on a
-3-primary Redis Cluster, and reached through Sentinel, in the same run.
+member, as in ``benchmarks/throughput/scale.py``) with the run store on a plain standalone Redis and
+on a 3-primary Redis Cluster, and reached through Sentinel, in the same run.
 
 Each kind of store gets its own workers (2 x 8 threads) and its own standalone Redis for the
 broker and the result backend, so that only the run store differs. Rounds alternate which kind
@@ -8,8 +8,8 @@ goes first, each after the machine is idle; the figure is the median ratio (Clus
 over the rounds, with the spread. A kind is a name in ``STORES``: another path (Sentinel) is
 one more entry.
 
-``python -m benchmarks.store_paths [--kinds plain,sentinel,cluster] [--rounds 5] [--members
-1000] [--print-only]`` prints a Markdown section and writes it to RESULTS.md (unless
+``python -m benchmarks.infrastructure.store_paths [--kinds plain,sentinel,cluster] [--rounds 5]
+[--members 1000] [--print-only]`` prints a Markdown section and writes it to RESULTS.md (unless
 ``--print-only``).
 """
 
@@ -26,13 +26,13 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 from benchmarks.harness import Cluster, write_section
-from benchmarks.scale import idle_gate, map_reduce, spread, table
+from benchmarks.throughput.scale import idle_gate, map_reduce, spread, table
 from orchestrator import Client
 from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 
 QUEUES = ("coordinator", "agents", "tools")  # no learner: W1 measures the run's own path
-LAYOUT = (2, 8)  # workers x threads, as W1 in scale.py
+LAYOUT = (2, 8)  # workers x threads, as W1 in throughput/scale.py
 CAP = 64
 
 
@@ -48,8 +48,8 @@ def plain_store() -> Iterator[dict[str, str]]:
 
 @contextmanager
 def cluster_store() -> Iterator[dict[str, str]]:
-    """A 3-primary Redis Cluster as the run store (``tests/redis_cluster.py``)."""
-    from tests.redis_cluster import LocalRedisCluster
+    """A 3-primary Redis Cluster as the run store (``tests/deploy/redis_cluster.py``)."""
+    from tests.deploy.redis_cluster import LocalRedisCluster
 
     started = LocalRedisCluster(primaries=3)
     try:
@@ -60,9 +60,9 @@ def cluster_store() -> Iterator[dict[str, str]]:
 
 @contextmanager
 def sentinel_store() -> Iterator[dict[str, str]]:
-    """A primary, two replicas and three sentinels (``tests/sentinel_set.py``): the run store
+    """A primary, two replicas and three sentinels (``tests/deploy/sentinel_set.py``): the run store
     reached through Sentinel."""
-    from tests.sentinel_set import SentinelSet
+    from tests.deploy.sentinel_set import SentinelSet
 
     started = SentinelSet()
     try:
@@ -111,7 +111,8 @@ class Deployment:
 
 
 def w1_ms_per_member(deployment: Deployment, members: int) -> float:
-    """Wall from submission to result of one W1 run, per member (ms), as ``scale.py`` runs it."""
+    """Wall from submission to result of one W1 run, per member (ms), as
+    ``throughput/scale.py`` runs it."""
     cluster = Cluster(deployment.client, deployment.workers)
     return map_reduce(cluster, members, CAP, {})[0] / members * 1000
 

@@ -16,7 +16,7 @@ import time
 from benchmarks.harness import cluster, write_section
 from orchestrator import AgentSpec, ModelConfig
 from orchestrator.state.keys import RunKeys
-from tests.model_server import SlowModelServer
+from tests.servers.model_server import SlowModelServer
 
 ROUNDS = 3
 CALL_S = 60.0

@@ -2,7 +2,7 @@
 
 200 calls of about 2,000 tokens each (a 7,600-character prompt, 100 output tokens) from a
 map-reduce on 3 workers x 8 threads (cap 24), against a local server speaking the OpenAI wire
-format (``benchmarks/tpm_server.py``) that takes at most ``LIMIT`` tokens in any 60 s and
+format (``benchmarks/limits/tpm_server.py``) that takes at most ``LIMIT`` tokens in any 60 s and
 refuses a request past it with a 429 and OpenAI's ``x-ratelimit-reset-*`` headers. Three
 configurations, each on fresh workers:
 
@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 
 from benchmarks.harness import cluster, write_section
-from benchmarks.tpm_server import TokenLimitedServer
+from benchmarks.limits.tpm_server import TokenLimitedServer
 from orchestrator import AgentSpec, ModelConfig
 
 CALLS = 200

@@ -5,7 +5,7 @@ uses (its prompt, about 4 characters a token, plus its answer, as long as
 refused with a 429 and OpenAI's rate-limit headers (``x-ratelimit-limit-tokens``,
 ``x-ratelimit-remaining-tokens``, ``x-ratelimit-reset-tokens`` as a duration such as
 ``1.25s``, and ``x-ratelimit-reset-requests``), without ``retry-after``. The usage it reports is
-what it counted. Used by ``benchmarks/tpm.py`` and the tests."""
+what it counted. Used by ``benchmarks/limits/tpm.py`` and the tests."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ class OpenAICache:
     prefixes (no write premium). Simplifications, each deliberate:
 
     - Prefixes match at block boundaries: a block shared only in part counts as not shared.
-      Give blocks of ``increment`` tokens (as ``tests/cache_servers.py`` does) and this is
+      Give blocks of ``increment`` tokens (as ``tests/servers/cache_servers.py`` does) and this is
       OpenAI's own granularity.
     - The routing hash covers, whole, every block that starts within the first
       ``route_tokens`` tokens.

@@ -1,7 +1,7 @@
 """The baseline of the scale benchmark: a bare Celery app, Celery's defaults plus JSON.
 
-``celery -A benchmarks.bare_app worker -P threads -c N`` with ``BARE_REDIS_URL`` set runs its
-workers; the benchmark's process builds the same app to publish chords. Nothing of this project
+``celery -A benchmarks.throughput.bare_app worker -P threads -c N`` with ``BARE_REDIS_URL`` set runs
+its workers; the benchmark's process builds the same app to publish chords. Nothing of this project
 is imported: the baseline is what a user of Celery alone would run."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _collect(results: list[Any]) -> int:
     return len(results)
 
 
-# The workers' app (``-A benchmarks.bare_app``), on the Redis the benchmark started.
+# The workers' app (``-A benchmarks.throughput.bare_app``), on the Redis the benchmark started.
 app: Celery | None = (
     make_app(os.environ["BARE_REDIS_URL"]) if "BARE_REDIS_URL" in os.environ else None
 )

@@ -9,7 +9,7 @@ against before it (after a warm-up run, so that connections and scripts are alre
 
 Target: at most 1 KB per item left in Redis once the run ended.
 
-``python -m benchmarks.big_run`` runs S2 and writes its section of RESULTS.md;
+``python -m benchmarks.throughput.big_run`` runs S2 and writes its section of RESULTS.md;
 ``--items 2000`` is a quick check that prints and writes nothing.
 """
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import redis
 
-from benchmarks.footprint import Footprint, run_footprint
 from benchmarks.harness import cluster, write_section
+from benchmarks.throughput.footprint import Footprint, run_footprint
 from orchestrator import AgentSpec, ModelConfig
 from orchestrator.plans.keys import plan_seen_key
 

@@ -12,8 +12,8 @@ the overhead benchmark, for the same reason (each member's record would be one m
 
 Target: the small run beside the big one takes at most twice its time alone (median ratio).
 
-``python -m benchmarks.fairness --quick`` runs a short version and prints it without writing
-RESULTS.md.
+``python -m benchmarks.throughput.fairness --quick`` runs a short version and prints it without
+writing RESULTS.md.
 """
 
 from __future__ import annotations

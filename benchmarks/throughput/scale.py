@@ -11,8 +11,8 @@ core, 500 threads each, every queue, the learner's included; its supervisor coun
 and the bare chord on as many Celery processes of 500 threads. *Benchmark*: the layouts this
 benchmark used before issue 29, a layout per workload whose slots equal its cap (W1 2 x 8,
 W2 2 x 4, W3 2 x 25, S1 2 x 500; no learner queue), the bare chord on the same. The bare chord
-is Celery alone (``benchmarks/bare_app.py``: Celery's defaults plus JSON), published by the
-client, one task per member; its only cap is its slots. Every trial starts its system fresh,
+is Celery alone (``benchmarks/throughput/bare_app.py``: Celery's defaults plus JSON), published by
+the client, one task per member; its only cap is its slots. Every trial starts its system fresh,
 runs the workload once (S1 reports it: the first run) and then measures it; sides alternate
 which goes first, each repetition; before each measured run the machine must be idle
 (``idle_gate``: at most 25% busy over half a second, waited for up to 8 s; the busy share it
@@ -21,8 +21,8 @@ last saw is reported: the machine is shared).
 Targets, on the default layout: W1 <= 0.5x the bare chord's wall, W2 >= 0.985, W3 >= 0.85,
 S1 <= 1.5 s first run and warm with RSS <= 400 MB (supervisor included).
 
-``python -m benchmarks.scale [--quick] [--layout default|bench|both]``: ``--quick`` runs one
-repetition with smaller sizes and writes nothing.
+``python -m benchmarks.throughput.scale [--quick] [--layout default|bench|both]``: ``--quick`` runs
+one repetition with smaller sizes and writes nothing.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from benchmarks.harness import Cluster, drop_section, write_section
-from benchmarks.scale_trials import Figures, Workload, idle_gate, trial
-from benchmarks.systems import System, bare, ours_default, ours_layout
+from benchmarks.throughput.scale_trials import Figures, Workload, idle_gate, trial
+from benchmarks.throughput.systems import System, bare, ours_default, ours_layout
 from orchestrator import AgentSpec, ModelConfig
 from orchestrator.cli.launcher import DEFAULT_THREADS, default_processes
 

@@ -1,7 +1,8 @@
 """One trial of a scale workload on one system: submit, wait for the result, measure.
 
-A trial runs on a system started fresh for it (``benchmarks/systems.py``): a warm-up run of the
-same workload first (``S1`` records it: the first run of fresh workers), then the measured run.
+A trial runs on a system started fresh for it (``benchmarks/throughput/systems.py``): a warm-up run
+of the same workload first (``S1`` records it: the first run of fresh workers), then the measured
+run.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import redis
 from celery import chord
 
-from benchmarks.systems import System
+from benchmarks.throughput.systems import System
 from orchestrator import AgentSpec, ModelConfig
 
 GATE_WAIT_S = 8.0

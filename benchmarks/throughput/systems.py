@@ -4,7 +4,7 @@
   500 threads each, every queue, the learner's included), supervisor and all;
 - ``ours_layout``: the benchmark's own layout, ``celery worker`` processes of this project's
   app with a given thread count, without the learner queue;
-- ``bare``: Celery alone (``benchmarks/bare_app.py``: its defaults plus JSON) on as many
+- ``bare``: Celery alone (``benchmarks/throughput/bare_app.py``: its defaults plus JSON) on as many
   processes and threads.
 """
 
@@ -25,7 +25,7 @@ import psutil
 import redis
 from celery import Celery
 
-from benchmarks.bare_app import make_app
+from benchmarks.throughput.bare_app import make_app
 from orchestrator import Client
 from orchestrator.cli.launcher import DEFAULT_THREADS, default_processes
 from orchestrator.local import LocalRedis, LocalWorker, stop_processes, wait_for_workers
@@ -110,7 +110,7 @@ def bare(processes: int, threads: int = DEFAULT_THREADS) -> Iterator[System]:
     logs, host = _logs(), socket.gethostname()
     env = {**os.environ, "BARE_REDIS_URL": server.url}
     names = [f"bare{i}@{host}" for i in range(processes)]
-    command = [sys.executable, "-m", "celery", "-A", "benchmarks.bare_app", "worker"]
+    command = [sys.executable, "-m", "celery", "-A", "benchmarks.throughput.bare_app", "worker"]
     started = [
         subprocess.Popen(
             [*command, "-P", "threads", "-c", str(threads), "-n", name, "-l", "INFO"],

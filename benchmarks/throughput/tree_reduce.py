@@ -8,7 +8,7 @@ end); the number of reducer calls (partial reducers and the top one) and of leve
 largest reducer prompt in tokens against the input budget, and what the one prompt over every
 summary would have taken. Target: every reducer call within the input budget.
 
-``python -m benchmarks.tree_reduce`` runs the issue's workload and writes RESULTS.md;
+``python -m benchmarks.throughput.tree_reduce`` runs the issue's workload and writes RESULTS.md;
 ``--items N`` and ``--context-window N`` make a reduced run that only prints its figures (a
 window of 16,000 tokens makes 2,000 items a tree too).
 """

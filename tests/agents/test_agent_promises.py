@@ -16,7 +16,7 @@ from orchestrator.local import LocalRedis
 from orchestrator.state.events import ToolCallStart
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import start_workers, wait_for
-from tests.test_tools import agent, calls, tool_messages
+from tests.tools.test_tools import agent, calls, tool_messages
 
 
 def test_a_resumed_agent_does_not_repeat_the_tool_calls_that_completed(tmp_path: Path) -> None:

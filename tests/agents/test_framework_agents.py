@@ -11,9 +11,9 @@ import pytest
 
 from orchestrator import AgentSpec, Budget, Client, ModelConfig
 from orchestrator.local import LocalRedis
-from tests.agent_wire import ToolingModelServer
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted, start_workers
+from tests.servers.agent_wire import ToolingModelServer
 
 
 @pytest.mark.parametrize(
@@ -25,7 +25,7 @@ def test_a_framework_agent_runs_as_a_mapper_with_its_usage_in_the_ledger(
 ) -> None:
     api = ToolingModelServer({"a": 2, "b": 3})
     env = {**FAST_TIMINGS, "ORCHESTRATOR_REDIS_URL": private_redis.url, **api.worker_env()}
-    env["ORCHESTRATOR_MODULES"] = "tests.framework_agents"
+    env["ORCHESTRATOR_MODULES"] = "tests.registered.framework_agents"
     (worker,) = start_workers(env, ["frameworks"], tmp_path, 4)
     try:
         client = Client(redis_url=private_redis.url)

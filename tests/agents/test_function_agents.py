@@ -21,7 +21,7 @@ from orchestrator.state.keys import RunKeys
 from orchestrator.tokens import estimate_tokens
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted, start_workers, wait_for
-from tests.model_server import SlowModelServer
+from tests.servers.model_server import SlowModelServer
 
 KEY = "sk-test-agent-function-key-0123456789"
 

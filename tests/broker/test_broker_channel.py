@@ -1,5 +1,5 @@
 """The resilient broker's own paths, on real servers, where kombu's suite (which mocks Redis,
-``tests/kombu_contract``) does not reach: a channel whose BRPOP connection was cut closes; a
+``tests/broker/kombu_contract``) does not reach: a channel whose BRPOP connection was cut closes; a
 late ack after the transport closed leaves no connection open, to Redis or to the sentinels;
 an ack during a Sentinel failover waits for the master instead of leaving a finished task's
 message to be restored and run again."""
@@ -21,7 +21,7 @@ import redis
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from orchestrator.local import LocalRedis, free_port, redis_server_binary, stop_processes
-from tests.drop_proxy import DropProxy
+from tests.deploy.drop_proxy import DropProxy
 from tests.helpers import wait_for
 from workers.broker.resilience import SentinelTransport, Transport
 

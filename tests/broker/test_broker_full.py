@@ -12,7 +12,7 @@ import redis
 from kombu import Connection, Exchange, Queue
 
 from orchestrator.local import LocalRedis
-from tests.test_redis_full import fill
+from tests.redis_faults.test_redis_full import fill
 from workers.broker.resilience import TRANSPORT
 
 QUEUE = Queue("full-test", Exchange("full-test"), "full-test")

@@ -25,8 +25,8 @@ from orchestrator.state.events import AgentStart
 from orchestrator.state.keys import RunKeys
 from orchestrator.state.store import RunStore
 from tests.conftest import FAST_TIMINGS
-from tests.fake_api import FakeAPI
 from tests.helpers import items, local_endpoints, scripted, start_workers
+from tests.servers.fake_api import FakeAPI
 
 # A scripted mapper here uses about 25 tokens (its exact input, plus an answer cut at 16) and
 # reserves its input plus 16: a budget of 125 tokens fits about five of them.

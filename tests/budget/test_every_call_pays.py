@@ -19,10 +19,10 @@ from orchestrator.state.budget import RunBudget
 from orchestrator.state.events import AgentEnd, AgentStart
 from orchestrator.state.keys import RunKeys
 from orchestrator.state.store import RunStore
-from tests.fake_api import FakeAPI
+from tests.budget.test_budget import api_worker  # noqa: F401  (a fixture)
 from tests.helpers import scripted
-from tests.test_budget import api_worker  # noqa: F401  (a fixture)
-from tests.test_providers import CHAT_ANSWER, RESPONSES_ANSWER
+from tests.providers.test_providers import CHAT_ANSWER, RESPONSES_ANSWER
+from tests.servers.fake_api import FakeAPI
 from workers.providers.budgeted import CallBudget
 
 START = AgentStart(run_id="r", name="m_0", index=0)

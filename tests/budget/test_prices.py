@@ -21,10 +21,10 @@ from orchestrator.config.settings import Price, Settings
 from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.models import Usage
 from orchestrator.prices import call_cost, cost_bound, price_known
+from tests.client.test_bad_input import dispatched
 from tests.conftest import FAST_TIMINGS
-from tests.fake_api import FakeAPI
 from tests.helpers import items, local_endpoints, scripted, start_workers
-from tests.test_bad_input import dispatched
+from tests.servers.fake_api import FakeAPI
 
 GPT_4O = ModelConfig(provider="openai", model="gpt-4o")
 SONNET = ModelConfig(provider="anthropic", model="claude-sonnet-4-5")

@@ -25,16 +25,17 @@ from orchestrator.client import RunHandle
 from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.budget import RunBudget
 from orchestrator.state.events import AgentStart
+from tests.deploy.rabbitmq import LocalRabbitMQ
 from tests.helpers import start_workers, wait_for
-from tests.model_server import SlowModelServer
-from tests.rabbitmq import LocalRabbitMQ
-from tests.test_rabbitmq import client_for, rabbit_env
+from tests.operate.test_rabbitmq import client_for, rabbit_env
+from tests.servers.model_server import SlowModelServer
 
 PROMPT = "Count the beans in the jar."
 OUTPUT_LIMIT = 6_000
 """Each call reserves this plus its input bound (under 200 tokens here): about 6,200."""
 ANSWER_TOKENS = 15
-"""The usage every answer of the model server reports (``tests.model_server.completion``)."""
+"""The usage every answer of the model server reports
+(``tests.servers.model_server.completion``)."""
 TIMEOUT_S = 60.0
 """The member's time limit: what a member waiting for a stranded reservation runs into. The
 passing run never comes near it; the lease (600 s) is far beyond it."""

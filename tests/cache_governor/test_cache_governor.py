@@ -16,15 +16,15 @@ from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.models import AgentOutput
 from orchestrator.plans.cache_plans import CachePlan
 from orchestrator.state.events import ModelTurn
-from tests.cache_servers import (
+from tests.conftest import FAST_TIMINGS
+from tests.helpers import run_cli, wait_for
+from tests.servers.cache_servers import (
     AnthropicCacheServer,
     CacheServer,
     OpenAIChatCacheServer,
     OpenAIResponsesCacheServer,
     combined_env,
 )
-from tests.conftest import FAST_TIMINGS
-from tests.helpers import run_cli, wait_for
 
 # About 1,500 tokens by any count: above every model's minimum cacheable length here.
 INSTRUCTIONS = "You add numbers with the add tool, then answer. " * 125

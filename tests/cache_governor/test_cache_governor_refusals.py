@@ -14,10 +14,17 @@ from orchestrator.local import LocalRedis
 from orchestrator.models import ModelConfig
 from orchestrator.plans.cache_store import CachePlanStore
 from orchestrator.state.keys import rate_key
-from tests.cache_servers import AnthropicCacheServer, CacheServer, OpenAIChatCacheServer
-from tests.cache_wire import anthropic_prompt
+from tests.cache_governor.test_cache_governor_rules import (
+    CONFIG,
+    INSTRUCTIONS,
+    SONNET,
+    call,
+    governed,
+    learn,
+)
 from tests.helpers import environment
-from tests.test_cache_governor_rules import CONFIG, INSTRUCTIONS, SONNET, call, governed, learn
+from tests.servers.cache_servers import AnthropicCacheServer, CacheServer, OpenAIChatCacheServer
+from tests.servers.cache_wire import anthropic_prompt
 from workers.cache.governed import CacheContext, GovernedSurface
 from workers.cache.refusals import ResendWithoutHints
 from workers.providers import ModelProvider, get_provider

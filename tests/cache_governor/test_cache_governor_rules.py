@@ -23,10 +23,10 @@ from orchestrator.models import CallRecord, Message, ModelConfig, RunRecord
 from orchestrator.plans.cache_plans import CachePlan
 from orchestrator.plans.cache_store import CachePlanStore
 from orchestrator.plans.store import PlanStore
-from tests.cache_servers import AnthropicCacheServer, CacheServer, OpenAIChatCacheServer
-from tests.cache_wire import anthropic_prompt
 from tests.helpers import environment
-from tests.openai_cache_servers import OpenAIResponsesCacheServer
+from tests.servers.cache_servers import AnthropicCacheServer, CacheServer, OpenAIChatCacheServer
+from tests.servers.cache_wire import anthropic_prompt
+from tests.servers.openai_cache_servers import OpenAIResponsesCacheServer
 from workers.cache.governed import CacheContext, GovernedSurface
 from workers.cache.refusals import ResendWithoutHints
 from workers.execution.cancellation import CancelToken
@@ -180,7 +180,7 @@ def test_the_openai_sdk_minimum_takes_every_hint_the_governor_adds() -> None:
     from openai.resources.chat.completions import AsyncCompletions
     from openai.resources.responses import AsyncResponses
 
-    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     extras = project["project"]["optional-dependencies"]
     minimums = [
         tuple(int(part) for part in spec.removeprefix("openai>=").split("."))

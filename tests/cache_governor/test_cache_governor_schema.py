@@ -17,9 +17,9 @@ from orchestrator.models import CallRecord, Message, ModelConfig, RunRecord
 from orchestrator.models.cache_records import PromptBlock, toolset_hash
 from orchestrator.plans.cache_plans import CachePlan, CacheProfile, PositionStat, learning_key
 from orchestrator.tools import ToolInfo
-from tests.fake_api import FakeAPI, serve_api
-from tests.structured_wire import anthropic_rule
-from tests.test_providers import ANTHROPIC_ANSWER
+from tests.providers.test_providers import ANTHROPIC_ANSWER
+from tests.servers.fake_api import FakeAPI, serve_api
+from tests.servers.structured_wire import anthropic_rule
 from workers.agent.structured import asked
 from workers.cache.governed import CacheContext, GovernedSurface
 from workers.cache.prompt_ir import ANTHROPIC, OPENAI_CHAT, OPENAI_RESPONSES, prompt_blocks

@@ -1,5 +1,5 @@
 """The cache servers driven by the official SDK clients, and by the workers' own provider
-adapters. Token counts are worked out by hand from ``tests/cache_wire.py``'s estimate:
+adapters. Token counts are worked out by hand from ``tests/servers/cache_wire.py``'s estimate:
 ceil(UTF-8 bytes / 4) of canonical JSON."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import pytest
 
 from benchmarks.prompt_cache_sim import AnthropicUsage, OpenAIUsage
 from orchestrator import AgentSpec, ModelConfig, tool
-from tests.cache_server_base import KEY
-from tests.cache_servers import (
+from tests.helpers import environment, providers
+from tests.servers.cache_server_base import KEY
+from tests.servers.cache_servers import (
     AnthropicCacheServer,
     CacheServer,
     FakeClock,
@@ -21,7 +22,6 @@ from tests.cache_servers import (
     OpenAIResponsesCacheServer,
     combined_env,
 )
-from tests.helpers import environment, providers
 from workers.agent.loop import run_agent
 from workers.tools.registry import ToolRegistry
 from workers.tools.runner import ToolRunner

@@ -15,9 +15,9 @@ from orchestrator import Client, InvalidRunError, Message, ModelConfig, RunNotFo
 from orchestrator.config.settings import Settings
 from orchestrator.local import LocalWorker
 from orchestrator.models import REQUEST_OPTIONS
-from tests.fake_api import FakeAPI
 from tests.helpers import items, local_endpoints, run_cli, scripted, wait_for
-from tests.test_learner_logic import record
+from tests.learning.test_learner_logic import record
+from tests.servers.fake_api import FakeAPI
 from workers.execution.cancellation import CancelToken
 from workers.providers import get_provider
 

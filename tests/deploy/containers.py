@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.image_build import Image
+from tests.deploy.image_build import Image
 
 # Runs as the container's first process: take the hostname, then become the service's command.
 _ENTER = (

@@ -8,7 +8,7 @@ import queue
 import socket
 import time
 
-from tests.tcp_proxy import TcpProxy, close, recv, start
+from tests.deploy.tcp_proxy import TcpProxy, close, recv, start
 
 
 class DelayProxy(TcpProxy):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from tests.tcp_proxy import TcpProxy, recv, shut, start
+from tests.deploy.tcp_proxy import TcpProxy, recv, shut, start
 
 
 class DropProxy(TcpProxy):

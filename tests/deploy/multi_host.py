@@ -3,7 +3,7 @@ one worker per worker host, a client host that submits map-reduces; and the sign
 wait for (which host runs which member).
 
 The process using it stays in the root namespace and watches the runs through the Redis
-server's unix socket (``tests/netns.py``); every host talks over the bridge.
+server's unix socket (``tests/deploy/netns.py``); every host talks over the bridge.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Any
 
 from orchestrator.local import LocalWorker, wait_for_workers
 from orchestrator.state.events import AgentEnd, AgentStart, Event, follow
+from tests.deploy.netns import NamespacedRedis, Network, libfaketime, skewed_clock_env
 from tests.helpers import wait_for
-from tests.netns import NamespacedRedis, Network, libfaketime, skewed_clock_env
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORKER_HOSTS = ("w1", "w2", "w3")
 SLOTS_PER_HOST = 2
 
@@ -72,7 +72,7 @@ class Hosts:
     def submit(self, items: int, latency_ms: int, max_concurrent: int) -> ClientRun:
         """Submit a map-reduce from the client host; returns once it is submitted."""
         process = subprocess.Popen(
-            [*self.network.prefix("client"), sys.executable, "-m", "tests.netns_client"],
+            [*self.network.prefix("client"), sys.executable, "-m", "tests.deploy.netns_client"],
             cwd=ROOT,
             env={**os.environ, **self.env},
             stdin=subprocess.PIPE,

@@ -1,6 +1,6 @@
 """The client host of the multi-host tests: submit a map-reduce, wait for it, print JSON.
 
-Run in the client's namespace (``ip netns exec NS python -m tests.netns_client``) with one
+Run in the client's namespace (``ip netns exec NS python -m tests.deploy.netns_client``) with one
 JSON object on stdin: ``{"redis_url", "items", "latency_ms", "max_concurrent", "timeout_s"}``.
 It prints two JSON lines: ``{"run_id": ...}`` as soon as the run is submitted, then
 ``{"state", "outputs": [[name, outcome], ...], "reducer": outcome or null}`` once it ends.

@@ -1,9 +1,9 @@
 """A real Redis Sentinel set on loopback: one primary, two replicas and three sentinels, all
 ``redis-server`` processes on free ports, configured in a private directory.
 
-Used by ``tests/test_sentinel.py`` and ``benchmarks/failover.py``. The sentinels agree on a
-failure with a quorum of 2 after ``DOWN_AFTER_MS`` without an answer, so a killed primary is
-replaced within a few seconds.
+Used by ``tests/operate/test_sentinel.py`` and ``benchmarks/infrastructure/failover.py``. The
+sentinels agree on a failure with a quorum of 2 after ``DOWN_AFTER_MS`` without an answer, so a
+killed primary is replaced within a few seconds.
 """
 
 from __future__ import annotations

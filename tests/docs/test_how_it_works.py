@@ -1,7 +1,7 @@
 """The README's "How it works" list is the path of one map-reduce, as it runs.
 
 A map-reduce is submitted to a real worker whose task threads record every file of the project
-they run code of (``tests/path_trace/sitecustomize.py``); the client records its own calls from
+they run code of (``tests/docs/path_trace/sitecustomize.py``); the client records its own calls from
 submit to result. Every file the README lists must have run, in the listed order (within the
 process that ran it first), and the list holds at most 20 files.
 """
@@ -20,7 +20,7 @@ from orchestrator import AgentSpec, Client, ModelConfig
 from orchestrator.local import LocalRedis, LocalWorker
 from tests.conftest import FAST_TIMINGS, start_workers
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("orchestrator", "workers", "tasks", "learners")
 
 
@@ -66,7 +66,7 @@ def test_the_readme_lists_the_path_of_one_map_reduce(tmp_path: Path) -> None:
         "ORCHESTRATOR_REDIS_URL": redis_server.url,
         **FAST_TIMINGS,
         "ORCHESTRATOR_PATH_TRACE": str(trace),
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "path_trace"), str(ROOT)]),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "docs" / "path_trace"), str(ROOT)]),
     }
     workers: list[LocalWorker] = []
     try:

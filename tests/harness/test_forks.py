@@ -184,7 +184,7 @@ def test_a_handle_of_an_ended_child_never_touches_a_child_that_got_its_pid() -> 
         ["unshare", "-pf", "--mount-proc", sys.executable, "-c", RECYCLED],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         timeout=120,
     )
     assert done.stdout == f"first {-signal.SIGTERM}\nsecond {-signal.SIGKILL}\n", done.stderr

@@ -28,7 +28,7 @@ from orchestrator.models.learner_limits import (
 )
 from orchestrator.plans.cache_store import CachePlanStore
 from orchestrator.plans.store import PlanStore
-from tests.test_learner_logic import T0, at, record
+from tests.learning.test_learner_logic import T0, at, record
 
 
 def stores(server: LocalRedis) -> tuple[PlanStore, CachePlanStore]:

@@ -22,8 +22,8 @@ from orchestrator.local import LocalRedis
 from orchestrator.plans.cache_store import CachePlanStore
 from orchestrator.plans.keys import learner_deliveries_key, plan_seen_key
 from orchestrator.plans.store import PlanStore
-from tests.test_learner_limits import model_call
-from tests.test_learner_logic import T0, record
+from tests.learning.test_learner_limits import model_call
+from tests.learning.test_learner_logic import T0, record
 
 CONFIG = CacheGovernorConfig()
 

@@ -26,10 +26,10 @@ from orchestrator.plans.cache_plans import CachePlan
 from orchestrator.plans.keys import learner_deliveries_key
 from orchestrator.state.events import ToolCallEnd, ToolCallStart
 from tests.conftest import FAST_TIMINGS
-from tests.fake_api import FakeAPI
 from tests.helpers import local_endpoints, providers, run_cli, wait_for
-from tests.test_learner_logic import record
-from tests.test_providers import CHAT_ANSWER
+from tests.learning.test_learner_logic import record
+from tests.providers.test_providers import CHAT_ANSWER
+from tests.servers.fake_api import FakeAPI
 from workers.agent.loop import run_agent
 from workers.execution.records import INGEST_TASK
 

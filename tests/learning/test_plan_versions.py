@@ -14,7 +14,7 @@ from learners.tool_parallelism import merge_cohorts
 from orchestrator.local import LocalRedis
 from orchestrator.plans import ExecutionPlan
 from orchestrator.plans.store import PlanStore
-from tests.test_learner_logic import record
+from tests.learning.test_learner_logic import record
 from workers.agent.plan_cache import PlanCache
 
 

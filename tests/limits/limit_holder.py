@@ -1,5 +1,5 @@
 """A process that takes a slot of a shared limit and holds it until it is killed:
-``python -m tests.limit_holder REDIS_URL NAME MAX_CONCURRENT TOKEN``. Its lease is the
+``python -m tests.limits.limit_holder REDIS_URL NAME MAX_CONCURRENT TOKEN``. Its lease is the
 settings' ``lease_s``; it prints ``held`` once it has the slot."""
 
 from __future__ import annotations

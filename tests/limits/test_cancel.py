@@ -14,7 +14,7 @@ from orchestrator.state.events import AgentStart
 from orchestrator.state.keys import RunKeys, admit_task_id, member_task_id
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted, start_workers, wait_for
-from tests.model_server import SlowModelServer
+from tests.servers.model_server import SlowModelServer
 
 
 def test_cancel_aborts_model_calls_in_flight_and_revokes_queued_members(
@@ -49,7 +49,7 @@ def test_the_deadline_ends_a_100000_item_run_which_keeps_a_small_ending_and_ever
     client: Client,
 ) -> None:
     # One run of 100,000 items for both what the deadline does and what the ended run keeps
-    # (its footprint, as tests/test_run_footprint.py checks for small runs): it is the
+    # (its footprint, as tests/run_state/test_run_footprint.py checks for small runs): it is the
     # slowest run of the suite to create and end.
     mapper = scripted("mapper", latency_ms=600_000)
     handle = client.map_reduce("Huge", items(100_000), mapper, scripted("reducer"), 8, deadline_s=2)

@@ -26,7 +26,7 @@ from orchestrator.state.keys import RECENT_RUNS, GroupKeys, RunKeys, new_run_id
 from orchestrator.state.store import RunStore
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, run_cli, scripted, start_workers, wait_for
-from tests.test_worker_start import assert_refused, worker_env
+from tests.worker_processes.test_worker_start import assert_refused, worker_env
 
 # Each test has a group of its own; "mixed" is declared differently by the two workers.
 LIMITS = {"cap": 3, "turns": 1, "cancel": 2, "repair": 2, "kinds": 2}

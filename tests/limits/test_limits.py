@@ -18,7 +18,7 @@ from orchestrator.models import Message, ModelConfig
 from orchestrator.state.keys import rate_key, semaphore_key
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import wait_for
-from tests.test_redis_full import fill
+from tests.redis_faults.test_redis_full import fill
 from workers.execution.cancellation import CancelToken
 from workers.limits import SharedLimit
 from workers.providers import ModelResponse, RetryableProviderError
@@ -82,11 +82,11 @@ def test_a_released_slot_is_no_longer_renewed(redis_server: LocalRedis) -> None:
 def hold_in_a_process(url: str, name: str, token: str) -> subprocess.Popen[str]:
     """A process that holds a slot of ``name`` (two at most) as ``token`` until killed."""
     holder = subprocess.Popen(
-        [sys.executable, "-m", "tests.limit_holder", url, name, "2", token],
+        [sys.executable, "-m", "tests.limits.limit_holder", url, name, "2", token],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, **FAST_TIMINGS},
-        cwd=Path(__file__).parents[1],
+        cwd=Path(__file__).parents[2],
     )
     assert holder.stdout is not None and holder.stdout.readline() == "held\n"
     return holder

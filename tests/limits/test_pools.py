@@ -15,7 +15,7 @@ from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.keys import rate_key
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import start_workers, wait_for
-from tests.model_server import SlowModelServer
+from tests.servers.model_server import SlowModelServer
 
 POOLS = {
     "openai:one-at-a-time": {"max_concurrent": 1},

@@ -14,7 +14,7 @@ from uuid import uuid4
 import pytest
 import redis
 
-from benchmarks.tpm_server import TokenLimitedServer
+from benchmarks.limits.tpm_server import TokenLimitedServer
 from orchestrator.config.settings import PoolLimit, Settings
 from orchestrator.local import LocalRedis
 from orchestrator.models import Message, ModelConfig, Usage

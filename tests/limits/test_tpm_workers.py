@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.tpm_server import TokenLimitedServer
+from benchmarks.limits.tpm_server import TokenLimitedServer
 from orchestrator import AgentSpec, Client, ModelConfig
 from orchestrator.local import LocalRedis
 from orchestrator.state.events import AgentStart

@@ -1,6 +1,6 @@
 """``docker-compose.yml`` never starts open: Redis requires a password every service uses, and
 Flower asks for basic auth. Its services run, as composed, from what the Dockerfile puts in the
-image in ``tests/test_image.py`` (Docker may not be installed)."""
+image in ``tests/operate/test_image.py`` (Docker may not be installed)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import secrets
 
 import pytest
 
-from tests.compose_file import IMAGE_SERVICES, SERVICES, WORKERS, interpolate
+from tests.deploy.compose_file import IMAGE_SERVICES, SERVICES, WORKERS, interpolate
 
 REDIS_PASSWORD = secrets.token_hex(16)
 

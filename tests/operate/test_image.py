@@ -1,10 +1,10 @@
 """The image and ``docker-compose.yml`` run, checked without a Docker engine.
 
 What the Dockerfile puts in the image is staged into a fresh directory and venv
-(``tests/image_build.py`` reads its instructions and ``.dockerignore``), with a tool package
+(``tests/deploy/image_build.py`` reads its instructions and ``.dockerignore``), with a tool package
 added to the build context the way the Dockerfile documents (``TOOL_PACKAGES``). Every service's
 command then runs from there as composed (its environment interpolated from a .env), each in a
-"container" of its own hostname (``tests/containers.py``), against a private Redis with a
+"container" of its own hostname (``tests/deploy/containers.py``), against a private Redis with a
 password, two ``agents`` replicas among them; a map-reduce, a branches run and a tool-calling
 agent run must succeed across them, and Flower must answer only with its credentials.
 
@@ -32,8 +32,8 @@ from orchestrator import AgentSpec, Client, ModelConfig
 from orchestrator.local import LocalRedis, free_port
 from orchestrator.state.events import AgentStart
 from orchestrator.state.presence import live_workers
-from tests import containers
-from tests.compose_file import (
+from tests.deploy import containers
+from tests.deploy.compose_file import (
     IMAGE_SERVICES,
     ROOT,
     SERVICES,
@@ -42,8 +42,8 @@ from tests.compose_file import (
     interpolate,
     service_environment,
 )
-from tests.containers import Container
-from tests.image_build import DockerIgnore, Image, build
+from tests.deploy.containers import Container
+from tests.deploy.image_build import DockerIgnore, Image, build
 
 pytestmark = pytest.mark.timeout(900)  # the first test builds the image's venv
 

@@ -25,8 +25,7 @@ from orchestrator.state.events import AgentEnd, AgentStart, Event
 from orchestrator.state.keys import member_task_id
 from orchestrator.state.presence import live_workers
 from tests.conftest import FAST_TIMINGS
-from tests.helpers import wait_for
-from tests.multi_host import (
+from tests.deploy.multi_host import (
     WORKER_HOSTS,
     Hosts,
     cut_mid_run,
@@ -34,7 +33,8 @@ from tests.multi_host import (
     running_hosts,
     starts_by_index,
 )
-from tests.netns import Network, libfaketime, namespaces_unavailable
+from tests.deploy.netns import Network, libfaketime, namespaces_unavailable
+from tests.helpers import wait_for
 
 VICTIM = "w1"
 # A Redis command meeting a dropped connection is retried for about this long

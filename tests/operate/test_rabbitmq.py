@@ -1,7 +1,7 @@
 """RabbitMQ as the broker (run state and results stay in Redis): the core cases, and a worker
 SIGKILLed mid-run whose members are taken over as soon as RabbitMQ delivers them again.
 
-Every test here uses a private RabbitMQ node (``tests/rabbitmq.py``), whatever
+Every test here uses a private RabbitMQ node (``tests/deploy/rabbitmq.py``), whatever
 ``ORCHESTRATOR_TEST_BROKER`` says; they are skipped, saying why, where RabbitMQ is not
 installed.
 """
@@ -22,9 +22,9 @@ from orchestrator.local import LocalRedis
 from orchestrator.state.events import AgentEnd, AgentStart, ToolCallEnd, ToolCallStart
 from orchestrator.state.keys import RunKeys
 from tests.conftest import FAST_TIMINGS
+from tests.deploy.rabbitmq import LocalRabbitMQ
 from tests.helpers import items, scripted, start_workers, wait_for
-from tests.rabbitmq import LocalRabbitMQ
-from tests.test_map_reduce import max_overlap
+from tests.runs.test_map_reduce import max_overlap
 
 
 def rabbit_env(node: LocalRabbitMQ, redis_url: str, **extra: str) -> dict[str, str]:

@@ -38,12 +38,12 @@ from orchestrator.state.keys import (
 )
 from orchestrator.state.scripts import run_script
 from tests.conftest import FAST_TIMINGS
+from tests.deploy.redis_cluster import LocalRedisCluster, cluster_missing
 from tests.helpers import environment, items, scripted, wait_for
-from tests.redis_cluster import LocalRedisCluster, cluster_missing
-from tests.test_branches import branch
-from tests.test_learner_logic import record
-from tests.test_learning import fanout_agent, wait_for_plan
-from tests.test_map_reduce import max_overlap
+from tests.learning.test_learner_logic import record
+from tests.learning.test_learning import fanout_agent, wait_for_plan
+from tests.runs.test_branches import branch
+from tests.runs.test_map_reduce import max_overlap
 
 GROUP_LIMIT = 2
 

@@ -17,9 +17,9 @@ from kombu import Connection
 from orchestrator import Client
 from orchestrator.local import LocalRedis, LocalWorker, TlsFiles
 from tests.conftest import FAST_TIMINGS
+from tests.deploy.tls_certs import make_certs, openssl_missing
 from tests.helpers import items, scripted, start_workers, wait_for
-from tests.test_redis_restart import started
-from tests.tls_certs import make_certs, openssl_missing
+from tests.redis_faults.test_redis_restart import started
 from workers.broker.resilience import TRANSPORT, use_resilient_broker
 
 PASSWORD = "tls-secret-90d2"
@@ -49,7 +49,7 @@ def tls_redis(tls_files: TlsFiles) -> Iterator[LocalRedis]:
 def tls_workers(tls_redis: LocalRedis, tmp_path: Path) -> Iterator[list[LocalWorker]]:
     env = {"ORCHESTRATOR_REDIS_URL": tls_redis.url, **FAST_TIMINGS}
     # Free slots: each worker waits on the broker (a pending BRPOP) while it runs members
-    # whose messages it has not acknowledged, as in tests/test_redis_restart.py.
+    # whose messages it has not acknowledged, as in tests/redis_faults/test_redis_restart.py.
     workers = start_workers(env, ["s1", "s2"], tmp_path, 8)
     yield workers
     for worker in workers:

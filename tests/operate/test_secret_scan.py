@@ -33,8 +33,8 @@ from orchestrator import AgentSpec, Client, ModelConfig, RunFailedError
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import local_endpoints, run_cli, wait_for
-from tests.model_server import completion
-from tests.wire_server import WireServer, read_body, send, send_json
+from tests.servers.model_server import completion
+from tests.servers.wire_server import WireServer, read_body, send, send_json
 from workers.providers.redaction import REDACTED
 
 

@@ -1,6 +1,6 @@
 """Redis through Sentinel: one primary, two replicas and three sentinels, real processes
-(``tests/sentinel_set.py``). The client, the workers, the broker, the result backend and the run
-store all reach Redis through the sentinels; the primary is killed mid-run and every run still
+(``tests/deploy/sentinel_set.py``). The client, the workers, the broker, the result backend and the
+run store all reach Redis through the sentinels; the primary is killed mid-run and every run still
 finishes, each item with exactly one output."""
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from orchestrator.state.events import AgentEnd, AgentStart
 from orchestrator.state.keys import RunKeys
 from orchestrator.state.store import RunStore
 from tests.conftest import FAST_TIMINGS
+from tests.deploy.sentinel_set import SentinelSet
 from tests.helpers import environment, items, scripted, wait_for
-from tests.sentinel_set import SentinelSet
 
 # A failover on a busy machine: the sentinels need a second to agree, then a promotion; the
 # workers' commands ride through it (about half a minute of retries).

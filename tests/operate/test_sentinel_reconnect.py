@@ -1,7 +1,7 @@
 """A command in flight when the master fails over is retried on the new master: its connection
 asks the sentinels where the master is when it reconnects for the retry, not only when the pool
 hands it out (``MasterConnection`` in ``orchestrator/state/sentinel.py``). Real processes: a
-primary, two replicas and three sentinels (``tests/sentinel_set.py``)."""
+primary, two replicas and three sentinels (``tests/deploy/sentinel_set.py``)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 
 from orchestrator.local import redis_server_binary
 from orchestrator.state.sentinel import new_sentinel_client
+from tests.deploy.sentinel_set import MASTER_NAME, SentinelSet
 from tests.helpers import wait_for
-from tests.sentinel_set import MASTER_NAME, SentinelSet
 
 # Far longer than a command's retries last (about half a minute): the thread has then ended,
 # with the reply or with the error the retries ended on.

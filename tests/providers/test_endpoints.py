@@ -9,8 +9,8 @@ import pytest
 
 from orchestrator import AgentSpec, Client, InvalidRunError, Message, ModelConfig
 from orchestrator.config.settings import Settings
-from tests.fake_api import FakeAPI
 from tests.helpers import items, local_endpoints, scripted, stored_runs
+from tests.servers.fake_api import FakeAPI
 from workers.execution.cancellation import CancelToken
 from workers.providers import get_provider
 

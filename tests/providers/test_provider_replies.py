@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.anthropic_wire import THINKING, thinking_rule
-from tests.fake_api import SECRET, FakeAPI, serve_api
-from tests.test_providers import (
+from tests.providers.test_providers import (
     ANTHROPIC_ANSWER,
     CHAT_ANSWER,
     RESPONSES_ANSWER,
@@ -19,6 +17,8 @@ from tests.test_providers import (
     assert_no_secret,
     run,
 )
+from tests.servers.anthropic_wire import THINKING, thinking_rule
+from tests.servers.fake_api import SECRET, FakeAPI, serve_api
 
 
 @pytest.fixture

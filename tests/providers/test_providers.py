@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from orchestrator import AgentSpec, ModelConfig, tool
-from tests.fake_api import SECRET, FakeAPI, serve_api
 from tests.helpers import providers
+from tests.servers.fake_api import SECRET, FakeAPI, serve_api
 from workers.agent.loop import AgentRun, run_agent
 from workers.tools.registry import ToolRegistry
 from workers.tools.runner import ToolRunner

@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.config.settings import Settings
 from orchestrator.models import Message, ModelConfig
-from tests.wire_server import WireServer, read_body, send_json
+from tests.servers.wire_server import WireServer, read_body, send_json
 from workers.execution.cancellation import CancelToken
 from workers.providers import ProviderError, get_provider
 from workers.providers.redaction import MAX_CHARS, REDACTED, redact

@@ -1,6 +1,6 @@
 """Output schemas in each provider's native structured-output mode, against local servers that
 speak the documented wire formats and refuse a schema the mode would refuse
-(``tests/structured_wire.py``)."""
+(``tests/servers/structured_wire.py``)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ import pytest
 from pydantic import BaseModel, Field
 
 from orchestrator import AgentSpec, ModelConfig
-from tests.fake_api import FakeAPI, serve_api
 from tests.helpers import providers
-from tests.structured_wire import (
+from tests.providers.test_providers import ANTHROPIC_ANSWER, RESPONSES_ANSWER, TOOLS
+from tests.servers.fake_api import FakeAPI, serve_api
+from tests.servers.structured_wire import (
     anthropic_rule,
     chat_completion,
     chat_rule,
     responses_rule,
     strict_violations,
 )
-from tests.test_providers import ANTHROPIC_ANSWER, RESPONSES_ANSWER, TOOLS
 from workers.agent.loop import AgentRun, run_agent
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from orchestrator import AgentSpec, Budget, Client, ModelConfig
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
-from tests.structured_wire import ChatServer, last_user, strict_violations
+from tests.servers.structured_wire import ChatServer, last_user, strict_violations
 
 RETRY = "does not match the required JSON Schema"
 
@@ -47,7 +47,7 @@ def wire(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Cha
     env = {
         "ORCHESTRATOR_REDIS_URL": local.url,
         "ORCHESTRATOR_ENDPOINTS": server.endpoints("wire"),
-        "ORCHESTRATOR_MODULES": "tests.reducers",
+        "ORCHESTRATOR_MODULES": "tests.registered.reducers",
         "ORCHESTRATOR_PRICES": json.dumps({"openai:gpt-test": {"input": 1.0, "output": 2.0}}),
         "OPENAI_API_KEY": "sk-local-test",
     }

@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator import AgentSpec, Client, ModelConfig, RunFailedError
 from tests.helpers import scripted
-from tests.test_tree_reduce import INPUT_BUDGET, WINDOW, partials, reducer_turns
+from tests.runs.test_tree_reduce import INPUT_BUDGET, WINDOW, partials, reducer_turns
 
 LONG_NOTE = {
     "type": "object",

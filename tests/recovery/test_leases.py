@@ -17,7 +17,7 @@ from orchestrator.state.events import AgentStart, ModelTurn, ToolCallStart
 from orchestrator.state.keys import RunKeys
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted, start_workers, wait_for
-from tests.model_server import SlowModelServer
+from tests.servers.model_server import SlowModelServer
 
 
 def deliveries(log: Path, run_id: str) -> int:

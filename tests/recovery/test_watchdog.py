@@ -173,7 +173,7 @@ def test_workers_lists_live_workers_and_drops_a_killed_one(
 def test_tools_drops_a_stopped_workers_tools(server: LocalRedis, tmp_path: Path) -> None:
     env = {"ORCHESTRATOR_REDIS_URL": server.url, **FAST_TIMINGS}
     keeper = start_worker("keeper", env, tmp_path)
-    leaver_env = {**env, "ORCHESTRATOR_TOOL_MODULES": "benchmarks.bench_tools"}
+    leaver_env = {**env, "ORCHESTRATOR_TOOL_MODULES": "benchmarks.agent_calls.bench_tools"}
     leaver = start_worker("leaver", leaver_env, tmp_path)
     try:
         wait_for_workers(redis.Redis.from_url(server.url), [keeper.hostname, leaver.hostname])

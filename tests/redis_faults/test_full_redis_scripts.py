@@ -20,7 +20,7 @@ from orchestrator.state.events import AgentEnd, AgentStart
 from orchestrator.state.keys import run_keys
 from orchestrator.state.store import RunStore
 from tests.helpers import scripted
-from tests.test_redis_full import fill
+from tests.redis_faults.test_redis_full import fill
 from workers.providers.budgeted import CallBudget
 
 

@@ -17,7 +17,7 @@ from orchestrator.state.events import AgentStart
 from orchestrator.state.keys import run_keys
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, run_cli, scripted, start_workers, wait_for
-from tests.test_redis_restart import started
+from tests.redis_faults.test_redis_restart import started
 
 PASSWORD = "full-redis-secret-7f3a"
 WAITING = "its output is kept until Redis has room"

@@ -12,8 +12,8 @@ from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.budget import RunBudget
 from orchestrator.state.events import ModelTurn
 from tests.helpers import items, scripted, wait_for
-from tests.test_redis_full import fill, full_redis, starts
-from tests.test_redis_restart import started
+from tests.redis_faults.test_redis_full import fill, full_redis, starts
+from tests.redis_faults.test_redis_restart import started
 
 __all__ = ["full_redis"]  # the fixture, used by name
 

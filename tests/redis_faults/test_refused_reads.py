@@ -8,7 +8,7 @@ from orchestrator import Client
 from orchestrator.cli.watch import Watcher
 from orchestrator.local import LocalRedis
 from tests.helpers import items, scripted
-from tests.test_redis_full import fill
+from tests.redis_faults.test_redis_full import fill
 
 
 def test_status_reads_a_run_while_redis_refuses_writes_for_want_of_replicas(

@@ -13,7 +13,7 @@ from orchestrator import Client
 from orchestrator.local import LocalRedis, LocalWorker
 from orchestrator.state.events import AgentEnd, AgentStart
 from tests.conftest import FAST_TIMINGS
-from tests.delay_proxy import DelayProxy
+from tests.deploy.delay_proxy import DelayProxy
 from tests.helpers import items, scripted, start_workers, wait_for
 
 # Leases as long as the slowest delay allows (a renewal's round trip, 2 s, must land within

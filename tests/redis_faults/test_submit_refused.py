@@ -9,7 +9,7 @@ from orchestrator import Client, OrchestratorError, WritesRefusedError
 from orchestrator.local import LocalRedis
 from orchestrator.state.keys import ACTIVE_RUNS, RECENT_RUNS
 from tests.helpers import items, scripted
-from tests.test_redis_full import fill
+from tests.redis_faults.test_redis_full import fill
 
 PASSWORD = "submit-secret-51c9"
 

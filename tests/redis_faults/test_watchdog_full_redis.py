@@ -11,8 +11,8 @@ from orchestrator import Client
 from orchestrator.local import LocalRedis
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted, start_workers, wait_for
-from tests.test_redis_full import fill
-from tests.test_redis_restart import started
+from tests.redis_faults.test_redis_full import fill
+from tests.redis_faults.test_redis_restart import started
 
 SKIPPED = "watchdog pass skipped"
 INTERVALS = 6

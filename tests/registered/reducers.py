@@ -1,5 +1,5 @@
 """Reducer functions registered on the test workers with ``@reducer``
-(``ORCHESTRATOR_MODULES=tests.reducers``)."""
+(``ORCHESTRATOR_MODULES=tests.registered.reducers``)."""
 
 from __future__ import annotations
 

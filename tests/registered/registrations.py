@@ -1,5 +1,5 @@
 """One module with a registration of every kind, served through ``ORCHESTRATOR_MODULES`` alone
-(``tests/test_reducer_functions.py``)."""
+(``tests/runs/test_reducer_functions.py``)."""
 
 from __future__ import annotations
 

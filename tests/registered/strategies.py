@@ -1,5 +1,5 @@
 """Custom evaluation strategies, registered on the test workers with ``@strategy``
-(``ORCHESTRATOR_STRATEGY_MODULES=tests.strategies``)."""
+(``ORCHESTRATOR_STRATEGY_MODULES=tests.registered.strategies``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The worker side of the run-state model (``tests/test_run_state_model.py``): what
+"""The worker side of the run-state model (``tests/run_state/test_run_state_model.py``): what
 ``workers/coordination/steps.py`` and ``advance.py``, ``member.py`` and ``lanes.py`` do, as
 ``RunStore`` calls. The broker is a list of deliveries (run, member, and the token of the attempt
 a retried delivery takes over). Live workers' leases are long (renewed, they never expire here);

@@ -14,7 +14,7 @@ from orchestrator.models.requests import MapReduceRequest
 from orchestrator.state.keys import ACTIVE_RUNS, run_keys
 from orchestrator.state.store import RunStore
 from tests.helpers import scripted
-from tests.test_redis_full import fill
+from tests.redis_faults.test_redis_full import fill
 
 
 def new_run(store: RunStore) -> str:

@@ -16,7 +16,7 @@ import pytest
 import redis
 from pydantic import ValidationError
 
-from benchmarks.footprint import run_footprint
+from benchmarks.throughput.footprint import run_footprint
 from orchestrator import Client, MapReduceResult, RunHandle
 from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis

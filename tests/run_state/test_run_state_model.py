@@ -1,6 +1,6 @@
 """A model-based test of the run state: a hypothesis state machine drives the real Lua scripts
 (``RunStore``, ``RunBudget``, ``PlanStore``, ``PlanCache``) on a private redis-server, the worker
-side emulated in ``tests/run_state_model.py``, through random interleavings of admission,
+side emulated in ``tests/run_state/run_state_model.py``, through random interleavings of admission,
 publishing, claims, renewals, reservations, settles, completions, takeovers (by a claim naming a
 dead holder, or after a lease passed), hung and retried executions, sweeps, cancels, deadlines,
 group limit changes, batches handed back, unreadable requests, plan updates and resets, and lost
@@ -50,7 +50,7 @@ from orchestrator.state import groups
 from orchestrator.state.budget import RunBudget
 from orchestrator.state.keys import GroupKeys, RunKeys, new_run_id
 from tests.helpers import items, scripted
-from tests.run_state_model import FINAL, LIVE, QUEUED, Execution, Workers
+from tests.run_state.run_state_model import FINAL, LIVE, QUEUED, Execution, Workers
 from workers.agent.plan_cache import PlanCache
 
 EXAMPLES = int(os.environ.get("ORCHESTRATOR_MODEL_EXAMPLES", "50"))

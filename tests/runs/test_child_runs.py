@@ -18,7 +18,7 @@ from orchestrator.state.budget import RunBudget
 from orchestrator.state.events import ChildRunStart
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted, start_workers, wait_for
-from tests.model_server import SlowModelServer
+from tests.servers.model_server import SlowModelServer
 
 
 def function(name: str, agent: str) -> AgentSpec:

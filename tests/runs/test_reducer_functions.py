@@ -16,7 +16,7 @@ from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.reducers import DEFAULT_TIMEOUT_S
 from orchestrator.state.keys import FINAL_MEMBER, run_keys
 from tests.helpers import scripted
-from tests.test_worker_start import assert_refused, worker_env
+from tests.worker_processes.test_worker_start import assert_refused, worker_env
 from workers.kinds.reducer_functions import MapOutputs
 
 PRICED = {"type": "object", "properties": {"total": {"type": "number", "minimum": 2.5}}}
@@ -126,7 +126,7 @@ def test_one_variable_lists_the_modules_of_every_kind_of_registration(
 ) -> None:
     env = {
         "ORCHESTRATOR_REDIS_URL": private_redis.url,
-        "ORCHESTRATOR_MODULES": "tests.registrations",
+        "ORCHESTRATOR_MODULES": "tests.registered.registrations",
         # Nothing from the older variables (the session's workers set them).
         "ORCHESTRATOR_TOOL_MODULES": "",
         "ORCHESTRATOR_STRATEGY_MODULES": "",

@@ -11,8 +11,8 @@ import threading
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.model_server import completion
-from tests.wire_server import WireServer, read_body, send_json
+from tests.servers.model_server import completion
+from tests.servers.wire_server import WireServer, read_body, send_json
 
 
 class ToolingModelServer(WireServer):

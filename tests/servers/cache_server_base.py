@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar, TypedDict
 
 from benchmarks.prompt_cache_sim import AnthropicUsage, OpenAIUsage
-from tests.wire_server import WireServer, read_body, send_json
+from tests.servers.wire_server import WireServer, read_body, send_json
 
 
 class FakeClock:

@@ -1,6 +1,6 @@
 """Local servers speaking the Anthropic Messages, OpenAI Chat Completions and OpenAI Responses
 wire formats, whose usage comes from the prompt-cache simulator (``benchmarks/prompt_cache_sim``)
-run on their own parse of each request (``tests/cache_wire.py``).
+run on their own parse of each request (``tests/servers/cache_wire.py``).
 
     server = AnthropicCacheServer(tool_turns=1, clock=FakeClock())
     client = anthropic.Anthropic(base_url=server.base_url, api_key="k")
@@ -20,9 +20,9 @@ from benchmarks.prompt_cache_sim import (
     AnthropicUsage,
     CacheControlError,
 )
-from tests.cache_server_base import CacheServer, FakeClock, ServerOptions, combined_env
-from tests.cache_wire import anthropic_prompt, tokens
-from tests.openai_cache_servers import OpenAIChatCacheServer, OpenAIResponsesCacheServer
+from tests.servers.cache_server_base import CacheServer, FakeClock, ServerOptions, combined_env
+from tests.servers.cache_wire import anthropic_prompt, tokens
+from tests.servers.openai_cache_servers import OpenAIChatCacheServer, OpenAIResponsesCacheServer
 
 __all__ = [
     "AnthropicCacheServer",

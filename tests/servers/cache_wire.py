@@ -1,5 +1,6 @@
-"""How the cache servers (``tests/cache_servers.py``) cut a request body into the simulator's
-blocks, on their own: no client code is used, so a client's mistake shows as a cache miss.
+"""How the cache servers (``tests/servers/cache_servers.py``) cut a request body into the
+simulator's blocks, on their own: no client code is used, so a client's mistake shows as a cache
+miss.
 
 Tokens are estimated, not counted: ``ceil(UTF-8 bytes / 4)`` of a block's canonical JSON
 (sorted keys, no spaces), about what BPE tokenizers give for English text and JSON.

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import local_endpoints
-from tests.wire_server import WireServer, read_body, send, send_json
+from tests.servers.wire_server import WireServer, read_body, send, send_json
 
 SECRET = "sk-test-not-a-real-key-1234"
 

@@ -1,6 +1,6 @@
 """The model of the worked invoice example (``examples/invoices.py --local``): a local server
-speaking the OpenAI Chat Completions wire format (``tests/structured_wire.ChatServer``, which
-refuses what strict structured outputs refuse) that reads an invoice's fields with regular
+speaking the OpenAI Chat Completions wire format (``tests/servers/structured_wire.ChatServer``,
+which refuses what strict structured outputs refuse) that reads an invoice's fields with regular
 expressions. The handwritten receipt is first answered with its total as printed ("14,20"), not
 a number: the worker's validation gives it back, and the second answer is right."""
 
@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from tests.structured_wire import ChatServer, last_user
+from tests.servers.structured_wire import ChatServer, last_user
 
 RETRY = "does not match the required JSON Schema"
 _AMOUNT = re.compile(

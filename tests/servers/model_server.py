@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from orchestrator import AgentSpec, ModelConfig
-from tests.wire_server import WireServer, read_body, send_json
+from tests.servers.wire_server import WireServer, read_body, send_json
 
 HANG_S = 3600.0
 """How long a call given no answer (``hang``) waits for its client to go away."""

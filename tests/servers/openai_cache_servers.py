@@ -1,6 +1,6 @@
 """The OpenAI cache servers: Chat Completions and Responses wire formats, with
 ``cached_tokens`` from ``OpenAICache`` run on the server's own cut of the prompt
-(``tests/cache_wire.py``). Import them from ``tests/cache_servers.py``."""
+(``tests/servers/cache_wire.py``). Import them from ``tests/servers/cache_servers.py``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Collection, Mapping
 from typing import Any, Unpack
 
 from benchmarks.prompt_cache_sim import OPENAI_RETENTION_S, Block, OpenAICache, OpenAIUsage
-from tests.cache_server_base import CacheServer, ServerOptions
-from tests.cache_wire import chat_prompt, responses_prompt, tokens
+from tests.servers.cache_server_base import CacheServer, ServerOptions
+from tests.servers.cache_wire import chat_prompt, responses_prompt, tokens
 
 
 class OpenAICacheServer(CacheServer):

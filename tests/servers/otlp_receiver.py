@@ -18,8 +18,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from tests.helpers import wait_for
-from tests.trace_support import SpanRecord
-from tests.wire_server import WireServer, read_body, send
+from tests.servers.wire_server import WireServer, read_body, send
+from tests.tracing.trace_support import SpanRecord
 
 
 def _value(value: AnyValue) -> Any:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.wire_server import WireServer, read_body, send_json
+from tests.servers.wire_server import WireServer, read_body, send_json
 
 OPENAI_KEYWORDS = {
     "type", "description", "title", "enum", "const", "anyOf", "$ref", "$defs",

@@ -1,6 +1,6 @@
 """A stdio MCP server written with the official SDK, for the tests (``python -m
-tests.mcp_files_server``): a few tools that record in Redis (``TEST_REDIS_URL``) what they did,
-so that tests see what ran on the server, how many ran at once, and which were cancelled."""
+tests.tools.mcp_files_server``): a few tools that record in Redis (``TEST_REDIS_URL``) what they
+did, so that tests see what ran on the server, how many ran at once, and which were cancelled."""
 
 from __future__ import annotations
 

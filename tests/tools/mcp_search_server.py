@@ -1,5 +1,5 @@
 """A streamable-HTTP MCP server written with the official SDK, for the tests (``python -m
-tests.mcp_search_server PORT TOKEN``): its tools answer only requests whose ``Authorization``
+tests.tools.mcp_search_server PORT TOKEN``): its tools answer only requests whose ``Authorization``
 header is ``Bearer TOKEN`` (others get a 401); ``whoami`` echoes that header back."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Real workers with MCP servers for the MCP tests: a stdio server written with the SDK
-(``tests/mcp_files_server.py``, declared as ``files``, and again as ``fragile`` for the test
-that kills it), a streamable-HTTP one behind a bearer token (``tests/mcp_search_server.py``,
+(``tests/tools/mcp_files_server.py``, declared as ``files``, and again as ``fragile`` for the test
+that kills it), a streamable-HTTP one behind a bearer token (``tests/tools/mcp_search_server.py``,
 as ``search``, and a second process as ``doomed`` for the test that stops it), a stdio server
 that cannot start (``broken``), and a local server speaking the OpenAI wire format for model
 turns."""
@@ -20,9 +20,9 @@ from uuid import uuid4
 from orchestrator import AgentSpec, Client, ModelConfig, ToolPolicy
 from orchestrator.local import LocalRedis, LocalWorker, free_port
 from tests.conftest import FAST_TIMINGS, start_workers
-from tests.fake_api import FakeAPI
+from tests.servers.fake_api import FakeAPI
 
-ROOT = str(Path(__file__).resolve().parents[1])
+ROOT = str(Path(__file__).resolve().parents[2])
 
 
 @dataclass
@@ -37,9 +37,9 @@ class McpWorkers:
 
 
 def http_server(token: str) -> tuple[subprocess.Popen[bytes], int]:
-    """``tests.mcp_search_server`` on a free port, once it accepts connections."""
+    """``tests.tools.mcp_search_server`` on a free port, once it accepts connections."""
     port = free_port()
-    command = [sys.executable, "-m", "tests.mcp_search_server", str(port), token]
+    command = [sys.executable, "-m", "tests.tools.mcp_search_server", str(port), token]
     process = subprocess.Popen(command, cwd=ROOT)
     deadline = time.monotonic() + 60
     while True:
@@ -58,7 +58,7 @@ def start(logs: Path) -> tuple[McpWorkers, list[subprocess.Popen[bytes]]]:
     token = f"t0k3n-{uuid4().hex}"
     search, search_port = http_server(token)
     doomed, doomed_port = http_server(token)
-    stdio = [sys.executable, "-m", "tests.mcp_files_server"]
+    stdio = [sys.executable, "-m", "tests.tools.mcp_files_server"]
     files: dict[str, Any] = {"command": stdio, "env": {"TEST_REDIS_URL": redis.url}, "cwd": ROOT}
     headers = {"Authorization": "SEARCH_TOKEN"}
     servers = {

@@ -1,4 +1,4 @@
-"""MCP servers as tool sources on real workers (``tests/mcp_setup.py``): their tools listed
+"""MCP servers as tool sources on real workers (``tests/tools/mcp_setup.py``): their tools listed
 with their schemas, called from a scripted turn and from a model turn over the OpenAI wire,
 results in call order, a timeout that cuts a slow tool and cancels it on the server, a shared
 limit across workers, a dead server reported while the worker keeps serving, and the HTTP
@@ -20,7 +20,7 @@ from orchestrator.models.outputs import ToolCall
 from orchestrator.state.events import AgentStart, ToolCallEnd
 from orchestrator.tools import ToolInfo
 from tests.helpers import items, run_cli
-from tests.mcp_setup import (
+from tests.tools.mcp_setup import (
     McpWorkers,
     scripted,
     start,

@@ -28,7 +28,7 @@ from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers
 from orchestrator.state.keys import semaphore_key
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import environment, wait_for
-from tests.test_tools import agent, calls, tool_messages
+from tests.tools.test_tools import agent, calls, tool_messages
 from workers.limits import SharedLimit
 from workers.tools.remote import (
     CALL_TOOL_TASK,
@@ -169,7 +169,7 @@ print("parent alive", child.returncode, flush=True)
 
 
 def test_a_tool_child_outside_a_session_of_its_own_kills_only_itself() -> None:
-    env = {**os.environ, "ORCHESTRATOR_TOOL_MODULES": "tests.tools_demo"}
+    env = {**os.environ, "ORCHESTRATOR_TOOL_MODULES": "tests.registered.tools_demo"}
     parent = subprocess.run(
         [sys.executable, "-c", PARENT], capture_output=True, timeout=60, env=env,
         start_new_session=True,

@@ -14,7 +14,7 @@ import redis
 from orchestrator import Client
 from orchestrator.state.events import ToolCallEnd, ToolCallStart
 from tests.helpers import wait_for
-from tests.test_tools import agent, calls, tool_messages
+from tests.tools.test_tools import agent, calls, tool_messages
 
 
 @pytest.fixture

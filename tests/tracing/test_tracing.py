@@ -21,7 +21,7 @@ from orchestrator.config.settings import Settings
 from orchestrator.local import LocalRedis
 from orchestrator.state.keys import RunKeys
 from tests.helpers import scripted
-from tests.trace_support import TEST_SERVICE, SpanRecord, finished, memory_exporter
+from tests.tracing.trace_support import TEST_SERVICE, SpanRecord, finished, memory_exporter
 from workers.agent.loop import run_agent
 from workers.providers import get_provider
 from workers.providers.traced import TracedProvider
@@ -47,7 +47,7 @@ def traced_run(spec: AgentSpec, prompt: str) -> tuple[Any, SpanRecord, list[Span
     and the test tools; the run, the parent and every span finished."""
     exporter = memory_exporter()
     exporter.clear()
-    tools = ToolRunner(ToolRegistry.from_modules(["tests.tools_demo"]))
+    tools = ToolRunner(ToolRegistry.from_modules(["tests.registered.tools_demo"]))
     with tracing.tracer().start_as_current_span("member"):
         run = run_agent(
             spec,

@@ -21,8 +21,8 @@ from orchestrator.local import LocalRedis
 from orchestrator.state.keys import RunKeys
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted, start_workers, wait_for
-from tests.otlp_receiver import OtlpReceiver
-from tests.trace_support import (
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.tracing.trace_support import (
     TEST_SERVICE,
     SpanRecord,
     finished,

@@ -15,7 +15,7 @@ from orchestrator.models import AgentSpec
 from orchestrator.state.keys import RunKeys
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted, start_workers, wait_for
-from tests.test_member_messages import TaskEvents
+from tests.worker_processes.test_member_messages import TaskEvents
 from workers.coordination.canvas import MEMBER_TASK
 
 QUEUED = 4_000_000_000_000_000

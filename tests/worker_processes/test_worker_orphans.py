@@ -17,7 +17,7 @@ from orchestrator import Client
 from orchestrator.local import LocalRedis, wait_for_workers
 from tests.conftest import FAST_TIMINGS
 from tests.helpers import items, scripted, start_workers, wait_for
-from tests.test_redis_restart import started
+from tests.redis_faults.test_redis_restart import started
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="a parent-death signal is Linux's"

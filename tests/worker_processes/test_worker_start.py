@@ -18,7 +18,7 @@ import redis
 from orchestrator.config.celery_config import QUEUES
 from orchestrator.local import LocalRedis, LocalWorker, wait_for_workers, worker_command
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def worker_env(extra: dict[str, str]) -> dict[str, str]:
@@ -78,7 +78,7 @@ def test_a_tool_module_that_raises_on_import(redis_server: LocalRedis, tmp_path:
     env = worker_env(
         {
             "ORCHESTRATOR_REDIS_URL": redis_server.url,
-            "ORCHESTRATOR_TOOL_MODULES": "tests.tools_demo,broken_tools",
+            "ORCHESTRATOR_TOOL_MODULES": "tests.registered.tools_demo,broken_tools",
             "PYTHONPATH": path,
         }
     )
@@ -102,7 +102,7 @@ def test_a_good_worker_starts(redis_server: LocalRedis, tmp_path: Path) -> None:
     env = worker_env(
         {
             "ORCHESTRATOR_REDIS_URL": redis_server.url,
-            "ORCHESTRATOR_TOOL_MODULES": "tests.tools_demo",
+            "ORCHESTRATOR_TOOL_MODULES": "tests.registered.tools_demo",
         }
     )
     worker = LocalWorker("start-check", env, concurrency=2, log_path=tmp_path / "worker.log")

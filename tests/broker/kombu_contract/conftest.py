@@ -21,7 +21,7 @@ import pytest
 from kombu.transport import redis as kombu_redis
 from kombu.utils import eventio
 
-from tests.kombu_contract.kombu_fixtures import module_exists, replace_module_value
+from tests.broker.kombu_contract.kombu_fixtures import module_exists, replace_module_value
 from workers.broker import resilience as broker_resilience
 
 __all__ = ["module_exists", "replace_module_value"]  # kombu's fixtures the module uses
@@ -46,7 +46,7 @@ def _ours_in_kombu() -> Iterator[None]:
 
 
 with _ours_in_kombu():
-    kombu_suite = importlib.import_module("tests.kombu_contract.test_redis")
+    kombu_suite = importlib.import_module("tests.broker.kombu_contract.test_redis")
 
 # kombu's Channel and Transport of the tests must be built on ours, or nothing is tested.
 assert issubclass(kombu_suite.Channel, broker_resilience.Channel)

@@ -1,5 +1,5 @@
-# The fixtures of kombu 5.7.0's t/unit/conftest.py that tests/kombu_contract/test_redis.py uses
-# (module_exists, replace_module_value, and module_name, which module_exists calls), copied
+# The fixtures of kombu 5.7.0's t/unit/conftest.py that tests/broker/kombu_contract/test_redis.py
+# uses (module_exists, replace_module_value, and module_name, which module_exists calls), copied
 # unchanged from the kombu-5.7.0 sdist. kombu is BSD-licensed: see LICENSE in this directory.
 # Copyright (c) 2015-2016 Ask Solem & contributors.  All rights reserved.
 # Copyright (c) 2012-2014 GoPivotal Inc & contributors.  All rights reserved.

@@ -1,5 +1,5 @@
 """Records which of the project's Python files a task's thread runs code of, for
-``tests/test_how_it_works.py``: on when ``ORCHESTRATOR_PATH_TRACE`` names a folder (the test
+``tests/docs/test_how_it_works.py``: on when ``ORCHESTRATOR_PATH_TRACE`` names a folder (the test
 puts this folder on the worker's ``PYTHONPATH``; Python imports ``sitecustomize`` at start).
 
 Only calls made while a Celery task runs on the calling thread count (between ``task_prerun``
@@ -17,7 +17,7 @@ from types import FrameType
 from typing import Any
 
 FOLDER = os.environ.get("ORCHESTRATOR_PATH_TRACE")
-ROOT = str(Path(__file__).resolve().parents[2]) + os.sep
+ROOT = str(Path(__file__).resolve().parents[3]) + os.sep
 PACKAGES = ("orchestrator", "workers", "tasks", "learners")
 
 
