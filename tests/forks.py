@@ -28,6 +28,9 @@ READ_AT_START = ("PYTHON", "LD_", "CELERY_", "KOMBU_", "C_", "OTEL_", "TZ", "REM
 ``ORCHESTRATOR_*``, only after): a process given other values than the zygote's starts afresh."""
 
 
+BASE_ENVIRONMENT = dict(os.environ)
+"""This process's environment as the suite started (``conftest.py`` imports this module first)."""
+
 ANSWER_S = 60
 """How long the zygote may take to answer a fork or a signal (it answers in milliseconds; this
 is for a machine under load, and a zygote that is gone fails the test instead of hanging it)."""
@@ -118,9 +121,13 @@ class Zygote:
 
     def __init__(self) -> None:
         self.path = os.path.join(tempfile.mkdtemp(prefix="zygote-"), "socket")
-        self._environment = dict(os.environ)
+        # The environment this process started with, not the one of the test that happens to
+        # start the zygote (it may set OTEL_* or TZ for its block): every later start compares
+        # with it.
+        self._environment = dict(BASE_ENVIRONMENT)
         self._process = subprocess.Popen(
             [sys.executable, "-m", "tests.zygote", self.path],
+            env=self._environment,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=ROOT,

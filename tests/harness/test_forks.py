@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests import forks
-from tests.helpers import parent_of, wait_for
+from tests.helpers import environment, parent_of, wait_for
 
 SHOW = """
 import os, sys
@@ -135,6 +135,15 @@ def test_what_changes_the_interpreter_start_is_started_afresh() -> None:
     child = forks.start([sys.executable, "-c", "assert False"], env, stderr=subprocess.DEVNULL)
     assert isinstance(child, subprocess.Popen)
     assert child.wait(60) == 0  # -O: the assert is gone, as only a fresh interpreter does
+
+
+def test_a_zygote_started_inside_a_tests_variables_serves_the_tests_after_it() -> None:
+    with environment({"TZ": "JST-9", "OTEL_SERVICE_NAME": "x"}):
+        inside = forks.Zygote()
+    try:
+        assert inside.can_start([sys.executable, "-c", "pass"], dict(os.environ))
+    finally:
+        inside.close()
 
 
 def test_what_a_preloaded_library_reads_at_import_is_started_afresh() -> None:
