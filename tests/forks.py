@@ -23,9 +23,10 @@ from typing import IO, Any
 
 from tests.zygote import ROOT
 
-READ_AT_START = ("PYTHON", "LD_", "CELERY_", "KOMBU_", "C_", "OTEL_", "TZ", "REMAP_SIGTERM")
-"""Variables read as the interpreter or the zygote's imports start (the project reads its own,
-``ORCHESTRATOR_*``, only after): a process given other values than the zygote's starts afresh."""
+READ_AT_START = ("PYTHON", "LD_", "LC_", "LANG", "TZ")
+"""Variables the interpreter reads as it starts (with those the zygote's imports read, which it
+reports when ready; the project reads its own, ``ORCHESTRATOR_*``, only after the fork): a
+process given other values than the zygote's starts afresh."""
 
 
 BASE_ENVIRONMENT = dict(os.environ)
@@ -134,8 +135,9 @@ class Zygote:
             start_new_session=True,  # a Ctrl-C of the tests is not its: it ends at their end
         )
         assert self._process.stdout is not None
-        ready = self._process.stdout.readline()
-        assert ready == b"ready\n", f"the zygote did not start: {ready!r}"
+        ready = self._process.stdout.readline().split(maxsplit=1)
+        assert ready[:1] == [b"ready"], f"the zygote did not start: {ready!r}"
+        self.read_at_import = frozenset(json.loads(ready[1]))
 
     def can_start(self, args: Sequence[str], env: Mapping[str, str]) -> bool:
         """Whether a fork stands in for ``exec(args)`` with ``env``: this interpreter running
@@ -146,7 +148,8 @@ class Zygote:
             return False
         names = {*env, *self._environment}
         return not any(
-            name.startswith(READ_AT_START) and env.get(name) != self._environment.get(name)
+            (name.startswith(READ_AT_START) or name in self.read_at_import)
+            and env.get(name) != self._environment.get(name)
             for name in names
         )
 

@@ -9,9 +9,9 @@ standard streams and ``sys.argv`` as ``exec`` would, then runs ``python -m MODUL
 -c CODE`` as the interpreter does. What runs is the real thing (Celery's own worker main, the
 CLI's ``main``); only the imports are shared. The project reads its settings
 (``ORCHESTRATOR_*``) only after the fork, as at a fresh start; the few variables that the
-interpreter or the preloaded libraries read at import (``PYTHON*``, ``LD_*``, ``CELERY_*``,
-``OTEL_*``, ``TZ``...: ``forks.READ_AT_START``) make a process start afresh when they differ
-from the zygote's.
+interpreter or the preloaded libraries read at import (``PYTHON*``, ``LD_*``, the locale,
+``TZ``, and those the zygote saw its imports read: ``CELERY_WORKER_*``, ``KOMBU_*``,
+``OTEL_PROPAGATORS``...) make a process start afresh when they differ from the zygote's.
 
 ``tests/forks.py`` starts processes from it, and falls back to ``subprocess`` for whatever a
 fork cannot stand in for: another program, a command under a prefix (``ip netns exec``), another
@@ -222,17 +222,42 @@ class _Server:
                 self.answer(requester, f"exit {os.waitstatus_to_exitcode(status)}")
 
 
+def _import_preload() -> set[str]:
+    """Import ``PRELOAD``; the environment variables the imports read (Celery reads a few
+    ``CELERY_WORKER_*`` and ``C_*``, kombu ``KOMBU_*``, OpenTelemetry ``OTEL_PROPAGATORS``...),
+    which a fork would then have from the zygote, not from its own environment."""
+    read: set[str] = set()
+    environ = type(os.environ)
+    get, contains = environ.__getitem__, environ.__contains__
+
+    def recorded_get(self: Any, name: str) -> str:
+        read.add(name)
+        return get(self, name)
+
+    def recorded_contains(self: Any, name: object) -> bool:
+        read.add(str(name))
+        return contains(self, name)
+
+    environ.__getitem__, environ.__contains__ = recorded_get, recorded_contains  # type: ignore[method-assign]
+    try:
+        for name in PRELOAD:
+            __import__(name)
+    finally:
+        environ.__getitem__, environ.__contains__ = get, contains  # type: ignore[method-assign]
+    return read
+
+
 def _serve(path: str) -> dict[str, Any]:
-    """Import what the children share, then serve at ``path``."""
-    for name in PRELOAD:
-        __import__(name)
+    """Import what the children share, then serve at ``path``; says ``ready`` with the
+    variables the imports read."""
+    read = _import_preload()
     assert threading.active_count() == 1, "a preloaded module started a thread: no fork is safe"
     import gc
 
     gc.collect()
     gc.freeze()  # the imports' objects stay put: the children's pages stay shared
     server = _Server(path)
-    print("ready", flush=True)
+    print("ready", json.dumps(sorted(read)), flush=True)
     return server.serve()
 
 
