@@ -23,10 +23,14 @@ from typing import IO, Any
 
 from tests.zygote import ROOT
 
-READ_AT_START = ("PYTHON", "LD_", "LC_", "LANG", "TZ")
-"""Variables the interpreter reads as it starts (with those the zygote's imports read, which it
-reports when ready; the project reads its own, ``ORCHESTRATOR_*``, only after the fork): a
-process given other values than the zygote's starts afresh."""
+READ_AT_START = (
+    "PYTHON", "LD_", "LC_", "LANG", "TZ", "SETUPTOOLS_USE_DISTUTILS", "OPENSSL_", "PSUTIL_",
+)  # fmt: skip
+"""Variables read before or below what the zygote can see: by the interpreter as it starts (its
+``.pth`` files too) and by C code during the imports (OpenSSL, psutil). With those the zygote
+saw its imports read through ``os.environ`` (it reports them when ready; the project reads its
+own, ``ORCHESTRATOR_*``, only after the fork), a process given other values than the zygote's
+starts afresh."""
 
 
 BASE_ENVIRONMENT = dict(os.environ)
@@ -135,8 +139,11 @@ class Zygote:
             start_new_session=True,  # a Ctrl-C of the tests is not its: it ends at their end
         )
         assert self._process.stdout is not None
-        ready = self._process.stdout.readline().split(maxsplit=1)
-        assert ready[:1] == [b"ready"], f"the zygote did not start: {ready!r}"
+        ready = [b""]
+        while ready[0] != b"ready":  # what an import may have printed before comes first
+            line = self._process.stdout.readline()
+            assert line, "the zygote ended before it was ready"
+            ready = line.split(maxsplit=1) or [b""]
         self.read_at_import = frozenset(json.loads(ready[1]))
 
     def can_start(self, args: Sequence[str], env: Mapping[str, str]) -> bool:

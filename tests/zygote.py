@@ -223,9 +223,10 @@ class _Server:
 
 
 def _import_preload() -> set[str]:
-    """Import ``PRELOAD``; the environment variables the imports read (Celery reads a few
-    ``CELERY_WORKER_*`` and ``C_*``, kombu ``KOMBU_*``, OpenTelemetry ``OTEL_PROPAGATORS``...),
-    which a fork would then have from the zygote, not from its own environment."""
+    """Import ``PRELOAD``; the environment variables the imports read through ``os.environ``
+    (Celery reads a few ``CELERY_WORKER_*`` and ``C_*``, kombu ``KOMBU_*``, OpenTelemetry
+    ``OTEL_PROPAGATORS``...), which a fork would then have from the zygote, not from its own
+    environment. Reads in C (OpenSSL's) are not seen: ``forks.READ_AT_START`` names them."""
     read: set[str] = set()
     environ = type(os.environ)
     get, contains = environ.__getitem__, environ.__contains__

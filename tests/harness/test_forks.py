@@ -160,6 +160,14 @@ def test_what_a_preloaded_library_reads_at_import_is_started_afresh() -> None:
     child.wait(60)
 
 
+def test_what_c_code_reads_during_the_imports_is_started_afresh() -> None:
+    """OpenSSL reads ``OPENSSL_CONF`` in C as ``ssl`` is imported: no ``os.environ`` read the
+    zygote could see, so it is named among the variables read at start."""
+    child = forks.start([sys.executable, "-c", "pass"], {**BASE, "OPENSSL_CONF": "/dev/null"})
+    assert isinstance(child, subprocess.Popen)
+    child.wait(60)
+
+
 def test_what_only_a_later_step_reads_still_forks() -> None:
     """Celery's log set-up, run in a test's own process, leaves ``CELERY_LOG_LEVEL`` in its
     environment; the worker reads it after the fork, so starts after it still fork."""
