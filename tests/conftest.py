@@ -17,6 +17,7 @@ import pytest
 
 import orchestrator.local
 from orchestrator.local import LocalRedis, LocalWorker
+from tests import forks
 from tests.deploy.rabbitmq import LocalRabbitMQ, start_or_skip
 from tests.helpers import environment, start_workers
 
@@ -38,12 +39,8 @@ FAST_TIMINGS = {
 }
 
 
-if os.environ.get("ORCHESTRATOR_TEST_ZYGOTE", "1") != "0":
-    # Workers forked from a process that imported the project once (tests/zygote.py);
-    # ORCHESTRATOR_TEST_ZYGOTE=0 starts each afresh.
-    from tests import forks
-
-    orchestrator.local.start_process = forks.start
+# Workers forked from a process that imported the project once (tests/zygote.py).
+orchestrator.local.start_process = forks.start
 
 TEST_BROKER = os.environ.get("ORCHESTRATOR_TEST_BROKER", "redis").lower()
 ON_RABBITMQ = TEST_BROKER == "rabbitmq"

@@ -33,6 +33,9 @@ own, ``ORCHESTRATOR_*``, only after the fork), a process given other values than
 starts afresh."""
 
 
+ENABLED = os.environ.get("ORCHESTRATOR_TEST_ZYGOTE", "1") != "0"
+"""``ORCHESTRATOR_TEST_ZYGOTE=0`` starts every process afresh, e.g. to rule the zygote out."""
+
 BASE_ENVIRONMENT = dict(os.environ)
 """This process's environment as the suite started (``conftest.py`` imports this module first)."""
 
@@ -209,6 +212,14 @@ def _fd(stream: int | IO[Any] | None, default: int) -> tuple[int, bool]:
     return stream.fileno(), False
 
 
+def _fork_from(args: Sequence[str], env: Mapping[str, str]) -> Zygote | None:
+    """The zygote to fork ``args`` from, or None where only ``exec`` will do."""
+    if not ENABLED:
+        return None
+    forks = zygote()
+    return forks if forks.can_start(args, env) else None
+
+
 def start(
     args: Sequence[str],
     env: Mapping[str, str] | None = None,
@@ -219,8 +230,8 @@ def start(
     """``subprocess.Popen(args, env=env, stdout=..., stderr=..., start_new_session=...)``,
     forked from the zygote when a fork can stand in for it (``Zygote.can_start``)."""
     environment = dict(os.environ if env is None else env)
-    forks = zygote()
-    if not forks.can_start(args, environment):
+    forks = _fork_from(args, environment)
+    if forks is None:
         return subprocess.Popen(
             args,
             env=environment,
@@ -249,8 +260,8 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """``subprocess.run(args, input=stdin, capture_output=True, text=True, env=env,
     timeout=timeout)``, forked from the zygote when it can be."""
-    forks = zygote()
-    if not forks.can_start(args, env):
+    forks = _fork_from(args, env)
+    if forks is None:
         return subprocess.run(
             args, input=stdin, capture_output=True, text=True, env=dict(env), timeout=timeout
         )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from orchestrator import AgentSpec, ModelConfig
 from orchestrator.local import LocalWorker, wait_for_workers
+from tests import forks
 
 if TYPE_CHECKING:
     import redis
@@ -96,17 +97,6 @@ def run_cli(
     """Run ``orchestrator ARGS`` in a process of its own with ``env`` added to this
     environment (forked from the zygote, tests/zygote.py, unless it is switched off)."""
     command = [sys.executable, "-m", "orchestrator.cli", *args]
-    if os.environ.get("ORCHESTRATOR_TEST_ZYGOTE", "1") == "0":
-        return subprocess.run(
-            command,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **env},
-            timeout=timeout,
-        )
-    from tests import forks
-
     return forks.run(command, {**os.environ, **env}, stdin, timeout)
 
 

@@ -20,6 +20,8 @@ import pytest
 from tests import forks
 from tests.helpers import environment, parent_of, wait_for
 
+pytestmark = pytest.mark.skipif(not forks.ENABLED, reason="ORCHESTRATOR_TEST_ZYGOTE=0")
+
 BASE = forks.BASE_ENVIRONMENT
 """The environment the suite started with: what a test before these may have left in this
 process's own (Celery's log set-up leaves ``CELERY_LOG_*``) changes nothing here."""
